@@ -1,0 +1,448 @@
+//! Walking the IFD chain and reading the tags pentascope needs from each page.
+//!
+//! The `tiff` crate parses the header and directories (byte order, BigTIFF,
+//! value types, its own limits); this module walks the chain itself so that a
+//! loop is caught, a page with an exotic photometric interpretation (ImageJ
+//! palettes) can still be read as raw samples, and the page count is limited.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
+
+use tiff::decoder::{Decoder, Limits as TiffLimits};
+use tiff::tags::Tag;
+use tiff::TiffError;
+
+use crate::error::{CoreError, Limits};
+use crate::DType;
+
+/// How a page's pixels are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// No compression (1).
+    None,
+    /// LZW (5).
+    Lzw,
+    /// Deflate / zlib (8 and 32946).
+    Deflate,
+    /// PackBits (32773).
+    PackBits,
+    /// Zstandard (50000, as tifffile and libtiff write it).
+    Zstd,
+}
+
+impl Codec {
+    fn from_tag(value: u16) -> Result<Codec, CoreError> {
+        Ok(match value {
+            1 => Codec::None,
+            5 => Codec::Lzw,
+            8 | 32946 => Codec::Deflate,
+            32773 => Codec::PackBits,
+            50000 => Codec::Zstd,
+            6 | 7 | 33007 | 34892 => {
+                return Err(CoreError::Unsupported(format!(
+                    "JPEG compression (TIFF compression {value}) is lossy and not supported; \
+                     re-save the image uncompressed or with LZW, Deflate or Zstd"
+                )))
+            }
+            other => {
+                return Err(CoreError::Unsupported(format!(
+                    "TIFF compression {other} ({}) is not supported; supported are none, \
+                     LZW, Deflate, PackBits and Zstd",
+                    codec_name(other)
+                )))
+            }
+        })
+    }
+}
+
+fn codec_name(value: u16) -> &'static str {
+    match value {
+        2 => "CCITT RLE",
+        3 => "CCITT Group 3",
+        4 => "CCITT Group 4",
+        34712 => "JPEG 2000",
+        34887 => "LERC",
+        34925 => "LZMA",
+        50001 => "WebP",
+        50002 => "JPEG XL",
+        _ => "unknown",
+    }
+}
+
+/// How a page is cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkGeometry {
+    /// Strips of `rows` full-width rows (the last may be shorter).
+    Strips {
+        /// RowsPerStrip.
+        rows: u32,
+    },
+    /// Tiles of `width` × `height` (edge tiles are padded to full size).
+    Tiles {
+        /// TileWidth.
+        width: u32,
+        /// TileLength.
+        height: u32,
+    },
+}
+
+/// Everything needed to decode one page (IFD) into samples.
+#[derive(Debug, Clone)]
+pub struct PageLayout {
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// SamplesPerPixel.
+    pub samples: u16,
+    /// Sample type.
+    pub dtype: DType,
+    /// PlanarConfiguration 2: each sample stored in its own set of chunks.
+    pub planar_separate: bool,
+    /// Compression.
+    pub codec: Codec,
+    /// Predictor: 1 none, 2 horizontal, 3 floating point.
+    pub predictor: u16,
+    /// Strips or tiles.
+    pub geometry: ChunkGeometry,
+    /// Chunk file offsets.
+    pub offsets: Vec<u64>,
+    /// Chunk byte counts.
+    pub byte_counts: Vec<u64>,
+    /// NewSubfileType bit 0: a reduced-resolution copy of another page.
+    pub reduced: bool,
+}
+
+impl PageLayout {
+    /// Chunks per sample plane: across × down.
+    pub fn chunk_grid(&self) -> (u32, u32) {
+        match self.geometry {
+            ChunkGeometry::Strips { rows } => (1, self.height.div_ceil(rows)),
+            ChunkGeometry::Tiles { width, height } => {
+                (self.width.div_ceil(width), self.height.div_ceil(height))
+            }
+        }
+    }
+
+    /// Width and height of a chunk as stored (tiles are always full size).
+    pub fn chunk_size(&self) -> (u32, u32) {
+        match self.geometry {
+            ChunkGeometry::Strips { rows } => (self.width, rows.min(self.height)),
+            ChunkGeometry::Tiles { width, height } => (width, height),
+        }
+    }
+
+    /// Whether two pages hold the same kind of image (shape and type).
+    pub fn same_kind(&self, other: &PageLayout) -> bool {
+        self.width == other.width
+            && self.height == other.height
+            && self.samples == other.samples
+            && self.dtype == other.dtype
+    }
+}
+
+/// The parsed directory chain of a TIFF file.
+#[derive(Debug)]
+pub struct IfdChain {
+    /// Whether the file is BigTIFF.
+    pub bigtiff: bool,
+    /// Whether samples are stored big-endian.
+    pub big_endian: bool,
+    /// One entry per IFD in chain order. `Err` holds why a page could not be
+    /// used (it is only fatal if the series needs that page).
+    pub pages: Vec<Result<PageLayout, CoreError>>,
+    /// ImageDescription of the first page.
+    pub description: Option<String>,
+    /// Software tag of the first page.
+    pub software: Option<String>,
+    /// X and Y resolution of the first page (pixels per unit) and the unit
+    /// (ResolutionUnit: 1 none, 2 inch, 3 centimetre).
+    pub resolution: Option<(f64, f64, u16)>,
+}
+
+fn map_tiff_error(e: TiffError) -> CoreError {
+    match e {
+        TiffError::FormatError(f) => CoreError::Format(f.to_string()),
+        TiffError::UnsupportedError(u) => CoreError::Unsupported(u.to_string()),
+        TiffError::LimitsExceeded => {
+            CoreError::LimitsExceeded("a TIFF directory value exceeds the decoder's limits".into())
+        }
+        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            CoreError::Format("the file ends in the middle of a TIFF directory (truncated?)".into())
+        }
+        TiffError::IoError(io) => CoreError::Io(io),
+        other => CoreError::Format(other.to_string()),
+    }
+}
+
+/// Reads the header and every IFD of `file`.
+pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, CoreError> {
+    if file_len == 0 {
+        return Err(CoreError::NotTiff("the file is empty".into()));
+    }
+    let mut magic = [0u8; 4];
+    {
+        use std::os::unix::fs::FileExt;
+        let n = file.read_at(&mut magic, 0)?;
+        if n < 4 || !(magic == *b"II*\0" || magic == *b"MM\0*" || magic == *b"II+\0" || magic == *b"MM\0+") {
+            return Err(CoreError::NotTiff(
+                "the file does not start with a TIFF signature (II*/MM* or BigTIFF II+/MM+); \
+                 upload a .tif/.tiff file"
+                    .into(),
+            ));
+        }
+    }
+    let mut tiff_limits = TiffLimits::default();
+    tiff_limits.ifd_value_size = limits.max_metadata_bytes as usize;
+    let reader = BufReader::new(file.try_clone()?);
+    let mut decoder = Decoder::new(reader).map_err(map_tiff_error)?.with_limits(tiff_limits);
+    let big_endian = magic[0] == b'M';
+    let bigtiff = magic[2] == b'+' || magic[3] == b'+';
+
+    let mut pages = Vec::new();
+    let mut seen = HashSet::new();
+    let mut next = decoder.ifd_pointer();
+    let mut description = None;
+    let mut software = None;
+    let mut resolution = None;
+    while let Some(ptr) = next {
+        if !seen.insert(ptr.0) {
+            return Err(CoreError::Format(format!(
+                "the IFD chain loops back to offset {} after {} pages",
+                ptr.0,
+                pages.len()
+            )));
+        }
+        if pages.len() as u64 >= limits.max_pages {
+            return Err(CoreError::LimitsExceeded(format!(
+                "the file has more than {} pages (IFDs), the configured maximum",
+                limits.max_pages
+            )));
+        }
+        if ptr.0 >= file_len {
+            return Err(CoreError::Format(format!(
+                "IFD {} is at offset {} but the file has only {file_len} bytes (truncated?)",
+                pages.len(),
+                ptr.0
+            )));
+        }
+        let dir = decoder.read_directory(ptr).map_err(map_tiff_error)?;
+        next = dir.next();
+        let mut tags = decoder.read_directory_tags(&dir);
+        if pages.is_empty() {
+            description = ascii(&mut tags, Tag::ImageDescription);
+            software = ascii(&mut tags, Tag::Software);
+            let xr = tags.find_tag(Tag::XResolution).ok().flatten().and_then(|v| v.into_f64().ok());
+            let yr = tags.find_tag(Tag::YResolution).ok().flatten().and_then(|v| v.into_f64().ok());
+            let unit = tags
+                .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+                .ok()
+                .flatten()
+                .unwrap_or(2);
+            if let (Some(x), Some(y)) = (xr, yr) {
+                resolution = Some((x, y, unit));
+            }
+        }
+        pages.push(page_layout(&mut tags, file_len, limits));
+    }
+    if pages.is_empty() {
+        return Err(CoreError::Format("the file has no image directory".into()));
+    }
+    Ok(IfdChain {
+        bigtiff,
+        big_endian,
+        pages,
+        description,
+        software,
+        resolution,
+    })
+}
+
+fn ascii(tags: &mut tiff::decoder::IfdDecoder<'_>, tag: Tag) -> Option<String> {
+    match tags.find_tag(tag).ok().flatten()? {
+        tiff::decoder::ifd::Value::Ascii(s) => Some(s),
+        v => v.into_string().ok(),
+    }
+}
+
+fn page_layout(
+    tags: &mut tiff::decoder::IfdDecoder<'_>,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<PageLayout, CoreError> {
+    let bad = |msg: String| CoreError::Format(msg);
+    let e = |t: &str, err: TiffError| CoreError::Format(format!("cannot read {t}: {err}"));
+    let width: u32 = tags
+        .find_tag_unsigned(Tag::ImageWidth)
+        .map_err(|x| e("ImageWidth", x))?
+        .ok_or_else(|| bad("ImageWidth is missing".into()))?;
+    let height: u32 = tags
+        .find_tag_unsigned(Tag::ImageLength)
+        .map_err(|x| e("ImageLength", x))?
+        .ok_or_else(|| bad("ImageLength is missing".into()))?;
+    if width == 0 || height == 0 {
+        return Err(bad(format!("the page is {width}×{height} pixels")));
+    }
+    let plane_pixels = u64::from(width) * u64::from(height);
+    if plane_pixels > limits.max_plane_pixels {
+        return Err(CoreError::LimitsExceeded(format!(
+            "a page declares {width}×{height} = {plane_pixels} pixels, more than the configured \
+             maximum of {} pixels per plane",
+            limits.max_plane_pixels
+        )));
+    }
+    let samples: u16 = tags
+        .find_tag_unsigned(Tag::SamplesPerPixel)
+        .map_err(|x| e("SamplesPerPixel", x))?
+        .unwrap_or(1);
+    if samples == 0 {
+        return Err(bad("SamplesPerPixel is 0".into()));
+    }
+    let bits: Vec<u16> = tags
+        .find_tag_unsigned_vec(Tag::BitsPerSample)
+        .map_err(|x| e("BitsPerSample", x))?
+        .unwrap_or_else(|| vec![1]);
+    let format: Vec<u16> = tags
+        .find_tag_unsigned_vec(Tag::SampleFormat)
+        .map_err(|x| e("SampleFormat", x))?
+        .unwrap_or_else(|| vec![1]);
+    if bits.is_empty() || format.is_empty() {
+        return Err(bad("BitsPerSample or SampleFormat is empty".into()));
+    }
+    if bits.iter().any(|b| *b != bits[0]) || format.iter().any(|f| *f != format[0]) {
+        return Err(CoreError::Unsupported(
+            "samples of one pixel have different types".into(),
+        ));
+    }
+    let dtype = DType::from_tiff(format[0], bits[0]).ok_or_else(|| {
+        CoreError::Unsupported(format!(
+            "{}-bit {} samples are not supported; supported are 8, 16, 32 and 64-bit \
+             integers and 32 and 64-bit floats",
+            bits[0],
+            match format[0] {
+                1 => "unsigned integer",
+                2 => "signed integer",
+                3 => "floating-point",
+                _ => "untyped",
+            }
+        ))
+    })?;
+    let compression: u16 = tags
+        .find_tag_unsigned(Tag::Compression)
+        .map_err(|x| e("Compression", x))?
+        .unwrap_or(1);
+    let codec = Codec::from_tag(compression)?;
+    let predictor: u16 = tags
+        .find_tag_unsigned(Tag::Predictor)
+        .map_err(|x| e("Predictor", x))?
+        .unwrap_or(1);
+    if !(1..=3).contains(&predictor) || (predictor == 3 && !dtype.is_float()) {
+        return Err(CoreError::Unsupported(format!(
+            "TIFF predictor {predictor} is not supported for {dtype} samples"
+        )));
+    }
+    let planar_separate = tags
+        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
+        .map_err(|x| e("PlanarConfiguration", x))?
+        .unwrap_or(1)
+        == 2
+        && samples > 1;
+    let subfile: u32 = tags
+        .find_tag_unsigned(Tag::NewSubfileType)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let tiled = tags.find_entry(Tag::TileWidth).is_some();
+    let (geometry, offsets_tag, counts_tag) = if tiled {
+        let tw: u32 = tags
+            .find_tag_unsigned(Tag::TileWidth)
+            .map_err(|x| e("TileWidth", x))?
+            .unwrap_or(0);
+        let th: u32 = tags
+            .find_tag_unsigned(Tag::TileLength)
+            .map_err(|x| e("TileLength", x))?
+            .unwrap_or(0);
+        if tw == 0 || th == 0 {
+            return Err(bad(format!("tiles of {tw}×{th} pixels")));
+        }
+        (
+            ChunkGeometry::Tiles {
+                width: tw,
+                height: th,
+            },
+            Tag::TileOffsets,
+            Tag::TileByteCounts,
+        )
+    } else {
+        let rows: u32 = tags
+            .find_tag_unsigned(Tag::RowsPerStrip)
+            .map_err(|x| e("RowsPerStrip", x))?
+            .unwrap_or(height)
+            .clamp(1, height);
+        (
+            ChunkGeometry::Strips { rows },
+            Tag::StripOffsets,
+            Tag::StripByteCounts,
+        )
+    };
+    let offsets: Vec<u64> = tags
+        .find_tag_unsigned_vec(offsets_tag)
+        .map_err(|x| e("chunk offsets", x))?
+        .ok_or_else(|| bad("the page has no strip or tile offsets".into()))?;
+    let byte_counts: Vec<u64> = tags
+        .find_tag_unsigned_vec(counts_tag)
+        .map_err(|x| e("chunk byte counts", x))?
+        .ok_or_else(|| bad("the page has no strip or tile byte counts".into()))?;
+    let layout = PageLayout {
+        width,
+        height,
+        samples,
+        dtype,
+        planar_separate,
+        codec,
+        predictor,
+        geometry,
+        offsets,
+        byte_counts,
+        reduced: subfile & 1 == 1,
+    };
+    let (across, down) = layout.chunk_grid();
+    let planes = if planar_separate { u64::from(samples) } else { 1 };
+    let expected = u64::from(across) * u64::from(down) * planes;
+    if (layout.offsets.len() as u64) < expected || (layout.byte_counts.len() as u64) < expected {
+        return Err(bad(format!(
+            "the page needs {expected} strips or tiles but lists {} offsets and {} byte counts",
+            layout.offsets.len(),
+            layout.byte_counts.len()
+        )));
+    }
+    let (cw, ch) = layout.chunk_size();
+    let chunk_bytes = u64::from(cw)
+        * u64::from(ch)
+        * (if planar_separate { 1 } else { u64::from(samples) })
+        * dtype.size() as u64;
+    if chunk_bytes > limits.max_chunk_bytes {
+        return Err(CoreError::LimitsExceeded(format!(
+            "one strip or tile decodes to {chunk_bytes} bytes, more than the configured \
+             maximum of {} bytes",
+            limits.max_chunk_bytes
+        )));
+    }
+    for (i, (&off, &n)) in layout
+        .offsets
+        .iter()
+        .zip(&layout.byte_counts)
+        .enumerate()
+        .take(expected as usize)
+    {
+        if off.checked_add(n).is_none_or(|end| end > file_len) {
+            return Err(bad(format!(
+                "strip/tile {i} spans bytes {off}..{} but the file has only {file_len} bytes \
+                 (truncated upload?)",
+                off.saturating_add(n)
+            )));
+        }
+    }
+    Ok(layout)
+}

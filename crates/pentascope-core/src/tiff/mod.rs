@@ -1,0 +1,409 @@
+//! Reading multi-dimensional TIFF files as one 5D `TZCYX` series.
+//!
+//! [`TiffFile::open`] walks the IFD chain ([`ifd`]), recognises the flavour
+//! ([`flavour`]: OME, ImageJ, ScanImage, plain) and maps every page onto
+//! `(t, z, c)`. [`TiffFile::read_band`] then decodes a band of rows of one
+//! page, decoding its strips or tiles in parallel ([`codec`]). Nothing here
+//! holds more than one band in memory; the caller decides what a band is.
+//!
+//! Limits are checked before allocation: the declared shape against
+//! [`Limits::max_samples`], each page against the plane and chunk limits.
+
+mod codec;
+pub mod flavour;
+pub mod ifd;
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+pub use flavour::{Flavour, PhysicalSize, PhysicalSizes};
+pub use ifd::{ChunkGeometry, Codec, PageLayout};
+
+use crate::error::{CoreError, Limits};
+use crate::shape::{Axes, PlaneIndex, Shape5};
+use crate::{DType, Sample};
+use codec::{decode_chunk, ChunkRef};
+
+/// The image a TIFF file holds, in canonical `TZCYX` terms.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Canonical shape.
+    pub shape: Shape5,
+    /// Sample type.
+    pub dtype: DType,
+    /// Where the axis metadata came from.
+    pub flavour: Flavour,
+    /// The file's own axes, as tifffile would name them (e.g. `TCZYX`, `ZYXS`),
+    /// with unlabelled page axes already given their canonical letter.
+    pub source_axes: String,
+    /// Channel names, where the file gives them (OME).
+    pub channel_names: Vec<String>,
+    /// Physical pixel sizes and time step, where the file gives them.
+    pub physical_sizes: PhysicalSizes,
+    /// Problems in the metadata that were worked around.
+    pub warnings: Vec<String>,
+    samples: u16,
+    /// Page for each `(t, z, page-channel)`, in that C order.
+    page_of: Vec<Option<usize>>,
+}
+
+/// The pages of a series grouped by what one decode produces: a page and
+/// the plane each of its samples belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageGroup {
+    /// IFD index, or `None` where the file has no page (the plane is zeros).
+    pub page: Option<usize>,
+    /// Target plane of each sample of the page, in sample order.
+    pub planes: Vec<PlaneIndex>,
+}
+
+impl Series {
+    /// Every page group in `TZC` order of their first plane.
+    pub fn page_groups(&self) -> Vec<PageGroup> {
+        let s = u64::from(self.samples);
+        let cp = self.shape.c / s;
+        let mut groups = Vec::with_capacity(self.page_of.len());
+        for t in 0..self.shape.t {
+            for z in 0..self.shape.z {
+                for c in 0..cp {
+                    let page = self.page_of[((t * self.shape.z + z) * cp + c) as usize];
+                    let planes = (0..s).map(|k| PlaneIndex::new(t, z, c * s + k)).collect();
+                    groups.push(PageGroup { page, planes });
+                }
+            }
+        }
+        groups
+    }
+}
+
+/// An open TIFF file and its series.
+#[derive(Debug)]
+pub struct TiffFile {
+    file: File,
+    big_endian: bool,
+    pages: Vec<Result<PageLayout, CoreError>>,
+    series: Series,
+}
+
+impl TiffFile {
+    /// Opens `path`, reads its structure and interprets it as a 5D series.
+    /// `axes` overrides how page axes are read (e.g. `TYX` for a time series
+    /// stored as plain pages).
+    pub fn open(path: &Path, limits: &Limits, axes: Option<&Axes>) -> Result<TiffFile, CoreError> {
+        let file = File::open(path)?;
+        let file_len = file.metadata()?.len();
+        let chain = ifd::read_chain(&file, file_len, limits)?;
+        let mut header = vec![0u8; (file_len.min(1 << 20)) as usize];
+        file.read_exact_at(&mut header, 0)?;
+        let interpretation = flavour::interpret(&chain, &header);
+        let first = match &chain.pages[0] {
+            Ok(p) => p.clone(),
+            Err(e) => return Err(clone_error(e)),
+        };
+        let series = build_series(&first, interpretation, axes, limits)?;
+        // every page the series uses must be readable and of the first page's kind
+        for page in series.page_of.iter().flatten() {
+            match &chain.pages[*page] {
+                Ok(p) if p.same_kind(&first) => {}
+                Ok(p) => {
+                    return Err(CoreError::Format(format!(
+                        "page {page} is {}×{}×{} {} but the first page is {}×{}×{} {}",
+                        p.width,
+                        p.height,
+                        p.samples,
+                        p.dtype,
+                        first.width,
+                        first.height,
+                        first.samples,
+                        first.dtype
+                    )))
+                }
+                Err(e) => return Err(clone_error(e)),
+            }
+        }
+        Ok(TiffFile {
+            file,
+            big_endian: chain.big_endian,
+            pages: chain.pages,
+            series,
+        })
+    }
+
+    /// The interpreted series.
+    pub fn series(&self) -> &Series {
+        &self.series
+    }
+
+    /// Decodes rows `rows` of `page` into `out`, one buffer per sample of
+    /// the page (each resized to `rows.len() × width`). Strips and tiles are
+    /// decoded in parallel.
+    pub fn read_band<T: Sample>(
+        &self,
+        page: usize,
+        rows: Range<u32>,
+        out: &mut [Vec<T>],
+    ) -> Result<(), CoreError> {
+        let layout = self.pages[page].as_ref().map_err(clone_error)?;
+        if T::DTYPE != layout.dtype {
+            return Err(CoreError::InvalidRequest(format!(
+                "page {page} holds {} samples, not {}",
+                layout.dtype,
+                T::DTYPE
+            )));
+        }
+        let samples = usize::from(layout.samples);
+        assert_eq!(out.len(), samples, "one output buffer per sample");
+        let width = layout.width as usize;
+        let band_rows = (rows.end - rows.start) as usize;
+        for buf in out.iter_mut() {
+            buf.clear();
+            buf.resize(band_rows * width, T::default());
+        }
+        let chunks = band_chunks(layout, rows.clone());
+        let (chunk_w, _) = layout.chunk_size();
+        let per_chunk = if layout.planar_separate { 1 } else { samples };
+        let decoded: Vec<(ChunkRef, Vec<T>)> = chunks
+            .into_par_iter()
+            .map(|c| {
+                let mut buf =
+                    vec![T::default(); c.stored_rows as usize * chunk_w as usize * per_chunk];
+                decode_chunk(&self.file, layout, self.big_endian, &c, &mut buf)?;
+                Ok((c, buf))
+            })
+            .collect::<Result<_, CoreError>>()?;
+        for (c, data) in decoded {
+            let x1 = (c.x0 + chunk_w).min(layout.width);
+            let cols = (x1 - c.x0) as usize;
+            let y_from = c.y0.max(rows.start);
+            let y_to = (c.y0 + c.stored_rows).min(rows.end).min(layout.height);
+            for y in y_from..y_to {
+                let src_row = (y - c.y0) as usize * chunk_w as usize * per_chunk;
+                let dst = (y - rows.start) as usize * width + c.x0 as usize;
+                if per_chunk == 1 {
+                    out[c.sample as usize][dst..dst + cols]
+                        .copy_from_slice(&data[src_row..src_row + cols]);
+                } else {
+                    let src = &data[src_row..src_row + cols * per_chunk];
+                    for (s, buf) in out.iter_mut().enumerate() {
+                        let dst = &mut buf[dst..dst + cols];
+                        for (d, px) in dst.iter_mut().zip(src.chunks_exact(per_chunk)) {
+                            *d = px[s];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The chunks of `layout` that hold rows `rows`.
+fn band_chunks(layout: &PageLayout, rows: Range<u32>) -> Vec<ChunkRef> {
+    let (across, down) = layout.chunk_grid();
+    let (chunk_w, chunk_h) = layout.chunk_size();
+    let planes = if layout.planar_separate {
+        layout.samples
+    } else {
+        1
+    };
+    let first_row = rows.start / chunk_h;
+    let last_row = (rows.end - 1) / chunk_h;
+    let mut chunks = Vec::new();
+    for sample in 0..planes {
+        for cy in first_row..=last_row.min(down - 1) {
+            for cx in 0..across {
+                let y0 = cy * chunk_h;
+                let stored_rows = match layout.geometry {
+                    ChunkGeometry::Strips { .. } => chunk_h.min(layout.height - y0),
+                    ChunkGeometry::Tiles { .. } => chunk_h,
+                };
+                chunks.push(ChunkRef {
+                    index: (u32::from(sample) * across * down + cy * across + cx) as usize,
+                    sample,
+                    x0: cx * chunk_w,
+                    y0,
+                    stored_rows,
+                });
+            }
+        }
+    }
+    chunks
+}
+
+fn clone_error(e: &CoreError) -> CoreError {
+    match e {
+        CoreError::NotTiff(m) => CoreError::NotTiff(m.clone()),
+        CoreError::Unsupported(m) => CoreError::Unsupported(m.clone()),
+        CoreError::LimitsExceeded(m) => CoreError::LimitsExceeded(m.clone()),
+        other => CoreError::Format(other.to_string().trim_start_matches("malformed TIFF: ").to_string()),
+    }
+}
+
+/// Maps an interpretation (plus an optional axes override) onto `TZCYX`.
+fn build_series(
+    first: &PageLayout,
+    mut interp: flavour::Interpretation,
+    axes: Option<&Axes>,
+    limits: &Limits,
+) -> Result<Series, CoreError> {
+    if let Some(axes) = axes {
+        interp.axes = override_axes(&interp.axes, axes)?;
+    }
+    let letters = canonical_letters(&interp.axes)?;
+    let size_of = |l: char| {
+        letters
+            .iter()
+            .zip(&interp.axes)
+            .find(|(a, _)| **a == l)
+            .map_or(1, |(_, (_, n))| *n)
+    };
+    let samples = first.samples;
+    let (t, z, cp) = (size_of('T'), size_of('Z'), size_of('C'));
+    let shape = Shape5::new(
+        t,
+        z,
+        cp * u64::from(samples),
+        u64::from(first.height),
+        u64::from(first.width),
+    );
+    if shape.total_samples() > limits.max_samples {
+        return Err(CoreError::LimitsExceeded(format!(
+            "the image declares {} samples ({}×{}×{}×{}×{} TZCYX), more than the configured \
+             maximum of {}",
+            shape.total_samples(),
+            shape.t,
+            shape.z,
+            shape.c,
+            shape.y,
+            shape.x,
+            limits.max_samples
+        )));
+    }
+    // C-order strides of the file's page axes
+    let mut strides = vec![1u64; interp.axes.len()];
+    for i in (0..interp.axes.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * interp.axes[i + 1].1;
+    }
+    let mut page_of = vec![None; (t * z * cp) as usize];
+    for (k, page) in interp.pages.iter().enumerate() {
+        let mut pos = [0u64; 3];
+        for (i, l) in letters.iter().enumerate() {
+            let coord = (k as u64 / strides[i]) % interp.axes[i].1;
+            pos["TZC".find(*l).expect("canonical letter")] = coord;
+        }
+        if k as u64 >= t * z * cp {
+            break;
+        }
+        page_of[((pos[0] * z + pos[1]) * cp + pos[2]) as usize] = *page;
+    }
+    let mut source_axes: String = letters.iter().collect();
+    source_axes.push_str("YX");
+    if samples > 1 {
+        if first.planar_separate {
+            source_axes.insert(source_axes.len() - 2, 'S');
+        } else {
+            source_axes.push('S');
+        }
+    }
+    Ok(Series {
+        shape,
+        dtype: first.dtype,
+        flavour: interp.flavour,
+        source_axes,
+        channel_names: interp.channel_names,
+        physical_sizes: interp.physical,
+        warnings: interp.warnings,
+        samples,
+        page_of,
+    })
+}
+
+/// Relabels page axes with the letters of an explicit `axes` string.
+fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>, CoreError> {
+    let wanted: Vec<char> = axes.page_axes().chars().collect();
+    let total: u64 = found.iter().map(|(_, n)| n).product();
+    if wanted.len() == found.len() {
+        return Ok(wanted.into_iter().zip(found.iter().map(|(_, n)| *n)).collect());
+    }
+    match wanted.len() {
+        1 => Ok(vec![(wanted[0], total)]),
+        0 if total == 1 => Ok(Vec::new()),
+        _ => Err(CoreError::InvalidAxes(format!(
+            "axes={} names {} page axes but the file's {total} page(s) form {} axes ({}); \
+             give one page axis (e.g. TYX) or {} letters before YX",
+            axes.as_str(),
+            wanted.len(),
+            found.len(),
+            found
+                .iter()
+                .map(|(a, n)| format!("{a}={n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found.len()
+        ))),
+    }
+}
+
+/// Canonical letters for page axes: unlabelled axes (`I`) take the free
+/// letters among T, Z, C, outermost first, except that a single unlabelled
+/// axis is Z.
+fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
+    let unlabelled = axes.iter().filter(|(a, _)| *a == 'I').count();
+    let mut free: Vec<char> = "TZC"
+        .chars()
+        .filter(|l| !axes.iter().any(|(a, _)| a == l))
+        .collect();
+    if unlabelled == 1 && free.contains(&'Z') {
+        free = vec!['Z'];
+    }
+    if unlabelled > free.len() {
+        return Err(CoreError::InvalidAxes(format!(
+            "the file has {unlabelled} unlabelled page axes but only {} of T, Z, C are free; \
+             pass axes explicitly",
+            free.len()
+        )));
+    }
+    let mut free = free.into_iter();
+    let letters: Vec<char> = axes
+        .iter()
+        .map(|(a, _)| if *a == 'I' { free.next().unwrap_or('I') } else { *a })
+        .collect();
+    for (i, l) in letters.iter().enumerate() {
+        if letters[..i].contains(l) {
+            return Err(CoreError::InvalidAxes(format!(
+                "axis {l} appears twice among the page axes"
+            )));
+        }
+    }
+    Ok(letters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_unlabelled_axis_is_z() {
+        assert_eq!(canonical_letters(&[('I', 7)]).unwrap(), vec!['Z']);
+        assert_eq!(
+            canonical_letters(&[('I', 2), ('I', 3)]).unwrap(),
+            vec!['T', 'Z']
+        );
+        assert_eq!(
+            canonical_letters(&[('T', 2), ('I', 3)]).unwrap(),
+            vec!['T', 'Z']
+        );
+    }
+
+    #[test]
+    fn override_relabels_or_flattens() {
+        let axes = Axes::parse("TYX").unwrap();
+        assert_eq!(override_axes(&[('I', 7)], &axes).unwrap(), vec![('T', 7)]);
+        let axes = Axes::parse("ZCYX").unwrap();
+        assert!(override_axes(&[('I', 7)], &axes).is_err());
+    }
+}

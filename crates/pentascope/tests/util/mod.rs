@@ -1,0 +1,695 @@
+//! Shared machinery for the HTTP integration tests: starting and stopping the
+//! `pentascope serve` binary, a small HTTP client, fixture discovery and
+//! decoders for the `.npy` and PNG bodies the server returns.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{multipart, Client};
+use serde_json::Value;
+
+/// Returns `Err(format!(..))` from the enclosing function unless `$cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!($($arg)+));
+        }
+    };
+}
+
+pub mod conformance;
+pub mod npy;
+
+/// How long the server may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Per-request timeout; generous because the largest fixture is a
+/// 9600x9600 plane served by a debug build.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many lines of server output to keep for failure messages.
+const LOG_LINES: usize = 400;
+/// The line the server prints once it accepts connections.
+const LISTENING: &str = "pentascope listening on ";
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/// The fixture corpus directory, or `None` (after printing a notice) when it
+/// is missing outside CI. Under `CI=true` a missing corpus is a failure.
+pub fn fixtures_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("PENTASCOPE_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures"
+        )),
+    };
+    if dir.join("tiff").join("expected.json").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "fixture corpus not found at {} (set PENTASCOPE_FIXTURES); it is required under CI=true",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "NOTICE: fixture corpus not found at {}; skipping this test (set PENTASCOPE_FIXTURES)",
+        dir.display()
+    );
+    None
+}
+
+/// One fixture set (`tiff` or `real`): its directory and `expected.json`.
+pub struct FixtureSet {
+    /// The set's directory.
+    pub dir: PathBuf,
+    /// `files` from `expected.json`, sorted by name.
+    pub files: Vec<(String, Value)>,
+}
+
+impl FixtureSet {
+    /// Loads `<fixtures>/<name>/expected.json`.
+    pub fn load(fixtures: &Path, name: &str) -> FixtureSet {
+        let dir = fixtures.join(name);
+        let path = dir.join("expected.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("cannot parse {}: {e}", path.display()));
+        let files = json["files"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{} has no `files` object", path.display()));
+        let mut files: Vec<(String, Value)> =
+            files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(!files.is_empty(), "{} lists no files", path.display());
+        FixtureSet { dir, files }
+    }
+
+    /// The expected entry of one file.
+    pub fn expected(&self, name: &str) -> &Value {
+        &self
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("fixture {name} is not in expected.json"))
+            .1
+    }
+
+    /// The bytes of one file.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        let path = self.dir.join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server process
+
+type Log = Arc<Mutex<VecDeque<String>>>;
+
+fn push_log(log: &Log, line: String) {
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() == LOG_LINES {
+        log.pop_front();
+    }
+    log.push_back(line);
+}
+
+/// Drains a child pipe line by line into `log` until EOF, forwarding each
+/// line to `tx` while someone still listens.
+fn drain<R: Read + Send + 'static>(
+    pipe: R,
+    prefix: &'static str,
+    log: Log,
+    tx: Option<mpsc::Sender<String>>,
+) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    if let Some(tx) = &tx {
+                        // The receiver is gone once startup is over; keep draining.
+                        let _ = tx.send(line.clone());
+                    }
+                    push_log(&log, format!("{prefix}{line}"));
+                }
+            }
+        }
+    });
+}
+
+/// A running `pentascope serve` child process, killed on drop.
+pub struct Server {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    log: Log,
+    client: Client,
+    // Dropped after `Drop::drop` has killed the child.
+    _own_dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("pentascope-test-")
+            .tempdir()
+            .expect("create temporary data dir");
+        let mut server = Server::start_in(dir.path());
+        server._own_dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on `data_dir`, which the caller keeps alive (used to
+    /// restart on the same data).
+    pub fn start_in(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pentascope"))
+            .arg("serve")
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the pentascope binary");
+        let log: Log = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = mpsc::channel();
+        drain(
+            child.stdout.take().expect("child stdout"),
+            "",
+            log.clone(),
+            Some(tx),
+        );
+        drain(
+            child.stderr.take().expect("child stderr"),
+            "[stderr] ",
+            log.clone(),
+            None,
+        );
+        let client = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("build HTTP client");
+        let mut server = Server {
+            child,
+            base: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            log,
+            client,
+            _own_dir: None,
+        };
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "pentascope did not print `{LISTENING}http://...` within {STARTUP_TIMEOUT:?}\n{}",
+                    server.logs()
+                );
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    if let Some(pos) = line.find(LISTENING) {
+                        let url = line[pos + LISTENING.len()..].trim();
+                        assert!(
+                            url.starts_with("http://127.0.0.1:"),
+                            "unexpected listening line {line:?}"
+                        );
+                        server.base = url.trim_end_matches('/').to_string();
+                        return server;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // stdout closed: the process has exited or is about to.
+                    let status = server.child.wait().ok();
+                    panic!(
+                        "pentascope exited ({status:?}) before listening\n{}",
+                        server.logs()
+                    );
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                thread::sleep(Duration::from_millis(100)); // let the drains finish
+                panic!(
+                    "pentascope exited ({status}) before listening\n{}",
+                    server.logs()
+                );
+            }
+        }
+    }
+
+    /// The data directory the server was started on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The last lines of server output, for failure messages.
+    pub fn logs(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from("--- last server output ---\n");
+        for line in log.iter() {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("--- end of server output ---");
+        out
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL if it has not exited within
+    /// ten seconds. The data directory is left in place.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        // Drop kills and reaps it.
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn finish(&self, what: &str, result: reqwest::Result<reqwest::blocking::Response>) -> Resp {
+        let resp = result.unwrap_or_else(|e| panic!("{what}: request failed: {e}\n{}", self.logs()));
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .bytes()
+            .unwrap_or_else(|e| panic!("{what}: reading the body failed: {e}\n{}", self.logs()))
+            .to_vec();
+        Resp {
+            what: what.to_string(),
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// `GET path` (path includes the query string).
+    pub fn get(&self, path: &str) -> Resp {
+        self.finish(
+            &format!("GET {path}"),
+            self.client.get(self.url(path)).send(),
+        )
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Resp {
+        self.finish(
+            &format!("DELETE {path}"),
+            self.client.delete(self.url(path)).send(),
+        )
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.finish(
+            &format!("POST {path} {body}"),
+            self.client.post(self.url(path)).json(body).send(),
+        )
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        self.finish(
+            &format!("POST {path} ({content_type})"),
+            self.client
+                .post(self.url(path))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send(),
+        )
+    }
+
+    /// `POST path` with a multipart form.
+    pub fn post_form(&self, path: &str, what: &str, form: multipart::Form) -> Resp {
+        self.finish(
+            &format!("POST {path} {what}"),
+            self.client.post(self.url(path)).multipart(form).send(),
+        )
+    }
+
+    /// Uploads `bytes` as the multipart field `file` named `filename`, with
+    /// an optional `axes` multipart field.
+    pub fn upload(&self, filename: &str, bytes: Vec<u8>, axes: Option<&str>) -> Resp {
+        let part = multipart::Part::bytes(bytes)
+            .file_name(filename.to_string())
+            .mime_str("image/tiff")
+            .expect("mime type");
+        let mut form = multipart::Form::new().part("file", part);
+        if let Some(axes) = axes {
+            form = form.text("axes", axes.to_string());
+        }
+        self.post_form("/upload", &format!("file={filename} axes={axes:?}"), form)
+    }
+
+    /// Uploads a file that must be accepted and returns its image id.
+    pub fn upload_ok(&self, filename: &str, bytes: Vec<u8>) -> String {
+        let resp = self.upload(filename, bytes, None);
+        image_id_of(&resp).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// `GET /metadata?image_id=id`, which must succeed.
+    pub fn metadata(&self, id: &str) -> Value {
+        let resp = self.get(&format!("/metadata?image_id={id}"));
+        resp.ok_json()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// One plane as `.npy`, which must succeed.
+    pub fn plane_npy(&self, id: &str, t: u64, z: u64, c: u64) -> npy::Npy {
+        let resp = self.get(&format!(
+            "/slice?image_id={id}&time={t}&z={z}&channel={c}&format=npy"
+        ));
+        resp.npy().unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// Asserts that `/health` answers 200 with `"status": "ok"`.
+    pub fn assert_healthy(&self) {
+        let health = self
+            .get("/health")
+            .ok_json()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        assert_eq!(
+            health["status"], "ok",
+            "/health body {health}\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+/// A fully read HTTP response.
+pub struct Resp {
+    /// Method and path, for messages.
+    pub what: String,
+    /// Status code.
+    pub status: u16,
+    /// The `Content-Type` header ("" when absent).
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body, shortened for messages.
+    pub fn snippet(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body[..self.body.len().min(400)]);
+        if self.body.len() > 400 {
+            format!("{text}... ({} bytes)", self.body.len())
+        } else {
+            text.into_owned()
+        }
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<Value, String> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            format!(
+                "{}: status {}, body is not JSON ({e}): {}",
+                self.what,
+                self.status,
+                self.snippet()
+            )
+        })
+    }
+
+    /// The JSON body of a 200 response.
+    pub fn ok_json(&self) -> Result<Value, String> {
+        ensure!(
+            self.status == 200,
+            "{}: expected 200, got {}: {}",
+            self.what,
+            self.status,
+            self.snippet()
+        );
+        self.json()
+    }
+
+    /// Checks that this is an error response with a status in `allowed` and
+    /// a JSON body `{"error": "<non-empty message>"}`; returns the message.
+    pub fn error(&self, allowed: &[u16]) -> Result<String, String> {
+        ensure!(
+            allowed.contains(&self.status),
+            "{}: expected status {allowed:?}, got {}: {}",
+            self.what,
+            self.status,
+            self.snippet()
+        );
+        let json = self.json()?;
+        match json.get("error").and_then(Value::as_str) {
+            Some(msg) if !msg.trim().is_empty() => Ok(msg.to_string()),
+            _ => Err(format!(
+                "{}: status {} but the body has no non-empty `error` string: {}",
+                self.what,
+                self.status,
+                self.snippet()
+            )),
+        }
+    }
+
+    /// Like [`Resp::error`] with any 4xx status.
+    pub fn client_error(&self) -> Result<String, String> {
+        let all_4xx: Vec<u16> = (400..500).collect();
+        self.error(&all_4xx)
+    }
+
+    /// The body of a 200 `application/octet-stream` response parsed as `.npy`.
+    pub fn npy(&self) -> Result<npy::Npy, String> {
+        ensure!(
+            self.status == 200,
+            "{}: expected 200, got {}: {}",
+            self.what,
+            self.status,
+            self.snippet()
+        );
+        ensure!(
+            self.content_type.starts_with("application/octet-stream"),
+            "{}: content-type {:?}, expected application/octet-stream",
+            self.what,
+            self.content_type
+        );
+        npy::Npy::parse(&self.body).map_err(|e| format!("{}: {e}", self.what))
+    }
+
+    /// Checks a 200 `image/png` response and returns its IHDR.
+    pub fn png_header(&self) -> Result<PngHeader, String> {
+        ensure!(
+            self.status == 200,
+            "{}: expected 200, got {}: {}",
+            self.what,
+            self.status,
+            self.snippet()
+        );
+        ensure!(
+            self.content_type.starts_with("image/png"),
+            "{}: content-type {:?}, expected image/png",
+            self.what,
+            self.content_type
+        );
+        PngHeader::parse(&self.body).map_err(|e| format!("{}: {e}", self.what))
+    }
+}
+
+/// Extracts the image id from an upload response, checking its form.
+pub fn image_id_of(resp: &Resp) -> Result<String, String> {
+    ensure!(
+        resp.status == 200 || resp.status == 201,
+        "{}: expected 200 or 201, got {}: {}",
+        resp.what,
+        resp.status,
+        resp.snippet()
+    );
+    let json = resp.json()?;
+    ensure!(
+        json["message"] == "File uploaded successfully",
+        "{}: unexpected message in {json}",
+        resp.what
+    );
+    let id = json["image_id"]
+        .as_str()
+        .ok_or_else(|| format!("{}: no image_id string in {json}", resp.what))?;
+    ensure!(
+        id.strip_prefix("image_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        "{}: image_id {id:?} is not of the form image_<n>",
+        resp.what
+    );
+    Ok(id.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// PNG
+
+/// The IHDR fields of a PNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PngHeader {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bits per sample.
+    pub bit_depth: u8,
+    /// PNG colour type (0 = grayscale).
+    pub color_type: u8,
+}
+
+impl PngHeader {
+    /// Parses the signature and the IHDR chunk by hand.
+    pub fn parse(bytes: &[u8]) -> Result<PngHeader, String> {
+        const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+        ensure!(
+            bytes.len() >= 33 && bytes.starts_with(SIGNATURE),
+            "not a PNG (no signature)"
+        );
+        ensure!(&bytes[12..16] == b"IHDR", "PNG does not start with IHDR");
+        let be32 = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        Ok(PngHeader {
+            width: be32(16),
+            height: be32(20),
+            bit_depth: bytes[24],
+            color_type: bytes[25],
+        })
+    }
+}
+
+/// A decoded grayscale PNG: samples widened to `u16` (8- or 16-bit).
+pub struct GrayPng {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// 8 or 16.
+    pub bit_depth: u8,
+    /// Row-major samples.
+    pub samples: Vec<u16>,
+}
+
+/// Decodes a grayscale PNG with the `png` crate.
+pub fn decode_gray_png(bytes: &[u8]) -> Result<GrayPng, String> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().map_err(|e| format!("PNG decode: {e}"))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or("PNG output buffer size overflows")?;
+    let mut buf = vec![0u8; size];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("PNG decode: {e}"))?;
+    ensure!(
+        info.color_type == png::ColorType::Grayscale,
+        "PNG colour type {:?}, expected Grayscale",
+        info.color_type
+    );
+    let (width, height) = (info.width as usize, info.height as usize);
+    let samples: Vec<u16> = match info.bit_depth {
+        png::BitDepth::Eight => (0..height)
+            .flat_map(|y| {
+                let row = &buf[y * info.line_size..y * info.line_size + width];
+                row.iter().map(|&v| u16::from(v))
+            })
+            .collect(),
+        png::BitDepth::Sixteen => (0..height)
+            .flat_map(|y| {
+                let row = &buf[y * info.line_size..y * info.line_size + 2 * width];
+                row.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+            })
+            .collect(),
+        other => return Err(format!("PNG bit depth {other:?}, expected 8 or 16")),
+    };
+    Ok(GrayPng {
+        width,
+        height,
+        bit_depth: if info.bit_depth == png::BitDepth::Eight { 8 } else { 16 },
+        samples,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Numbers
+
+/// `|a - b| <= tol * max(|b|, 1)`.
+pub fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * b.abs().max(1.0)
+}
+
+/// A JSON array of numbers as `Vec<f64>`.
+pub fn f64s(value: &Value, what: &str) -> Result<Vec<f64>, String> {
+    value
+        .as_array()
+        .ok_or_else(|| format!("{what} is not an array: {value}"))?
+        .iter()
+        .map(|v| {
+            v.as_f64()
+                .ok_or_else(|| format!("{what} holds a non-number: {v}"))
+        })
+        .collect()
+}
+
+/// A JSON array of arrays of numbers.
+pub fn f64_rows(value: &Value, what: &str) -> Result<Vec<Vec<f64>>, String> {
+    value
+        .as_array()
+        .ok_or_else(|| format!("{what} is not an array: {value}"))?
+        .iter()
+        .enumerate()
+        .map(|(i, row)| f64s(row, &format!("{what}[{i}]")))
+        .collect()
+}
+
+/// A JSON array of five non-negative integers (a `TZCYX` shape).
+pub fn shape5(value: &Value, what: &str) -> Result<[u64; 5], String> {
+    let dims: Vec<u64> = value
+        .as_array()
+        .ok_or_else(|| format!("{what} is not an array: {value}"))?
+        .iter()
+        .map(|v| v.as_u64().ok_or_else(|| format!("{what} holds {v}")))
+        .collect::<Result<_, _>>()?;
+    dims.try_into()
+        .map_err(|d: Vec<u64>| format!("{what} has {} dims, expected 5", d.len()))
+}
+
+/// All unsigned integers written in `text` (runs of ASCII digits).
+pub fn numbers_in(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
