@@ -1,1 +1,426 @@
-//! placeholder
+//! Rendering of planes for clients: windowing samples to 8 bits, grayscale
+//! PNG encoding (8-bit windowed, 16-bit raw) and NumPy `.npy` encoding of
+//! exact samples.
+
+use crate::dtype::{DType, Sample};
+use crate::error::CoreError;
+
+/// A display window: samples `<= low` map to 0, `>= high` to 255 (8-bit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// The value shown as black.
+    pub low: f64,
+    /// The value shown as white.
+    pub high: f64,
+}
+
+/// Below this many samples per table entry, mapping every sample directly is
+/// cheaper than building a lookup table over all possible values.
+const LUT_MIN_SAMPLES_PER_ENTRY: usize = 4;
+
+/// Maps samples to 8 bits through the window, replacing the contents of
+/// `out` (which ends up with `samples.len()` bytes).
+///
+/// Each sample becomes `round((v - low) / (high - low) * 255)` clamped to
+/// `0..=255` (halves round up); NaN becomes 0. A degenerate window
+/// (`high <= low`) thresholds: `v >= high` → 255, anything else → 0. The raw
+/// value is never cast (and truncated) to 8 bits.
+pub fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(samples.len());
+    let Window { low, high } = window;
+    // Not `high <= low`: a NaN bound must land in the threshold branch too
+    // (where everything then maps to 0).
+    let proper = high.partial_cmp(&low) == Some(std::cmp::Ordering::Greater);
+    if !proper {
+        map_samples(samples, out, |v| if v >= high { 255 } else { 0 });
+    } else if (high - low).is_finite() {
+        let scale = 255.0 / (high - low);
+        map_samples(samples, out, |v| to_u8((v - low) * scale));
+    } else {
+        // A window wider than f64's range: work on halves so that neither
+        // the width nor `v - low` overflows.
+        let (low, scale) = (low * 0.5, 255.0 / (high * 0.5 - low * 0.5));
+        map_samples(samples, out, |v| to_u8((v * 0.5 - low) * scale));
+    }
+}
+
+/// Rounds a value already scaled to `0.0..=255.0` (or beyond, or NaN) to a
+/// byte: `as` saturates (negative → 0, above 255 → 255) and maps NaN to 0,
+/// so adding one half before the truncating cast rounds half up.
+#[inline(always)]
+fn to_u8(scaled: f64) -> u8 {
+    (scaled + 0.5) as u8
+}
+
+/// Applies `f` to every sample. For 8- and 16-bit types on large enough
+/// inputs, `f` is evaluated once per possible value into a table and samples
+/// are looked up, which is cheaper than floating-point work per sample.
+#[inline(always)]
+fn map_samples<T: Sample, F: Fn(f64) -> u8>(samples: &[T], out: &mut Vec<u8>, f: F) {
+    match T::HISTOGRAM_BINS {
+        Some(bins) if samples.len() >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
+            let lut: Vec<u8> = (0..bins).map(|b| f(T::from_bin(b))).collect();
+            let lut = &lut[..bins];
+            out.extend(samples.iter().map(|v| lut[v.bin()]));
+        }
+        _ => out.extend(samples.iter().map(|v| f(v.to_f64()))),
+    }
+}
+
+/// Encodes an 8-bit grayscale PNG of `width × height` pixels (row-major),
+/// with the fast compression setting: latency matters more than size here.
+///
+/// Errors with [`CoreError::InvalidRequest`] when a dimension is 0 or
+/// `pixels` does not hold exactly `width * height` bytes.
+pub fn encode_png_gray8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
+    check_png_size(width, height, pixels.len())?;
+    encode_png(width, height, png::BitDepth::Eight, pixels)
+}
+
+/// Encodes a 16-bit grayscale PNG of the raw sample values (row-major).
+///
+/// PNG samples are unsigned, so the values are stored as they are for
+/// `uint8` and `uint16`, and offset so that the full range fits for signed
+/// types: `int8` is stored as `v + 128` and `int16` as `v + 32768` (subtract
+/// the offset after decoding to get the original values back).
+///
+/// Errors with [`CoreError::InvalidRequest`] for other types (32/64-bit
+/// integers and floats), whose values do not fit in 16 bits, and when the
+/// size does not match as for [`encode_png_gray8`].
+pub fn encode_png_gray16<T: Sample>(
+    width: u32,
+    height: u32,
+    samples: &[T],
+) -> Result<Vec<u8>, CoreError> {
+    if !matches!(T::DTYPE, DType::U8 | DType::U16 | DType::I8 | DType::I16) {
+        return Err(CoreError::InvalidRequest(format!(
+            "bits=16 is available for integer images of up to 16 bits; this image is {} \
+             — use format=npy for exact samples or the default 8-bit rendering",
+            T::DTYPE
+        )));
+    }
+    check_png_size(width, height, samples.len())?;
+    // `bin` is `v - MIN` for these types: exactly the documented offsets.
+    let mut data = vec![0u8; samples.len() * 2];
+    for (bytes, v) in data.chunks_exact_mut(2).zip(samples) {
+        // PNG stores 16-bit samples big-endian.
+        bytes.copy_from_slice(&(v.bin() as u16).to_be_bytes());
+    }
+    encode_png(width, height, png::BitDepth::Sixteen, &data)
+}
+
+/// Checks what the PNG encoder would otherwise reject with a less helpful
+/// message (or a panic, for a length mismatch).
+fn check_png_size(width: u32, height: u32, len: usize) -> Result<(), CoreError> {
+    if width == 0 || height == 0 {
+        return Err(CoreError::InvalidRequest(format!(
+            "cannot encode a {width}×{height} PNG: both dimensions must be at least 1"
+        )));
+    }
+    let expected = u64::from(width) * u64::from(height);
+    if expected != len as u64 {
+        return Err(CoreError::InvalidRequest(format!(
+            "a {width}×{height} PNG needs {expected} pixels, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+fn encode_png(
+    width: u32,
+    height: u32,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> Result<Vec<u8>, CoreError> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 256);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(depth);
+    encoder.set_compression(png::Compression::Fast);
+    // Sizes were checked above, so failures here are internal to the encoder.
+    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+    writer
+        .write_image_data(data)
+        .map_err(std::io::Error::other)?;
+    writer.finish().map_err(std::io::Error::other)?;
+    Ok(out)
+}
+
+/// The `.npy` magic string.
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+/// `.npy` data starts at a multiple of this (numpy's `ARRAY_ALIGN`).
+const NPY_ALIGN: usize = 64;
+/// Digits numpy reserves for the first axis so that a header can be
+/// rewritten in place when an array grows (`GROWTH_AXIS_MAX_DIGITS`).
+const NPY_GROWTH_DIGITS: usize = 21;
+
+/// Encodes a NumPy `.npy` file (format version 1.0) of `samples` in C order
+/// with the given `shape`, little-endian, byte for byte as `numpy.save`
+/// writes it: the header dictionary (keys sorted, e.g.
+/// `{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), }`), numpy's
+/// spare space for growing the first axis, then spaces and `'\n'` so that
+/// the data starts at a multiple of 64 bytes.
+///
+/// # Panics
+///
+/// If the product of `shape` is not `samples.len()` (a caller bug).
+pub fn encode_npy<T: Sample>(shape: &[u64], samples: &[T]) -> Vec<u8> {
+    let elements = shape.iter().try_fold(1u64, |a, &b| a.checked_mul(b));
+    assert_eq!(
+        elements,
+        Some(samples.len() as u64),
+        "npy shape {shape:?} does not match {} samples",
+        samples.len()
+    );
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        T::DTYPE.npy_descr(),
+        python_tuple(shape)
+    );
+    if let Some(first) = shape.first() {
+        let digits = first.to_string().len();
+        header.extend(std::iter::repeat_n(' ', NPY_GROWTH_DIGITS - digits));
+    }
+    // numpy pads by 1..=64 spaces: a full 64 when already aligned.
+    let unpadded = NPY_MAGIC.len() + 2 + 2 + header.len() + 1;
+    let padding = NPY_ALIGN - unpadded % NPY_ALIGN;
+    let header_len = header.len() + padding + 1;
+    let header_len = u16::try_from(header_len).expect("a 1.0 header of at most 65535 bytes");
+
+    let data_start = unpadded + padding;
+    let mut out = Vec::with_capacity(data_start + std::mem::size_of_val(samples));
+    out.extend_from_slice(NPY_MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', padding));
+    out.push(b'\n');
+    if cfg!(target_endian = "little") {
+        out.extend_from_slice(bytemuck::cast_slice(samples));
+    } else {
+        for v in samples {
+            out.extend_from_slice(bytemuck::bytes_of(&v.swap_bytes()));
+        }
+    }
+    out
+}
+
+/// A shape as Python writes a tuple: `()`, `(5,)`, `(3, 4)`.
+fn python_tuple(shape: &[u64]) -> String {
+    match shape {
+        [] => "()".to_string(),
+        [one] => format!("({one},)"),
+        _ => {
+            let items: Vec<String> = shape.iter().map(u64::to_string).collect();
+            format!("({})", items.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(png_bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
+        let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        (info, buf)
+    }
+
+    fn window(low: f64, high: f64) -> Window {
+        Window { low, high }
+    }
+
+    #[test]
+    fn window_maps_rounds_and_clamps() {
+        let mut out = Vec::new();
+        window_to_u8(
+            &[0.0f32, 10.0, 5.0, -3.0, 99.0, f32::NAN, 1.0],
+            window(0.0, 10.0),
+            &mut out,
+        );
+        // 1.0 → 25.5 → 26 (half up).
+        assert_eq!(out, vec![0, 255, 128, 0, 255, 0, 26]);
+
+        window_to_u8(&[-5i32, 0, 5, 6], window(5.0, 5.0), &mut out);
+        assert_eq!(out, vec![0, 0, 255, 255]);
+        window_to_u8(&[-5i32, 0, 5, 6], window(5.0, 1.0), &mut out);
+        assert_eq!(out, vec![0, 0, 255, 255]);
+
+        // Not a truncating cast: 300 in a 0..999 window is 77, not 44.
+        window_to_u8(&[300u16], window(0.0, 999.0), &mut out);
+        assert_eq!(out, vec![77]);
+
+        // A window wider than f64's range still maps.
+        window_to_u8(
+            &[f64::MAX, -f64::MAX, 0.0],
+            window(-f64::MAX, f64::MAX),
+            &mut out,
+        );
+        assert_eq!(&out[..2], &[255, 0]);
+        assert!((127..=128).contains(&out[2]));
+    }
+
+    #[test]
+    fn lookup_table_path_matches_direct_path() {
+        // Large enough for the table path for u8 and u16, and i16 with a
+        // negative window.
+        let u8s: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let u16s: Vec<u16> = (0..300_000u32)
+            .map(|i| (i * 7919 % 65_536) as u16)
+            .collect();
+        let i16s: Vec<i16> = u16s.iter().map(|&v| v as i16).collect();
+        let w = window(10.5, 200.25);
+        let wi = window(-1000.0, 3001.0);
+        let direct = |s: &[f64], w: Window| -> Vec<u8> {
+            s.iter()
+                .map(|&v| {
+                    let y = ((v - w.low) / (w.high - w.low) * 255.0).round();
+                    y.clamp(0.0, 255.0) as u8
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        window_to_u8(&u8s, w, &mut out);
+        let f: Vec<f64> = u8s.iter().map(|&v| v.into()).collect();
+        assert_eq!(out, direct(&f, w));
+        window_to_u8(&u16s, w, &mut out);
+        let f: Vec<f64> = u16s.iter().map(|&v| v.into()).collect();
+        assert_eq!(out, direct(&f, w));
+        window_to_u8(&i16s, wi, &mut out);
+        let f: Vec<f64> = i16s.iter().map(|&v| v.into()).collect();
+        assert_eq!(out, direct(&f, wi));
+        // Small input: direct path, same answers.
+        window_to_u8(&i16s[..10], wi, &mut out);
+        assert_eq!(out, direct(&f[..10], wi));
+    }
+
+    #[test]
+    fn png8_round_trips() {
+        let pixels: Vec<u8> = (0..12 * 5).map(|i| (i * 4) as u8).collect();
+        let encoded = encode_png_gray8(12, 5, &pixels).unwrap();
+        let (info, data) = decode(&encoded);
+        assert_eq!((info.width, info.height), (12, 5));
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        assert_eq!(info.color_type, png::ColorType::Grayscale);
+        assert_eq!(data, pixels);
+
+        assert!(matches!(
+            encode_png_gray8(12, 5, &pixels[1..]),
+            Err(CoreError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            encode_png_gray8(0, 5, &[]),
+            Err(CoreError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn png16_keeps_values_and_offsets_signed() {
+        let u: Vec<u16> = vec![0, 1, 300, 65_535, 4096, 7];
+        let (info, data) = decode(&encode_png_gray16(3, 2, &u).unwrap());
+        assert_eq!((info.width, info.height), (3, 2));
+        assert_eq!(info.bit_depth, png::BitDepth::Sixteen);
+        let back: Vec<u16> = data
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(back, u);
+
+        let i: Vec<i16> = vec![-32_768, -1, 0, 32_767];
+        let (_, data) = decode(&encode_png_gray16(2, 2, &i).unwrap());
+        let back: Vec<u16> = data
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(back, vec![0, 32_767, 32_768, 65_535]);
+
+        let (info, data) = decode(&encode_png_gray16(2, 1, &[-128i8, 5]).unwrap());
+        assert_eq!(info.bit_depth, png::BitDepth::Sixteen);
+        assert_eq!(data, vec![0, 0, 0, 133]);
+        let (_, data) = decode(&encode_png_gray16(1, 1, &[200u8]).unwrap());
+        assert_eq!(data, vec![0, 200]);
+    }
+
+    #[test]
+    fn png16_rejects_wide_types_with_the_dtype() {
+        let e = encode_png_gray16(1, 1, &[1.0f32]).unwrap_err();
+        assert!(matches!(e, CoreError::InvalidRequest(_)));
+        assert_eq!(
+            e.to_string(),
+            "bits=16 is available for integer images of up to 16 bits; this image is float32 \
+             — use format=npy for exact samples or the default 8-bit rendering"
+        );
+        let e = encode_png_gray16(1, 1, &[1u32]).unwrap_err();
+        assert!(e.to_string().contains("this image is uint32"), "{e}");
+    }
+
+    /// Expected `.npy` bytes: magic, version 1.0, little-endian header
+    /// length, then `dict` padded with spaces to `total - 1` bytes and '\n'.
+    fn expected_header(dict: &str, total: usize) -> Vec<u8> {
+        let mut h = b"\x93NUMPY\x01\x00".to_vec();
+        h.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+        h.extend_from_slice(dict.as_bytes());
+        h.resize(total - 1, b' ');
+        h.push(b'\n');
+        h
+    }
+
+    #[test]
+    fn npy_header_matches_numpy() {
+        let samples: Vec<u16> = (0..12).collect();
+        let npy = encode_npy(&[3, 4], &samples);
+        // numpy.save(f, np.arange(12, dtype='<u2').reshape(3, 4)): header
+        // length 118 ('v\x00'), data at byte 128.
+        let header = expected_header(
+            "{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), }",
+            128,
+        );
+        assert_eq!(&npy[..128], &header[..]);
+        assert_eq!(&npy[8..10], b"v\x00");
+        assert_eq!(npy.len(), 128 + 24);
+        assert_eq!(&npy[128..132], &[0, 0, 1, 0]);
+
+        // One axis, one-byte type (no byte order).
+        let npy = encode_npy(&[5], &[1i8, -1, 2, -2, 3]);
+        let header = expected_header(
+            "{'descr': '|i1', 'fortran_order': False, 'shape': (5,), }",
+            128,
+        );
+        assert_eq!(&npy[..128], &header[..]);
+        assert_eq!(&npy[128..], &[1, 255, 2, 254, 3]);
+
+        // Zero dimensions: "()" and no spare digits.
+        let npy = encode_npy(&[], &[1.5f64]);
+        // (10 + 55 + 1 = 66 bytes do not fit 64, so the data is at 128.)
+        let header = expected_header(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+            128,
+        );
+        assert_eq!(&npy[..128], &header[..]);
+        assert_eq!(&npy[128..], &1.5f64.to_le_bytes());
+    }
+
+    #[test]
+    fn npy_spare_digits_can_cross_an_alignment_boundary() {
+        // The dict is 104 bytes; numpy adds 21 - 1 spare spaces for the
+        // first axis, so 10 + 104 + 20 + 1 = 135 bytes exceed 128 and the
+        // data starts at 192 (it would start at 128 without them).
+        let shape = [
+            0u64,
+            1_000_000_000,
+            1_000_000_000,
+            1_000_000_000,
+            1_000_000_000,
+        ];
+        let npy = encode_npy::<f32>(&shape, &[]);
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': \
+                    (0, 1000000000, 1000000000, 1000000000, 1000000000), }";
+        assert_eq!(dict.len(), 104);
+        assert_eq!(npy, expected_header(dict, 192));
+    }
+}

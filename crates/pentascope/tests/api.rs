@@ -112,8 +112,16 @@ fn bad_requests() {
         }
     }
     // The first index past the end is out of range too.
-    expect_error(&server, server.get(&format!("/slice?image_id={multi}&z=4")), &[400]);
-    expect_error(&server, server.get(&format!("/slice?image_id={single}&channel=1")), &[400]);
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={multi}&z=4")),
+        &[400],
+    );
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={single}&channel=1")),
+        &[400],
+    );
 
     // Coordinates that are not non-negative integers.
     for query in ["z=abc", "z=1.5", "z=-1", "time=x", "channel=1e3"] {
@@ -121,29 +129,57 @@ fn bad_requests() {
         expect_error(&server, resp, &[400]);
     }
     // A window that is not a number.
-    expect_4xx(&server, server.get(&format!("/slice?image_id={multi}&min=low&max=10")));
+    expect_4xx(
+        &server,
+        server.get(&format!("/slice?image_id={multi}&min=low&max=10")),
+    );
 
     // 16-bit PNG output only exists for integer types of up to 16 bits.
-    expect_error(&server, server.get(&format!("/slice?image_id={float}&bits=16")), &[400]);
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={float}&bits=16")),
+        &[400],
+    );
 
     // Uploads without a usable file.
     let no_file = reqwest::blocking::multipart::Form::new().text("comment", "no file here");
-    expect_error(&server, server.post_form("/upload", "without a file field", no_file), &[400]);
-    expect_error(&server, server.upload("empty.tif", Vec::new(), None), &[400]);
+    expect_error(
+        &server,
+        server.post_form("/upload", "without a file field", no_file),
+        &[400],
+    );
+    expect_error(
+        &server,
+        server.upload("empty.tif", Vec::new(), None),
+        &[400],
+    );
     let text = b"This is a plain text file, not a TIFF image at all.\n".repeat(40);
     expect_error(&server, server.upload("notes.tif", text, None), &[415, 422]);
     let png_bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\0\0\0\0".to_vec();
-    expect_error(&server, server.upload("picture.tif", png_bytes, None), &[415, 422]);
+    expect_error(
+        &server,
+        server.upload("picture.tif", png_bytes, None),
+        &[415, 422],
+    );
     // Not multipart at all.
-    expect_4xx(&server, server.post_raw("/upload", "application/json", b"{\"file\": 1}".to_vec()));
+    expect_4xx(
+        &server,
+        server.post_raw("/upload", "application/json", b"{\"file\": 1}".to_vec()),
+    );
 
     // PCA parameters.
     for components in [json!(0), json!(3), json!(100)] {
-        let resp = server.post_json("/analyze", &json!({"image_id": multi, "components": components}));
+        let resp = server.post_json(
+            "/analyze",
+            &json!({"image_id": multi, "components": components}),
+        );
         expect_error(&server, resp, &[400]);
     }
     for components in [json!(-1), json!(1.5), json!("two")] {
-        let resp = server.post_json("/analyze", &json!({"image_id": multi, "components": components}));
+        let resp = server.post_json(
+            "/analyze",
+            &json!({"image_id": multi, "components": components}),
+        );
         expect_4xx(&server, resp);
     }
     let resp = server.post_json("/analyze", &json!({"image_id": single, "components": 1}));
@@ -153,9 +189,18 @@ fn bad_requests() {
         "single-channel analyze: message {msg:?} does not explain that PCA needs channels"
     );
     // Malformed bodies.
-    expect_4xx(&server, server.post_raw("/analyze", "application/json", b"{not json".to_vec()));
-    expect_4xx(&server, server.post_raw("/analyze", "application/json", b"[1, 2, 3]".to_vec()));
-    expect_4xx(&server, server.post_json("/analyze", &json!({"components": 2})));
+    expect_4xx(
+        &server,
+        server.post_raw("/analyze", "application/json", b"{not json".to_vec()),
+    );
+    expect_4xx(
+        &server,
+        server.post_raw("/analyze", "application/json", b"[1, 2, 3]".to_vec()),
+    );
+    expect_4xx(
+        &server,
+        server.post_json("/analyze", &json!({"components": 2})),
+    );
 
     // Nothing above broke the server or the images.
     server.assert_healthy();
@@ -186,7 +231,10 @@ fn slice_rendering() {
         .get(&format!("/slice?image_id={u16_id}&format=npy"))
         .npy()
         .unwrap();
-    assert_eq!(default.data, first.data, "/slice without coordinates is not plane 0,0,0");
+    assert_eq!(
+        default.data, first.data,
+        "/slice without coordinates is not plane 0,0,0"
+    );
 
     // Default rendering: 8-bit grayscale of the plane's size, monotonic in
     // the raw values and not flat for a plane that is not flat.
@@ -197,7 +245,11 @@ fn slice_rendering() {
     assert_eq!((png.width, png.height, png.bit_depth), (w, h, 8));
     assert_monotonic(&raw, &png.samples, "default window");
     let distinct: std::collections::BTreeSet<u16> = png.samples.iter().copied().collect();
-    assert!(distinct.len() > 16, "default rendering uses only {} grey levels", distinct.len());
+    assert!(
+        distinct.len() > 16,
+        "default rendering uses only {} grey levels",
+        distinct.len()
+    );
 
     // Explicit window: values at or below min are black, at or above max
     // white, linear in between (within one grey level for rounding).
@@ -205,7 +257,11 @@ fn slice_rendering() {
     let resp = server.get(&format!("/slice?{coords}&min={lo}&max={hi}"));
     let png = decode_gray_png(&resp.body).unwrap_or_else(|e| panic!("{e}: {}", resp.snippet()));
     assert_eq!((png.width, png.height, png.bit_depth), (w, h, 8));
-    assert!(raw.iter().any(|&p| p < lo) && raw.iter().any(|&p| p > hi) && raw.iter().any(|&p| p > lo && p < hi));
+    assert!(
+        raw.iter().any(|&p| p < lo)
+            && raw.iter().any(|&p| p > hi)
+            && raw.iter().any(|&p| p > lo && p < hi)
+    );
     assert_window(&raw, &png.samples, lo, hi);
 
     // Full-range window: p -> round(p * 255 / 65535).
@@ -220,7 +276,10 @@ fn slice_rendering() {
     let png = decode_gray_png(&resp.body).unwrap();
     assert_eq!((png.width, png.height, png.bit_depth), (w, h, 16));
     let raw_u16: Vec<u16> = raw.iter().map(|&v| v as u16).collect();
-    assert!(png.samples == raw_u16, "bits=16 PNG samples differ from the .npy samples");
+    assert!(
+        png.samples == raw_u16,
+        "bits=16 PNG samples differ from the .npy samples"
+    );
 
     // 8-bit data as a 16-bit PNG keeps its values.
     let u8_id = server.upload_ok("imagej_zcyx_u8.tif", set.read("imagej_zcyx_u8.tif"));
@@ -230,14 +289,19 @@ fn slice_rendering() {
     let png = decode_gray_png(&resp.body).unwrap_or_else(|e| panic!("{e}: {}", resp.snippet()));
     assert_eq!((png.width, png.height, png.bit_depth), (47, 33, 16));
     let want: Vec<u16> = raw8.data.iter().map(|&v| u16::from(v)).collect();
-    assert!(png.samples == want, "bits=16 PNG of uint8 data differs from the samples");
+    assert!(
+        png.samples == want,
+        "bits=16 PNG of uint8 data differs from the samples"
+    );
 
     // Float data: an explicit window with fractional and negative bounds.
     let f_id = server.upload_ok("imagej_tyx_f32.tif", set.read("imagej_tyx_f32.tif"));
     let fplane = server.plane_npy(&f_id, 2, 0, 0);
     fplane.check("float32", &[31, 29]).unwrap();
     let fraw = fplane.values();
-    let resp = server.get(&format!("/slice?image_id={f_id}&time=2&min=-50.5&max=600.25"));
+    let resp = server.get(&format!(
+        "/slice?image_id={f_id}&time=2&min=-50.5&max=600.25"
+    ));
     let png = decode_gray_png(&resp.body).unwrap_or_else(|e| panic!("{e}: {}", resp.snippet()));
     assert_eq!((png.width, png.height, png.bit_depth), (29, 31, 8));
     assert_window(&fraw, &png.samples, -50.5, 600.25);
@@ -263,30 +327,38 @@ fn assert_monotonic(raw: &[f64], grey: &[u16], what: &str) {
     }
 }
 
-/// Every pixel maps linearly from `[lo, hi]` onto `[0, 255]`, clipped.
+/// Every pixel maps linearly from `[lo, hi]` onto `[0, 255]`, clipped and
+/// rounded to the nearest grey level (either neighbour where the exact value
+/// is within 1e-3 of a half, to allow for single-precision arithmetic).
 fn assert_window(raw: &[f64], grey: &[u16], lo: f64, hi: f64) {
     assert_eq!(raw.len(), grey.len(), "pixel count");
     for (i, (&p, &g)) in raw.iter().zip(grey).enumerate() {
-        let want = ((p - lo) * 255.0 / (hi - lo)).clamp(0.0, 255.0);
-        let ok = if p <= lo {
-            g == 0
-        } else if p >= hi {
-            g == 255
-        } else {
-            (f64::from(g) - want.round()).abs() <= 1.0
-        };
-        assert!(ok, "pixel {i}: raw {p} with window [{lo}, {hi}] renders as {g}, expected {}", want.round());
+        let exact = ((p - lo) * 255.0 / (hi - lo)).clamp(0.0, 255.0);
+        let g = f64::from(g);
+        let ok =
+            g == exact.round() || ((exact.fract() - 0.5).abs() < 1e-3 && (g - exact).abs() < 0.51);
+        assert!(
+            ok,
+            "pixel {i}: raw {p} with window [{lo}, {hi}] renders as {g}, expected {} ({exact})",
+            exact.round()
+        );
     }
 }
 
 /// The id of an entry of `/images`.
 fn entry_id(entry: &Value) -> Option<&str> {
-    entry.get("image_id").or_else(|| entry.get("id")).and_then(Value::as_str)
+    entry
+        .get("image_id")
+        .or_else(|| entry.get("id"))
+        .and_then(Value::as_str)
 }
 
 /// The ids `/images` lists.
 fn listed_ids(server: &Server) -> Vec<String> {
-    let list = server.get("/images").ok_json().unwrap_or_else(|e| panic!("{e}"));
+    let list = server
+        .get("/images")
+        .ok_json()
+        .unwrap_or_else(|e| panic!("{e}"));
     let images = list["images"]
         .as_array()
         .unwrap_or_else(|| panic!("/images has no `images` array: {list}"));
@@ -308,7 +380,10 @@ fn image_lifecycle_and_axes_override() {
     };
     let set = FixtureSet::load(&fixtures, "tiff");
     let server = Server::start();
-    assert!(listed_ids(&server).is_empty(), "a fresh data dir lists images");
+    assert!(
+        listed_ids(&server).is_empty(),
+        "a fresh data dir lists images"
+    );
 
     let stack = "plain_multipage_u16.tif";
     let plain = server.upload_ok("plain_2d_u8.tif", set.read("plain_2d_u8.tif"));
@@ -328,13 +403,21 @@ fn image_lifecycle_and_axes_override() {
     let as_query = util::image_id_of(&resp).unwrap_or_else(|e| panic!("{e}"));
     for id in [&as_field, &as_query] {
         let meta = server.metadata(id);
-        check_metadata(&meta, stack, [7, 1, 1, 32, 32], "uint16").unwrap_or_else(|e| panic!("{id}: {e}"));
+        check_metadata(&meta, stack, [7, 1, 1, 32, 32], "uint16")
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
     }
     // Same pixels, other axis: time point 3 is what z=3 was.
     let z3 = server.plane_npy(&by_default, 0, 3, 0);
     let t3 = server.plane_npy(&as_field, 3, 0, 0);
-    assert!(z3.data == t3.data, "axes=TYX: time=3 differs from z=3 of the default reading");
-    expect_error(&server, server.get(&format!("/slice?image_id={as_field}&z=1")), &[400]);
+    assert!(
+        z3.data == t3.data,
+        "axes=TYX: time=3 differs from z=3 of the default reading"
+    );
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={as_field}&z=1")),
+        &[400],
+    );
 
     // Axes that cannot describe the file.
     for axes in ["QQQ", "TZYX", "TTX", "YX"] {
@@ -354,8 +437,14 @@ fn image_lifecycle_and_axes_override() {
     for entry in list["images"].as_array().unwrap() {
         let id = entry_id(entry).unwrap();
         let meta = server.metadata(id);
-        assert_eq!(entry["shape"], meta["shape"], "/images and /metadata disagree on {id}");
-        assert_eq!(entry["dtype"], meta["dtype"], "/images and /metadata disagree on {id}");
+        assert_eq!(
+            entry["shape"], meta["shape"],
+            "/images and /metadata disagree on {id}"
+        );
+        assert_eq!(
+            entry["dtype"], meta["dtype"],
+            "/images and /metadata disagree on {id}"
+        );
     }
 
     // One image by id.
@@ -386,7 +475,10 @@ fn image_lifecycle_and_axes_override() {
         assert!(msg.to_lowercase().contains("not found"), "{what}: {msg:?}");
     }
     let listed = listed_ids(&server);
-    assert!(!listed.contains(&plain), "/images still lists deleted {plain}: {listed:?}");
+    assert!(
+        !listed.contains(&plain),
+        "/images still lists deleted {plain}: {listed:?}"
+    );
     assert_eq!(listed.len(), 3, "/images after one delete: {listed:?}");
     server.metadata(&by_default);
     server.plane_npy(&by_default, 0, 6, 0);
@@ -408,7 +500,10 @@ fn image_ids_unique_across_restarts() {
         .expect("temporary data dir");
     let mut seen: Vec<String> = Vec::new();
     fn fresh(id: String, seen: &mut Vec<String>) -> String {
-        assert!(!seen.contains(&id), "id {id} was handed out before: {seen:?}");
+        assert!(
+            !seen.contains(&id),
+            "id {id} was handed out before: {seen:?}"
+        );
         seen.push(id.clone());
         id
     }
@@ -417,8 +512,15 @@ fn image_ids_unique_across_restarts() {
     let kept = fresh(server.upload_ok(file, set.read(file)), &mut seen);
     let dropped = fresh(server.upload_ok(file, set.read(file)), &mut seen);
     let resp = server.delete(&format!("/images/{dropped}"));
-    assert!(resp.status == 200 || resp.status == 204, "delete: {}", resp.status);
-    let stats = server.get(&format!("/statistics?image_id={kept}")).ok_json().unwrap();
+    assert!(
+        resp.status == 200 || resp.status == 204,
+        "delete: {}",
+        resp.status
+    );
+    let stats = server
+        .get(&format!("/statistics?image_id={kept}"))
+        .ok_json()
+        .unwrap();
     let plane = server.plane_npy(&kept, 2, 1, 1);
     server.stop();
 
@@ -428,17 +530,39 @@ fn image_ids_unique_across_restarts() {
         let new = fresh(server.upload_ok(file, set.read(file)), &mut seen);
         // The image from before the restart is still listed and served.
         let listed = listed_ids(&server);
-        assert!(listed.contains(&kept), "round {round}: /images {listed:?} lacks {kept}");
-        assert!(listed.contains(&new), "round {round}: /images {listed:?} lacks {new}");
-        assert!(!listed.contains(&dropped), "round {round}: deleted {dropped} is back: {listed:?}");
+        assert!(
+            listed.contains(&kept),
+            "round {round}: /images {listed:?} lacks {kept}"
+        );
+        assert!(
+            listed.contains(&new),
+            "round {round}: /images {listed:?} lacks {new}"
+        );
+        assert!(
+            !listed.contains(&dropped),
+            "round {round}: deleted {dropped} is back: {listed:?}"
+        );
         let meta = server.metadata(&kept);
         check_metadata(&meta, file, [3, 2, 2, 64, 64], "uint8").unwrap_or_else(|e| panic!("{e}"));
-        let again = server.get(&format!("/statistics?image_id={kept}")).ok_json().unwrap();
+        let again = server
+            .get(&format!("/statistics?image_id={kept}"))
+            .ok_json()
+            .unwrap();
         for key in ["mean", "std", "min", "max"] {
-            assert_eq!(again[key], stats[key], "statistics.{key} of {kept} changed across a restart");
+            assert_eq!(
+                again[key], stats[key],
+                "statistics.{key} of {kept} changed across a restart"
+            );
         }
-        assert!(server.plane_npy(&kept, 2, 1, 1).data == plane.data, "pixels of {kept} changed");
-        expect_error(&server, server.get(&format!("/metadata?image_id={dropped}")), &[404]);
+        assert!(
+            server.plane_npy(&kept, 2, 1, 1).data == plane.data,
+            "pixels of {kept} changed"
+        );
+        expect_error(
+            &server,
+            server.get(&format!("/metadata?image_id={dropped}")),
+            &[404],
+        );
         server.stop();
     }
 }
@@ -480,7 +604,10 @@ fn pca_scores_image() {
     );
     assert_eq!(meta["axes"], "TZCYX");
     let listed = listed_ids(&server);
-    assert!(listed.contains(&id), "/images {listed:?} lacks the analysed image");
+    assert!(
+        listed.contains(&id),
+        "/images {listed:?} lacks the analysed image"
+    );
 
     // Scores are centred, with variance explained_variance (ddof=1).
     let stats = server
@@ -490,7 +617,11 @@ fn pca_scores_image() {
     let n = (t_n * z_n * h * w) as f64;
     let means = f64s(&stats["mean"], "mean").unwrap();
     let stds = f64s(&stats["std"], "std").unwrap();
-    assert_eq!((means.len(), stds.len()), (2, 2), "scores statistics {stats}");
+    assert_eq!(
+        (means.len(), stds.len()),
+        (2, 2),
+        "scores statistics {stats}"
+    );
     for j in 0..2 {
         let sd = (ev[j] * (n - 1.0) / n).sqrt();
         assert!(
@@ -498,18 +629,26 @@ fn pca_scores_image() {
             "scores channel {j} has mean {}, expected about 0 (std {sd})",
             means[j]
         );
-        assert!(close(stds[j], sd, 1e-4), "scores channel {j} has std {}, expected {sd}", stds[j]);
+        assert!(
+            close(stds[j], sd, 1e-4),
+            "scores channel {j} has std {}, expected {sd}",
+            stds[j]
+        );
     }
 
     // Score = (x - mean) . component, pixel by pixel, on one plane.
     let (t, z) = (1, 2);
-    let x: Vec<Vec<f64>> = (0..c_n).map(|c| server.plane_npy(&id, t, z, c).values()).collect();
+    let x: Vec<Vec<f64>> = (0..c_n)
+        .map(|c| server.plane_npy(&id, t, z, c).values())
+        .collect();
     let scale = ev[0].sqrt();
     for (j, comp) in comps.iter().enumerate() {
         let plane = server.plane_npy(&scores_id, t, z, j as u64);
         plane.check("float32", &[h, w]).unwrap();
         for (p, got) in plane.values().into_iter().enumerate() {
-            let want: f64 = (0..c_n as usize).map(|c| (x[c][p] - mean[c]) * comp[c]).sum();
+            let want: f64 = (0..c_n as usize)
+                .map(|c| (x[c][p] - mean[c]) * comp[c])
+                .sum();
             assert!(
                 (got - want).abs() <= 1e-5 * scale + 1e-6 * want.abs(),
                 "score {j} of pixel {p} at t={t} z={z} is {got}, expected {want}"
@@ -522,9 +661,20 @@ fn pca_scores_image() {
         .get(&format!("/slice?image_id={scores_id}&time=1&z=3&channel=1"))
         .png_header()
         .unwrap();
-    assert_eq!((header.width, header.height, header.bit_depth), (w as u32, h as u32, 8));
-    expect_error(&server, server.get(&format!("/slice?image_id={scores_id}&bits=16")), &[400]);
-    expect_error(&server, server.get(&format!("/slice?image_id={scores_id}&channel=2")), &[400]);
+    assert_eq!(
+        (header.width, header.height, header.bit_depth),
+        (w as u32, h as u32, 8)
+    );
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={scores_id}&bits=16")),
+        &[400],
+    );
+    expect_error(
+        &server,
+        server.get(&format!("/slice?image_id={scores_id}&channel=2")),
+        &[400],
+    );
 
     // k = C: all variance is explained.
     let full = server
@@ -533,7 +683,10 @@ fn pca_scores_image() {
         .unwrap();
     assert_eq!(full["n_components"].as_u64(), Some(3), "{full}");
     let ratio = f64s(&full["explained_variance_ratio"], "ratio").unwrap();
-    assert!(close(ratio.iter().sum(), 1.0, 1e-9), "ratios {ratio:?} do not sum to 1");
+    assert!(
+        close(ratio.iter().sum(), 1.0, 1e-9),
+        "ratios {ratio:?} do not sum to 1"
+    );
     let scores3 = full["scores_image_id"].as_str().unwrap();
     assert_ne!(scores3, scores_id, "a second analysis reused the scores id");
     assert_eq!(server.metadata(scores3)["Channels"].as_u64(), Some(3));

@@ -102,9 +102,7 @@ pub fn check_image(
     let [t_n, z_n, c_n, h, w] = shape;
 
     // Metadata.
-    let meta = server
-        .get(&format!("/metadata?image_id={id}"))
-        .ok_json()?;
+    let meta = server.get(&format!("/metadata?image_id={id}")).ok_json()?;
     check_metadata(&meta, name, shape, dtype)?;
     let flavour = meta["flavour"].as_str().unwrap_or_default();
     if strict_flavour {
@@ -149,7 +147,10 @@ pub fn check_image(
     let tol = if dtype == "float32" { 1e-6 } else { 1e-9 };
     for key in ["mean", "std", "min", "max"] {
         let got = f64s(&stats[key], &format!("statistics.{key}"))?;
-        let want = f64s(&expected["statistics"][key], &format!("expected statistics.{key}"))?;
+        let want = f64s(
+            &expected["statistics"][key],
+            &format!("expected statistics.{key}"),
+        )?;
         ensure!(
             got.len() == want.len(),
             "statistics.{key} has {} values, expected {} (one per channel)",
@@ -159,7 +160,7 @@ pub fn check_image(
         for (ch, (g, e)) in got.iter().zip(&want).enumerate() {
             ensure!(
                 close(*g, *e, tol),
-                "statistics.{key}[{ch}] = {g}, expected {e} (tolerance {tol})"
+                "statistics.{key}[{ch}] = {g}, expected {e} (tolerance {tol:e})"
             );
         }
     }
@@ -172,9 +173,7 @@ pub fn check_image(
     }
 
     // Default rendering.
-    let png = server
-        .get(&format!("/slice?image_id={id}"))
-        .png_header()?;
+    let png = server.get(&format!("/slice?image_id={id}")).png_header()?;
     ensure!(
         (png.width, png.height, png.bit_depth, png.color_type) == (w as u32, h as u32, 8, 0),
         "default /slice PNG is {png:?}, expected {w}x{h} 8-bit grayscale"
@@ -183,11 +182,27 @@ pub fn check_image(
 }
 
 /// Checks the fields of a metadata record.
-pub fn check_metadata(meta: &Value, name: &str, shape: [u64; 5], dtype: &str) -> Result<(), String> {
+pub fn check_metadata(
+    meta: &Value,
+    name: &str,
+    shape: [u64; 5],
+    dtype: &str,
+) -> Result<(), String> {
     let got_shape = shape5(&meta["shape"], "metadata shape")?;
-    ensure!(got_shape == shape, "metadata shape {got_shape:?}, expected {shape:?}");
-    ensure!(meta["dtype"] == dtype, "metadata dtype {}, expected {dtype}", meta["dtype"]);
-    ensure!(meta["axes"] == "TZCYX", "metadata axes {}, expected \"TZCYX\"", meta["axes"]);
+    ensure!(
+        got_shape == shape,
+        "metadata shape {got_shape:?}, expected {shape:?}"
+    );
+    ensure!(
+        meta["dtype"] == dtype,
+        "metadata dtype {}, expected {dtype}",
+        meta["dtype"]
+    );
+    ensure!(
+        meta["axes"] == "TZCYX",
+        "metadata axes {}, expected \"TZCYX\"",
+        meta["axes"]
+    );
     for (key, size) in ["T", "Z", "Channels", "Height", "Width"].iter().zip(shape) {
         ensure!(
             meta[*key].as_u64() == Some(size),
@@ -216,9 +231,12 @@ pub fn check_metadata(meta: &Value, name: &str, shape: [u64; 5], dtype: &str) ->
         "metadata created_at {} is not a non-empty string",
         meta["created_at"]
     );
-    let names = meta["channel_names"]
-        .as_array()
-        .ok_or_else(|| format!("metadata channel_names {} is not an array", meta["channel_names"]))?;
+    let names = meta["channel_names"].as_array().ok_or_else(|| {
+        format!(
+            "metadata channel_names {} is not an array",
+            meta["channel_names"]
+        )
+    })?;
     ensure!(
         names.is_empty() || names.len() as u64 == shape[2],
         "metadata channel_names has {} entries for {} channels",
@@ -241,8 +259,18 @@ const LOADING_TOL: f64 = 1e-6;
 
 /// Checks an `/analyze` response with `components = 2` against the
 /// scikit-learn reference.
-pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u64) -> Result<(), String> {
-    ensure!(got["image_id"] == id, "analyze image_id {}, expected {id}", got["image_id"]);
+pub fn check_pca(
+    got: &Value,
+    want: &Value,
+    id: &str,
+    channels: usize,
+    pixels: u64,
+) -> Result<(), String> {
+    ensure!(
+        got["image_id"] == id,
+        "analyze image_id {}, expected {id}",
+        got["image_id"]
+    );
     ensure!(
         got["n_components"].as_u64() == Some(2),
         "analyze n_components {}, expected 2",
@@ -252,7 +280,10 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
     let ev = f64s(&got["explained_variance"], "explained_variance")?;
     let ev_want = f64s(&want["explained_variance"], "expected explained_variance")?;
     let ratio = f64s(&got["explained_variance_ratio"], "explained_variance_ratio")?;
-    let ratio_want = f64s(&want["explained_variance_ratio"], "expected explained_variance_ratio")?;
+    let ratio_want = f64s(
+        &want["explained_variance_ratio"],
+        "expected explained_variance_ratio",
+    )?;
     let comps = f64_rows(&got["components"], "components")?;
     let comps_want = f64_rows(&want["components"], "expected components")?;
     let mean = f64s(&got["mean"], "mean")?;
@@ -264,7 +295,11 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
         ratio.len(),
         comps.len()
     );
-    ensure!(mean.len() == channels, "analyze mean has {} values for {channels} channels", mean.len());
+    ensure!(
+        mean.len() == channels,
+        "analyze mean has {} values for {channels} channels",
+        mean.len()
+    );
 
     let top = ev_want[0];
     for i in 0..2 {
@@ -287,9 +322,16 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
 
     // Loadings: unit rows, orthogonal, sign convention.
     for (i, row) in comps.iter().enumerate() {
-        ensure!(row.len() == channels, "components[{i}] has {} loadings for {channels} channels", row.len());
+        ensure!(
+            row.len() == channels,
+            "components[{i}] has {} loadings for {channels} channels",
+            row.len()
+        );
         let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-        ensure!((norm - 1.0).abs() <= 1e-6, "components[{i}] has norm {norm}, expected 1");
+        ensure!(
+            (norm - 1.0).abs() <= 1e-6,
+            "components[{i}] has norm {norm}, expected 1"
+        );
         if let Some(top) = dominant(row) {
             ensure!(
                 row[top] > 0.0,
@@ -298,7 +340,10 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
         }
     }
     let dot: f64 = comps[0].iter().zip(&comps[1]).map(|(a, b)| a * b).sum();
-    ensure!(dot.abs() <= 1e-6, "components are not orthogonal (dot product {dot})");
+    ensure!(
+        dot.abs() <= 1e-6,
+        "components are not orthogonal (dot product {dot})"
+    );
 
     // Eigenvectors are compared one by one only where the eigenvalue is
     // separated from its neighbours; an eigenvalue shared by two components
@@ -306,8 +351,16 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
     let total = ev_want[0] / ratio_want[0];
     let rest = (total - ev_want[0] - ev_want[1]).max(0.0); // bounds λ3, λ4, ...
     let gap0 = ev_want[0] - ev_want[1];
-    let gap1 = if channels == 2 { gap0 } else { gap0.min(ev_want[1] - rest) };
-    let subspace_gap = if channels == 2 { f64::INFINITY } else { ev_want[1] - rest };
+    let gap1 = if channels == 2 {
+        gap0
+    } else {
+        gap0.min(ev_want[1] - rest)
+    };
+    let subspace_gap = if channels == 2 {
+        f64::INFINITY
+    } else {
+        ev_want[1] - rest
+    };
     for (i, gap) in [gap0, gap1].into_iter().enumerate() {
         if gap <= GAP * total {
             continue;
@@ -342,7 +395,9 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
     // Inline scores or the reason they were left out.
     match &got["pca_result"] {
         Value::Null => ensure!(
-            got["pca_result_omitted"].as_str().is_some_and(|s| !s.is_empty()),
+            got["pca_result_omitted"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
             "pca_result is null without a pca_result_omitted reason"
         ),
         Value::Array(rows) => {
@@ -352,16 +407,20 @@ pub fn check_pca(got: &Value, want: &Value, id: &str, channels: usize, pixels: u
                 rows.len()
             );
             ensure!(
-                rows.iter()
-                    .all(|r| r.as_array().is_some_and(|r| r.len() == 2 && r.iter().all(Value::is_number))),
+                rows.iter().all(|r| r
+                    .as_array()
+                    .is_some_and(|r| r.len() == 2 && r.iter().all(Value::is_number))),
                 "pca_result rows are not all lists of 2 numbers"
             );
         }
         other => return Err(format!("pca_result is neither a list nor null: {other}")),
     }
-    let scores = got["scores_image_id"]
-        .as_str()
-        .ok_or_else(|| format!("analyze has no scores_image_id string: {}", got["scores_image_id"]))?;
+    let scores = got["scores_image_id"].as_str().ok_or_else(|| {
+        format!(
+            "analyze has no scores_image_id string: {}",
+            got["scores_image_id"]
+        )
+    })?;
     ensure!(scores != id, "scores_image_id equals the analysed image id");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! decoders for the `.npy` and PNG bodies the server returns.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,11 +16,12 @@ use serde_json::Value;
 
 /// Returns `Err(format!(..))` from the enclosing function unless `$cond` holds.
 macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
+    ($cond:expr, $($arg:tt)+) => {{
+        let ok: bool = $cond;
+        if !ok {
             return Err(format!($($arg)+));
         }
-    };
+    }};
 }
 
 pub mod conformance;
@@ -32,7 +33,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// 9600x9600 plane served by a debug build.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many lines of server output to keep for failure messages.
-const LOG_LINES: usize = 400;
+const LOG_LINES: usize = 80;
 /// The line the server prints once it accepts connections.
 const LISTENING: &str = "pentascope listening on ";
 
@@ -58,7 +59,9 @@ pub fn fixtures_dir() -> Option<PathBuf> {
             dir.display()
         );
     }
-    eprintln!(
+    // Written to the real stderr so that the test harness does not swallow it.
+    let _ = writeln!(
+        std::io::stderr(),
         "NOTICE: fixture corpus not found at {}; skipping this test (set PENTASCOPE_FIXTURES)",
         dir.display()
     );
@@ -277,6 +280,9 @@ impl Server {
     /// Stops the server: SIGTERM, then SIGKILL if it has not exited within
     /// ten seconds. The data directory is left in place.
     pub fn stop(mut self) {
+        // Close our keep-alive connections first so a graceful shutdown
+        // does not wait for them.
+        drop(std::mem::replace(&mut self.client, Client::new()));
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -294,7 +300,8 @@ impl Server {
     }
 
     fn finish(&self, what: &str, result: reqwest::Result<reqwest::blocking::Response>) -> Resp {
-        let resp = result.unwrap_or_else(|e| panic!("{what}: request failed: {e}\n{}", self.logs()));
+        let resp =
+            result.unwrap_or_else(|e| panic!("{what}: request failed: {e}\n{}", self.logs()));
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -390,7 +397,8 @@ impl Server {
         let resp = self.get(&format!(
             "/slice?image_id={id}&time={t}&z={z}&channel={c}&format=npy"
         ));
-        resp.npy().unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+        resp.npy()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// Asserts that `/health` answers 200 with `"status": "ok"`.
@@ -400,7 +408,8 @@ impl Server {
             .ok_json()
             .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
         assert_eq!(
-            health["status"], "ok",
+            health["status"],
+            "ok",
             "/health body {health}\n{}",
             self.logs()
         );
@@ -474,6 +483,22 @@ impl Resp {
             self.status,
             self.snippet()
         );
+        self.error_message()
+    }
+
+    /// Like [`Resp::error`] with any 4xx status.
+    pub fn client_error(&self) -> Result<String, String> {
+        ensure!(
+            (400..500).contains(&self.status),
+            "{}: expected a 4xx status, got {}: {}",
+            self.what,
+            self.status,
+            self.snippet()
+        );
+        self.error_message()
+    }
+
+    fn error_message(&self) -> Result<String, String> {
         let json = self.json()?;
         match json.get("error").and_then(Value::as_str) {
             Some(msg) if !msg.trim().is_empty() => Ok(msg.to_string()),
@@ -484,12 +509,6 @@ impl Resp {
                 self.snippet()
             )),
         }
-    }
-
-    /// Like [`Resp::error`] with any 4xx status.
-    pub fn client_error(&self) -> Result<String, String> {
-        let all_4xx: Vec<u16> = (400..500).collect();
-        self.error(&all_4xx)
     }
 
     /// The body of a 200 `application/octet-stream` response parsed as `.npy`.
@@ -581,7 +600,9 @@ impl PngHeader {
             "not a PNG (no signature)"
         );
         ensure!(&bytes[12..16] == b"IHDR", "PNG does not start with IHDR");
-        let be32 = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let be32 = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         Ok(PngHeader {
             width: be32(16),
             height: be32(20),
@@ -606,7 +627,9 @@ pub struct GrayPng {
 /// Decodes a grayscale PNG with the `png` crate.
 pub fn decode_gray_png(bytes: &[u8]) -> Result<GrayPng, String> {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().map_err(|e| format!("PNG decode: {e}"))?;
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("PNG decode: {e}"))?;
     let size = reader
         .output_buffer_size()
         .ok_or("PNG output buffer size overflows")?;
@@ -630,7 +653,8 @@ pub fn decode_gray_png(bytes: &[u8]) -> Result<GrayPng, String> {
         png::BitDepth::Sixteen => (0..height)
             .flat_map(|y| {
                 let row = &buf[y * info.line_size..y * info.line_size + 2 * width];
-                row.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                row.chunks_exact(2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
             })
             .collect(),
         other => return Err(format!("PNG bit depth {other:?}, expected 8 or 16")),
@@ -638,7 +662,11 @@ pub fn decode_gray_png(bytes: &[u8]) -> Result<GrayPng, String> {
     Ok(GrayPng {
         width,
         height,
-        bit_depth: if info.bit_depth == png::BitDepth::Eight { 8 } else { 16 },
+        bit_depth: if info.bit_depth == png::BitDepth::Eight {
+            8
+        } else {
+            16
+        },
         samples,
     })
 }

@@ -62,7 +62,9 @@ impl Npy {
         let header = std::str::from_utf8(&bytes[10..start])
             .map_err(|_| ".npy header is not ASCII".to_string())?;
         if !header.ends_with('\n') {
-            return Err(format!(".npy header {header:?} does not end with a newline"));
+            return Err(format!(
+                ".npy header {header:?} does not end with a newline"
+            ));
         }
         let descr = value_after(header, "descr")?
             .strip_prefix('\'')
@@ -112,10 +114,7 @@ impl Npy {
             return Err(".npy is in Fortran order, expected C order".into());
         }
         if self.shape != shape {
-            return Err(format!(
-                ".npy shape {:?}, expected {shape:?}",
-                self.shape
-            ));
+            return Err(format!(".npy shape {:?}, expected {shape:?}", self.shape));
         }
         let want = shape.iter().product::<u64>() as usize * itemsize(dtype).unwrap_or(0);
         if self.data.len() != want {
@@ -137,13 +136,23 @@ impl Npy {
         match &self.descr[1..] {
             "u1" => d.iter().map(|&v| f64::from(v)).collect(),
             "i1" => d.iter().map(|&v| f64::from(v as i8)).collect(),
-            "u2" => le::<2>(d).map(|b| f64::from(u16::from_le_bytes(b))).collect(),
-            "i2" => le::<2>(d).map(|b| f64::from(i16::from_le_bytes(b))).collect(),
-            "u4" => le::<4>(d).map(|b| f64::from(u32::from_le_bytes(b))).collect(),
-            "i4" => le::<4>(d).map(|b| f64::from(i32::from_le_bytes(b))).collect(),
+            "u2" => le::<2>(d)
+                .map(|b| f64::from(u16::from_le_bytes(b)))
+                .collect(),
+            "i2" => le::<2>(d)
+                .map(|b| f64::from(i16::from_le_bytes(b)))
+                .collect(),
+            "u4" => le::<4>(d)
+                .map(|b| f64::from(u32::from_le_bytes(b)))
+                .collect(),
+            "i4" => le::<4>(d)
+                .map(|b| f64::from(i32::from_le_bytes(b)))
+                .collect(),
             "u8" => le::<8>(d).map(|b| u64::from_le_bytes(b) as f64).collect(),
             "i8" => le::<8>(d).map(|b| i64::from_le_bytes(b) as f64).collect(),
-            "f4" => le::<4>(d).map(|b| f64::from(f32::from_le_bytes(b))).collect(),
+            "f4" => le::<4>(d)
+                .map(|b| f64::from(f32::from_le_bytes(b)))
+                .collect(),
             "f8" => le::<8>(d).map(f64::from_le_bytes).collect(),
             other => panic!("unsupported .npy descr {other:?}"),
         }

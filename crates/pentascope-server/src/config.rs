@@ -1,0 +1,37 @@
+//! Service configuration, read once at start-up.
+
+use std::path::PathBuf;
+
+use pentascope_core::Limits;
+
+/// Everything the server needs to know, with documented defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Interface to listen on (default `127.0.0.1`).
+    pub host: String,
+    /// Port (default 5000; 0 picks a free one).
+    pub port: u16,
+    /// Where the database, pixels and upload spool live (default `./data`).
+    pub data_dir: PathBuf,
+    /// Decoder limits (pixel budget, pages, chunk size).
+    pub limits: Limits,
+    /// Largest upload body accepted, in bytes (default 64 GiB).
+    pub max_upload_bytes: u64,
+    /// Most PCA score values returned inline in `pca_result` (default
+    /// 1,000,000); larger results are only stored as the derived image.
+    pub inline_scores_cap: u64,
+}
+
+impl Config {
+    /// Defaults with the given data directory.
+    pub fn with_data_dir(data_dir: PathBuf) -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            data_dir,
+            limits: Limits::default(),
+            max_upload_bytes: 64 << 30,
+            inline_scores_cap: 1_000_000,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP layer's error type and the one place errors become statuses.
+//!
+//! Every error leaves as `{"error": "<message>"}`. User mistakes are 4xx
+//! with a message that says what to change; only faults of the service
+//! itself are 5xx.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pentascope_core::CoreError;
+use pentascope_store::StoreError;
+
+/// An error with the HTTP status it is answered with.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// The status.
+    pub status: StatusCode,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 404: no such image.
+    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("image {what} not found"),
+        }
+    }
+
+    /// 500: a fault of the service.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> ApiError {
+        let status = match &e {
+            CoreError::NotTiff(_) | CoreError::Unsupported(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            CoreError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::InvalidAxes(_) | CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Core(core) => core.into(),
+            StoreError::NotFound(id) => ApiError::not_found(id),
+            StoreError::Database(db) if is_unavailable(&db) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("the metadata database is unavailable: {db}"),
+            },
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,81 @@
+//! What every handler shares: the configuration and the two stores.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pentascope_store::db::{MetadataRepo, SqliteRepo};
+use pentascope_store::pixels::{PixelStore, ZarrStore};
+use pentascope_store::{ImageId, ImageRecord};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Shared, cheaply cloned state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Image records.
+    pub repo: Arc<dyn MetadataRepo>,
+    /// Pixels.
+    pub pixels: Arc<dyn PixelStore>,
+    /// Where uploads are spooled while they arrive.
+    pub spool: PathBuf,
+}
+
+impl AppState {
+    /// Opens the embedded database and the local pixel store under the data
+    /// directory, creating them as needed.
+    pub async fn open(config: Config) -> Result<AppState, ApiError> {
+        let dir = &config.data_dir;
+        let spool = dir.join("spool");
+        for d in [dir.clone(), spool.clone()] {
+            std::fs::create_dir_all(&d).map_err(|e| {
+                ApiError::internal(format!("cannot create data directory {}: {e}", d.display()))
+            })?;
+        }
+        let repo = SqliteRepo::open(&dir.join("pentascope.sqlite")).await?;
+        let pixels = ZarrStore::new(&dir.join("images"))?;
+        Ok(AppState {
+            config: Arc::new(config),
+            repo: Arc::new(repo),
+            pixels: Arc::new(pixels),
+            spool,
+        })
+    }
+
+    /// Cleans what a crash may have left: ids reserved for images that were
+    /// never published, their staged pixels, spooled uploads.
+    pub async fn recover(&self) -> Result<(), ApiError> {
+        for id in self.repo.pending().await? {
+            tracing::warn!(%id, "discarding an image whose ingest did not finish");
+            self.repo.discard(id).await?;
+        }
+        self.pixels.clear_staging()?;
+        if let Ok(entries) = std::fs::read_dir(&self.spool) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// A published image's record, or 404.
+    pub async fn record(&self, id: &str) -> Result<ImageRecord, ApiError> {
+        let parsed: ImageId = id.parse().map_err(|_| ApiError::not_found(format!("{id:?}")))?;
+        self.repo
+            .get(parsed)
+            .await?
+            .ok_or_else(|| ApiError::not_found(parsed))
+    }
+}
+
+/// Runs CPU-bound work on the blocking pool, keeping the tracing span.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker task failed: {e}")))?
+}

@@ -1,0 +1,37 @@
+//! The storage layer's error type.
+
+use pentascope_core::CoreError;
+use thiserror::Error;
+
+/// What can go wrong storing or reading images and records.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No image with that id (or it is not published yet).
+    #[error("image {0} not found")]
+    NotFound(String),
+    /// The image data could not be decoded or computed on.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The chunked pixel store failed.
+    #[error("pixel store error: {0}")]
+    Pixels(String),
+    /// The metadata database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying database migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored record could not be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// Local I/O failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    pub(crate) fn pixels(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Pixels(e.to_string())
+    }
+}

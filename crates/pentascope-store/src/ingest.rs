@@ -1,0 +1,109 @@
+//! TIFF → chunked store, with per-channel statistics gathered in the same
+//! pass. Page groups are processed in parallel, each band by band, so memory
+//! holds a few bands at a time whatever the file's size.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pentascope_core::stats::{ChannelStats, StatsAccumulator};
+use pentascope_core::tiff::{Series, TiffFile};
+use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
+use rayon::prelude::*;
+
+use crate::error::StoreError;
+use crate::pixels::{ArrayLayout, ImageAttributes, PixelStore, PixelWriter};
+use crate::record::ImageId;
+
+/// A decoded and stored (but not yet published) image.
+pub struct Ingested {
+    /// What the file holds.
+    pub series: Series,
+    /// Per-channel statistics.
+    pub statistics: Vec<ChannelStats>,
+    /// The pixels, staged: commit to publish, abort to discard.
+    pub writer: Box<dyn PixelWriter>,
+}
+
+/// Reads the TIFF at `path` and writes its pixels to `store` as image `id`
+/// (staged). `progress(done, total)` is called as planes complete.
+pub fn ingest_tiff(
+    store: &dyn PixelStore,
+    id: ImageId,
+    path: &Path,
+    name: &str,
+    limits: &Limits,
+    axes: Option<&Axes>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Ingested, StoreError> {
+    let tiff = TiffFile::open(path, limits, axes)?;
+    let series = tiff.series().clone();
+    let layout = ArrayLayout::for_image(series.shape, series.dtype);
+    let attributes = ImageAttributes {
+        name: name.to_string(),
+        channel_names: series.channel_names.clone(),
+        physical_sizes: series.physical_sizes.clone(),
+    };
+    let writer = store.create(id, layout, &attributes)?;
+    let copied = dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress));
+    match copied {
+        Ok(statistics) => Ok(Ingested {
+            series,
+            statistics,
+            writer,
+        }),
+        Err(e) => {
+            writer.abort();
+            Err(e)
+        }
+    }
+}
+
+fn copy_pages<T: Sample>(
+    tiff: &TiffFile,
+    writer: &dyn PixelWriter,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Vec<ChannelStats>, StoreError> {
+    let series = tiff.series();
+    let layout = *writer.layout();
+    let groups = series.page_groups();
+    let channels: Vec<Mutex<StatsAccumulator<T>>> = (0..series.shape.c)
+        .map(|_| Mutex::new(StatsAccumulator::new()))
+        .collect();
+    let total = series.shape.planes();
+    let done = AtomicU64::new(0);
+    groups.par_iter().try_for_each(|group| {
+        let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
+        let mut partial: Vec<StatsAccumulator<T>> =
+            group.planes.iter().map(|_| StatsAccumulator::new()).collect();
+        for rows in layout.bands() {
+            match group.page {
+                Some(page) => tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?,
+                None => {
+                    let n = ((rows.end - rows.start) * layout.shape.x) as usize;
+                    for band in &mut bands {
+                        band.clear();
+                        band.resize(n, T::default());
+                    }
+                }
+            }
+            for ((plane, band), acc) in group.planes.iter().zip(&bands).zip(&mut partial) {
+                writer.write_band(*plane, rows.start, pentascope_core::dtype::as_bytes(band))?;
+                acc.add(band);
+            }
+        }
+        for (plane, acc) in group.planes.iter().zip(partial) {
+            channels[plane.c as usize]
+                .lock()
+                .expect("statistics lock")
+                .merge(acc);
+        }
+        let n = done.fetch_add(group.planes.len() as u64, Ordering::Relaxed);
+        progress(n + group.planes.len() as u64, total);
+        Ok::<(), StoreError>(())
+    })?;
+    Ok(channels
+        .into_iter()
+        .map(|m| m.into_inner().expect("statistics lock").finish())
+        .collect())
+}

@@ -1,0 +1,134 @@
+//! Image records: what the database keeps about each image.
+
+use std::fmt;
+use std::str::FromStr;
+
+use pentascope_core::stats::ChannelStats;
+use pentascope_core::tiff::{Flavour, PhysicalSizes};
+use pentascope_core::{DType, Shape5};
+use serde::{Deserialize, Serialize};
+
+/// The current time as RFC 3339 (UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// An image id, `image_<n>`, with `n` allocated by the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageId(pub i64);
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "image_{}", self.0)
+    }
+}
+
+impl FromStr for ImageId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let n = s.strip_prefix("image_").ok_or(())?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        n.parse().map(ImageId).map_err(|_| ())
+    }
+}
+
+impl Serialize for ImageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("invalid image id {s:?}")))
+    }
+}
+
+/// Where an image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    /// Uploaded by a client.
+    Upload,
+    /// PCA scores derived from another image.
+    PcaScores,
+}
+
+impl ImageKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageKind::Upload => "upload",
+            ImageKind::PcaScores => "pca_scores",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<ImageKind> {
+        match s {
+            "upload" => Some(ImageKind::Upload),
+            "pca_scores" => Some(ImageKind::PcaScores),
+            _ => None,
+        }
+    }
+}
+
+/// Metadata kept as one JSON document beside the record's columns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageDetails {
+    /// The file's own axes as read (e.g. `TCZYX`).
+    pub source_axes: String,
+    /// Channel names (may be empty).
+    pub channel_names: Vec<String>,
+    /// Physical sizes where known.
+    pub physical_sizes: PhysicalSizes,
+    /// Metadata problems that were worked around.
+    pub warnings: Vec<String>,
+    /// Chunk shape of the stored array (TZCYX).
+    pub chunk_shape: [u64; 5],
+}
+
+/// A published image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Its id.
+    pub id: ImageId,
+    /// Upload or derived.
+    pub kind: ImageKind,
+    /// For derived images, the image they were computed from.
+    pub source_image_id: Option<ImageId>,
+    /// The uploaded file's name.
+    pub original_filename: Option<String>,
+    /// The uploaded file's size in bytes.
+    pub byte_size: u64,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// Sample type.
+    pub dtype: DType,
+    /// Canonical shape.
+    pub shape: Shape5,
+    /// TIFF flavour (derived images: plain).
+    pub flavour: Flavour,
+    /// Further metadata.
+    pub details: ImageDetails,
+    /// Per-channel statistics gathered when the pixels were written.
+    pub statistics: Vec<ChannelStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_parse_strictly() {
+        assert_eq!("image_12".parse::<ImageId>(), Ok(ImageId(12)));
+        assert_eq!(ImageId(3).to_string(), "image_3");
+        for bad in ["image_", "image_x", "12", "image_-1", "image_1 ", "IMAGE_1"] {
+            assert!(bad.parse::<ImageId>().is_err(), "{bad}");
+        }
+    }
+}
