@@ -70,8 +70,7 @@ impl CovarianceAccumulator {
             let len = CHUNK.min(n - start);
             for (k, ch) in channels.iter().enumerate() {
                 let dst = &mut centred[k * CHUNK..k * CHUNK + len];
-                centre(&ch[start..start + len], mean[k], dst);
-                deviation[k] += dst.iter().sum::<f64>();
+                deviation[k] += centre_and_sum(&ch[start..start + len], mean[k], dst);
             }
             for a in 0..c {
                 let xa = &centred[a * CHUNK..a * CHUNK + len];
@@ -307,6 +306,26 @@ fn centre<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) {
     for (d, v) in dst.iter_mut().zip(src) {
         *d = v.to_f64() - mean;
     }
+}
+
+/// `dst[i] = src[i] - mean`, returning the sum of `dst` (four independent
+/// partial sums, so the additions do not form one long dependency chain).
+#[inline]
+fn centre_and_sum<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut qd = dst.chunks_exact_mut(4);
+    let mut qs = src.chunks_exact(4);
+    for (d, s) in (&mut qd).zip(&mut qs) {
+        for l in 0..4 {
+            d[l] = s[l].to_f64() - mean;
+            acc[l] += d[l];
+        }
+    }
+    for (d, s) in qd.into_remainder().iter_mut().zip(qs.remainder()) {
+        *d = s.to_f64() - mean;
+        acc[0] += *d;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// Sum of the samples in `f64`, by blocks with four independent partial

@@ -29,8 +29,8 @@ pub fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>)
     out.clear();
     out.reserve(samples.len());
     let Window { low, high } = window;
-    // Not `high <= low`: a NaN bound must land in the threshold branch too
-    // (where everything then maps to 0).
+    // Not `high <= low`: a window with a NaN bound is not a proper window
+    // either, and thresholds at `high` like a degenerate one.
     let proper = high.partial_cmp(&low) == Some(std::cmp::Ordering::Greater);
     if !proper {
         map_samples(samples, out, |v| if v >= high { 255 } else { 0 });
@@ -250,6 +250,10 @@ mod tests {
         assert_eq!(out, vec![0, 0, 255, 255]);
         window_to_u8(&[-5i32, 0, 5, 6], window(5.0, 1.0), &mut out);
         assert_eq!(out, vec![0, 0, 255, 255]);
+        window_to_u8(&[-5.0f64, 20.0], window(f64::NAN, 10.0), &mut out);
+        assert_eq!(out, vec![0, 255]);
+        window_to_u8(&[-5.0f64, 20.0], window(0.0, f64::NAN), &mut out);
+        assert_eq!(out, vec![0, 0]);
 
         // Not a truncating cast: 300 in a 0..999 window is 77, not 44.
         window_to_u8(&[300u16], window(0.0, 999.0), &mut out);

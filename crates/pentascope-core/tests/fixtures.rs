@@ -108,5 +108,10 @@ fn every_fixture_decodes_to_tifffile_hash() {
         }
     }
     assert!(checked > 50, "only {checked} fixtures found");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -49,9 +49,7 @@ impl ApiError {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         let status = match &e {
-            CoreError::NotTiff(_) | CoreError::Unsupported(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            CoreError::NotTiff(_) | CoreError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             CoreError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::InvalidAxes(_) | CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => {

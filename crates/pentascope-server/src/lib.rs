@@ -29,7 +29,10 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| {
-            ApiError::internal(format!("cannot listen on {}:{}: {e}", config.host, config.port))
+            ApiError::internal(format!(
+                "cannot listen on {}:{}: {e}",
+                config.host, config.port
+            ))
         })?;
     let addr = listener
         .local_addr()

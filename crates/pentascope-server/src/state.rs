@@ -62,7 +62,9 @@ impl AppState {
 
     /// A published image's record, or 404.
     pub async fn record(&self, id: &str) -> Result<ImageRecord, ApiError> {
-        let parsed: ImageId = id.parse().map_err(|_| ApiError::not_found(format!("{id:?}")))?;
+        let parsed: ImageId = id
+            .parse()
+            .map_err(|_| ApiError::not_found(format!("{id:?}")))?;
         self.repo
             .get(parsed)
             .await?

@@ -14,7 +14,10 @@ use crate::error::StoreError;
 use crate::pixels::{PixelReader, PixelWriter};
 
 /// Reads one whole plane as samples of type `T` (the image's own type).
-pub fn read_plane<T: Sample>(reader: &dyn PixelReader, plane: PlaneIndex) -> Result<Vec<T>, StoreError> {
+pub fn read_plane<T: Sample>(
+    reader: &dyn PixelReader,
+    plane: PlaneIndex,
+) -> Result<Vec<T>, StoreError> {
     let shape = reader.layout().shape;
     let mut out = vec![T::default(); (shape.y * shape.x) as usize];
     reader.read_rows(plane, 0..shape.y, bytemuck::cast_slice_mut(&mut out))?;
@@ -110,8 +113,9 @@ fn pca_typed<T: Sample>(
     let n_pixels = shape.pixels_per_channel();
     let inline = (n_pixels * k as u64 <= inline_cap)
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
-    let stats: Vec<Mutex<StatsAccumulator<f32>>> =
-        (0..k).map(|_| Mutex::new(StatsAccumulator::new())).collect();
+    let stats: Vec<Mutex<StatsAccumulator<f32>>> = (0..k)
+        .map(|_| Mutex::new(StatsAccumulator::new()))
+        .collect();
     let out_layout = *scores.layout();
     units(shape.t, shape.z, out_layout.bands().collect())
         .into_par_iter()

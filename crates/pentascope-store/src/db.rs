@@ -84,7 +84,9 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImageRecord, StoreEr
     Ok(ImageRecord {
         id: ImageId(id),
         kind: ImageKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-        source_image_id: source.map(|s| s.parse().map_err(|_| corrupt("source_image_id"))).transpose()?,
+        source_image_id: source
+            .map(|s| s.parse().map_err(|_| corrupt("source_image_id")))
+            .transpose()?,
         original_filename: row.try_get("original_filename")?,
         byte_size: row.try_get::<i64, _>("byte_size")? as u64,
         created_at: row.try_get("created_at")?,
@@ -98,7 +100,8 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImageRecord, StoreEr
         ),
         flavour: serde_json::from_value(serde_json::Value::String(flavour))
             .map_err(|_| corrupt("flavour"))?,
-        details: serde_json::from_str::<ImageDetails>(&metadata).map_err(|_| corrupt("metadata"))?,
+        details: serde_json::from_str::<ImageDetails>(&metadata)
+            .map_err(|_| corrupt("metadata"))?,
         statistics: serde_json::from_str(&statistics).map_err(|_| corrupt("statistics"))?,
     })
 }

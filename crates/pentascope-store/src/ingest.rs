@@ -74,11 +74,16 @@ fn copy_pages<T: Sample>(
     let done = AtomicU64::new(0);
     groups.par_iter().try_for_each(|group| {
         let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
-        let mut partial: Vec<StatsAccumulator<T>> =
-            group.planes.iter().map(|_| StatsAccumulator::new()).collect();
+        let mut partial: Vec<StatsAccumulator<T>> = group
+            .planes
+            .iter()
+            .map(|_| StatsAccumulator::new())
+            .collect();
         for rows in layout.bands() {
             match group.page {
-                Some(page) => tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?,
+                Some(page) => {
+                    tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?
+                }
                 None => {
                     let n = ((rows.end - rows.start) * layout.shape.x) as usize;
                     for band in &mut bands {

@@ -133,8 +133,12 @@ pub trait PixelReader: Send + Sync {
     fn layout(&self) -> &ArrayLayout;
     /// Reads rows `rows` of `plane` as native-endian bytes into `out`
     /// (exactly `rows.len() × width × sample size` bytes).
-    fn read_rows(&self, plane: PlaneIndex, rows: Range<u64>, out: &mut [u8])
-        -> Result<(), StoreError>;
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError>;
 }
 
 /// OME-Zarr on a local directory.
@@ -178,9 +182,7 @@ fn zarr_type(dtype: DType) -> zarrs::array::DataType {
 }
 
 fn dtype_of(data_type: &zarrs::array::DataType) -> Option<DType> {
-    DType::ALL
-        .into_iter()
-        .find(|d| zarr_type(*d) == *data_type)
+    DType::ALL.into_iter().find(|d| zarr_type(*d) == *data_type)
 }
 
 /// UDUNITS-2 names, as NGFF requires, for the units files commonly use.
@@ -271,9 +273,10 @@ impl PixelStore for ZarrStore {
             zarr_type(layout.dtype),
             FillValue::new(vec![0u8; layout.dtype.size()]),
         )
-        .bytes_to_bytes_codecs(vec![Arc::new(
-            zarrs::array::codec::ZstdCodec::new(ZSTD_LEVEL.into(), false),
-        )])
+        .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
+            ZSTD_LEVEL.into(),
+            false,
+        ))])
         .dimension_names(Some(["t", "z", "c", "y", "x"]))
         .build(store, "/0")
         .map_err(StoreError::pixels)?;
@@ -426,7 +429,9 @@ mod tests {
         let store = ZarrStore::new(dir.path()).unwrap();
         let layout = ArrayLayout::for_image(Shape5::new(1, 2, 1, 3, 4), DType::U16);
         let id = ImageId(5);
-        let w = store.create(id, layout, &ImageAttributes::default()).unwrap();
+        let w = store
+            .create(id, layout, &ImageAttributes::default())
+            .unwrap();
         let plane: Vec<u16> = (0..12).collect();
         w.write_band(PlaneIndex::new(0, 1, 0), 0, bytemuck::cast_slice(&plane))
             .unwrap();
@@ -435,11 +440,19 @@ mod tests {
         let r = store.open(id).unwrap();
         assert_eq!(*r.layout(), layout);
         let mut out = vec![0u16; 12];
-        r.read_rows(PlaneIndex::new(0, 1, 0), 0..3, bytemuck::cast_slice_mut(&mut out))
-            .unwrap();
+        r.read_rows(
+            PlaneIndex::new(0, 1, 0),
+            0..3,
+            bytemuck::cast_slice_mut(&mut out),
+        )
+        .unwrap();
         assert_eq!(out, plane);
-        r.read_rows(PlaneIndex::new(0, 0, 0), 0..3, bytemuck::cast_slice_mut(&mut out))
-            .unwrap();
+        r.read_rows(
+            PlaneIndex::new(0, 0, 0),
+            0..3,
+            bytemuck::cast_slice_mut(&mut out),
+        )
+        .unwrap();
         assert_eq!(out, vec![0; 12], "unwritten planes read as the fill value");
         store.delete(id).unwrap();
         assert!(store.open(id).is_err());

@@ -118,7 +118,9 @@ fn decompress(codec: Codec, raw: &[u8], out: &mut [u8]) -> Result<usize, String>
                     )
                     .map_err(|e| format!("invalid Deflate data: {e}"))?;
                 let done = z.total_out() as usize;
-                if status == flate2::Status::StreamEnd || done == out.len() || z.total_out() == before
+                if status == flate2::Status::StreamEnd
+                    || done == out.len()
+                    || z.total_out() == before
                 {
                     return Ok(done);
                 }
@@ -227,8 +229,8 @@ mod tests {
         assert_eq!(
             out,
             [
-                0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0xAA, 0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A,
-                0x22, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA
+                0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0xAA, 0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0x22,
+                0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA
             ]
         );
     }

@@ -241,7 +241,9 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
     }
     let spp = u64::from(first.samples);
     if sc % spp != 0 {
-        return Err(format!("SizeC {sc} is not a multiple of {spp} samples per pixel"));
+        return Err(format!(
+            "SizeC {sc} is not a multiple of {spp} samples per pixel"
+        ));
     }
     let order = pixels.attribute("DimensionOrder").unwrap_or("XYZCT");
     if order.len() != 5 || !order.starts_with("XY") {
@@ -373,7 +375,10 @@ fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
     };
     let count = |key: &str| -> Result<u64, String> {
         value(key)
-            .map(|v| v.parse::<u64>().map_err(|_| format!("{key}={v} is not a count")))
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{key}={v} is not a count"))
+            })
             .transpose()
             .map(|v| v.unwrap_or(1))
     };

@@ -185,7 +185,12 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     {
         use std::os::unix::fs::FileExt;
         let n = file.read_at(&mut magic, 0)?;
-        if n < 4 || !(magic == *b"II*\0" || magic == *b"MM\0*" || magic == *b"II+\0" || magic == *b"MM\0+") {
+        if n < 4
+            || !(magic == *b"II*\0"
+                || magic == *b"MM\0*"
+                || magic == *b"II+\0"
+                || magic == *b"MM\0+")
+        {
             return Err(CoreError::NotTiff(
                 "the file does not start with a TIFF signature (II*/MM* or BigTIFF II+/MM+); \
                  upload a .tif/.tiff file"
@@ -196,7 +201,9 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut tiff_limits = TiffLimits::default();
     tiff_limits.ifd_value_size = limits.max_metadata_bytes as usize;
     let reader = BufReader::new(file.try_clone()?);
-    let mut decoder = Decoder::new(reader).map_err(map_tiff_error)?.with_limits(tiff_limits);
+    let mut decoder = Decoder::new(reader)
+        .map_err(map_tiff_error)?
+        .with_limits(tiff_limits);
     let big_endian = magic[0] == b'M';
     let bigtiff = magic[2] == b'+' || magic[3] == b'+';
 
@@ -233,8 +240,16 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         if pages.is_empty() {
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
-            let xr = tags.find_tag(Tag::XResolution).ok().flatten().and_then(|v| v.into_f64().ok());
-            let yr = tags.find_tag(Tag::YResolution).ok().flatten().and_then(|v| v.into_f64().ok());
+            let xr = tags
+                .find_tag(Tag::XResolution)
+                .ok()
+                .flatten()
+                .and_then(|v| v.into_f64().ok());
+            let yr = tags
+                .find_tag(Tag::YResolution)
+                .ok()
+                .flatten()
+                .and_then(|v| v.into_f64().ok());
             let unit = tags
                 .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
                 .ok()
@@ -408,7 +423,11 @@ fn page_layout(
         reduced: subfile & 1 == 1,
     };
     let (across, down) = layout.chunk_grid();
-    let planes = if planar_separate { u64::from(samples) } else { 1 };
+    let planes = if planar_separate {
+        u64::from(samples)
+    } else {
+        1
+    };
     let expected = u64::from(across) * u64::from(down) * planes;
     if (layout.offsets.len() as u64) < expected || (layout.byte_counts.len() as u64) < expected {
         return Err(bad(format!(
@@ -420,7 +439,11 @@ fn page_layout(
     let (cw, ch) = layout.chunk_size();
     let chunk_bytes = u64::from(cw)
         * u64::from(ch)
-        * (if planar_separate { 1 } else { u64::from(samples) })
+        * (if planar_separate {
+            1
+        } else {
+            u64::from(samples)
+        })
         * dtype.size() as u64;
     if chunk_bytes > limits.max_chunk_bytes {
         return Err(CoreError::LimitsExceeded(format!(

@@ -239,7 +239,12 @@ fn clone_error(e: &CoreError) -> CoreError {
         CoreError::NotTiff(m) => CoreError::NotTiff(m.clone()),
         CoreError::Unsupported(m) => CoreError::Unsupported(m.clone()),
         CoreError::LimitsExceeded(m) => CoreError::LimitsExceeded(m.clone()),
-        other => CoreError::Format(other.to_string().trim_start_matches("malformed TIFF: ").to_string()),
+        other => CoreError::Format(
+            other
+                .to_string()
+                .trim_start_matches("malformed TIFF: ")
+                .to_string(),
+        ),
     }
 }
 
@@ -309,12 +314,13 @@ fn build_series(
             source_axes.push('S');
         }
     }
+    let channel_names = channel_names(interp.channel_names, shape.c, samples);
     Ok(Series {
         shape,
         dtype: first.dtype,
         flavour: interp.flavour,
         source_axes,
-        channel_names: interp.channel_names,
+        channel_names,
         physical_sizes: interp.physical,
         warnings: interp.warnings,
         samples,
@@ -322,12 +328,42 @@ fn build_series(
     })
 }
 
+/// One name per channel, or none: OME names one `Channel` per group of
+/// samples (an RGB channel has three), so such names are given a sample
+/// suffix; a count that still does not match is padded with empty names.
+fn channel_names(names: Vec<String>, channels: u64, samples: u16) -> Vec<String> {
+    if names.is_empty() || names.len() as u64 == channels {
+        return names;
+    }
+    let mut out: Vec<String> = if (names.len() * usize::from(samples)) as u64 == channels {
+        names
+            .iter()
+            .flat_map(|n| {
+                (0..samples).map(move |s| {
+                    if n.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{n} [{s}]")
+                    }
+                })
+            })
+            .collect()
+    } else {
+        names
+    };
+    out.resize(channels as usize, String::new());
+    out
+}
+
 /// Relabels page axes with the letters of an explicit `axes` string.
 fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>, CoreError> {
     let wanted: Vec<char> = axes.page_axes().chars().collect();
     let total: u64 = found.iter().map(|(_, n)| n).product();
     if wanted.len() == found.len() {
-        return Ok(wanted.into_iter().zip(found.iter().map(|(_, n)| *n)).collect());
+        return Ok(wanted
+            .into_iter()
+            .zip(found.iter().map(|(_, n)| *n))
+            .collect());
     }
     match wanted.len() {
         1 => Ok(vec![(wanted[0], total)]),
@@ -370,7 +406,13 @@ fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
     let mut free = free.into_iter();
     let letters: Vec<char> = axes
         .iter()
-        .map(|(a, _)| if *a == 'I' { free.next().unwrap_or('I') } else { *a })
+        .map(|(a, _)| {
+            if *a == 'I' {
+                free.next().unwrap_or('I')
+            } else {
+                *a
+            }
+        })
         .collect();
     for (i, l) in letters.iter().enumerate() {
         if letters[..i].contains(l) {

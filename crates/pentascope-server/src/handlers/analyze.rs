@@ -28,7 +28,9 @@ pub async fn analyze(
     let image_id = body
         .get("image_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("image_id (a string such as \"image_1\") is required"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("image_id (a string such as \"image_1\") is required")
+        })?;
     let components = match body.get("components").or_else(|| body.get("n_components")) {
         None => 2,
         Some(v) => v.as_u64().ok_or_else(|| {
@@ -51,7 +53,13 @@ pub async fn analyze(
         )));
     }
     let k = components as usize;
-    let shape = Shape5::new(source.shape.t, source.shape.z, components, source.shape.y, source.shape.x);
+    let shape = Shape5::new(
+        source.shape.t,
+        source.shape.z,
+        components,
+        source.shape.y,
+        source.shape.x,
+    );
     let layout = ArrayLayout::for_image(shape, DType::F32);
     let scores_id = state.repo.reserve(ImageKind::PcaScores).await?;
     let pixels = state.pixels.clone();

@@ -97,7 +97,9 @@ pub async fn delete(
     let pixels = state.pixels.clone();
     let id = record.id;
     crate::state::blocking(move || Ok(pixels.delete(id)?)).await?;
-    Ok(Json(json!({ "message": format!("{id} deleted"), "image_id": id })))
+    Ok(Json(
+        json!({ "message": format!("{id} deleted"), "image_id": id }),
+    ))
 }
 
 /// `GET /health`: the service and each dependency.

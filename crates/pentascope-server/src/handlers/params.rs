@@ -22,9 +22,7 @@ pub fn index(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
         .get(name)
         .map(|v| {
             v.trim().parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "{name} must be a non-negative integer, got {v:?}"
-                ))
+                ApiError::bad_request(format!("{name} must be a non-negative integer, got {v:?}"))
             })
         })
         .transpose()

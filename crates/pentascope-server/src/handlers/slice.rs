@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::Response;
-use pentascope_core::render::{encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window};
+use pentascope_core::render::{
+    encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window,
+};
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
 use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::PixelReader;

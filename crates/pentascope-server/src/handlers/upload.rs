@@ -118,7 +118,15 @@ async fn ingest(
     let name = spooled.name.clone();
     let path: PathBuf = spooled.file.to_path_buf();
     let staged = blocking(move || {
-        let ingested = ingest_tiff(&*pixels, id, &path, &name, &limits, axes.as_ref(), &|_, _| {})?;
+        let ingested = ingest_tiff(
+            &*pixels,
+            id,
+            &path,
+            &name,
+            &limits,
+            axes.as_ref(),
+            &|_, _| {},
+        )?;
         Ok(ingested)
     })
     .await;
