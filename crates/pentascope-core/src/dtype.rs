@@ -285,6 +285,11 @@ macro_rules! dispatch_dtype {
     };
 }
 
+/// The bytes of a slice of samples, in native byte order.
+pub fn as_bytes<T: Sample>(samples: &[T]) -> &[u8] {
+    bytemuck::cast_slice(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,9 +309,4 @@ mod tests {
         assert_eq!(i16::from_bin(0), -32768.0);
         assert_eq!(u16::MAX.bin(), 65535);
     }
-}
-
-/// The bytes of a slice of samples, in native byte order.
-pub fn as_bytes<T: Sample>(samples: &[T]) -> &[u8] {
-    bytemuck::cast_slice(samples)
 }

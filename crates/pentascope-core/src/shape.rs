@@ -115,7 +115,7 @@ impl Axes {
         if up.is_empty() {
             return Err(bad("is empty"));
         }
-        for (i, ch) in up.chars().enumerate() {
+        for (i, ch) in up.char_indices() {
             if !"TZCYXS".contains(ch) {
                 return Err(bad(&format!("contains {ch:?}")));
             }

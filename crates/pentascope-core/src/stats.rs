@@ -193,8 +193,10 @@ impl<T: Sample> StatsAccumulator<T> {
     }
 
     /// Adds what `other` accumulated, as if its samples had been added after
-    /// this accumulator's. Moments agree with a single pass up to rounding;
-    /// for 8- and 16-bit types the result is exactly that of a single pass.
+    /// this accumulator's. For 8- and 16-bit types the result is exactly
+    /// that of a single pass. For wider types the moments agree with a
+    /// single pass up to rounding, and the percentile sample keeps the same
+    /// stride but `other`'s part may be shifted by less than one stride.
     pub fn merge(&mut self, other: Self) {
         self.count += other.count;
         if let Some(bins) = T::HISTOGRAM_BINS {
