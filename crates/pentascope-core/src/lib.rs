@@ -25,6 +25,7 @@
 
 pub mod dtype;
 pub mod error;
+pub mod json_f64;
 pub mod pca;
 pub mod render;
 pub mod shape;

@@ -274,8 +274,7 @@ impl PixelStore for ZarrStore {
             FillValue::new(vec![0u8; layout.dtype.size()]),
         )
         .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-            ZSTD_LEVEL,
-            false,
+            ZSTD_LEVEL, false,
         ))])
         .dimension_names(Some(["t", "z", "c", "y", "x"]))
         .build(store, "/0")

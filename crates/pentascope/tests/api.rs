@@ -693,3 +693,37 @@ fn pca_scores_image() {
 
     server.assert_healthy();
 }
+
+/// A float image with NaN and infinite samples: statistics follow numpy
+/// (NaN propagates to mean/std/min/max), the record stays readable, and
+/// the plane still renders.
+#[test]
+fn float_image_with_nan_and_inf() {
+    let server = Server::start();
+    let (w, h) = (8u32, 4u32);
+    let mut samples: Vec<f32> = (0..w * h).map(|i| i as f32).collect();
+    samples[3] = f32::NAN;
+    samples[5] = f32::INFINITY;
+    let mut bytes = Vec::new();
+    {
+        let mut enc = tiff::encoder::TiffEncoder::new(std::io::Cursor::new(&mut bytes)).unwrap();
+        enc.write_image::<tiff::encoder::colortype::Gray32Float>(w, h, &samples)
+            .unwrap();
+    }
+    let id = server.upload_ok("nan.tif", bytes);
+    let stats = server
+        .get(&format!("/statistics?image_id={id}"))
+        .ok_json()
+        .unwrap();
+    assert!(stats["mean"][0].is_null(), "NaN mean is null: {stats}");
+    assert!(stats["min"][0].is_null(), "NaN min is null: {stats}");
+    // the record reads back: metadata, listing and slices keep working
+    let meta = server.metadata(&id);
+    assert_eq!(meta["dtype"], "float32");
+    let listed = server.get("/images").ok_json().unwrap();
+    assert!(listed.to_string().contains(&id));
+    let png = server.get(&format!("/slice?image_id={id}"));
+    png.png_header().unwrap();
+    let npy = server.plane_npy(&id, 0, 0, 0);
+    assert_eq!(npy.shape, vec![h as u64, w as u64]);
+}

@@ -18,6 +18,9 @@ use crate::error::ApiError;
 use crate::handlers::params::Params;
 use crate::state::{blocking, AppState};
 
+/// Bytes gathered before each write to the spool file.
+const SPOOL_BUFFER: usize = 8 << 20;
+
 /// An upload spooled to a temporary file (deleted on drop).
 struct Spooled {
     file: tempfile::TempPath,
@@ -36,6 +39,7 @@ pub async fn upload(
             "expected a multipart/form-data body with a field named file ({e})"
         ))
     })?;
+    let started = std::time::Instant::now();
     let mut axes_text = params.get("axes").cloned();
     let mut spooled = None;
     while let Some(mut field) = multipart
@@ -51,13 +55,16 @@ pub async fn upload(
                     .tempfile_in(&state.spool)
                     .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?
                     .into_temp_path();
-                let mut out = tokio::fs::File::create(&path)
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+                // Large writes: each write to a tokio file is a trip to the
+                // blocking pool, so batch the small multipart chunks.
+                let mut out = tokio::io::BufWriter::with_capacity(
+                    SPOOL_BUFFER,
+                    tokio::fs::File::create(&path)
+                        .await
+                        .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?,
+                );
                 let mut bytes = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(|e| {
-                    ApiError::bad_request(format!("the upload was interrupted: {e}"))
-                })? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(&state, e))? {
                     bytes += chunk.len() as u64;
                     out.write_all(&chunk)
                         .await
@@ -93,7 +100,19 @@ pub async fn upload(
         .filter(|a| !a.trim().is_empty())
         .map(|a| Axes::parse(&a))
         .transpose()?;
+    tracing::info!(
+        file = %spooled.name,
+        bytes = spooled.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "upload received"
+    );
     let record = ingest(&state, spooled, axes).await?;
+    tracing::info!(
+        id = %record.id,
+        seconds = started.elapsed().as_secs_f64(),
+        mb_per_s = record.byte_size as f64 / 1e6 / started.elapsed().as_secs_f64(),
+        "upload published"
+    );
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -103,6 +122,22 @@ pub async fn upload(
             "dtype": record.dtype,
         })),
     ))
+}
+
+/// A broken or oversized multipart stream.
+fn upload_error(state: &AppState, e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the upload is larger than the configured maximum of {} bytes \
+                 (PENTASCOPE_MAX_UPLOAD_BYTES)",
+                state.config.max_upload_bytes
+            ),
+        }
+    } else {
+        ApiError::bad_request(format!("the upload was interrupted: {e}"))
+    }
 }
 
 /// Reserves an id, writes the pixels staged, then publishes pixels and
