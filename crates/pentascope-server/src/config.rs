@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use pentascope_core::Limits;
+use pentascope_store::pixels::Durability;
 
 /// Everything the server needs to know, with documented defaults.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct Config {
     /// Most PCA score values returned inline in `pca_result` (default
     /// 1,000,000); larger results are only stored as the derived image.
     pub inline_scores_cap: u64,
+    /// When pixels are flushed to disk (default: before publishing).
+    pub durability: Durability,
 }
 
 impl Config {
@@ -32,6 +35,7 @@ impl Config {
             limits: Limits::default(),
             max_upload_bytes: 64 << 30,
             inline_scores_cap: 1_000_000,
+            durability: Durability::Sync,
         }
     }
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pentascope_store::analysis::ScoresReader;
 use pentascope_store::db::{MetadataRepo, SqliteRepo};
-use pentascope_store::pixels::{PixelStore, ZarrStore};
-use pentascope_store::{ImageId, ImageRecord};
+use pentascope_store::pixels::{PixelReader, PixelStore, ZarrStore};
+use pentascope_store::{ImageId, ImageRecord, StoreError};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -35,7 +36,7 @@ impl AppState {
             })?;
         }
         let repo = SqliteRepo::open(&dir.join("pentascope.sqlite")).await?;
-        let pixels = ZarrStore::new(&dir.join("images"))?;
+        let pixels = ZarrStore::new(&dir.join("images"), config.durability)?;
         Ok(AppState {
             config: Arc::new(config),
             repo: Arc::new(repo),
@@ -69,6 +70,21 @@ impl AppState {
             .get(parsed)
             .await?
             .ok_or_else(|| ApiError::not_found(parsed))
+    }
+}
+
+/// Opens an image's pixels for reading (blocking): stored images from the
+/// pixel store, PCA score images as a projection of their source.
+pub fn open_pixels(
+    pixels: &dyn PixelStore,
+    record: &ImageRecord,
+) -> Result<Arc<dyn PixelReader>, StoreError> {
+    match (&record.details.pca, record.source_image_id) {
+        (Some(model), Some(source)) => Ok(Arc::new(ScoresReader::new(
+            pixels.open(source)?,
+            model.clone(),
+        ))),
+        _ => pixels.open(record.id),
     }
 }
 

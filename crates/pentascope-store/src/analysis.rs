@@ -1,17 +1,18 @@
-//! Computations that stream a stored image: PCA with pixels as samples and
-//! channels as features (one pass for the covariance, one to write the
-//! scores), and reading planes.
+//! Computations that stream a stored image: statistics recomputed from the
+//! chunks, PCA with pixels as samples and channels as features (one pass for
+//! the covariance, one for the scores' statistics), and the virtual reader
+//! that serves PCA scores as an image by projecting source planes on request.
 
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pentascope_core::pca::{fit, CovarianceAccumulator, PcaModel};
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
-use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
+use pentascope_core::{dispatch_dtype, DType, PlaneIndex, Sample, Shape5};
 use rayon::prelude::*;
 
 use crate::error::StoreError;
-use crate::pixels::{PixelReader, PixelWriter};
+use crate::pixels::{ArrayLayout, PixelReader};
 
 /// Reads one whole plane as samples of type `T` (the image's own type).
 pub fn read_plane<T: Sample>(
@@ -24,35 +25,12 @@ pub fn read_plane<T: Sample>(
     Ok(out)
 }
 
-/// Result of a PCA run.
-#[derive(Debug, Clone)]
-pub struct PcaOutcome {
-    /// The fitted model.
-    pub model: PcaModel,
-    /// Statistics of each component's scores (the derived image's channels).
-    pub score_statistics: Vec<ChannelStats>,
-    /// Scores inline, pixel-major (`n_pixels × k`, pixels in T, Z, Y, X
-    /// order), when `n_pixels × k` is within the inline cap.
-    pub inline_scores: Option<Vec<f32>>,
-}
-
-/// Fits PCA with `k` components over all pixels of `reader` and writes the
-/// scores to `scores` (a float32 image with `k` channels, same T, Z, Y, X).
-pub fn pca(
-    reader: &dyn PixelReader,
-    k: usize,
-    scores: &dyn PixelWriter,
-    inline_cap: u64,
-) -> Result<PcaOutcome, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, scores, inline_cap))
-}
-
-/// Every (t, z, rows) unit of work over a T×Z stack cut into `bands`.
-fn units(t: u64, z: u64, bands: Vec<Range<u64>>) -> Vec<(u64, u64, Range<u64>)> {
+/// Every (t, z, rows) unit of work over a T×Z stack cut into the layout's bands.
+fn units(layout: &ArrayLayout) -> Vec<(u64, u64, Range<u64>)> {
     let mut out = Vec::new();
-    for ti in 0..t {
-        for zi in 0..z {
-            out.extend(bands.iter().map(|b| (ti, zi, b.clone())));
+    for t in 0..layout.shape.t {
+        for z in 0..layout.shape.z {
+            out.extend(layout.bands().map(|b| (t, z, b)));
         }
     }
     out
@@ -79,17 +57,62 @@ fn read_channels<T: Sample>(
         .collect()
 }
 
+/// Per-channel statistics of a stored image, recomputed from its chunks
+/// (what ingest gathers, without the TIFF).
+pub fn recompute_statistics(reader: &dyn PixelReader) -> Result<Vec<ChannelStats>, StoreError> {
+    dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader))
+}
+
+fn statistics_typed<T: Sample>(reader: &dyn PixelReader) -> Result<Vec<ChannelStats>, StoreError> {
+    let layout = *reader.layout();
+    let channels: Vec<Mutex<StatsAccumulator<T>>> = (0..layout.shape.c)
+        .map(|_| Mutex::new(StatsAccumulator::new()))
+        .collect();
+    units(&layout)
+        .into_par_iter()
+        .try_for_each(|(t, z, rows)| {
+            for (c, bands) in read_channels::<T>(reader, t, z, &rows)?.iter().enumerate() {
+                let mut acc = StatsAccumulator::new();
+                acc.add(bands);
+                channels[c].lock().expect("statistics lock").merge(acc);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+    Ok(channels
+        .into_iter()
+        .map(|m| m.into_inner().expect("statistics lock").finish())
+        .collect())
+}
+
+/// Result of a PCA run.
+#[derive(Debug, Clone)]
+pub struct PcaOutcome {
+    /// The fitted model.
+    pub model: PcaModel,
+    /// Statistics of each component's scores (the virtual image's channels).
+    pub score_statistics: Vec<ChannelStats>,
+    /// Scores inline, pixel-major (`n_pixels × k`, pixels in T, Z, Y, X
+    /// order), when `n_pixels × k` is within the inline cap.
+    pub inline_scores: Option<Vec<f32>>,
+}
+
+/// Fits PCA with `k` components over all pixels of `reader`, then projects
+/// every pixel once more for the scores' statistics (and the inline scores
+/// when there are at most `inline_cap` values). Nothing is written: the
+/// scores image is served by [`ScoresReader`].
+pub fn pca(reader: &dyn PixelReader, k: usize, inline_cap: u64) -> Result<PcaOutcome, StoreError> {
+    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap))
+}
+
 fn pca_typed<T: Sample>(
     reader: &dyn PixelReader,
     k: usize,
-    scores: &dyn PixelWriter,
     inline_cap: u64,
 ) -> Result<PcaOutcome, StoreError> {
     let layout = *reader.layout();
     let shape = layout.shape;
     let c = shape.c as usize;
-    // Pass 1: covariance, band by band in parallel.
-    let covariance = units(shape.t, shape.z, layout.bands().collect())
+    let covariance = units(&layout)
         .into_par_iter()
         .try_fold(
             || CovarianceAccumulator::new(c),
@@ -109,15 +132,13 @@ fn pca_typed<T: Sample>(
         )?;
     let model = fit(&covariance, k)?;
 
-    // Pass 2: project and write the scores, in the scores image's bands.
     let n_pixels = shape.pixels_per_channel();
     let inline = (n_pixels * k as u64 <= inline_cap)
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
     let stats: Vec<Mutex<StatsAccumulator<f32>>> = (0..k)
         .map(|_| Mutex::new(StatsAccumulator::new()))
         .collect();
-    let out_layout = *scores.layout();
-    units(shape.t, shape.z, out_layout.bands().collect())
+    units(&layout)
         .into_par_iter()
         .try_for_each(|(t, z, rows)| {
             let bands = read_channels::<T>(reader, t, z, &rows)?;
@@ -130,21 +151,16 @@ fn pca_typed<T: Sample>(
                 model.project_block(&views, &mut outs);
             }
             for (j, p) in projected.iter().enumerate() {
-                scores.write_band(
-                    PlaneIndex::new(t, z, j as u64),
-                    rows.start,
-                    bytemuck::cast_slice(p),
-                )?;
                 let mut acc = StatsAccumulator::new();
                 acc.add(p);
                 stats[j].lock().expect("statistics lock").merge(acc);
             }
             if let Some(inline) = &inline {
-                let first = ((t * shape.z + z) * shape.y + rows.start) * shape.x;
+                let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
                 let mut all = inline.lock().expect("inline lock");
                 for i in 0..n {
                     for (j, p) in projected.iter().enumerate() {
-                        all[(first as usize + i) * k + j] = p[i];
+                        all[(first + i) * k + j] = p[i];
                     }
                 }
             }
@@ -158,4 +174,57 @@ fn pca_typed<T: Sample>(
             .collect(),
         inline_scores: inline.map(|m| m.into_inner().expect("inline lock")),
     })
+}
+
+/// PCA scores served as a float32 image (`T, Z, k, Y, X`) without storing
+/// them: each read projects the source image's channels at that (t, z).
+pub struct ScoresReader {
+    source: Arc<dyn PixelReader>,
+    model: PcaModel,
+    layout: ArrayLayout,
+}
+
+impl ScoresReader {
+    /// The scores of `model` over `source`.
+    pub fn new(source: Arc<dyn PixelReader>, model: PcaModel) -> ScoresReader {
+        let s = source.layout().shape;
+        let shape = Shape5::new(s.t, s.z, model.n_components as u64, s.y, s.x);
+        let layout = ArrayLayout {
+            shape,
+            dtype: DType::F32,
+            ..*source.layout()
+        };
+        ScoresReader {
+            source,
+            model,
+            layout,
+        }
+    }
+}
+
+impl PixelReader for ScoresReader {
+    fn layout(&self) -> &ArrayLayout {
+        &self.layout
+    }
+
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError> {
+        self.layout.shape.check_plane(plane)?;
+        let component = PcaModel {
+            n_components: 1,
+            components: vec![self.model.components[plane.c as usize].clone()],
+            ..self.model.clone()
+        };
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        dispatch_dtype!(self.source.layout().dtype, T => {
+            let bands = read_channels::<T>(&*self.source, plane.t, plane.z, &rows)?;
+            let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
+            component.project_block(&views, &mut [out]);
+        });
+        Ok(())
+    }
 }

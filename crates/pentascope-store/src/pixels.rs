@@ -20,9 +20,15 @@ use std::sync::Arc;
 
 use pentascope_core::tiff::PhysicalSizes;
 use pentascope_core::{DType, PlaneIndex, Shape5};
+use rayon::prelude::*;
 use zarrs::array::{Array, ArrayBuilder, ArrayBytes, FillValue};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
+use zarrs::storage::{
+    byte_range::ByteRangeIterator, Bytes, ListableStorageTraits, MaybeBytesIterator,
+    OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys,
+    StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
+};
 
 use crate::error::StoreError;
 use crate::record::ImageId;
@@ -38,6 +44,31 @@ const BAND_BYTES: u64 = 64 << 20;
 /// zstd level: level 1 compresses scientific data nearly as well as the
 /// default at several times the speed, and ingest is bound by it.
 const ZSTD_LEVEL: i32 = 1;
+
+/// When written pixels are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every chunk file is flushed (fsync) before the image is published:
+    /// a published image survives a power failure. Ingest then runs at the
+    /// disk's synchronous write speed.
+    #[default]
+    Sync,
+    /// Chunk files are left to the operating system to flush (within about
+    /// 30 s on Linux). Faster on slow disks; an OS crash right after an
+    /// upload can lose that image's pixels.
+    Os,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "os" => Ok(Durability::Os),
+            other => Err(format!("durability must be sync or os, got {other:?}")),
+        }
+    }
+}
 
 /// Shape, type and chunking of a stored image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,14 +176,16 @@ pub trait PixelReader: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct ZarrStore {
     root: PathBuf,
+    durability: Durability,
 }
 
 impl ZarrStore {
     /// A store rooted at `root` (created if needed).
-    pub fn new(root: &Path) -> Result<ZarrStore, StoreError> {
+    pub fn new(root: &Path, durability: Durability) -> Result<ZarrStore, StoreError> {
         std::fs::create_dir_all(root.join(".staging"))?;
         Ok(ZarrStore {
             root: root.to_path_buf(),
+            durability,
         })
     }
 
@@ -259,7 +292,9 @@ impl PixelStore for ZarrStore {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let store = Arc::new(FilesystemStore::new(&dir).map_err(StoreError::pixels)?);
+        let store = Arc::new(StagingStore {
+            inner: FilesystemStore::new(&dir).map_err(StoreError::pixels)?,
+        });
         let mut group = GroupBuilder::new()
             .build(store.clone(), "/")
             .map_err(StoreError::pixels)?;
@@ -285,6 +320,7 @@ impl PixelStore for ZarrStore {
             layout,
             staged: dir,
             published: self.published(id),
+            durability: self.durability,
         }))
     }
 
@@ -331,10 +367,11 @@ impl PixelStore for ZarrStore {
 }
 
 struct ZarrWriter {
-    array: Array<FilesystemStore>,
+    array: Array<StagingStore>,
     layout: ArrayLayout,
     staged: PathBuf,
     published: PathBuf,
+    durability: Durability,
 }
 
 fn plane_subset(plane: PlaneIndex, rows: Range<u64>, width: u64) -> [Range<u64>; 5] {
@@ -362,15 +399,123 @@ impl PixelWriter for ZarrWriter {
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        if let Some(parent) = self.published.parent() {
-            std::fs::create_dir_all(parent)?;
+        let parent = self
+            .published
+            .parent()
+            .ok_or_else(|| StoreError::Pixels("image path has no parent".into()))?;
+        std::fs::create_dir_all(parent)?;
+        if self.durability == Durability::Sync {
+            // one batch of flushes at the end lets the disk write in bulk,
+            // instead of a flush per chunk while chunks are produced
+            sync_tree(&self.staged)?;
         }
         std::fs::rename(&self.staged, &self.published)?;
+        if self.durability == Durability::Sync {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
         Ok(())
     }
 
     fn abort(self: Box<Self>) {
         let _ = std::fs::remove_dir_all(&self.staged);
+    }
+}
+
+/// Flushes every file and directory below `dir` to disk.
+fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i])? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    files
+        .par_iter()
+        .chain(dirs.par_iter())
+        .try_for_each(|p| std::fs::File::open(p)?.sync_all())?;
+    Ok(())
+}
+
+/// The store images are written through while staged: a plain directory
+/// like [`FilesystemStore`] (which it delegates reads and listing to), but
+/// whose writes do not flush each chunk file; [`ZarrWriter::commit`] flushes
+/// them all at once according to [`Durability`].
+struct StagingStore {
+    inner: FilesystemStore,
+}
+
+impl ReadableStorageTraits for StagingStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for StagingStore {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        let path = self.inner.key_to_fspath(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, &value)?;
+        Ok(())
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        self.inner.set_partial_many(key, offset_values)
+    }
+
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for StagingStore {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
     }
 }
 
@@ -425,7 +570,7 @@ mod tests {
     #[test]
     fn write_commit_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ZarrStore::new(dir.path()).unwrap();
+        let store = ZarrStore::new(dir.path(), Durability::Sync).unwrap();
         let layout = ArrayLayout::for_image(Shape5::new(1, 2, 1, 3, 4), DType::U16);
         let id = ImageId(5);
         let w = store

@@ -88,8 +88,12 @@ pub struct ImageDetails {
     pub physical_sizes: PhysicalSizes,
     /// Metadata problems that were worked around.
     pub warnings: Vec<String>,
-    /// Chunk shape of the stored array (TZCYX).
+    /// Chunk shape of the stored array (TZCYX); all zero for virtual images.
     pub chunk_shape: [u64; 5],
+    /// For PCA score images: the model whose projection of the source image
+    /// they are. Such images are virtual: planes are projected on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<pentascope_core::pca::PcaModel>,
 }
 
 /// A published image.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use pentascope_server::Config;
+use pentascope_store::pixels::Durability;
 
 /// pentascope: a service for 5D (TZCYX) scientific images.
 #[derive(Debug, Parser)]
@@ -36,6 +37,11 @@ enum Command {
         /// Most PCA score values returned inline by /analyze.
         #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = 1_000_000)]
         inline_scores: u64,
+        /// When pixels are flushed to disk: `sync` (before an image is
+        /// published) or `os` (left to the operating system; faster on slow
+        /// disks, an OS crash can lose the latest uploads).
+        #[arg(long, env = "PENTASCOPE_DURABILITY", default_value = "sync")]
+        durability: Durability,
     },
 }
 
@@ -63,6 +69,7 @@ fn main() -> std::process::ExitCode {
             max_samples,
             max_upload_bytes,
             inline_scores,
+            durability,
         } => {
             let mut config = Config::with_data_dir(data_dir);
             config.host = host;
@@ -70,6 +77,7 @@ fn main() -> std::process::ExitCode {
             config.limits.max_samples = max_samples;
             config.max_upload_bytes = max_upload_bytes;
             config.inline_scores_cap = inline_scores;
+            config.durability = durability;
             let data_dir = config.data_dir.clone();
             runtime.block_on(pentascope_server::serve(config, |addr| {
                 println!("pentascope listening on http://{addr}");

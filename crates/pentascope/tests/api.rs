@@ -727,3 +727,49 @@ fn float_image_with_nan_and_inf() {
     let npy = server.plane_npy(&id, 0, 0, 0);
     assert_eq!(npy.shape, vec![h as u64, w as u64]);
 }
+
+/// Statistics recomputed from the chunked store equal those gathered at
+/// ingest, for an upload and for a (virtual) PCA scores image; deleting the
+/// source deletes the images derived from it.
+#[test]
+fn recomputed_statistics_and_derived_images() {
+    let Some(fixtures) = fixtures_dir() else {
+        return;
+    };
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let server = Server::start();
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let analysed = server
+        .post_json("/analyze", &json!({"image_id": id, "components": 2}))
+        .ok_json()
+        .unwrap();
+    let scores = analysed["scores_image_id"].as_str().unwrap().to_string();
+    for image in [&id, &scores] {
+        let stored = server
+            .get(&format!("/statistics?image_id={image}"))
+            .ok_json()
+            .unwrap();
+        let fresh = server
+            .get(&format!("/statistics?image_id={image}&recompute=true"))
+            .ok_json()
+            .unwrap();
+        for key in ["mean", "std", "min", "max"] {
+            let (a, b) = (
+                f64s(&stored[key], key).unwrap(),
+                f64s(&fresh[key], key).unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert!(close(*x, *y, 1e-9), "{image} {key}: {x} vs {y}");
+            }
+        }
+    }
+    let bad = server.get(&format!("/statistics?image_id={id}&recompute=maybe"));
+    assert_eq!(bad.status, 400, "{}", bad.snippet());
+    let deleted = server.delete(&format!("/images/{id}")).ok_json().unwrap();
+    assert_eq!(deleted["derived_images_deleted"], json!([scores]));
+    assert_eq!(
+        server.get(&format!("/metadata?image_id={scores}")).status,
+        404
+    );
+}

@@ -1,19 +1,18 @@
-//! `POST /analyze`: PCA with pixels as samples and channels as features,
-//! scores stored as a derived float32 image.
+//! `POST /analyze`: PCA with pixels as samples and channels as features.
+//! The scores become a derived float32 image that is virtual: its record
+//! holds the model, and its planes are projected from the source on request.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
 use pentascope_core::{DType, Shape5};
 use pentascope_store::analysis::pca;
-use pentascope_store::pixels::{ArrayLayout, ImageAttributes};
 use pentascope_store::record::{now_rfc3339, ImageDetails};
 use pentascope_store::{ImageKind, ImageRecord};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::handlers::upload::publish;
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, open_pixels, AppState};
 
 /// `POST /analyze` with `{"image_id": "image_1", "components": 2}`.
 pub async fn analyze(
@@ -60,35 +59,15 @@ pub async fn analyze(
         source.shape.y,
         source.shape.x,
     );
-    let layout = ArrayLayout::for_image(shape, DType::F32);
-    let scores_id = state.repo.reserve(ImageKind::PcaScores).await?;
     let pixels = state.pixels.clone();
     let cap = state.config.inline_scores_cap;
-    let source_id = source.id;
-    let run = blocking(move || {
-        let reader = pixels.open(source_id)?;
-        let attributes = ImageAttributes {
-            name: format!("PCA scores of {source_id}"),
-            channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),
-            physical_sizes: Default::default(),
-        };
-        let writer = pixels.create(scores_id, layout, &attributes)?;
-        match pca(&*reader, k, &*writer, cap) {
-            Ok(outcome) => Ok((outcome, writer)),
-            Err(e) => {
-                writer.abort();
-                Err(e.into())
-            }
-        }
+    let source_record = source.clone();
+    let outcome = blocking(move || {
+        let reader = open_pixels(&*pixels, &source_record)?;
+        Ok(pca(&*reader, k, cap)?)
     })
-    .await;
-    let (outcome, writer) = match run {
-        Ok(r) => r,
-        Err(e) => {
-            state.repo.discard(scores_id).await?;
-            return Err(e);
-        }
-    };
+    .await?;
+    let scores_id = state.repo.reserve(ImageKind::PcaScores).await?;
     let record = ImageRecord {
         id: scores_id,
         kind: ImageKind::PcaScores,
@@ -104,11 +83,15 @@ pub async fn analyze(
             channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),
             physical_sizes: source.details.physical_sizes.clone(),
             warnings: Vec::new(),
-            chunk_shape: layout.chunk_shape(),
+            chunk_shape: [0; 5],
+            pca: Some(outcome.model.clone()),
         },
         statistics: outcome.score_statistics,
     };
-    publish(&state, writer, &record).await?;
+    if let Err(e) = state.repo.publish(&record).await {
+        state.repo.discard(scores_id).await?;
+        return Err(e.into());
+    }
     let model = outcome.model;
     let n_values = shape.pixels_per_channel() * components;
     let (pca_result, omitted) = match outcome.inline_scores {

@@ -54,7 +54,27 @@ pub async fn statistics(
     State(state): State<AppState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let r = state.record(required(&params, "image_id")?).await?;
+    let mut r = state.record(required(&params, "image_id")?).await?;
+    let recompute = match params.get("recompute").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "recompute must be true or false, got {other:?}"
+            )))
+        }
+    };
+    if recompute {
+        // re-read every pixel from the chunked store (a check of the store
+        // and a measure of its read speed); the stored record is unchanged
+        let pixels = state.pixels.clone();
+        let record = r.clone();
+        r.statistics = crate::state::blocking(move || {
+            let reader = crate::state::open_pixels(&*pixels, &record)?;
+            Ok(pentascope_store::analysis::recompute_statistics(&*reader)?)
+        })
+        .await?;
+    }
     let col = |f: fn(&pentascope_core::stats::ChannelStats) -> f64| {
         r.statistics.iter().map(f).collect::<Vec<f64>>()
     };
@@ -91,15 +111,29 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let record = state.record(&id).await?;
+    // images derived from this one (PCA scores) cannot outlive it
+    let derived: Vec<_> = state
+        .repo
+        .list()
+        .await?
+        .into_iter()
+        .filter(|d| d.source_image_id == Some(record.id))
+        .map(|d| d.id)
+        .collect();
+    for d in &derived {
+        state.repo.delete(*d).await?;
+    }
     if !state.repo.delete(record.id).await? {
         return Err(ApiError::not_found(record.id));
     }
     let pixels = state.pixels.clone();
     let id = record.id;
     crate::state::blocking(move || Ok(pixels.delete(id)?)).await?;
-    Ok(Json(
-        json!({ "message": format!("{id} deleted"), "image_id": id }),
-    ))
+    Ok(Json(json!({
+        "message": format!("{id} deleted"),
+        "image_id": id,
+        "derived_images_deleted": derived,
+    })))
 }
 
 /// `GET /health`: the service and each dependency.

@@ -14,7 +14,7 @@ use pentascope_store::pixels::PixelReader;
 
 use crate::error::ApiError;
 use crate::handlers::params::{index, number, required, Params};
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, open_pixels, AppState};
 
 /// What the client asked the plane to become.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ pub async fn slice(
     let pixels = state.pixels.clone();
     let id = record.id;
     let (body, content_type) = blocking(move || {
-        let reader = pixels.open(id)?;
+        let reader = open_pixels(&*pixels, &record)?;
         let dtype = reader.layout().dtype;
         dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
     })

@@ -191,6 +191,7 @@ async fn ingest(
             physical_sizes: series.physical_sizes.clone(),
             warnings: series.warnings.clone(),
             chunk_shape,
+            pca: None,
         },
         statistics: ingested.statistics,
     };
