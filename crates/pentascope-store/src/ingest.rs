@@ -12,7 +12,9 @@ use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
 use rayon::prelude::*;
 
 use crate::error::StoreError;
-use crate::pixels::{ArrayLayout, ImageAttributes, PixelStore, PixelWriter};
+use crate::pixels::{
+    ArrayLayout, ImageAttributes, PixelStore, PixelWriter, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
+};
 use crate::record::ImageId;
 
 /// A decoded and stored (but not yet published) image.
@@ -44,7 +46,8 @@ pub fn ingest_tiff(
         channel_names: series.channel_names.clone(),
         physical_sizes: series.physical_sizes.clone(),
     };
-    let writer = store.create(id, layout, &attributes)?;
+    let level = dispatch_dtype!(series.dtype, T => zstd_level_for::<T>(&tiff, &layout))?;
+    let writer = store.create(id, layout, &attributes, level)?;
     let copied = dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress));
     match copied {
         Ok(statistics) => Ok(Ingested {
@@ -57,6 +60,30 @@ pub fn ingest_tiff(
             Err(e)
         }
     }
+}
+
+/// The zstd level for this image, from a trial on its first band: level 1
+/// where it saves at least 10%, zstd's fastest level where it does not.
+fn zstd_level_for<T: Sample>(tiff: &TiffFile, layout: &ArrayLayout) -> Result<i32, StoreError> {
+    let Some(group) = tiff
+        .series()
+        .page_groups()
+        .into_iter()
+        .find(|g| g.page.is_some())
+    else {
+        return Ok(ZSTD_LEVEL);
+    };
+    let page = group.page.expect("found a page");
+    let rows = layout.bands().next().expect("an image has rows");
+    let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
+    tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?;
+    let raw = pentascope_core::dtype::as_bytes(&bands[0]);
+    let packed = zstd::bulk::compress(raw, ZSTD_LEVEL)?;
+    Ok(if packed.len() * 10 <= raw.len() * 9 {
+        ZSTD_LEVEL
+    } else {
+        ZSTD_LEVEL_FAST
+    })
 }
 
 fn copy_pages<T: Sample>(

@@ -41,9 +41,13 @@ const TILE_COLUMNS: u64 = 2048;
 const TILE_BYTES: u64 = 8 << 20;
 /// Upper bound on one band (chunk rows × full width) held in memory.
 const BAND_BYTES: u64 = 64 << 20;
-/// zstd level: level 1 compresses scientific data nearly as well as the
-/// default at several times the speed, and ingest is bound by it.
-const ZSTD_LEVEL: i32 = 1;
+/// zstd level for data that compresses: level 1 compresses scientific
+/// data nearly as well as the default level at several times the speed.
+pub const ZSTD_LEVEL: i32 = 1;
+/// zstd level for data that barely compresses (noise-dominated): zstd's
+/// fastest level stores such data at memory speed instead of spending about
+/// two CPU-seconds per gigabyte to save a few percent.
+pub const ZSTD_LEVEL_FAST: i32 = -1;
 
 /// When written pixels are forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,6 +140,7 @@ pub trait PixelStore: Send + Sync {
         id: ImageId,
         layout: ArrayLayout,
         attributes: &ImageAttributes,
+        zstd_level: i32,
     ) -> Result<Box<dyn PixelWriter>, StoreError>;
     /// Opens a published image for reading.
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>;
@@ -286,6 +291,7 @@ impl PixelStore for ZarrStore {
         id: ImageId,
         layout: ArrayLayout,
         attributes: &ImageAttributes,
+        zstd_level: i32,
     ) -> Result<Box<dyn PixelWriter>, StoreError> {
         let dir = self.staged(id);
         if dir.exists() {
@@ -309,7 +315,7 @@ impl PixelStore for ZarrStore {
             FillValue::new(vec![0u8; layout.dtype.size()]),
         )
         .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-            ZSTD_LEVEL, false,
+            zstd_level, false,
         ))])
         .dimension_names(Some(["t", "z", "c", "y", "x"]))
         .build(store, "/0")

@@ -114,7 +114,7 @@ pub async fn upload(
         "upload published"
     );
     Ok((
-        StatusCode::CREATED,
+        StatusCode::OK,
         Json(json!({
             "message": "File uploaded successfully",
             "image_id": record.id,

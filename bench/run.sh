@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: pentascope (release server over HTTP) vs the Python
+# reference (tifffile + numpy + scikit-learn + Pillow), same files, one table.
+#
+#   bench/run.sh [--quick] [--big] [--compressed] [-- extra bench.py options]
+#
+#   (default)     10x20x3x1024x1024 uint16 ImageJ hyperstack, ~1.2 GB
+#   --quick       small shapes instead (smoke test, about a minute)
+#   --big         also the 20x34x3x1024x1024 OME BigTIFF, ~4.3 GB
+#   --compressed  also a zstd-compressed copy of the default shape
+#   --no-build    use target/release/pentascope as it is (no cargo build)
+#
+# Builds target/release/pentascope, creates .venv if needed, generates the
+# inputs under bench/out/ (reused when present with the same parameters) and
+# runs bench/bench.py. PENTASCOPE_* variables are passed to the server.
+# See BENCHMARKS.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SELF="$ROOT/bench/run.sh"
+cd "$ROOT"
+COMMAND="bench/run.sh${*:+ $*}"
+
+QUICK=0 BIG=0 COMPRESSED=0 BUILD=1
+EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --big) BIG=1 ;;
+        --compressed) COMPRESSED=1 ;;
+        --no-build) BUILD=0 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
+        *) echo "unknown option: $1 (see bench/run.sh --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { echo "[run.sh] $*" >&2; }
+
+if [ "$BUILD" = 1 ]; then
+    say "building: cargo build --release -p pentascope"
+    cargo build --release -p pentascope >&2
+elif ! [ -x target/release/pentascope ]; then
+    echo "target/release/pentascope is missing (drop --no-build)" >&2; exit 1
+fi
+
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+if ! [ -x "$PY" ] || ! "$PY" -c 'import tifffile, numpy, sklearn, imagecodecs, zarr, PIL' 2>/dev/null; then
+    say "creating/refreshing the Python venv in .venv"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q tifffile numpy scikit-learn imagecodecs zarr pillow >&2
+fi
+
+if ! command -v curl >/dev/null; then
+    say "installing curl"; apt-get update -qq >&2 && apt-get install -y -qq curl >&2
+fi
+if ! command -v wrk >/dev/null; then
+    say "installing wrk"
+    { apt-get update -qq && apt-get install -y -qq wrk; } >&2 \
+        || say "could not install wrk: the load test will be reported as missing"
+fi
+
+mkdir -p bench/out
+
+# ensure_data NAME make_data-args...: bench/out/NAME made by make_data.py with
+# these arguments; reused when its .params sidecar matches. A file without a
+# sidecar (made by hand) is adopted when its shape, dtype, container and
+# compression match the request.
+ensure_data() {
+    local name="$1"; shift
+    local out="bench/out/$name" params="make_data.py $*"
+    if [ -f "$out" ] && [ -f "$out.params" ] && [ "$(cat "$out.params")" = "$params" ]; then
+        say "reusing $out ($params)"
+        return
+    fi
+    if [ -f "$out" ] && ! [ -f "$out.params" ] && "$PY" - "$out" "$@" <<'EOF'
+import sys, tifffile
+path, args = sys.argv[1], sys.argv[2:]
+shape = [int(x) for x in args[args.index("--shape") + 1:args.index("--shape") + 6]]
+big = "--bigtiff" in args
+comp = args[args.index("--compression") + 1] if "--compression" in args else None
+with tifffile.TiffFile(path) as tf:
+    s = tf.series[0]
+    ok = (list(s.shape) == shape and str(s.dtype) == "uint16" and tf.is_bigtiff == big
+          and (tf.is_ome if big else tf.is_imagej)
+          and tf.pages[0].compression.name.lower() == (comp or "none")
+          and len(tf.pages) == shape[0] * shape[1] * shape[2])
+sys.exit(0 if ok else 1)
+EOF
+    then
+        say "adopting existing $out (matches $params)"
+        echo "$params" > "$out.params"
+        return
+    fi
+    say "generating $out ($params)"
+    rm -f "$out" "$out.params"
+    "$PY" bench/make_data.py "$out.tmp" "$@"
+    mv "$out.tmp" "$out"
+    echo "$params" > "$out.params"
+}
+
+DATA=()
+ARGS=()
+if [ "$QUICK" = 1 ]; then
+    ensure_data quick_u16.tif --shape 2 5 3 512 512
+    DATA+=(--data "quick=bench/out/quick_u16.tif")
+    if [ "$BIG" = 1 ]; then
+        ensure_data quick_big_u16.ome.tif --shape 2 6 3 512 512 --bigtiff
+        DATA+=(--data "quick-bigtiff=bench/out/quick_big_u16.ome.tif")
+    fi
+    if [ "$COMPRESSED" = 1 ]; then
+        ensure_data quick_u16_zstd.tif --shape 2 5 3 512 512 --compression zstd
+        DATA+=(--data "quick-zstd=bench/out/quick_u16_zstd.tif")
+    fi
+    ARGS+=(--quick --wrk-duration 5)
+else
+    ensure_data hyperstack_u16.tif --shape 10 20 3 1024 1024
+    DATA+=(--data "1.2GB=bench/out/hyperstack_u16.tif")
+    if [ "$BIG" = 1 ]; then
+        ensure_data bigtiff_u16.ome.tif --shape 20 34 3 1024 1024 --bigtiff
+        DATA+=(--data "4.3GB-bigtiff=bench/out/bigtiff_u16.ome.tif")
+    fi
+    if [ "$COMPRESSED" = 1 ]; then
+        ensure_data hyperstack_u16_zstd.tif --shape 10 20 3 1024 1024 --compression zstd
+        DATA+=(--data "1.2GB-zstd=bench/out/hyperstack_u16_zstd.tif")
+    fi
+fi
+
+say "running bench/bench.py"
+exec "$PY" bench/bench.py --binary target/release/pentascope "${DATA[@]}" "${ARGS[@]}" \
+    --command "$COMMAND" ${EXTRA[@]+"${EXTRA[@]}"}
