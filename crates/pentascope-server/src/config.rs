@@ -23,6 +23,11 @@ pub struct Config {
     pub inline_scores_cap: u64,
     /// When pixels are flushed to disk (default: before publishing).
     pub durability: Durability,
+    /// The metadata database (`sqlite://…` or `postgres://…`); default: SQLite
+    /// in the data directory.
+    pub database_url: Option<String>,
+    /// In-process job runners (0: this process runs no background job).
+    pub job_runners: usize,
 }
 
 impl Config {
@@ -36,6 +41,18 @@ impl Config {
             max_upload_bytes: 64 << 30,
             inline_scores_cap: 1_000_000,
             durability: Durability::Sync,
+            database_url: None,
+            job_runners: 1,
         }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("pentascope.sqlite").display()
+            )
+        })
     }
 }

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod jobs;
 pub mod router;
 pub mod state;
 
@@ -26,6 +27,7 @@ pub use state::AppState;
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
     let state = AppState::open(config.clone()).await?;
     state.recover().await?;
+    jobs::spawn_runners(&state, config.job_runners);
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| {

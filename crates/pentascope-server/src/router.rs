@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/analyze", post(analyze::analyze))
         .route("/images", get(images::list))
         .route("/images/{id}", get(images::get).delete(images::delete))
+        .route("/jobs/{id}", get(crate::jobs::get_job))
         .route("/health", get(images::health))
         .route("/openapi.json", get(images::openapi))
         .fallback(images::no_route)

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pentascope_store::analysis::ScoresReader;
-use pentascope_store::db::{MetadataRepo, SqliteRepo};
-use pentascope_store::pixels::{PixelReader, PixelStore, ZarrStore};
-use pentascope_store::{ImageId, ImageRecord, StoreError};
+use pentascope_store::db::MetadataRepo;
+use pentascope_store::pixels::{PixelStore, ZarrStore};
+use pentascope_store::ImageRecord;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -22,6 +21,8 @@ pub struct AppState {
     pub pixels: Arc<dyn PixelStore>,
     /// Where uploads are spooled while they arrive.
     pub spool: PathBuf,
+    /// Wakes the in-process job runners when a job is submitted.
+    pub jobs_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -35,19 +36,28 @@ impl AppState {
                 ApiError::internal(format!("cannot create data directory {}: {e}", d.display()))
             })?;
         }
-        let repo = SqliteRepo::open(&dir.join("pentascope.sqlite")).await?;
+        let repo = pentascope_store::db::connect(&config.database_url()).await?;
         let pixels = ZarrStore::new(&dir.join("images"), config.durability)?;
         Ok(AppState {
             config: Arc::new(config),
-            repo: Arc::new(repo),
+            repo,
             pixels: Arc::new(pixels),
             spool,
+            jobs_waiting: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
     /// Cleans what a crash may have left: ids reserved for images that were
     /// never published, their staged pixels, spooled uploads.
     pub async fn recover(&self) -> Result<(), ApiError> {
+        if self.repo.backend() == "sqlite" {
+            // only this process uses the embedded database: a job it had
+            // started was interrupted by its restart and is resumed now
+            let resumed = self.repo.release_started_jobs().await?;
+            if resumed > 0 {
+                tracing::warn!(resumed, "resuming jobs interrupted by the restart");
+            }
+        }
         for id in self.repo.pending().await? {
             tracing::warn!(%id, "discarding an image whose ingest did not finish");
             self.repo.discard(id).await?;
@@ -63,28 +73,7 @@ impl AppState {
 
     /// A published image's record, or 404.
     pub async fn record(&self, id: &str) -> Result<ImageRecord, ApiError> {
-        let parsed: ImageId = id
-            .parse()
-            .map_err(|_| ApiError::not_found(format!("{id:?}")))?;
-        self.repo
-            .get(parsed)
-            .await?
-            .ok_or_else(|| ApiError::not_found(parsed))
-    }
-}
-
-/// Opens an image's pixels for reading (blocking): stored images from the
-/// pixel store, PCA score images as a projection of their source.
-pub fn open_pixels(
-    pixels: &dyn PixelStore,
-    record: &ImageRecord,
-) -> Result<Arc<dyn PixelReader>, StoreError> {
-    match (&record.details.pca, record.source_image_id) {
-        (Some(model), Some(source)) => Ok(Arc::new(ScoresReader::new(
-            pixels.open(source)?,
-            model.clone(),
-        ))),
-        _ => pixels.open(record.id),
+        Ok(pentascope_store::ops::find_image(&*self.repo, id).await?)
     }
 }
 

@@ -100,19 +100,34 @@ pub struct PcaOutcome {
 /// every pixel once more for the scores' statistics (and the inline scores
 /// when there are at most `inline_cap` values). Nothing is written: the
 /// scores image is served by [`ScoresReader`].
-pub fn pca(reader: &dyn PixelReader, k: usize, inline_cap: u64) -> Result<PcaOutcome, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap))
+/// `progress` is told the fraction done (each pass is half).
+pub fn pca(
+    reader: &dyn PixelReader,
+    k: usize,
+    inline_cap: u64,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<PcaOutcome, StoreError> {
+    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap, progress))
 }
 
 fn pca_typed<T: Sample>(
     reader: &dyn PixelReader,
     k: usize,
     inline_cap: u64,
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Result<PcaOutcome, StoreError> {
     let layout = *reader.layout();
     let shape = layout.shape;
     let c = shape.c as usize;
-    let covariance = units(&layout)
+    let work = units(&layout);
+    let total = 2 * work.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        progress(n as f64 / total as f64);
+    };
+    let covariance = work
+        .clone()
         .into_par_iter()
         .try_fold(
             || CovarianceAccumulator::new(c),
@@ -120,6 +135,7 @@ fn pca_typed<T: Sample>(
                 let bands = read_channels::<T>(reader, t, z, &rows)?;
                 let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
                 acc.add_block(&views);
+                tick();
                 Ok::<_, StoreError>(acc)
             },
         )
@@ -138,34 +154,32 @@ fn pca_typed<T: Sample>(
     let stats: Vec<Mutex<StatsAccumulator<f32>>> = (0..k)
         .map(|_| Mutex::new(StatsAccumulator::new()))
         .collect();
-    units(&layout)
-        .into_par_iter()
-        .try_for_each(|(t, z, rows)| {
-            let bands = read_channels::<T>(reader, t, z, &rows)?;
-            let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
-            let n = views[0].len();
-            let mut projected: Vec<Vec<f32>> = vec![vec![0f32; n]; k];
-            {
-                let mut outs: Vec<&mut [f32]> =
-                    projected.iter_mut().map(Vec::as_mut_slice).collect();
-                model.project_block(&views, &mut outs);
-            }
-            for (j, p) in projected.iter().enumerate() {
-                let mut acc = StatsAccumulator::new();
-                acc.add(p);
-                stats[j].lock().expect("statistics lock").merge(acc);
-            }
-            if let Some(inline) = &inline {
-                let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
-                let mut all = inline.lock().expect("inline lock");
-                for i in 0..n {
-                    for (j, p) in projected.iter().enumerate() {
-                        all[(first + i) * k + j] = p[i];
-                    }
+    work.into_par_iter().try_for_each(|(t, z, rows)| {
+        let bands = read_channels::<T>(reader, t, z, &rows)?;
+        let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
+        let n = views[0].len();
+        let mut projected: Vec<Vec<f32>> = vec![vec![0f32; n]; k];
+        {
+            let mut outs: Vec<&mut [f32]> = projected.iter_mut().map(Vec::as_mut_slice).collect();
+            model.project_block(&views, &mut outs);
+        }
+        for (j, p) in projected.iter().enumerate() {
+            let mut acc = StatsAccumulator::new();
+            acc.add(p);
+            stats[j].lock().expect("statistics lock").merge(acc);
+        }
+        if let Some(inline) = &inline {
+            let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
+            let mut all = inline.lock().expect("inline lock");
+            for i in 0..n {
+                for (j, p) in projected.iter().enumerate() {
+                    all[(first + i) * k + j] = p[i];
                 }
             }
-            Ok::<(), StoreError>(())
-        })?;
+        }
+        tick();
+        Ok::<(), StoreError>(())
+    })?;
     Ok(PcaOutcome {
         model,
         score_statistics: stats

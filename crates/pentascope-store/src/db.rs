@@ -1,14 +1,24 @@
 //! The metadata database behind [`MetadataRepo`], with one implementation
-//! per backend. [`SqliteRepo`] is the embedded default.
+//! per backend: [`SqliteRepo`] (embedded, the default) and [`PgRepo`]
+//! (PostgreSQL, for several API processes and workers). [`connect`] picks
+//! one from a connection URL.
+//!
+//! Both speak the same SQL (`$n` placeholders work in SQLite and
+//! PostgreSQL), so one macro stamps out both implementations and each
+//! backend keeps only its connection set-up and migrations.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
 use crate::error::StoreError;
+use crate::jobs::{unix_now, JobRecord, JobState};
 use crate::record::{now_rfc3339, ImageDetails, ImageId, ImageKind, ImageRecord};
 
 /// Image records: reserve an id, publish a complete record, read, delete.
@@ -34,6 +44,37 @@ pub trait MetadataRepo: Send + Sync {
     async fn pending(&self) -> Result<Vec<ImageId>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Records a new `PENDING` job.
+    async fn create_job(
+        &self,
+        id: &str,
+        task: &str,
+        kwargs: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Claims the oldest `PENDING` job, or a `STARTED` one whose lease ran
+    /// out (its runner died): it becomes `STARTED` with a lease of
+    /// `lease_secs`. At most one claimer gets a given job.
+    async fn claim_job(&self, lease_secs: i64) -> Result<Option<JobRecord>, StoreError>;
+    /// Records progress (0 to 1) and renews the lease.
+    async fn job_progress(
+        &self,
+        id: &str,
+        progress: f64,
+        lease_secs: i64,
+    ) -> Result<(), StoreError>;
+    /// Records the final state: `SUCCESS` with a result or `FAILURE` with an error.
+    async fn finish_job(
+        &self,
+        id: &str,
+        outcome: Result<&serde_json::Value, &str>,
+    ) -> Result<(), StoreError>;
+    /// A job.
+    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Makes every `STARTED` job claimable again at once (their runners are
+    /// known to be gone); returns how many.
+    async fn release_started_jobs(&self) -> Result<u64, StoreError>;
+    /// The backend's name, for `/health` and logs.
+    fn backend(&self) -> &'static str;
 }
 
 /// SQLite, embedded, in one file.
@@ -49,7 +90,7 @@ impl SqliteRepo {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10));
         Self::connect(options).await
     }
 
@@ -57,7 +98,8 @@ impl SqliteRepo {
     pub async fn connect_url(url: &str) -> Result<SqliteRepo, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
         Self::connect(options).await
     }
 
@@ -71,141 +113,380 @@ impl SqliteRepo {
     }
 }
 
-fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImageRecord, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
-    let id: i64 = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
-    let source: Option<String> = row.try_get("source_image_id")?;
-    let dtype: String = row.try_get("dtype")?;
-    let flavour: String = row.try_get("flavour")?;
-    let metadata: String = row.try_get("metadata")?;
-    let statistics: String = row.try_get("statistics")?;
-    let size = |c: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(c)? as u64) };
-    Ok(ImageRecord {
-        id: ImageId(id),
-        kind: ImageKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-        source_image_id: source
-            .map(|s| s.parse().map_err(|_| corrupt("source_image_id")))
-            .transpose()?,
-        original_filename: row.try_get("original_filename")?,
-        byte_size: row.try_get::<i64, _>("byte_size")? as u64,
-        created_at: row.try_get("created_at")?,
-        dtype: pentascope_core::DType::from_name(&dtype).ok_or_else(|| corrupt("dtype"))?,
-        shape: pentascope_core::Shape5::new(
-            size("size_t")?,
-            size("size_z")?,
-            size("size_c")?,
-            size("size_y")?,
-            size("size_x")?,
-        ),
-        flavour: serde_json::from_value(serde_json::Value::String(flavour))
-            .map_err(|_| corrupt("flavour"))?,
-        details: serde_json::from_str::<ImageDetails>(&metadata)
-            .map_err(|_| corrupt("metadata"))?,
-        statistics: serde_json::from_str(&statistics).map_err(|_| corrupt("statistics"))?,
-    })
+/// PostgreSQL, shared by any number of API processes and workers.
+#[derive(Debug, Clone)]
+pub struct PgRepo {
+    pool: PgPool,
 }
 
-#[async_trait]
-impl MetadataRepo for SqliteRepo {
-    async fn reserve(&self, kind: ImageKind) -> Result<ImageId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO images (state, kind, created_at) VALUES ('pending', ?, ?) RETURNING id",
-        )
-        .bind(kind.as_str())
-        .bind(now_rfc3339())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ImageId(id))
+impl PgRepo {
+    /// Connects with a `postgres://` URL and applies migrations. The pool
+    /// connects lazily, so a database that is down at start-up or later
+    /// gives errors (503) until it is back, not a dead process.
+    pub async fn connect_url(url: &str) -> Result<PgRepo, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgRepo { pool })
     }
+}
 
-    async fn publish(&self, r: &ImageRecord) -> Result<(), StoreError> {
-        let flavour = serde_json::to_value(r.flavour)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        let done = sqlx::query(
-            "UPDATE images SET state = 'ready', kind = ?, source_image_id = ?, \
-             original_filename = ?, byte_size = ?, created_at = ?, dtype = ?, size_t = ?, \
-             size_z = ?, size_c = ?, size_y = ?, size_x = ?, flavour = ?, metadata = ?, \
-             statistics = ? WHERE id = ? AND state = 'pending'",
-        )
-        .bind(r.kind.as_str())
-        .bind(r.source_image_id.map(|s| s.to_string()))
-        .bind(&r.original_filename)
-        .bind(r.byte_size as i64)
-        .bind(&r.created_at)
-        .bind(r.dtype.name())
-        .bind(r.shape.t as i64)
-        .bind(r.shape.z as i64)
-        .bind(r.shape.c as i64)
-        .bind(r.shape.y as i64)
-        .bind(r.shape.x as i64)
-        .bind(flavour)
-        .bind(serde_json::to_string(&r.details).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(serde_json::to_string(&r.statistics).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(r.id.0)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::NotFound(r.id.to_string()));
+/// Which backend a connection URL names, with a redacted form for logs.
+pub fn backend_of(url: &str) -> Option<&'static str> {
+    if url.starts_with("sqlite:") {
+        Some("sqlite")
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some("postgres")
+    } else {
+        None
+    }
+}
+
+/// Connects to the database a URL names (`sqlite://…` or `postgres://…`)
+/// and applies migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn MetadataRepo>, StoreError> {
+    match backend_of(url) {
+        Some("sqlite") => Ok(Arc::new(SqliteRepo::connect_url(url).await?)),
+        Some(_) => Ok(Arc::new(PgRepo::connect_url(url).await?)),
+        None => Err(StoreError::Corrupt(format!(
+            "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+            url.split('@').next_back().unwrap_or(url)
+        ))),
+    }
+}
+
+macro_rules! record_from_row {
+    ($name:ident, $row:ty) => {
+        fn $name(row: &$row) -> Result<ImageRecord, StoreError> {
+            let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
+            let id: i64 = row.try_get("id")?;
+            let kind: String = row.try_get("kind")?;
+            let source: Option<String> = row.try_get("source_image_id")?;
+            let dtype: String = row.try_get("dtype")?;
+            let flavour: String = row.try_get("flavour")?;
+            let metadata: String = row.try_get("metadata")?;
+            let statistics: String = row.try_get("statistics")?;
+            let size =
+                |c: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(c)? as u64) };
+            Ok(ImageRecord {
+                id: ImageId(id),
+                kind: ImageKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
+                source_image_id: source
+                    .map(|s| s.parse().map_err(|_| corrupt("source_image_id")))
+                    .transpose()?,
+                original_filename: row.try_get("original_filename")?,
+                byte_size: row.try_get::<i64, _>("byte_size")? as u64,
+                created_at: row.try_get("created_at")?,
+                dtype: pentascope_core::DType::from_name(&dtype).ok_or_else(|| corrupt("dtype"))?,
+                shape: pentascope_core::Shape5::new(
+                    size("size_t")?,
+                    size("size_z")?,
+                    size("size_c")?,
+                    size("size_y")?,
+                    size("size_x")?,
+                ),
+                flavour: serde_json::from_value(serde_json::Value::String(flavour))
+                    .map_err(|_| corrupt("flavour"))?,
+                details: serde_json::from_str::<ImageDetails>(&metadata)
+                    .map_err(|_| corrupt("metadata"))?,
+                statistics: serde_json::from_str(&statistics).map_err(|_| corrupt("statistics"))?,
+            })
         }
-        Ok(())
-    }
-
-    async fn discard(&self, id: ImageId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM images WHERE id = ? AND state = 'pending'")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn get(&self, id: ImageId) -> Result<Option<ImageRecord>, StoreError> {
-        sqlx::query("SELECT * FROM images WHERE id = ? AND state = 'ready'")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(record_from_row)
-            .transpose()
-    }
-
-    async fn list(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        sqlx::query("SELECT * FROM images WHERE state = 'ready' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(record_from_row)
-            .collect()
-    }
-
-    async fn delete(&self, id: ImageId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM images WHERE id = ? AND state = 'ready'")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn pending(&self) -> Result<Vec<ImageId>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM images WHERE state = 'pending'")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(ids.into_iter().map(ImageId).collect())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
+    };
 }
+
+record_from_row!(sqlite_record, sqlx::sqlite::SqliteRow);
+record_from_row!(pg_record, sqlx::postgres::PgRow);
+
+macro_rules! job_from_row {
+    ($name:ident, $row:ty) => {
+        fn $name(row: &$row) -> Result<JobRecord, StoreError> {
+            let corrupt = |what: &str| StoreError::Corrupt(format!("job {what}"));
+            let json = |text: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
+                text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt("json")))
+                    .transpose()
+            };
+            let state: String = row.try_get("state")?;
+            Ok(JobRecord {
+                id: row.try_get("id")?,
+                task: row.try_get("task")?,
+                kwargs: json(Some(row.try_get("kwargs")?))?.unwrap_or_default(),
+                state: JobState::parse(&state).ok_or_else(|| corrupt("state"))?,
+                progress: row.try_get("progress")?,
+                result: json(row.try_get("result")?)?,
+                error: row.try_get("error")?,
+                attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+    };
+}
+
+job_from_row!(sqlite_job, sqlx::sqlite::SqliteRow);
+job_from_row!(pg_job, sqlx::postgres::PgRow);
+
+macro_rules! metadata_repo {
+    ($repo:ty, $from_row:ident, $job_row:ident, $backend:literal) => {
+        #[async_trait]
+        impl MetadataRepo for $repo {
+            async fn reserve(&self, kind: ImageKind) -> Result<ImageId, StoreError> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO images (state, kind, created_at) \
+                     VALUES ('pending', $1, $2) RETURNING id",
+                )
+                .bind(kind.as_str())
+                .bind(now_rfc3339())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(ImageId(id))
+            }
+
+            async fn publish(&self, r: &ImageRecord) -> Result<(), StoreError> {
+                let json = |v: Result<String, serde_json::Error>| {
+                    v.map_err(|e| StoreError::Corrupt(e.to_string()))
+                };
+                let flavour = serde_json::to_value(r.flavour)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                let done = sqlx::query(
+                    "UPDATE images SET state = 'ready', kind = $1, source_image_id = $2, \
+                     original_filename = $3, byte_size = $4, created_at = $5, dtype = $6, \
+                     size_t = $7, size_z = $8, size_c = $9, size_y = $10, size_x = $11, \
+                     flavour = $12, metadata = $13, statistics = $14 \
+                     WHERE id = $15 AND state = 'pending'",
+                )
+                .bind(r.kind.as_str())
+                .bind(r.source_image_id.map(|s| s.to_string()))
+                .bind(&r.original_filename)
+                .bind(r.byte_size as i64)
+                .bind(&r.created_at)
+                .bind(r.dtype.name())
+                .bind(r.shape.t as i64)
+                .bind(r.shape.z as i64)
+                .bind(r.shape.c as i64)
+                .bind(r.shape.y as i64)
+                .bind(r.shape.x as i64)
+                .bind(flavour)
+                .bind(json(serde_json::to_string(&r.details))?)
+                .bind(json(serde_json::to_string(&r.statistics))?)
+                .bind(r.id.0)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::NotFound(r.id.to_string()));
+                }
+                Ok(())
+            }
+
+            async fn discard(&self, id: ImageId) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM images WHERE id = $1 AND state = 'pending'")
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get(&self, id: ImageId) -> Result<Option<ImageRecord>, StoreError> {
+                sqlx::query("SELECT * FROM images WHERE id = $1 AND state = 'ready'")
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($from_row)
+                    .transpose()
+            }
+
+            async fn list(&self) -> Result<Vec<ImageRecord>, StoreError> {
+                sqlx::query("SELECT * FROM images WHERE state = 'ready' ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($from_row)
+                    .collect()
+            }
+
+            async fn delete(&self, id: ImageId) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM images WHERE id = $1 AND state = 'ready'")
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn pending(&self) -> Result<Vec<ImageId>, StoreError> {
+                let ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM images WHERE state = 'pending'")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(ids.into_iter().map(ImageId).collect())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn create_job(
+                &self,
+                id: &str,
+                task: &str,
+                kwargs: &serde_json::Value,
+            ) -> Result<(), StoreError> {
+                let now = now_rfc3339();
+                sqlx::query(
+                    "INSERT INTO jobs (id, task, kwargs, state, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'PENDING', $4, $4)",
+                )
+                .bind(id)
+                .bind(task)
+                .bind(kwargs.to_string())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn claim_job(&self, lease_secs: i64) -> Result<Option<JobRecord>, StoreError> {
+                let now = unix_now();
+                // the outer condition repeats the inner one so that of two
+                // concurrent claimers only the first update matches
+                sqlx::query(
+                    "UPDATE jobs SET state = 'STARTED', attempts = attempts + 1, \
+                     lease_until = $1, updated_at = $2 \
+                     WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' \
+                                 OR (state = 'STARTED' AND lease_until < $3) \
+                                 ORDER BY created_at, id LIMIT 1) \
+                     AND (state = 'PENDING' OR (state = 'STARTED' AND lease_until < $3)) \
+                     RETURNING *",
+                )
+                .bind(now + lease_secs)
+                .bind(now_rfc3339())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map($job_row)
+                .transpose()
+            }
+
+            async fn job_progress(
+                &self,
+                id: &str,
+                progress: f64,
+                lease_secs: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE jobs SET progress = $1, lease_until = $2, updated_at = $3 \
+                     WHERE id = $4 AND state = 'STARTED'",
+                )
+                .bind(progress)
+                .bind(unix_now() + lease_secs)
+                .bind(now_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn finish_job(
+                &self,
+                id: &str,
+                outcome: Result<&serde_json::Value, &str>,
+            ) -> Result<(), StoreError> {
+                let (state, result, error) = match outcome {
+                    Ok(v) => (JobState::Success, Some(v.to_string()), None),
+                    Err(e) => (JobState::Failure, None, Some(e.to_string())),
+                };
+                sqlx::query(
+                    "UPDATE jobs SET state = $1, result = $2, error = $3, progress = \
+                     CASE WHEN $1 = 'SUCCESS' THEN 1.0 ELSE progress END, updated_at = $4 \
+                     WHERE id = $5",
+                )
+                .bind(state.as_str())
+                .bind(result)
+                .bind(error)
+                .bind(now_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn release_started_jobs(&self) -> Result<u64, StoreError> {
+                let done = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'STARTED'")
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+                sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($job_row)
+                    .transpose()
+            }
+        }
+    };
+}
+
+metadata_repo!(SqliteRepo, sqlite_record, sqlite_job, "sqlite");
+metadata_repo!(PgRepo, pg_record, pg_job, "postgres");
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pentascope_core::tiff::Flavour;
     use pentascope_core::{DType, Shape5};
+
+    /// A fresh, empty PostgreSQL database for one test, or `None` when no
+    /// server answers (a failure under `CI=true`, where it must be there).
+    /// The server is `PENTASCOPE_TEST_POSTGRES` (default: the local one).
+    pub(crate) async fn fresh_postgres() -> Option<String> {
+        let admin = std::env::var("PENTASCOPE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let pool = match PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&admin)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL is required under CI=true but {admin} fails: {e}")
+            }
+            Err(e) => {
+                eprintln!("PostgreSQL not reachable at {admin} ({e}); skipping");
+                return None;
+            }
+        };
+        let name = format!(
+            "pentascope_test_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(format!("{base}/{name}"))
+    }
 
     fn record(id: ImageId) -> ImageRecord {
         ImageRecord {
@@ -223,24 +504,84 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn ids_are_never_reused_and_pending_rows_are_invisible() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let repo = SqliteRepo::open(&path).await.unwrap();
+    /// The repository contract every backend must meet.
+    async fn ids_never_reused_and_pending_invisible(url: &str) {
+        let repo = connect(url).await.unwrap();
         let a = repo.reserve(ImageKind::Upload).await.unwrap();
         assert!(repo.get(a).await.unwrap().is_none(), "pending is invisible");
         let published = record(a);
         repo.publish(&published).await.unwrap();
         assert_eq!(repo.get(a).await.unwrap(), Some(published));
+        assert_eq!(repo.list().await.unwrap().len(), 1);
         assert!(repo.delete(a).await.unwrap());
+        assert!(!repo.delete(a).await.unwrap());
         drop(repo);
-        let repo = SqliteRepo::open(&path).await.unwrap();
+        let repo = connect(url).await.unwrap();
         let b = repo.reserve(ImageKind::Upload).await.unwrap();
         assert!(b.0 > a.0, "{b} after deleting {a}");
         assert_eq!(repo.pending().await.unwrap(), vec![b]);
         repo.discard(b).await.unwrap();
         assert!(repo.pending().await.unwrap().is_empty());
         assert!(repo.list().await.unwrap().is_empty());
+        repo.ping().await.unwrap();
+    }
+
+    /// Jobs: claimed once, leases expire, outcomes are kept.
+    async fn jobs_are_claimed_once_and_leases_expire(url: &str) {
+        let repo = connect(url).await.unwrap();
+        let kwargs = serde_json::json!({"image_id": "image_1", "n_components": 2});
+        repo.create_job("j1", "heavy_pca", &kwargs).await.unwrap();
+        repo.create_job("j2", "heavy_pca", &kwargs).await.unwrap();
+        let first = repo.claim_job(60).await.unwrap().unwrap();
+        assert_eq!(
+            (first.id.as_str(), first.state, first.attempts),
+            ("j1", JobState::Started, 1)
+        );
+        assert_eq!(first.kwargs, kwargs);
+        let second = repo.claim_job(-1).await.unwrap().unwrap();
+        assert_eq!(second.id, "j2", "a started job is not claimed twice");
+        // j2's lease (-1 s) has already run out: its runner is presumed dead
+        let again = repo.claim_job(60).await.unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts), ("j2", 2));
+        assert!(repo.claim_job(60).await.unwrap().is_none());
+        repo.job_progress("j1", 0.5, 60).await.unwrap();
+        assert_eq!(repo.get_job("j1").await.unwrap().unwrap().progress, 0.5);
+        let result = serde_json::json!({"n_components": 2});
+        repo.finish_job("j1", Ok(&result)).await.unwrap();
+        repo.finish_job("j2", Err("image image_1 not found"))
+            .await
+            .unwrap();
+        let j1 = repo.get_job("j1").await.unwrap().unwrap();
+        assert_eq!(
+            (j1.state, j1.result, j1.progress),
+            (JobState::Success, Some(result), 1.0)
+        );
+        let j2 = repo.get_job("j2").await.unwrap().unwrap();
+        assert_eq!(j2.state, JobState::Failure);
+        assert_eq!(j2.error.as_deref(), Some("image image_1 not found"));
+        assert!(repo.get_job("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_meets_the_repository_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        ids_never_reused_and_pending_invisible(&url).await;
+        jobs_are_claimed_once_and_leases_expire(&url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_meets_the_repository_contract() {
+        let Some(url) = fresh_postgres().await else {
+            return;
+        };
+        ids_never_reused_and_pending_invisible(&url).await;
+        jobs_are_claimed_once_and_leases_expire(&url).await;
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_without_leaking_credentials() {
+        let err = connect("mysql://user:secret@host/db").await.err().unwrap();
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 }

@@ -19,6 +19,8 @@ pub mod analysis;
 pub mod db;
 pub mod error;
 pub mod ingest;
+pub mod jobs;
+pub mod ops;
 pub mod pixels;
 pub mod record;
 

@@ -580,7 +580,7 @@ mod tests {
         let layout = ArrayLayout::for_image(Shape5::new(1, 2, 1, 3, 4), DType::U16);
         let id = ImageId(5);
         let w = store
-            .create(id, layout, &ImageAttributes::default())
+            .create(id, layout, &ImageAttributes::default(), ZSTD_LEVEL)
             .unwrap();
         let plane: Vec<u16> = (0..12).collect();
         w.write_band(PlaneIndex::new(0, 1, 0), 0, bytemuck::cast_slice(&plane))

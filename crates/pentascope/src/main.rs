@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use pentascope_server::Config;
 use pentascope_store::pixels::Durability;
 
@@ -17,32 +18,133 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP API.
-    Serve {
-        /// Interface to listen on.
-        #[arg(long, env = "HOST", default_value = "127.0.0.1")]
-        host: String,
-        /// Port to listen on (0 picks a free port).
-        #[arg(long, env = "PORT", default_value_t = 5000)]
-        port: u16,
-        /// Where the database, pixels and upload spool live.
-        #[arg(long, env = "PENTASCOPE_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// Largest image accepted, in samples (T·Z·C·Y·X).
-        #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = 1 << 34)]
-        max_samples: u64,
-        /// Largest upload accepted, in bytes.
-        #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
-        max_upload_bytes: u64,
-        /// Most PCA score values returned inline by /analyze.
-        #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = 1_000_000)]
-        inline_scores: u64,
-        /// When pixels are flushed to disk: `sync` (before an image is
-        /// published) or `os` (left to the operating system; faster on slow
-        /// disks, an OS crash can lose the latest uploads).
-        #[arg(long, env = "PENTASCOPE_DURABILITY", default_value = "sync")]
-        durability: Durability,
-    },
+    /// Run the HTTP API (and in-process job runners).
+    Serve(Settings),
+    /// Apply database migrations and exit.
+    Migrate(Settings),
+    /// Show every setting, its value, where it came from and its default.
+    Config(Settings),
+}
+
+/// Every setting, from the command line or the environment.
+#[derive(Debug, Clone, Args)]
+struct Settings {
+    /// Interface to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free port; the address is printed).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    port: u16,
+    /// Where the embedded database, pixels and upload spool live.
+    #[arg(long, env = "PENTASCOPE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Metadata database: sqlite://PATH or postgres://USER@HOST/DB
+    /// (VERCEL_POSTGRES_URL is read too). Default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Largest image accepted, in samples (T·Z·C·Y·X).
+    #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = 1 << 34)]
+    max_samples: u64,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
+    max_upload_bytes: u64,
+    /// Most PCA score values returned inline by /analyze.
+    #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = 1_000_000)]
+    inline_scores: u64,
+    /// When pixels are flushed to disk: `sync` (before an image is
+    /// published) or `os` (left to the operating system; faster on slow
+    /// disks, an OS crash can lose the latest uploads).
+    #[arg(long, env = "PENTASCOPE_DURABILITY", default_value = "sync")]
+    durability: Durability,
+    /// Background jobs this process runs at once (0: none).
+    #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = 1)]
+    job_runners: usize,
+}
+
+impl Settings {
+    fn database_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("VERCEL_POSTGRES_URL").ok())
+            .filter(|u| !u.is_empty())
+    }
+
+    fn config(&self) -> Config {
+        let mut config = Config::with_data_dir(self.data_dir.clone());
+        config.host = self.host.clone();
+        config.port = self.port;
+        config.limits.max_samples = self.max_samples;
+        config.max_upload_bytes = self.max_upload_bytes;
+        config.inline_scores_cap = self.inline_scores;
+        config.durability = self.durability;
+        config.database_url = self.database_url();
+        config.job_runners = self.job_runners;
+        config
+    }
+}
+
+/// A URL with its password replaced, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Prints each setting with its value, source and default.
+fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
+    let config = settings.config();
+    let command = Cli::command();
+    let args = command
+        .find_subcommand("config")
+        .expect("config subcommand")
+        .get_arguments()
+        .filter(|a| a.get_long().is_some())
+        .cloned()
+        .collect::<Vec<_>>();
+    println!("{:<28} {:<44} {:<34} default", "setting", "value", "source");
+    for arg in args {
+        let id = arg.get_id().as_str();
+        let env = arg
+            .get_env()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => format!("--{}", arg.get_long().unwrap_or(id)),
+            Some(ValueSource::EnvVariable) => format!("environment {env}"),
+            Some(ValueSource::DefaultValue) => "default".to_string(),
+            _ => "default".to_string(),
+        };
+        let value = match id {
+            "database_url" => {
+                if settings.database_url.is_none() && settings.database_url().is_some() {
+                    source = "environment VERCEL_POSTGRES_URL".into();
+                }
+                redact(&config.database_url())
+            }
+            _ => matches
+                .get_raw(id)
+                .and_then(|mut v| v.next())
+                .map(|v| v.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let default = arg
+            .get_default_values()
+            .first()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_else(|| match id {
+                "database_url" => "sqlite://<data-dir>/pentascope.sqlite".into(),
+                _ => String::new(),
+            });
+        let name = if env.is_empty() { id.to_string() } else { env };
+        println!("{name:<28} {value:<44} {source:<34} {default}");
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,7 +155,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -61,28 +167,41 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve {
-            host,
-            port,
-            data_dir,
-            max_samples,
-            max_upload_bytes,
-            inline_scores,
-            durability,
-        } => {
-            let mut config = Config::with_data_dir(data_dir);
-            config.host = host;
-            config.port = port;
-            config.limits.max_samples = max_samples;
-            config.max_upload_bytes = max_upload_bytes;
-            config.inline_scores_cap = inline_scores;
-            config.durability = durability;
+    let result: Result<(), String> = match cli.command {
+        Command::Serve(settings) => {
+            let config = settings.config();
             let data_dir = config.data_dir.clone();
-            runtime.block_on(pentascope_server::serve(config, |addr| {
-                println!("pentascope listening on http://{addr}");
-                tracing::info!(%addr, data_dir = %data_dir.display(), "listening; data kept in the data directory");
-            }))
+            let database = redact(&config.database_url());
+            runtime
+                .block_on(pentascope_server::serve(config, |addr| {
+                    println!("pentascope listening on http://{addr}");
+                    tracing::info!(
+                        %addr,
+                        data_dir = %data_dir.display(),
+                        %database,
+                        "listening"
+                    );
+                }))
+                .map_err(|e| e.to_string())
+        }
+        Command::Migrate(settings) => {
+            let url = settings.config().database_url();
+            runtime.block_on(async {
+                match pentascope_store::db::connect(&url).await {
+                    Ok(_) => {
+                        println!("migrations applied to {}", redact(&url));
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("migrating {}: {e}", redact(&url))),
+                }
+            })
+        }
+        Command::Config(settings) => {
+            let sub = matches
+                .subcommand_matches("config")
+                .expect("config matches");
+            show_config(&settings, sub);
+            Ok(())
         }
     };
     match result {

@@ -773,3 +773,62 @@ fn recomputed_statistics_and_derived_images() {
         404
     );
 }
+
+/// `"async": true` turns an analysis into a job: 202 with a status URL, the
+/// job runs in the background, and its result is the synchronous answer.
+#[test]
+fn async_analysis_is_a_job_with_the_same_result() {
+    let Some(fixtures) = fixtures_dir() else {
+        return;
+    };
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let server = Server::start();
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let direct = server
+        .post_json("/analyze", &json!({"image_id": id, "components": 2}))
+        .ok_json()
+        .unwrap();
+    let submitted = server.post_json(
+        "/analyze",
+        &json!({"image_id": id, "components": 2, "async": true}),
+    );
+    assert_eq!(submitted.status, 202, "{}", submitted.snippet());
+    let submitted = submitted.json().unwrap();
+    let status_url = submitted["status_url"].as_str().unwrap().to_string();
+    assert_eq!(submitted["state"], "PENDING");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = server.get(&status_url).ok_json().unwrap();
+        match job["state"].as_str().unwrap() {
+            "SUCCESS" | "FAILURE" => break job,
+            "PENDING" | "STARTED" => {}
+            other => panic!("unknown state {other}: {job}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never finished: {job}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    assert_eq!(job["progress"], 1.0);
+    let result = &job["result"];
+    for key in [
+        "explained_variance",
+        "explained_variance_ratio",
+        "components",
+        "mean",
+    ] {
+        assert_eq!(result[key], direct[key], "{key}");
+    }
+    assert_eq!(result["pca_result"], direct["pca_result"]);
+    assert_ne!(result["scores_image_id"], direct["scores_image_id"]);
+    // invalid requests are refused before a job is made
+    let bad = server.post_json(
+        "/analyze",
+        &json!({"image_id": id, "components": 9, "async": true}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.snippet());
+    let missing = server.get("/jobs/no-such-job");
+    assert_eq!(missing.status, 404, "{}", missing.snippet());
+}

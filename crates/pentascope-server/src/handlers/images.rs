@@ -70,7 +70,7 @@ pub async fn statistics(
         let pixels = state.pixels.clone();
         let record = r.clone();
         r.statistics = crate::state::blocking(move || {
-            let reader = crate::state::open_pixels(&*pixels, &record)?;
+            let reader = pentascope_store::ops::open_image(&*pixels, &record)?;
             Ok(pentascope_store::analysis::recompute_statistics(&*reader)?)
         })
         .await?;
@@ -138,9 +138,10 @@ pub async fn delete(
 
 /// `GET /health`: the service and each dependency.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let backend = state.repo.backend();
     let database = match state.repo.ping().await {
-        Ok(()) => json!({"status": "ok", "backend": "sqlite"}),
-        Err(e) => json!({"status": "unavailable", "error": e.to_string()}),
+        Ok(()) => json!({"status": "ok", "backend": backend}),
+        Err(e) => json!({"status": "unavailable", "backend": backend, "error": e.to_string()}),
     };
     let ok = database["status"] == "ok";
     let status = if ok {

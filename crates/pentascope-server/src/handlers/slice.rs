@@ -14,7 +14,8 @@ use pentascope_store::pixels::PixelReader;
 
 use crate::error::ApiError;
 use crate::handlers::params::{index, number, required, Params};
-use crate::state::{blocking, open_pixels, AppState};
+use crate::state::{blocking, AppState};
+use pentascope_store::ops::open_image;
 
 /// What the client asked the plane to become.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +65,7 @@ pub async fn slice(
     let pixels = state.pixels.clone();
     let id = record.id;
     let (body, content_type) = blocking(move || {
-        let reader = open_pixels(&*pixels, &record)?;
+        let reader = open_image(&*pixels, &record)?;
         let dtype = reader.layout().dtype;
         dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
     })

@@ -153,6 +153,45 @@ fn drain<R: Read + Send + 'static>(
     });
 }
 
+/// With `PENTASCOPE_TEST_BACKEND=postgres`, the PostgreSQL database of the
+/// server on `data_dir` (created on first use, so a restart on the same data
+/// directory finds its records): the suite then runs against PostgreSQL
+/// instead of the embedded SQLite. The server is `PENTASCOPE_TEST_POSTGRES`
+/// (default: the local one, database `test`).
+fn postgres_for(data_dir: &Path) -> Option<String> {
+    if std::env::var("PENTASCOPE_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let admin = std::env::var("PENTASCOPE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&data_dir, &mut hasher);
+    let name = format!(
+        "pentascope_api_{}_{:x}",
+        std::process::id(),
+        std::hash::Hasher::finish(&hasher)
+    );
+    let exists = Command::new("psql")
+        .arg(&admin)
+        .args([
+            "-tAc",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        ])
+        .output()
+        .expect("run psql (PENTASCOPE_TEST_BACKEND=postgres needs the PostgreSQL client)");
+    assert!(exists.status.success(), "psql {admin} failed: {exists:?}");
+    if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
+        let created = Command::new("psql")
+            .arg(&admin)
+            .args(["-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("run psql");
+        assert!(created.status.success(), "creating {name}: {created:?}");
+    }
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
 /// A running `pentascope serve` child process, killed on drop.
 pub struct Server {
     child: Child,
@@ -179,8 +218,13 @@ impl Server {
     /// Starts a server on `data_dir`, which the caller keeps alive (used to
     /// restart on the same data).
     pub fn start_in(data_dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pentascope"))
-            .arg("serve")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
+        if let Some(url) = postgres_for(data_dir) {
+            command.arg("serve").arg("--database-url").arg(url);
+        } else {
+            command.arg("serve");
+        }
+        let mut child = command
             .arg("--host")
             .arg("127.0.0.1")
             .arg("--port")
