@@ -27,7 +27,24 @@ pub struct Config {
     /// in the data directory.
     pub database_url: Option<String>,
     /// In-process job runners (0: this process runs no background job).
+    /// Ignored when a Celery broker is configured: workers run the jobs.
     pub job_runners: usize,
+    /// Celery broker and result backend (`redis://…`), when jobs go to
+    /// `pentascope worker` processes instead of in-process runners.
+    pub celery: Option<CeleryConfig>,
+}
+
+/// Where Celery-compatible jobs go.
+#[derive(Debug, Clone)]
+pub struct CeleryConfig {
+    /// `CELERY_BROKER_URL`.
+    pub broker_url: String,
+    /// `CELERY_RESULT_BACKEND` (default: the broker).
+    pub result_backend: String,
+    /// Queue name (default `celery`, Celery's default).
+    pub queue: String,
+    /// Seconds before an unacknowledged task is redelivered.
+    pub visibility_timeout: u64,
 }
 
 impl Config {
@@ -43,6 +60,7 @@ impl Config {
             durability: Durability::Sync,
             database_url: None,
             job_runners: 1,
+            celery: None,
         }
     }
 

@@ -27,7 +27,15 @@ pub use state::AppState;
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
     let state = AppState::open(config.clone()).await?;
     state.recover().await?;
-    jobs::spawn_runners(&state, config.job_runners);
+    if state.broker.is_some() {
+        tracing::info!("jobs go to the Celery broker; run `pentascope worker` to process them");
+    } else {
+        pentascope_jobs::runner::spawn_runners(
+            &state.task_context(),
+            state.jobs_waiting.clone(),
+            config.job_runners,
+        );
+    }
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| {

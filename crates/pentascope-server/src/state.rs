@@ -9,6 +9,8 @@ use pentascope_store::ImageRecord;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use pentascope_jobs::celery::CeleryBroker;
+use pentascope_jobs::tasks::TaskContext;
 
 /// Shared, cheaply cloned state.
 #[derive(Clone)]
@@ -23,6 +25,8 @@ pub struct AppState {
     pub spool: PathBuf,
     /// Wakes the in-process job runners when a job is submitted.
     pub jobs_waiting: Arc<tokio::sync::Notify>,
+    /// The Celery broker jobs are sent to, when configured.
+    pub broker: Option<CeleryBroker>,
 }
 
 impl AppState {
@@ -38,25 +42,39 @@ impl AppState {
         }
         let repo = pentascope_store::db::connect(&config.database_url()).await?;
         let pixels = ZarrStore::new(&dir.join("images"), config.durability)?;
+        let broker = config
+            .celery
+            .as_ref()
+            .map(|c| {
+                let mut b = CeleryBroker::new(&c.broker_url, &c.result_backend, &c.queue)?;
+                b.visibility_timeout = c.visibility_timeout;
+                Ok::<_, pentascope_jobs::celery::CeleryError>(b)
+            })
+            .transpose()
+            .map_err(|e| ApiError::internal(format!("invalid Celery broker: {e}")))?;
         Ok(AppState {
             config: Arc::new(config),
             repo,
             pixels: Arc::new(pixels),
             spool,
             jobs_waiting: Arc::new(tokio::sync::Notify::new()),
+            broker,
         })
     }
 
     /// Cleans what a crash may have left: ids reserved for images that were
     /// never published, their staged pixels, spooled uploads.
+    /// Only the embedded database is this process's alone: with a shared
+    /// database, unfinished work may belong to another live process, and
+    /// leases (jobs) take care of processes that died.
     pub async fn recover(&self) -> Result<(), ApiError> {
-        if self.repo.backend() == "sqlite" {
-            // only this process uses the embedded database: a job it had
-            // started was interrupted by its restart and is resumed now
-            let resumed = self.repo.release_started_jobs().await?;
-            if resumed > 0 {
-                tracing::warn!(resumed, "resuming jobs interrupted by the restart");
-            }
+        if self.repo.backend() != "sqlite" {
+            return Ok(());
+        }
+        // a job this process had started was interrupted by its restart
+        let resumed = self.repo.release_started_jobs().await?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "resuming jobs interrupted by the restart");
         }
         for id in self.repo.pending().await? {
             tracing::warn!(%id, "discarding an image whose ingest did not finish");
@@ -69,6 +87,15 @@ impl AppState {
             }
         }
         Ok(())
+    }
+
+    /// What background tasks need.
+    pub fn task_context(&self) -> TaskContext {
+        TaskContext {
+            repo: self.repo.clone(),
+            pixels: self.pixels.clone(),
+            inline_scores_cap: self.config.inline_scores_cap,
+        }
     }
 
     /// A published image's record, or 404.

@@ -55,6 +55,9 @@ pub trait MetadataRepo: Send + Sync {
     /// out (its runner died): it becomes `STARTED` with a lease of
     /// `lease_secs`. At most one claimer gets a given job.
     async fn claim_job(&self, lease_secs: i64) -> Result<Option<JobRecord>, StoreError>;
+    /// Marks job `id` `STARTED` by a runner that was handed it (a broker
+    /// delivery) rather than claiming it; `None` if it has already finished.
+    async fn start_job(&self, id: &str, lease_secs: i64) -> Result<Option<JobRecord>, StoreError>;
     /// Records progress (0 to 1) and renews the lease.
     async fn job_progress(
         &self,
@@ -372,6 +375,26 @@ macro_rules! metadata_repo {
                 .bind(now + lease_secs)
                 .bind(now_rfc3339())
                 .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map($job_row)
+                .transpose()
+            }
+
+            async fn start_job(
+                &self,
+                id: &str,
+                lease_secs: i64,
+            ) -> Result<Option<JobRecord>, StoreError> {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'STARTED', attempts = attempts + 1, \
+                     lease_until = $1, updated_at = $2 \
+                     WHERE id = $3 AND state IN ('PENDING', 'STARTED') RETURNING *",
+                )
+                .bind(unix_now() + lease_secs)
+                .bind(now_rfc3339())
+                .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
                 .as_ref()

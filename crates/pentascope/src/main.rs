@@ -20,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP API (and in-process job runners).
     Serve(Settings),
+    /// Process jobs from the Celery broker (CELERY_BROKER_URL), on any
+    /// machine that shares the database and the pixel store.
+    Worker(Settings),
     /// Apply database migrations and exit.
     Migrate(Settings),
     /// Show every setting, its value, where it came from and its default.
@@ -56,9 +59,24 @@ struct Settings {
     /// disks, an OS crash can lose the latest uploads).
     #[arg(long, env = "PENTASCOPE_DURABILITY", default_value = "sync")]
     durability: Durability,
-    /// Background jobs this process runs at once (0: none).
+    /// Background jobs this process runs at once: in-process runners of
+    /// `serve` without a broker, or tasks a `worker` runs concurrently.
     #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = 1)]
     job_runners: usize,
+    /// Celery broker (redis://HOST:PORT/DB). When set, `serve` sends jobs to
+    /// it and `pentascope worker` processes run them.
+    #[arg(long, env = "CELERY_BROKER_URL")]
+    celery_broker_url: Option<String>,
+    /// Celery result backend (redis://…); default: the broker.
+    #[arg(long, env = "CELERY_RESULT_BACKEND")]
+    celery_result_backend: Option<String>,
+    /// Queue the tasks go to (Celery's default queue name).
+    #[arg(long, env = "PENTASCOPE_CELERY_QUEUE", default_value = "celery")]
+    celery_queue: String,
+    /// Seconds a task may stay unacknowledged (its worker stopped) before it
+    /// is delivered again.
+    #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = 3600)]
+    visibility_timeout: u64,
 }
 
 impl Settings {
@@ -79,6 +97,20 @@ impl Settings {
         config.durability = self.durability;
         config.database_url = self.database_url();
         config.job_runners = self.job_runners;
+        config.celery = self
+            .celery_broker_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .map(|broker_url| pentascope_server::config::CeleryConfig {
+                result_backend: self
+                    .celery_result_backend
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| broker_url.clone()),
+                broker_url,
+                queue: self.celery_queue.clone(),
+                visibility_timeout: self.visibility_timeout,
+            });
         config
     }
 }
@@ -147,6 +179,33 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
     }
 }
 
+/// `pentascope worker`: consumes the Celery queue until stopped.
+async fn worker(config: Config) -> Result<(), String> {
+    let celery = config.celery.clone().ok_or(
+        "pentascope worker needs a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)",
+    )?;
+    let state = pentascope_server::AppState::open(config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut broker = pentascope_jobs::celery::CeleryBroker::new(
+        &celery.broker_url,
+        &celery.result_backend,
+        &celery.queue,
+    )
+    .map_err(|e| e.to_string())?;
+    broker.visibility_timeout = celery.visibility_timeout;
+    println!(
+        "pentascope worker consuming {} on {} (tasks: {})",
+        celery.queue,
+        redact(&celery.broker_url),
+        pentascope_jobs::tasks::TASK_NAMES.join(", ")
+    );
+    tokio::select! {
+        _ = broker.work(state.task_context(), config.job_runners) => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -184,6 +243,7 @@ fn main() -> std::process::ExitCode {
                 }))
                 .map_err(|e| e.to_string())
         }
+        Command::Worker(settings) => runtime.block_on(worker(settings.config())),
         Command::Migrate(settings) => {
             let url = settings.config().database_url();
             runtime.block_on(async {

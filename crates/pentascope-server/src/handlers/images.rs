@@ -143,7 +143,14 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => json!({"status": "ok", "backend": backend}),
         Err(e) => json!({"status": "unavailable", "backend": backend, "error": e.to_string()}),
     };
-    let ok = database["status"] == "ok";
+    let broker = match &state.broker {
+        None => json!({"status": "not configured", "backend": "in-process"}),
+        Some(b) => match b.ping().await {
+            Ok(()) => json!({"status": "ok", "backend": "redis"}),
+            Err(e) => json!({"status": "unavailable", "backend": "redis", "error": e.to_string()}),
+        },
+    };
+    let ok = database["status"] == "ok" && broker["status"] != "unavailable";
     let status = if ok {
         StatusCode::OK
     } else {
@@ -156,6 +163,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             "version": env!("CARGO_PKG_VERSION"),
             "database": database,
             "storage": {"status": "ok", "backend": "local"},
+            "broker": broker,
         })),
     )
 }

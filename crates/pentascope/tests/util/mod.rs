@@ -218,7 +218,13 @@ impl Server {
     /// Starts a server on `data_dir`, which the caller keeps alive (used to
     /// restart on the same data).
     pub fn start_in(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
+        command.envs(env.iter().copied());
         if let Some(url) = postgres_for(data_dir) {
             command.arg("serve").arg("--database-url").arg(url);
         } else {

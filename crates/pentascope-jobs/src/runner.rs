@@ -1,0 +1,93 @@
+//! In-process job runners (the embedded configuration): they claim job rows
+//! from the database, hold a lease on the job they run and renew it with
+//! their progress. A job whose runner died is claimed again when its lease
+//! runs out (or at once after a restart of the embedded server, see
+//! `release_started_jobs`), and fails for good after
+//! [`MAX_ATTEMPTS`](crate::MAX_ATTEMPTS) interrupted runs: no job stays
+//! `STARTED` forever, none is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pentascope_store::jobs::JobRecord;
+use tokio::sync::Notify;
+
+use crate::tasks::{execute, TaskContext, TaskError};
+use crate::{LEASE_SECS, MAX_ATTEMPTS};
+
+/// Starts `n` runners that claim and run jobs until the process ends.
+/// `wake` is notified when a job is submitted in this process; jobs
+/// submitted elsewhere are found by polling every second.
+pub fn spawn_runners(ctx: &TaskContext, wake: Arc<Notify>, n: usize) {
+    for _ in 0..n {
+        let (ctx, wake) = (ctx.clone(), wake.clone());
+        tokio::spawn(async move {
+            loop {
+                match ctx.repo.claim_job(LEASE_SECS).await {
+                    Ok(Some(job)) => {
+                        let _ = run_claimed(&ctx, job).await;
+                    }
+                    Ok(None) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot claim jobs: {e}");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Runs a job this process has started (claimed), renewing its lease with
+/// its progress, and records the outcome in its row. Returns the outcome.
+pub async fn run_claimed(
+    ctx: &TaskContext,
+    job: JobRecord,
+) -> Result<serde_json::Value, TaskError> {
+    let id = job.id.clone();
+    if job.attempts > MAX_ATTEMPTS {
+        let error = TaskError::Interrupted(job.attempts - 1);
+        if let Err(e) = ctx.repo.finish_job(&id, Err(&error.to_string())).await {
+            tracing::error!(job = %id, "cannot record the job's failure: {e}");
+        }
+        return Err(error);
+    }
+    tracing::info!(job = %id, task = %job.task, attempt = job.attempts, "job started");
+    let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
+    let heartbeat = {
+        let (repo, id, progress) = (ctx.repo.clone(), id.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs((LEASE_SECS / 3) as u64)).await;
+                let p = f64::from_bits(progress.load(Ordering::Relaxed));
+                if let Err(e) = repo.job_progress(&id, p, LEASE_SECS).await {
+                    tracing::warn!(job = %id, "cannot renew the job's lease: {e}");
+                }
+            }
+        })
+    };
+    let report = progress.clone();
+    let outcome = execute(
+        ctx,
+        &job.task,
+        &job.kwargs,
+        Arc::new(move |p| report.store(p.to_bits(), Ordering::Relaxed)),
+    )
+    .await;
+    heartbeat.abort();
+    let recorded = match &outcome {
+        Ok(result) => ctx.repo.finish_job(&id, Ok(result)).await,
+        Err(e) => ctx.repo.finish_job(&id, Err(&e.to_string())).await,
+    };
+    if let Err(e) = recorded {
+        tracing::error!(job = %id, "cannot record the job's outcome: {e}");
+    }
+    match &outcome {
+        Ok(_) => tracing::info!(job = %id, "job succeeded"),
+        Err(e) => tracing::warn!(job = %id, "job failed: {e}"),
+    }
+    outcome
+}
