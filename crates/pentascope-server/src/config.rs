@@ -29,6 +29,8 @@ pub struct Config {
     /// In-process job runners (0: this process runs no background job).
     /// Ignored when a Celery broker is configured: workers run the jobs.
     pub job_runners: usize,
+    /// Bytes of rendered slices kept in memory (default 256 MiB).
+    pub slice_cache_bytes: usize,
     /// Celery broker and result backend (`redis://…`), when jobs go to
     /// `pentascope worker` processes instead of in-process runners.
     pub celery: Option<CeleryConfig>,
@@ -61,6 +63,7 @@ impl Config {
             database_url: None,
             job_runners: 1,
             celery: None,
+            slice_cache_bytes: 256 << 20,
         }
     }
 

@@ -8,6 +8,7 @@
 //! Heavy work (decoding, PCA, rendering) runs on the blocking pool, never on
 //! the async executor. Nothing here knows how TIFF or Zarr work.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod handlers;

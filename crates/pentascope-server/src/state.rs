@@ -7,6 +7,7 @@ use pentascope_store::db::MetadataRepo;
 use pentascope_store::pixels::{PixelStore, ZarrStore};
 use pentascope_store::ImageRecord;
 
+use crate::cache::Caches;
 use crate::config::Config;
 use crate::error::ApiError;
 use pentascope_jobs::celery::CeleryBroker;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub jobs_waiting: Arc<tokio::sync::Notify>,
     /// The Celery broker jobs are sent to, when configured.
     pub broker: Option<CeleryBroker>,
+    /// Open readers and rendered slices.
+    pub caches: Arc<Caches>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             .transpose()
             .map_err(|e| ApiError::internal(format!("invalid Celery broker: {e}")))?;
         Ok(AppState {
+            caches: Arc::new(Caches::new(config.slice_cache_bytes)),
             config: Arc::new(config),
             repo,
             pixels: Arc::new(pixels),

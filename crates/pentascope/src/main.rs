@@ -63,6 +63,9 @@ struct Settings {
     /// `serve` without a broker, or tasks a `worker` runs concurrently.
     #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = 1)]
     job_runners: usize,
+    /// MiB of rendered slices kept in memory (0: no slice cache).
+    #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = 256)]
+    slice_cache_mib: usize,
     /// Celery broker (redis://HOST:PORT/DB). When set, `serve` sends jobs to
     /// it and `pentascope worker` processes run them.
     #[arg(long, env = "CELERY_BROKER_URL")]
@@ -97,6 +100,7 @@ impl Settings {
         config.durability = self.durability;
         config.database_url = self.database_url();
         config.job_runners = self.job_runners;
+        config.slice_cache_bytes = self.slice_cache_mib << 20;
         config.celery = self
             .celery_broker_url
             .clone()

@@ -122,12 +122,14 @@ pub async fn delete(
         .collect();
     for d in &derived {
         state.repo.delete(*d).await?;
+        state.caches.forget(*d);
     }
     if !state.repo.delete(record.id).await? {
         return Err(ApiError::not_found(record.id));
     }
     let pixels = state.pixels.clone();
     let id = record.id;
+    state.caches.forget(id);
     crate::state::blocking(move || Ok(pixels.delete(id)?)).await?;
     Ok(Json(json!({
         "message": format!("{id} deleted"),

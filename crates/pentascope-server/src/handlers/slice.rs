@@ -12,6 +12,7 @@ use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
 use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::PixelReader;
 
+use crate::cache::SliceKey;
 use crate::error::ApiError;
 use crate::handlers::params::{index, number, required, Params};
 use crate::state::{blocking, AppState};
@@ -62,14 +63,35 @@ pub async fn slice(
             )))
         }
     };
-    let pixels = state.pixels.clone();
     let id = record.id;
-    let (body, content_type) = blocking(move || {
-        let reader = open_image(&*pixels, &record)?;
-        let dtype = reader.layout().dtype;
-        dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
-    })
-    .await?;
+    let key = SliceKey {
+        id,
+        plane,
+        rendering: match rendering {
+            Rendering::Npy => "npy".into(),
+            Rendering::Png16 => "png16".into(),
+            Rendering::Png8(w) => format!("png8:{:x}:{:x}", w.low.to_bits(), w.high.to_bits()),
+        },
+    };
+    let content_type = match rendering {
+        Rendering::Npy => "application/octet-stream",
+        _ => "image/png",
+    };
+    let body = match state.caches.slice(&key) {
+        Some(body) => body,
+        None => {
+            let (pixels, caches) = (state.pixels.clone(), state.caches.clone());
+            let body = blocking(move || {
+                let reader = caches.reader(id, || open_image(&*pixels, &record))?;
+                let dtype = reader.layout().dtype;
+                dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
+            })
+            .await?;
+            let body = bytes::Bytes::from(body);
+            state.caches.keep_slice(key, body.clone());
+            body
+        }
+    };
     let filename = match rendering {
         Rendering::Npy => format!("{id}_t{}_z{}_c{}.npy", plane.t, plane.z, plane.c),
         _ => format!("{id}_t{}_z{}_c{}.png", plane.t, plane.z, plane.c),
@@ -88,20 +110,17 @@ fn render<T: Sample>(
     reader: &dyn PixelReader,
     plane: PlaneIndex,
     rendering: Rendering,
-) -> Result<(Vec<u8>, &'static str), ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let shape = reader.layout().shape;
     let samples = read_plane::<T>(reader, plane)?;
     let (w, h) = (shape.x as u32, shape.y as u32);
     Ok(match rendering {
-        Rendering::Npy => (
-            encode_npy(&[shape.y, shape.x], &samples),
-            "application/octet-stream",
-        ),
-        Rendering::Png16 => (encode_png_gray16(w, h, &samples)?, "image/png"),
+        Rendering::Npy => encode_npy(&[shape.y, shape.x], &samples),
+        Rendering::Png16 => encode_png_gray16(w, h, &samples)?,
         Rendering::Png8(window) => {
             let mut gray = Vec::new();
             window_to_u8(&samples, window, &mut gray);
-            (encode_png_gray8(w, h, &gray)?, "image/png")
+            encode_png_gray8(w, h, &gray)?
         }
     })
 }

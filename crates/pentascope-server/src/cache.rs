@@ -1,0 +1,152 @@
+//! Bounded caches on the slice path: open pixel readers (their array
+//! metadata parsed once) and rendered slices keyed by everything that
+//! determines their bytes, within a byte budget. Image ids are never reused,
+//! so an entry can only go stale by deletion, which evicts it.
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lru::LruCache;
+use pentascope_core::PlaneIndex;
+use pentascope_store::pixels::PixelReader;
+use pentascope_store::ImageId;
+
+/// Open readers kept at most.
+const READERS: usize = 64;
+
+/// What a rendered slice depends on besides the pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SliceKey {
+    /// The image.
+    pub id: ImageId,
+    /// The plane.
+    pub plane: PlaneIndex,
+    /// The rendering, e.g. `png8:<low bits>:<high bits>`, `png16`, `npy`.
+    pub rendering: String,
+}
+
+/// The caches, shared by all handlers.
+pub struct Caches {
+    readers: Mutex<LruCache<ImageId, Arc<dyn PixelReader>>>,
+    slices: Mutex<SliceCache>,
+}
+
+struct SliceCache {
+    entries: LruCache<SliceKey, Bytes>,
+    used: usize,
+    budget: usize,
+}
+
+impl Caches {
+    /// Caches holding at most `slice_budget` bytes of rendered slices.
+    pub fn new(slice_budget: usize) -> Caches {
+        Caches {
+            readers: Mutex::new(LruCache::new(
+                std::num::NonZeroUsize::new(READERS).expect("non-zero"),
+            )),
+            slices: Mutex::new(SliceCache {
+                entries: LruCache::unbounded(),
+                used: 0,
+                budget: slice_budget,
+            }),
+        }
+    }
+
+    /// The open reader of `id`, opening it with `open` on a miss.
+    pub fn reader<E>(
+        &self,
+        id: ImageId,
+        open: impl FnOnce() -> Result<Arc<dyn PixelReader>, E>,
+    ) -> Result<Arc<dyn PixelReader>, E> {
+        if let Some(r) = lock(&self.readers).get(&id) {
+            return Ok(r.clone());
+        }
+        let reader = open()?;
+        lock(&self.readers).put(id, reader.clone());
+        Ok(reader)
+    }
+
+    /// A rendered slice, if cached.
+    pub fn slice(&self, key: &SliceKey) -> Option<Bytes> {
+        lock(&self.slices).entries.get(key).cloned()
+    }
+
+    /// Keeps a rendered slice, evicting the least recently used ones to stay
+    /// within the budget (a slice larger than the budget is not kept).
+    pub fn keep_slice(&self, key: SliceKey, body: Bytes) {
+        let mut cache = lock(&self.slices);
+        if body.len() > cache.budget {
+            return;
+        }
+        if let Some(old) = cache.entries.put(key, body.clone()) {
+            cache.used -= old.len();
+        }
+        cache.used += body.len();
+        while cache.used > cache.budget {
+            match cache.entries.pop_lru() {
+                Some((_, evicted)) => cache.used -= evicted.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets everything about a deleted image.
+    pub fn forget(&self, id: ImageId) {
+        lock(&self.readers).pop(&id);
+        let mut cache = lock(&self.slices);
+        let stale: Vec<SliceKey> = cache
+            .entries
+            .iter()
+            .filter(|(k, _)| k.id == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            if let Some(v) = cache.entries.pop(&k) {
+                cache.used -= v.len();
+            }
+        }
+    }
+
+    /// Bytes of rendered slices held.
+    pub fn slice_bytes(&self) -> usize {
+        lock(&self.slices).used
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // a panic while holding a cache lock leaves a cache, not broken data
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: i64, c: u64) -> SliceKey {
+        SliceKey {
+            id: ImageId(id),
+            plane: PlaneIndex::new(0, 0, c),
+            rendering: "npy".into(),
+        }
+    }
+
+    #[test]
+    fn slices_stay_within_budget_and_deleted_images_are_forgotten() {
+        let caches = Caches::new(10);
+        caches.keep_slice(key(1, 0), Bytes::from_static(b"aaaa"));
+        caches.keep_slice(key(1, 1), Bytes::from_static(b"bbbb"));
+        assert!(caches.slice(&key(1, 0)).is_some());
+        caches.keep_slice(key(2, 0), Bytes::from_static(b"cccc"));
+        assert_eq!(caches.slice_bytes(), 8);
+        assert!(
+            caches.slice(&key(1, 1)).is_none(),
+            "least recently used went first"
+        );
+        caches.keep_slice(key(3, 0), Bytes::from(vec![0u8; 11]));
+        assert!(caches.slice(&key(3, 0)).is_none(), "larger than the budget");
+        caches.forget(ImageId(1));
+        assert!(caches.slice(&key(1, 0)).is_none());
+        assert_eq!(caches.slice_bytes(), 4);
+    }
+}
