@@ -26,6 +26,9 @@ pub struct Config {
     /// The metadata database (`sqlite://…` or `postgres://…`); default: SQLite
     /// in the data directory.
     pub database_url: Option<String>,
+    /// Where pixels live: a local directory or `s3://bucket/prefix`;
+    /// default: `images/` in the data directory.
+    pub storage_url: Option<String>,
     /// In-process job runners (0: this process runs no background job).
     /// Ignored when a Celery broker is configured: workers run the jobs.
     pub job_runners: usize,
@@ -62,9 +65,17 @@ impl Config {
             durability: Durability::Sync,
             database_url: None,
             job_runners: 1,
+            storage_url: None,
             celery: None,
             slice_cache_bytes: 256 << 20,
         }
+    }
+
+    /// The pixel store URL in effect.
+    pub fn storage_url(&self) -> String {
+        self.storage_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images").display().to_string())
     }
 
     /// The database URL in effect.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pentascope_store::db::MetadataRepo;
-use pentascope_store::pixels::{PixelStore, ZarrStore};
+use pentascope_store::pixels::{open_store, PixelStore};
 use pentascope_store::ImageRecord;
 
 use crate::cache::Caches;
@@ -44,7 +44,7 @@ impl AppState {
             })?;
         }
         let repo = pentascope_store::db::connect(&config.database_url()).await?;
-        let pixels = ZarrStore::new(&dir.join("images"), config.durability)?;
+        let pixels = open_store(&config.storage_url(), config.durability)?;
         let broker = config
             .celery
             .as_ref()
@@ -59,7 +59,7 @@ impl AppState {
             caches: Arc::new(Caches::new(config.slice_cache_bytes)),
             config: Arc::new(config),
             repo,
-            pixels: Arc::new(pixels),
+            pixels,
             spool,
             jobs_waiting: Arc::new(tokio::sync::Notify::new()),
             broker,

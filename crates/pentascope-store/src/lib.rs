@@ -5,6 +5,8 @@
 //! - [`pixels::PixelStore`]: chunked pixels. [`pixels::ZarrStore`] writes
 //!   OME-Zarr (NGFF 0.5, Zarr v3, zstd) with `zarrs` on a local directory;
 //!   images are written to a staging area and published by one rename.
+//!   [`s3::S3Store`] keeps the same layout on an S3-compatible object store.
+//!   [`pixels::open_store`] picks one from a storage URL.
 //! - [`db::MetadataRepo`]: image records. [`db::SqliteRepo`] keeps them in
 //!   SQLite through `sqlx` with migrations; ids are allocated by the database.
 //!
@@ -23,6 +25,7 @@ pub mod jobs;
 pub mod ops;
 pub mod pixels;
 pub mod record;
+pub mod s3;
 
 pub use error::StoreError;
 pub use record::{ImageId, ImageKind, ImageRecord};

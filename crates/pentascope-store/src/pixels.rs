@@ -26,8 +26,8 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 use zarrs::storage::{
     byte_range::ByteRangeIterator, Bytes, ListableStorageTraits, MaybeBytesIterator,
-    OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys,
-    StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
+    OffsetBytesIterator, ReadableStorageTraits, ReadableWritableStorageTraits, StorageError,
+    StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
 };
 
 use crate::error::StoreError;
@@ -148,6 +148,10 @@ pub trait PixelStore: Send + Sync {
     fn delete(&self, id: ImageId) -> Result<(), StoreError>;
     /// Removes every unpublished (staged) image, left by a crash.
     fn clear_staging(&self) -> Result<(), StoreError>;
+    /// The backend's name, for `/health` and logs.
+    fn backend(&self) -> &'static str;
+    /// Whether the store answers (blocking).
+    fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Writes one image band by band.
@@ -175,6 +179,17 @@ pub trait PixelReader: Send + Sync {
         rows: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError>;
+}
+
+/// The pixel store a storage URL names: `s3://bucket/prefix` or a local
+/// directory path. Must be called within a Tokio runtime (S3).
+pub fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn PixelStore>, StoreError> {
+    if url.starts_with("s3://") {
+        Ok(Arc::new(crate::s3::S3Store::from_url(url)?))
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        Ok(Arc::new(ZarrStore::new(Path::new(path), durability)?))
+    }
 }
 
 /// OME-Zarr on a local directory.
@@ -285,6 +300,67 @@ fn ngff_attributes(layout: &ArrayLayout, attrs: &ImageAttributes) -> serde_json:
     json!({ "ome": ome })
 }
 
+/// Writes the NGFF group and the empty array of a new image into `store`.
+pub(crate) fn create_image<S>(
+    store: Arc<S>,
+    layout: &ArrayLayout,
+    attributes: &ImageAttributes,
+    zstd_level: i32,
+) -> Result<Array<S>, StoreError>
+where
+    S: ReadableWritableStorageTraits + ?Sized + 'static,
+{
+    let mut group = GroupBuilder::new()
+        .build(store.clone(), "/")
+        .map_err(StoreError::pixels)?;
+    if let serde_json::Value::Object(map) = ngff_attributes(layout, attributes) {
+        group.attributes_mut().extend(map);
+    }
+    group.store_metadata().map_err(StoreError::pixels)?;
+    let array = ArrayBuilder::new(
+        layout.shape.to_array().to_vec(),
+        layout.chunk_shape().to_vec(),
+        zarr_type(layout.dtype),
+        FillValue::new(vec![0u8; layout.dtype.size()]),
+    )
+    .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
+        zstd_level, false,
+    ))])
+    .dimension_names(Some(["t", "z", "c", "y", "x"]))
+    .build(store, "/0")
+    .map_err(StoreError::pixels)?;
+    array.store_metadata().map_err(StoreError::pixels)?;
+    Ok(array)
+}
+
+/// Opens the array of a published image in `store`.
+pub(crate) fn open_image<S>(store: Arc<S>, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    let key = StoreKey::new("0/zarr.json").map_err(StoreError::pixels)?;
+    if store.size_key(&key).map_err(StoreError::pixels)?.is_none() {
+        return Err(StoreError::NotFound(id.to_string()));
+    }
+    let array = Array::open(store, "/0").map_err(StoreError::pixels)?;
+    let shape = array.shape();
+    let chunk = array
+        .chunk_shape(&[0, 0, 0, 0, 0])
+        .map_err(StoreError::pixels)?;
+    let dtype = dtype_of(array.data_type())
+        .ok_or_else(|| StoreError::Pixels(format!("unsupported data type in {id}")))?;
+    if shape.len() != 5 || chunk.len() != 5 {
+        return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
+    }
+    let layout = ArrayLayout {
+        shape: Shape5::new(shape[0], shape[1], shape[2], shape[3], shape[4]),
+        dtype,
+        chunk_y: chunk[3].get(),
+        chunk_x: chunk[4].get(),
+    };
+    Ok(Arc::new(ZarrReader { array, layout }))
+}
+
 impl PixelStore for ZarrStore {
     fn create(
         &self,
@@ -301,32 +377,15 @@ impl PixelStore for ZarrStore {
         let store = Arc::new(StagingStore {
             inner: FilesystemStore::new(&dir).map_err(StoreError::pixels)?,
         });
-        let mut group = GroupBuilder::new()
-            .build(store.clone(), "/")
-            .map_err(StoreError::pixels)?;
-        if let serde_json::Value::Object(map) = ngff_attributes(&layout, attributes) {
-            group.attributes_mut().extend(map);
-        }
-        group.store_metadata().map_err(StoreError::pixels)?;
-        let array = ArrayBuilder::new(
-            layout.shape.to_array().to_vec(),
-            layout.chunk_shape().to_vec(),
-            zarr_type(layout.dtype),
-            FillValue::new(vec![0u8; layout.dtype.size()]),
-        )
-        .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-            zstd_level, false,
-        ))])
-        .dimension_names(Some(["t", "z", "c", "y", "x"]))
-        .build(store, "/0")
-        .map_err(StoreError::pixels)?;
-        array.store_metadata().map_err(StoreError::pixels)?;
+        let array = create_image(store, &layout, attributes, zstd_level)?;
+        let (staged, published, durability) = (dir.clone(), self.published(id), self.durability);
         Ok(Box::new(ZarrWriter {
             array,
             layout,
-            staged: dir,
-            published: self.published(id),
-            durability: self.durability,
+            on_commit: Box::new(move || publish_directory(&staged, &published, durability)),
+            on_abort: Box::new(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            }),
         }))
     }
 
@@ -335,24 +394,10 @@ impl PixelStore for ZarrStore {
         if !dir.is_dir() {
             return Err(StoreError::NotFound(id.to_string()));
         }
-        let store = Arc::new(FilesystemStore::new(&dir).map_err(StoreError::pixels)?);
-        let array = Array::open(store, "/0").map_err(StoreError::pixels)?;
-        let shape = array.shape();
-        let chunk = array
-            .chunk_shape(&[0, 0, 0, 0, 0])
-            .map_err(StoreError::pixels)?;
-        let dtype = dtype_of(array.data_type())
-            .ok_or_else(|| StoreError::Pixels(format!("unsupported data type in {id}")))?;
-        if shape.len() != 5 || chunk.len() != 5 {
-            return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
-        }
-        let layout = ArrayLayout {
-            shape: Shape5::new(shape[0], shape[1], shape[2], shape[3], shape[4]),
-            dtype,
-            chunk_y: chunk[3].get(),
-            chunk_x: chunk[4].get(),
-        };
-        Ok(Arc::new(ZarrReader { array, layout }))
+        open_image(
+            Arc::new(FilesystemStore::new(&dir).map_err(StoreError::pixels)?),
+            id,
+        )
     }
 
     fn delete(&self, id: ImageId) -> Result<(), StoreError> {
@@ -370,14 +415,47 @@ impl PixelStore for ZarrStore {
         std::fs::create_dir_all(&staging)?;
         Ok(())
     }
+
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        std::fs::metadata(&self.root)?;
+        Ok(())
+    }
 }
 
-struct ZarrWriter {
-    array: Array<StagingStore>,
-    layout: ArrayLayout,
-    staged: PathBuf,
-    published: PathBuf,
+/// Moves a staged image directory to its published place, flushing it to
+/// disk first when `durability` asks for it.
+fn publish_directory(
+    staged: &Path,
+    published: &Path,
     durability: Durability,
+) -> Result<(), StoreError> {
+    let parent = published
+        .parent()
+        .ok_or_else(|| StoreError::Pixels("image path has no parent".into()))?;
+    std::fs::create_dir_all(parent)?;
+    if durability == Durability::Sync {
+        // one batch of flushes at the end lets the disk write in bulk,
+        // instead of a flush per chunk while chunks are produced
+        sync_tree(staged)?;
+    }
+    std::fs::rename(staged, published)?;
+    if durability == Durability::Sync {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes one image into a zarrs store; what publishing and discarding mean
+/// depends on the backend.
+pub(crate) struct ZarrWriter<S: ?Sized> {
+    pub(crate) array: Array<S>,
+    pub(crate) layout: ArrayLayout,
+    pub(crate) on_commit: Box<dyn FnOnce() -> Result<(), StoreError> + Send + Sync>,
+    pub(crate) on_abort: Box<dyn FnOnce() + Send + Sync>,
 }
 
 fn plane_subset(plane: PlaneIndex, rows: Range<u64>, width: u64) -> [Range<u64>; 5] {
@@ -390,7 +468,10 @@ fn plane_subset(plane: PlaneIndex, rows: Range<u64>, width: u64) -> [Range<u64>;
     ]
 }
 
-impl PixelWriter for ZarrWriter {
+impl<S> PixelWriter for ZarrWriter<S>
+where
+    S: ReadableWritableStorageTraits + ?Sized + 'static,
+{
     fn layout(&self) -> &ArrayLayout {
         &self.layout
     }
@@ -405,25 +486,11 @@ impl PixelWriter for ZarrWriter {
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let parent = self
-            .published
-            .parent()
-            .ok_or_else(|| StoreError::Pixels("image path has no parent".into()))?;
-        std::fs::create_dir_all(parent)?;
-        if self.durability == Durability::Sync {
-            // one batch of flushes at the end lets the disk write in bulk,
-            // instead of a flush per chunk while chunks are produced
-            sync_tree(&self.staged)?;
-        }
-        std::fs::rename(&self.staged, &self.published)?;
-        if self.durability == Durability::Sync {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        Ok(())
+        (self.on_commit)()
     }
 
     fn abort(self: Box<Self>) {
-        let _ = std::fs::remove_dir_all(&self.staged);
+        (self.on_abort)()
     }
 }
 
@@ -525,12 +592,15 @@ impl ListableStorageTraits for StagingStore {
     }
 }
 
-struct ZarrReader {
-    array: Array<FilesystemStore>,
+struct ZarrReader<S: ?Sized> {
+    array: Array<S>,
     layout: ArrayLayout,
 }
 
-impl PixelReader for ZarrReader {
+impl<S> PixelReader for ZarrReader<S>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
     fn layout(&self) -> &ArrayLayout {
         &self.layout
     }

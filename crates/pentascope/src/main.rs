@@ -45,6 +45,11 @@ struct Settings {
     /// (VERCEL_POSTGRES_URL is read too). Default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// Where pixels live: a directory or s3://BUCKET/PREFIX (with the usual
+    /// AWS_* variables; AWS_ENDPOINT_URL for S3-compatible servers).
+    /// Default: images/ in the data directory.
+    #[arg(long, env = "STORAGE_URL")]
+    storage_url: Option<String>,
     /// Largest image accepted, in samples (T·Z·C·Y·X).
     #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = 1 << 34)]
     max_samples: u64,
@@ -100,6 +105,7 @@ impl Settings {
         config.durability = self.durability;
         config.database_url = self.database_url();
         config.job_runners = self.job_runners;
+        config.storage_url = self.storage_url.clone().filter(|u| !u.is_empty());
         config.slice_cache_bytes = self.slice_cache_mib << 20;
         config.celery = self
             .celery_broker_url
@@ -164,6 +170,7 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
                 }
                 redact(&config.database_url())
             }
+            "storage_url" => config.storage_url(),
             _ => matches
                 .get_raw(id)
                 .and_then(|mut v| v.next())
@@ -176,6 +183,7 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
             .map(|d| d.to_string_lossy().into_owned())
             .unwrap_or_else(|| match id {
                 "database_url" => "sqlite://<data-dir>/pentascope.sqlite".into(),
+                "storage_url" => "<data-dir>/images".into(),
                 _ => String::new(),
             });
         let name = if env.is_empty() { id.to_string() } else { env };

@@ -152,7 +152,15 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             Err(e) => json!({"status": "unavailable", "backend": "redis", "error": e.to_string()}),
         },
     };
-    let ok = database["status"] == "ok" && broker["status"] != "unavailable";
+    let pixels = state.pixels.clone();
+    let storage_backend = pixels.backend();
+    let storage = match crate::state::blocking(move || Ok(pixels.ping()?)).await {
+        Ok(()) => json!({"status": "ok", "backend": storage_backend}),
+        Err(e) => json!({"status": "unavailable", "backend": storage_backend, "error": e.message}),
+    };
+    let ok = database["status"] == "ok"
+        && storage["status"] == "ok"
+        && broker["status"] != "unavailable";
     let status = if ok {
         StatusCode::OK
     } else {
@@ -164,7 +172,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             "status": if ok { "ok" } else { "degraded" },
             "version": env!("CARGO_PKG_VERSION"),
             "database": database,
-            "storage": {"status": "ok", "backend": "local"},
+            "storage": storage,
             "broker": broker,
         })),
     )

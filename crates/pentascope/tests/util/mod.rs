@@ -153,24 +153,66 @@ fn drain<R: Read + Send + 'static>(
     });
 }
 
-/// With `PENTASCOPE_TEST_BACKEND=postgres`, the PostgreSQL database of the
-/// server on `data_dir` (created on first use, so a restart on the same data
-/// directory finds its records): the suite then runs against PostgreSQL
-/// instead of the embedded SQLite. The server is `PENTASCOPE_TEST_POSTGRES`
-/// (default: the local one, database `test`).
-fn postgres_for(data_dir: &Path) -> Option<String> {
-    if std::env::var("PENTASCOPE_TEST_BACKEND").as_deref() != Ok("postgres") {
-        return None;
+/// The configuration the suite runs against, from `PENTASCOPE_TEST_BACKEND`:
+/// unset for the embedded defaults (SQLite, local pixels, in-process jobs);
+/// `postgres` for PostgreSQL records; `production` for PostgreSQL records,
+/// pixels on S3 (`PENTASCOPE_TEST_S3`, default http://127.0.0.1:5055, any
+/// S3-compatible server such as `moto_server`) and jobs on Redis
+/// (`PENTASCOPE_TEST_REDIS`) run by a `pentascope worker` started beside
+/// each server. Every name is derived from the data directory, so a restart
+/// on the same directory finds the same database, bucket prefix and queue.
+fn backend_env(data_dir: &Path) -> Vec<(String, String)> {
+    let backend = std::env::var("PENTASCOPE_TEST_BACKEND").unwrap_or_default();
+    if backend.is_empty() {
+        return Vec::new();
     }
-    let admin = std::env::var("PENTASCOPE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&data_dir, &mut hasher);
-    let name = format!(
-        "pentascope_api_{}_{:x}",
+    let tag = format!(
+        "{}_{:x}",
         std::process::id(),
         std::hash::Hasher::finish(&hasher)
     );
+    let mut env = vec![("DATABASE_URL".to_string(), postgres_database(&tag))];
+    match backend.as_str() {
+        "postgres" => {}
+        "production" => {
+            let endpoint = std::env::var("PENTASCOPE_TEST_S3")
+                .unwrap_or_else(|_| "http://127.0.0.1:5055".into());
+            let bucket = "pentascope-test";
+            // S3-compatible test servers create a bucket on an unsigned PUT
+            let created = Command::new("curl")
+                .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+                .output()
+                .expect("run curl");
+            assert!(
+                created.status.success(),
+                "cannot create bucket at {endpoint}: {created:?}"
+            );
+            let redis = std::env::var("PENTASCOPE_TEST_REDIS")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+            for (k, v) in [
+                ("STORAGE_URL", format!("s3://{bucket}/{tag}")),
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("CELERY_BROKER_URL", redis),
+                ("PENTASCOPE_CELERY_QUEUE", format!("pentascope-api-{tag}")),
+            ] {
+                env.push((k.to_string(), v));
+            }
+        }
+        other => panic!("PENTASCOPE_TEST_BACKEND={other}: use postgres or production"),
+    }
+    env
+}
+
+/// A fresh PostgreSQL database named after `tag` (created on first use) on
+/// `PENTASCOPE_TEST_POSTGRES` (default: the local server, database `test`).
+fn postgres_database(tag: &str) -> String {
+    let admin = std::env::var("PENTASCOPE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("pentascope_api_{tag}");
     let exists = Command::new("psql")
         .arg(&admin)
         .args([
@@ -178,7 +220,7 @@ fn postgres_for(data_dir: &Path) -> Option<String> {
             &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
         ])
         .output()
-        .expect("run psql (PENTASCOPE_TEST_BACKEND=postgres needs the PostgreSQL client)");
+        .expect("run psql (PENTASCOPE_TEST_BACKEND needs the PostgreSQL client)");
     assert!(exists.status.success(), "psql {admin} failed: {exists:?}");
     if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
         let created = Command::new("psql")
@@ -189,12 +231,14 @@ fn postgres_for(data_dir: &Path) -> Option<String> {
         assert!(created.status.success(), "creating {name}: {created:?}");
     }
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
+    format!("{base}/{name}")
 }
 
 /// A running `pentascope serve` child process, killed on drop.
 pub struct Server {
     child: Child,
+    /// The `pentascope worker` beside it, in the production configuration.
+    worker: Option<Child>,
     base: String,
     data_dir: PathBuf,
     log: Log,
@@ -223,13 +267,27 @@ impl Server {
 
     /// Starts a server on `data_dir` with extra environment variables.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let backend = backend_env(data_dir);
+        let worker = backend
+            .iter()
+            .any(|(k, _)| k == "CELERY_BROKER_URL")
+            .then(|| {
+                Command::new(env!("CARGO_BIN_EXE_pentascope"))
+                    .arg("worker")
+                    .arg("--data-dir")
+                    .arg(data_dir)
+                    .envs(backend.iter().map(|(k, v)| (k, v)))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn pentascope worker")
+            });
         let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
-        command.envs(env.iter().copied());
-        if let Some(url) = postgres_for(data_dir) {
-            command.arg("serve").arg("--database-url").arg(url);
-        } else {
-            command.arg("serve");
-        }
+        command
+            .envs(backend.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .arg("serve");
         let mut child = command
             .arg("--host")
             .arg("127.0.0.1")
@@ -262,6 +320,7 @@ impl Server {
             .expect("build HTTP client");
         let mut server = Server {
             child,
+            worker,
             base: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
@@ -470,6 +529,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(worker) = &mut self.worker {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
     }
 }
 
