@@ -8,15 +8,14 @@
 //! except under `CI=true`, where that is a failure.
 
 #[macro_use]
-#[allow(dead_code, unused_macros)]
 mod util;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use util::{fixtures_dir, FixtureSet, Server};
+use util::{fixtures_dir, FixtureSet, Server, Worker};
 
 fn required(what: &str) -> Option<()> {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -56,32 +55,6 @@ fn python() -> Option<PathBuf> {
         Some(python)
     } else {
         required(&format!("{} with celery and redis", python.display())).map(|_| python)
-    }
-}
-
-/// A `pentascope worker` child, killed on drop.
-struct Worker(Child);
-
-impl Worker {
-    fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Worker {
-        let child = Command::new(env!("CARGO_BIN_EXE_pentascope"))
-            .arg("worker")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn pentascope worker");
-        Worker(child)
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -164,9 +137,13 @@ fn python_celery_client_drives_pentascope_workers() {
     redis(&broker, &["HSET", "unacked", &orphan, &record]);
     redis(&broker, &["ZADD", "unacked_index", "1", &orphan]);
 
+    let owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let _workers = [
-        Worker::start(dir.path(), &env),
-        Worker::start(dir.path(), &env),
+        Worker::start(dir.path(), &owned),
+        Worker::start(dir.path(), &owned),
     ];
 
     let out = run_python(

@@ -1,6 +1,8 @@
 //! Shared machinery for the HTTP integration tests: starting and stopping the
 //! `pentascope serve` binary, a small HTTP client, fixture discovery and
 //! decoders for the `.npy` and PNG bodies the server returns.
+// Shared by several test binaries, each of which uses only part of it.
+#![allow(dead_code, unused_macros)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -173,38 +175,113 @@ fn backend_env(data_dir: &Path) -> Vec<(String, String)> {
         std::process::id(),
         std::hash::Hasher::finish(&hasher)
     );
-    let mut env = vec![("DATABASE_URL".to_string(), postgres_database(&tag))];
     match backend.as_str() {
-        "postgres" => {}
-        "production" => {
-            let endpoint = std::env::var("PENTASCOPE_TEST_S3")
-                .unwrap_or_else(|_| "http://127.0.0.1:5055".into());
-            let bucket = "pentascope-test";
-            // S3-compatible test servers create a bucket on an unsigned PUT
-            let created = Command::new("curl")
-                .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-                .output()
-                .expect("run curl");
-            assert!(
-                created.status.success(),
-                "cannot create bucket at {endpoint}: {created:?}"
-            );
-            let redis = std::env::var("PENTASCOPE_TEST_REDIS")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-            for (k, v) in [
-                ("STORAGE_URL", format!("s3://{bucket}/{tag}")),
-                ("AWS_ACCESS_KEY_ID", "test".into()),
-                ("AWS_SECRET_ACCESS_KEY", "test".into()),
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("CELERY_BROKER_URL", redis),
-                ("PENTASCOPE_CELERY_QUEUE", format!("pentascope-api-{tag}")),
-            ] {
-                env.push((k.to_string(), v));
-            }
-        }
+        "postgres" => vec![("DATABASE_URL".to_string(), postgres_database(&tag))],
+        "production" => production_env(&tag),
         other => panic!("PENTASCOPE_TEST_BACKEND={other}: use postgres or production"),
     }
-    env
+}
+
+/// The production configuration's settings for the deployment named `tag`:
+/// its own PostgreSQL database, S3 prefix and Redis queue.
+pub fn production_env(tag: &str) -> Vec<(String, String)> {
+    let endpoint =
+        std::env::var("PENTASCOPE_TEST_S3").unwrap_or_else(|_| "http://127.0.0.1:5055".into());
+    let bucket = "pentascope-test";
+    // S3-compatible test servers create a bucket on an unsigned PUT
+    let created = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .output()
+        .expect("run curl");
+    assert!(
+        created.status.success(),
+        "cannot create bucket at {endpoint}: {created:?}"
+    );
+    let redis = std::env::var("PENTASCOPE_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    [
+        ("DATABASE_URL", postgres_database(tag)),
+        ("STORAGE_URL", format!("s3://{bucket}/{tag}")),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("CELERY_BROKER_URL", redis),
+        ("PENTASCOPE_CELERY_QUEUE", format!("pentascope-api-{tag}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Whether the services of the production configuration answer: PostgreSQL
+/// (`psql`), Redis (`redis-cli`) and the S3 server. Missing services fail
+/// the calling test under `CI=true` and skip it otherwise.
+pub fn production_services() -> bool {
+    let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+    let admin = std::env::var("PENTASCOPE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let s3 = std::env::var("PENTASCOPE_TEST_S3").unwrap_or_else(|_| "http://127.0.0.1:5055".into());
+    let missing: Vec<&str> = [
+        (
+            "PostgreSQL",
+            ok(Command::new("psql").args([admin.as_str(), "-c", "SELECT 1"])),
+        ),
+        ("Redis", ok(Command::new("redis-cli").arg("ping"))),
+        (
+            "S3",
+            ok(Command::new("curl").args(["-sf", "-o", "/dev/null", &s3])),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, up)| !up)
+    .map(|(name, _)| name)
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{missing:?} must be running under CI=true");
+    }
+    eprintln!("{missing:?} not running; skipping");
+    false
+}
+
+/// A `pentascope worker` child with the given settings, killed on drop.
+pub struct Worker(Child);
+
+impl Worker {
+    /// Starts a worker on `data_dir` with `env`.
+    pub fn start(data_dir: &Path, env: &[(String, String)]) -> Worker {
+        Worker::start_logged(data_dir, env, None)
+    }
+
+    /// Starts a worker whose log (stderr) goes to `log`, if given.
+    pub fn start_logged(data_dir: &Path, env: &[(String, String)], log: Option<&Path>) -> Worker {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create worker log")),
+            None => Stdio::null(),
+        };
+        Worker(
+            Command::new(env!("CARGO_BIN_EXE_pentascope"))
+                .arg("worker")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn pentascope worker"),
+        )
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A fresh PostgreSQL database named after `tag` (created on first use) on
@@ -238,7 +315,7 @@ fn postgres_database(tag: &str) -> String {
 pub struct Server {
     child: Child,
     /// The `pentascope worker` beside it, in the production configuration.
-    worker: Option<Child>,
+    _worker: Option<Worker>,
     base: String,
     data_dir: PathBuf,
     log: Log,
@@ -265,24 +342,29 @@ impl Server {
         Server::start_with(data_dir, &[])
     }
 
+    /// Starts a server on `data_dir` with exactly the settings `env`
+    /// (ignoring `PENTASCOPE_TEST_BACKEND`), and no worker beside it.
+    pub fn start_configured(data_dir: &Path, env: &[(String, String)]) -> Server {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::launch(data_dir, Vec::new(), None, &env)
+    }
+
     /// Starts a server on `data_dir` with extra environment variables.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let backend = backend_env(data_dir);
         let worker = backend
             .iter()
             .any(|(k, _)| k == "CELERY_BROKER_URL")
-            .then(|| {
-                Command::new(env!("CARGO_BIN_EXE_pentascope"))
-                    .arg("worker")
-                    .arg("--data-dir")
-                    .arg(data_dir)
-                    .envs(backend.iter().map(|(k, v)| (k, v)))
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("spawn pentascope worker")
-            });
+            .then(|| Worker::start(data_dir, &backend));
+        Server::launch(data_dir, backend, worker, env)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        backend: Vec<(String, String)>,
+        worker: Option<Worker>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
         command
             .envs(backend.iter().map(|(k, v)| (k, v)))
@@ -320,7 +402,7 @@ impl Server {
             .expect("build HTTP client");
         let mut server = Server {
             child,
-            worker,
+            _worker: worker,
             base: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
@@ -529,10 +611,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(worker) = &mut self.worker {
-            let _ = worker.kill();
-            let _ = worker.wait();
-        }
     }
 }
 
