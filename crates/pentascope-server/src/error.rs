@@ -69,6 +69,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Core(core) => core.into(),
             StoreError::NotFound(id) => ApiError::not_found(id),
+            StoreError::Unavailable { .. } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            },
             StoreError::Database(db) if is_unavailable(&db) => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: format!("the metadata database is unavailable: {db}"),

@@ -25,6 +25,15 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A service the store depends on does not answer (an outage, not a
+    /// fault of the request); `component` names it for the error message.
+    #[error("the {component} is unavailable: {message}")]
+    Unavailable {
+        /// The service, e.g. "S3 object store".
+        component: &'static str,
+        /// What failed.
+        message: String,
+    },
     /// Local I/O failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

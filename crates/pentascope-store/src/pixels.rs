@@ -334,15 +334,23 @@ where
 }
 
 /// Opens the array of a published image in `store`.
-pub(crate) fn open_image<S>(store: Arc<S>, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>
+pub(crate) fn open_image<S>(
+    store: Arc<S>,
+    id: ImageId,
+    remote: Option<&'static str>,
+) -> Result<Arc<dyn PixelReader>, StoreError>
 where
     S: ReadableStorageTraits + ?Sized + 'static,
 {
     let key = StoreKey::new("0/zarr.json").map_err(StoreError::pixels)?;
-    if store.size_key(&key).map_err(StoreError::pixels)?.is_none() {
+    if store
+        .size_key(&key)
+        .map_err(|e| storage_error(remote, e))?
+        .is_none()
+    {
         return Err(StoreError::NotFound(id.to_string()));
     }
-    let array = Array::open(store, "/0").map_err(StoreError::pixels)?;
+    let array = Array::open(store, "/0").map_err(|e| storage_error(remote, e))?;
     let shape = array.shape();
     let chunk = array
         .chunk_shape(&[0, 0, 0, 0, 0])
@@ -358,7 +366,11 @@ where
         chunk_y: chunk[3].get(),
         chunk_x: chunk[4].get(),
     };
-    Ok(Arc::new(ZarrReader { array, layout }))
+    Ok(Arc::new(ZarrReader {
+        remote,
+        array,
+        layout,
+    }))
 }
 
 impl PixelStore for ZarrStore {
@@ -380,6 +392,7 @@ impl PixelStore for ZarrStore {
         let array = create_image(store, &layout, attributes, zstd_level)?;
         let (staged, published, durability) = (dir.clone(), self.published(id), self.durability);
         Ok(Box::new(ZarrWriter {
+            remote: None,
             array,
             layout,
             on_commit: Box::new(move || publish_directory(&staged, &published, durability)),
@@ -397,6 +410,7 @@ impl PixelStore for ZarrStore {
         open_image(
             Arc::new(FilesystemStore::new(&dir).map_err(StoreError::pixels)?),
             id,
+            None,
         )
     }
 
@@ -452,6 +466,9 @@ fn publish_directory(
 /// Writes one image into a zarrs store; what publishing and discarding mean
 /// depends on the backend.
 pub(crate) struct ZarrWriter<S: ?Sized> {
+    /// Failures of this store are outages of that component (remote
+    /// stores), rather than faults of the pixel store itself.
+    pub(crate) remote: Option<&'static str>,
     pub(crate) array: Array<S>,
     pub(crate) layout: ArrayLayout,
     pub(crate) on_commit: Box<dyn FnOnce() -> Result<(), StoreError> + Send + Sync>,
@@ -482,7 +499,7 @@ where
         let subset = plane_subset(plane, y0..y0 + rows, self.layout.shape.x);
         self.array
             .store_array_subset(&subset, ArrayBytes::new_flen(Cow::Borrowed(bytes)))
-            .map_err(StoreError::pixels)
+            .map_err(|e| storage_error(self.remote, e))
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -593,8 +610,20 @@ impl ListableStorageTraits for StagingStore {
 }
 
 struct ZarrReader<S: ?Sized> {
+    remote: Option<&'static str>,
     array: Array<S>,
     layout: ArrayLayout,
+}
+
+/// A zarrs error of a store: an outage of `remote` when the store is one.
+pub(crate) fn storage_error(remote: Option<&'static str>, e: impl std::fmt::Display) -> StoreError {
+    match remote {
+        Some(component) => StoreError::Unavailable {
+            component,
+            message: e.to_string(),
+        },
+        None => StoreError::pixels(e),
+    }
 }
 
 impl<S> PixelReader for ZarrReader<S>
@@ -616,7 +645,7 @@ where
         let bytes: ArrayBytes<'static> = self
             .array
             .retrieve_array_subset(&subset)
-            .map_err(StoreError::pixels)?;
+            .map_err(|e| storage_error(self.remote, e))?;
         let data = bytes.into_fixed().map_err(StoreError::pixels)?;
         if data.len() != out.len() {
             return Err(StoreError::Pixels(format!(

@@ -41,6 +41,20 @@ impl AsyncToSyncBlockOn for TokioBlockOn {
     }
 }
 
+/// How errors name this component.
+const S3: &str = "S3 object store";
+
+/// Store errors while creating an image on S3 are outages of S3.
+fn unavailable(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Pixels(message) => StoreError::Unavailable {
+            component: S3,
+            message,
+        },
+        other => other,
+    }
+}
+
 type ImageStorage =
     AsyncToSyncStorageAdapter<AsyncObjectStore<PrefixStore<Arc<dyn ObjectStore>>>, TokioBlockOn>;
 
@@ -69,6 +83,13 @@ impl S3Store {
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_endpoint(endpoint);
         }
+        // a few quick retries: an outage should answer 503 within seconds,
+        // not after object_store's default of minutes
+        builder = builder.with_retry(object_store::RetryConfig {
+            max_retries: 2,
+            retry_timeout: std::time::Duration::from_secs(5),
+            ..Default::default()
+        });
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
         }
@@ -114,7 +135,10 @@ impl S3Store {
                 .try_collect::<Vec<_>>()
                 .await
                 .map(|_| ())
-                .map_err(|e| StoreError::Pixels(format!("deleting {prefix}: {e}")))
+                .map_err(|e| StoreError::Unavailable {
+                    component: S3,
+                    message: format!("deleting {prefix}: {e}"),
+                })
         })
     }
 }
@@ -127,9 +151,11 @@ impl PixelStore for S3Store {
         attributes: &ImageAttributes,
         zstd_level: i32,
     ) -> Result<Box<dyn PixelWriter>, StoreError> {
-        let array = create_image(self.image_storage(id), &layout, attributes, zstd_level)?;
+        let array = create_image(self.image_storage(id), &layout, attributes, zstd_level)
+            .map_err(unavailable)?;
         let this = self.clone();
         Ok(Box::new(ZarrWriter {
+            remote: Some(S3),
             array,
             layout,
             on_commit: Box::new(|| Ok(())),
@@ -142,7 +168,7 @@ impl PixelStore for S3Store {
     }
 
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError> {
-        open_image(self.image_storage(id), id)
+        open_image(self.image_storage(id), id, Some(S3))
     }
 
     fn delete(&self, id: ImageId) -> Result<(), StoreError> {
@@ -166,7 +192,10 @@ impl PixelStore for S3Store {
                 .list_with_delimiter(Some(&prefix))
                 .await
                 .map(|_| ())
-                .map_err(|e| StoreError::Pixels(format!("S3 does not answer: {e}")))
+                .map_err(|e| StoreError::Unavailable {
+                    component: S3,
+                    message: e.to_string(),
+                })
         })
     }
 }
