@@ -418,6 +418,47 @@ impl<T: Sample> StatsAccumulator<T> {
     }
 }
 
+/// One accumulator per channel, shared by parallel workers that merge their
+/// partial results into it (ingest, statistics from the store, PCA scores).
+pub struct SharedChannelStats<T: Sample> {
+    channels: Vec<std::sync::Mutex<StatsAccumulator<T>>>,
+}
+
+impl<T: Sample> SharedChannelStats<T> {
+    /// Accumulators for `channels` channels.
+    pub fn new(channels: usize) -> Self {
+        SharedChannelStats {
+            channels: (0..channels)
+                .map(|_| std::sync::Mutex::new(StatsAccumulator::new()))
+                .collect(),
+        }
+    }
+
+    /// Merges a partial result into channel `channel`.
+    pub fn merge(&self, channel: usize, partial: StatsAccumulator<T>) {
+        self.channels[channel]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(partial);
+    }
+
+    /// Adds `samples` to channel `channel` (accumulated without the lock,
+    /// then merged).
+    pub fn add(&self, channel: usize, samples: &[T]) {
+        let mut partial = StatsAccumulator::new();
+        partial.add(samples);
+        self.merge(channel, partial);
+    }
+
+    /// The statistics of every channel.
+    pub fn finish(self) -> Vec<ChannelStats> {
+        self.channels
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).finish())
+            .collect()
+    }
+}
+
 /// Accumulates `samples` using all cores: pieces of 256 Ki samples are
 /// accumulated in parallel and merged. The result equals (up to rounding of
 /// the moments) adding the pieces one after another, and does not depend on

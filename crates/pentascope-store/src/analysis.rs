@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use pentascope_core::pca::{fit, CovarianceAccumulator, PcaModel};
-use pentascope_core::stats::{ChannelStats, StatsAccumulator};
+use pentascope_core::stats::{ChannelStats, SharedChannelStats};
 use pentascope_core::{dispatch_dtype, DType, PlaneIndex, Sample, Shape5};
 use rayon::prelude::*;
 
@@ -65,23 +65,16 @@ pub fn recompute_statistics(reader: &dyn PixelReader) -> Result<Vec<ChannelStats
 
 fn statistics_typed<T: Sample>(reader: &dyn PixelReader) -> Result<Vec<ChannelStats>, StoreError> {
     let layout = *reader.layout();
-    let channels: Vec<Mutex<StatsAccumulator<T>>> = (0..layout.shape.c)
-        .map(|_| Mutex::new(StatsAccumulator::new()))
-        .collect();
+    let channels = SharedChannelStats::<T>::new(layout.shape.c as usize);
     units(&layout)
         .into_par_iter()
         .try_for_each(|(t, z, rows)| {
             for (c, bands) in read_channels::<T>(reader, t, z, &rows)?.iter().enumerate() {
-                let mut acc = StatsAccumulator::new();
-                acc.add(bands);
-                channels[c].lock().expect("statistics lock").merge(acc);
+                channels.add(c, bands);
             }
             Ok::<(), StoreError>(())
         })?;
-    Ok(channels
-        .into_iter()
-        .map(|m| m.into_inner().expect("statistics lock").finish())
-        .collect())
+    Ok(channels.finish())
 }
 
 /// Result of a PCA run.
@@ -151,9 +144,7 @@ fn pca_typed<T: Sample>(
     let n_pixels = shape.pixels_per_channel();
     let inline = (n_pixels * k as u64 <= inline_cap)
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
-    let stats: Vec<Mutex<StatsAccumulator<f32>>> = (0..k)
-        .map(|_| Mutex::new(StatsAccumulator::new()))
-        .collect();
+    let stats = SharedChannelStats::<f32>::new(k);
     work.into_par_iter().try_for_each(|(t, z, rows)| {
         let bands = read_channels::<T>(reader, t, z, &rows)?;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
@@ -164,9 +155,7 @@ fn pca_typed<T: Sample>(
             model.project_block(&views, &mut outs);
         }
         for (j, p) in projected.iter().enumerate() {
-            let mut acc = StatsAccumulator::new();
-            acc.add(p);
-            stats[j].lock().expect("statistics lock").merge(acc);
+            stats.add(j, p);
         }
         if let Some(inline) = &inline {
             let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
@@ -182,10 +171,7 @@ fn pca_typed<T: Sample>(
     })?;
     Ok(PcaOutcome {
         model,
-        score_statistics: stats
-            .into_iter()
-            .map(|m| m.into_inner().expect("statistics lock").finish())
-            .collect(),
+        score_statistics: stats.finish(),
         inline_scores: inline.map(|m| m.into_inner().expect("inline lock")),
     })
 }

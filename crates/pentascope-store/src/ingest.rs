@@ -4,9 +4,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
-use pentascope_core::stats::{ChannelStats, StatsAccumulator};
+use pentascope_core::stats::{ChannelStats, SharedChannelStats, StatsAccumulator};
 use pentascope_core::tiff::{Series, TiffFile};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
 use rayon::prelude::*;
@@ -94,9 +93,7 @@ fn copy_pages<T: Sample>(
     let series = tiff.series();
     let layout = *writer.layout();
     let groups = series.page_groups();
-    let channels: Vec<Mutex<StatsAccumulator<T>>> = (0..series.shape.c)
-        .map(|_| Mutex::new(StatsAccumulator::new()))
-        .collect();
+    let channels = SharedChannelStats::<T>::new(series.shape.c as usize);
     let total = series.shape.planes();
     let done = AtomicU64::new(0);
     groups.par_iter().try_for_each(|group| {
@@ -125,17 +122,11 @@ fn copy_pages<T: Sample>(
             }
         }
         for (plane, acc) in group.planes.iter().zip(partial) {
-            channels[plane.c as usize]
-                .lock()
-                .expect("statistics lock")
-                .merge(acc);
+            channels.merge(plane.c as usize, acc);
         }
         let n = done.fetch_add(group.planes.len() as u64, Ordering::Relaxed);
         progress(n + group.planes.len() as u64, total);
         Ok::<(), StoreError>(())
     })?;
-    Ok(channels
-        .into_iter()
-        .map(|m| m.into_inner().expect("statistics lock").finish())
-        .collect())
+    Ok(channels.finish())
 }
