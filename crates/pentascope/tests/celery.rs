@@ -47,7 +47,7 @@ fn python() -> Option<PathBuf> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
         });
     let ok = Command::new(&python)
-        .args(["-c", "import celery, redis"])
+        .args(["-c", "import celery, redis, kombu.transport.redis"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
