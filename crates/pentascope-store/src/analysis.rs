@@ -180,7 +180,9 @@ fn pca_typed<T: Sample>(
 /// them: each read projects the source image's channels at that (t, z).
 pub struct ScoresReader {
     source: Arc<dyn PixelReader>,
-    model: PcaModel,
+    /// One single-component model per score channel, so that a read
+    /// projects onto just the component it serves.
+    components: Vec<PcaModel>,
     layout: ArrayLayout,
 }
 
@@ -194,9 +196,18 @@ impl ScoresReader {
             dtype: DType::F32,
             ..*source.layout()
         };
+        let components = model
+            .components
+            .iter()
+            .map(|c| PcaModel {
+                n_components: 1,
+                components: vec![c.clone()],
+                ..model.clone()
+            })
+            .collect();
         ScoresReader {
             source,
-            model,
+            components,
             layout,
         }
     }
@@ -214,11 +225,7 @@ impl PixelReader for ScoresReader {
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
-        let component = PcaModel {
-            n_components: 1,
-            components: vec![self.model.components[plane.c as usize].clone()],
-            ..self.model.clone()
-        };
+        let component = &self.components[plane.c as usize];
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         dispatch_dtype!(self.source.layout().dtype, T => {
             let bands = read_channels::<T>(&*self.source, plane.t, plane.z, &rows)?;

@@ -38,6 +38,8 @@ pub trait MetadataRepo: Send + Sync {
     async fn get(&self, id: ImageId) -> Result<Option<ImageRecord>, StoreError>;
     /// All published images, oldest first.
     async fn list(&self) -> Result<Vec<ImageRecord>, StoreError>;
+    /// Published images derived from `source` (PCA scores).
+    async fn derived_from(&self, source: ImageId) -> Result<Vec<ImageId>, StoreError>;
     /// Removes a published image's record; `false` if there was none.
     async fn delete(&self, id: ImageId) -> Result<bool, StoreError>;
     /// Reserved ids that were never published (left by a crash).
@@ -312,6 +314,17 @@ macro_rules! metadata_repo {
                     .iter()
                     .map($from_row)
                     .collect()
+            }
+
+            async fn derived_from(&self, source: ImageId) -> Result<Vec<ImageId>, StoreError> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM images WHERE source_image_id = $1 AND state = 'ready' \
+                     ORDER BY id",
+                )
+                .bind(source.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(ImageId).collect())
             }
 
             async fn delete(&self, id: ImageId) -> Result<bool, StoreError> {

@@ -256,7 +256,7 @@ fn ngff_unit(unit: &str) -> Option<&'static str> {
     })
 }
 
-fn ngff_attributes(layout: &ArrayLayout, attrs: &ImageAttributes) -> serde_json::Value {
+fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
     use serde_json::json;
     let p = &attrs.physical_sizes;
     let axis = |name: &str, kind: &str, size: &Option<pentascope_core::tiff::PhysicalSize>| {
@@ -296,7 +296,6 @@ fn ngff_attributes(layout: &ArrayLayout, attrs: &ImageAttributes) -> serde_json:
             "channels": attrs.channel_names.iter().map(|n| json!({"label": n})).collect::<Vec<_>>()
         });
     }
-    let _ = layout;
     json!({ "ome": ome })
 }
 
@@ -313,7 +312,7 @@ where
     let mut group = GroupBuilder::new()
         .build(store.clone(), "/")
         .map_err(StoreError::pixels)?;
-    if let serde_json::Value::Object(map) = ngff_attributes(layout, attributes) {
+    if let serde_json::Value::Object(map) = ngff_attributes(attributes) {
         group.attributes_mut().extend(map);
     }
     group.store_metadata().map_err(StoreError::pixels)?;

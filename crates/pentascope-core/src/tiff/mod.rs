@@ -97,7 +97,15 @@ impl TiffFile {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
         let chain = ifd::read_chain(&file, file_len, limits)?;
-        let mut header = vec![0u8; (file_len.min(1 << 20)) as usize];
+        // only ScanImage BigTIFFs keep metadata after the header
+        let mut header = vec![
+            0u8;
+            if chain.bigtiff {
+                file_len.min(1 << 20) as usize
+            } else {
+                0
+            }
+        ];
         file.read_exact_at(&mut header, 0)?;
         let interpretation = flavour::interpret(&chain, &header);
         let first = match &chain.pages[0] {

@@ -112,14 +112,7 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let record = state.record(&id).await?;
     // images derived from this one (PCA scores) cannot outlive it
-    let derived: Vec<_> = state
-        .repo
-        .list()
-        .await?
-        .into_iter()
-        .filter(|d| d.source_image_id == Some(record.id))
-        .map(|d| d.id)
-        .collect();
+    let derived = state.repo.derived_from(record.id).await?;
     for d in &derived {
         state.repo.delete(*d).await?;
         state.caches.forget(*d);
