@@ -45,6 +45,12 @@ pub struct Limits {
     pub max_chunk_bytes: u64,
     /// Largest metadata text (OME-XML, ImageJ description), in bytes.
     pub max_metadata_bytes: u64,
+    /// Most channels (C, samples per pixel included) an image may have;
+    /// default 1024. Per-channel state (statistics, display ranges, PCA)
+    /// grows with it, so a file declaring 65535 samples per pixel on a
+    /// 2×1 image is refused before any of it is allocated. Operators set
+    /// it with `PENTASCOPE_MAX_CHANNELS`.
+    pub max_channels: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +61,7 @@ impl Default for Limits {
             max_pages: 1 << 20,
             max_chunk_bytes: 1 << 28,
             max_metadata_bytes: 1 << 26,
+            max_channels: 1024,
         }
     }
 }

@@ -19,8 +19,13 @@ use base64::Engine;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
+use async_trait::async_trait;
+use pentascope_app::jobs::JobQueue;
+use pentascope_app::{App, AppError};
+use pentascope_store::records::JobRecord;
+use pentascope_store::StoreError;
+
 use crate::runner::run_claimed;
-use crate::tasks::{TaskContext, TaskError};
 use crate::LEASE_SECS;
 
 /// kombu's names for its bookkeeping of unacknowledged messages.
@@ -42,6 +47,7 @@ pub enum CeleryError {
 #[derive(Clone)]
 pub struct CeleryBroker {
     broker: redis::Client,
+    broker_url: String,
     backend: redis::Client,
     queue: String,
     /// Seconds a message may stay unacknowledged before it is redelivered.
@@ -69,11 +75,21 @@ impl CeleryBroker {
     pub fn new(broker_url: &str, backend_url: &str, queue: &str) -> Result<Self, CeleryError> {
         Ok(CeleryBroker {
             broker: redis::Client::open(broker_url)?,
+            broker_url: broker_url.to_string(),
             backend: redis::Client::open(backend_url)?,
             queue: queue.to_string(),
             visibility_timeout: 3600,
             result_expires: 86_400,
         })
+    }
+
+    /// The queue and broker, for logs (without the password).
+    pub fn describe(&self) -> String {
+        format!(
+            "queue {} on {}",
+            self.queue,
+            pentascope_app::config::redact_url(&self.broker_url)
+        )
     }
 
     /// Whether the broker answers.
@@ -206,9 +222,9 @@ impl CeleryBroker {
     }
 
     /// Consumes the queue until the process ends, running each task with
-    /// `ctx` (at most `concurrency` at once). Every task is also a job row in
+    /// `app` (at most `concurrency` at once). Every task is also a job row in
     /// the database (created if a Python client sent it directly).
-    pub async fn work(self, ctx: TaskContext, concurrency: usize) {
+    pub async fn work(self, app: Arc<App>, concurrency: usize) {
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         let restorer = self.clone();
         tokio::spawn(async move {
@@ -228,9 +244,9 @@ impl CeleryBroker {
             };
             match self.next(Duration::from_secs(1)).await {
                 Ok(Some(delivery)) => {
-                    let (broker, ctx) = (self.clone(), ctx.clone());
+                    let (broker, app) = (self.clone(), app.clone());
                     tokio::spawn(async move {
-                        broker.handle(&ctx, delivery).await;
+                        broker.handle(&app, delivery).await;
                         drop(permit);
                     });
                 }
@@ -250,8 +266,8 @@ impl CeleryBroker {
 
     /// Runs one delivered task and reports it in the database and the
     /// result backend, then acknowledges it.
-    async fn handle(&self, ctx: &TaskContext, d: Delivery) {
-        let job = match start_job(ctx, &d).await {
+    async fn handle(&self, app: &Arc<App>, d: Delivery) {
+        let job = match start_job(app, &d).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 // delivered again after it finished: nothing left to do
@@ -273,7 +289,7 @@ impl CeleryBroker {
                 None,
             )
             .await;
-        let outcome = run_claimed(ctx, job).await;
+        let outcome = run_claimed(app, job).await;
         let stored = match &outcome {
             Ok(result) => {
                 self.store_result(&d.id, "SUCCESS", result.clone(), None)
@@ -294,22 +310,50 @@ impl CeleryBroker {
     }
 }
 
+#[async_trait]
+impl JobQueue for CeleryBroker {
+    async fn send(&self, job: &JobRecord) -> Result<(), AppError> {
+        self.send(&job.id, &job.task, &job.kwargs)
+            .await
+            .map_err(|e| AppError::QueueUnavailable {
+                component: "Redis",
+                message: e.to_string(),
+            })
+    }
+
+    async fn ping(&self) -> Option<Result<(), String>> {
+        Some(self.ping().await.map_err(|e| e.to_string()))
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
 /// Marks the delivery's job row `STARTED` (creating it for tasks sent
 /// directly by a Celery client) and returns it; `None` if it has finished.
-async fn start_job(
-    ctx: &TaskContext,
-    d: &Delivery,
-) -> Result<Option<pentascope_store::jobs::JobRecord>, pentascope_store::StoreError> {
-    if ctx.repo.get_job(&d.id).await?.is_none() {
-        ctx.repo.create_job(&d.id, &d.task, &d.kwargs).await?;
+async fn start_job(app: &App, d: &Delivery) -> Result<Option<JobRecord>, StoreError> {
+    if app.jobs.get_job(&d.id).await?.is_none() {
+        app.jobs.create_job(&d.id, &d.task, &d.kwargs).await?;
     }
-    ctx.repo.start_job(&d.id, LEASE_SECS).await
+    app.jobs.start_job(&d.id, LEASE_SECS).await
+}
+
+/// The Python exception class a Celery client re-raises (`builtins`).
+fn python_exception(e: &AppError) -> &'static str {
+    match e {
+        AppError::UnknownTask { .. } => "NotImplementedError",
+        AppError::InvalidArguments(_) => "TypeError",
+        AppError::Store(StoreError::NotFound(_)) => "LookupError",
+        AppError::Store(StoreError::Core(_)) => "ValueError",
+        _ => "RuntimeError",
+    }
 }
 
 /// A task failure as Celery serialises exceptions (re-raised by the client).
-fn exception(e: &TaskError) -> Value {
+fn exception(e: &AppError) -> Value {
     json!({
-        "exc_type": e.python_type(),
+        "exc_type": python_exception(e),
         "exc_message": [e.to_string()],
         "exc_module": "builtins",
     })

@@ -10,26 +10,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pentascope_store::jobs::JobRecord;
-use tokio::sync::Notify;
+use pentascope_app::jobs::{run_task, InProcessQueue};
+use pentascope_app::{App, AppError};
+use pentascope_store::records::JobRecord;
 
-use crate::tasks::{execute, TaskContext, TaskError};
 use crate::{LEASE_SECS, MAX_ATTEMPTS};
 
 /// Starts `n` runners that claim and run jobs until the process ends.
-/// `wake` is notified when a job is submitted in this process; jobs
+/// `queue` wakes them when a job is submitted in this process; jobs
 /// submitted elsewhere are found by polling every second.
-pub fn spawn_runners(ctx: &TaskContext, wake: Arc<Notify>, n: usize) {
+pub fn spawn_runners(app: &Arc<App>, queue: &Arc<InProcessQueue>, n: usize) {
     for _ in 0..n {
-        let (ctx, wake) = (ctx.clone(), wake.clone());
+        let (app, queue) = (app.clone(), queue.clone());
         tokio::spawn(async move {
             loop {
-                match ctx.repo.claim_job(LEASE_SECS).await {
+                match app.jobs.claim_job(LEASE_SECS).await {
                     Ok(Some(job)) => {
-                        let _ = run_claimed(&ctx, job).await;
+                        let _ = run_claimed(&app, job).await;
                     }
                     Ok(None) => {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            queue.submitted.notified(),
+                        )
+                        .await;
                     }
                     Err(e) => {
                         tracing::warn!("cannot claim jobs: {e}");
@@ -43,14 +47,11 @@ pub fn spawn_runners(ctx: &TaskContext, wake: Arc<Notify>, n: usize) {
 
 /// Runs a job this process has started (claimed), renewing its lease with
 /// its progress, and records the outcome in its row. Returns the outcome.
-pub async fn run_claimed(
-    ctx: &TaskContext,
-    job: JobRecord,
-) -> Result<serde_json::Value, TaskError> {
+pub async fn run_claimed(app: &Arc<App>, job: JobRecord) -> Result<serde_json::Value, AppError> {
     let id = job.id.clone();
     if job.attempts > MAX_ATTEMPTS {
-        let error = TaskError::Interrupted(job.attempts - 1);
-        if let Err(e) = ctx.repo.finish_job(&id, Err(&error.to_string())).await {
+        let error = AppError::Interrupted(job.attempts - 1);
+        if let Err(e) = app.jobs.finish_job(&id, Err(&error.to_string())).await {
             tracing::error!(job = %id, "cannot record the job's failure: {e}");
         }
         return Err(error);
@@ -58,7 +59,7 @@ pub async fn run_claimed(
     tracing::info!(job = %id, task = %job.task, attempt = job.attempts, "job started");
     let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
     let heartbeat = {
-        let (repo, id, progress) = (ctx.repo.clone(), id.clone(), progress.clone());
+        let (repo, id, progress) = (app.jobs.clone(), id.clone(), progress.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs((LEASE_SECS / 3) as u64)).await;
@@ -70,8 +71,8 @@ pub async fn run_claimed(
         })
     };
     let report = progress.clone();
-    let outcome = execute(
-        ctx,
+    let outcome = run_task(
+        app,
         &job.task,
         &job.kwargs,
         Arc::new(move |p| report.store(p.to_bits(), Ordering::Relaxed)),
@@ -79,8 +80,8 @@ pub async fn run_claimed(
     .await;
     heartbeat.abort();
     let recorded = match &outcome {
-        Ok(result) => ctx.repo.finish_job(&id, Ok(result)).await,
-        Err(e) => ctx.repo.finish_job(&id, Err(&e.to_string())).await,
+        Ok(result) => app.jobs.finish_job(&id, Ok(result)).await,
+        Err(e) => app.jobs.finish_job(&id, Err(&e.to_string())).await,
     };
     if let Err(e) = recorded {
         tracing::error!(job = %id, "cannot record the job's outcome: {e}");

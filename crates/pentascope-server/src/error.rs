@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use pentascope_app::AppError;
 use pentascope_core::CoreError;
 use pentascope_store::StoreError;
 
@@ -29,11 +30,19 @@ impl ApiError {
         }
     }
 
-    /// 404: no such image.
-    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
+    /// 404: nothing at that path.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
-            message: format!("image {what} not found"),
+            message: message.into(),
+        }
+    }
+
+    /// 507: the disk holding uploads or pixels is full.
+    pub fn storage_full(e: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            message: format!("the server is out of disk space: {e}"),
         }
     }
 
@@ -42,6 +51,22 @@ impl ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        let status = match e {
+            AppError::Store(store) => return store.into(),
+            AppError::InvalidArguments(_) | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
+            AppError::JobNotFound(_) => StatusCode::NOT_FOUND,
+            AppError::QueueUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
         }
     }
 }
@@ -68,7 +93,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Core(core) => core.into(),
-            StoreError::NotFound(id) => ApiError::not_found(id),
+            StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                ApiError::storage_full(io)
+            }
+            StoreError::Cancelled => ApiError {
+                status: StatusCode::CONFLICT,
+                message: "the request was cancelled: its image was deleted meanwhile".into(),
+            },
+            StoreError::StorageFull(_) => ApiError {
+                status: StatusCode::INSUFFICIENT_STORAGE,
+                message: e.to_string(),
+            },
             StoreError::Unavailable { .. } => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: e.to_string(),

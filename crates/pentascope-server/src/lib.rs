@@ -1,42 +1,48 @@
 //! # pentascope-server
 //!
-//! The thin HTTP layer: configuration ([`config`]), the axum router
-//! ([`router`]), small handlers ([`handlers`]) that validate a request, call
-//! the store and core crates and shape the JSON, and the one mapping from
-//! errors to HTTP status ([`error`]).
+//! The thin HTTP layer: the axum router ([`router`]), small handlers
+//! ([`handlers`]) that parse a request, call one use case of
+//! `pentascope-app` and shape its answer, and the one mapping from errors to
+//! HTTP status ([`error`]).
 //!
-//! Heavy work (decoding, PCA, rendering) runs on the blocking pool, never on
-//! the async executor. Nothing here knows how TIFF or Zarr work.
+//! Nothing here sequences stores or knows how TIFF or Zarr work.
 
-pub mod cache;
-pub mod config;
 pub mod error;
 pub mod handlers;
-pub mod jobs;
 pub mod router;
-pub mod state;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use config::Config;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use pentascope_app::{App, Config};
+use pentascope_jobs::Queue;
+
 pub use error::ApiError;
-pub use state::AppState;
+
+/// What every handler is given.
+pub type AppState = Arc<App>;
 
 /// Starts the service: opens (and migrates) the database, recovers from an
-/// earlier crash, binds the listener and serves until Ctrl-C or SIGTERM.
+/// earlier crash, starts in-process job runners (unless jobs go to a Celery
+/// broker), binds the listener and serves until Ctrl-C or SIGTERM.
 /// `on_listen` is told the bound address (the port may have been 0).
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
-    let state = AppState::open(config.clone()).await?;
-    state.recover().await?;
-    if state.broker.is_some() {
-        tracing::info!("jobs go to the Celery broker; run `pentascope worker` to process them");
-    } else {
-        pentascope_jobs::runner::spawn_runners(
-            &state.task_context(),
-            state.jobs_waiting.clone(),
-            config.job_runners,
-        );
+    let (app, queue) = pentascope_jobs::open_app(config.clone()).await?;
+    app.recover().await?;
+    match &queue {
+        Queue::Celery(_) => {
+            tracing::info!("jobs go to the Celery broker; run `pentascope worker` to process them")
+        }
+        Queue::InProcess(q) => pentascope_jobs::runner::spawn_runners(&app, q, config.job_runners),
     }
+    spawn_sweeper(app.clone());
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| {
@@ -49,10 +55,88 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
         .local_addr()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     on_listen(addr);
-    axum::serve(listener, router::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))
+    accept_loop(listener, router::router(app), &config).await;
+    Ok(())
+}
+
+/// Every ten minutes, removes uploads abandoned by processes that stopped
+/// (with a shared database, a process cannot tell them at start-up from
+/// uploads in progress elsewhere).
+fn spawn_sweeper(app: AppState) {
+    let max_age = Duration::from_secs(pentascope_app::config::defaults::STALE_UPLOAD_HOURS * 3600);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            if let Err(e) = app.sweep(max_age).await {
+                tracing::warn!("cannot sweep abandoned uploads: {e}");
+            }
+        }
+    });
+}
+
+/// How long shutdown waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves connections until Ctrl-C or SIGTERM, with a cap on connections
+/// served at once (more are closed on arrival, so a flood of idle or slow
+/// clients cannot exhaust file descriptors) and a deadline for each
+/// request's headers (which also closes connections idle between requests).
+async fn accept_loop(listener: TcpListener, router: axum::Router, config: &Config) {
+    let cap = connection_cap(config.max_connections);
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    let builder = Arc::new(builder);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // out of descriptors or a connection reset before it
+                    // was accepted: keep serving the connections we have
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(cap, "connection refused: the connection cap is reached");
+            continue;
+        };
+        let (builder, service) = (builder.clone(), TowerToHyperService::new(router.clone()));
+        tokio::spawn(async move {
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
+            drop(slot);
+        });
+    }
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all)).await;
+}
+
+/// The connection cap in effect: the configured one, within what the
+/// process's open-file limit (raised to its hard limit) leaves after a
+/// reserve for files, the database and the pixel store.
+fn connection_cap(configured: usize) -> usize {
+    const RESERVE: u64 = 256;
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let allowed = usize::try_from(files.saturating_sub(RESERVE).max(16)).unwrap_or(usize::MAX);
+    if allowed < configured {
+        tracing::warn!(
+            configured,
+            allowed,
+            "the open-file limit lowers the connection cap (PENTASCOPE_MAX_CONNECTIONS)"
+        );
+    }
+    configured.min(allowed)
 }
 
 async fn shutdown_signal() {

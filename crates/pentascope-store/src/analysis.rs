@@ -11,6 +11,7 @@ use pentascope_core::stats::{ChannelStats, SharedChannelStats};
 use pentascope_core::{dispatch_dtype, DType, PlaneIndex, Sample, Shape5};
 use rayon::prelude::*;
 
+use crate::cancel::Cancel;
 use crate::error::StoreError;
 use crate::pixels::{ArrayLayout, PixelReader};
 
@@ -36,6 +37,7 @@ fn units(layout: &ArrayLayout) -> Vec<(u64, u64, Range<u64>)> {
     out
 }
 
+/// Rows `rows` of every channel at (t, z).
 fn read_channels<T: Sample>(
     reader: &dyn PixelReader,
     t: u64,
@@ -59,17 +61,29 @@ fn read_channels<T: Sample>(
 
 /// Per-channel statistics of a stored image, recomputed from its chunks
 /// (what ingest gathers, without the TIFF).
-pub fn recompute_statistics(reader: &dyn PixelReader) -> Result<Vec<ChannelStats>, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader))
+pub fn recompute_statistics(
+    reader: &dyn PixelReader,
+    cancel: &Cancel,
+) -> Result<Vec<ChannelStats>, StoreError> {
+    dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader, cancel))
 }
 
-fn statistics_typed<T: Sample>(reader: &dyn PixelReader) -> Result<Vec<ChannelStats>, StoreError> {
+fn statistics_typed<T: Sample>(
+    reader: &dyn PixelReader,
+    cancel: &Cancel,
+) -> Result<Vec<ChannelStats>, StoreError> {
     let layout = *reader.layout();
     let channels = SharedChannelStats::<T>::new(layout.shape.c as usize);
     units(&layout)
         .into_par_iter()
         .try_for_each(|(t, z, rows)| {
-            for (c, bands) in read_channels::<T>(reader, t, z, &rows)?.iter().enumerate() {
+            for (c, bands) in {
+                cancel.check()?;
+                read_channels::<T>(reader, t, z, &rows)?
+            }
+            .iter()
+            .enumerate()
+            {
                 channels.add(c, bands);
             }
             Ok::<(), StoreError>(())
@@ -99,8 +113,9 @@ pub fn pca(
     k: usize,
     inline_cap: u64,
     progress: &(dyn Fn(f64) + Sync),
+    cancel: &Cancel,
 ) -> Result<PcaOutcome, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap, progress))
+    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap, progress, cancel))
 }
 
 fn pca_typed<T: Sample>(
@@ -108,6 +123,7 @@ fn pca_typed<T: Sample>(
     k: usize,
     inline_cap: u64,
     progress: &(dyn Fn(f64) + Sync),
+    cancel: &Cancel,
 ) -> Result<PcaOutcome, StoreError> {
     let layout = *reader.layout();
     let shape = layout.shape;
@@ -125,7 +141,10 @@ fn pca_typed<T: Sample>(
         .try_fold(
             || CovarianceAccumulator::new(c),
             |mut acc, (t, z, rows)| {
-                let bands = read_channels::<T>(reader, t, z, &rows)?;
+                let bands = {
+                    cancel.check()?;
+                    read_channels::<T>(reader, t, z, &rows)?
+                };
                 let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
                 acc.add_block(&views);
                 tick();
@@ -146,7 +165,10 @@ fn pca_typed<T: Sample>(
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
     let stats = SharedChannelStats::<f32>::new(k);
     work.into_par_iter().try_for_each(|(t, z, rows)| {
-        let bands = read_channels::<T>(reader, t, z, &rows)?;
+        let bands = {
+            cancel.check()?;
+            read_channels::<T>(reader, t, z, &rows)?
+        };
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         let n = views[0].len();
         let mut projected: Vec<Vec<f32>> = vec![vec![0f32; n]; k];

@@ -34,6 +34,16 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// A chunk of a published image is missing (deleted meanwhile, or
+    /// lost from the store).
+    #[error("{0}")]
+    MissingChunk(String),
+    /// The pass was cancelled (its client left or its image was deleted).
+    #[error("cancelled")]
+    Cancelled,
+    /// The disk (or object store) holding pixels is full.
+    #[error("the pixel store is out of space: {0}")]
+    StorageFull(String),
     /// Local I/O failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -10,6 +10,7 @@ use pentascope_core::tiff::{Series, TiffFile};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
 use rayon::prelude::*;
 
+use crate::cancel::Cancel;
 use crate::error::StoreError;
 use crate::pixels::{
     ArrayLayout, ImageAttributes, PixelStore, PixelWriter, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
@@ -26,28 +27,40 @@ pub struct Ingested {
     pub writer: Box<dyn PixelWriter>,
 }
 
-/// Reads the TIFF at `path` and writes its pixels to `store` as image `id`
-/// (staged). `progress(done, total)` is called as planes complete.
+/// A TIFF file to ingest.
+#[derive(Debug, Clone, Copy)]
+pub struct TiffSource<'a> {
+    /// Where it is.
+    pub path: &'a Path,
+    /// The name the image is given.
+    pub name: &'a str,
+    /// Axes overriding the file's own interpretation of its pages.
+    pub axes: Option<&'a Axes>,
+}
+
+/// Reads the TIFF `source` and writes its pixels to `store` as image `id`
+/// (staged). `progress(done, total)` is called as planes complete; a
+/// cancelled pass stops within a band and leaves nothing staged.
 pub fn ingest_tiff(
     store: &dyn PixelStore,
     id: ImageId,
-    path: &Path,
-    name: &str,
+    source: &TiffSource<'_>,
     limits: &Limits,
-    axes: Option<&Axes>,
     progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &Cancel,
 ) -> Result<Ingested, StoreError> {
-    let tiff = TiffFile::open(path, limits, axes)?;
+    let tiff = TiffFile::open(source.path, limits, source.axes)?;
     let series = tiff.series().clone();
     let layout = ArrayLayout::for_image(series.shape, series.dtype);
     let attributes = ImageAttributes {
-        name: name.to_string(),
+        name: source.name.to_string(),
         channel_names: series.channel_names.clone(),
         physical_sizes: series.physical_sizes.clone(),
     };
     let level = dispatch_dtype!(series.dtype, T => zstd_level_for::<T>(&tiff, &layout))?;
     let writer = store.create(id, layout, &attributes, level)?;
-    let copied = dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress));
+    let copied =
+        dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress, cancel));
     match copied {
         Ok(statistics) => Ok(Ingested {
             series,
@@ -89,6 +102,7 @@ fn copy_pages<T: Sample>(
     tiff: &TiffFile,
     writer: &dyn PixelWriter,
     progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &Cancel,
 ) -> Result<Vec<ChannelStats>, StoreError> {
     let series = tiff.series();
     let layout = *writer.layout();
@@ -104,6 +118,7 @@ fn copy_pages<T: Sample>(
             .map(|_| StatsAccumulator::new())
             .collect();
         for rows in layout.bands() {
+            cancel.check()?;
             match group.page {
                 Some(page) => {
                     tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?

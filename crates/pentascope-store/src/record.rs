@@ -27,7 +27,11 @@ impl FromStr for ImageId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         let n = s.strip_prefix("image_").ok_or(())?;
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        // one spelling per id: `image_01` is not `image_1`
+        if n.is_empty()
+            || !n.bytes().all(|b| b.is_ascii_digit())
+            || n.len() > 1 && n.starts_with('0')
+        {
             return Err(());
         }
         n.parse().map(ImageId).map_err(|_| ())

@@ -1,11 +1,16 @@
 //! The `pentascope` binary: glue over the library crates. It parses the
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
+mod ingest;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use pentascope_server::Config;
+use pentascope_app::config::{defaults, redact_url, CeleryConfig};
+use pentascope_app::Config;
+use pentascope_core::Limits;
 use pentascope_store::pixels::Durability;
 
 /// pentascope: a service for 5D (TZCYX) scientific images.
@@ -27,19 +32,22 @@ enum Command {
     Migrate(Settings),
     /// Show every setting, its value, where it came from and its default.
     Config(Settings),
+    /// Import TIFF files or folders of them, without HTTP: a progress bar
+    /// per file, then a summary; exits non-zero if any file failed.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Every setting, from the command line or the environment.
 #[derive(Debug, Clone, Args)]
-struct Settings {
+pub struct Settings {
     /// Interface to listen on.
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, env = "HOST", default_value = defaults::HOST)]
     host: String,
     /// Port to listen on (0 picks a free port; the address is printed).
-    #[arg(long, env = "PORT", default_value_t = 5000)]
+    #[arg(long, env = "PORT", default_value_t = defaults::PORT)]
     port: u16,
     /// Where the embedded database, pixels and upload spool live.
-    #[arg(long, env = "PENTASCOPE_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "PENTASCOPE_DATA_DIR", default_value = defaults::DATA_DIR)]
     data_dir: PathBuf,
     /// Metadata database: sqlite://PATH or postgres://USER@HOST/DB
     /// (VERCEL_POSTGRES_URL is read too). Default: SQLite in the data directory.
@@ -51,25 +59,29 @@ struct Settings {
     #[arg(long, env = "STORAGE_URL")]
     storage_url: Option<String>,
     /// Largest image accepted, in samples (T·Z·C·Y·X).
-    #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = 1 << 34)]
+    #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = Limits::default().max_samples)]
     max_samples: u64,
+    /// Most channels an image may have (samples per pixel × channel axis);
+    /// per-channel state and PCA's covariance grow with it.
+    #[arg(long, env = "PENTASCOPE_MAX_CHANNELS", default_value_t = Limits::default().max_channels)]
+    max_channels: u64,
     /// Largest upload accepted, in bytes.
-    #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = 64 << 30)]
+    #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
     /// Most PCA score values returned inline by /analyze.
-    #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = 1_000_000)]
+    #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = defaults::INLINE_SCORES)]
     inline_scores: u64,
     /// When pixels are flushed to disk: `sync` (before an image is
     /// published) or `os` (left to the operating system; faster on slow
     /// disks, an OS crash can lose the latest uploads).
-    #[arg(long, env = "PENTASCOPE_DURABILITY", default_value = "sync")]
+    #[arg(long, env = "PENTASCOPE_DURABILITY", default_value_t = Durability::default())]
     durability: Durability,
     /// Background jobs this process runs at once: in-process runners of
     /// `serve` without a broker, or tasks a `worker` runs concurrently.
-    #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = 1)]
+    #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = defaults::JOB_RUNNERS)]
     job_runners: usize,
     /// MiB of rendered slices kept in memory (0: no slice cache).
-    #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = 256)]
+    #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = defaults::SLICE_CACHE_MIB)]
     slice_cache_mib: usize,
     /// Celery broker (redis://HOST:PORT/DB). When set, `serve` sends jobs to
     /// it and `pentascope worker` processes run them.
@@ -79,11 +91,27 @@ struct Settings {
     #[arg(long, env = "CELERY_RESULT_BACKEND")]
     celery_result_backend: Option<String>,
     /// Queue the tasks go to (Celery's default queue name).
-    #[arg(long, env = "PENTASCOPE_CELERY_QUEUE", default_value = "celery")]
+    #[arg(long, env = "PENTASCOPE_CELERY_QUEUE", default_value = defaults::CELERY_QUEUE)]
     celery_queue: String,
+    /// Connections served at once; more are closed on arrival (lowered to
+    /// what the open-file limit allows).
+    #[arg(long, env = "PENTASCOPE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and may keep
+    /// a connection idle between requests.
+    #[arg(long, env = "PENTASCOPE_HEADER_TIMEOUT", default_value_t = defaults::HEADER_TIMEOUT_SECS)]
+    header_timeout: u64,
+    /// Seconds a request other than an upload may take (503 beyond; the
+    /// work stops with it).
+    #[arg(long, env = "PENTASCOPE_REQUEST_TIMEOUT", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
+    request_timeout: u64,
+    /// MiB of plane data that slice requests may hold at once; requests
+    /// wait for their share, and a plane larger than this is refused (413).
+    #[arg(long, env = "PENTASCOPE_SLICE_MEMORY_MIB", default_value_t = defaults::SLICE_MEMORY_MIB)]
+    slice_memory_mib: u64,
     /// Seconds a task may stay unacknowledged (its worker stopped) before it
     /// is delivered again.
-    #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = 3600)]
+    #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
     visibility_timeout: u64,
 }
 
@@ -96,10 +124,11 @@ impl Settings {
     }
 
     fn config(&self) -> Config {
-        let mut config = Config::with_data_dir(self.data_dir.clone());
+        let mut config = Config::new(self.data_dir.clone());
         config.host = self.host.clone();
         config.port = self.port;
         config.limits.max_samples = self.max_samples;
+        config.limits.max_channels = self.max_channels;
         config.max_upload_bytes = self.max_upload_bytes;
         config.inline_scores_cap = self.inline_scores;
         config.durability = self.durability;
@@ -107,11 +136,15 @@ impl Settings {
         config.job_runners = self.job_runners;
         config.storage_url = self.storage_url.clone().filter(|u| !u.is_empty());
         config.slice_cache_bytes = self.slice_cache_mib << 20;
+        config.max_connections = self.max_connections;
+        config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
+        config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
+        config.slice_memory_bytes = self.slice_memory_mib << 20;
         config.celery = self
             .celery_broker_url
             .clone()
             .filter(|u| !u.is_empty())
-            .map(|broker_url| pentascope_server::config::CeleryConfig {
+            .map(|broker_url| CeleryConfig {
                 result_backend: self
                     .celery_result_backend
                     .clone()
@@ -122,20 +155,6 @@ impl Settings {
                 visibility_timeout: self.visibility_timeout,
             });
         config
-    }
-}
-
-/// A URL with its password replaced, for printing.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -168,7 +187,7 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
                 if settings.database_url.is_none() && settings.database_url().is_some() {
                     source = "environment VERCEL_POSTGRES_URL".into();
                 }
-                redact(&config.database_url())
+                redact_url(&config.database_url())
             }
             "storage_url" => config.storage_url(),
             _ => matches
@@ -193,27 +212,22 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
 
 /// `pentascope worker`: consumes the Celery queue until stopped.
 async fn worker(config: Config) -> Result<(), String> {
-    let celery = config.celery.clone().ok_or(
-        "pentascope worker needs a broker: set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)",
-    )?;
-    let state = pentascope_server::AppState::open(config.clone())
+    let runners = config.job_runners;
+    let (app, queue) = pentascope_jobs::open_app(config)
         .await
         .map_err(|e| e.to_string())?;
-    let mut broker = pentascope_jobs::celery::CeleryBroker::new(
-        &celery.broker_url,
-        &celery.result_backend,
-        &celery.queue,
-    )
-    .map_err(|e| e.to_string())?;
-    broker.visibility_timeout = celery.visibility_timeout;
+    let pentascope_jobs::Queue::Celery(broker) = queue else {
+        return Err("pentascope worker needs a broker: set CELERY_BROKER_URL \
+                    (e.g. redis://127.0.0.1:6379/0)"
+            .into());
+    };
     println!(
-        "pentascope worker consuming {} on {} (tasks: {})",
-        celery.queue,
-        redact(&celery.broker_url),
-        pentascope_jobs::tasks::TASK_NAMES.join(", ")
+        "pentascope worker consuming {} (tasks: {})",
+        broker.describe(),
+        pentascope_app::jobs::TASK_NAMES.join(", ")
     );
     tokio::select! {
-        _ = broker.work(state.task_context(), config.job_runners) => Ok(()),
+        _ = Arc::unwrap_or_clone(broker).work(app, runners) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
@@ -242,7 +256,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(settings) => {
             let config = settings.config();
             let data_dir = config.data_dir.clone();
-            let database = redact(&config.database_url());
+            let database = redact_url(&config.database_url());
             runtime
                 .block_on(pentascope_server::serve(config, |addr| {
                     println!("pentascope listening on http://{addr}");
@@ -259,15 +273,16 @@ fn main() -> std::process::ExitCode {
         Command::Migrate(settings) => {
             let url = settings.config().database_url();
             runtime.block_on(async {
-                match pentascope_store::db::connect(&url).await {
+                match pentascope_store::records::connect(&url).await {
                     Ok(_) => {
-                        println!("migrations applied to {}", redact(&url));
+                        println!("migrations applied to {}", redact_url(&url));
                         Ok(())
                     }
-                    Err(e) => Err(format!("migrating {}: {e}", redact(&url))),
+                    Err(e) => Err(format!("migrating {}: {e}", redact_url(&url))),
                 }
             })
         }
+        Command::Ingest(args) => runtime.block_on(ingest::run(args)),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")

@@ -23,12 +23,13 @@ pub(crate) struct ChunkRef {
     pub x0: u32,
     /// Top row of the chunk in the page.
     pub y0: u32,
-    /// Rows the chunk holds as stored (tiles: full tile height).
-    pub stored_rows: u32,
+    /// Rows of the chunk that lie in the image: the only ones decoded.
+    pub decoded_rows: u32,
 }
 
-/// Decodes `chunk` into `out`, which holds exactly `stored_rows` ×
-/// chunk width × samples-in-chunk samples.
+/// Decodes the first `decoded_rows` rows of `chunk` into `out`, which holds
+/// exactly `decoded_rows` × chunk width × samples-in-chunk samples; the
+/// decompressor is stopped there, whatever the stream would go on to produce.
 pub(crate) fn decode_chunk<T: Sample>(
     file: &File,
     page: &PageLayout,

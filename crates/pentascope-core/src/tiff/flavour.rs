@@ -5,7 +5,31 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::CoreError;
 use crate::tiff::ifd::IfdChain;
+
+/// Deepest element nesting accepted in OME-XML. roxmltree parses nested
+/// elements recursively, so a few thousand levels overflow a thread's stack;
+/// real OME-XML nests fewer than ten.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// Most attributes accepted on one OME-XML element: roxmltree checks each
+/// new attribute against the element's earlier ones, which is quadratic.
+/// Real OME elements have a few dozen at most.
+pub const MAX_XML_ATTRIBUTES: usize = 256;
+
+/// Most XML nodes (elements and text) accepted in OME-XML: a few per plane
+/// for a file at the default page limit, while bounding the parsed tree's
+/// memory to a few hundred megabytes.
+pub const MAX_XML_NODES: u32 = 1 << 22;
+
+/// Planes an OME-XML may declare without a page (IFD) of their own, which
+/// are left as zeros: `max(MIN_MISSING_PLANES, planes / MISSING_PLANES_DIVISOR)`.
+/// Damaged files lose a few pages; a file declaring millions of planes over
+/// one page would make the service store terabytes of zeros.
+pub const MIN_MISSING_PLANES: u64 = 16;
+/// See [`MIN_MISSING_PLANES`]: at most a tenth of the planes may be missing.
+pub const MISSING_PLANES_DIVISOR: u64 = 10;
 
 /// Where a file's axis metadata came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,33 +88,61 @@ impl Interpretation {
     }
 }
 
+/// Why a flavour's metadata was not used.
+#[derive(Debug)]
+pub(crate) enum Rejection {
+    /// Inconsistent metadata: warn and try the next flavour, as tifffile does.
+    Ignored(String),
+    /// Metadata that would exhaust the reader: the file is refused.
+    Refused(CoreError),
+}
+
+impl From<String> for Rejection {
+    fn from(message: String) -> Self {
+        Rejection::Ignored(message)
+    }
+}
+
+impl From<&str> for Rejection {
+    fn from(message: &str) -> Self {
+        Rejection::Ignored(message.to_string())
+    }
+}
+
 /// The series of the file: the first flavour that recognises it.
-pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Interpretation {
+pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Result<Interpretation, CoreError> {
     let mut warnings = Vec::new();
+    let mut ignore = |flavour: &str, rejection: Rejection| match rejection {
+        Rejection::Ignored(e) => {
+            warnings.push(format!("{flavour} metadata ignored: {e}"));
+            Ok(())
+        }
+        Rejection::Refused(e) => Err(e),
+    };
     let desc = chain.description.as_deref().unwrap_or("");
     if desc.contains("<OME") {
         match ome(chain, desc) {
-            Ok(i) => return i,
-            Err(e) => warnings.push(format!("OME-XML metadata ignored: {e}")),
+            Ok(i) => return Ok(i),
+            Err(e) => ignore("OME-XML", e)?,
         }
     }
     if desc.starts_with("ImageJ=") {
         match imagej(chain, desc) {
-            Ok(i) => return i,
-            Err(e) => warnings.push(format!("ImageJ metadata ignored: {e}")),
+            Ok(i) => return Ok(i),
+            Err(e) => ignore("ImageJ", Rejection::Ignored(e))?,
         }
     }
     if chain.bigtiff {
         if let Some(text) = scanimage_header(header) {
             match scanimage(chain, &text) {
-                Ok(i) => return i,
-                Err(e) => warnings.push(format!("ScanImage metadata ignored: {e}")),
+                Ok(i) => return Ok(i),
+                Err(e) => ignore("ScanImage", Rejection::Ignored(e))?,
             }
         }
     }
     let mut plain = plain(chain, desc, &mut warnings);
     plain.warnings = warnings;
-    plain
+    Ok(plain)
 }
 
 fn first_kind_pages(chain: &IfdChain) -> Vec<usize> {
@@ -169,7 +221,7 @@ fn shaped_axes(chain: &IfdChain, desc: &str, n_pages: u64) -> Option<Vec<(char, 
     }
     dims.truncate(dims.len() - 2);
     letters.truncate(letters.len() - 2);
-    if dims.iter().product::<u64>() != n_pages {
+    if dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d)) != Some(n_pages) {
         return None;
     }
     Some(
@@ -204,8 +256,18 @@ fn resolution_sizes(chain: &IfdChain, unit_override: Option<&str>) -> PhysicalSi
     sizes
 }
 
-fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("invalid XML: {e}"))?;
+fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
+    check_xml_structure(xml).map_err(Rejection::Refused)?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_XML_NODES,
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| match e {
+        roxmltree::Error::NodesLimitReached => Rejection::Refused(CoreError::Unsupported(format!(
+            "the OME-XML has more than {MAX_XML_NODES} XML nodes, the most pentascope reads"
+        ))),
+        e => Rejection::Ignored(format!("invalid XML: {e}")),
+    })?;
     let image = doc
         .descendants()
         .find(|n| n.tag_name().name() == "Image")
@@ -215,11 +277,11 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
         .find(|n| n.tag_name().name() == "Pixels")
         .ok_or("no Pixels element")?;
     let size = |name: &str| -> Result<u64, String> {
-        pixels
-            .attribute(name)
-            .unwrap_or("1")
-            .parse::<u64>()
-            .map_err(|_| format!("{name} is not a number"))
+        match pixels.attribute(name).unwrap_or("1").parse::<u64>() {
+            Ok(0) => Err(format!("{name} is 0")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("{name} is not a number")),
+        }
     };
     let (sx, sy, sz, sc, st) = (
         size("SizeX")?,
@@ -237,17 +299,16 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
         return Err(format!(
             "SizeX×SizeY {sx}×{sy} differs from the first page's {}×{}",
             first.width, first.height
-        ));
+        )
+        .into());
     }
     let spp = u64::from(first.samples);
     if sc % spp != 0 {
-        return Err(format!(
-            "SizeC {sc} is not a multiple of {spp} samples per pixel"
-        ));
+        return Err(format!("SizeC {sc} is not a multiple of {spp} samples per pixel").into());
     }
     let order = pixels.attribute("DimensionOrder").unwrap_or("XYZCT");
     if order.len() != 5 || !order.starts_with("XY") {
-        return Err(format!("unknown DimensionOrder {order:?}"));
+        return Err(format!("unknown DimensionOrder {order:?}").into());
     }
     // page axes outermost first: the reverse of DimensionOrder without XY
     let axes: Vec<(char, u64)> = order[2..]
@@ -262,11 +323,8 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
             (a, n)
         })
         .collect();
-    let n_planes: u64 = axes.iter().map(|(_, n)| n).product();
-    if n_planes > chain.pages.len() as u64 * 4 + 1024 && n_planes > 1 << 24 {
-        return Err(format!("{n_planes} planes declared"));
-    }
-    let n_pages = chain.pages.len();
+    let n_pages = chain.pages.len() as u64;
+    let n_planes = check_declared_planes(&axes, n_pages).map_err(Rejection::Refused)?;
     let mut pages: Vec<Option<usize>> = vec![None; n_planes as usize];
     let mut warnings = Vec::new();
     let tiffdata: Vec<_> = pixels
@@ -275,9 +333,12 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
         .collect();
     if tiffdata.is_empty() {
         for (k, p) in pages.iter_mut().enumerate() {
-            *p = (k < n_pages).then_some(k);
+            *p = (k < chain.pages.len()).then_some(k);
         }
     }
+    // planes mapped by all TiffData together; bounded so that many elements
+    // each mapping every plane cannot cost elements × planes
+    let mut mapped = 0u64;
     for td in &tiffdata {
         if let Some(uuid) = td.children().find(|n| n.tag_name().name() == "UUID") {
             if let Some(name) = uuid.attribute("FileName") {
@@ -286,46 +347,57 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
                     return Err(format!(
                         "planes are stored in another file ({name}); multi-file OME-TIFF \
                          datasets are not supported"
-                    ));
+                    )
+                    .into());
                 }
             }
         }
         let attr = |name: &str| td.attribute(name).and_then(|v| v.parse::<u64>().ok());
-        let ifd = attr("IFD").unwrap_or(0);
+        let first_ifd = attr("IFD").unwrap_or(0);
         let count = attr("PlaneCount")
             .or(attr("NumPlanes"))
             .unwrap_or(if td.attribute("IFD").is_some() { 1 } else { 0 });
-        // index of the first plane in C order over the page axes
+        // index of the first plane in C order over the page axes; below
+        // n_planes, as each coordinate is clamped below its axis size
         let mut start = 0u64;
         for (a, n) in &axes {
             let first = attr(&format!("First{a}")).unwrap_or(0);
             if first >= *n {
                 warnings.push(format!("TiffData First{a}={first} is outside the image"));
             }
-            start = start * n + first.min(n.saturating_sub(1));
+            start = start * n + first.min(n - 1);
         }
-        let count = if count == 0 {
-            n_planes.saturating_sub(start)
-        } else {
-            count
-        };
+        let left = n_planes - start;
+        let count = if count == 0 { left } else { count.min(left) };
+        mapped += count;
+        if mapped > n_planes.saturating_mul(2) {
+            return Err(format!(
+                "TiffData elements map more than twice the {n_planes} planes the image has"
+            )
+            .into());
+        }
         for k in 0..count {
-            let plane = start + k;
-            if plane >= n_planes {
-                break;
-            }
-            let page = ifd + k;
-            if page < n_pages as u64 {
-                pages[plane as usize] = Some(page as usize);
-            } else {
-                warnings.push(format!(
-                    "OME TiffData refers to IFD {page} but the file has {n_pages}; that \
-                     plane is left as zeros"
-                ));
+            match first_ifd.checked_add(k).filter(|page| *page < n_pages) {
+                Some(page) => pages[(start + k) as usize] = Some(page as usize),
+                None => {
+                    warnings.push(format!(
+                        "OME TiffData refers to IFD {} but the file has {n_pages}; \
+                         {} plane(s) from there on are left as zeros",
+                        first_ifd.saturating_add(k),
+                        count - k
+                    ));
+                    break;
+                }
             }
         }
     }
-    let missing = pages.iter().filter(|p| p.is_none()).count();
+    let missing = pages.iter().filter(|p| p.is_none()).count() as u64;
+    if missing > allowed_missing_planes(n_planes) {
+        return Err(Rejection::Refused(too_many_missing_planes(
+            n_planes,
+            n_planes - missing,
+        )));
+    }
     if missing > 0 && warnings.is_empty() {
         warnings.push(format!(
             "{missing} plane(s) have no TIFF page and are left as zeros"
@@ -367,6 +439,115 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, String> {
     .squeezed())
 }
 
+/// How many of `planes` declared planes may lack a page and be zeros.
+fn allowed_missing_planes(planes: u64) -> u64 {
+    MIN_MISSING_PLANES.max(planes / MISSING_PLANES_DIVISOR)
+}
+
+fn too_many_missing_planes(declared: u64, present: u64) -> CoreError {
+    CoreError::Format(format!(
+        "the OME-XML declares {declared} planes but the file holds only {present} of them; \
+         at most {} planes may be missing (the larger of {MIN_MISSING_PLANES} and a tenth \
+         of the planes), the rest would be stored as zeros",
+        allowed_missing_planes(declared)
+    ))
+}
+
+/// The number of planes the OME page axes declare, refused before anything
+/// of that size is allocated when it overflows or when the file's pages
+/// could not hold nearly all of them (each page holds at most one plane).
+fn check_declared_planes(axes: &[(char, u64)], n_pages: u64) -> Result<u64, CoreError> {
+    let sizes = || {
+        axes.iter()
+            .map(|(a, n)| format!("Size{a}={n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let planes = axes
+        .iter()
+        .try_fold(1u64, |acc, (_, n)| acc.checked_mul(*n))
+        .ok_or_else(|| {
+            CoreError::Format(format!(
+                "the OME-XML declares more than 2^64 planes ({})",
+                sizes()
+            ))
+        })?;
+    if planes.saturating_sub(n_pages) > allowed_missing_planes(planes) {
+        return Err(too_many_missing_planes(planes, n_pages));
+    }
+    Ok(planes)
+}
+
+/// Refuses XML that would exhaust roxmltree before it is parsed: elements
+/// nested deeper than [`MAX_XML_DEPTH`] (its parser recurses per level) or
+/// carrying more than [`MAX_XML_ATTRIBUTES`] attributes. Tags are counted
+/// as roxmltree reads them: comments, CDATA sections and processing
+/// instructions are skipped and quoted attribute values may hold `>`; where
+/// this scan and roxmltree could disagree, roxmltree rejects the text first.
+fn check_xml_structure(xml: &str) -> Result<(), CoreError> {
+    let b = xml.as_bytes();
+    let skip_past = |from: usize, end: &[u8]| {
+        b[from..]
+            .windows(end.len())
+            .position(|w| w == end)
+            .map_or(b.len(), |p| from + p + end.len())
+    };
+    let mut depth = 0usize;
+    let mut i = 0usize;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + p;
+        let rest = &b[at..];
+        i = if rest.starts_with(b"<!--") {
+            skip_past(at + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            skip_past(at + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            skip_past(at + 2, b"?>")
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            at + 2
+        } else if rest.starts_with(b"<!") {
+            // a DOCTYPE, which roxmltree refuses
+            at + 2
+        } else {
+            let mut quote = None;
+            let mut attributes = 0usize;
+            let mut end = None;
+            for (j, &c) in rest.iter().enumerate().skip(1) {
+                match (quote, c) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(c),
+                    (None, b'=') => attributes += 1,
+                    (None, b'>') => {
+                        end = Some(j);
+                        break;
+                    }
+                    (None, _) => {}
+                }
+            }
+            if attributes > MAX_XML_ATTRIBUTES {
+                return Err(CoreError::Unsupported(format!(
+                    "an OME-XML element has {attributes} attributes; at most \
+                     {MAX_XML_ATTRIBUTES} are read"
+                )));
+            }
+            let Some(end) = end else { break };
+            if rest[end - 1] != b'/' {
+                depth += 1;
+                if depth > MAX_XML_DEPTH {
+                    return Err(CoreError::Unsupported(format!(
+                        "the OME-XML nests elements more than {MAX_XML_DEPTH} levels deep, \
+                         the most pentascope reads"
+                    )));
+                }
+            }
+            at + end + 1
+        };
+    }
+    Ok(())
+}
+
 fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
     let value = |key: &str| {
         desc.lines()
@@ -387,7 +568,11 @@ fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
     let images = value("images")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(pages.len() as u64);
-    if channels * slices * frames != images {
+    if channels
+        .checked_mul(slices)
+        .and_then(|n| n.checked_mul(frames))
+        != Some(images)
+    {
         return Err(format!(
             "channels×slices×frames = {channels}×{slices}×{frames} differs from images={images}"
         ));
@@ -471,8 +656,14 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
             n / channels
         }
     };
-    let slices = (n / (frames * channels)).max(1);
-    if slices * frames * channels != n {
+    let per_slice = frames
+        .checked_mul(channels)
+        .filter(|p| (1..=n).contains(p))
+        .ok_or_else(|| {
+            format!("framesPerSlice {frames} × {channels} channels does not fit the {n} pages")
+        })?;
+    let slices = n / per_slice;
+    if slices * per_slice != n {
         return Err(format!(
             "{n} pages do not split into {slices} slices × {frames} frames × {channels} channels"
         ));
@@ -486,4 +677,30 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
         warnings: Vec::new(),
     }
     .squeezed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth_ok(xml: &str) -> bool {
+        check_xml_structure(xml).is_ok()
+    }
+
+    #[test]
+    fn xml_depth_counts_open_elements_only() {
+        let deep = |n: usize| "<a>".repeat(n) + &"</a>".repeat(n);
+        assert!(depth_ok(&deep(MAX_XML_DEPTH)));
+        assert!(!depth_ok(&deep(MAX_XML_DEPTH + 1)));
+        // siblings, empty elements, comments, CDATA and quoted `>` add no depth
+        assert!(depth_ok(&"<a></a><b/>".repeat(10 * MAX_XML_DEPTH)));
+        let hidden = format!(
+            "<r><!--{0}--><![CDATA[{0}]]><?pi {0}?><e v='>'/><e v=\"/>\">x</e></r>",
+            "<a>".repeat(2 * MAX_XML_DEPTH)
+        );
+        assert!(depth_ok(&hidden));
+        // an attribute value cannot close a tag early and hide nesting
+        let quoted = "<a x='>'>".repeat(MAX_XML_DEPTH + 1);
+        assert!(!depth_ok(&quoted));
+    }
 }

@@ -133,6 +133,14 @@ impl PageLayout {
         }
     }
 
+    /// Bytes of the file the page's strips or tiles occupy, overlaps counted
+    /// as often as they are read.
+    pub fn stored_bytes(&self) -> u64 {
+        self.byte_counts
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(*n))
+    }
+
     /// Whether two pages hold the same kind of image (shape and type).
     pub fn same_kind(&self, other: &PageLayout) -> bool {
         self.width == other.width
@@ -176,6 +184,10 @@ fn map_tiff_error(e: TiffError) -> CoreError {
     }
 }
 
+/// Bytes of the file a strip or tile takes at least in the IFDs' offset and
+/// byte count arrays (2-byte SHORTs each), halved as a margin.
+const MIN_BYTES_PER_LISTED_CHUNK: u64 = 2;
+
 /// Reads the header and every IFD of `file`.
 pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, CoreError> {
     if file_len == 0 {
@@ -213,6 +225,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut description = None;
     let mut software = None;
     let mut resolution = None;
+    let mut chunks_listed = 0u64;
     while let Some(ptr) = next {
         if !seen.insert(ptr.0) {
             return Err(CoreError::Format(format!(
@@ -259,7 +272,21 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 resolution = Some((x, y, unit));
             }
         }
-        pages.push(page_layout(&mut tags, file_len, limits));
+        let page = page_layout(&mut tags, file_len, limits);
+        if let Ok(layout) = &page {
+            // each strip or tile takes at least 4 bytes of offset and byte
+            // count arrays in the file, unless IFDs share one array; kept in
+            // memory at 16 bytes a chunk, shared arrays would multiply it
+            chunks_listed += layout.offsets.len() as u64;
+            if chunks_listed > file_len / MIN_BYTES_PER_LISTED_CHUNK {
+                return Err(CoreError::Format(format!(
+                    "the first {} IFDs list {chunks_listed} strips or tiles, more than a file \
+                     of {file_len} bytes can hold: they share their offset arrays",
+                    pages.len() + 1
+                )));
+            }
+        }
+        pages.push(page);
     }
     if pages.is_empty() {
         return Err(CoreError::Format("the file has no image directory".into()));
@@ -409,7 +436,7 @@ fn page_layout(
         .find_tag_unsigned_vec(counts_tag)
         .map_err(|x| e("chunk byte counts", x))?
         .ok_or_else(|| bad("the page has no strip or tile byte counts".into()))?;
-    let layout = PageLayout {
+    let mut layout = PageLayout {
         width,
         height,
         samples,
@@ -428,7 +455,7 @@ fn page_layout(
     } else {
         1
     };
-    let expected = u64::from(across) * u64::from(down) * planes;
+    let expected = (u64::from(across) * u64::from(down)).saturating_mul(planes);
     if (layout.offsets.len() as u64) < expected || (layout.byte_counts.len() as u64) < expected {
         return Err(bad(format!(
             "the page needs {expected} strips or tiles but lists {} offsets and {} byte counts",
@@ -436,29 +463,31 @@ fn page_layout(
             layout.byte_counts.len()
         )));
     }
+    // entries past the ones the grid needs are never read
+    layout.offsets.truncate(expected as usize);
+    layout.byte_counts.truncate(expected as usize);
+    // only the rows of a chunk that lie in the image are decoded
     let (cw, ch) = layout.chunk_size();
-    let chunk_bytes = u64::from(cw)
-        * u64::from(ch)
-        * (if planar_separate {
+    let chunk_bytes = [
+        u64::from(ch.min(height)),
+        if planar_separate {
             1
         } else {
             u64::from(samples)
-        })
-        * dtype.size() as u64;
-    if chunk_bytes > limits.max_chunk_bytes {
+        },
+        dtype.size() as u64,
+    ]
+    .into_iter()
+    .try_fold(u64::from(cw), u64::checked_mul);
+    if chunk_bytes.is_none_or(|n| n > limits.max_chunk_bytes) {
         return Err(CoreError::LimitsExceeded(format!(
-            "one strip or tile decodes to {chunk_bytes} bytes, more than the configured \
-             maximum of {} bytes",
+            "one strip or tile of {cw}×{ch} pixels decodes to {} bytes, more than the \
+             configured maximum of {} bytes",
+            chunk_bytes.map_or("over 2^64".to_string(), |n| n.to_string()),
             limits.max_chunk_bytes
         )));
     }
-    for (i, (&off, &n)) in layout
-        .offsets
-        .iter()
-        .zip(&layout.byte_counts)
-        .enumerate()
-        .take(expected as usize)
-    {
+    for (i, (&off, &n)) in layout.offsets.iter().zip(&layout.byte_counts).enumerate() {
         if off.checked_add(n).is_none_or(|end| end > file_len) {
             return Err(bad(format!(
                 "strip/tile {i} spans bytes {off}..{} but the file has only {file_len} bytes \

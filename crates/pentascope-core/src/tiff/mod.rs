@@ -21,7 +21,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 pub use flavour::{Flavour, PhysicalSize, PhysicalSizes};
-pub use ifd::{ChunkGeometry, Codec, PageLayout};
+pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
 use crate::error::{CoreError, Limits};
 use crate::shape::{Axes, PlaneIndex, Shape5};
@@ -62,6 +62,45 @@ pub struct PageGroup {
 }
 
 impl Series {
+    /// Interprets a parsed IFD chain as a 5D series: recognises the flavour
+    /// from the metadata (`header` is the start of the file, where ScanImage
+    /// keeps its own) and checks every page the series uses is readable and
+    /// of the first page's kind. No pixel is read.
+    pub fn from_chain(
+        chain: &IfdChain,
+        header: &[u8],
+        axes: Option<&Axes>,
+        limits: &Limits,
+    ) -> Result<Series, CoreError> {
+        let first = match chain.pages.first() {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => return Err(clone_error(e)),
+            None => return Err(CoreError::Format("the file has no image directory".into())),
+        };
+        let interpretation = flavour::interpret(chain, header)?;
+        let series = build_series(first, interpretation, axes, limits)?;
+        for page in series.page_of.iter().flatten() {
+            match &chain.pages[*page] {
+                Ok(p) if p.same_kind(first) => {}
+                Ok(p) => {
+                    return Err(CoreError::Format(format!(
+                        "page {page} is {}×{}×{} {} but the first page is {}×{}×{} {}",
+                        p.width,
+                        p.height,
+                        p.samples,
+                        p.dtype,
+                        first.width,
+                        first.height,
+                        first.samples,
+                        first.dtype
+                    )))
+                }
+                Err(e) => return Err(clone_error(e)),
+            }
+        }
+        Ok(series)
+    }
+
     /// Every page group in `TZC` order of their first plane.
     pub fn page_groups(&self) -> Vec<PageGroup> {
         let s = u64::from(self.samples);
@@ -107,32 +146,8 @@ impl TiffFile {
             }
         ];
         file.read_exact_at(&mut header, 0)?;
-        let interpretation = flavour::interpret(&chain, &header);
-        let first = match &chain.pages[0] {
-            Ok(p) => p.clone(),
-            Err(e) => return Err(clone_error(e)),
-        };
-        let series = build_series(&first, interpretation, axes, limits)?;
-        // every page the series uses must be readable and of the first page's kind
-        for page in series.page_of.iter().flatten() {
-            match &chain.pages[*page] {
-                Ok(p) if p.same_kind(&first) => {}
-                Ok(p) => {
-                    return Err(CoreError::Format(format!(
-                        "page {page} is {}×{}×{} {} but the first page is {}×{}×{} {}",
-                        p.width,
-                        p.height,
-                        p.samples,
-                        p.dtype,
-                        first.width,
-                        first.height,
-                        first.samples,
-                        first.dtype
-                    )))
-                }
-                Err(e) => return Err(clone_error(e)),
-            }
-        }
+        let series = Series::from_chain(&chain, &header, axes, limits)?;
+        check_chunks_not_shared(&chain, &series, file_len)?;
         Ok(TiffFile {
             file,
             big_endian: chain.big_endian,
@@ -155,7 +170,23 @@ impl TiffFile {
         rows: Range<u32>,
         out: &mut [Vec<T>],
     ) -> Result<(), CoreError> {
-        let layout = self.pages[page].as_ref().map_err(clone_error)?;
+        let layout = self
+            .pages
+            .get(page)
+            .ok_or_else(|| {
+                CoreError::OutOfRange(format!(
+                    "page {page} does not exist; the file has {}",
+                    self.pages.len()
+                ))
+            })?
+            .as_ref()
+            .map_err(clone_error)?;
+        if rows.is_empty() || rows.end > layout.height {
+            return Err(CoreError::OutOfRange(format!(
+                "rows {rows:?} are not within the page's {} rows",
+                layout.height
+            )));
+        }
         if T::DTYPE != layout.dtype {
             return Err(CoreError::InvalidRequest(format!(
                 "page {page} holds {} samples, not {}",
@@ -178,16 +209,16 @@ impl TiffFile {
             .into_par_iter()
             .map(|c| {
                 let mut buf =
-                    vec![T::default(); c.stored_rows as usize * chunk_w as usize * per_chunk];
+                    vec![T::default(); c.decoded_rows as usize * chunk_w as usize * per_chunk];
                 decode_chunk(&self.file, layout, self.big_endian, &c, &mut buf)?;
                 Ok((c, buf))
             })
             .collect::<Result<_, CoreError>>()?;
         for (c, data) in decoded {
-            let x1 = (c.x0 + chunk_w).min(layout.width);
+            let x1 = c.x0.saturating_add(chunk_w).min(layout.width);
             let cols = (x1 - c.x0) as usize;
             let y_from = c.y0.max(rows.start);
-            let y_to = (c.y0 + c.stored_rows).min(rows.end).min(layout.height);
+            let y_to = (c.y0 + c.decoded_rows).min(rows.end);
             for y in y_from..y_to {
                 let src_row = (y - c.y0) as usize * chunk_w as usize * per_chunk;
                 let dst = (y - rows.start) as usize * width + c.x0 as usize;
@@ -220,26 +251,56 @@ fn band_chunks(layout: &PageLayout, rows: Range<u32>) -> Vec<ChunkRef> {
     };
     let first_row = rows.start / chunk_h;
     let last_row = (rows.end - 1) / chunk_h;
+    let (across_n, down_n) = (across as usize, down as usize);
     let mut chunks = Vec::new();
     for sample in 0..planes {
         for cy in first_row..=last_row.min(down - 1) {
             for cx in 0..across {
                 let y0 = cy * chunk_h;
-                let stored_rows = match layout.geometry {
-                    ChunkGeometry::Strips { .. } => chunk_h.min(layout.height - y0),
-                    ChunkGeometry::Tiles { .. } => chunk_h,
-                };
                 chunks.push(ChunkRef {
-                    index: (u32::from(sample) * across * down + cy * across + cx) as usize,
+                    index: (usize::from(sample) * down_n + cy as usize) * across_n + cx as usize,
                     sample,
                     x0: cx * chunk_w,
                     y0,
-                    stored_rows,
+                    // the rows of a tile below the image are never decoded,
+                    // so a huge tile on a tiny image costs what the image does
+                    decoded_rows: chunk_h.min(layout.height - y0),
                 });
             }
         }
     }
     chunks
+}
+
+/// How many times the file's size the strips and tiles of a series may add
+/// up to. Writers give every chunk its own bytes, so the sum stays below the
+/// file size; a few kilobytes of compressed data shared by thousands of tiles
+/// or pages would decompress to gigabytes (a decompression bomb).
+const MAX_CHUNK_BYTES_PER_FILE_BYTE: u64 = 2;
+
+/// Refuses a series whose pages share their compressed data: see
+/// [`MAX_CHUNK_BYTES_PER_FILE_BYTE`].
+fn check_chunks_not_shared(
+    chain: &IfdChain,
+    series: &Series,
+    file_len: u64,
+) -> Result<(), CoreError> {
+    let mut pages: Vec<usize> = series.page_of.iter().flatten().copied().collect();
+    pages.sort_unstable();
+    pages.dedup();
+    let stored: u64 = pages
+        .iter()
+        .filter_map(|p| chain.pages[*p].as_ref().ok())
+        .fold(0u64, |sum, layout| {
+            sum.saturating_add(layout.stored_bytes())
+        });
+    if stored > file_len.saturating_mul(MAX_CHUNK_BYTES_PER_FILE_BYTE) {
+        return Err(CoreError::Unsupported(format!(
+            "the strips and tiles of the image add up to {stored} bytes but the file has only \
+             {file_len}: they share data, which pentascope refuses as a decompression bomb"
+        )));
+    }
+    Ok(())
 }
 
 fn clone_error(e: &CoreError) -> CoreError {
@@ -276,10 +337,34 @@ fn build_series(
     };
     let samples = first.samples;
     let (t, z, cp) = (size_of('T'), size_of('Z'), size_of('C'));
+    // the flavours bound the page axes by the page count; checked anyway, as
+    // page_of below is allocated from this product
+    let pages_declared = t
+        .checked_mul(z)
+        .and_then(|n| n.checked_mul(cp))
+        .ok_or_else(|| {
+            CoreError::LimitsExceeded(format!(
+                "the image declares {t}×{z}×{cp} TZC pages, more than 2^64"
+            ))
+        })?;
+    if pages_declared == 0 {
+        return Err(CoreError::Format(format!(
+            "the image declares {t}×{z}×{cp} TZC pages: it has no plane"
+        )));
+    }
+    let channels = cp.saturating_mul(u64::from(samples));
+    if channels > limits.max_channels {
+        return Err(CoreError::LimitsExceeded(format!(
+            "the image has {channels} channels ({cp} per page × {samples} samples per pixel), \
+             more than the configured maximum of {} (max_channels, set with \
+             PENTASCOPE_MAX_CHANNELS)",
+            limits.max_channels
+        )));
+    }
     let shape = Shape5::new(
         t,
         z,
-        cp * u64::from(samples),
+        channels,
         u64::from(first.height),
         u64::from(first.width),
     );
@@ -296,20 +381,21 @@ fn build_series(
             limits.max_samples
         )));
     }
-    // C-order strides of the file's page axes
+    // C-order strides of the file's page axes; their product is t·z·cp
+    // (every letter is one of TZC, each at most once), so none overflows
     let mut strides = vec![1u64; interp.axes.len()];
     for i in (0..interp.axes.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * interp.axes[i + 1].1;
     }
-    let mut page_of = vec![None; (t * z * cp) as usize];
+    let mut page_of = vec![None; pages_declared as usize];
     for (k, page) in interp.pages.iter().enumerate() {
+        if k as u64 >= pages_declared {
+            break;
+        }
         let mut pos = [0u64; 3];
         for (i, l) in letters.iter().enumerate() {
             let coord = (k as u64 / strides[i]) % interp.axes[i].1;
             pos["TZC".find(*l).expect("canonical letter")] = coord;
-        }
-        if k as u64 >= t * z * cp {
-            break;
         }
         page_of[((pos[0] * z + pos[1]) * cp + pos[2]) as usize] = *page;
     }
@@ -423,6 +509,11 @@ fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
         })
         .collect();
     for (i, l) in letters.iter().enumerate() {
+        if !"TZC".contains(*l) {
+            return Err(CoreError::InvalidAxes(format!(
+                "page axis {l} is not one of T, Z, C"
+            )));
+        }
         if letters[..i].contains(l) {
             return Err(CoreError::InvalidAxes(format!(
                 "axis {l} appears twice among the page axes"

@@ -1,7 +1,6 @@
-//! `POST /analyze`: PCA with pixels as samples and channels as features.
-//! The scores become a derived float32 image that is virtual: its record
-//! holds the model, and its planes are projected from the source on request.
-//! With `"async": true` the work becomes a background job (`202`).
+//! `POST /analyze`: PCA with pixels as samples and channels as features
+//! (see `pentascope_app::analyze`). With `"async": true` the work becomes a
+//! background job (`202`).
 
 use std::sync::Arc;
 
@@ -9,61 +8,56 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use pentascope_store::ops::{check_pca, run_pca};
-use serde_json::{json, Value};
+use pentascope_app::analyze::PcaArgs;
+use pentascope_app::jobs::parse;
+use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::jobs::submit;
-use crate::state::AppState;
+use crate::handlers::jobs::accepted_json;
+use crate::AppState;
+
+/// A body that is not the JSON expected: 413 when it is over the size
+/// limit, 400 otherwise.
+fn json_error(e: JsonRejection) -> ApiError {
+    ApiError {
+        status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        },
+        message: format!(
+            "expected a JSON body (at most 2 MiB) like {{\"image_id\": \"image_1\", \"components\": 2}} ({e})"
+        ),
+    }
+}
 
 /// `POST /analyze` with `{"image_id": "image_1", "components": 2}` and
 /// optionally `"async": true`.
 pub async fn analyze(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a JSON body like {{\"image_id\": \"image_1\", \"components\": 2}} ({e})"
-        ))
-    })?;
-    let image_id = body
-        .get("image_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::bad_request("image_id (a string such as \"image_1\") is required")
-        })?;
-    let components = match body.get("components").or_else(|| body.get("n_components")) {
-        None => 2,
-        Some(v) => v.as_u64().ok_or_else(|| {
-            ApiError::bad_request(format!("components must be a positive integer, got {v}"))
-        })?,
-    };
-    let run_async = match body.get("async") {
+    let Json(mut body) = body.map_err(json_error)?;
+    let run_async = match body.as_object_mut().and_then(|b| b.remove("async")) {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| {
             ApiError::bad_request(format!("async must be true or false, got {v}"))
         })?,
     };
-    let source = state.record(image_id).await?;
-    check_pca(&source, components)?;
-    if run_async {
-        let job = submit(
-            &state,
-            "heavy_pca",
-            json!({"image_id": source.id, "n_components": components}),
-        )
-        .await?;
-        return Ok((StatusCode::ACCEPTED, Json(job)));
+    if body.get("image_id").and_then(Value::as_str).is_none() {
+        return Err(ApiError::bad_request(
+            "image_id (a string such as \"image_1\") is required",
+        ));
     }
-    let result = run_pca(
-        &*state.repo,
-        state.pixels.clone(),
-        &source,
-        components,
-        state.config.inline_scores_cap,
-        Arc::new(|_| {}),
-    )
-    .await?;
-    Ok((StatusCode::OK, Json(result)))
+    let mut args: PcaArgs = parse(&body)?;
+    if run_async {
+        args.n_components = Some(args.components());
+        let job = app.submit(args).await?;
+        return Ok((StatusCode::ACCEPTED, Json(accepted_json(&job))));
+    }
+    let result = app.analyze(&args, Arc::new(|_| {})).await?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::to_value(result).map_err(|e| ApiError::internal(e.to_string()))?),
+    ))
 }

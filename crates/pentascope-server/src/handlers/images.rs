@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::handlers::params::{required, Params};
-use crate::state::AppState;
+use crate::AppState;
 
 /// The metadata document of an image, as `/metadata` and `/images` give it.
 pub fn metadata_json(r: &ImageRecord) -> Value {
@@ -41,20 +41,20 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
 
 /// `GET /metadata?image_id=`.
 pub async fn metadata(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state.record(required(&params, "image_id")?).await?;
+    let record = app.image(required(&params, "image_id")?).await?;
     Ok(Json(metadata_json(&record)))
 }
 
 /// `GET /statistics?image_id=`: per-channel statistics over T, Z, Y, X,
 /// gathered at ingest (no pixel is read).
 pub async fn statistics(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut r = state.record(required(&params, "image_id")?).await?;
+    let id = required(&params, "image_id")?;
     let recompute = match params.get("recompute").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -64,19 +64,9 @@ pub async fn statistics(
             )))
         }
     };
-    if recompute {
-        // re-read every pixel from the chunked store (a check of the store
-        // and a measure of its read speed); the stored record is unchanged
-        let pixels = state.pixels.clone();
-        let record = r.clone();
-        r.statistics = crate::state::blocking(move || {
-            let reader = pentascope_store::ops::open_image(&*pixels, &record)?;
-            Ok(pentascope_store::analysis::recompute_statistics(&*reader)?)
-        })
-        .await?;
-    }
+    let (r, statistics) = app.statistics(id, recompute).await?;
     let col = |f: fn(&pentascope_core::stats::ChannelStats) -> f64| {
-        r.statistics.iter().map(f).collect::<Vec<f64>>()
+        statistics.iter().map(f).collect::<Vec<f64>>()
     };
     Ok(Json(json!({
         "image_id": r.id,
@@ -84,77 +74,44 @@ pub async fn statistics(
         "std": col(|c| c.std),
         "min": col(|c| c.min),
         "max": col(|c| c.max),
-        "count": r.statistics.iter().map(|c| c.count).collect::<Vec<_>>(),
+        "count": statistics.iter().map(|c| c.count).collect::<Vec<_>>(),
         "display_min": col(|c| c.display_min),
         "display_max": col(|c| c.display_max),
-        "histograms": r.statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
+        "histograms": statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
     })))
 }
 
 /// `GET /images`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let images: Vec<Value> = state.repo.list().await?.iter().map(metadata_json).collect();
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let images: Vec<Value> = app.list().await?.iter().map(metadata_json).collect();
     Ok(Json(json!({ "count": images.len(), "images": images })))
 }
 
 /// `GET /images/{id}`.
 pub async fn get(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(metadata_json(&state.record(&id).await?)))
+    Ok(Json(metadata_json(&app.image(&id).await?)))
 }
 
 /// `DELETE /images/{id}`: removes the record, then the pixels.
 pub async fn delete(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state.record(&id).await?;
-    // images derived from this one (PCA scores) cannot outlive it
-    let derived = state.repo.derived_from(record.id).await?;
-    for d in &derived {
-        state.repo.delete(*d).await?;
-        state.caches.forget(*d);
-    }
-    if !state.repo.delete(record.id).await? {
-        return Err(ApiError::not_found(record.id));
-    }
-    let pixels = state.pixels.clone();
-    let id = record.id;
-    state.caches.forget(id);
-    crate::state::blocking(move || Ok(pixels.delete(id)?)).await?;
+    let deleted = app.delete(&id).await?;
     Ok(Json(json!({
-        "message": format!("{id} deleted"),
-        "image_id": id,
-        "derived_images_deleted": derived,
+        "message": format!("{} deleted", deleted.image_id),
+        "image_id": deleted.image_id,
+        "derived_images_deleted": deleted.derived_images_deleted,
     })))
 }
 
 /// `GET /health`: the service and each dependency.
-pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let backend = state.repo.backend();
-    let database = match state.repo.ping().await {
-        Ok(()) => json!({"status": "ok", "backend": backend}),
-        Err(e) => json!({"status": "unavailable", "backend": backend, "error": e.to_string()}),
-    };
-    let broker = match &state.broker {
-        None => json!({"status": "not configured", "backend": "in-process"}),
-        Some(b) => match b.ping().await {
-            Ok(()) => json!({"status": "ok", "backend": "redis"}),
-            Err(e) => json!({"status": "unavailable", "backend": "redis", "error": e.to_string()}),
-        },
-    };
-    let pixels = state.pixels.clone();
-    let storage_backend = pixels.backend();
-    let storage = match crate::state::blocking(move || Ok(pixels.ping()?)).await {
-        Ok(()) => json!({"status": "ok", "backend": storage_backend}),
-        Err(e) => json!({"status": "unavailable", "backend": storage_backend, "error": e.message}),
-    };
-    let ok = database["status"] == "ok"
-        && storage["status"] == "ok"
-        && broker["status"] != "unavailable";
-    let status = if ok {
+pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let health = app.health().await;
+    let status = if health.ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -162,11 +119,11 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (
         status,
         Json(json!({
-            "status": if ok { "ok" } else { "degraded" },
+            "status": if health.ok { "ok" } else { "degraded" },
             "version": env!("CARGO_PKG_VERSION"),
-            "database": database,
-            "storage": storage,
-            "broker": broker,
+            "database": health.database,
+            "storage": health.storage,
+            "broker": health.broker,
         })),
     )
 }
@@ -181,11 +138,8 @@ pub async fn openapi() -> impl IntoResponse {
 
 /// Unknown paths answer in the same JSON shape as every other error.
 pub async fn no_route(uri: Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!(
-            "no such endpoint {}; see /openapi.json for the API",
-            uri.path()
-        ),
-    }
+    ApiError::not_found(format!(
+        "no such endpoint {}; see /openapi.json for the API",
+        uri.path()
+    ))
 }

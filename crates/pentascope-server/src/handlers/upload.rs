@@ -1,22 +1,20 @@
 //! `POST /upload`: spool the multipart body to disk as it arrives, ingest
 //! it on the blocking pool, publish only when everything is written.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use pentascope_app::ingest::Upload;
 use pentascope_core::Axes;
-use pentascope_store::ingest::ingest_tiff;
-use pentascope_store::record::ImageDetails;
-use pentascope_store::{ImageKind, ImageRecord};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
 use crate::handlers::params::Params;
-use crate::state::{blocking, AppState};
+use crate::AppState;
 
 /// Bytes gathered before each write to the spool file.
 const SPOOL_BUFFER: usize = 8 << 20;
@@ -30,10 +28,19 @@ struct Spooled {
 
 /// `POST /upload` with multipart field `file` and optional `axes`.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(app): State<AppState>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // a declared size over the limit is refused before a byte is spooled
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.config.max_upload_bytes) {
+        return Err(too_large(&app));
+    }
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a multipart/form-data body with a field named file ({e})"
@@ -48,31 +55,30 @@ pub async fn upload(
         .map_err(|e| ApiError::bad_request(format!("cannot read the multipart body: {e}")))?
     {
         match field.name() {
+            Some("file") if spooled.is_some() => {
+                return Err(ApiError::bad_request(
+                    "the upload has more than one field named file: send one file per request",
+                ));
+            }
             Some("file") => {
                 let name = field.file_name().unwrap_or("upload.tif").to_string();
                 let path = tempfile::Builder::new()
                     .prefix("upload-")
-                    .tempfile_in(&state.spool)
-                    .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?
+                    .tempfile_in(app.config.spool_dir())
+                    .map_err(spool_error)?
                     .into_temp_path();
                 // Large writes: each write to a tokio file is a trip to the
                 // blocking pool, so batch the small multipart chunks.
                 let mut out = tokio::io::BufWriter::with_capacity(
                     SPOOL_BUFFER,
-                    tokio::fs::File::create(&path)
-                        .await
-                        .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?,
+                    tokio::fs::File::create(&path).await.map_err(spool_error)?,
                 );
                 let mut bytes = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(&state, e))? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(&app, e))? {
                     bytes += chunk.len() as u64;
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+                    out.write_all(&chunk).await.map_err(spool_error)?;
                 }
-                out.flush()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot spool the upload: {e}")))?;
+                out.flush().await.map_err(spool_error)?;
                 spooled = Some(Spooled {
                     file: path,
                     name,
@@ -90,12 +96,6 @@ pub async fn upload(
     let spooled = spooled.ok_or_else(|| {
         ApiError::bad_request("no file in the upload: send the TIFF as multipart field \"file\"")
     })?;
-    if spooled.bytes == 0 {
-        return Err(ApiError::bad_request(format!(
-            "the uploaded file {:?} is empty",
-            spooled.name
-        )));
-    }
     let axes = axes_text
         .filter(|a| !a.trim().is_empty())
         .map(|a| Axes::parse(&a))
@@ -106,7 +106,14 @@ pub async fn upload(
         seconds = started.elapsed().as_secs_f64(),
         "upload received"
     );
-    let record = ingest(&state, spooled, axes).await?;
+    let upload = Upload {
+        path: spooled.file.to_path_buf(),
+        name: spooled.name,
+        byte_size: spooled.bytes,
+        axes,
+    };
+    let record = app.ingest(upload, Arc::new(|_, _| {})).await?;
+    drop(spooled.file);
     tracing::info!(
         id = %record.id,
         seconds = started.elapsed().as_secs_f64(),
@@ -124,99 +131,32 @@ pub async fn upload(
     ))
 }
 
+/// 413 naming the upload limit and its setting.
+fn too_large(app: &AppState) -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "the upload is larger than the configured maximum of {} bytes \
+             (PENTASCOPE_MAX_UPLOAD_BYTES, --max-upload-bytes)",
+            app.config.max_upload_bytes
+        ),
+    }
+}
+
+/// Writing the upload to the spool failed.
+fn spool_error(e: std::io::Error) -> ApiError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        ApiError::storage_full(e)
+    } else {
+        ApiError::internal(format!("cannot spool the upload: {e}"))
+    }
+}
+
 /// A broken or oversized multipart stream.
-fn upload_error(state: &AppState, e: axum::extract::multipart::MultipartError) -> ApiError {
+fn upload_error(app: &AppState, e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!(
-                "the upload is larger than the configured maximum of {} bytes \
-                 (PENTASCOPE_MAX_UPLOAD_BYTES)",
-                state.config.max_upload_bytes
-            ),
-        }
+        too_large(app)
     } else {
         ApiError::bad_request(format!("the upload was interrupted: {e}"))
     }
-}
-
-/// Reserves an id, writes the pixels staged, then publishes pixels and
-/// record; any failure on the way leaves neither behind.
-async fn ingest(
-    state: &AppState,
-    spooled: Spooled,
-    axes: Option<Axes>,
-) -> Result<ImageRecord, ApiError> {
-    let id = state.repo.reserve(ImageKind::Upload).await?;
-    let pixels = state.pixels.clone();
-    let limits = state.config.limits;
-    let name = spooled.name.clone();
-    let path: PathBuf = spooled.file.to_path_buf();
-    let staged = blocking(move || {
-        let ingested = ingest_tiff(
-            &*pixels,
-            id,
-            &path,
-            &name,
-            &limits,
-            axes.as_ref(),
-            &|_, _| {},
-        )?;
-        Ok(ingested)
-    })
-    .await;
-    drop(spooled.file);
-    let ingested = match staged {
-        Ok(i) => i,
-        Err(e) => {
-            state.repo.discard(id).await?;
-            return Err(e);
-        }
-    };
-    let series = &ingested.series;
-    let chunk_shape = ingested.writer.layout().chunk_shape();
-    let record = ImageRecord {
-        id,
-        kind: ImageKind::Upload,
-        source_image_id: None,
-        original_filename: Some(spooled.name),
-        byte_size: spooled.bytes,
-        created_at: pentascope_store::record::now_rfc3339(),
-        dtype: series.dtype,
-        shape: series.shape,
-        flavour: series.flavour,
-        details: ImageDetails {
-            source_axes: series.source_axes.clone(),
-            channel_names: series.channel_names.clone(),
-            physical_sizes: series.physical_sizes.clone(),
-            warnings: series.warnings.clone(),
-            chunk_shape,
-            pca: None,
-        },
-        statistics: ingested.statistics,
-    };
-    publish(state, ingested.writer, &record).await?;
-    tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");
-    Ok(record)
-}
-
-/// Commits staged pixels and publishes the record, undoing the pixels if
-/// the database refuses.
-pub(crate) async fn publish(
-    state: &AppState,
-    writer: Box<dyn pentascope_store::pixels::PixelWriter>,
-    record: &ImageRecord,
-) -> Result<(), ApiError> {
-    let id = record.id;
-    if let Err(e) = blocking(move || Ok(writer.commit()?)).await {
-        state.repo.discard(id).await?;
-        return Err(e);
-    }
-    if let Err(e) = state.repo.publish(record).await {
-        let pixels = state.pixels.clone();
-        let _ = blocking(move || Ok(pixels.delete(id)?)).await;
-        let _ = state.repo.discard(id).await;
-        return Err(e.into());
-    }
-    Ok(())
 }

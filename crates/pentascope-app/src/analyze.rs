@@ -1,0 +1,207 @@
+//! PCA of an image: pixels are samples, channels are features, as
+//! scikit-learn's `PCA` on the (T·Z·Y·X) × C matrix. The scores become a
+//! derived float32 image that is virtual: its record holds the model and its
+//! planes are projected from the source on request.
+
+use std::sync::Arc;
+
+use pentascope_core::{CoreError, DType, Shape5};
+use pentascope_store::analysis::pca;
+use pentascope_store::cancel::Cancel;
+use pentascope_store::record::{now_rfc3339, ImageDetails};
+use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{blocking, App};
+use crate::error::AppError;
+use crate::images::open_pixels;
+use crate::Progress;
+
+/// Components computed when a request names none.
+pub const DEFAULT_COMPONENTS: u64 = 2;
+
+/// The arguments of a PCA, as `POST /analyze` and the `heavy_pca` task take
+/// them (`components` is accepted for `n_components`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PcaArgs {
+    /// The source image, `image_<n>`.
+    pub image_id: String,
+    /// Principal components to compute (default [`DEFAULT_COMPONENTS`]).
+    #[serde(default, alias = "components", skip_serializing_if = "Option::is_none")]
+    pub n_components: Option<u64>,
+}
+
+impl PcaArgs {
+    /// The components asked for.
+    pub fn components(&self) -> u64 {
+        self.n_components.unwrap_or(DEFAULT_COMPONENTS)
+    }
+}
+
+/// The outcome of a PCA, as `POST /analyze` answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PcaResult {
+    /// The source image.
+    pub image_id: ImageId,
+    /// Components computed.
+    pub n_components: usize,
+    /// Pixels (samples) analysed.
+    pub n_samples: u64,
+    /// Variance along each component (ddof = 1).
+    pub explained_variance: Vec<f64>,
+    /// Share of the total variance of each component.
+    pub explained_variance_ratio: Vec<f64>,
+    /// The components, one row of C loadings each.
+    pub components: Vec<Vec<f64>>,
+    /// Per-channel mean.
+    pub mean: Vec<f64>,
+    /// The derived image holding the scores.
+    pub scores_image_id: ImageId,
+    /// The scores inline, one row per pixel, when within `inline_limit`.
+    pub pca_result: Option<Vec<Vec<f32>>>,
+    /// Why `pca_result` is absent.
+    pub pca_result_omitted: Option<String>,
+    /// How `pca_result` is laid out.
+    pub pca_result_layout: String,
+    /// Most score values returned inline.
+    pub inline_limit: u64,
+}
+
+/// Checks that `components` principal components can be computed for
+/// `source`, with a message that names the valid range.
+pub fn check_pca(source: &ImageRecord, components: u64) -> Result<(), AppError> {
+    let c = source.shape.c;
+    if c < 2 {
+        return Err(CoreError::InvalidRequest(format!(
+            "PCA needs at least 2 channels (channels are the features, pixels the samples); \
+             {} has 1 channel",
+            source.id
+        ))
+        .into());
+    }
+    if components < 1 || components > c {
+        return Err(CoreError::InvalidRequest(format!(
+            "components must be between 1 and {c} (the number of channels of {}), got {components}",
+            source.id
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+impl App {
+    /// The source image of a PCA, checked: it exists and has enough
+    /// channels for the components asked for.
+    pub async fn pca_source(&self, args: &PcaArgs) -> Result<ImageRecord, AppError> {
+        let source = self.image(&args.image_id).await?;
+        let max = self.config.limits.max_channels;
+        if source.shape.c > max {
+            return Err(CoreError::LimitsExceeded(format!(
+                "PCA of {} channels needs a {c}×{c} covariance per thread; the limit is {max} \
+                 channels (PENTASCOPE_MAX_CHANNELS, --max-channels)",
+                source.shape.c,
+                c = source.shape.c
+            ))
+            .into());
+        }
+        check_pca(&source, args.components())?;
+        Ok(source)
+    }
+
+    /// Runs a PCA and registers its (virtual) scores image. It stops when
+    /// the caller stops waiting or the source image is deleted.
+    pub async fn analyze(
+        self: &Arc<Self>,
+        args: &PcaArgs,
+        progress: Progress,
+    ) -> Result<PcaResult, AppError> {
+        let (app, args, cancel) = (self.clone(), args.clone(), Cancel::new());
+        let observed = cancel.clone();
+        App::detached(&cancel, async move {
+            app.analyze_until_cancelled(&args, progress, observed).await
+        })
+        .await
+    }
+
+    async fn analyze_until_cancelled(
+        &self,
+        args: &PcaArgs,
+        progress: Progress,
+        cancel: Cancel,
+    ) -> Result<PcaResult, AppError> {
+        let source = self.pca_source(args).await?;
+        let reading = self.reading(source.id, &cancel);
+        let components = args.components();
+        let k = components as usize;
+        let inline_cap = self.config.inline_scores_cap;
+        let s = source.shape;
+        let shape = Shape5::new(s.t, s.z, components, s.y, s.x);
+        let (pixels, reading_record) = (self.pixels.clone(), source.clone());
+        let computed = blocking(move || {
+            let reader = open_pixels(&*pixels, &reading_record)?;
+            Ok(pca(&*reader, k, inline_cap, &*progress, &cancel)?)
+        })
+        .await;
+        let outcome = match computed {
+            Ok(outcome) => outcome,
+            Err(e) => return Err(self.unless_deleted(source.id, e).await),
+        };
+        let scores_id = self.images.reserve(ImageKind::PcaScores).await?;
+        let record = ImageRecord {
+            id: scores_id,
+            kind: ImageKind::PcaScores,
+            source_image_id: Some(source.id),
+            original_filename: source.original_filename.clone(),
+            byte_size: 0,
+            created_at: now_rfc3339(),
+            dtype: DType::F32,
+            shape,
+            flavour: pentascope_core::tiff::Flavour::Plain,
+            details: ImageDetails {
+                source_axes: "TZCYX".into(),
+                channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),
+                physical_sizes: source.details.physical_sizes.clone(),
+                warnings: Vec::new(),
+                chunk_shape: [0; 5],
+                pca: Some(outcome.model.clone()),
+            },
+            statistics: outcome.score_statistics,
+        };
+        if let Err(e) = self.images.publish(&record).await {
+            self.images.discard(scores_id).await?;
+            return Err(e.into());
+        }
+        drop(reading);
+        // a delete of the source that raced the analysis must not leave an
+        // orphaned scores image behind
+        if self.images.get(source.id).await?.is_none() {
+            self.images.delete(scores_id).await?;
+            return Err(StoreError::NotFound(source.id.to_string()).into());
+        }
+        let model = outcome.model;
+        let n_values = shape.pixels_per_channel() * components;
+        let omitted = outcome.inline_scores.is_none().then(|| {
+            format!(
+                "{n_values} score values exceed the inline limit of {inline_cap}; fetch them \
+                 from image {scores_id} (/slice?image_id={scores_id}&channel=0&format=npy)"
+            )
+        });
+        Ok(PcaResult {
+            image_id: source.id,
+            n_components: k,
+            n_samples: model.n_samples,
+            explained_variance: model.explained_variance,
+            explained_variance_ratio: model.explained_variance_ratio,
+            components: model.components,
+            mean: model.mean,
+            scores_image_id: scores_id,
+            pca_result: outcome
+                .inline_scores
+                .map(|scores| scores.chunks(k).map(<[f32]>::to_vec).collect()),
+            pca_result_omitted: omitted,
+            pca_result_layout: "one row per pixel in T, Z, Y, X order; one column per component"
+                .into(),
+            inline_limit: inline_cap,
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! The configuration and the stores, opened once per process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use pentascope_store::cancel::Cancel;
+use pentascope_store::pixels::{open_store, PixelStore};
+use pentascope_store::record::now_rfc3339;
+use pentascope_store::records::{ImageRepo, JobRepo};
+use pentascope_store::ImageId;
+use serde::Serialize;
+
+use crate::cache::Caches;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::jobs::JobQueue;
+
+/// What every use case works with: the configuration, image and job
+/// records, pixels, the job queue and the slice caches.
+pub struct App {
+    /// Configuration.
+    pub config: Config,
+    /// Image records.
+    pub images: Arc<dyn ImageRepo>,
+    /// Job records.
+    pub jobs: Arc<dyn JobRepo>,
+    /// Pixels.
+    pub pixels: Arc<dyn PixelStore>,
+    /// Where submitted jobs go.
+    pub queue: Arc<dyn JobQueue>,
+    pub(crate) caches: Arc<Caches>,
+    /// MiB of plane data slice requests may hold at once.
+    pub(crate) slice_memory: Arc<tokio::sync::Semaphore>,
+    /// The passes reading each image, cancelled when it is deleted.
+    readers: Mutex<HashMap<ImageId, Vec<Cancel>>>,
+}
+
+/// Registers a pass reading an image until dropped.
+pub(crate) struct Reading<'a> {
+    app: &'a App,
+    id: ImageId,
+    cancel: Cancel,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut readers = lock(&self.app.readers);
+        if let Some(list) = readers.get_mut(&self.id) {
+            list.retain(|c| !c.same_as(&self.cancel));
+            if list.is_empty() {
+                readers.remove(&self.id);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // the map stays consistent whatever panicked while it was held
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Each dependency's state, for `/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// Whether every dependency answers.
+    pub ok: bool,
+    /// The metadata database.
+    pub database: DependencyHealth,
+    /// The pixel store.
+    pub storage: DependencyHealth,
+    /// The job queue.
+    pub broker: DependencyHealth,
+}
+
+/// One dependency's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct DependencyHealth {
+    /// `ok`, `unavailable` or `not configured`.
+    pub status: &'static str,
+    /// Which implementation, e.g. `sqlite`, `s3`, `redis`.
+    pub backend: &'static str,
+    /// Why it is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DependencyHealth {
+    fn of(backend: &'static str, answer: Result<(), String>) -> DependencyHealth {
+        match answer {
+            Ok(()) => DependencyHealth {
+                status: "ok",
+                backend,
+                error: None,
+            },
+            Err(e) => DependencyHealth {
+                status: "unavailable",
+                backend,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+impl App {
+    /// Opens (and migrates) the database and the pixel store that `config`
+    /// names, creating the data directory as needed; jobs go to `queue`.
+    /// Must be called within a Tokio runtime.
+    pub async fn open(config: Config, queue: Arc<dyn JobQueue>) -> Result<App, AppError> {
+        for dir in [config.data_dir.clone(), config.spool_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                AppError::Internal(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let records = pentascope_store::records::connect(&config.database_url()).await?;
+        let pixels = open_store(&config.storage_url(), config.durability)?;
+        let slice_memory_mib = config.slice_memory_bytes >> 20;
+        Ok(App {
+            caches: Arc::new(Caches::new(config.slice_cache_bytes)),
+            config,
+            images: records.images,
+            jobs: records.jobs,
+            pixels,
+            queue,
+            readers: Mutex::new(HashMap::new()),
+            slice_memory: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(slice_memory_mib).unwrap_or(usize::MAX),
+            )),
+        })
+    }
+
+    /// Runs `work` as a task of its own, so that it finishes or cleans up
+    /// after itself even when the caller stops waiting (an HTTP client that
+    /// leaves drops the request's future): dropping the returned future
+    /// cancels `cancel`, which `work` observes.
+    pub(crate) async fn detached<T: Send + 'static>(
+        cancel: &Cancel,
+        work: impl Future<Output = Result<T, AppError>> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let guard = cancel.on_drop();
+        let outcome = tokio::spawn(work)
+            .await
+            .map_err(|e| AppError::Internal(format!("background task failed: {e}")))?;
+        guard.disarm();
+        outcome
+    }
+
+    /// Registers `cancel` as a pass reading image `id` until the returned
+    /// guard is dropped: deleting the image cancels it.
+    pub(crate) fn reading(&self, id: ImageId, cancel: &Cancel) -> Reading<'_> {
+        lock(&self.readers)
+            .entry(id)
+            .or_default()
+            .push(cancel.clone());
+        Reading {
+            app: self,
+            id,
+            cancel: cancel.clone(),
+        }
+    }
+
+    /// Cancels every pass reading image `id`.
+    pub(crate) fn cancel_readers(&self, id: ImageId) {
+        if let Some(list) = lock(&self.readers).remove(&id) {
+            for cancel in list {
+                cancel.cancel();
+            }
+        }
+    }
+
+    /// Cleans what a crash may have left: ids reserved for images that were
+    /// never published, their staged pixels, spooled uploads, jobs marked
+    /// started. Only the embedded database is this process's alone: with a
+    /// shared database, unfinished work may belong to another live process,
+    /// and leases (jobs) take care of processes that died.
+    pub async fn recover(&self) -> Result<(), AppError> {
+        if self.images.backend() != "sqlite" {
+            return Ok(());
+        }
+        let resumed = self.jobs.release_started_jobs().await?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "resuming jobs interrupted by the restart");
+        }
+        for id in self.images.pending(&now_rfc3339()).await? {
+            tracing::warn!(%id, "discarding an image whose ingest did not finish");
+            self.images.discard(id).await?;
+        }
+        self.pixels.clear_staging()?;
+        if let Ok(entries) = std::fs::read_dir(self.config.spool_dir()) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what processes that died mid-ingest left in a shared
+    /// database and pixel store: ids reserved longer ago than `max_age` and
+    /// never published, with their pixels. Returns how many.
+    pub async fn sweep(&self, max_age: std::time::Duration) -> Result<usize, AppError> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(max_age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+        let stale = self.images.pending(&cutoff).await?;
+        for &id in &stale {
+            tracing::warn!(%id, "removing an upload abandoned by a process that stopped");
+            let pixels = self.pixels.clone();
+            blocking(move || Ok(pixels.delete(id)?)).await?;
+            self.images.discard(id).await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Whether the database, the pixel store and the job queue answer.
+    pub async fn health(&self) -> Health {
+        let database = DependencyHealth::of(
+            self.images.backend(),
+            self.images.ping().await.map_err(|e| e.to_string()),
+        );
+        let pixels = self.pixels.clone();
+        let storage = DependencyHealth::of(
+            self.pixels.backend(),
+            blocking(move || Ok(pixels.ping()?))
+                .await
+                .map_err(|e| e.to_string()),
+        );
+        let broker = match self.queue.ping().await {
+            None => DependencyHealth {
+                status: "not configured",
+                backend: self.queue.backend(),
+                error: None,
+            },
+            Some(answer) => DependencyHealth::of(self.queue.backend(), answer),
+        };
+        Health {
+            ok: database.status == "ok" && storage.status == "ok" && broker.status != "unavailable",
+            database,
+            storage,
+            broker,
+        }
+    }
+}
+
+/// Runs CPU-bound or blocking work on the blocking pool, keeping the
+/// tracing span.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| AppError::Internal(format!("background task failed: {e}")))?
+}

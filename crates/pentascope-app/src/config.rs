@@ -1,0 +1,159 @@
+//! Service configuration, read once at start-up. [`defaults`] is the one
+//! place every default lives: the command line shows them, [`Config::new`]
+//! applies them.
+
+use std::path::PathBuf;
+
+use pentascope_core::Limits;
+use pentascope_store::pixels::Durability;
+
+/// Every default setting. Decoder limits default to [`Limits::default`],
+/// durability to [`Durability::default`].
+pub mod defaults {
+    /// Interface to listen on.
+    pub const HOST: &str = "127.0.0.1";
+    /// Port to listen on.
+    pub const PORT: u16 = 5000;
+    /// Where the embedded database, pixels and upload spool live.
+    pub const DATA_DIR: &str = "./data";
+    /// Largest upload body, in bytes (64 GiB).
+    pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
+    /// Most PCA score values returned inline by `/analyze`.
+    pub const INLINE_SCORES: u64 = 1_000_000;
+    /// Background jobs one process runs at once.
+    pub const JOB_RUNNERS: usize = 1;
+    /// MiB of rendered slices kept in memory.
+    pub const SLICE_CACHE_MIB: usize = 256;
+    /// Celery's default queue name.
+    pub const CELERY_QUEUE: &str = "celery";
+    /// Seconds a task may stay unacknowledged before it is redelivered.
+    pub const VISIBILITY_TIMEOUT_SECS: u64 = 3600;
+    /// Connections served at once; more are closed on arrival.
+    pub const MAX_CONNECTIONS: usize = 4096;
+    /// Seconds a connection may take to send a request's headers (and may
+    /// stay idle between requests).
+    pub const HEADER_TIMEOUT_SECS: u64 = 10;
+    /// Seconds a request other than an upload may take.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 600;
+    /// Hours after which an upload that was never published is taken for
+    /// abandoned by a process that stopped, and swept away.
+    pub const STALE_UPLOAD_HOURS: u64 = 6;
+    /// MiB of plane data that slice requests may hold at once (a slice
+    /// holds about three times its plane); requests wait for their share.
+    pub const SLICE_MEMORY_MIB: u64 = 768;
+}
+
+/// Everything the service needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Interface to listen on.
+    pub host: String,
+    /// Port (0 picks a free one).
+    pub port: u16,
+    /// Where the database, pixels and upload spool live.
+    pub data_dir: PathBuf,
+    /// Decoder limits (pixel budget, pages, chunk size).
+    pub limits: Limits,
+    /// Largest upload body accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Most PCA score values returned inline in `pca_result`; larger results
+    /// are only stored as the derived image.
+    pub inline_scores_cap: u64,
+    /// When pixels are flushed to disk.
+    pub durability: Durability,
+    /// The metadata database (`sqlite://…` or `postgres://…`); default: SQLite
+    /// in the data directory.
+    pub database_url: Option<String>,
+    /// Where pixels live: a local directory or `s3://bucket/prefix`;
+    /// default: `images/` in the data directory.
+    pub storage_url: Option<String>,
+    /// In-process job runners (0: this process runs no background job).
+    /// Ignored when a Celery broker is configured: workers run the jobs.
+    pub job_runners: usize,
+    /// Bytes of rendered slices kept in memory.
+    pub slice_cache_bytes: usize,
+    /// Celery broker and result backend (`redis://…`), when jobs go to
+    /// `pentascope worker` processes instead of in-process runners.
+    pub celery: Option<CeleryConfig>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a connection may take to send a request's headers.
+    pub header_timeout: std::time::Duration,
+    /// Time a request other than an upload may take.
+    pub request_timeout: std::time::Duration,
+    /// Bytes of plane data slice requests may hold at once.
+    pub slice_memory_bytes: u64,
+}
+
+/// Where Celery-compatible jobs go.
+#[derive(Debug, Clone)]
+pub struct CeleryConfig {
+    /// `CELERY_BROKER_URL`.
+    pub broker_url: String,
+    /// `CELERY_RESULT_BACKEND` (default: the broker).
+    pub result_backend: String,
+    /// Queue name.
+    pub queue: String,
+    /// Seconds before an unacknowledged task is redelivered.
+    pub visibility_timeout: u64,
+}
+
+impl Config {
+    /// The defaults, with the data directory `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Config {
+        Config {
+            host: defaults::HOST.into(),
+            port: defaults::PORT,
+            data_dir,
+            limits: Limits::default(),
+            max_upload_bytes: defaults::MAX_UPLOAD_BYTES,
+            inline_scores_cap: defaults::INLINE_SCORES,
+            durability: Durability::default(),
+            database_url: None,
+            job_runners: defaults::JOB_RUNNERS,
+            storage_url: None,
+            celery: None,
+            slice_cache_bytes: defaults::SLICE_CACHE_MIB << 20,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_timeout: std::time::Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            slice_memory_bytes: defaults::SLICE_MEMORY_MIB << 20,
+        }
+    }
+
+    /// The pixel store URL in effect.
+    pub fn storage_url(&self) -> String {
+        self.storage_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images").display().to_string())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("pentascope.sqlite").display()
+            )
+        })
+    }
+
+    /// Where uploads are spooled while they arrive.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+}
+
+/// A URL with its password replaced, for printing.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

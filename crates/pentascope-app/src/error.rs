@@ -1,0 +1,57 @@
+//! The use-case layer's error type.
+
+use pentascope_core::CoreError;
+use pentascope_store::StoreError;
+
+/// What can go wrong in a use case, by cause. Front doors map it once:
+/// the HTTP layer to a status, the Celery worker to a Python exception, the
+/// CLI to a message and an exit status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The stores or the core computation failed (including unknown images
+    /// and refused files).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Arguments the use case refuses, with what is valid.
+    #[error("{0}")]
+    InvalidArguments(String),
+    /// A job name that no task has.
+    #[error("unknown task {name:?}; known tasks: {known}")]
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+        /// The registered task names.
+        known: String,
+    },
+    /// No job with that id.
+    #[error("job {0:?} not found")]
+    JobNotFound(String),
+    /// A job whose workers kept stopping before it finished.
+    #[error("the job was interrupted {0} times (its worker stopped); giving up")]
+    Interrupted(i64),
+    /// The job queue does not answer.
+    #[error("the job queue ({component}) is unavailable: {message}")]
+    QueueUnavailable {
+        /// The queue's backend, e.g. "Redis".
+        component: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// Background work failed outside the use case (a panicked thread).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CoreError> for AppError {
+    fn from(e: CoreError) -> AppError {
+        AppError::Store(StoreError::Core(e))
+    }
+}
+
+impl AppError {
+    /// An unknown image (as [`StoreError::NotFound`]).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, AppError::Store(StoreError::NotFound(_)))
+    }
+}

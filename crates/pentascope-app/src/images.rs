@@ -1,0 +1,126 @@
+//! Looking images up, listing, statistics and deletion.
+
+use std::sync::Arc;
+
+use pentascope_core::stats::ChannelStats;
+use pentascope_store::analysis::{recompute_statistics, ScoresReader};
+use pentascope_store::cancel::Cancel;
+use pentascope_store::pixels::{PixelReader, PixelStore};
+use pentascope_store::{ImageId, ImageRecord, StoreError};
+use serde::Serialize;
+
+use crate::app::{blocking, App};
+use crate::error::AppError;
+
+/// What a deletion removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    /// The image deleted.
+    pub image_id: ImageId,
+    /// Images derived from it (PCA scores), deleted with it.
+    pub derived_images_deleted: Vec<ImageId>,
+}
+
+/// Opens an image's pixels for reading (blocking): stored images from the
+/// pixel store, PCA score images as a projection of their source.
+pub fn open_pixels(
+    pixels: &dyn PixelStore,
+    record: &ImageRecord,
+) -> Result<Arc<dyn PixelReader>, StoreError> {
+    match (&record.details.pca, record.source_image_id) {
+        (Some(model), Some(source)) => Ok(Arc::new(ScoresReader::new(
+            pixels.open(source)?,
+            model.clone(),
+        ))),
+        _ => pixels.open(record.id),
+    }
+}
+
+impl App {
+    /// `error` from work on image `id`, as the client should see it: a read
+    /// that found chunks missing or was cancelled because the image was
+    /// deleted meanwhile is an unknown image.
+    pub(crate) async fn unless_deleted(&self, id: ImageId, error: AppError) -> AppError {
+        let raced = matches!(
+            error,
+            AppError::Store(StoreError::MissingChunk(_) | StoreError::Cancelled)
+        );
+        if raced && matches!(self.images.get(id).await, Ok(None)) {
+            return StoreError::NotFound(id.to_string()).into();
+        }
+        error
+    }
+
+    /// A published image by its id string (`image_<n>`).
+    pub async fn image(&self, id: &str) -> Result<ImageRecord, AppError> {
+        let parsed: ImageId = id
+            .parse()
+            .map_err(|_| StoreError::NotFound(format!("{id:?}")))?;
+        Ok(self
+            .images
+            .get(parsed)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(parsed.to_string()))?)
+    }
+
+    /// Every published image, oldest first.
+    pub async fn list(&self) -> Result<Vec<ImageRecord>, AppError> {
+        Ok(self.images.list().await?)
+    }
+
+    /// Per-channel statistics of an image: those gathered at ingest, or,
+    /// with `recompute`, re-read from every stored pixel (a check of the
+    /// store and a measure of its read speed; the record is unchanged).
+    /// A recomputation stops when the caller stops waiting or the image
+    /// is deleted.
+    pub async fn statistics(
+        self: &Arc<Self>,
+        id: &str,
+        recompute: bool,
+    ) -> Result<(ImageRecord, Vec<ChannelStats>), AppError> {
+        let record = self.image(id).await?;
+        if !recompute {
+            let statistics = record.statistics.clone();
+            return Ok((record, statistics));
+        }
+        let (app, cancel) = (self.clone(), Cancel::new());
+        let observed = cancel.clone();
+        App::detached(&cancel, async move {
+            let _reading = app.reading(record.id, &observed);
+            let (pixels, reading) = (app.pixels.clone(), record.clone());
+            let recomputed = blocking(move || {
+                let reader = open_pixels(&*pixels, &reading)?;
+                Ok(recompute_statistics(&*reader, &observed)?)
+            })
+            .await;
+            match recomputed {
+                Ok(statistics) => Ok((record, statistics)),
+                Err(e) => Err(app.unless_deleted(record.id, e).await),
+            }
+        })
+        .await
+    }
+
+    /// Deletes an image with the images derived from it: records first (so
+    /// nothing new reads it), then cached readers and slices, then pixels.
+    pub async fn delete(&self, id: &str) -> Result<Deleted, AppError> {
+        let record = self.image(id).await?;
+        if !self.images.delete(record.id).await? {
+            return Err(StoreError::NotFound(record.id.to_string()).into());
+        }
+        self.cancel_readers(record.id);
+        self.caches.forget(record.id);
+        let derived = self.images.derived_from(record.id).await?;
+        for d in &derived {
+            self.images.delete(*d).await?;
+            self.cancel_readers(*d);
+            self.caches.forget(*d);
+        }
+        let (pixels, id) = (self.pixels.clone(), record.id);
+        blocking(move || Ok(pixels.delete(id)?)).await?;
+        Ok(Deleted {
+            image_id: id,
+            derived_images_deleted: derived,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! A TIFF file → a published image. The id is reserved first, the pixels
+//! are written staged, and pixels and record are published together; any
+//! failure on the way leaves neither behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pentascope_core::Axes;
+use pentascope_store::cancel::Cancel;
+use pentascope_store::ingest::{ingest_tiff, TiffSource};
+use pentascope_store::pixels::PixelWriter;
+use pentascope_store::record::{now_rfc3339, ImageDetails};
+use pentascope_store::{ImageKind, ImageRecord, StoreError};
+
+use crate::app::{blocking, App};
+use crate::error::AppError;
+
+/// A file to import.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// Where the file is (a spooled upload or a file on disk).
+    pub path: PathBuf,
+    /// The name it is recorded under (`original_filename`).
+    pub name: String,
+    /// Its size in bytes.
+    pub byte_size: u64,
+    /// Axes overriding the file's own interpretation of its pages.
+    pub axes: Option<Axes>,
+}
+
+/// Told `(planes done, planes in all)` as planes are stored.
+pub type PlaneProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+impl App {
+    /// Imports a TIFF: validates it, stores its pixels chunked with
+    /// statistics gathered in the same pass, and publishes the image. If the
+    /// caller stops waiting, the import stops within a band and leaves no
+    /// staged pixels and no reserved id behind.
+    pub async fn ingest(
+        self: &Arc<Self>,
+        upload: Upload,
+        progress: PlaneProgress,
+    ) -> Result<ImageRecord, AppError> {
+        let (app, cancel) = (self.clone(), Cancel::new());
+        let observed = cancel.clone();
+        App::detached(&cancel, async move {
+            app.ingest_until_cancelled(upload, progress, observed).await
+        })
+        .await
+    }
+
+    async fn ingest_until_cancelled(
+        &self,
+        upload: Upload,
+        progress: PlaneProgress,
+        cancel: Cancel,
+    ) -> Result<ImageRecord, AppError> {
+        if upload.byte_size == 0 {
+            return Err(AppError::InvalidArguments(format!(
+                "the file {:?} is empty",
+                upload.name
+            )));
+        }
+        let id = self.images.reserve(ImageKind::Upload).await?;
+        let pixels = self.pixels.clone();
+        let limits = self.config.limits;
+        let (path, name, axes) = (upload.path.clone(), upload.name.clone(), upload.axes);
+        let observed = cancel.clone();
+        let staged = blocking(move || {
+            let source = TiffSource {
+                path: &path,
+                name: &name,
+                axes: axes.as_ref(),
+            };
+            Ok(ingest_tiff(
+                &*pixels, id, &source, &limits, &*progress, &observed,
+            )?)
+        })
+        .await;
+        let ingested = match staged {
+            Ok(i) if !cancel.is_cancelled() => i,
+            Ok(i) => {
+                i.writer.abort();
+                self.images.discard(id).await?;
+                return Err(StoreError::Cancelled.into());
+            }
+            Err(e) => {
+                self.images.discard(id).await?;
+                return Err(e);
+            }
+        };
+        let series = &ingested.series;
+        let record = ImageRecord {
+            id,
+            kind: ImageKind::Upload,
+            source_image_id: None,
+            original_filename: Some(upload.name),
+            byte_size: upload.byte_size,
+            created_at: now_rfc3339(),
+            dtype: series.dtype,
+            shape: series.shape,
+            flavour: series.flavour,
+            details: ImageDetails {
+                source_axes: series.source_axes.clone(),
+                channel_names: series.channel_names.clone(),
+                physical_sizes: series.physical_sizes.clone(),
+                warnings: series.warnings.clone(),
+                chunk_shape: ingested.writer.layout().chunk_shape(),
+                pca: None,
+            },
+            statistics: ingested.statistics,
+        };
+        self.publish(ingested.writer, &record).await?;
+        tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");
+        Ok(record)
+    }
+
+    /// Commits staged pixels and publishes the record, undoing the pixels if
+    /// the database refuses.
+    async fn publish(
+        &self,
+        writer: Box<dyn PixelWriter>,
+        record: &ImageRecord,
+    ) -> Result<(), AppError> {
+        let id = record.id;
+        if let Err(e) = blocking(move || Ok(writer.commit()?)).await {
+            self.images.discard(id).await?;
+            return Err(e);
+        }
+        if let Err(e) = self.images.publish(record).await {
+            let pixels = self.pixels.clone();
+            let _ = blocking(move || Ok(pixels.delete(id)?)).await;
+            let _ = self.images.discard(id).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! # pentascope-app
+//!
+//! The use cases of pentascope, one function each, over the stores of
+//! `pentascope-store` and the computations of `pentascope-core`. Every front
+//! door is a thin caller of this crate: the HTTP handlers
+//! (`pentascope-server`), the job runners and the Celery worker
+//! (`pentascope-jobs`), and the command line (`pentascope ingest`).
+//!
+//! - [`App`]: the configuration and the stores opened from it;
+//! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
+//!   record and pixels published together, nothing left on failure);
+//! - [`analyze`]: PCA with its (virtual) scores image;
+//! - [`images`]: look-up, listing, statistics, deletion with derived images;
+//! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
+//! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
+//! - [`config`]: settings and their one set of defaults.
+//!
+//! Nothing here knows HTTP; errors are [`AppError`].
+
+pub mod analyze;
+mod app;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod images;
+pub mod ingest;
+pub mod jobs;
+pub mod slice;
+
+pub use app::{blocking, App, Health};
+pub use config::Config;
+pub use error::AppError;
+
+/// Told the fraction of the work done, from 0 to 1.
+pub type Progress = std::sync::Arc<dyn Fn(f64) + Send + Sync>;

@@ -1,0 +1,190 @@
+//! One plane of an image as an 8-bit windowed PNG, a 16-bit raw PNG or the
+//! exact samples as `.npy`, through the bounded caches.
+
+use bytes::Bytes;
+use pentascope_core::render::{
+    encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window,
+};
+use pentascope_core::CoreError;
+use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
+use pentascope_store::analysis::read_plane;
+use pentascope_store::pixels::PixelReader;
+use pentascope_store::{ImageId, ImageRecord};
+
+use crate::app::{blocking, App};
+use crate::cache::SliceKey;
+use crate::error::AppError;
+use crate::images::open_pixels;
+
+/// What a plane becomes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SliceFormat {
+    /// 8-bit PNG windowed to `[low, high]`; each bound defaults to the
+    /// channel's display window (0.1–99.9 percentiles).
+    Png8 {
+        /// Value shown black.
+        low: Option<f64>,
+        /// Value shown white.
+        high: Option<f64>,
+    },
+    /// 16-bit PNG of the raw values (integer images up to 16 bits).
+    Png16,
+    /// The exact samples as NumPy `.npy`.
+    Npy,
+}
+
+/// A rendered plane.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    /// The encoded plane.
+    pub body: Bytes,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// A file name for it.
+    pub filename: String,
+}
+
+impl App {
+    /// Plane `plane` of image `id` rendered as `format`.
+    pub async fn slice(
+        &self,
+        id: &str,
+        plane: PlaneIndex,
+        format: SliceFormat,
+    ) -> Result<Slice, AppError> {
+        let record = self.image(id).await?;
+        record.shape.check_plane(plane)?;
+        let rendering = match format {
+            SliceFormat::Png8 { low, high } => {
+                let stats = &record.statistics[plane.c as usize];
+                Rendering::Png8(Window {
+                    low: low.unwrap_or(stats.display_min),
+                    high: high.unwrap_or(stats.display_max),
+                })
+            }
+            SliceFormat::Png16 => Rendering::Png16,
+            SliceFormat::Npy => Rendering::Npy,
+        };
+        let id = record.id;
+        let key = SliceKey {
+            id,
+            plane,
+            rendering: rendering.key(),
+        };
+        let body = match self.caches.slice(&key) {
+            Some(body) => body,
+            None => {
+                let _memory = self.slice_memory_for(&record).await?;
+                let (pixels, caches) = (self.pixels.clone(), self.caches.clone());
+                let rendered = blocking(move || {
+                    let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
+                    let dtype = reader.layout().dtype;
+                    dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
+                })
+                .await;
+                let body = match rendered {
+                    Ok(body) => body,
+                    Err(e) => return Err(self.unless_deleted(id, e).await),
+                };
+                let body = Bytes::from(body);
+                self.caches.keep_slice(key, body.clone());
+                body
+            }
+        };
+        Ok(Slice {
+            body,
+            content_type: rendering.content_type(),
+            filename: rendering.filename(id, plane),
+        })
+    }
+}
+
+/// Bytes a slice request holds per byte of its plane: the samples, the
+/// rendered 8-bit or 16-bit copy and the encoder's output.
+const SLICE_COPIES: u64 = 3;
+
+impl App {
+    /// Waits for a share of the slice memory budget large enough for one
+    /// plane of `record`; a plane that can never fit is refused.
+    async fn slice_memory_for(
+        &self,
+        record: &ImageRecord,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        let s = record.shape;
+        let plane_bytes =
+            s.y.checked_mul(s.x)
+                .and_then(|p| p.checked_mul(record.dtype.size() as u64))
+                .unwrap_or(u64::MAX);
+        let need_mib = plane_bytes
+            .saturating_mul(SLICE_COPIES)
+            .div_ceil(1 << 20)
+            .max(1);
+        let budget_mib = self.config.slice_memory_bytes >> 20;
+        if need_mib > budget_mib {
+            return Err(CoreError::LimitsExceeded(format!(
+                "a {}×{} plane of {} needs about {need_mib} MiB to render, more than the \
+                 slice memory budget of {budget_mib} MiB (PENTASCOPE_SLICE_MEMORY_MIB, \
+                 --slice-memory-mib)",
+                s.y, s.x, record.id
+            ))
+            .into());
+        }
+        self.slice_memory
+            .acquire_many(u32::try_from(need_mib).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))
+    }
+}
+
+/// A format with its window resolved.
+#[derive(Debug, Clone, Copy)]
+enum Rendering {
+    Png8(Window),
+    Png16,
+    Npy,
+}
+
+impl Rendering {
+    /// Everything besides the pixels that the bytes depend on.
+    fn key(self) -> String {
+        match self {
+            Rendering::Npy => "npy".into(),
+            Rendering::Png16 => "png16".into(),
+            Rendering::Png8(w) => format!("png8:{:x}:{:x}", w.low.to_bits(), w.high.to_bits()),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Rendering::Npy => "application/octet-stream",
+            _ => "image/png",
+        }
+    }
+
+    fn filename(self, id: ImageId, plane: PlaneIndex) -> String {
+        let extension = match self {
+            Rendering::Npy => "npy",
+            _ => "png",
+        };
+        format!("{id}_t{}_z{}_c{}.{extension}", plane.t, plane.z, plane.c)
+    }
+}
+
+fn render<T: Sample>(
+    reader: &dyn PixelReader,
+    plane: PlaneIndex,
+    rendering: Rendering,
+) -> Result<Vec<u8>, AppError> {
+    let shape = reader.layout().shape;
+    let samples = read_plane::<T>(reader, plane)?;
+    let (w, h) = (shape.x as u32, shape.y as u32);
+    Ok(match rendering {
+        Rendering::Npy => encode_npy(&[shape.y, shape.x], &samples),
+        Rendering::Png16 => encode_png_gray16(w, h, &samples)?,
+        Rendering::Png8(window) => {
+            let mut gray = Vec::new();
+            window_to_u8(&samples, window, &mut gray);
+            encode_png_gray8(w, h, &gray)?
+        }
+    })
+}

@@ -1,0 +1,335 @@
+//! [`LocalStore`] keeps each image as an OME-Zarr (NGFF 0.5, Zarr v3) group on a local directory:
+//!
+//! ```text
+//! <root>/image_7.zarr/zarr.json     group, attributes {"ome": {"version": "0.5", "multiscales": …}}
+//! <root>/image_7.zarr/0/zarr.json   array: TZCYX, dimension_names, zstd
+//! <root>/image_7.zarr/0/c/…         chunks
+//! ```
+//!
+//! A chunk is one whole plane (`1×1×1×Y×X`) when the plane is at most
+//! 16 MiB, so a slice reads one chunk; larger planes are cut into tiles of
+//! up to 2048 columns. An image is written under `<root>/.staging/` and
+//! published by renaming its directory, so a reader never sees a partial
+//! image and a failed write leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::{
+    byte_range::ByteRangeIterator, Bytes, ListableStorageTraits, MaybeBytesIterator,
+    OffsetBytesIterator, ReadableStorageTraits, StorageError, StoreKey, StoreKeys,
+    StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
+};
+
+use super::layout::ArrayLayout;
+use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+use super::zarr::{create_image, open_array, ZarrWriter};
+use crate::error::StoreError;
+use crate::record::ImageId;
+
+/// When written pixels are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every chunk file is flushed (fsync) before the image is published:
+    /// a published image survives a power failure. Ingest then runs at the
+    /// disk's synchronous write speed.
+    #[default]
+    Sync,
+    /// Chunk files are left to the operating system to flush (within about
+    /// 30 s on Linux). Faster on slow disks; an OS crash right after an
+    /// upload can lose that image's pixels.
+    Os,
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Sync => "sync",
+            Durability::Os => "os",
+        })
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "os" => Ok(Durability::Os),
+            other => Err(format!("durability must be sync or os, got {other:?}")),
+        }
+    }
+}
+
+/// OME-Zarr on a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    durability: Durability,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created if needed).
+    pub fn new(root: &Path, durability: Durability) -> Result<LocalStore, StoreError> {
+        std::fs::create_dir_all(root.join(".staging"))?;
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            durability,
+        })
+    }
+
+    fn published(&self, id: ImageId) -> PathBuf {
+        self.root.join(format!("{id}.zarr"))
+    }
+
+    fn staged(&self, id: ImageId) -> PathBuf {
+        self.root.join(".staging").join(format!("{id}.zarr"))
+    }
+}
+
+impl PixelStore for LocalStore {
+    fn create(
+        &self,
+        id: ImageId,
+        layout: ArrayLayout,
+        attributes: &ImageAttributes,
+        zstd_level: i32,
+    ) -> Result<Box<dyn PixelWriter>, StoreError> {
+        let dir = self.staged(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let store = Arc::new(StagingStore {
+            inner: FilesystemStore::new(&dir).map_err(StoreError::pixels)?,
+        });
+        let array = create_image(store, &layout, attributes, zstd_level)?;
+        let (staged, published, durability) = (dir.clone(), self.published(id), self.durability);
+        Ok(Box::new(ZarrWriter {
+            remote: None,
+            array,
+            layout,
+            on_commit: Box::new(move || publish_directory(&staged, &published, durability)),
+            on_abort: Box::new(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            }),
+        }))
+    }
+
+    fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError> {
+        let dir = self.published(id);
+        if !dir.is_dir() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        open_array(
+            Arc::new(FilesystemStore::new(&dir).map_err(StoreError::pixels)?),
+            id,
+            None,
+        )
+    }
+
+    fn delete(&self, id: ImageId) -> Result<(), StoreError> {
+        for dir in [self.published(id), self.staged(id)] {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_staging(&self) -> Result<(), StoreError> {
+        let staging = self.root.join(".staging");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir_all(&staging)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        std::fs::metadata(&self.root)?;
+        Ok(())
+    }
+}
+
+/// Moves a staged image directory to its published place, flushing it to
+/// disk first when `durability` asks for it.
+fn publish_directory(
+    staged: &Path,
+    published: &Path,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let parent = published
+        .parent()
+        .ok_or_else(|| StoreError::Pixels("image path has no parent".into()))?;
+    std::fs::create_dir_all(parent)?;
+    if durability == Durability::Sync {
+        // one batch of flushes at the end lets the disk write in bulk,
+        // instead of a flush per chunk while chunks are produced
+        sync_tree(staged)?;
+    }
+    std::fs::rename(staged, published)?;
+    if durability == Durability::Sync {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Flushes every file and directory below `dir` to disk.
+fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i])? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    files
+        .par_iter()
+        .chain(dirs.par_iter())
+        .try_for_each(|p| std::fs::File::open(p)?.sync_all())?;
+    Ok(())
+}
+
+/// The store images are written through while staged: a plain directory
+/// like [`FilesystemStore`] (which it delegates reads and listing to), but
+/// whose writes do not flush each chunk file; [`ZarrWriter::commit`] flushes
+/// them all at once according to [`Durability`].
+struct StagingStore {
+    inner: FilesystemStore,
+}
+
+impl ReadableStorageTraits for StagingStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for StagingStore {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        let path = self.inner.key_to_fspath(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, &value)?;
+        Ok(())
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        self.inner.set_partial_many(key, offset_values)
+    }
+
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key)
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix)
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for StagingStore {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list()
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix)
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pixels::ZSTD_LEVEL;
+    use pentascope_core::{DType, PlaneIndex, Shape5};
+
+    #[test]
+    fn write_commit_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Sync).unwrap();
+        let layout = ArrayLayout::for_image(Shape5::new(1, 3, 1, 3, 4), DType::U16);
+        let id = ImageId(5);
+        let w = store
+            .create(id, layout, &ImageAttributes::default(), ZSTD_LEVEL)
+            .unwrap();
+        let plane: Vec<u16> = (0..12).collect();
+        w.write_band(PlaneIndex::new(0, 1, 0), 0, bytemuck::cast_slice(&plane))
+            .unwrap();
+        let zeros = vec![0u16; 12];
+        w.write_band(PlaneIndex::new(0, 2, 0), 0, bytemuck::cast_slice(&zeros))
+            .unwrap();
+        assert!(store.open(id).is_err(), "not visible before commit");
+        w.commit().unwrap();
+        let r = store.open(id).unwrap();
+        assert_eq!(*r.layout(), layout);
+        let mut out = vec![0u16; 12];
+        r.read_rows(
+            PlaneIndex::new(0, 1, 0),
+            0..3,
+            bytemuck::cast_slice_mut(&mut out),
+        )
+        .unwrap();
+        assert_eq!(out, plane);
+        r.read_rows(
+            PlaneIndex::new(0, 2, 0),
+            0..3,
+            bytemuck::cast_slice_mut(&mut out),
+        )
+        .unwrap();
+        assert_eq!(out, zeros, "a stored plane of fill values reads back");
+        let unwritten = r.read_rows(
+            PlaneIndex::new(0, 0, 0),
+            0..3,
+            bytemuck::cast_slice_mut(&mut out),
+        );
+        assert!(
+            matches!(unwritten, Err(StoreError::MissingChunk(_))),
+            "a chunk that was never stored is an error, not zeros: {unwritten:?}"
+        );
+        store.delete(id).unwrap();
+        assert!(store.open(id).is_err());
+    }
+}

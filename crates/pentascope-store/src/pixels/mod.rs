@@ -1,0 +1,37 @@
+//! Chunked pixel storage behind [`PixelStore`], as OME-Zarr (NGFF 0.5,
+//! Zarr v3) on a local directory ([`LocalStore`]) or an S3-compatible object
+//! store ([`S3Store`]); [`open_store`] picks one from a storage URL.
+//!
+//! - [`layout`]: how images are chunked;
+//! - [`traits`]: what every backend offers;
+//! - [`ngff`]: the NGFF metadata written beside the array;
+//! - `zarr`: reading and writing an array through any zarrs store;
+//! - [`local`], [`s3`]: the backends.
+
+pub mod layout;
+pub mod local;
+pub mod ngff;
+pub mod s3;
+pub mod traits;
+mod zarr;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use layout::{ArrayLayout, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
+pub use local::{Durability, LocalStore};
+pub use s3::S3Store;
+pub use traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+
+use crate::error::StoreError;
+
+/// The pixel store a storage URL names: `s3://bucket/prefix` or a local
+/// directory path. Must be called within a Tokio runtime (S3).
+pub fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn PixelStore>, StoreError> {
+    if url.starts_with("s3://") {
+        Ok(Arc::new(S3Store::from_url(url)?))
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        Ok(Arc::new(LocalStore::new(Path::new(path), durability)?))
+    }
+}

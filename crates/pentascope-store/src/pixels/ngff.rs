@@ -1,0 +1,87 @@
+//! OME-NGFF 0.5 metadata and the mapping between pentascope's sample
+//! types and Zarr data types.
+
+use pentascope_core::DType;
+
+use super::traits::ImageAttributes;
+
+pub(super) fn zarr_type(dtype: DType) -> zarrs::array::DataType {
+    use zarrs::array::data_type as dt;
+    match dtype {
+        DType::U8 => dt::uint8(),
+        DType::U16 => dt::uint16(),
+        DType::U32 => dt::uint32(),
+        DType::U64 => dt::uint64(),
+        DType::I8 => dt::int8(),
+        DType::I16 => dt::int16(),
+        DType::I32 => dt::int32(),
+        DType::I64 => dt::int64(),
+        DType::F32 => dt::float32(),
+        DType::F64 => dt::float64(),
+    }
+}
+
+pub(super) fn dtype_of(data_type: &zarrs::array::DataType) -> Option<DType> {
+    DType::ALL.into_iter().find(|d| zarr_type(*d) == *data_type)
+}
+
+/// UDUNITS-2 names, as NGFF requires, for the units files commonly use.
+fn ngff_unit(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "µm" | "um" | "micron" | "micrometer" | "\u{3bc}m" => "micrometer",
+        "nm" | "nanometer" => "nanometer",
+        "mm" | "millimeter" => "millimeter",
+        "cm" | "centimeter" => "centimeter",
+        "m" | "meter" => "meter",
+        "Å" | "angstrom" => "angstrom",
+        "inch" | "in" => "inch",
+        "s" | "sec" | "second" => "second",
+        "ms" | "millisecond" => "millisecond",
+        "min" | "minute" => "minute",
+        "h" | "hour" => "hour",
+        _ => return None,
+    })
+}
+
+pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
+    use serde_json::json;
+    let p = &attrs.physical_sizes;
+    let axis = |name: &str, kind: &str, size: &Option<pentascope_core::tiff::PhysicalSize>| {
+        let mut a = json!({"name": name, "type": kind});
+        if let Some(unit) = size.as_ref().and_then(|s| ngff_unit(&s.unit)) {
+            a["unit"] = json!(unit);
+        }
+        a
+    };
+    let scale_of = |size: &Option<pentascope_core::tiff::PhysicalSize>| {
+        size.as_ref()
+            .filter(|s| s.value.is_finite() && s.value > 0.0)
+            .map_or(1.0, |s| s.value)
+    };
+    let mut ome = json!({
+        "version": "0.5",
+        "multiscales": [{
+            "name": attrs.name,
+            "axes": [
+                axis("t", "time", &p.t),
+                axis("z", "space", &p.z),
+                {"name": "c", "type": "channel"},
+                axis("y", "space", &p.y),
+                axis("x", "space", &p.x),
+            ],
+            "datasets": [{
+                "path": "0",
+                "coordinateTransformations": [{
+                    "type": "scale",
+                    "scale": [scale_of(&p.t), scale_of(&p.z), 1.0, scale_of(&p.y), scale_of(&p.x)],
+                }],
+            }],
+        }],
+    });
+    if !attrs.channel_names.is_empty() {
+        ome["omero"] = json!({
+            "channels": attrs.channel_names.iter().map(|n| json!({"label": n})).collect::<Vec<_>>()
+        });
+    }
+    json!({ "ome": ome })
+}

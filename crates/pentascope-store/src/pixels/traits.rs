@@ -1,0 +1,72 @@
+//! What every pixel backend offers: create (staged), open, delete.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use pentascope_core::tiff::PhysicalSizes;
+use pentascope_core::PlaneIndex;
+
+use super::layout::ArrayLayout;
+use crate::error::StoreError;
+use crate::record::ImageId;
+
+/// What a stored image says about itself in its NGFF metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ImageAttributes {
+    /// Display name.
+    pub name: String,
+    /// Channel labels.
+    pub channel_names: Vec<String>,
+    /// Physical pixel sizes, for the NGFF scale transform.
+    pub physical_sizes: PhysicalSizes,
+}
+
+/// Chunked storage of image pixels.
+pub trait PixelStore: Send + Sync {
+    /// Starts writing a new image; nothing is visible until
+    /// [`PixelWriter::commit`].
+    fn create(
+        &self,
+        id: ImageId,
+        layout: ArrayLayout,
+        attributes: &ImageAttributes,
+        zstd_level: i32,
+    ) -> Result<Box<dyn PixelWriter>, StoreError>;
+    /// Opens a published image for reading.
+    fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>;
+    /// Removes an image's pixels, published or staged (no error if absent).
+    fn delete(&self, id: ImageId) -> Result<(), StoreError>;
+    /// Removes every unpublished (staged) image, left by a crash.
+    fn clear_staging(&self) -> Result<(), StoreError>;
+    /// The backend's name, for `/health` and logs.
+    fn backend(&self) -> &'static str;
+    /// Whether the store answers (blocking).
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Writes one image band by band.
+pub trait PixelWriter: Send + Sync {
+    /// The layout being written.
+    fn layout(&self) -> &ArrayLayout;
+    /// Stores rows `y0..y0 + n` of `plane` from native-endian `bytes`
+    /// (`n` rows of full width). `y0` is a multiple of the chunk height.
+    fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Publishes the image.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Throws the partial image away.
+    fn abort(self: Box<Self>);
+}
+
+/// Reads a published image.
+pub trait PixelReader: Send + Sync {
+    /// The stored layout.
+    fn layout(&self) -> &ArrayLayout;
+    /// Reads rows `rows` of `plane` as native-endian bytes into `out`
+    /// (exactly `rows.len() × width × sample size` bytes).
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,248 @@
+//! Reading and writing one image's array through any zarrs store: shared
+//! by the local and the S3 backends.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Arc;
+
+use pentascope_core::{PlaneIndex, Shape5};
+use zarrs::array::{Array, ArrayBuilder, ArrayBytes, CodecOptions, FillValue};
+use zarrs::group::GroupBuilder;
+use zarrs::storage::{ReadableStorageTraits, ReadableWritableStorageTraits, StoreKey};
+
+use super::layout::ArrayLayout;
+use super::ngff::{dtype_of, ngff_attributes, zarr_type};
+use super::traits::{ImageAttributes, PixelReader, PixelWriter};
+use crate::error::StoreError;
+use crate::record::ImageId;
+
+/// The array attribute saying that every chunk was written, even chunks of
+/// fill values: a missing chunk of such an array is an error (its files were
+/// deleted), not zeros. Arrays written before it existed read as before.
+const EVERY_CHUNK_STORED: &str = "pentascope_every_chunk_stored";
+
+/// Writes the NGFF group and the empty array of a new image into `store`.
+pub(super) fn create_image<S>(
+    store: Arc<S>,
+    layout: &ArrayLayout,
+    attributes: &ImageAttributes,
+    zstd_level: i32,
+) -> Result<Array<S>, StoreError>
+where
+    S: ReadableWritableStorageTraits + ?Sized + 'static,
+{
+    let mut group = GroupBuilder::new()
+        .build(store.clone(), "/")
+        .map_err(StoreError::pixels)?;
+    if let serde_json::Value::Object(map) = ngff_attributes(attributes) {
+        group.attributes_mut().extend(map);
+    }
+    group.store_metadata().map_err(StoreError::pixels)?;
+    let array = ArrayBuilder::new(
+        layout.shape.to_array().to_vec(),
+        layout.chunk_shape().to_vec(),
+        zarr_type(layout.dtype),
+        FillValue::new(vec![0u8; layout.dtype.size()]),
+    )
+    .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
+        zstd_level, false,
+    ))])
+    .dimension_names(Some(["t", "z", "c", "y", "x"]))
+    .attributes(
+        [(
+            EVERY_CHUNK_STORED.to_string(),
+            serde_json::Value::Bool(true),
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .build(store, "/0")
+    .map_err(StoreError::pixels)?;
+    array.store_metadata().map_err(StoreError::pixels)?;
+    Ok(array)
+}
+
+/// Opens the array of a published image in `store`.
+pub(super) fn open_array<S>(
+    store: Arc<S>,
+    id: ImageId,
+    remote: Option<&'static str>,
+) -> Result<Arc<dyn PixelReader>, StoreError>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    let key = StoreKey::new("0/zarr.json").map_err(StoreError::pixels)?;
+    if store
+        .size_key(&key)
+        .map_err(|e| storage_error(remote, e))?
+        .is_none()
+    {
+        return Err(StoreError::NotFound(id.to_string()));
+    }
+    let array = Array::open(store.clone(), "/0").map_err(|e| storage_error(remote, e))?;
+    let every_chunk_stored = array.attributes().get(EVERY_CHUNK_STORED) == Some(&true.into());
+    let shape = array.shape();
+    let chunk = array
+        .chunk_shape(&[0, 0, 0, 0, 0])
+        .map_err(StoreError::pixels)?;
+    let dtype = dtype_of(array.data_type())
+        .ok_or_else(|| StoreError::Pixels(format!("unsupported data type in {id}")))?;
+    if shape.len() != 5 || chunk.len() != 5 {
+        return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
+    }
+    let layout = ArrayLayout {
+        shape: Shape5::new(shape[0], shape[1], shape[2], shape[3], shape[4]),
+        dtype,
+        chunk_y: chunk[3].get(),
+        chunk_x: chunk[4].get(),
+    };
+    Ok(Arc::new(ZarrReader {
+        remote,
+        array,
+        store,
+        layout,
+        id,
+        every_chunk_stored,
+    }))
+}
+
+/// Writes one image into a zarrs store; what publishing and discarding mean
+/// depends on the backend.
+pub(super) struct ZarrWriter<S: ?Sized> {
+    /// Failures of this store are outages of that component (remote
+    /// stores), rather than faults of the pixel store itself.
+    pub(super) remote: Option<&'static str>,
+    pub(super) array: Array<S>,
+    pub(super) layout: ArrayLayout,
+    pub(super) on_commit: Box<dyn FnOnce() -> Result<(), StoreError> + Send + Sync>,
+    pub(super) on_abort: Box<dyn FnOnce() + Send + Sync>,
+}
+
+fn plane_subset(plane: PlaneIndex, rows: Range<u64>, width: u64) -> [Range<u64>; 5] {
+    [
+        plane.t..plane.t + 1,
+        plane.z..plane.z + 1,
+        plane.c..plane.c + 1,
+        rows,
+        0..width,
+    ]
+}
+
+impl<S> PixelWriter for ZarrWriter<S>
+where
+    S: ReadableWritableStorageTraits + ?Sized + 'static,
+{
+    fn layout(&self) -> &ArrayLayout {
+        &self.layout
+    }
+
+    fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let row_bytes = self.layout.shape.x * self.layout.dtype.size() as u64;
+        let rows = bytes.len() as u64 / row_bytes;
+        let subset = plane_subset(plane, y0..y0 + rows, self.layout.shape.x);
+        // chunks of fill values too: a missing chunk then means lost data
+        let options = CodecOptions::default().with_store_empty_chunks(true);
+        self.array
+            .store_array_subset_opt(
+                &subset,
+                ArrayBytes::new_flen(Cow::Borrowed(bytes)),
+                &options,
+            )
+            .map_err(|e| storage_error(self.remote, e))
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        (self.on_commit)()
+    }
+
+    fn abort(self: Box<Self>) {
+        (self.on_abort)()
+    }
+}
+
+struct ZarrReader<S: ?Sized> {
+    remote: Option<&'static str>,
+    array: Array<S>,
+    store: Arc<S>,
+    layout: ArrayLayout,
+    id: ImageId,
+    every_chunk_stored: bool,
+}
+
+impl<S> ZarrReader<S>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    /// Fails if a chunk under rows `rows` of `plane` is missing from a store
+    /// that holds every chunk: its image was deleted or its files lost, and
+    /// zarrs would read the gap as zeros.
+    fn check_chunks(&self, plane: PlaneIndex, rows: &Range<u64>) -> Result<(), StoreError> {
+        if !self.every_chunk_stored || rows.is_empty() {
+            return Ok(());
+        }
+        let (cy, cx) = (self.layout.chunk_y, self.layout.chunk_x);
+        for iy in rows.start / cy..=(rows.end - 1) / cy {
+            for ix in 0..self.layout.shape.x.div_ceil(cx) {
+                let key = self.array.chunk_key(&[plane.t, plane.z, plane.c, iy, ix]);
+                let size = self
+                    .store
+                    .size_key(&key)
+                    .map_err(|e| storage_error(self.remote, e))?;
+                if size.is_none() {
+                    return Err(StoreError::MissingChunk(format!(
+                        "chunk {key} of {} is missing",
+                        self.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A zarrs error of a store: an outage of `remote` when the store is one.
+pub(super) fn storage_error(remote: Option<&'static str>, e: impl std::fmt::Display) -> StoreError {
+    let message = e.to_string();
+    // zarrs reports I/O failures as text; a full disk is the client's 507
+    if message.contains("No space left on device") {
+        return StoreError::StorageFull(message);
+    }
+    match remote {
+        Some(component) => StoreError::Unavailable { component, message },
+        None => StoreError::Pixels(message),
+    }
+}
+
+impl<S> PixelReader for ZarrReader<S>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    fn layout(&self) -> &ArrayLayout {
+        &self.layout
+    }
+
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError> {
+        self.layout.shape.check_plane(plane)?;
+        self.check_chunks(plane, &rows)?;
+        let subset = plane_subset(plane, rows, self.layout.shape.x);
+        let bytes: ArrayBytes<'static> = self
+            .array
+            .retrieve_array_subset(&subset)
+            .map_err(|e| storage_error(self.remote, e))?;
+        let data = bytes.into_fixed().map_err(StoreError::pixels)?;
+        if data.len() != out.len() {
+            return Err(StoreError::Pixels(format!(
+                "read {} bytes where {} were expected",
+                data.len(),
+                out.len()
+            )));
+        }
+        out.copy_from_slice(&data);
+        Ok(())
+    }
+}

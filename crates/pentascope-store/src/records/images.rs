@@ -1,0 +1,36 @@
+//! Image records: reserve an id, publish a complete record, read, delete.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::record::{ImageId, ImageKind, ImageRecord};
+
+/// Image records: reserve an id, publish a complete record, read, delete.
+///
+/// An id is reserved (a `pending` row) before any pixel is written, so ids
+/// come from the database and stay unique across restarts and processes;
+/// only [`ImageRepo::publish`] makes an image visible.
+#[async_trait]
+pub trait ImageRepo: Send + Sync {
+    /// Allocates a new id for an image about to be written.
+    async fn reserve(&self, kind: ImageKind) -> Result<ImageId, StoreError>;
+    /// Stores the complete record and makes the image visible.
+    async fn publish(&self, record: &ImageRecord) -> Result<(), StoreError>;
+    /// Forgets a reserved id whose image was never completed.
+    async fn discard(&self, id: ImageId) -> Result<(), StoreError>;
+    /// A published image.
+    async fn get(&self, id: ImageId) -> Result<Option<ImageRecord>, StoreError>;
+    /// All published images, oldest first.
+    async fn list(&self) -> Result<Vec<ImageRecord>, StoreError>;
+    /// Published images derived from `source` (PCA scores).
+    async fn derived_from(&self, source: ImageId) -> Result<Vec<ImageId>, StoreError>;
+    /// Removes a published image's record; `false` if there was none.
+    async fn delete(&self, id: ImageId) -> Result<bool, StoreError>;
+    /// Ids reserved before `reserved_before` (an RFC 3339 time) and never
+    /// published: left by a crash, or in progress when the time is recent.
+    async fn pending(&self, reserved_before: &str) -> Result<Vec<ImageId>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The backend's name, for `/health` and logs.
+    fn backend(&self) -> &'static str;
+}

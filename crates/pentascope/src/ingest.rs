@@ -1,0 +1,178 @@
+//! `pentascope ingest PATH...`: imports files and folders through the same
+//! use case as `POST /upload`, with a progress bar per file and a summary.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use pentascope_app::ingest::Upload;
+use pentascope_app::jobs::InProcessQueue;
+use pentascope_app::App;
+use pentascope_core::Axes;
+
+use crate::Settings;
+
+/// File name endings taken from folders (files named on the command line
+/// are always tried).
+const TIFF_ENDINGS: &[&str] = &["tif", "tiff", "btf", "tf2", "tf8", "svs", "lsm", "stk"];
+
+/// Arguments of `pentascope ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Files or folders to import (folders: their TIFF files, by ending).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Axes of every file's pages (`TYX`, `ZCYX`, …), overriding the files'
+    /// own metadata, as the upload's `axes` field does.
+    #[arg(long)]
+    axes: Option<String>,
+    /// Descend into sub-folders.
+    #[arg(long, short = 'r')]
+    recursive: bool,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Imports every file, one at a time (each import uses every core).
+pub async fn run(args: IngestArgs) -> Result<(), String> {
+    let axes = args
+        .axes
+        .as_deref()
+        .map(Axes::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let files = collect(&args.paths, args.recursive)?;
+    if files.is_empty() {
+        return Err("no TIFF files found in the paths given".into());
+    }
+    // no runners: the command imports and leaves; the database and pixel
+    // store are the ones `serve` uses with the same settings
+    let app = Arc::new(
+        App::open(args.settings.config(), Arc::new(InProcessQueue::default()))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let style = ProgressStyle::with_template("{prefix:>40!} {bar:30} {pos}/{len} planes {msg}")
+        .map_err(|e| e.to_string())?;
+    let mut failures = Vec::new();
+    let mut imported = 0;
+    for (n, path) in files.iter().enumerate() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bar = ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix(name.clone());
+        let started = Instant::now();
+        let outcome = import(&app, path, &name, axes.clone(), bar.clone()).await;
+        bar.finish_and_clear();
+        let position = format!("[{}/{}]", n + 1, files.len());
+        match outcome {
+            Ok(summary) => {
+                imported += 1;
+                println!(
+                    "{position} {} {summary} in {:.2} s",
+                    path.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => {
+                println!("{position} {} FAILED: {e}", path.display());
+                failures.push((path.clone(), e));
+            }
+        }
+    }
+    println!("imported {imported} of {} files", files.len());
+    if failures.is_empty() {
+        return Ok(());
+    }
+    println!("failed:");
+    for (path, reason) in &failures {
+        println!("  {}: {reason}", path.display());
+    }
+    Err(format!(
+        "{} of {} files failed",
+        failures.len(),
+        files.len()
+    ))
+}
+
+/// Imports one file; a one-line description of the image.
+async fn import(
+    app: &Arc<App>,
+    path: &Path,
+    name: &str,
+    axes: Option<Axes>,
+    bar: ProgressBar,
+) -> Result<String, String> {
+    let byte_size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    let upload = Upload {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        byte_size,
+        axes,
+    };
+    let progress = Arc::new(move |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    let record = app
+        .ingest(upload, progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "→ {} ({:?} {}, {:?})",
+        record.id,
+        record.shape.to_array(),
+        record.dtype,
+        record.flavour
+    ))
+}
+
+/// The files to import, in a stable order: named files as given, folders'
+/// TIFF files sorted by path.
+fn collect(paths: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, recursive, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            if recursive {
+                walk(&path, recursive, found)?;
+            }
+        } else if is_tiff_name(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_tiff_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| TIFF_ENDINGS.contains(&e.to_ascii_lowercase().as_str()))
+}

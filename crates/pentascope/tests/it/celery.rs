@@ -1,0 +1,205 @@
+//! Celery interoperability: the real `celery` package from PyPI sends
+//! `heavy_pca` to a `pentascope worker` through Redis and reads the result
+//! with `AsyncResult.get()`; a task whose worker died is redelivered.
+//!
+//! Needs Redis (`PENTASCOPE_TEST_REDIS`, default redis://127.0.0.1:6379/0)
+//! and a Python with `celery` and `redis` (`PENTASCOPE_TEST_PYTHON`,
+//! default the repository's `.venv`), so it is ignored by a plain
+//! `cargo test`; `.ci/run` runs it with `--ignored`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{fixtures_dir, FixtureSet, Server, Worker};
+use serde_json::{json, Value};
+
+fn redis_url() -> String {
+    let url = std::env::var("PENTASCOPE_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let ok = Command::new("redis-cli")
+        .args(["-u", &url, "ping"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+        .unwrap_or(false);
+    assert!(ok, "Redis does not answer at {url}");
+    url
+}
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import celery, redis, kombu.transport.redis"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} cannot import celery and redis (.ci/run creates that venv)",
+        python.display()
+    );
+    python
+}
+
+/// Runs a Python snippet that prints one JSON document.
+fn run_python(python: &PathBuf, code: &str, env: &[(&str, &str)]) -> Value {
+    let out = Command::new(python)
+        .args(["-c", code])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+const CLIENT: &str = r#"
+import json, os
+from celery import Celery
+app = Celery(broker=os.environ["BROKER"], backend=os.environ["BROKER"])
+queue = os.environ["QUEUE"]
+ok = app.send_task("heavy_pca", kwargs={"image_id": os.environ["IMAGE"], "n_components": 2}, queue=queue)
+result = ok.get(timeout=120)
+bad = app.send_task("heavy_pca", kwargs={"image_id": "image_999999", "n_components": 2}, queue=queue)
+try:
+    bad.get(timeout=120)
+    error = None
+except Exception as e:
+    error = {"type": type(e).__name__, "message": str(e)}
+print(json.dumps({"id": ok.id, "state": ok.state, "result": result, "error": error, "bad_state": bad.state}))
+"#;
+
+#[test]
+#[ignore = "needs Redis and a Python venv with celery; run with --ignored (.ci/run does)"]
+fn python_celery_client_drives_pentascope_workers() {
+    let (fixtures, broker, python) = (fixtures_dir(), redis_url(), python());
+    let queue = format!("pentascope-test-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CELERY_BROKER_URL", broker.as_str()),
+        ("PENTASCOPE_CELERY_QUEUE", queue.as_str()),
+        ("PENTASCOPE_VISIBILITY_TIMEOUT", "3"),
+    ];
+    let server = Server::start_with(dir.path(), &env);
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let image = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let expected = server
+        .post_json("/analyze", &json!({"image_id": image, "components": 2}))
+        .ok_json()
+        .unwrap();
+    let health = server.get("/health").ok_json().unwrap();
+    assert_eq!(health["broker"]["status"], "ok", "{health}");
+
+    // A task that a worker took and then died with: kombu's unacknowledged
+    // record of it, older than the visibility timeout. A live worker must
+    // deliver it again.
+    let orphan = uuid_like();
+    let orphan_job = server.post_json(
+        "/analyze",
+        &json!({"image_id": image, "components": 1, "async": true}),
+    );
+    assert_eq!(orphan_job.status, 202);
+    let orphan_job = orphan_job.json().unwrap();
+    let message = redis(&broker, &["RPOP", &queue]);
+    assert!(
+        message.contains("heavy_pca"),
+        "the API queued a Celery message: {message}"
+    );
+    let record = json!([serde_json::from_str::<Value>(&message).unwrap(), "", queue]).to_string();
+    redis(&broker, &["HSET", "unacked", &orphan, &record]);
+    redis(&broker, &["ZADD", "unacked_index", "1", &orphan]);
+
+    let owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let _workers = [
+        Worker::start(dir.path(), &owned),
+        Worker::start(dir.path(), &owned),
+    ];
+
+    let out = run_python(
+        &python,
+        CLIENT,
+        &[
+            ("BROKER", broker.as_str()),
+            ("QUEUE", queue.as_str()),
+            ("IMAGE", image.as_str()),
+        ],
+    );
+    assert_eq!(out["state"], "SUCCESS", "{out}");
+    for key in [
+        "explained_variance",
+        "explained_variance_ratio",
+        "components",
+        "mean",
+    ] {
+        assert_eq!(out["result"][key], expected[key], "{key}");
+    }
+    assert_eq!(out["bad_state"], "FAILURE");
+    assert_eq!(out["error"]["type"], "LookupError", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{out}"
+    );
+    // the task sent from Python is a job row too
+    let job = server
+        .get(&format!("/jobs/{}", out["id"].as_str().unwrap()))
+        .ok_json()
+        .unwrap();
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+
+    // the orphaned task was redelivered and finished
+    let status_url = orphan_job["status_url"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = server.get(status_url).ok_json().unwrap();
+        if job["state"] == "SUCCESS" {
+            assert_eq!(job["result"]["n_components"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orphaned task never redelivered: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = redis(&broker, &["DEL", &queue]);
+}
+
+fn redis(url: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-u", url])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn uuid_like() -> String {
+    format!(
+        "orphan-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

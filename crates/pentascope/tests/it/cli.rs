@@ -1,0 +1,117 @@
+//! The command line: `pentascope ingest` imports a folder through the same
+//! use case as `POST /upload`, and what it imports is served as uploads are.
+
+use std::process::Command;
+
+use crate::util::{fixtures_dir, shape5, FixtureSet, Server};
+
+fn pentascope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pentascope"))
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let out = pentascope().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for sub in ["serve", "worker", "ingest", "migrate", "config"] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+            "--help does not list {sub}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn ingest_imports_the_fixture_folder_and_reports_each_failure() {
+    let fixtures = fixtures_dir();
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let data = tempfile::tempdir().unwrap();
+    let out = pentascope()
+        .arg("ingest")
+        .arg(&set.dir)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let accepted: Vec<&(String, serde_json::Value)> = set
+        .files
+        .iter()
+        .filter(|(_, e)| e["expect"] == "accept")
+        .collect();
+    let rejected: Vec<&str> = set
+        .files
+        .iter()
+        .filter(|(_, e)| e["expect"] == "reject")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert!(!rejected.is_empty(), "the corpus has broken files");
+    assert!(
+        !out.status.success(),
+        "failures must give a non-zero exit status:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "imported {} of {} files",
+            accepted.len(),
+            set.files.len()
+        )),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = stdout.split("\nfailed:\n").nth(1).unwrap_or_default();
+    for name in &rejected {
+        assert!(
+            failed.lines().any(|l| l.contains(name) && l.contains(": ")),
+            "{name} is not reported with a reason:\n{stdout}"
+        );
+    }
+
+    // the imported images are served like uploads
+    let server = Server::start_configured(data.path(), &[]);
+    let listed = server.get("/images").ok_json().unwrap();
+    let images = listed["images"].as_array().unwrap();
+    assert_eq!(images.len(), accepted.len());
+    for (name, expected) in accepted {
+        let image = images
+            .iter()
+            .find(|i| i["original_filename"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not listed"));
+        assert_eq!(
+            shape5(&image["shape"], "shape").unwrap(),
+            shape5(&expected["shape"], "expected shape").unwrap(),
+            "{name}"
+        );
+        assert_eq!(image["dtype"], expected["dtype"], "{name}");
+    }
+}
+
+#[test]
+fn ingest_of_good_files_exits_zero_with_their_ids() {
+    let fixtures = fixtures_dir();
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let good: Vec<_> = set
+        .files
+        .iter()
+        .filter(|(_, e)| e["expect"] == "accept")
+        .take(2)
+        .map(|(n, _)| set.dir.join(n))
+        .collect();
+    let data = tempfile::tempdir().unwrap();
+    let out = pentascope()
+        .arg("ingest")
+        .args(&good)
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("→ image_1 ") && stdout.contains("→ image_2 "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("imported 2 of 2 files"), "{stdout}");
+}

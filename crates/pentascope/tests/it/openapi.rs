@@ -1,0 +1,143 @@
+//! The OpenAPI document against what the server really answers: every key
+//! of every JSON response in a session is documented for that route and
+//! status, and every documented route answers (is not the fallback).
+
+use serde_json::{json, Value};
+
+use crate::util::{fixtures_dir, FixtureSet, Resp, Server};
+
+/// The schema `schema` points at (following `$ref`).
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.rsplit('/').next().unwrap();
+            &doc["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+/// The property names a response schema documents (including `allOf` parts
+/// and the items of an array).
+fn documented_keys(doc: &Value, schema: &Value) -> Vec<String> {
+    let schema = resolve(doc, schema);
+    let mut keys: Vec<String> = schema["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        keys.extend(documented_keys(doc, part));
+    }
+    keys
+}
+
+/// Fails unless every top-level key of `resp`'s JSON body is documented for
+/// `method path` at `resp.status`.
+fn assert_documented(doc: &Value, method: &str, path: &str, resp: &Resp) {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    let mut response = &op["responses"][resp.status.to_string()];
+    if let Some(r) = response["$ref"].as_str() {
+        response = &doc["components"]["responses"][r.rsplit('/').next().unwrap()];
+    }
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {}, which is not documented",
+        resp.status
+    );
+    let body = resp.json().unwrap();
+    let schema = &response["content"]["application/json"]["schema"];
+    let keys = documented_keys(doc, schema);
+    for key in body.as_object().unwrap().keys() {
+        assert!(
+            keys.contains(key),
+            "{method} {path} {}: key {key:?} is not in the documented schema {keys:?}",
+            resp.status
+        );
+    }
+}
+
+#[test]
+fn every_response_key_is_documented() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let doc = server.get("/openapi.json").ok_json().unwrap();
+    let file = "ome_tczyx_u16.ome.tif";
+    let upload = server.upload(file, set.read(file), None);
+    assert_documented(&doc, "post", "/upload", &upload);
+    let id = upload.json().unwrap()["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = [
+        (
+            "get",
+            "/metadata",
+            server.get(&format!("/metadata?image_id={id}")),
+        ),
+        (
+            "get",
+            "/metadata",
+            server.get("/metadata?image_id=image_999"),
+        ),
+        (
+            "get",
+            "/statistics",
+            server.get(&format!("/statistics?image_id={id}")),
+        ),
+        ("get", "/images", server.get("/images")),
+        ("get", "/images/{id}", server.get(&format!("/images/{id}"))),
+        (
+            "get",
+            "/slice",
+            server.get(&format!("/slice?image_id={id}&z=99")),
+        ),
+        (
+            "get",
+            "/slice",
+            server.get(&format!("/slice?image_id={id}&t=1")),
+        ),
+        (
+            "post",
+            "/analyze",
+            server.post_json("/analyze", &json!({"image_id": id, "components": 2})),
+        ),
+        (
+            "post",
+            "/analyze",
+            server.post_json("/analyze", &json!({"image_id": id, "async": true})),
+        ),
+        ("get", "/jobs/{id}", server.get("/jobs/no-such-job")),
+        ("get", "/health", server.get("/health")),
+        (
+            "post",
+            "/upload",
+            server.upload("empty.tif", Vec::new(), None),
+        ),
+    ];
+    for (method, path, resp) in &session {
+        assert_documented(&doc, method, path, resp);
+    }
+    let job = session[8].2.json().unwrap();
+    let job_resp = server.get(job["status_url"].as_str().unwrap());
+    assert_documented(&doc, "get", "/jobs/{id}", &job_resp);
+    let deleted = server.delete(&format!("/images/{id}"));
+    assert_documented(&doc, "delete", "/images/{id}", &deleted);
+
+    // every documented route is served
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let url = path.replace("{id}", "image_1");
+            let resp = match method.as_str() {
+                "get" => server.get(&url),
+                "delete" => server.delete(&url),
+                _ => server.post_json(&url, &json!({})),
+            };
+            let text = String::from_utf8_lossy(&resp.body);
+            assert!(
+                !text.contains("no such endpoint"),
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+}

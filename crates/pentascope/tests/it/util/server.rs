@@ -1,0 +1,406 @@
+//! The `pentascope serve` and `pentascope worker` processes under test.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{multipart, Client};
+use serde_json::Value;
+
+use super::npy;
+use super::resp::{image_id_of, Resp};
+use super::services::backend_env;
+
+/// How long the server may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Per-request timeout; generous because the largest fixture is a
+/// 9600x9600 plane served by a debug build.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many lines of server output to keep for failure messages.
+const LOG_LINES: usize = 80;
+/// The line the server prints once it accepts connections.
+const LISTENING: &str = "pentascope listening on ";
+
+type Log = Arc<Mutex<VecDeque<String>>>;
+
+fn push_log(log: &Log, line: String) {
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() == LOG_LINES {
+        log.pop_front();
+    }
+    log.push_back(line);
+}
+
+/// Drains a child pipe line by line into `log` until EOF, forwarding each
+/// line to `tx` while someone still listens.
+fn drain<R: Read + Send + 'static>(
+    pipe: R,
+    prefix: &'static str,
+    log: Log,
+    tx: Option<mpsc::Sender<String>>,
+) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    if let Some(tx) = &tx {
+                        // The receiver is gone once startup is over; keep draining.
+                        let _ = tx.send(line.clone());
+                    }
+                    push_log(&log, format!("{prefix}{line}"));
+                }
+            }
+        }
+    });
+}
+
+/// A `pentascope worker` child with the given settings, killed on drop.
+pub struct Worker(Child);
+
+impl Worker {
+    /// Starts a worker on `data_dir` with `env`.
+    pub fn start(data_dir: &Path, env: &[(String, String)]) -> Worker {
+        Worker::start_logged(data_dir, env, None)
+    }
+
+    /// Starts a worker whose log (stderr) goes to `log`, if given.
+    pub fn start_logged(data_dir: &Path, env: &[(String, String)], log: Option<&Path>) -> Worker {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create worker log")),
+            None => Stdio::null(),
+        };
+        Worker(
+            Command::new(env!("CARGO_BIN_EXE_pentascope"))
+                .arg("worker")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn pentascope worker"),
+        )
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `pentascope serve` child process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// The `pentascope worker` beside it, in the production configuration.
+    _worker: Option<Worker>,
+    base: String,
+    data_dir: PathBuf,
+    log: Log,
+    client: Client,
+    // Dropped after `Drop::drop` has killed the child.
+    _own_dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("pentascope-test-")
+            .tempdir()
+            .expect("create temporary data dir");
+        let mut server = Server::start_in(dir.path());
+        server._own_dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on `data_dir`, which the caller keeps alive (used to
+    /// restart on the same data).
+    pub fn start_in(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Starts a server on `data_dir` with exactly the settings `env`
+    /// (ignoring `PENTASCOPE_TEST_BACKEND`), and no worker beside it.
+    pub fn start_configured(data_dir: &Path, env: &[(String, String)]) -> Server {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::launch(data_dir, Vec::new(), None, &env)
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let backend = backend_env(data_dir);
+        let worker = backend
+            .iter()
+            .any(|(k, _)| k == "CELERY_BROKER_URL")
+            .then(|| Worker::start(data_dir, &backend));
+        Server::launch(data_dir, backend, worker, env)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        backend: Vec<(String, String)>,
+        worker: Option<Worker>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
+        command
+            .envs(backend.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .arg("serve");
+        let mut child = command
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the pentascope binary");
+        let log: Log = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = mpsc::channel();
+        drain(
+            child.stdout.take().expect("child stdout"),
+            "",
+            log.clone(),
+            Some(tx),
+        );
+        drain(
+            child.stderr.take().expect("child stderr"),
+            "[stderr] ",
+            log.clone(),
+            None,
+        );
+        let client = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("build HTTP client");
+        let mut server = Server {
+            child,
+            _worker: worker,
+            base: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            log,
+            client,
+            _own_dir: None,
+        };
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "pentascope did not print `{LISTENING}http://...` within {STARTUP_TIMEOUT:?}\n{}",
+                    server.logs()
+                );
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    if let Some(pos) = line.find(LISTENING) {
+                        let url = line[pos + LISTENING.len()..].trim();
+                        assert!(
+                            url.starts_with("http://127.0.0.1:"),
+                            "unexpected listening line {line:?}"
+                        );
+                        server.base = url.trim_end_matches('/').to_string();
+                        return server;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // stdout closed: the process has exited or is about to.
+                    let status = server.child.wait().ok();
+                    panic!(
+                        "pentascope exited ({status:?}) before listening\n{}",
+                        server.logs()
+                    );
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                thread::sleep(Duration::from_millis(100)); // let the drains finish
+                panic!(
+                    "pentascope exited ({status}) before listening\n{}",
+                    server.logs()
+                );
+            }
+        }
+    }
+
+    /// The data directory the server was started on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The last lines of server output, for failure messages.
+    pub fn logs(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from("--- last server output ---\n");
+        for line in log.iter() {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("--- end of server output ---");
+        out
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL if it has not exited within
+    /// ten seconds. The data directory is left in place.
+    pub fn stop(mut self) {
+        // Close our keep-alive connections first so a graceful shutdown
+        // does not wait for them.
+        drop(std::mem::replace(&mut self.client, Client::new()));
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        // Drop kills and reaps it.
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn finish(&self, what: &str, result: reqwest::Result<reqwest::blocking::Response>) -> Resp {
+        let resp =
+            result.unwrap_or_else(|e| panic!("{what}: request failed: {e}\n{}", self.logs()));
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .bytes()
+            .unwrap_or_else(|e| panic!("{what}: reading the body failed: {e}\n{}", self.logs()))
+            .to_vec();
+        Resp {
+            what: what.to_string(),
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// `GET path` (path includes the query string).
+    pub fn get(&self, path: &str) -> Resp {
+        self.finish(
+            &format!("GET {path}"),
+            self.client.get(self.url(path)).send(),
+        )
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Resp {
+        self.finish(
+            &format!("DELETE {path}"),
+            self.client.delete(self.url(path)).send(),
+        )
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.finish(
+            &format!("POST {path} {body}"),
+            self.client.post(self.url(path)).json(body).send(),
+        )
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        self.finish(
+            &format!("POST {path} ({content_type})"),
+            self.client
+                .post(self.url(path))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send(),
+        )
+    }
+
+    /// `POST path` with a multipart form.
+    pub fn post_form(&self, path: &str, what: &str, form: multipart::Form) -> Resp {
+        self.finish(
+            &format!("POST {path} {what}"),
+            self.client.post(self.url(path)).multipart(form).send(),
+        )
+    }
+
+    /// Uploads `bytes` as the multipart field `file` named `filename`, with
+    /// an optional `axes` multipart field.
+    pub fn upload(&self, filename: &str, bytes: Vec<u8>, axes: Option<&str>) -> Resp {
+        let part = multipart::Part::bytes(bytes)
+            .file_name(filename.to_string())
+            .mime_str("image/tiff")
+            .expect("mime type");
+        let mut form = multipart::Form::new().part("file", part);
+        if let Some(axes) = axes {
+            form = form.text("axes", axes.to_string());
+        }
+        self.post_form("/upload", &format!("file={filename} axes={axes:?}"), form)
+    }
+
+    /// Uploads a file that must be accepted and returns its image id.
+    pub fn upload_ok(&self, filename: &str, bytes: Vec<u8>) -> String {
+        let resp = self.upload(filename, bytes, None);
+        image_id_of(&resp).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// `GET /metadata?image_id=id`, which must succeed.
+    pub fn metadata(&self, id: &str) -> Value {
+        let resp = self.get(&format!("/metadata?image_id={id}"));
+        resp.ok_json()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// One plane as `.npy`, which must succeed.
+    pub fn plane_npy(&self, id: &str, t: u64, z: u64, c: u64) -> npy::Npy {
+        let resp = self.get(&format!(
+            "/slice?image_id={id}&time={t}&z={z}&channel={c}&format=npy"
+        ));
+        resp.npy()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
+    }
+
+    /// Asserts that `/health` answers 200 with `"status": "ok"`.
+    pub fn assert_healthy(&self) {
+        let health = self
+            .get("/health")
+            .ok_json()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        assert_eq!(
+            health["status"],
+            "ok",
+            "/health body {health}\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
