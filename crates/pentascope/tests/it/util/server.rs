@@ -109,6 +109,7 @@ pub struct Server {
     _worker: Option<Worker>,
     base: String,
     data_dir: PathBuf,
+    database_url: String,
     log: Log,
     client: Client,
     // Dropped after `Drop::drop` has killed the child.
@@ -156,6 +157,16 @@ impl Server {
         worker: Option<Worker>,
         env: &[(&str, &str)],
     ) -> Server {
+        let database_url = backend
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(env.iter().copied())
+            .filter(|(k, _)| *k == "DATABASE_URL")
+            .map(|(_, v)| v.to_string())
+            .next_back()
+            .unwrap_or_else(|| {
+                format!("sqlite://{}", data_dir.join("pentascope.sqlite").display())
+            });
         let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
         command
             .envs(backend.iter().map(|(k, v)| (k, v)))
@@ -196,6 +207,7 @@ impl Server {
             _worker: worker,
             base: String::new(),
             data_dir: data_dir.to_path_buf(),
+            database_url,
             log,
             client,
             _own_dir: None,
@@ -240,6 +252,27 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// The metadata database the server was started with.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// The server's address, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// The server process's peak resident memory (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status")
     }
 
     /// The data directory the server was started on.

@@ -1,0 +1,409 @@
+//! Hostile input over HTTP: every file in `fuzz/regressions/reader/` (the
+//! attack classes of issue 7, built byte by byte), oversized declarations,
+//! clients that leave mid-ingest, deletes racing analyses and slow-loris
+//! connections. Each ends in a clear 4xx or a bounded, correct answer, with
+//! the process alive, its peak memory bounded and nothing left behind.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util::Server;
+
+/// Peak resident memory the server may reach on any hostile input.
+const MAX_PEAK_RSS_KIB: u64 = 1 << 20;
+
+/// A little-endian classic TIFF of `pages` uncompressed one-strip pages of
+/// `width × height` unsigned samples of `bits` bits, each page filled by
+/// `fill(page, index)`.
+fn plain_tiff(
+    width: u32,
+    height: u32,
+    bits: u16,
+    pages: u32,
+    fill: impl Fn(u32, usize) -> u8,
+) -> Vec<u8> {
+    described_tiff(width, height, bits, pages, "", fill)
+}
+
+/// [`plain_tiff`] with an ImageDescription on every page.
+fn described_tiff(
+    width: u32,
+    height: u32,
+    bits: u16,
+    pages: u32,
+    description: &str,
+    fill: impl Fn(u32, usize) -> u8,
+) -> Vec<u8> {
+    let page_bytes = width as usize * height as usize * usize::from(bits / 8);
+    const ENTRIES: u16 = 10;
+    let ifd_bytes = 2 + 12 * usize::from(ENTRIES) + 4;
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    let text_at = 8 + ifd_bytes * pages as usize;
+    let text = format!("{description}\0");
+    let first_data = text_at + text.len();
+    for page in 0..pages {
+        let data_at = (first_data + page_bytes * page as usize) as u32;
+        let next = if page + 1 < pages {
+            (8 + ifd_bytes * (page as usize + 1)) as u32
+        } else {
+            0
+        };
+        out.extend_from_slice(&ENTRIES.to_le_bytes());
+        let mut entry = |tag: u16, kind: u16, count: u32, value: u32| {
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
+            match kind {
+                3 => {
+                    out.extend_from_slice(&(value as u16).to_le_bytes());
+                    out.extend_from_slice(&[0, 0]);
+                }
+                _ => out.extend_from_slice(&value.to_le_bytes()),
+            }
+        };
+        entry(256, 4, 1, width);
+        entry(257, 4, 1, height);
+        entry(258, 3, 1, u32::from(bits));
+        entry(259, 3, 1, 1);
+        entry(262, 3, 1, 1);
+        entry(270, 2, text.len() as u32, text_at as u32);
+        entry(273, 4, 1, data_at);
+        entry(277, 3, 1, 1);
+        entry(278, 4, 1, height);
+        entry(279, 4, 1, page_bytes as u32);
+        out.extend_from_slice(&next.to_le_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    for page in 0..pages {
+        out.extend((0..page_bytes).map(|i| fill(page, i)));
+    }
+    out
+}
+
+/// Ids reserved and never published, as the server's database holds them.
+fn pending_rows(server: &Server) -> Vec<String> {
+    let url = server.database_url().to_string();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let records = pentascope_store::records::connect(&url).await.unwrap();
+            records
+                .images
+                .pending("9999")
+                .await
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+}
+
+/// Files left in the data directory's staging area and upload spool.
+fn leftovers(server: &Server) -> Vec<PathBuf> {
+    let dir = server.data_dir();
+    [dir.join("images").join(".staging"), dir.join("spool")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()))
+        .collect()
+}
+
+/// Waits up to `limit` for `done`.
+fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}
+
+fn regression_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/reader");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no regression files in {}",
+        dir.display()
+    );
+    files
+}
+
+/// The status each attack class must get, by a word of its file name.
+fn expected_status(name: &str) -> &'static [u16] {
+    if name.contains("nested") {
+        &[415]
+    } else if name.contains("samples-per-pixel") {
+        &[413]
+    } else if name.contains("2-pow-24-planes") {
+        &[422]
+    } else if name.contains("sharing") {
+        &[415, 422]
+    } else {
+        // metadata that overflows falls back to the plain reading
+        &[200, 400, 413, 415, 422]
+    }
+}
+
+#[test]
+fn hostile_files_get_4xx_with_the_process_alive_memory_bounded_and_nothing_left() {
+    let server = Server::start();
+    for path in regression_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let started = Instant::now();
+        let resp = server.upload(&name, std::fs::read(&path).unwrap(), None);
+        let allowed = expected_status(&name);
+        assert!(
+            allowed.contains(&resp.status),
+            "{name}: {} not in {allowed:?}: {}",
+            resp.status,
+            resp.snippet()
+        );
+        if resp.status != 200 {
+            let message = resp.client_error().unwrap();
+            assert!(!message.is_empty(), "{name}: an error says why");
+            if name.contains("samples-per-pixel") {
+                assert!(message.contains("PENTASCOPE_MAX_CHANNELS"), "{message}");
+            }
+        }
+        eprintln!(
+            "hostile {name}: {} in {:.2} s",
+            resp.status,
+            started.elapsed().as_secs_f64()
+        );
+        server.assert_healthy();
+    }
+    let peak = server.peak_rss_kib();
+    eprintln!("hostile files: peak RSS {peak} KiB");
+    assert!(peak < MAX_PEAK_RSS_KIB, "peak RSS {peak} KiB");
+    assert!(pending_rows(&server).is_empty(), "pending rows left");
+    assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
+}
+
+#[test]
+fn malformed_requests_get_the_specific_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_MAX_UPLOAD_BYTES", "100000")]);
+    // a declared length over the limit is refused before the body is read
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+         Content-Length: 1000000000\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    let file = plain_tiff(4, 4, 8, 1, |_, i| i as u8);
+    let two_files = reqwest::blocking::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(file.clone()).file_name("a.tif"),
+        )
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(file.clone()).file_name("b.tif"),
+        );
+    let resp = server.post_form("/upload", "two file fields", two_files);
+    assert_eq!(resp.status, 400, "{}", resp.snippet());
+    assert!(resp.client_error().unwrap().contains("more than one"));
+
+    let big_json = json!({"image_id": "image_1", "pad": "x".repeat(3 << 20)});
+    let resp = server.post_json("/analyze", &big_json);
+    assert_eq!(resp.status, 413, "{}", resp.snippet());
+
+    let id = server.upload_ok("a.tif", file);
+    let padded = id.replace("image_", "image_0");
+    let resp = server.get(&format!("/metadata?image_id={padded}"));
+    assert_eq!(resp.status, 404, "{padded} is not {id}: {}", resp.snippet());
+    let resp = server.get(&format!("/slice?image_id={id}&t=1&c=2"));
+    assert_eq!(resp.status, 400, "{}", resp.snippet());
+    let message = resp.client_error().unwrap();
+    assert!(
+        message.contains("t, c") && message.contains("time"),
+        "{message}"
+    );
+    server.assert_healthy();
+}
+
+#[test]
+fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_SLICE_MEMORY_MIB", "64")]);
+    // 4096 × 4096 uint16: 32 MiB a plane, about 96 MiB to render
+    let big = server.upload_ok("big.tif", plain_tiff(4096, 4096, 16, 1, |_, i| i as u8));
+    let resp = server.get(&format!("/slice?image_id={big}"));
+    assert_eq!(resp.status, 413, "{}", resp.snippet());
+    assert!(resp
+        .client_error()
+        .unwrap()
+        .contains("PENTASCOPE_SLICE_MEMORY_MIB"));
+    // 2048 × 2048 uint16: 8 MiB a plane, within the budget
+    let small = server.upload_ok("small.tif", plain_tiff(2048, 2048, 16, 1, |_, i| i as u8));
+    let resp = server.get(&format!("/slice?image_id={small}&format=npy"));
+    assert_eq!(resp.status, 200, "{}", resp.snippet());
+    server.assert_healthy();
+}
+
+#[test]
+fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() {
+    let server = Server::start();
+    // 96 pages of 2048 × 2048 uint16 (768 MiB): long enough to leave during
+    let file = plain_tiff(2048, 2048, 16, 96, |p, i| (p as usize + i) as u8);
+    let boundary = "pentascope-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.tif\"\r\n\
+         Content-Type: image/tiff\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    drop(file);
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body).unwrap();
+    // the whole body is sent: wait until the ingest has started, then leave
+    assert!(
+        within(Duration::from_secs(60), || server
+            .logs()
+            .contains("upload received")),
+        "{}",
+        server.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    let left = Instant::now();
+    let clean = within(Duration::from_secs(5), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(
+        clean,
+        "after 5 s: pending {:?}, files {:?}\n{}",
+        pending_rows(&server),
+        leftovers(&server),
+        server.logs()
+    );
+    eprintln!(
+        "client left: cleaned up within {:.2} s",
+        left.elapsed().as_secs_f64()
+    );
+    let images = server.get("/images").ok_json().unwrap();
+    assert_eq!(images["count"], 0, "the abandoned upload was not published");
+    server.assert_healthy();
+}
+
+#[test]
+fn delete_during_analyze_never_answers_with_data_of_a_deleted_image() {
+    let server = Server::start();
+    // an ImageJ hyperstack of 20 × 3 planes of 1024 × 1024 uint16
+    let file = described_tiff(
+        1024,
+        1024,
+        16,
+        60,
+        "ImageJ=1.54f\nimages=60\nchannels=3\nslices=20\nhyperstack=true\n",
+        |p, i| ((p as usize * 7 + i * 13) % 251) as u8,
+    );
+    let id = server.upload_ok("stack.tif", file);
+    let analysis = std::thread::scope(|scope| {
+        let running =
+            scope.spawn(|| server.post_json("/analyze", &json!({"image_id": id, "components": 2})));
+        std::thread::sleep(Duration::from_millis(200));
+        let deleted = server.delete(&format!("/images/{id}"));
+        assert_eq!(deleted.status, 200, "{}", deleted.snippet());
+        running.join().unwrap()
+    });
+    eprintln!("analyze raced by a delete: {}", analysis.snippet());
+    match analysis.status {
+        // it finished first: its scores went with the source
+        200 => {
+            let scores = analysis.json().unwrap()["scores_image_id"].clone();
+            let resp = server.get(&format!("/metadata?image_id={}", scores.as_str().unwrap()));
+            assert_eq!(resp.status, 404, "the scores image outlived its source");
+        }
+        404 | 409 => {}
+        other => panic!("analyze answered {other}: {}", analysis.snippet()),
+    }
+    let images = server.get("/images").ok_json().unwrap();
+    assert_eq!(images["count"], 0, "nothing is orphaned: {images}");
+    server.assert_healthy();
+}
+
+#[test]
+fn slow_loris_connections_are_closed_and_health_keeps_answering() {
+    const SLOW: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_HEADER_TIMEOUT", "4")]);
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr()).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    let client = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut worst = Duration::ZERO;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        // the slow clients trickle one header line each round
+        for s in &mut slow {
+            let _ = s.write_all(b"X-Slow: 1\r\n");
+        }
+        let asked = Instant::now();
+        let resp = client
+            .get(format!("http://{}/health", server.addr()))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        worst = worst.max(asked.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("slow loris: /health answered within {worst:?} at worst");
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    // past the header timeout the server has closed them
+    let closed = slow
+        .iter()
+        .filter(|&s| {
+            let mut s: &TcpStream = s;
+            // an open, silent connection times out; a closed one reads EOF,
+            // a reset or the server's last words
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut buf = [0u8; 256];
+            !matches!(
+                s.read(&mut buf),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            )
+        })
+        .count();
+    assert!(
+        closed >= SLOW * 95 / 100,
+        "{closed} of {SLOW} slow connections closed"
+    );
+}
