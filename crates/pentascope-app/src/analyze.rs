@@ -17,8 +17,9 @@ use crate::error::AppError;
 use crate::images::open_pixels;
 use crate::Progress;
 
-/// Components computed when a request names none.
-pub const DEFAULT_COMPONENTS: u64 = 2;
+/// Components computed when a request names none (the original service's
+/// default), capped at the image's channels.
+pub const DEFAULT_COMPONENTS: u64 = 3;
 
 /// The arguments of a PCA, as `POST /analyze` and the `heavy_pca` task take
 /// them (`components` is accepted for `n_components`).
@@ -26,15 +27,17 @@ pub const DEFAULT_COMPONENTS: u64 = 2;
 pub struct PcaArgs {
     /// The source image, `image_<n>`.
     pub image_id: String,
-    /// Principal components to compute (default [`DEFAULT_COMPONENTS`]).
+    /// Principal components to compute (default [`DEFAULT_COMPONENTS`],
+    /// at most the image's channels).
     #[serde(default, alias = "components", skip_serializing_if = "Option::is_none")]
     pub n_components: Option<u64>,
 }
 
 impl PcaArgs {
-    /// The components asked for.
-    pub fn components(&self) -> u64 {
-        self.n_components.unwrap_or(DEFAULT_COMPONENTS)
+    /// The components to compute for an image of `channels` channels.
+    pub fn components_for(&self, channels: u64) -> u64 {
+        self.n_components
+            .unwrap_or_else(|| DEFAULT_COMPONENTS.min(channels))
     }
 }
 
@@ -65,6 +68,9 @@ pub struct PcaResult {
     pub pca_result_layout: String,
     /// Most score values returned inline.
     pub inline_limit: u64,
+    /// How the number of components was chosen when the request named none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components_defaulted: Option<String>,
 }
 
 /// Checks that `components` principal components can be computed for
@@ -104,7 +110,7 @@ impl App {
             ))
             .into());
         }
-        check_pca(&source, args.components())?;
+        check_pca(&source, args.components_for(source.shape.c))?;
         Ok(source)
     }
 
@@ -131,7 +137,7 @@ impl App {
     ) -> Result<PcaResult, AppError> {
         let source = self.pca_source(args).await?;
         let reading = self.reading(source.id, &cancel);
-        let components = args.components();
+        let components = args.components_for(source.shape.c);
         let k = components as usize;
         let inline_cap = self.config.inline_scores_cap;
         let s = source.shape;
@@ -202,6 +208,13 @@ impl App {
             pca_result_layout: "one row per pixel in T, Z, Y, X order; one column per component"
                 .into(),
             inline_limit: inline_cap,
+            components_defaulted: args.n_components.is_none().then(|| {
+                format!(
+                    "components not given: {components}, the original service's default of \
+                     {DEFAULT_COMPONENTS} capped at the image's {} channels",
+                    source.shape.c
+                )
+            }),
         })
     }
 }

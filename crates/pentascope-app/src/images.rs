@@ -12,6 +12,55 @@ use serde::Serialize;
 use crate::app::{blocking, App};
 use crate::error::AppError;
 
+/// Statistics over every sample of every channel, as NumPy computes them
+/// on the whole array (NaN if any sample is NaN).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Overall {
+    /// Samples.
+    pub count: u64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Population standard deviation.
+    pub std: f64,
+}
+
+/// [`Overall`] from per-channel statistics: the mean weighted by counts,
+/// the variance pooled with each channel's distance from that mean.
+pub fn overall(channels: &[ChannelStats]) -> Overall {
+    let count: u64 = channels.iter().map(|c| c.count).sum();
+    let n = count as f64;
+    let fold = |f: fn(f64, f64) -> f64, start: f64, pick: fn(&ChannelStats) -> f64| {
+        channels.iter().map(pick).fold(start, |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                f(a, b)
+            }
+        })
+    };
+    let mean = channels
+        .iter()
+        .map(|c| c.mean * c.count as f64)
+        .sum::<f64>()
+        / n;
+    let variance = channels
+        .iter()
+        .map(|c| c.count as f64 * (c.std * c.std + (c.mean - mean) * (c.mean - mean)))
+        .sum::<f64>()
+        / n;
+    Overall {
+        count,
+        min: fold(f64::min, f64::INFINITY, |c| c.min),
+        max: fold(f64::max, f64::NEG_INFINITY, |c| c.max),
+        mean,
+        std: variance.sqrt(),
+    }
+}
+
 /// What a deletion removed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deleted {

@@ -12,6 +12,7 @@
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
+//! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`config`]: settings and their one set of defaults.
 //!
@@ -22,6 +23,7 @@ mod app;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod images;
 pub mod ingest;
 pub mod jobs;

@@ -155,12 +155,42 @@ const NPY_ALIGN: usize = 64;
 /// rewritten in place when an array grows (`GROWTH_AXIS_MAX_DIGITS`).
 const NPY_GROWTH_DIGITS: usize = 21;
 
-/// Encodes a NumPy `.npy` file (format version 1.0) of `samples` in C order
-/// with the given `shape`, little-endian, byte for byte as `numpy.save`
+/// The header of a NumPy `.npy` file (format version 1.0) of an array of
+/// `shape` in C order, little-endian `dtype`, byte for byte as `numpy.save`
 /// writes it: the header dictionary (keys sorted, e.g.
 /// `{'descr': '<u2', 'fortran_order': False, 'shape': (3, 4), }`), numpy's
 /// spare space for growing the first axis, then spaces and `'\n'` so that
-/// the data starts at a multiple of 64 bytes.
+/// the data starts at a multiple of 64 bytes. The samples follow it.
+pub fn npy_header(shape: &[u64], dtype: DType) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        dtype.npy_descr(),
+        python_tuple(shape)
+    );
+    if let Some(first) = shape.first() {
+        let digits = first.to_string().len();
+        header.extend(std::iter::repeat_n(
+            ' ',
+            NPY_GROWTH_DIGITS.saturating_sub(digits),
+        ));
+    }
+    // numpy pads by 1..=64 spaces: a full 64 when already aligned.
+    let unpadded = NPY_MAGIC.len() + 2 + 2 + header.len() + 1;
+    let padding = NPY_ALIGN - unpadded % NPY_ALIGN;
+    // a 5-axis shape of u64 sizes is far below a 1.0 header's 65535 bytes
+    let header_len = (header.len() + padding + 1) as u16;
+    let mut out = Vec::with_capacity(unpadded + padding);
+    out.extend_from_slice(NPY_MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', padding));
+    out.push(b'\n');
+    out
+}
+
+/// Encodes a NumPy `.npy` file of `samples` in C order with the given
+/// `shape` (see [`npy_header`]).
 ///
 /// # Panics
 ///
@@ -173,29 +203,7 @@ pub fn encode_npy<T: Sample>(shape: &[u64], samples: &[T]) -> Vec<u8> {
         "npy shape {shape:?} does not match {} samples",
         samples.len()
     );
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        T::DTYPE.npy_descr(),
-        python_tuple(shape)
-    );
-    if let Some(first) = shape.first() {
-        let digits = first.to_string().len();
-        header.extend(std::iter::repeat_n(' ', NPY_GROWTH_DIGITS - digits));
-    }
-    // numpy pads by 1..=64 spaces: a full 64 when already aligned.
-    let unpadded = NPY_MAGIC.len() + 2 + 2 + header.len() + 1;
-    let padding = NPY_ALIGN - unpadded % NPY_ALIGN;
-    let header_len = header.len() + padding + 1;
-    let header_len = u16::try_from(header_len).expect("a 1.0 header of at most 65535 bytes");
-
-    let data_start = unpadded + padding;
-    let mut out = Vec::with_capacity(data_start + std::mem::size_of_val(samples));
-    out.extend_from_slice(NPY_MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&header_len.to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(std::iter::repeat_n(b' ', padding));
-    out.push(b'\n');
+    let mut out = npy_header(shape, T::DTYPE);
     if cfg!(target_endian = "little") {
         out.extend_from_slice(bytemuck::cast_slice(samples));
     } else {

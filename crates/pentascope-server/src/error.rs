@@ -17,8 +17,11 @@ use pentascope_store::StoreError;
 pub struct ApiError {
     /// The status.
     pub status: StatusCode,
-    /// What went wrong, for a person.
+    /// What went wrong, for a person (the `error` key).
     pub message: String,
+    /// More about it (the `detail` key), where `error` keeps the original
+    /// service's text for its clients.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -43,6 +48,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::INSUFFICIENT_STORAGE,
             message: format!("the server is out of disk space: {e}"),
+            detail: None,
         }
     }
 
@@ -51,6 +57,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
+            detail: None,
         }
     }
 }
@@ -67,6 +74,7 @@ impl From<AppError> for ApiError {
         ApiError {
             status,
             message: e.to_string(),
+            detail: None,
         }
     }
 }
@@ -85,6 +93,7 @@ impl From<CoreError> for ApiError {
         ApiError {
             status,
             message: e.to_string(),
+            detail: None,
         }
     }
 }
@@ -100,18 +109,22 @@ impl From<StoreError> for ApiError {
             StoreError::Cancelled => ApiError {
                 status: StatusCode::CONFLICT,
                 message: "the request was cancelled: its image was deleted meanwhile".into(),
+                detail: None,
             },
             StoreError::StorageFull(_) => ApiError {
                 status: StatusCode::INSUFFICIENT_STORAGE,
                 message: e.to_string(),
+                detail: None,
             },
             StoreError::Unavailable { .. } => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: e.to_string(),
+                detail: None,
             },
             StoreError::Database(db) if is_unavailable(&db) => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: format!("the metadata database is unavailable: {db}"),
+                detail: None,
             },
             other => ApiError::internal(other.to_string()),
         }
@@ -130,10 +143,10 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, "{}", self.message);
         }
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        let body = match self.detail {
+            Some(detail) => serde_json::json!({ "error": self.message, "detail": detail }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }

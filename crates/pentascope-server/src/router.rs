@@ -77,6 +77,7 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(Method::GET, "/images", images::list),
         Route::new(Method::GET, "/images/{id}", images::get),
         Route::new(Method::DELETE, "/images/{id}", images::delete),
+        Route::new(Method::GET, "/images/{id}/download", images::download).query(&["format"]),
         Route::new(Method::GET, "/jobs/{id}", jobs::get_job),
         Route::new(Method::GET, "/health", images::health),
         Route::new(Method::GET, "/openapi.json", images::openapi),
@@ -136,6 +137,7 @@ async fn guard(
                      long analyses can run as jobs with \"async\": true",
                     deadline.as_secs()
                 ),
+                detail: None,
             }
             .into_response(),
         };

@@ -65,6 +65,18 @@ pub struct Settings {
     /// per-channel state and PCA's covariance grow with it.
     #[arg(long, env = "PENTASCOPE_MAX_CHANNELS", default_value_t = Limits::default().max_channels)]
     max_channels: u64,
+    /// Largest plane accepted, in pixels (Y·X).
+    #[arg(long, env = "PENTASCOPE_MAX_PLANE_PIXELS", default_value_t = Limits::default().max_plane_pixels)]
+    max_plane_pixels: u64,
+    /// Most pages (IFDs) a TIFF may have.
+    #[arg(long, env = "PENTASCOPE_MAX_PAGES", default_value_t = Limits::default().max_pages)]
+    max_pages: u64,
+    /// Largest decoded strip or tile, in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_CHUNK_BYTES", default_value_t = Limits::default().max_chunk_bytes)]
+    max_chunk_bytes: u64,
+    /// Largest metadata text (OME-XML, ImageJ description), in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_METADATA_BYTES", default_value_t = Limits::default().max_metadata_bytes)]
+    max_metadata_bytes: u64,
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
@@ -127,8 +139,14 @@ impl Settings {
         let mut config = Config::new(self.data_dir.clone());
         config.host = self.host.clone();
         config.port = self.port;
-        config.limits.max_samples = self.max_samples;
-        config.limits.max_channels = self.max_channels;
+        config.limits = Limits {
+            max_samples: self.max_samples,
+            max_channels: self.max_channels,
+            max_plane_pixels: self.max_plane_pixels,
+            max_pages: self.max_pages,
+            max_chunk_bytes: self.max_chunk_bytes,
+            max_metadata_bytes: self.max_metadata_bytes,
+        };
         config.max_upload_bytes = self.max_upload_bytes;
         config.inline_scores_cap = self.inline_scores;
         config.durability = self.durability;

@@ -27,8 +27,7 @@ fn json_error(e: JsonRejection) -> ApiError {
         },
         message: format!(
             "expected a JSON body (at most 2 MiB) like {{\"image_id\": \"image_1\", \"components\": 2}} ({e})"
-        ),
-    }
+        ), detail: None, }
 }
 
 /// `POST /analyze` with `{"image_id": "image_1", "components": 2}` and
@@ -51,7 +50,8 @@ pub async fn analyze(
     }
     let mut args: PcaArgs = parse(&body)?;
     if run_async {
-        args.n_components = Some(args.components());
+        let source = app.pca_source(&args).await?;
+        args.n_components = Some(args.components_for(source.shape.c));
         let job = app.submit(args).await?;
         return Ok((StatusCode::ACCEPTED, Json(accepted_json(&job))));
     }

@@ -1,9 +1,12 @@
 //! Image metadata, statistics, listing, deletion and health.
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::http::{StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use pentascope_app::export::ExportFormat;
 use pentascope_store::ImageRecord;
 use serde_json::{json, Value};
 
@@ -78,6 +81,11 @@ pub async fn statistics(
         "display_min": col(|c| c.display_min),
         "display_max": col(|c| c.display_max),
         "histograms": statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
+        // the original service's shape of the same numbers
+        "per_channel": statistics.iter().enumerate().map(|(channel, c)| json!({
+            "channel": channel, "min": c.min, "max": c.max, "mean": c.mean, "std": c.std,
+        })).collect::<Vec<_>>(),
+        "global": pentascope_app::images::overall(&statistics),
     })))
 }
 
@@ -106,6 +114,33 @@ pub async fn delete(
         "image_id": deleted.image_id,
         "derived_images_deleted": deleted.derived_images_deleted,
     })))
+}
+
+/// `GET /images/{id}/download?format=npy`: the whole image as one file,
+/// streamed with bounded memory.
+pub async fn download(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let name = params.get("format").map(String::as_str).unwrap_or("npy");
+    let format = ExportFormat::parse(name)
+        .ok_or_else(|| ApiError::bad_request(format!("format must be npy, got {name:?}")))?;
+    let export = app.export(&id, format).await?;
+    let chunks = futures::stream::unfold(export.chunks, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (chunk.map_err(ApiError::from), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, export.content_type)
+        .header(header::CONTENT_LENGTH, export.length)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", export.filename),
+        )
+        .body(Body::from_stream(chunks))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `GET /health`: the service and each dependency.

@@ -61,7 +61,19 @@ pub async fn upload(
                 ));
             }
             Some("file") => {
-                let name = field.file_name().unwrap_or("upload.tif").to_string();
+                let name =
+                    match field.file_name() {
+                        Some("") => return Err(ApiError {
+                            status: StatusCode::BAD_REQUEST,
+                            message: "No selected file".into(),
+                            detail: Some(
+                                "the file field has an empty file name: choose a file to upload"
+                                    .into(),
+                            ),
+                        }),
+                        Some(name) => name.to_string(),
+                        None => "upload.tif".to_string(),
+                    };
                 let path = tempfile::Builder::new()
                     .prefix("upload-")
                     .tempfile_in(app.config.spool_dir())
@@ -93,8 +105,10 @@ pub async fn upload(
             _ => {}
         }
     }
-    let spooled = spooled.ok_or_else(|| {
-        ApiError::bad_request("no file in the upload: send the TIFF as multipart field \"file\"")
+    let spooled = spooled.ok_or_else(|| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: "No file part in the request".into(),
+        detail: Some("send the TIFF as multipart/form-data field \"file\"".into()),
     })?;
     let axes = axes_text
         .filter(|a| !a.trim().is_empty())
@@ -140,6 +154,7 @@ fn too_large(app: &AppState) -> ApiError {
              (PENTASCOPE_MAX_UPLOAD_BYTES, --max-upload-bytes)",
             app.config.max_upload_bytes
         ),
+        detail: None,
     }
 }
 

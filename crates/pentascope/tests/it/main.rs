@@ -13,6 +13,7 @@ mod util;
 mod api;
 mod celery;
 mod cli;
+mod compat;
 mod hostile;
 mod openapi;
 mod outage;

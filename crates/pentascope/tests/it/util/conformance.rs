@@ -140,6 +140,18 @@ pub fn check_image(
         expected["sha256_tzcyx"]
     );
 
+    // The whole image as one streamed .npy.
+    let resp = server.get(&format!("/images/{id}/download?format=npy"));
+    ensure!(resp.status == 200, "download: {}", resp.snippet());
+    let npy = resp.npy()?;
+    npy.check(dtype, &[t_n, z_n, c_n, h, w])
+        .map_err(|e| format!("download: {e}"))?;
+    let downloaded = hex(&Sha256::digest(&npy.data));
+    ensure!(
+        downloaded == digest,
+        "the downloaded .npy has sha256 {downloaded}, expected {digest}"
+    );
+
     // Statistics.
     let stats = server
         .get(&format!("/statistics?image_id={id}"))

@@ -1,0 +1,123 @@
+//! A whole image as one file, streamed: a header, then the samples band by
+//! band, read from the store only as fast as the client takes them. Server
+//! memory stays at a few bands whatever the image's size; the stream stops
+//! when the client leaves.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pentascope_core::render::npy_header;
+use pentascope_core::{CoreError, PlaneIndex};
+use pentascope_store::ImageRecord;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::images::open_pixels;
+
+/// Bands sent ahead of the client.
+const BANDS_AHEAD: usize = 2;
+
+/// File formats an image can be exported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// NumPy `.npy` of the whole array in `TZCYX` order.
+    Npy,
+}
+
+impl ExportFormat {
+    /// The format a `format=` value names.
+    pub fn parse(name: &str) -> Option<ExportFormat> {
+        match name {
+            "npy" => Some(ExportFormat::Npy),
+            _ => None,
+        }
+    }
+}
+
+/// An export under way.
+pub struct Export {
+    /// Its media type.
+    pub content_type: &'static str,
+    /// A file name for it.
+    pub filename: String,
+    /// Its exact size in bytes.
+    pub length: u64,
+    /// The file's bytes, in order; an error ends the stream.
+    pub chunks: mpsc::Receiver<Result<Bytes, AppError>>,
+}
+
+impl App {
+    /// Starts streaming image `id` as `format`.
+    pub async fn export(
+        self: &Arc<Self>,
+        id: &str,
+        format: ExportFormat,
+    ) -> Result<Export, AppError> {
+        let record = self.image(id).await?;
+        let s = record.shape;
+        let data_bytes = s
+            .total_samples()
+            .checked_mul(record.dtype.size() as u64)
+            .ok_or_else(|| {
+                CoreError::LimitsExceeded(format!("{} is too large to export", record.id))
+            })?;
+        let (header, content_type, extension) = match format {
+            ExportFormat::Npy => (
+                npy_header(&s.to_array(), record.dtype),
+                "application/octet-stream",
+                "npy",
+            ),
+        };
+        let length = header.len() as u64 + data_bytes;
+        let (tx, rx) = mpsc::channel(BANDS_AHEAD);
+        let pixels = self.pixels.clone();
+        let filename = format!("{}.{extension}", record.id);
+        tokio::task::spawn_blocking(move || {
+            if tx.blocking_send(Ok(Bytes::from(header))).is_err() {
+                return;
+            }
+            if let Err(e) = send_samples(&*pixels, &record, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Export {
+            content_type,
+            filename,
+            length,
+            chunks: rx,
+        })
+    }
+}
+
+/// Sends every plane in `TZCYX` order, band by band, as little-endian
+/// samples; stops quietly when the receiver is gone (the client left).
+fn send_samples(
+    pixels: &dyn pentascope_store::pixels::PixelStore,
+    record: &ImageRecord,
+    tx: &mpsc::Sender<Result<Bytes, AppError>>,
+) -> Result<(), AppError> {
+    let reader = open_pixels(pixels, record)?;
+    let layout = *reader.layout();
+    let s = layout.shape;
+    let size = layout.dtype.size() as u64;
+    for t in 0..s.t {
+        for z in 0..s.z {
+            for c in 0..s.c {
+                for rows in layout.bands() {
+                    let mut band = vec![0u8; ((rows.end - rows.start) * s.x * size) as usize];
+                    reader.read_rows(PlaneIndex::new(t, z, c), rows, &mut band)?;
+                    if cfg!(target_endian = "big") {
+                        for sample in band.chunks_exact_mut(size as usize) {
+                            sample.reverse();
+                        }
+                    }
+                    if tx.blocking_send(Ok(Bytes::from(band))).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! The strategy of wide types (32/64-bit integers, floats): moments merged
+//! with Chan's formula, and a bounded deterministic sample from which the
+//! percentiles and the histogram are estimated.
+
+use super::binning::{quantile_rank, scale_counts, to_usize, Binner};
+use super::{ChannelStats, Histogram, DISPLAY_HIGH_QUANTILE, DISPLAY_LOW_QUANTILE, PAR_PIECE};
+use crate::dtype::Sample;
+use rayon::prelude::*;
+
+/// Samples summed into one partial `f64` sum: keeps the rounding error of the
+/// mean near `eps * log(n)` rather than `eps * n`.
+const SUM_BLOCK: usize = 4096;
+/// Samples whose moments are computed with two passes before being merged:
+/// small enough that the second pass reads from cache.
+const MOMENT_CHUNK: usize = 32 * 1024;
+/// Most samples kept for percentiles and histogram of wide types.
+pub(super) const SAMPLE_CAP: usize = 1 << 16;
+
+/// Moments of all samples and a deterministic sample of the finite ones.
+#[derive(Clone)]
+pub(super) struct SampledMoments {
+    moments: Moments,
+    /// `kept[j]` is finite sample number `j * stride`.
+    kept: Vec<f64>,
+    /// Distance between kept samples, a power of two.
+    stride: u64,
+    /// Finite samples seen, the position of the next one.
+    finite_seen: u64,
+}
+
+impl SampledMoments {
+    /// Nothing seen; allocates nothing.
+    pub(super) const EMPTY: SampledMoments = SampledMoments {
+        moments: Moments::EMPTY,
+        kept: Vec::new(),
+        stride: 1,
+        finite_seen: 0,
+    };
+
+    /// Adds the moments of `samples` and extends the sample.
+    pub(super) fn add<T: Sample>(&mut self, samples: &[T]) {
+        let m = Moments::of_slice(samples);
+        self.moments.merge(&m);
+        self.sample(samples, &m);
+    }
+
+    /// Moments merged by Chan's formula; see [`Self::merge_sample`] for the
+    /// sample.
+    pub(super) fn merge(&mut self, other: SampledMoments) {
+        self.moments.merge(&other.moments);
+        self.merge_sample(other);
+    }
+
+    /// What adding `samples` in pieces of [`PAR_PIECE`] would give, computed
+    /// on all cores.
+    pub(super) fn of_slice_par<T: Sample>(samples: &[T]) -> SampledMoments {
+        // Moments per piece in parallel, merged in order so that the result
+        // does not depend on how rayon split the work.
+        let pieces: Vec<Moments> = samples
+            .par_chunks(PAR_PIECE)
+            .map(Moments::of_slice)
+            .collect();
+        let mut moments = Moments::EMPTY;
+        let mut before = Vec::with_capacity(pieces.len());
+        for m in &pieces {
+            before.push(moments.finite);
+            moments.merge(m);
+        }
+        // Which finite samples a sequential pass would keep depends only on
+        // their total, so each piece can gather its share independently.
+        let total = moments.finite;
+        let stride = stride_for(total);
+        let parts: Vec<Vec<f64>> = samples
+            .par_chunks(PAR_PIECE)
+            .zip(pieces.par_iter().zip(before.par_iter()))
+            .map(|(piece, (m, &before))| {
+                let mut out = Vec::new();
+                gather(
+                    piece,
+                    m.finite == piece.len() as u64,
+                    before,
+                    stride,
+                    &mut out,
+                );
+                out
+            })
+            .collect();
+        SampledMoments {
+            moments,
+            kept: parts.concat(),
+            stride,
+            finite_seen: total,
+        }
+    }
+
+    /// Extends the deterministic sample with the finite samples of `samples`
+    /// whose position is a multiple of the (possibly doubled) stride.
+    fn sample<T: Sample>(&mut self, samples: &[T], m: &Moments) {
+        let seen = self.finite_seen + m.finite;
+        let stride = stride_for(seen).max(self.stride);
+        thin(&mut self.kept, stride / self.stride);
+        gather(
+            samples,
+            m.finite == samples.len() as u64,
+            self.finite_seen,
+            stride,
+            &mut self.kept,
+        );
+        self.stride = stride;
+        self.finite_seen = seen;
+        // Only after a merge (whose phase is approximate) can this trigger.
+        while self.kept.len() > SAMPLE_CAP {
+            thin(&mut self.kept, 2);
+            self.stride *= 2;
+        }
+    }
+
+    /// Combines two deterministic samples: keeps positions that are
+    /// multiples of the common stride in the concatenated sequence (exact for
+    /// this accumulator's part; `other`'s part is aligned to the nearest
+    /// position its own stride allows).
+    fn merge_sample(&mut self, other: SampledMoments) {
+        if other.finite_seen == 0 {
+            return;
+        }
+        if self.finite_seen == 0 {
+            self.kept = other.kept;
+            self.stride = other.stride;
+            self.finite_seen = other.finite_seen;
+            return;
+        }
+        let total = self.finite_seen + other.finite_seen;
+        let mut stride = stride_for(total).max(self.stride).max(other.stride);
+        loop {
+            let mut out = Vec::with_capacity(SAMPLE_CAP.min(self.kept.len() + other.kept.len()));
+            out.extend(self.kept.iter().step_by(to_usize(stride / self.stride)));
+            let step = stride / other.stride;
+            let wanted = (stride - self.finite_seen % stride) % stride;
+            let phase = wanted / other.stride;
+            out.extend(
+                other
+                    .kept
+                    .iter()
+                    .skip(to_usize(phase))
+                    .step_by(to_usize(step)),
+            );
+            if out.len() <= SAMPLE_CAP {
+                self.kept = out;
+                break;
+            }
+            stride *= 2;
+        }
+        self.stride = stride;
+        self.finite_seen = total;
+    }
+
+    /// Statistics of `count` (> 0) samples from the moments and the
+    /// deterministic sample, with NumPy's NaN and infinity semantics.
+    pub(super) fn finish(&self, count: u64) -> ChannelStats {
+        let m = &self.moments;
+        let non_finite = m.nan || m.pos_inf || m.neg_inf;
+        // NumPy: NaN wins; +inf and -inf together make inf - inf = NaN.
+        let mean = if m.nan || (m.pos_inf && m.neg_inf) {
+            f64::NAN
+        } else if m.pos_inf {
+            f64::INFINITY
+        } else if m.neg_inf {
+            f64::NEG_INFINITY
+        } else {
+            m.mean
+        };
+        // NumPy computes std from x - mean, which is NaN next to any infinity.
+        let std = if non_finite {
+            f64::NAN
+        } else {
+            (m.m2 / m.n as f64).sqrt()
+        };
+        let (min, max) = if m.nan {
+            (f64::NAN, f64::NAN)
+        } else {
+            (m.min, m.max)
+        };
+
+        let mut sorted = self.kept.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let (display_min, display_max) = if sorted.is_empty() {
+            (0.0, 0.0)
+        } else {
+            let n = sorted.len() as u64;
+            (
+                sorted[to_usize(quantile_rank(DISPLAY_LOW_QUANTILE, n))],
+                sorted[to_usize(quantile_rank(DISPLAY_HIGH_QUANTILE, n))],
+            )
+        };
+
+        let histogram = if m.finite == 0 {
+            Histogram {
+                min: 0.0,
+                max: 0.0,
+                counts: vec![0],
+            }
+        } else {
+            let binner = Binner::new(m.finite_min, m.finite_max);
+            let mut counts = vec![0u64; binner.bins];
+            for &v in &sorted {
+                counts[binner.index(v)] += 1;
+            }
+            scale_counts(&mut counts, m.finite);
+            Histogram {
+                min: m.finite_min,
+                max: m.finite_max,
+                counts,
+            }
+        };
+        ChannelStats {
+            count,
+            mean,
+            std,
+            min,
+            max,
+            display_min,
+            display_max,
+            histogram,
+        }
+    }
+}
+
+#[cfg(test)]
+impl SampledMoments {
+    /// The kept sample, for tests of its size and determinism.
+    pub(super) fn kept(&self) -> &[f64] {
+        &self.kept
+    }
+
+    pub(super) fn stride(&self) -> u64 {
+        self.stride
+    }
+}
+
+/// Moments and extremes of a run of samples of a wide type.
+#[derive(Debug, Clone, Copy)]
+struct Moments {
+    /// Samples, NaN and infinities included.
+    n: u64,
+    /// Finite samples.
+    finite: u64,
+    /// Mean (meaningless once a non-finite sample was seen).
+    mean: f64,
+    /// Sum of squared deviations from the mean.
+    m2: f64,
+    /// Smallest non-NaN sample (may be -inf).
+    min: f64,
+    /// Largest non-NaN sample (may be +inf).
+    max: f64,
+    /// Smallest finite sample.
+    finite_min: f64,
+    /// Largest finite sample.
+    finite_max: f64,
+    nan: bool,
+    pos_inf: bool,
+    neg_inf: bool,
+}
+
+impl Moments {
+    const EMPTY: Moments = Moments {
+        n: 0,
+        finite: 0,
+        mean: 0.0,
+        m2: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        finite_min: f64::INFINITY,
+        finite_max: f64::NEG_INFINITY,
+        nan: false,
+        pos_inf: false,
+        neg_inf: false,
+    };
+
+    /// Moments of a slice of any length: two-pass moments of cache-sized
+    /// chunks, merged.
+    fn of_slice<T: Sample>(samples: &[T]) -> Moments {
+        let mut m = Moments::EMPTY;
+        for chunk in samples.chunks(MOMENT_CHUNK) {
+            m.merge(&Moments::of_chunk(chunk));
+        }
+        m
+    }
+
+    /// Two-pass moments: the mean from blockwise sums, then the squared
+    /// deviations from it (with the correction term of the "corrected
+    /// two-pass algorithm", which also refines the mean).
+    fn of_chunk<T: Sample>(samples: &[T]) -> Moments {
+        let n = samples.len() as f64;
+        let mut sum = 0.0;
+        let mut mins = [f64::INFINITY; 4];
+        let mut maxs = [f64::NEG_INFINITY; 4];
+        for block in samples.chunks(SUM_BLOCK) {
+            let mut acc = [0.0f64; 4];
+            let mut quads = block.chunks_exact(4);
+            for q in &mut quads {
+                for l in 0..4 {
+                    let x = q[l].to_f64();
+                    acc[l] += x;
+                    // Comparisons are false for NaN, so NaN never lands here.
+                    if x < mins[l] {
+                        mins[l] = x;
+                    }
+                    if x > maxs[l] {
+                        maxs[l] = x;
+                    }
+                }
+            }
+            for v in quads.remainder() {
+                let x = v.to_f64();
+                acc[0] += x;
+                if x < mins[0] {
+                    mins[0] = x;
+                }
+                if x > maxs[0] {
+                    maxs[0] = x;
+                }
+            }
+            sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        }
+        let min = mins.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = maxs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !sum.is_finite() {
+            return Moments::of_unclean_chunk(samples, sum / n, min, max);
+        }
+        let mean = sum / n;
+        let mut sq = [0.0f64; 4];
+        let mut dev = [0.0f64; 4];
+        let mut quads = samples.chunks_exact(4);
+        for q in &mut quads {
+            for l in 0..4 {
+                let d = q[l].to_f64() - mean;
+                dev[l] += d;
+                sq[l] += d * d;
+            }
+        }
+        for v in quads.remainder() {
+            let d = v.to_f64() - mean;
+            dev[0] += d;
+            sq[0] += d * d;
+        }
+        let dev = (dev[0] + dev[1]) + (dev[2] + dev[3]);
+        let sq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+        Moments {
+            n: samples.len() as u64,
+            finite: samples.len() as u64,
+            mean: mean + dev / n,
+            m2: (sq - dev * dev / n).max(0.0),
+            min,
+            max,
+            finite_min: min,
+            finite_max: max,
+            nan: false,
+            pos_inf: false,
+            neg_inf: false,
+        }
+    }
+
+    /// The rare chunk whose sum is not finite: NaN, infinities, or an
+    /// overflowing sum. Classifies every sample.
+    fn of_unclean_chunk<T: Sample>(samples: &[T], mean: f64, min: f64, max: f64) -> Moments {
+        let mut m = Moments {
+            n: samples.len() as u64,
+            mean,
+            m2: f64::NAN,
+            min,
+            max,
+            ..Moments::EMPTY
+        };
+        for v in samples {
+            let x = v.to_f64();
+            if x.is_nan() {
+                m.nan = true;
+            } else if x == f64::INFINITY {
+                m.pos_inf = true;
+            } else if x == f64::NEG_INFINITY {
+                m.neg_inf = true;
+            } else {
+                m.finite += 1;
+                m.finite_min = m.finite_min.min(x);
+                m.finite_max = m.finite_max.max(x);
+            }
+        }
+        m
+    }
+
+    /// Chan et al.'s pairwise update: `other`'s samples follow this one's.
+    fn merge(&mut self, other: &Moments) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        let n = self.n + other.n;
+        let w = other.n as f64 / n as f64;
+        let delta = other.mean - self.mean;
+        self.mean += delta * w;
+        self.m2 += other.m2 + delta * delta * self.n as f64 * w;
+        self.n = n;
+        self.finite += other.finite;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.finite_min = self.finite_min.min(other.finite_min);
+        self.finite_max = self.finite_max.max(other.finite_max);
+        self.nan |= other.nan;
+        self.pos_inf |= other.pos_inf;
+        self.neg_inf |= other.neg_inf;
+    }
+}
+
+/// The smallest power-of-two stride that keeps at most [`SAMPLE_CAP`] of
+/// `finite` samples. A sequential pass that halves its sample whenever it
+/// is full ends with exactly this stride, so it is a function of the total.
+fn stride_for(finite: u64) -> u64 {
+    let mut stride = 1u64;
+    while finite.div_ceil(stride) > SAMPLE_CAP as u64 {
+        stride *= 2;
+    }
+    stride
+}
+
+/// Keeps every `factor`-th element (positions 0, factor, 2·factor, …).
+fn thin(kept: &mut Vec<f64>, factor: u64) {
+    if factor <= 1 {
+        return;
+    }
+    let factor = to_usize(factor);
+    let mut position = 0usize;
+    kept.retain(|_| {
+        let keep = position % factor == 0;
+        position += 1;
+        keep
+    });
+}
+
+/// Appends the finite samples of `samples` whose overall finite position
+/// (counting from `before`) is a multiple of `stride`.
+fn gather<T: Sample>(
+    samples: &[T],
+    all_finite: bool,
+    before: u64,
+    stride: u64,
+    out: &mut Vec<f64>,
+) {
+    if all_finite {
+        let first = to_usize((stride - before % stride) % stride);
+        if first < samples.len() {
+            out.extend(
+                samples[first..]
+                    .iter()
+                    .step_by(to_usize(stride))
+                    .map(|v| v.to_f64()),
+            );
+        }
+    } else {
+        let mut position = before;
+        for v in samples {
+            let x = v.to_f64();
+            if x.is_finite() {
+                if position % stride == 0 {
+                    out.push(x);
+                }
+                position += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stride_is_the_smallest_that_fits() {
+        assert_eq!(stride_for(65_536), 1);
+        assert_eq!(stride_for(65_537), 2);
+    }
+}

@@ -1,0 +1,92 @@
+//! What clients of the original Python service rely on: its error texts,
+//! its statistics shape, its default number of components.
+
+use reqwest::blocking::multipart;
+use serde_json::json;
+
+use crate::util::{close, fixtures_dir, FixtureSet, Server};
+
+#[test]
+fn upload_errors_keep_the_original_texts_with_a_detail() {
+    let server = Server::start();
+    let no_file = multipart::Form::new().text("comment", "no file here");
+    let resp = server.post_form("/upload", "without a file part", no_file);
+    assert_eq!(resp.status, 400);
+    let body = resp.json().unwrap();
+    assert_eq!(body["error"], "No file part in the request");
+    assert!(body["detail"].as_str().unwrap().contains("file"), "{body}");
+
+    let unnamed = multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(b"II*\0".to_vec()).file_name(""),
+    );
+    let resp = server.post_form("/upload", "with an empty file name", unnamed);
+    assert_eq!(resp.status, 400);
+    let body = resp.json().unwrap();
+    assert_eq!(body["error"], "No selected file");
+    assert!(body["detail"].is_string(), "{body}");
+}
+
+#[test]
+fn statistics_have_the_original_per_channel_and_global_shape() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let file = "ome_tczyx_u16.ome.tif";
+    let id = server.upload_ok(file, set.read(file));
+    let stats = server
+        .get(&format!("/statistics?image_id={id}"))
+        .ok_json()
+        .unwrap();
+    let per_channel = stats["per_channel"].as_array().unwrap();
+    assert_eq!(per_channel.len(), 3);
+    for (c, entry) in per_channel.iter().enumerate() {
+        assert_eq!(entry["channel"], c);
+        for key in ["min", "max", "mean", "std"] {
+            assert_eq!(entry[key], stats[key][c], "channel {c} {key}");
+        }
+    }
+    // global: numpy over the whole array, computed here from the samples
+    let npy = server
+        .get(&format!("/images/{id}/download?format=npy"))
+        .npy()
+        .unwrap();
+    let samples: Vec<f64> = npy
+        .data
+        .chunks_exact(2)
+        .map(|b| f64::from(u16::from_le_bytes([b[0], b[1]])))
+        .collect();
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let std = (samples.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let global = &stats["global"];
+    assert_eq!(global["count"], samples.len());
+    assert_eq!(global["min"], min);
+    assert_eq!(global["max"], max);
+    for (key, want) in [("mean", mean), ("std", std)] {
+        let got = global[key].as_f64().unwrap();
+        assert!(close(got, want, 1e-9), "global {key} {got} != {want}");
+    }
+}
+
+#[test]
+fn components_default_to_three_capped_at_the_channels() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    for (file, channels) in [("ome_tczyx_u16.ome.tif", 3), ("imagej_tzcyx_u16.tif", 2)] {
+        let id = server.upload_ok(file, set.read(file));
+        let result = server
+            .post_json("/analyze", &json!({"image_id": id}))
+            .ok_json()
+            .unwrap();
+        assert_eq!(result["n_components"], channels, "{file}");
+        let note = result["components_defaulted"].as_str().unwrap();
+        assert!(note.contains(&format!("{channels} channels")), "{note}");
+        let explicit = server
+            .post_json("/analyze", &json!({"image_id": id, "components": 1}))
+            .ok_json()
+            .unwrap();
+        assert!(explicit.get("components_defaulted").is_none(), "{explicit}");
+    }
+}
