@@ -114,17 +114,31 @@ impl App {
         Ok(source)
     }
 
-    /// Runs a PCA and registers its (virtual) scores image. It stops when
-    /// the caller stops waiting or the source image is deleted.
+    /// Runs a PCA and registers its (virtual) scores image, with the scores
+    /// inline up to the configured cap. It stops when the caller stops
+    /// waiting or the source image is deleted.
     pub async fn analyze(
         self: &Arc<Self>,
         args: &PcaArgs,
         progress: Progress,
     ) -> Result<PcaResult, AppError> {
+        self.analyze_inline(args, progress, self.config.inline_scores_cap)
+            .await
+    }
+
+    /// [`App::analyze`] with the scores inline up to `inline_cap` values (0:
+    /// never, for callers that stream them from the scores image).
+    pub async fn analyze_inline(
+        self: &Arc<Self>,
+        args: &PcaArgs,
+        progress: Progress,
+        inline_cap: u64,
+    ) -> Result<PcaResult, AppError> {
         let (app, args, cancel) = (self.clone(), args.clone(), Cancel::new());
         let observed = cancel.clone();
         App::detached(&cancel, async move {
-            app.analyze_until_cancelled(&args, progress, observed).await
+            app.analyze_until_cancelled(&args, progress, inline_cap, observed)
+                .await
         })
         .await
     }
@@ -133,13 +147,13 @@ impl App {
         &self,
         args: &PcaArgs,
         progress: Progress,
+        inline_cap: u64,
         cancel: Cancel,
     ) -> Result<PcaResult, AppError> {
         let source = self.pca_source(args).await?;
         let reading = self.reading(source.id, &cancel);
         let components = args.components_for(source.shape.c);
         let k = components as usize;
-        let inline_cap = self.config.inline_scores_cap;
         let s = source.shape;
         let shape = Shape5::new(s.t, s.z, components, s.y, s.x);
         let (pixels, reading_record) = (self.pixels.clone(), source.clone());
@@ -188,8 +202,9 @@ impl App {
         let n_values = shape.pixels_per_channel() * components;
         let omitted = outcome.inline_scores.is_none().then(|| {
             format!(
-                "{n_values} score values exceed the inline limit of {inline_cap}; fetch them \
-                 from image {scores_id} (/slice?image_id={scores_id}&channel=0&format=npy)"
+                "{n_values} score values exceed the inline limit of {inline_cap}; download \
+                 them as image {scores_id} (/images/{scores_id}/download?format=npy, \
+                 TZCYX with the components as channels) or ask for \"pca_result\": \"full\""
             )
         });
         Ok(PcaResult {

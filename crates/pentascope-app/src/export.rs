@@ -90,6 +90,75 @@ impl App {
     }
 }
 
+impl App {
+    /// The scores of a PCA scores image as the JSON array `pca_result`
+    /// holds (one row per pixel in T, Z, Y, X order, one column per
+    /// component), streamed band by band.
+    pub fn pca_rows_json(
+        self: &Arc<Self>,
+        scores: ImageRecord,
+    ) -> mpsc::Receiver<Result<Bytes, AppError>> {
+        let (tx, rx) = mpsc::channel(BANDS_AHEAD);
+        let pixels = self.pixels.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = send_rows_json(&*pixels, &scores, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+}
+
+/// Sends `[[s0, s1, …], …]`, one row per pixel; stops quietly when the
+/// receiver is gone.
+fn send_rows_json(
+    pixels: &dyn pentascope_store::pixels::PixelStore,
+    scores: &ImageRecord,
+    tx: &mpsc::Sender<Result<Bytes, AppError>>,
+) -> Result<(), AppError> {
+    let reader = open_pixels(pixels, scores)?;
+    let layout = *reader.layout();
+    let s = layout.shape;
+    let k = s.c as usize;
+    let mut first = true;
+    let mut components: Vec<Vec<f32>> = vec![Vec::new(); k];
+    for t in 0..s.t {
+        for z in 0..s.z {
+            for rows in layout.bands() {
+                let n = ((rows.end - rows.start) * s.x) as usize;
+                for (c, values) in components.iter_mut().enumerate() {
+                    values.resize(n, 0.0);
+                    reader.read_rows(
+                        PlaneIndex::new(t, z, c as u64),
+                        rows.clone(),
+                        bytemuck::cast_slice_mut(values),
+                    )?;
+                }
+                let mut text = Vec::with_capacity(n * k * 12 + 2);
+                for i in 0..n {
+                    text.push(if first { b'[' } else { b',' });
+                    first = false;
+                    text.push(b'[');
+                    for (c, values) in components.iter().enumerate() {
+                        if c > 0 {
+                            text.push(b',');
+                        }
+                        serde_json::to_writer(&mut text, &values[i])
+                            .map_err(|e| AppError::Internal(e.to_string()))?;
+                    }
+                    text.push(b']');
+                }
+                if tx.blocking_send(Ok(Bytes::from(text))).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let end: &'static [u8] = if first { b"[]" } else { b"]" };
+    let _ = tx.blocking_send(Ok(Bytes::from_static(end)));
+    Ok(())
+}
+
 /// Sends every plane in `TZCYX` order, band by band, as little-endian
 /// samples; stops quietly when the receiver is gone (the client left).
 fn send_samples(

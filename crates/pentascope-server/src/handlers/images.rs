@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::handlers::params::{required, Params};
+use crate::handlers::streamed;
 use crate::AppState;
 
 /// The metadata document of an image, as `/metadata` and `/images` give it.
@@ -127,11 +128,7 @@ pub async fn download(
     let format = ExportFormat::parse(name)
         .ok_or_else(|| ApiError::bad_request(format!("format must be npy, got {name:?}")))?;
     let export = app.export(&id, format).await?;
-    let chunks = futures::stream::unfold(export.chunks, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (chunk.map_err(ApiError::from), rx))
-    });
+    let chunks = streamed(export.chunks);
     Response::builder()
         .header(header::CONTENT_TYPE, export.content_type)
         .header(header::CONTENT_LENGTH, export.length)

@@ -6,3 +6,21 @@ pub mod jobs;
 pub mod params;
 pub mod slice;
 pub mod upload;
+
+use bytes::Bytes;
+use futures::Stream;
+use pentascope_app::AppError;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+
+/// A body streamed from the chunks a use case sends (an export, PCA rows).
+pub(crate) fn streamed(
+    chunks: mpsc::Receiver<Result<Bytes, AppError>>,
+) -> impl Stream<Item = Result<Bytes, ApiError>> {
+    futures::stream::unfold(chunks, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (chunk.map_err(ApiError::from), rx))
+    })
+}

@@ -29,10 +29,17 @@ pub async fn slice(
     ) {
         ("npy", _) => SliceFormat::Npy,
         ("png", "16") => SliceFormat::Png16,
-        ("png", "8") => SliceFormat::Png8 {
-            low: number(&params, "min")?,
-            high: number(&params, "max")?,
-        },
+        ("png", "8") => {
+            let (low, high) = (number(&params, "min")?, number(&params, "max")?);
+            if let (Some(low), Some(high)) = (low, high) {
+                if low >= high {
+                    return Err(ApiError::bad_request(format!(
+                        "min must be less than max, got min={low} and max={high}"
+                    )));
+                }
+            }
+            SliceFormat::Png8 { low, high }
+        }
         ("png", other) => {
             return Err(ApiError::bad_request(format!(
                 "bits must be 8 or 16, got {other:?}"

@@ -90,3 +90,34 @@ fn components_default_to_three_capped_at_the_channels() {
         assert!(explicit.get("components_defaulted").is_none(), "{explicit}");
     }
 }
+
+#[test]
+fn full_pca_result_is_streamed_past_the_inline_limit() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let dir = tempfile::tempdir().unwrap();
+    let small = Server::start_in(dir.path());
+    let capped_dir = tempfile::tempdir().unwrap();
+    let capped = Server::start_with(capped_dir.path(), &[("PENTASCOPE_INLINE_SCORES", "10")]);
+    let file = "ome_tczyx_u16.ome.tif";
+    let request = |server: &Server, extra: serde_json::Value| {
+        let id = server.upload_ok(file, set.read(file));
+        let mut body = json!({"image_id": id, "components": 2});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        server.post_json("/analyze", &body).ok_json().unwrap()
+    };
+    let inline = request(&small, json!({}));
+    let omitted = request(&capped, json!({}));
+    assert!(omitted["pca_result"].is_null());
+    let pointer = omitted["pca_result_omitted"].as_str().unwrap();
+    assert!(pointer.contains("/download?format=npy"), "{pointer}");
+    let full = request(&capped, json!({"pca_result": "full"}));
+    let rows = full["pca_result"].as_array().unwrap();
+    assert_eq!(rows.len(), 2 * 4 * 36 * 52, "one row per pixel");
+    assert_eq!(full["pca_result"], inline["pca_result"]);
+    for key in ["explained_variance", "components", "mean", "n_samples"] {
+        assert_eq!(full[key], inline[key], "{key}");
+    }
+    assert!(full["pca_result_omitted"].is_null());
+}
