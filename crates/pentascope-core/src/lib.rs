@@ -8,7 +8,7 @@
 //! - [`shape`]: the canonical `TZCYX` shape, plane indices and axis strings;
 //! - [`tiff`]: TIFF flavours (OME, ImageJ, ScanImage, plain) mapped onto one
 //!   [`tiff::Series`] model, and a streaming, band-by-band pixel reader with
-//!   explicit [`Limits`];
+//!   explicit [`Limits`], and a streaming OME-TIFF writer ([`tiff::writer`]);
 //! - [`stats`]: per-channel statistics and histograms accumulated in one pass;
 //! - [`pca`]: streaming covariance and the eigendecomposition behind PCA;
 //! - [`render`]: windowing to 8 bits, PNG and NumPy `.npy` encoding.

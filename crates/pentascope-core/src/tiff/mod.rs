@@ -8,10 +8,14 @@
 //!
 //! Limits are checked before allocation: the declared shape against
 //! [`Limits::max_samples`], each page against the plane and chunk limits.
+//!
+//! [`writer`] goes the other way: it plans an OME-TIFF of a whole image so
+//! that it can be streamed plane by plane with a known length.
 
 mod codec;
 pub mod flavour;
 pub mod ifd;
+pub mod writer;
 
 use std::fs::File;
 use std::ops::Range;
