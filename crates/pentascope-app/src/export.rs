@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pentascope_core::render::npy_header;
+use pentascope_core::tiff::writer::{BigTiff, OmeMetadata, OmeTiffLayout};
 use pentascope_core::{CoreError, PlaneIndex};
 use pentascope_store::ImageRecord;
 use tokio::sync::mpsc;
@@ -23,6 +24,9 @@ const BANDS_AHEAD: usize = 2;
 pub enum ExportFormat {
     /// NumPy `.npy` of the whole array in `TZCYX` order.
     Npy,
+    /// OME-TIFF (BigTIFF when over 4 GiB) with the metadata pentascope
+    /// holds: channel names, physical sizes.
+    OmeTiff,
 }
 
 impl ExportFormat {
@@ -30,6 +34,7 @@ impl ExportFormat {
     pub fn parse(name: &str) -> Option<ExportFormat> {
         match name {
             "npy" => Some(ExportFormat::Npy),
+            "ome-tiff" => Some(ExportFormat::OmeTiff),
             _ => None,
         }
     }
@@ -68,6 +73,12 @@ impl App {
                 "application/octet-stream",
                 "npy",
             ),
+            ExportFormat::OmeTiff => {
+                // the samples follow in the same TZC plane order as .npy's
+                let layout =
+                    OmeTiffLayout::plan(s, record.dtype, &ome_metadata(&record), BigTiff::Auto)?;
+                (layout.header(), "image/tiff", "ome.tif")
+            }
         };
         let length = header.len() as u64 + data_bytes;
         let (tx, rx) = mpsc::channel(BANDS_AHEAD);
@@ -157,6 +168,19 @@ fn send_rows_json(
     let end: &'static [u8] = if first { b"[]" } else { b"]" };
     let _ = tx.blocking_send(Ok(Bytes::from_static(end)));
     Ok(())
+}
+
+/// What an OME-TIFF says of `record`: one name per channel (empty where
+/// the record has none), the physical sizes, the original file's name.
+fn ome_metadata(record: &ImageRecord) -> OmeMetadata {
+    let names = &record.details.channel_names;
+    OmeMetadata {
+        name: record.original_filename.clone().unwrap_or_default(),
+        channel_names: (0..record.shape.c as usize)
+            .map(|c| names.get(c).cloned().unwrap_or_default())
+            .collect(),
+        physical_sizes: record.details.physical_sizes.clone(),
+    }
 }
 
 /// Sends every plane in `TZCYX` order, band by band, as little-endian

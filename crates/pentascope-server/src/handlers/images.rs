@@ -117,16 +117,20 @@ pub async fn delete(
     })))
 }
 
-/// `GET /images/{id}/download?format=npy`: the whole image as one file,
-/// streamed with bounded memory.
+/// `GET /images/{id}/download?format=ome-tiff|npy`: the whole image as one
+/// file, streamed with bounded memory.
 pub async fn download(
     State(app): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let name = params.get("format").map(String::as_str).unwrap_or("npy");
-    let format = ExportFormat::parse(name)
-        .ok_or_else(|| ApiError::bad_request(format!("format must be npy, got {name:?}")))?;
+    let name = params
+        .get("format")
+        .map(String::as_str)
+        .unwrap_or("ome-tiff");
+    let format = ExportFormat::parse(name).ok_or_else(|| {
+        ApiError::bad_request(format!("format must be ome-tiff or npy, got {name:?}"))
+    })?;
     let export = app.export(&id, format).await?;
     let chunks = streamed(export.chunks);
     Response::builder()

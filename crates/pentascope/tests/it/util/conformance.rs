@@ -58,6 +58,75 @@ pub fn check_file(
     }
 }
 
+/// The OME-TIFF export of `id`, uploaded again, holds the same samples
+/// (sha256 `digest`), shape, channel names and physical sizes.
+fn check_ome_tiff_round_trip(
+    server: &Server,
+    id: &str,
+    name: &str,
+    meta: &Value,
+    digest: &str,
+    channels: u64,
+) -> Result<(), String> {
+    let resp = server.get(&format!("/images/{id}/download?format=ome-tiff"));
+    if matches!(meta["dtype"].as_str(), Some("uint64" | "int64")) {
+        ensure!(
+            resp.status == 415,
+            "OME-TIFF of 64-bit integers: {}",
+            resp.snippet()
+        );
+        return Ok(());
+    }
+    ensure!(resp.status == 200, "ome-tiff download: {}", resp.snippet());
+    let again = image_id_of(&server.upload(&format!("{name}.ome.tif"), resp.body, None))?;
+    let npy = server
+        .get(&format!("/images/{again}/download?format=npy"))
+        .npy()?;
+    let sha = hex(&Sha256::digest(&npy.data));
+    ensure!(
+        sha == digest,
+        "OME-TIFF round trip: sha256 {sha}, expected {digest}"
+    );
+    let back = server
+        .get(&format!("/metadata?image_id={again}"))
+        .ok_json()?;
+    ensure!(
+        back["shape"] == meta["shape"],
+        "round trip shape {}",
+        back["shape"]
+    );
+    let names = |m: &Value| -> Vec<String> {
+        let given: Vec<String> = m["channel_names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n.as_str().unwrap_or_default().to_string())
+            .collect();
+        (0..channels as usize)
+            .map(|c| given.get(c).cloned().unwrap_or_default())
+            .collect()
+    };
+    ensure!(
+        names(&back) == names(meta),
+        "round trip channel names {:?}, expected {:?}",
+        names(&back),
+        names(meta)
+    );
+    for axis in ["x", "y", "z", "t"] {
+        let (was, now) = (&meta["physical_sizes"][axis], &back["physical_sizes"][axis]);
+        if was.is_null() {
+            continue;
+        }
+        let (a, b) = (was["value"].as_f64(), now["value"].as_f64());
+        ensure!(
+            matches!((a, b), (Some(a), Some(b)) if close(a, b, 1e-9)),
+            "round trip physical size {axis}: {now}, expected {was}"
+        );
+    }
+    server.delete(&format!("/images/{again}"));
+    Ok(())
+}
+
 /// A refused upload: a 4xx JSON error, with the specific statuses the
 /// contract names for some kinds of breakage.
 fn check_rejected(name: &str, resp: &Resp) -> Result<(), String> {
@@ -151,6 +220,7 @@ pub fn check_image(
         downloaded == digest,
         "the downloaded .npy has sha256 {downloaded}, expected {digest}"
     );
+    check_ome_tiff_round_trip(server, id, name, &meta, &digest, c_n)?;
 
     // Statistics.
     let stats = server
