@@ -120,4 +120,30 @@ fn full_pca_result_is_streamed_past_the_inline_limit() {
         assert_eq!(full[key], inline[key], "{key}");
     }
     assert!(full["pca_result_omitted"].is_null());
+
+    // the derived scores image downloads like any other: TZCYX, the
+    // components as channels, the same values as the rows
+    let scores = full["scores_image_id"].as_str().unwrap();
+    let npy = capped
+        .get(&format!("/images/{scores}/download?format=npy"))
+        .npy()
+        .unwrap();
+    npy.check("float32", &[2, 4, 2, 36, 52]).unwrap();
+    let values: Vec<f32> = npy
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let plane = 36 * 52;
+    for (pixel, row) in rows.iter().enumerate().step_by(997) {
+        let (tz, i) = (pixel / plane, pixel % plane);
+        for (k, score) in row.as_array().unwrap().iter().enumerate() {
+            let downloaded = values[(tz * 2 + k) * plane + i];
+            assert_eq!(
+                score.as_f64().unwrap() as f32,
+                downloaded,
+                "pixel {pixel} component {k}"
+            );
+        }
+    }
 }
