@@ -48,7 +48,9 @@ def hyperstack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarr
     return path, data
 
 
-def test_image_lifecycle(client: Client, hyperstack: tuple[Path, np.ndarray[Any, Any]]) -> None:
+def test_image_lifecycle(
+    client: Client, hyperstack: tuple[Path, np.ndarray[Any, Any]], tmp_path: Path
+) -> None:
     path, data = hyperstack
     image = client.upload(path, progress=False)
     assert isinstance(image, Image) and image.id.startswith("image_")
@@ -71,6 +73,16 @@ def test_image_lifecycle(client: Client, hyperstack: tuple[Path, np.ndarray[Any,
                 assert plane.dtype == np.uint16
                 np.testing.assert_array_equal(plane, data[t, z, c])
     np.testing.assert_array_equal(image.to_numpy(progress=False), data)
+
+    exported = image.download(tmp_path / "exported.ome.tif", progress=False)
+    with tifffile.TiffFile(exported) as tif:
+        assert tif.is_ome
+        series = tif.series[0]
+        assert series.get_axes(squeeze=False).startswith("TZCYX")
+        np.testing.assert_array_equal(series.asarray(squeeze=False).reshape(data.shape), data)
+    again = client.upload(exported, progress=False)
+    np.testing.assert_array_equal(again.to_numpy(progress=False), data)
+    again.delete()
 
     stats = image.statistics()
     flat = data.transpose(2, 0, 1, 3, 4).reshape(3, -1)

@@ -84,6 +84,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
         json: Json | None = None,
         body: BodyFactory | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Sends a request, retrying 503s and connection errors; raises
         :class:`PentascopeError` (a subclass by status) on an error answer."""
@@ -104,6 +105,7 @@ class Client:
                     data=data,
                     headers=headers,
                     timeout=self.timeout,
+                    stream=stream,
                 )
             except requests.ConnectionError:
                 if attempt >= self.retries:
@@ -265,25 +267,60 @@ class Image:
         doc = self.client._json("POST", "/analyze", json={**request, "async": True})
         return Job(self.client, doc["job_id"])
 
-    def to_numpy(self, progress: bool | None = True) -> np.ndarray[Any, Any]:
-        """The whole image as a (T, Z, C, Y, X) array, fetched plane by plane."""
-        shape = self.shape
-        t_n, z_n, c_n, y_n, x_n = shape
-        out = np.empty(shape, dtype=self.dtype)
-        planes = itertools.product(range(t_n), range(z_n), range(c_n))
-        for t, z, c in tqdm(
-            planes,
-            total=t_n * z_n * c_n,
+    def _download(self, fmt: str) -> requests.Response:
+        return self.client.request(
+            "GET",
+            f"/images/{quote(self.id, safe='')}/download",
+            params={"format": fmt},
+            stream=True,
+        )
+
+    def download(
+        self, path: str | Path, format: str = "ome-tiff", progress: bool | None = True
+    ) -> Path:
+        """Streams the whole image to ``path`` as ``ome-tiff`` (with its channel
+        names and physical sizes; tifffile and Fiji read it) or ``npy``."""
+        target = Path(path)
+        with self._download(format) as resp, open(target, "wb") as out, tqdm(
+            total=int(resp.headers.get("Content-Length", 0)) or None,
+            unit="B",
+            unit_scale=True,
             desc=self.id,
-            unit="plane",
             disable=_disable(progress),
-        ):
-            plane = self.slice(z=z, t=t, c=c)
-            if plane.shape != (y_n, x_n):
-                raise PentascopeError(
-                    f"plane t={t} z={z} c={c} has shape {plane.shape}, expected {(y_n, x_n)}"
-                )
-            out[t, z, c] = plane
+        ) as bar:
+            for chunk in resp.iter_content(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+        return target
+
+    def to_numpy(self, progress: bool | None = True) -> np.ndarray[Any, Any]:
+        """The whole image as a (T, Z, C, Y, X) array, streamed as one ``.npy``
+        into a preallocated array (the response is never held twice)."""
+        with self._download("npy") as resp:
+            raw = resp.raw
+            raw.decode_content = True
+            version = np.lib.format.read_magic(raw)
+            if version != (1, 0):
+                raise PentascopeError(f"unexpected .npy version {version}")
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
+            if fortran or tuple(shape) != self.shape:
+                raise PentascopeError(f"the download has shape {shape}, expected {self.shape}")
+            out = np.empty(shape, dtype=dtype)
+            target = memoryview(out.reshape(-1).view(np.uint8))
+            done = 0
+            with tqdm(
+                total=len(target), unit="B", unit_scale=True, desc=self.id,
+                disable=_disable(progress),
+            ) as bar:
+                while done < len(target):
+                    chunk = raw.read(min(1 << 20, len(target) - done))
+                    if not chunk:
+                        raise PentascopeError(
+                            f"the download of {self.id} ended after {done} of {len(target)} bytes"
+                        )
+                    target[done : done + len(chunk)] = chunk
+                    done += len(chunk)
+                    bar.update(len(chunk))
         return out
 
     def delete(self) -> Json:
