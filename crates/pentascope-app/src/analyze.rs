@@ -24,6 +24,7 @@ pub const DEFAULT_COMPONENTS: u64 = 3;
 /// The arguments of a PCA, as `POST /analyze` and the `heavy_pca` task take
 /// them (`components` is accepted for `n_components`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PcaArgs {
     /// The source image, `image_<n>`.
     pub image_id: String,

@@ -39,7 +39,11 @@ impl Job for PcaArgs {
 
     async fn run(self, app: &Arc<App>, progress: Progress) -> Result<Value, AppError> {
         let result = app.analyze(&self, progress).await?;
-        serde_json::to_value(result).map_err(|e| AppError::Internal(e.to_string()))
+        // through text, so that f32 scores keep their shortest form, as in
+        // the synchronous answer
+        serde_json::to_string(&result)
+            .and_then(|text| serde_json::from_str(&text))
+            .map_err(|e| AppError::Internal(e.to_string()))
     }
 
     async fn check(&self, app: &App) -> Result<(), AppError> {

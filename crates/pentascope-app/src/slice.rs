@@ -5,6 +5,7 @@ use bytes::Bytes;
 use pentascope_core::render::{
     encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window,
 };
+use pentascope_core::stats::accumulate_par;
 use pentascope_core::CoreError;
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
 use pentascope_store::analysis::read_plane;
@@ -20,12 +21,15 @@ use crate::images::open_pixels;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SliceFormat {
     /// 8-bit PNG windowed to `[low, high]`; each bound defaults to the
-    /// channel's display window (0.1–99.9 percentiles).
+    /// 0.1–99.9 percentiles of the channel over the whole stack, or of this
+    /// plane alone with `per_plane` (a dim plane of a bright stack).
     Png8 {
         /// Value shown black.
         low: Option<f64>,
         /// Value shown white.
         high: Option<f64>,
+        /// Whether the default window comes from this plane alone.
+        per_plane: bool,
     },
     /// 16-bit PNG of the raw values (integer images up to 16 bits).
     Png16,
@@ -55,7 +59,12 @@ impl App {
         let record = self.image(id).await?;
         record.shape.check_plane(plane)?;
         let rendering = match format {
-            SliceFormat::Png8 { low, high } => {
+            SliceFormat::Png8 {
+                low,
+                high,
+                per_plane: true,
+            } => Rendering::Png8PerPlane { low, high },
+            SliceFormat::Png8 { low, high, .. } => {
                 let stats = &record.statistics[plane.c as usize];
                 Rendering::Png8(Window {
                     low: low.unwrap_or(stats.display_min),
@@ -140,6 +149,11 @@ impl App {
 #[derive(Debug, Clone, Copy)]
 enum Rendering {
     Png8(Window),
+    /// 8 bits, the unset bounds from this plane's own percentiles.
+    Png8PerPlane {
+        low: Option<f64>,
+        high: Option<f64>,
+    },
     Png16,
     Npy,
 }
@@ -151,6 +165,11 @@ impl Rendering {
             Rendering::Npy => "npy".into(),
             Rendering::Png16 => "png16".into(),
             Rendering::Png8(w) => format!("png8:{:x}:{:x}", w.low.to_bits(), w.high.to_bits()),
+            Rendering::Png8PerPlane { low, high } => format!(
+                "png8plane:{:?}:{:?}",
+                low.map(f64::to_bits),
+                high.map(f64::to_bits)
+            ),
         }
     }
 
@@ -182,6 +201,17 @@ fn render<T: Sample>(
         Rendering::Npy => encode_npy(&[shape.y, shape.x], &samples),
         Rendering::Png16 => encode_png_gray16(w, h, &samples)?,
         Rendering::Png8(window) => {
+            let mut gray = Vec::new();
+            window_to_u8(&samples, window, &mut gray);
+            encode_png_gray8(w, h, &gray)?
+        }
+        Rendering::Png8PerPlane { low, high } => {
+            // the same percentiles ingest computes for the stack, of this plane
+            let plane_stats = accumulate_par(&samples).finish();
+            let window = Window {
+                low: low.unwrap_or(plane_stats.display_min),
+                high: high.unwrap_or(plane_stats.display_max),
+            };
             let mut gray = Vec::new();
             window_to_u8(&samples, window, &mut gray);
             encode_png_gray8(w, h, &gray)?

@@ -69,7 +69,7 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
             .upload(upload_limit),
         Route::new(Method::GET, "/metadata", images::metadata).query(IMAGE),
         Route::new(Method::GET, "/slice", slice::slice).query(&[
-            "image_id", "z", "time", "channel", "min", "max", "bits", "format",
+            "image_id", "z", "time", "channel", "min", "max", "auto", "bits", "format",
         ]),
         Route::new(Method::GET, "/statistics", images::statistics)
             .query(&["image_id", "recompute"]),

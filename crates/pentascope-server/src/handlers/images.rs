@@ -28,7 +28,10 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
         "Channels": s.c,
         "Height": s.y,
         "Width": s.x,
-        "channel_names": r.details.channel_names,
+        // one entry per channel, null where the file named none
+        "channel_names": (0..s.c as usize)
+            .map(|c| r.details.channel_names.get(c).filter(|n| !n.is_empty()))
+            .collect::<Vec<_>>(),
         "physical_sizes": r.details.physical_sizes,
         "flavour": r.flavour,
         "source_axes": r.details.source_axes,

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::handlers::params::{index, number, required, Params};
 use crate::AppState;
 
-/// `GET /slice?image_id=&z=&time=&channel=[&min=&max=][&bits=16][&format=npy]`.
+/// `GET /slice?image_id=&z=&time=&channel=[&min=&max=][&auto=plane][&bits=16][&format=npy]`.
 pub async fn slice(
     State(app): State<AppState>,
     Query(params): Query<Params>,
@@ -38,7 +38,21 @@ pub async fn slice(
                     )));
                 }
             }
-            SliceFormat::Png8 { low, high }
+            let per_plane = match params.get("auto").map(String::as_str) {
+                None | Some("stack") => false,
+                Some("plane") => true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "auto must be stack (the channel's window over the whole image, the \
+                         default) or plane (this plane's own), got {other:?}"
+                    )))
+                }
+            };
+            SliceFormat::Png8 {
+                low,
+                high,
+                per_plane,
+            }
         }
         ("png", other) => {
             return Err(ApiError::bad_request(format!(

@@ -147,3 +147,55 @@ fn full_pca_result_is_streamed_past_the_inline_limit() {
         }
     }
 }
+
+#[test]
+fn per_plane_contrast_shows_a_dim_plane_of_a_bright_stack() {
+    let server = Server::start();
+    // plane 0 dim (0..=15), plane 1 bright (0..=255)
+    let file = crate::util::tiff::plain_tiff(64, 64, 8, 2, |page, i| {
+        let v = (i % 256) as u8;
+        if page == 0 {
+            v / 16
+        } else {
+            v
+        }
+    });
+    let id = server.upload_ok("dim_and_bright.tif", file);
+    let brightest = |query: &str| {
+        let png = server.get(&format!("/slice?image_id={id}&z=0{query}"));
+        let gray = crate::util::decode_gray_png(&png.body).unwrap();
+        *gray.samples.iter().max().unwrap()
+    };
+    let stack = brightest("");
+    let plane = brightest("&auto=plane");
+    assert!(
+        stack < 80,
+        "with the stack's window the dim plane is dark: {stack}"
+    );
+    assert!(
+        plane > 240,
+        "with its own window it spans the grey range: {plane}"
+    );
+    let resp = server.get(&format!("/slice?image_id={id}&auto=frame"));
+    assert_eq!(resp.status, 400, "{}", resp.snippet());
+}
+
+#[test]
+fn channel_names_have_one_entry_per_channel_and_unknown_keys_are_refused() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let file = "imagej_tzcyx_u16.tif";
+    let id = server.upload_ok(file, set.read(file));
+    let meta = server
+        .get(&format!("/metadata?image_id={id}"))
+        .ok_json()
+        .unwrap();
+    assert_eq!(meta["channel_names"], json!([null, null]), "{meta}");
+    let resp = server.post_json("/analyze", &json!({"image_id": id, "component": 2}));
+    assert_eq!(resp.status, 400, "{}", resp.snippet());
+    let message = resp.client_error().unwrap();
+    assert!(
+        message.contains("component") && message.contains("n_components"),
+        "{message}"
+    );
+}

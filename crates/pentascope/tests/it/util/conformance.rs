@@ -320,7 +320,7 @@ pub fn check_metadata(
         )
     })?;
     ensure!(
-        names.is_empty() || names.len() as u64 == shape[2],
+        names.len() as u64 == shape[2],
         "metadata channel_names has {} entries for {} channels",
         names.len(),
         shape[2]

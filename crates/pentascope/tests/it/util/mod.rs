@@ -21,6 +21,7 @@ pub mod png;
 pub mod resp;
 pub mod server;
 pub mod services;
+pub mod tiff;
 
 pub use fixtures::{fixtures_dir, FixtureSet};
 pub use numbers::{close, f64_rows, f64s, numbers_in, shape5};
