@@ -37,9 +37,51 @@ pub(crate) fn decode_chunk<T: Sample>(
     chunk: &ChunkRef,
     out: &mut [T],
 ) -> Result<(), CoreError> {
+    let samples_in_chunk = if page.planar_separate {
+        1
+    } else {
+        usize::from(page.samples)
+    };
+    let row_len = page.chunk_size().0 as usize * samples_in_chunk;
+    if page.is_packed() {
+        // the packed rows take at most as many bytes as their widened samples
+        let row_bytes = page.stored_row_bytes() as usize;
+        let mut packed = vec![0u8; row_bytes * chunk.decoded_rows as usize];
+        read_stored(file, page, chunk, &mut packed)?;
+        unpack_rows(&packed, row_bytes, page.bits_per_sample, row_len, out);
+        return Ok(());
+    }
+    read_stored(file, page, chunk, bytemuck::cast_slice_mut(out))?;
+    match page.predictor {
+        3 => undo_float_predictor::<T>(out, row_len, samples_in_chunk),
+        predictor => {
+            if big_endian && std::mem::size_of::<T>() > 1 {
+                for v in out.iter_mut() {
+                    *v = v.swap_bytes();
+                }
+            }
+            if predictor == 2 {
+                for row in out.chunks_exact_mut(row_len) {
+                    for i in samples_in_chunk..row.len() {
+                        row[i] = row[i].wrapping_add(row[i - samples_in_chunk]);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills `out_bytes` with the chunk's stored (decompressed) bytes, refusing
+/// a chunk that holds fewer.
+fn read_stored(
+    file: &File,
+    page: &PageLayout,
+    chunk: &ChunkRef,
+    out_bytes: &mut [u8],
+) -> Result<(), CoreError> {
     let offset = page.offsets[chunk.index];
     let count = page.byte_counts[chunk.index] as usize;
-    let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
     let expected = out_bytes.len();
     let corrupt = |what: String| {
         CoreError::Format(format!(
@@ -68,34 +110,48 @@ pub(crate) fn decode_chunk<T: Sample>(
             }
         }
     }
-    let samples_in_chunk = if page.planar_separate {
-        1
-    } else {
-        usize::from(page.samples)
-    };
-    let row_len = (match page.geometry {
-        crate::tiff::ifd::ChunkGeometry::Strips { .. } => page.width,
-        crate::tiff::ifd::ChunkGeometry::Tiles { width, .. } => width,
-    }) as usize
-        * samples_in_chunk;
-    match page.predictor {
-        3 => undo_float_predictor::<T>(out, row_len, samples_in_chunk),
-        predictor => {
-            if big_endian && std::mem::size_of::<T>() > 1 {
-                for v in out.iter_mut() {
-                    *v = v.swap_bytes();
-                }
+    Ok(())
+}
+
+/// Widens packed unsigned samples of `bits` bits (1 to 15) into `out` (uint8
+/// up to 7 bits, uint16 above), `row_len` samples a row. TIFF packs them
+/// most significant bit first, whatever the file's byte order, and starts
+/// each row on a byte boundary (`row_bytes` bytes a row).
+fn unpack_rows<T: Sample>(
+    packed: &[u8],
+    row_bytes: usize,
+    bits: u16,
+    row_len: usize,
+    out: &mut [T],
+) {
+    let bits = u32::from(bits);
+    let mask = (1u32 << bits) - 1;
+    let width = std::mem::size_of::<T>();
+    let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+    for (src, dst) in packed
+        .chunks_exact(row_bytes)
+        .zip(out_bytes.chunks_exact_mut(row_len * width))
+    {
+        let mut bytes = src.iter();
+        // bits read from the row but not yet given out, right-aligned
+        let (mut pending, mut pending_bits) = (0u32, 0u32);
+        for sample in dst.chunks_exact_mut(width) {
+            while pending_bits < bits {
+                pending = (pending << 8) | u32::from(bytes.next().copied().unwrap_or(0));
+                pending_bits += 8;
             }
-            if predictor == 2 {
-                for row in out.chunks_exact_mut(row_len) {
-                    for i in samples_in_chunk..row.len() {
-                        row[i] = row[i].wrapping_add(row[i - samples_in_chunk]);
-                    }
-                }
+            pending_bits -= bits;
+            let value = (pending >> pending_bits) & mask;
+            pending &= (1u32 << pending_bits) - 1;
+            // `value` < 2^bits fits the type the page's dtype gives it
+            // (uint8 or uint16), and so does the cast
+            if let [byte] = sample {
+                *byte = value as u8;
+            } else {
+                sample.copy_from_slice(&(value as u16).to_ne_bytes());
             }
         }
     }
-    Ok(())
 }
 
 /// Decompresses `raw` into `out`, returning how many bytes were produced

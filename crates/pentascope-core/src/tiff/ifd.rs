@@ -2,15 +2,18 @@
 //!
 //! The `tiff` crate parses the header and directories (byte order, BigTIFF,
 //! value types, its own limits); this module walks the chain itself so that a
-//! loop is caught, a page with an exotic photometric interpretation (ImageJ
-//! palettes) can still be read as raw samples, and the page count is limited.
+//! loop is caught, a page with an exotic or missing photometric
+//! interpretation (ImageJ palettes, writers that leave the tag out) can still
+//! be read as raw samples, and the page count is limited.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 
+use tiff::decoder::ifd::Value;
 use tiff::decoder::{Decoder, Limits as TiffLimits};
-use tiff::tags::Tag;
+use tiff::tags::{IfdPointer, Tag};
 use tiff::TiffError;
 
 use crate::error::{CoreError, Limits};
@@ -98,6 +101,10 @@ pub struct PageLayout {
     pub samples: u16,
     /// Sample type.
     pub dtype: DType,
+    /// BitsPerSample as stored: the width of `dtype`, or fewer for packed
+    /// unsigned samples (1, 2, 4, 12 bits, …), which are widened to `dtype`
+    /// when decoded.
+    pub bits_per_sample: u16,
     /// PlanarConfiguration 2: each sample stored in its own set of chunks.
     pub planar_separate: bool,
     /// Compression.
@@ -139,6 +146,24 @@ impl PageLayout {
         self.byte_counts
             .iter()
             .fold(0u64, |sum, n| sum.saturating_add(*n))
+    }
+
+    /// Whether samples are packed more tightly than `dtype` holds them.
+    pub fn is_packed(&self) -> bool {
+        usize::from(self.bits_per_sample) != self.dtype.size() * 8
+    }
+
+    /// Bytes one stored row of a chunk takes: packed rows start on a byte
+    /// boundary.
+    pub fn stored_row_bytes(&self) -> u64 {
+        let (chunk_w, _) = self.chunk_size();
+        let per_chunk = if self.planar_separate {
+            1
+        } else {
+            u64::from(self.samples)
+        };
+        // at most 2^32 × 2^16 × 2^16 bits: no overflow
+        (u64::from(chunk_w) * per_chunk * u64::from(self.bits_per_sample)).div_ceil(8)
     }
 
     /// Whether two pages hold the same kind of image (shape and type).
@@ -184,6 +209,128 @@ fn map_tiff_error(e: TiffError) -> CoreError {
     }
 }
 
+/// The `tiff` crate's [`Decoder`] insists on parsing the first directory as
+/// an image it could decode itself, and refuses files it cannot (a page
+/// without PhotometricInterpretation, which libtiff and tifffile read as
+/// grayscale, or with packed 12-bit samples). This module reads and checks
+/// the directories itself, so the decoder is opened on a stand-in TIFF of
+/// one pixel in the file's byte order and then switched to the file.
+enum DirectoryReader {
+    StandIn(Cursor<Vec<u8>>),
+    File(BufReader<File>),
+}
+
+impl Read for DirectoryReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            DirectoryReader::StandIn(c) => c.read(buf),
+            DirectoryReader::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl Seek for DirectoryReader {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            DirectoryReader::StandIn(c) => c.seek(pos),
+            DirectoryReader::File(f) => f.seek(pos),
+        }
+    }
+}
+
+/// A TIFF of one 8-bit grayscale pixel, with `big_endian` byte order, as
+/// BigTIFF when `bigtiff`: what [`DirectoryReader::StandIn`] serves.
+fn stand_in_tiff(big_endian: bool, bigtiff: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, value: u64, bytes: usize| {
+        let be = value.to_be_bytes();
+        let le = value.to_le_bytes();
+        if big_endian {
+            out.extend_from_slice(&be[8 - bytes..]);
+        } else {
+            out.extend_from_slice(&le[..bytes]);
+        }
+    };
+    out.extend_from_slice(if big_endian { b"MM" } else { b"II" });
+    let offset_bytes = if bigtiff { 8 } else { 4 };
+    if bigtiff {
+        put(&mut out, 43, 2);
+        put(&mut out, 8, 2);
+        put(&mut out, 0, 2);
+    } else {
+        put(&mut out, 42, 2);
+    }
+    let ifd_at = out.len() as u64 + offset_bytes as u64;
+    put(&mut out, ifd_at, offset_bytes);
+    // ImageWidth, ImageLength, PhotometricInterpretation, StripOffsets,
+    // StripByteCounts; the pixel is the header's first byte
+    let entries: [(u64, u64); 5] = [(256, 1), (257, 1), (262, 1), (273, 0), (279, 1)];
+    put(&mut out, entries.len() as u64, if bigtiff { 8 } else { 2 });
+    for (tag, value) in entries {
+        put(&mut out, tag, 2);
+        put(&mut out, 3, 2); // SHORT
+        put(&mut out, 1, offset_bytes);
+        // a SHORT sits in the first two bytes of the value field
+        put(&mut out, value, 2);
+        put(&mut out, 0, offset_bytes - 2);
+    }
+    put(&mut out, 0, offset_bytes);
+    out
+}
+
+/// The offset of the first IFD, from the header (whose signature
+/// [`read_chain`] has checked).
+fn first_ifd_offset(
+    file: &File,
+    file_len: u64,
+    big_endian: bool,
+    bigtiff: bool,
+) -> Result<u64, CoreError> {
+    let header_len = if bigtiff { 16 } else { 8 };
+    if file_len < header_len {
+        return Err(CoreError::Format(format!(
+            "the file has only {file_len} bytes, less than a TIFF header (truncated?)"
+        )));
+    }
+    let mut header = [0u8; 16];
+    file.read_exact_at(&mut header[..header_len as usize], 0)?;
+    let number = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        if big_endian {
+            word[8 - bytes.len()..].copy_from_slice(bytes);
+            u64::from_be_bytes(word)
+        } else {
+            word[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        }
+    };
+    if bigtiff {
+        if number(&header[4..6]) != 8 || number(&header[6..8]) != 0 {
+            return Err(CoreError::Format(
+                "the BigTIFF header does not declare 8-byte offsets".into(),
+            ));
+        }
+        Ok(number(&header[8..16]))
+    } else {
+        Ok(number(&header[4..8]))
+    }
+}
+
+/// A numeric tag value as `f64`; TIFF's resolutions are RATIONALs.
+fn tag_number(value: Value) -> Option<f64> {
+    match value {
+        Value::Rational(n, d) => (d != 0).then(|| f64::from(n) / f64::from(d)),
+        Value::SRational(n, d) => (d != 0).then(|| f64::from(n) / f64::from(d)),
+        Value::Float(v) => Some(f64::from(v)),
+        Value::Double(v) => Some(v),
+        Value::Byte(v) => Some(f64::from(v)),
+        Value::Short(v) => Some(f64::from(v)),
+        Value::Unsigned(v) => Some(f64::from(v)),
+        Value::List(mut values) if values.len() == 1 => tag_number(values.remove(0)),
+        _ => None,
+    }
+}
+
 /// Bytes of the file a strip or tile takes at least in the IFDs' offset and
 /// byte count arrays (2-byte SHORTs each), halved as a margin.
 const MIN_BYTES_PER_LISTED_CHUNK: u64 = 2;
@@ -195,7 +342,6 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     }
     let mut magic = [0u8; 4];
     {
-        use std::os::unix::fs::FileExt;
         let n = file.read_at(&mut magic, 0)?;
         if n < 4
             || !(magic == *b"II*\0"
@@ -212,16 +358,20 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     }
     let mut tiff_limits = TiffLimits::default();
     tiff_limits.ifd_value_size = limits.max_metadata_bytes as usize;
-    let reader = BufReader::new(file.try_clone()?);
-    let mut decoder = Decoder::new(reader)
-        .map_err(map_tiff_error)?
-        .with_limits(tiff_limits);
     let big_endian = magic[0] == b'M';
     let bigtiff = magic[2] == b'+' || magic[3] == b'+';
+    let stand_in = DirectoryReader::StandIn(Cursor::new(stand_in_tiff(big_endian, bigtiff)));
+    let mut decoder = Decoder::new(stand_in)
+        .map_err(map_tiff_error)?
+        .with_limits(tiff_limits);
+    *decoder.inner() = DirectoryReader::File(BufReader::new(file.try_clone()?));
 
     let mut pages = Vec::new();
     let mut seen = HashSet::new();
-    let mut next = decoder.ifd_pointer();
+    let mut next = match first_ifd_offset(file, file_len, big_endian, bigtiff)? {
+        0 => None,
+        offset => Some(IfdPointer(offset)),
+    };
     let mut description = None;
     let mut software = None;
     let mut resolution = None;
@@ -257,12 +407,12 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 .find_tag(Tag::XResolution)
                 .ok()
                 .flatten()
-                .and_then(|v| v.into_f64().ok());
+                .and_then(tag_number);
             let yr = tags
                 .find_tag(Tag::YResolution)
                 .ok()
                 .flatten()
-                .and_then(|v| v.into_f64().ok());
+                .and_then(tag_number);
             let unit = tags
                 .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
                 .ok()
@@ -357,11 +507,18 @@ fn page_layout(
             "samples of one pixel have different types".into(),
         ));
     }
-    let dtype = DType::from_tiff(format[0], bits[0]).ok_or_else(|| {
+    let bits_per_sample = bits[0];
+    // packed unsigned samples are widened, as tifffile does (bilevel too:
+    // pentascope gives 0/1 as uint8 where tifffile gives bool)
+    let dtype = match (format[0], bits_per_sample) {
+        (1, 1..=7) => Some(DType::U8),
+        (1, 9..=15) => Some(DType::U16),
+        (format, bits) => DType::from_tiff(format, bits),
+    }
+    .ok_or_else(|| {
         CoreError::Unsupported(format!(
-            "{}-bit {} samples are not supported; supported are 8, 16, 32 and 64-bit \
-             integers and 32 and 64-bit floats",
-            bits[0],
+            "{bits_per_sample}-bit {} samples are not supported; supported are 8, 16, 32 and \
+             64-bit integers, unsigned integers of 1 to 16 bits and 32 and 64-bit floats",
             match format[0] {
                 1 => "unsigned integer",
                 2 => "signed integer",
@@ -379,9 +536,14 @@ fn page_layout(
         .find_tag_unsigned(Tag::Predictor)
         .map_err(|x| e("Predictor", x))?
         .unwrap_or(1);
-    if !(1..=3).contains(&predictor) || (predictor == 3 && !dtype.is_float()) {
+    let packed = usize::from(bits_per_sample) != dtype.size() * 8;
+    if !(1..=3).contains(&predictor)
+        || (predictor == 3 && !dtype.is_float())
+        || (predictor != 1 && packed)
+    {
         return Err(CoreError::Unsupported(format!(
-            "TIFF predictor {predictor} is not supported for {dtype} samples"
+            "TIFF predictor {predictor} is not supported for {bits_per_sample}-bit {dtype} \
+             samples"
         )));
     }
     let planar_separate = tags
@@ -441,6 +603,7 @@ fn page_layout(
         height,
         samples,
         dtype,
+        bits_per_sample,
         planar_separate,
         codec,
         predictor,
