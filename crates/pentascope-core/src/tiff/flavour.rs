@@ -45,13 +45,42 @@ pub enum Flavour {
     Plain,
 }
 
-/// A physical size with its unit, such as 0.65 µm.
+/// A physical size with its unit, such as 0.65 micrometer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalSize {
     /// The value.
     pub value: f64,
-    /// The unit, as the file names it (`µm`, `nm`, `s`, `pixel`, …).
+    /// The unit: its UDUNITS-2 name as OME-Zarr (NGFF) uses them
+    /// (`micrometer`, `nanometer`, `inch`, `second`, …) for the units
+    /// [`unit_name`] knows, otherwise as the file names it (`pixel`, …).
     pub unit: String,
+}
+
+/// The UDUNITS-2 name (as OME-Zarr uses them) of a unit as TIFF flavours
+/// spell it: OME's symbols (`µm`, `nm`, `s`), ImageJ's (`micron`, `\u00B5m`,
+/// `sec`), TIFF's ResolutionUnit (`inch`, `cm`). Other units are kept as
+/// given, so that nothing the file says is lost.
+pub fn unit_name(unit: &str) -> String {
+    match unit.trim() {
+        // U+00B5 micro sign, U+03BC Greek mu, and ImageJ's escaped micro sign
+        "µm" | "μm" | "\\u00B5m" | "um" | "micron" | "microns" | "micrometer" | "micrometre" => {
+            "micrometer"
+        }
+        "nm" | "nanometer" | "nanometre" => "nanometer",
+        "mm" | "millimeter" | "millimetre" => "millimeter",
+        "cm" | "centimeter" | "centimetre" => "centimeter",
+        "m" | "meter" | "metre" => "meter",
+        "Å" | "angstrom" => "angstrom",
+        "in" | "inch" | "inches" => "inch",
+        "s" | "sec" | "second" | "seconds" => "second",
+        "ms" | "msec" | "millisecond" => "millisecond",
+        "µs" | "μs" | "\\u00B5s" | "us" | "microsecond" => "microsecond",
+        "ns" | "nanosecond" => "nanosecond",
+        "min" | "minute" | "minutes" => "minute",
+        "h" | "hr" | "hour" | "hours" => "hour",
+        other => other,
+    }
+    .to_string()
 }
 
 /// Physical pixel sizes and the time step, where the file states them.
@@ -126,7 +155,9 @@ pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Result<Interpretatio
             Err(e) => ignore("OME-XML", e)?,
         }
     }
-    if desc.starts_with("ImageJ=") {
+    // SCIFIO (Fiji's ImageJ2 writer) writes ImageJ's keys under its own
+    // name, and tifffile reads them as ImageJ
+    if desc.starts_with("ImageJ=") || desc.starts_with("SCIFIO=") {
         match imagej(chain, desc) {
             Ok(i) => return Ok(i),
             Err(e) => ignore("ImageJ", Rejection::Ignored(e))?,
@@ -169,6 +200,14 @@ fn plain(chain: &IfdChain, desc: &str, warnings: &mut Vec<String>) -> Interpreta
             axes = shaped;
         } else {
             warnings.push("shaped description does not match the pages; using page order".into());
+        }
+    }
+    // unlabelled axes take their letters before size-1 axes are dropped, so
+    // that a shape of [256, 1, 1] is T=256 as tifffile's QQQ reads, not Z;
+    // more axes than letters are left for the series to refuse
+    if let Ok(letters) = super::canonical_letters(&axes) {
+        for ((letter, _), canonical) in axes.iter_mut().zip(letters) {
+            *letter = canonical;
         }
     }
     Interpretation {
@@ -233,26 +272,29 @@ fn shaped_axes(chain: &IfdChain, desc: &str, n_pages: u64) -> Option<Vec<(char, 
     )
 }
 
-fn resolution_sizes(chain: &IfdChain, unit_override: Option<&str>) -> PhysicalSizes {
+/// Pixel width and height from XResolution and YResolution (pixels per
+/// unit, so the size is their inverse, as tifffile and ImageJ read them),
+/// in `units` (x, y) or else ResolutionUnit's (2 inch, 3 centimeter; 1, no
+/// unit, gives no size).
+fn resolution_sizes(chain: &IfdChain, units: Option<(&str, &str)>) -> PhysicalSizes {
     let mut sizes = PhysicalSizes::default();
-    if let Some((xr, yr, unit)) = chain.resolution {
-        let unit = match (unit_override, unit) {
-            (Some(u), _) => u.to_string(),
-            (None, 2) => "inch".into(),
-            (None, 3) => "cm".into(),
-            _ => return sizes,
-        };
-        if xr > 0.0 && yr > 0.0 && xr.is_finite() && yr.is_finite() {
-            sizes.x = Some(PhysicalSize {
-                value: 1.0 / xr,
-                unit: unit.clone(),
-            });
-            sizes.y = Some(PhysicalSize {
-                value: 1.0 / yr,
-                unit,
-            });
-        }
-    }
+    let Some((xr, yr, unit)) = chain.resolution else {
+        return sizes;
+    };
+    let (x_unit, y_unit) = match (units, unit) {
+        (Some((x, y)), _) => (unit_name(x), unit_name(y)),
+        (None, 2) => ("inch".to_string(), "inch".to_string()),
+        (None, 3) => ("centimeter".to_string(), "centimeter".to_string()),
+        _ => return sizes,
+    };
+    let size = |resolution: f64, unit: String| {
+        (resolution > 0.0 && resolution.is_finite()).then(|| PhysicalSize {
+            value: 1.0 / resolution,
+            unit,
+        })
+    };
+    sizes.x = size(xr, x_unit);
+    sizes.y = size(yr, y_unit);
     sizes
 }
 
@@ -409,10 +451,11 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
         .map(|c| c.attribute("Name").unwrap_or("").to_string())
         .collect();
     let unit_of = |attr: &str, default: &str| {
-        pixels
-            .attribute(format!("{attr}Unit").as_str())
-            .unwrap_or(default)
-            .to_string()
+        unit_name(
+            pixels
+                .attribute(format!("{attr}Unit").as_str())
+                .unwrap_or(default),
+        )
     };
     let physical_of = |attr: &str, default_unit: &str| {
         pixels
@@ -584,27 +627,24 @@ fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
             pages.len()
         ));
     }
-    let unit = value("unit").map(|u| match u {
-        "micron" | "um" | "\\u00B5m" => "µm".to_string(),
-        other => other.to_string(),
-    });
-    let mut physical = resolution_sizes(chain, Some(unit.as_deref().unwrap_or("pixel")));
-    if chain.resolution.is_none() || unit.is_none() {
-        physical.x = None;
-        physical.y = None;
-    }
-    physical.z = value("spacing")
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|value| PhysicalSize {
-            value,
-            unit: unit.clone().unwrap_or_else(|| "pixel".into()),
-        });
-    physical.t = value("finterval")
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|value| PhysicalSize {
-            value,
-            unit: "s".into(),
-        });
+    // ImageJ keeps pixels per `unit` in XResolution and YResolution (its
+    // ResolutionUnit says none); `yunit` and `zunit` where they differ
+    let unit = value("unit");
+    let y_unit = value("yunit").or(unit);
+    let mut physical = match unit {
+        Some(unit) => resolution_sizes(chain, Some((unit, y_unit.unwrap_or(unit)))),
+        None => PhysicalSizes::default(),
+    };
+    let size = |key: &str, unit: &str| {
+        value(key)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|value| PhysicalSize {
+                value,
+                unit: unit_name(unit),
+            })
+    };
+    physical.z = size("spacing", value("zunit").or(unit).unwrap_or("pixel"));
+    physical.t = size("finterval", value("tunit").unwrap_or("second"));
     Ok(Interpretation {
         flavour: Flavour::ImageJ,
         // ImageJ stores channels fastest, then slices, then frames
@@ -668,12 +708,36 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
             "{n} pages do not split into {slices} slices × {frames} frames × {channels} channels"
         ));
     }
+    // ScanImage states the Z step in micrometers (the actual one once a
+    // stack has been acquired, `[]` before) and the frame period in seconds;
+    // the pixel size depends on the scanner's field of view and is not read
+    let size = |key: &str, unit: &str| {
+        value(key)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v > 0.0 && v.is_finite())
+            .map(|value| PhysicalSize {
+                value,
+                unit: unit.to_string(),
+            })
+    };
+    let physical = PhysicalSizes {
+        z: (slices > 1)
+            .then(|| {
+                size("SI.hStackManager.actualStackZStepSize", "micrometer")
+                    .or_else(|| size("SI.hStackManager.stackZStepSize", "micrometer"))
+            })
+            .flatten(),
+        t: (frames > 1)
+            .then(|| size("SI.hRoiManager.scanFramePeriod", "second"))
+            .flatten(),
+        ..PhysicalSizes::default()
+    };
     Ok(Interpretation {
         flavour: Flavour::ScanImage,
         axes: vec![('Z', slices), ('T', frames), ('C', channels)],
         pages: pages.into_iter().map(Some).collect(),
         channel_names: Vec::new(),
-        physical: PhysicalSizes::default(),
+        physical,
         warnings: Vec::new(),
     }
     .squeezed())

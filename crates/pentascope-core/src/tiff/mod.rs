@@ -485,7 +485,7 @@ fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>,
 /// Canonical letters for page axes: unlabelled axes (`I`) take the free
 /// letters among T, Z, C, outermost first, except that a single unlabelled
 /// axis is Z.
-fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
+pub(crate) fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
     let unlabelled = axes.iter().filter(|(a, _)| *a == 'I').count();
     let mut free: Vec<char> = "TZC"
         .chars()

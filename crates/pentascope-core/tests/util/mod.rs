@@ -28,6 +28,11 @@ pub struct PageSpec {
     /// Blob of each strip or tile.
     pub chunks: Vec<usize>,
     pub description: Option<String>,
+    /// PhotometricInterpretation; the tag is left out when `None`.
+    pub photometric: Option<u16>,
+    /// XResolution and YResolution (numerator, denominator) and
+    /// ResolutionUnit; the tags are left out when `None`.
+    pub resolution: Option<((u32, u32), (u32, u32), u16)>,
 }
 
 impl PageSpec {
@@ -45,6 +50,8 @@ impl PageSpec {
             rows_per_strip: height,
             chunks: vec![blob],
             description: None,
+            photometric: Some(1),
+            resolution: None,
         }
     }
 }
@@ -64,6 +71,7 @@ enum Values {
     Short(Vec<u16>),
     Long(Vec<u32>),
     Ascii(Vec<u8>),
+    Rational(Vec<(u32, u32)>),
 }
 
 impl Values {
@@ -80,6 +88,13 @@ impl Values {
                 v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             ),
             Values::Ascii(v) => (2, v.len() as u64, v.clone()),
+            Values::Rational(v) => (
+                5,
+                v.len() as u64,
+                v.iter()
+                    .flat_map(|(n, d)| n.to_le_bytes().into_iter().chain(d.to_le_bytes()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -156,11 +171,20 @@ impl TiffBuilder {
                 (257, Values::Long(vec![page.height])),
                 (258, Values::Short(vec![page.bits])),
                 (259, Values::Short(vec![page.compression])),
-                (262, Values::Short(vec![1])),
                 (277, Values::Short(vec![page.samples])),
                 (284, Values::Short(vec![1])),
                 (339, Values::Short(vec![page.sample_format])),
             ];
+            if let Some(photometric) = page.photometric {
+                entries.push((262, Values::Short(vec![photometric])));
+            }
+            if let Some((x, y, unit)) = page.resolution {
+                entries.extend([
+                    (282, Values::Rational(vec![x])),
+                    (283, Values::Rational(vec![y])),
+                    (296, Values::Short(vec![unit])),
+                ]);
+            }
             if page.predictor != 1 {
                 entries.push((317, Values::Short(vec![page.predictor])));
             }
@@ -398,6 +422,7 @@ pub fn interpret_metadata(
         height,
         samples,
         dtype: DType::U8,
+        bits_per_sample: 8,
         planar_separate: false,
         codec: Codec::None,
         predictor: 1,
