@@ -12,6 +12,7 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use pentascope_core::render::encode_npy;
+use pentascope_core::tiff::flavour::unit_name;
 use pentascope_core::tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
 use pentascope_core::tiff::{Flavour, PhysicalSize, PhysicalSizes, TiffFile};
 use pentascope_core::{dispatch_dtype, DType, Limits, Sample, Shape5};
@@ -176,7 +177,15 @@ fn check_with_reader<T: Sample>(case: &Case, path: &Path, planes: &[Vec<T>]) {
     assert_eq!(s.shape, case.shape, "{}", case.name);
     assert_eq!(s.dtype, case.dtype, "{}", case.name);
     assert_eq!(s.channel_names, case.meta.channel_names, "{}", case.name);
-    assert_eq!(s.physical_sizes, case.meta.physical_sizes, "{}", case.name);
+    // the reader gives units their UDUNITS names (µm is micrometer)
+    let mut want = case.meta.physical_sizes.clone();
+    for size in [&mut want.x, &mut want.y, &mut want.z, &mut want.t]
+        .into_iter()
+        .flatten()
+    {
+        size.unit = unit_name(&size.unit);
+    }
+    assert_eq!(s.physical_sizes, want, "{}", case.name);
     let groups = s.page_groups();
     assert_eq!(groups.len() as u64, case.shape.planes());
     for g in &groups {

@@ -30,10 +30,14 @@ pub struct PageSpec {
     pub description: Option<String>,
     /// PhotometricInterpretation; the tag is left out when `None`.
     pub photometric: Option<u16>,
-    /// XResolution and YResolution (numerator, denominator) and
-    /// ResolutionUnit; the tags are left out when `None`.
-    pub resolution: Option<((u32, u32), (u32, u32), u16)>,
+    /// XResolution, YResolution and ResolutionUnit; the tags are left out
+    /// when `None`.
+    pub resolution: Option<Resolution>,
 }
+
+/// Pixels per unit across and down, each a RATIONAL (numerator,
+/// denominator), and the ResolutionUnit (1 none, 2 inch, 3 centimeter).
+pub type Resolution = ((u32, u32), (u32, u32), u16);
 
 impl PageSpec {
     /// An uncompressed 8-bit, one-sample page in one strip, whose data is `blob`.
