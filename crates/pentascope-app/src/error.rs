@@ -48,10 +48,3 @@ impl From<CoreError> for AppError {
         AppError::Store(StoreError::Core(e))
     }
 }
-
-impl AppError {
-    /// An unknown image (as [`StoreError::NotFound`]).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, AppError::Store(StoreError::NotFound(_)))
-    }
-}

@@ -18,6 +18,8 @@ use crate::images::open_pixels;
 
 /// Bands sent ahead of the client.
 const BANDS_AHEAD: usize = 2;
+/// Bytes of JSON text sent at a time.
+const JSON_PIECE: usize = 1 << 20;
 
 /// File formats an image can be exported as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +147,17 @@ fn send_rows_json(
                         bytemuck::cast_slice_mut(values),
                     )?;
                 }
-                let mut text = Vec::with_capacity(n * k * 12 + 2);
+                // sent in pieces: a band's text is ~12 bytes per score, far
+                // more than its samples
+                let mut text = Vec::with_capacity(JSON_PIECE + 256);
                 for i in 0..n {
+                    if text.len() >= JSON_PIECE {
+                        let piece =
+                            std::mem::replace(&mut text, Vec::with_capacity(JSON_PIECE + 256));
+                        if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+                            return Ok(());
+                        }
+                    }
                     text.push(if first { b'[' } else { b',' });
                     first = false;
                     text.push(b'[');
