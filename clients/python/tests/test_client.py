@@ -5,6 +5,7 @@ against a stub server."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import pentascope
 from pentascope import (
     BadRequest,
     Client,
+    Forbidden,
     Image,
     Job,
     NotFound,
@@ -33,6 +35,7 @@ from pentascope import (
     PentascopeError,
     ServiceUnavailable,
     Unprocessable,
+    Unauthorized,
     UnsupportedMediaType,
 )
 
@@ -327,3 +330,34 @@ def test_token_and_url_from_environment(stub: Any, monkeypatch: pytest.MonkeyPat
         client.images()
     assert e.value.status == 401 and e.value.error == "bad token"
     assert pentascope.default_client().url == server.url
+
+
+def test_access_control(
+    start_process: Any, pentascope_bin: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    """Keys made with the CLI; 401 without, 403 with too small a scope; links."""
+    data = tmp_path / "data"
+    server = start_process(data, {"PENTASCOPE_AUTH": "required"})
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [str(pentascope_bin), *args, "--data-dir", str(data)],
+            capture_output=True, text=True, check=True,
+        )
+        return out.stdout.strip()
+
+    cli("user", "create", "bob")
+    writer = server.client(token=cli("token", "create", "--user", "bob", "--scope", "write"))
+    reader = server.client(token=cli("token", "create", "--user", "bob", "--scope", "read"))
+    image = writer.upload(fixtures_dir / "tiff" / "ome_tczyx_u16.ome.tif", progress=False)
+    assert [i.id for i in reader.images()] == [image.id]
+    with pytest.raises(Unauthorized, match="Bearer"):
+        server.client(token="").images()
+    with pytest.raises(Forbidden, match="needs scope write"):
+        reader.upload(fixtures_dir / "tiff" / "ome_tczyx_u16.ome.tif", progress=False)
+    assert image.set_public(True)["public"] is True
+    prefix = image.share(expires_in=60)
+    plane = requests.get(prefix + f"slice?image_id={image.id}&format=npy&z=1", timeout=30)
+    assert plane.status_code == 200
+    assert np.array_equal(np.load(io.BytesIO(plane.content)), image.slice(z=1))
+    assert requests.get(prefix + "images", timeout=30).status_code == 403

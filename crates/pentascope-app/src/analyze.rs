@@ -12,10 +12,12 @@ use pentascope_store::record::{now_rfc3339, ImageDetails};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::error::AppError;
 use crate::images::open_pixels;
 use crate::Progress;
+use pentascope_store::records::Scope;
 
 /// Components computed when a request names none (the original service's
 /// default), capped at the image's channels.
@@ -99,8 +101,13 @@ pub fn check_pca(source: &ImageRecord, components: u64) -> Result<(), AppError> 
 impl App {
     /// The source image of a PCA, checked: it exists and has enough
     /// channels for the components asked for.
-    pub async fn pca_source(&self, args: &PcaArgs) -> Result<ImageRecord, AppError> {
-        let source = self.image(&args.image_id).await?;
+    pub async fn pca_source(
+        &self,
+        caller: &Caller,
+        args: &PcaArgs,
+    ) -> Result<ImageRecord, AppError> {
+        caller.require(Scope::Write)?;
+        let source = self.image(caller, &args.image_id).await?;
         let max = self.config.limits.max_channels;
         if source.shape.c > max {
             return Err(CoreError::LimitsExceeded(format!(
@@ -120,10 +127,11 @@ impl App {
     /// waiting or the source image is deleted.
     pub async fn analyze(
         self: &Arc<Self>,
+        caller: &Caller,
         args: &PcaArgs,
         progress: Progress,
     ) -> Result<PcaResult, AppError> {
-        self.analyze_inline(args, progress, self.config.inline_scores_cap)
+        self.analyze_inline(caller, args, progress, self.config.inline_scores_cap)
             .await
     }
 
@@ -131,14 +139,15 @@ impl App {
     /// never, for callers that stream them from the scores image).
     pub async fn analyze_inline(
         self: &Arc<Self>,
+        caller: &Caller,
         args: &PcaArgs,
         progress: Progress,
         inline_cap: u64,
     ) -> Result<PcaResult, AppError> {
         let (app, args, cancel) = (self.clone(), args.clone(), Cancel::new());
-        let observed = cancel.clone();
+        let (caller, observed) = (caller.clone(), cancel.clone());
         App::detached(&cancel, async move {
-            app.analyze_until_cancelled(&args, progress, inline_cap, observed)
+            app.analyze_until_cancelled(&caller, &args, progress, inline_cap, observed)
                 .await
         })
         .await
@@ -146,12 +155,13 @@ impl App {
 
     async fn analyze_until_cancelled(
         &self,
+        caller: &Caller,
         args: &PcaArgs,
         progress: Progress,
         inline_cap: u64,
         cancel: Cancel,
     ) -> Result<PcaResult, AppError> {
-        let source = self.pca_source(args).await?;
+        let source = self.pca_source(caller, args).await?;
         let reading = self.reading(source.id, &cancel);
         let components = args.components_for(source.shape.c);
         let k = components as usize;
@@ -187,6 +197,9 @@ impl App {
                 pca: Some(outcome.model.clone()),
             },
             statistics: outcome.score_statistics,
+            // derived images belong to whoever owns their source
+            owner: source.owner.clone(),
+            public: source.public,
         };
         if let Err(e) = self.images.publish(&record).await {
             self.images.discard(scores_id).await?;

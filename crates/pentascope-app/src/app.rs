@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{open_store, PixelStore};
 use pentascope_store::record::now_rfc3339;
-use pentascope_store::records::{ImageRepo, JobRepo};
+use pentascope_store::records::{AccessRepo, ImageRepo, JobRepo};
 use pentascope_store::ImageId;
 use serde::Serialize;
 
@@ -25,6 +25,11 @@ pub struct App {
     pub images: Arc<dyn ImageRepo>,
     /// Job records.
     pub jobs: Arc<dyn JobRepo>,
+    /// Users, keys, visibility.
+    pub access: Arc<dyn AccessRepo>,
+    /// The key that signs links, when not configured: read from (or
+    /// stored into) the database once.
+    pub(crate) link_key: tokio::sync::OnceCell<String>,
     /// Pixels.
     pub pixels: Arc<dyn PixelStore>,
     /// Where submitted jobs go.
@@ -120,6 +125,8 @@ impl App {
             config,
             images: records.images,
             jobs: records.jobs,
+            access: records.access,
+            link_key: tokio::sync::OnceCell::new(),
             pixels,
             queue,
             readers: Mutex::new(HashMap::new()),

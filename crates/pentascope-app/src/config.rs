@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use pentascope_core::Limits;
+
+use crate::access::AuthMode;
 use pentascope_store::pixels::Durability;
 
 /// Every default setting. Decoder limits default to [`Limits::default`],
@@ -83,6 +85,17 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// Bytes of plane data slice requests may hold at once.
     pub slice_memory_bytes: u64,
+    /// Access control as set (`--auth`); `None`: off on a loopback
+    /// address, required otherwise ([`Config::auth`]).
+    pub auth_setting: Option<AuthMode>,
+    /// The key that signs links (`PENTASCOPE_SECRET_KEY`); `None`: one is
+    /// generated once and kept in the database.
+    pub secret_key: Option<String>,
+    /// Origins that browsers may call the API from (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// The user that Celery tasks naming no owner act as; `None`: such
+    /// tasks act unrestricted, as before access control.
+    pub service_user: Option<String>,
 }
 
 /// Where Celery-compatible jobs go.
@@ -118,6 +131,37 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
             request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             slice_memory_bytes: defaults::SLICE_MEMORY_MIB << 20,
+            auth_setting: None,
+            secret_key: None,
+            cors_origins: Vec::new(),
+            service_user: None,
+        }
+    }
+
+    /// Whether the configured host is a loopback address.
+    pub fn listens_on_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Access control in effect.
+    pub fn auth(&self) -> AuthMode {
+        self.auth_setting.unwrap_or(if self.listens_on_loopback() {
+            AuthMode::Off
+        } else {
+            AuthMode::Required
+        })
+    }
+
+    /// Why access control is what it is, for `pentascope config` and logs.
+    pub fn auth_reason(&self) -> String {
+        match (self.auth_setting, self.listens_on_loopback()) {
+            (Some(mode), _) => format!("set with --auth / PENTASCOPE_AUTH={}", mode.as_str()),
+            (None, true) => format!("default: {} is a loopback address", self.host),
+            (None, false) => format!("default: {} is not a loopback address", self.host),
         }
     }
 

@@ -24,6 +24,18 @@ pub enum AppError {
         /// The registered task names.
         known: String,
     },
+    /// No credentials, or credentials that are not valid (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Valid credentials that do not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something that exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// A record other than an image that does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// No job with that id.
     #[error("job {0:?} not found")]
     JobNotFound(String),

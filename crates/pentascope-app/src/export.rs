@@ -12,6 +12,7 @@ use pentascope_core::{CoreError, PlaneIndex};
 use pentascope_store::ImageRecord;
 use tokio::sync::mpsc;
 
+use crate::access::Caller;
 use crate::app::App;
 use crate::error::AppError;
 use crate::images::open_pixels;
@@ -58,10 +59,11 @@ impl App {
     /// Starts streaming image `id` as `format`.
     pub async fn export(
         self: &Arc<Self>,
+        caller: &Caller,
         id: &str,
         format: ExportFormat,
     ) -> Result<Export, AppError> {
-        let record = self.image(id).await?;
+        let record = self.image(caller, id).await?;
         let s = record.shape;
         let data_bytes = s
             .total_samples()

@@ -9,8 +9,10 @@ use pentascope_store::pixels::{PixelReader, PixelStore};
 use pentascope_store::{ImageId, ImageRecord, StoreError};
 use serde::Serialize;
 
+use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::error::AppError;
+use pentascope_store::records::Scope;
 
 /// Statistics over every sample of every channel, as NumPy computes them
 /// on the whole array (NaN if any sample is NaN).
@@ -100,8 +102,11 @@ impl App {
         error
     }
 
-    /// A published image by its id string (`image_<n>`).
-    pub async fn image(&self, id: &str) -> Result<ImageRecord, AppError> {
+    /// A published image by its id string (`image_<n>`), if `caller` may
+    /// read it: an image they may not read is as unknown as one that does
+    /// not exist.
+    pub async fn image(&self, caller: &Caller, id: &str) -> Result<ImageRecord, AppError> {
+        caller.require(Scope::Read)?;
         let parsed: ImageId = id
             .parse()
             .map_err(|_| StoreError::NotFound(format!("{id:?}")))?;
@@ -109,12 +114,33 @@ impl App {
             .images
             .get(parsed)
             .await?
+            .filter(|r| caller.can_read(r))
             .ok_or_else(|| StoreError::NotFound(parsed.to_string()))?)
     }
 
-    /// Every published image, oldest first.
-    pub async fn list(&self) -> Result<Vec<ImageRecord>, AppError> {
-        Ok(self.images.list().await?)
+    /// An image `caller` may delete or change: 404 if they cannot read it,
+    /// 403 if they can read but not change it (a public image of another).
+    pub(crate) async fn image_to_modify(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<ImageRecord, AppError> {
+        let record = self.image(caller, id).await?;
+        if !caller.can_modify(&record) {
+            return Err(AppError::Forbidden(format!(
+                "only the owner of {} or an admin can change or delete it",
+                record.id
+            )));
+        }
+        Ok(record)
+    }
+
+    /// Every published image `caller` may read, oldest first.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<ImageRecord>, AppError> {
+        caller.require(Scope::Read)?;
+        let mut images = self.images.list().await?;
+        images.retain(|r| caller.can_read(r));
+        Ok(images)
     }
 
     /// Per-channel statistics of an image: those gathered at ingest, or,
@@ -124,10 +150,11 @@ impl App {
     /// is deleted.
     pub async fn statistics(
         self: &Arc<Self>,
+        caller: &Caller,
         id: &str,
         recompute: bool,
     ) -> Result<(ImageRecord, Vec<ChannelStats>), AppError> {
-        let record = self.image(id).await?;
+        let record = self.image(caller, id).await?;
         if !recompute {
             let statistics = record.statistics.clone();
             return Ok((record, statistics));
@@ -152,8 +179,9 @@ impl App {
 
     /// Deletes an image with the images derived from it: records first (so
     /// nothing new reads it), then cached readers and slices, then pixels.
-    pub async fn delete(&self, id: &str) -> Result<Deleted, AppError> {
-        let record = self.image(id).await?;
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<Deleted, AppError> {
+        caller.require(Scope::Write)?;
+        let record = self.image_to_modify(caller, id).await?;
         if !self.images.delete(record.id).await? {
             return Err(StoreError::NotFound(record.id.to_string()).into());
         }

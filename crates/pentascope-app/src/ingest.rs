@@ -12,8 +12,10 @@ use pentascope_store::pixels::PixelWriter;
 use pentascope_store::record::{now_rfc3339, ImageDetails};
 use pentascope_store::{ImageKind, ImageRecord, StoreError};
 
+use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::error::AppError;
+use pentascope_store::records::Scope;
 
 /// A file to import.
 #[derive(Debug, Clone)]
@@ -36,21 +38,27 @@ impl App {
     /// statistics gathered in the same pass, and publishes the image. If the
     /// caller stops waiting, the import stops within a band and leaves no
     /// staged pixels and no reserved id behind.
+    /// The image is owned by `caller`.
     pub async fn ingest(
         self: &Arc<Self>,
+        caller: &Caller,
         upload: Upload,
         progress: PlaneProgress,
     ) -> Result<ImageRecord, AppError> {
+        caller.require(Scope::Write)?;
         let (app, cancel) = (self.clone(), Cancel::new());
+        let owner = caller.owner().map(str::to_string);
         let observed = cancel.clone();
         App::detached(&cancel, async move {
-            app.ingest_until_cancelled(upload, progress, observed).await
+            app.ingest_until_cancelled(owner, upload, progress, observed)
+                .await
         })
         .await
     }
 
     async fn ingest_until_cancelled(
         &self,
+        owner: Option<String>,
         upload: Upload,
         progress: PlaneProgress,
         cancel: Cancel,
@@ -109,6 +117,8 @@ impl App {
                 pca: None,
             },
             statistics: ingested.statistics,
+            owner,
+            public: false,
         };
         self.publish(ingested.writer, &record).await?;
         tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");

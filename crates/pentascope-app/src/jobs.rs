@@ -13,10 +13,12 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::access::Caller;
 use crate::analyze::PcaArgs;
 use crate::app::App;
 use crate::error::AppError;
 use crate::Progress;
+use pentascope_store::records::Scope;
 
 /// A task that can run in the background, named as clients send it
 /// (`app.send_task("heavy_pca", kwargs=…)`), with its keyword arguments as
@@ -25,11 +27,16 @@ use crate::Progress;
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The task name.
     const NAME: &'static str;
-    /// Runs the task; `progress` is told the fraction done.
-    async fn run(self, app: &Arc<App>, progress: Progress) -> Result<Value, AppError>;
+    /// Runs the task for `caller`; `progress` is told the fraction done.
+    async fn run(
+        self,
+        app: &Arc<App>,
+        caller: &Caller,
+        progress: Progress,
+    ) -> Result<Value, AppError>;
     /// Checks what can be checked before the job is queued, so that a bad
     /// request is refused at once rather than failing later.
-    async fn check(&self, app: &App) -> Result<(), AppError>;
+    async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError>;
 }
 
 /// `heavy_pca(image_id, n_components)`: PCA with its scores image.
@@ -37,8 +44,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 impl Job for PcaArgs {
     const NAME: &'static str = "heavy_pca";
 
-    async fn run(self, app: &Arc<App>, progress: Progress) -> Result<Value, AppError> {
-        let result = app.analyze(&self, progress).await?;
+    async fn run(
+        self,
+        app: &Arc<App>,
+        caller: &Caller,
+        progress: Progress,
+    ) -> Result<Value, AppError> {
+        let result = app.analyze(caller, &self, progress).await?;
         // through text, so that f32 scores keep their shortest form, as in
         // the synchronous answer
         serde_json::to_string(&result)
@@ -46,24 +58,35 @@ impl Job for PcaArgs {
             .map_err(|e| AppError::Internal(e.to_string()))
     }
 
-    async fn check(&self, app: &App) -> Result<(), AppError> {
-        app.pca_source(self).await.map(|_| ())
+    async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
+        app.pca_source(caller, self).await.map(|_| ())
     }
 }
 
 /// Every task name, as workers announce them.
 pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME];
 
+/// The keyword argument that names the user a job acts for. Jobs submitted
+/// over HTTP carry it; Celery clients may set it.
+pub const OWNER_KWARG: &str = "owner";
+
 /// Runs task `name` with keyword arguments `kwargs` (parsed into the
-/// task's argument struct). The one place tasks are looked up by name.
+/// task's argument struct, after the owner is taken out). The one place
+/// tasks are looked up by name.
 pub async fn run_task(
     app: &Arc<App>,
     name: &str,
     kwargs: &Value,
     progress: Progress,
 ) -> Result<Value, AppError> {
+    let mut kwargs = kwargs.clone();
+    let owner = kwargs
+        .as_object_mut()
+        .and_then(|args| args.remove(OWNER_KWARG));
+    let caller = app.job_caller(owner.as_ref()).await?;
+    let kwargs = &kwargs;
     match name {
-        PcaArgs::NAME => parse::<PcaArgs>(kwargs)?.run(app, progress).await,
+        PcaArgs::NAME => parse::<PcaArgs>(kwargs)?.run(app, &caller, progress).await,
         other => Err(AppError::UnknownTask {
             name: other.to_string(),
             known: TASK_NAMES.join(", "),
@@ -114,22 +137,56 @@ impl JobQueue for InProcessQueue {
 }
 
 impl App {
-    /// Checks a job's arguments, records it as `PENDING` and queues it.
-    pub async fn submit<J: Job>(&self, args: J) -> Result<JobRecord, AppError> {
-        args.check(self).await?;
+    /// Checks a job's arguments for `caller`, records it as `PENDING`, owned
+    /// by the caller, and queues it.
+    pub async fn submit<J: Job>(&self, caller: &Caller, args: J) -> Result<JobRecord, AppError> {
+        args.check(self, caller).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let kwargs = serde_json::to_value(&args).map_err(|e| AppError::Internal(e.to_string()))?;
-        self.jobs.create_job(&id, J::NAME, &kwargs).await?;
-        let job = self.job(&id).await?;
+        let mut kwargs =
+            serde_json::to_value(&args).map_err(|e| AppError::Internal(e.to_string()))?;
+        if let (Some(owner), Some(map)) = (caller.owner(), kwargs.as_object_mut()) {
+            map.insert(OWNER_KWARG.into(), owner.into());
+        }
+        self.jobs
+            .create_job(&id, J::NAME, &kwargs, caller.owner())
+            .await?;
+        let job = self.job(caller, &id).await?;
         self.queue.send(&job).await?;
         Ok(job)
     }
 
-    /// A job by id.
-    pub async fn job(&self, id: &str) -> Result<JobRecord, AppError> {
+    /// A job by id, if `caller` submitted it (or is an admin).
+    pub async fn job(&self, caller: &Caller, id: &str) -> Result<JobRecord, AppError> {
+        caller.require(Scope::Read)?;
         self.jobs
             .get_job(id)
             .await?
+            .filter(|job| match caller {
+                Caller::Open => true,
+                Caller::User { name, scope } => {
+                    *scope == Scope::Admin || job.owner.as_deref() == Some(name)
+                }
+                Caller::Anonymous | Caller::Link { .. } => false,
+            })
             .ok_or_else(|| AppError::JobNotFound(id.to_string()))
+    }
+
+    /// Whom a job acts for: the user its `owner` names (an admin keeps
+    /// admin rights, anyone else writes), else the configured service user,
+    /// else nobody in particular (unrestricted, as before access control).
+    async fn job_caller(&self, owner: Option<&Value>) -> Result<Caller, AppError> {
+        let name = match owner {
+            Some(Value::String(name)) => Some(name.as_str()),
+            Some(Value::Null) | None => self.config.service_user.as_deref(),
+            Some(other) => {
+                return Err(AppError::InvalidArguments(format!(
+                    "{OWNER_KWARG} must be a user name, got {other}"
+                )))
+            }
+        };
+        match name {
+            Some(name) => self.act_as(name).await,
+            None => Ok(Caller::Open),
+        }
     }
 }

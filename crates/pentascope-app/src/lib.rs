@@ -7,6 +7,8 @@
 //! (`pentascope-jobs`), and the command line (`pentascope ingest`).
 //!
 //! - [`App`]: the configuration and the stores opened from it;
+//! - [`access`]: who is calling ([`access::Caller`]), what they may see and
+//!   do, API keys and signed links;
 //! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
 //!   record and pixels published together, nothing left on failure);
 //! - [`analyze`]: PCA with its (virtual) scores image;
@@ -18,6 +20,7 @@
 //!
 //! Nothing here knows HTTP; errors are [`AppError`].
 
+pub mod access;
 pub mod analyze;
 mod app;
 pub mod cache;
@@ -29,6 +32,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod slice;
 
+pub use access::Caller;
 pub use app::{blocking, App, Health};
 pub use config::Config;
 pub use error::AppError;

@@ -12,6 +12,7 @@ use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::{ImageId, ImageRecord};
 
+use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::cache::SliceKey;
 use crate::error::AppError;
@@ -52,11 +53,12 @@ impl App {
     /// Plane `plane` of image `id` rendered as `format`.
     pub async fn slice(
         &self,
+        caller: &Caller,
         id: &str,
         plane: PlaneIndex,
         format: SliceFormat,
     ) -> Result<Slice, AppError> {
-        let record = self.image(id).await?;
+        let record = self.image(caller, id).await?;
         record.shape.check_plane(plane)?;
         let rendering = match format {
             SliceFormat::Png8 {

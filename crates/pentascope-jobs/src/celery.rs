@@ -334,7 +334,10 @@ impl JobQueue for CeleryBroker {
 /// directly by a Celery client) and returns it; `None` if it has finished.
 async fn start_job(app: &App, d: &Delivery) -> Result<Option<JobRecord>, StoreError> {
     if app.jobs.get_job(&d.id).await?.is_none() {
-        app.jobs.create_job(&d.id, &d.task, &d.kwargs).await?;
+        let owner = d.kwargs[pentascope_app::jobs::OWNER_KWARG].as_str();
+        app.jobs
+            .create_job(&d.id, &d.task, &d.kwargs, owner)
+            .await?;
     }
     app.jobs.start_job(&d.id, LEASE_SECS).await
 }
@@ -344,6 +347,7 @@ fn python_exception(e: &AppError) -> &'static str {
     match e {
         AppError::UnknownTask { .. } => "NotImplementedError",
         AppError::InvalidArguments(_) => "TypeError",
+        AppError::Forbidden(_) | AppError::Unauthenticated(_) => "PermissionError",
         AppError::Store(StoreError::NotFound(_)) => "LookupError",
         AppError::Store(StoreError::Core(_)) => "ValueError",
         _ => "RuntimeError",

@@ -67,7 +67,10 @@ impl From<AppError> for ApiError {
         let status = match e {
             AppError::Store(store) => return store.into(),
             AppError::InvalidArguments(_) | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
-            AppError::JobNotFound(_) => StatusCode::NOT_FOUND,
+            AppError::JobNotFound(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::QueueUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -147,6 +150,14 @@ impl IntoResponse for ApiError {
             Some(detail) => serde_json::json!({ "error": self.message, "detail": detail }),
             None => serde_json::json!({ "error": self.message }),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say how to authenticate
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"pentascope\""),
+            );
+        }
+        response
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! Nothing here sequences stores or knows how TIFF or Zarr work.
 
+pub mod access;
 pub mod error;
 pub mod handlers;
 pub mod router;
@@ -35,6 +36,15 @@ pub type AppState = Arc<App>;
 /// `on_listen` is told the bound address (the port may have been 0).
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
     let (app, queue) = pentascope_jobs::open_app(config.clone()).await?;
+    let auth = config.auth();
+    if auth == pentascope_app::access::AuthMode::Off && !config.listens_on_loopback() {
+        tracing::warn!(
+            host = %config.host,
+            "access control is off on a non-loopback address: anyone who reaches the port \
+             can read, change and delete every image"
+        );
+    }
+    tracing::info!(auth = auth.as_str(), reason = %config.auth_reason(), "access control");
     app.recover().await?;
     match &queue {
         Queue::Celery(_) => {

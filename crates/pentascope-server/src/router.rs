@@ -1,7 +1,9 @@
-//! Every route in one table, [`routes`]: its method, path, the query
-//! parameters it accepts and its handler. The router is built from the
-//! table, unknown query parameters are refused with the valid ones named,
-//! and a test checks the table against `openapi.json`.
+//! Every route in one table, [`routes`]: its method, path, who may call it
+//! ([`Access`]), the query parameters it accepts and its handler. The
+//! router is built from the table; one guard refuses callers the route's
+//! access rule does not admit and unknown query parameters (naming the
+//! valid ones); tests check the table against `openapi.json` and the
+//! access rules against each other.
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
@@ -14,9 +16,25 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::access::{front_door, Cors};
 use crate::error::ApiError;
-use crate::handlers::{analyze, images, jobs, slice, upload};
+use crate::handlers::{admin, analyze, images, jobs, slice, upload};
 use crate::AppState;
+use pentascope_app::Caller;
+use pentascope_store::records::Scope;
+
+/// Who may call a route (with access control required; with it off,
+/// everyone may call everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials.
+    Public,
+    /// A key with at least this scope.
+    Key(Scope),
+    /// A key with scope `read`, or a signed link to the image the request
+    /// names (the image is checked by the use case).
+    KeyOrLink,
+}
 
 /// One route.
 pub struct Route {
@@ -24,6 +42,8 @@ pub struct Route {
     pub method: Method,
     /// Its path, with `{name}` for path parameters.
     pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
     /// The query parameters it accepts; any other is a 400.
     pub query: &'static [&'static str],
     /// Whether the request timeout applies (not to uploads, which take as
@@ -33,7 +53,7 @@ pub struct Route {
 }
 
 impl Route {
-    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Route
+    fn new<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Route
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -42,6 +62,7 @@ impl Route {
         Route {
             method,
             path,
+            access,
             query: &[],
             timed: true,
             endpoint: on(filter, handler),
@@ -63,56 +84,111 @@ impl Route {
 /// Every route of the service. `upload_limit` is the largest upload body.
 pub fn routes(upload_limit: usize) -> Vec<Route> {
     const IMAGE: &[&str] = &["image_id"];
+    use Access::{Key, KeyOrLink, Public};
+    use Method as M;
+    use Scope::{Admin, Read, Write};
     vec![
-        Route::new(Method::POST, "/upload", upload::upload)
+        Route::new(M::POST, "/upload", Key(Write), upload::upload)
             .query(&["axes"])
             .upload(upload_limit),
-        Route::new(Method::GET, "/metadata", images::metadata).query(IMAGE),
-        Route::new(Method::GET, "/slice", slice::slice).query(&[
+        Route::new(M::GET, "/metadata", KeyOrLink, images::metadata).query(IMAGE),
+        Route::new(M::GET, "/slice", KeyOrLink, slice::slice).query(&[
             "image_id", "z", "time", "channel", "min", "max", "auto", "bits", "format",
         ]),
-        Route::new(Method::GET, "/statistics", images::statistics)
+        Route::new(M::GET, "/statistics", KeyOrLink, images::statistics)
             .query(&["image_id", "recompute"]),
-        Route::new(Method::POST, "/analyze", analyze::analyze),
-        Route::new(Method::GET, "/images", images::list),
-        Route::new(Method::GET, "/images/{id}", images::get),
-        Route::new(Method::DELETE, "/images/{id}", images::delete),
-        Route::new(Method::GET, "/images/{id}/download", images::download).query(&["format"]),
-        Route::new(Method::GET, "/jobs/{id}", jobs::get_job),
-        Route::new(Method::GET, "/health", images::health),
-        Route::new(Method::GET, "/openapi.json", images::openapi),
+        Route::new(M::POST, "/analyze", Key(Write), analyze::analyze),
+        Route::new(M::GET, "/images", Key(Read), images::list),
+        Route::new(M::GET, "/images/{id}", KeyOrLink, images::get),
+        Route::new(M::PATCH, "/images/{id}", Key(Write), images::patch),
+        Route::new(M::DELETE, "/images/{id}", Key(Write), images::delete),
+        Route::new(M::GET, "/images/{id}/download", KeyOrLink, images::download).query(&["format"]),
+        Route::new(
+            M::POST,
+            "/images/{id}/links",
+            Key(Write),
+            images::create_link,
+        ),
+        Route::new(M::GET, "/jobs/{id}", Key(Read), jobs::get_job),
+        Route::new(M::GET, "/admin/users", Key(Admin), admin::users),
+        Route::new(M::POST, "/admin/users", Key(Admin), admin::create_user),
+        Route::new(M::GET, "/admin/tokens", Key(Admin), admin::tokens).query(&["user"]),
+        Route::new(M::POST, "/admin/tokens", Key(Admin), admin::create_token),
+        Route::new(
+            M::DELETE,
+            "/admin/tokens/{id}",
+            Key(Admin),
+            admin::revoke_token,
+        ),
+        Route::new(M::GET, "/health", Public, images::health),
+        Route::new(M::GET, "/openapi.json", Public, images::openapi),
     ]
 }
 
-/// The service's router.
+/// The service's router: the front door (CORS, signed links, keys) before
+/// routing, then each route behind its guard.
 pub fn router(app: AppState) -> Router {
     let upload_limit = usize::try_from(app.config.max_upload_bytes).unwrap_or(usize::MAX);
     let timeout = app.config.request_timeout;
-    routes(upload_limit)
+    let routed = routes(upload_limit)
         .into_iter()
         .fold(Router::new(), |router, route| {
-            let allowed = route.query;
+            let (access, allowed) = (route.access, route.query);
             let deadline = route.timed.then_some(timeout);
             let guarded = route.endpoint.layer(axum::middleware::from_fn(
-                move |req: Request, next: Next| guard(allowed, deadline, req, next),
+                move |req: Request, next: Next| guard(access, allowed, deadline, req, next),
             ));
             router.route(route.path, guarded)
         })
         .fallback(images::no_route)
+        .with_state(app.clone());
+    let cors = Cors::new(&app.config.cors_origins);
+    let front = axum::middleware::from_fn(move |req: Request, next: Next| {
+        front_door(app.clone(), cors.clone(), req, next)
+    });
+    // a layer on the router itself would run after routing, too late to
+    // take a signed link's prefix off the path
+    Router::new()
+        .fallback_service(tower::Layer::layer(&front, routed))
         .layer(TraceLayer::new_for_http())
-        .with_state(app)
 }
 
-/// Refuses query parameters the route does not know (a misspelt `t=1`
-/// would otherwise be silently ignored and plane 0 served), and answers 503
-/// when a request takes longer than `deadline` (its work is cancelled with
-/// it).
+/// Whether the request's caller may call a route with `access`.
+fn admit(access: Access, req: &Request) -> Result<(), ApiError> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| ApiError::internal("no caller: the front door was bypassed"))?;
+    match (access, caller) {
+        (Access::Public, _) | (Access::KeyOrLink, Caller::Link { .. }) => Ok(()),
+        (Access::Key(_), Caller::Link { image }) => Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "a signed link only opens the GET routes of {image} (metadata, slice,                  statistics, download); {} {} needs an API key",
+                req.method(),
+                req.uri().path()
+            ),
+            detail: None,
+        }),
+        (Access::Key(scope), caller) => Ok(caller.require(scope)?),
+        (Access::KeyOrLink, caller) => Ok(caller.require(Scope::Read)?),
+    }
+}
+
+/// Refuses callers `access` does not admit (401 or 403), query parameters
+/// the route does not know (a misspelt `t=1` would otherwise be silently
+/// ignored and plane 0 served), and answers 503 when a request takes
+/// longer than `deadline` (its work is cancelled with it).
 async fn guard(
+    access: Access,
     allowed: &'static [&'static str],
     deadline: Option<Duration>,
     req: Request,
     next: Next,
 ) -> Response {
+    if let Err(refused) = admit(access, &req) {
+        return refused.into_response();
+    }
     let unknown: Vec<String> = req
         .uri()
         .query()
@@ -159,6 +235,28 @@ async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The access rules agree with what each route does: only health and
+    /// the API description are public, reading routes need `read` (those
+    /// naming one image may be opened by its signed link), changing routes
+    /// need `write`, and users and keys need `admin`.
+    #[test]
+    fn every_route_has_the_access_rule_its_kind_needs() {
+        for route in routes(1) {
+            let expected = match (route.method.as_str(), route.path) {
+                ("GET", "/health" | "/openapi.json") => Access::Public,
+                (_, path) if path.starts_with("/admin/") => Access::Key(Scope::Admin),
+                ("GET", "/images" | "/jobs/{id}") => Access::Key(Scope::Read),
+                ("GET", _) => Access::KeyOrLink,
+                _ => Access::Key(Scope::Write),
+            };
+            assert_eq!(
+                route.access, expected,
+                "{} {} has the wrong access rule",
+                route.method, route.path
+            );
+        }
+    }
 
     /// Every route, with each of its query parameters, is in the OpenAPI
     /// document, and the document has no route the router lacks.

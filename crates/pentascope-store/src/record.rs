@@ -125,6 +125,11 @@ pub struct ImageRecord {
     pub details: ImageDetails,
     /// Per-channel statistics gathered when the pixels were written.
     pub statistics: Vec<ChannelStats>,
+    /// The user who owns it (derived images: the source's owner); `None`
+    /// for images created while access control was off.
+    pub owner: Option<String>,
+    /// Whether every authenticated user may read it.
+    pub public: bool,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pentascope_app::ingest::Upload;
 use pentascope_app::jobs::InProcessQueue;
-use pentascope_app::App;
+use pentascope_app::{App, Caller};
 use pentascope_core::Axes;
 
 use crate::Settings;
@@ -31,6 +31,10 @@ pub struct IngestArgs {
     /// Descend into sub-folders.
     #[arg(long, short = 'r')]
     recursive: bool,
+    /// The user who owns the imported images (access control); default:
+    /// no owner (only admins, or everyone with access control off, see them).
+    #[arg(long)]
+    owner: Option<String>,
     #[command(flatten)]
     settings: Settings,
 }
@@ -54,6 +58,10 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
+    let caller = match &args.owner {
+        Some(name) => app.act_as(name).await.map_err(|e| e.to_string())?,
+        None => Caller::Open,
+    };
     let style = ProgressStyle::with_template("{prefix:>40!} {bar:30} {pos}/{len} planes {msg}")
         .map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
@@ -67,7 +75,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
             .with_style(style.clone())
             .with_prefix(name.clone());
         let started = Instant::now();
-        let outcome = import(&app, path, &name, axes.clone(), bar.clone()).await;
+        let outcome = import(&app, &caller, path, &name, axes.clone(), bar.clone()).await;
         bar.finish_and_clear();
         let position = format!("[{}/{}]", n + 1, files.len());
         match outcome {
@@ -103,6 +111,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
 /// Imports one file; a one-line description of the image.
 async fn import(
     app: &Arc<App>,
+    caller: &Caller,
     path: &Path,
     name: &str,
     axes: Option<Axes>,
@@ -122,7 +131,7 @@ async fn import(
         bar.set_position(done);
     });
     let record = app
-        .ingest(upload, progress)
+        .ingest(caller, upload, progress)
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!(

@@ -1,6 +1,7 @@
 //! The `pentascope` binary: glue over the library crates. It parses the
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
+mod admin;
 mod ingest;
 
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ enum Command {
     /// Import TIFF files or folders of them, without HTTP: a progress bar
     /// per file, then a summary; exits non-zero if any file failed.
     Ingest(ingest::IngestArgs),
+    /// Create and list users (access control).
+    User(admin::UserArgs),
+    /// Create, list and revoke API keys (access control).
+    Token(admin::TokenArgs),
 }
 
 /// Every setting, from the command line or the environment.
@@ -121,6 +126,23 @@ pub struct Settings {
     /// wait for their share, and a plane larger than this is refused (413).
     #[arg(long, env = "PENTASCOPE_SLICE_MEMORY_MIB", default_value_t = defaults::SLICE_MEMORY_MIB)]
     slice_memory_mib: u64,
+    /// Access control: off or required. Default: off when listening on a
+    /// loopback address, required otherwise.
+    #[arg(long, env = "PENTASCOPE_AUTH", value_parser = ["off", "required"])]
+    auth: Option<String>,
+    /// The key that signs links (any long random text). Default: one
+    /// generated once and kept in the database.
+    #[arg(long, env = "PENTASCOPE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Origins browsers may call the API from, comma-separated
+    /// (https://lab.example.org,http://localhost:8080), or * for any.
+    /// Default: none.
+    #[arg(long, env = "PENTASCOPE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// The user that Celery tasks naming no owner act as (workers).
+    /// Default: such tasks are unrestricted.
+    #[arg(long, env = "PENTASCOPE_SERVICE_USER")]
+    service_user: Option<String>,
     /// Seconds a task may stay unacknowledged (its worker stopped) before it
     /// is delivered again.
     #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
@@ -158,6 +180,18 @@ impl Settings {
         config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
         config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
         config.slice_memory_bytes = self.slice_memory_mib << 20;
+        config.auth_setting = self
+            .auth
+            .as_deref()
+            .and_then(pentascope_app::access::AuthMode::parse);
+        config.secret_key = self.secret_key.clone().filter(|k| !k.is_empty());
+        config.cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
         config.celery = self
             .celery_broker_url
             .clone()
@@ -208,6 +242,12 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
                 redact_url(&config.database_url())
             }
             "storage_url" => config.storage_url(),
+            "auth" => {
+                source = config.auth_reason();
+                config.auth().as_str().to_string()
+            }
+            "secret_key" if settings.secret_key.is_some() => "***".into(),
+            "cors_origins" => config.cors_origins.join(","),
             _ => matches
                 .get_raw(id)
                 .and_then(|mut v| v.next())
@@ -221,6 +261,8 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
             .unwrap_or_else(|| match id {
                 "database_url" => "sqlite://<data-dir>/pentascope.sqlite".into(),
                 "storage_url" => "<data-dir>/images".into(),
+                "auth" => "off on loopback, else required".into(),
+                "secret_key" => "generated, in the database".into(),
                 _ => String::new(),
             });
         let name = if env.is_empty() { id.to_string() } else { env };
@@ -274,10 +316,12 @@ fn main() -> std::process::ExitCode {
         Command::Serve(settings) => {
             let config = settings.config();
             let data_dir = config.data_dir.clone();
+            let (auth, auth_reason) = (config.auth().as_str(), config.auth_reason());
             let database = redact_url(&config.database_url());
             runtime
                 .block_on(pentascope_server::serve(config, |addr| {
                     println!("pentascope listening on http://{addr}");
+                    println!("access control {auth} ({auth_reason})");
                     tracing::info!(
                         %addr,
                         data_dir = %data_dir.display(),
@@ -301,6 +345,8 @@ fn main() -> std::process::ExitCode {
             })
         }
         Command::Ingest(args) => runtime.block_on(ingest::run(args)),
+        Command::User(args) => runtime.block_on(admin::user(args)),
+        Command::Token(args) => runtime.block_on(admin::token(args)),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")

@@ -327,6 +327,17 @@ class Image:
         """Deletes the image on the server."""
         return self.client.delete(self.id)
 
+    def set_public(self, public: bool = True) -> Json:
+        """Lets every user of the server read the image (or only its owner again)."""
+        self._metadata = self.client._json("PATCH", f"/images/{self.id}", json={"public": public})
+        return self._metadata
+
+    def share(self, expires_in: int = 3600) -> str:
+        """A URL prefix that reads this image without a key for ``expires_in``
+        seconds: put it before a GET route, e.g. ``share() + "slice?image_id=..."``."""
+        link = self.client._json("POST", f"/images/{self.id}/links", json={"expires_in": expires_in})
+        return self.client.url + link["prefix"]
+
 
 class Job:
     """A background job (``POST /analyze`` with ``async``), as ``GET /jobs/{id}`` reports it."""

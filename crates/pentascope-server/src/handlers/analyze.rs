@@ -9,11 +9,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use futures::StreamExt;
 use pentascope_app::analyze::PcaArgs;
 use pentascope_app::jobs::parse;
+use pentascope_app::Caller;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -23,10 +24,18 @@ use crate::AppState;
 
 /// The analysis document with every score in `pca_result`, streamed from
 /// the scores image band by band (the scores are never held whole).
-async fn full_result(app: &AppState, args: &PcaArgs) -> Result<Response, ApiError> {
-    let mut result = app.analyze_inline(args, Arc::new(|_| {}), 0).await?;
+async fn full_result(
+    app: &AppState,
+    caller: &Caller,
+    args: &PcaArgs,
+) -> Result<Response, ApiError> {
+    let mut result = app
+        .analyze_inline(caller, args, Arc::new(|_| {}), 0)
+        .await?;
     result.pca_result_omitted = None;
-    let scores = app.image(&result.scores_image_id.to_string()).await?;
+    let scores = app
+        .image(caller, &result.scores_image_id.to_string())
+        .await?;
     let mut document =
         serde_json::to_value(&result).map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(fields) = document.as_object_mut() {
@@ -64,6 +73,7 @@ fn json_error(e: JsonRejection) -> ApiError {
 /// optionally `"async": true`.
 pub async fn analyze(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(mut body) = body.map_err(json_error)?;
@@ -97,14 +107,14 @@ pub async fn analyze(
     }
     let mut args: PcaArgs = parse(&body)?;
     if run_async {
-        let source = app.pca_source(&args).await?;
+        let source = app.pca_source(&caller, &args).await?;
         args.n_components = Some(args.components_for(source.shape.c));
-        let job = app.submit(args).await?;
+        let job = app.submit(&caller, args).await?;
         return Ok((StatusCode::ACCEPTED, Json(accepted_json(&job))).into_response());
     }
     if full {
-        return full_result(&app, &args).await;
+        return full_result(&app, &caller, &args).await;
     }
-    let result = app.analyze(&args, Arc::new(|_| {})).await?;
+    let result = app.analyze(&caller, &args, Arc::new(|_| {})).await?;
     Ok(Json(result).into_response())
 }

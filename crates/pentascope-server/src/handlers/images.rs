@@ -1,15 +1,21 @@
 //! Image metadata, statistics, listing, deletion and health.
 
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pentascope_app::export::ExportFormat;
 use pentascope_store::ImageRecord;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use axum::Extension;
+use pentascope_app::Caller;
+
+use crate::access::LINK_PREFIX;
 use crate::error::ApiError;
 use crate::handlers::params::{required, Params};
 use crate::handlers::streamed;
@@ -43,15 +49,18 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
         "chunk_shape": r.details.chunk_shape,
         "display_range": r.statistics.iter().map(|c| [c.display_min, c.display_max]).collect::<Vec<_>>(),
         "warnings": r.details.warnings,
+        "owner": r.owner,
+        "public": r.public,
     })
 }
 
 /// `GET /metadata?image_id=`.
 pub async fn metadata(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = app.image(required(&params, "image_id")?).await?;
+    let record = app.image(&caller, required(&params, "image_id")?).await?;
     Ok(Json(metadata_json(&record)))
 }
 
@@ -59,6 +68,7 @@ pub async fn metadata(
 /// gathered at ingest (no pixel is read).
 pub async fn statistics(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let id = required(&params, "image_id")?;
@@ -71,7 +81,7 @@ pub async fn statistics(
             )))
         }
     };
-    let (r, statistics) = app.statistics(id, recompute).await?;
+    let (r, statistics) = app.statistics(&caller, id, recompute).await?;
     let col = |f: fn(&pentascope_core::stats::ChannelStats) -> f64| {
         statistics.iter().map(f).collect::<Vec<f64>>()
     };
@@ -94,25 +104,30 @@ pub async fn statistics(
 }
 
 /// `GET /images`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let images: Vec<Value> = app.list().await?.iter().map(metadata_json).collect();
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let images: Vec<Value> = app.list(&caller).await?.iter().map(metadata_json).collect();
     Ok(Json(json!({ "count": images.len(), "images": images })))
 }
 
 /// `GET /images/{id}`.
 pub async fn get(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(metadata_json(&app.image(&id).await?)))
+    Ok(Json(metadata_json(&app.image(&caller, &id).await?)))
 }
 
 /// `DELETE /images/{id}`: removes the record, then the pixels.
 pub async fn delete(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let deleted = app.delete(&id).await?;
+    let deleted = app.delete(&caller, &id).await?;
     Ok(Json(json!({
         "message": format!("{} deleted", deleted.image_id),
         "image_id": deleted.image_id,
@@ -124,6 +139,7 @@ pub async fn delete(
 /// file, streamed with bounded memory.
 pub async fn download(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
@@ -134,7 +150,7 @@ pub async fn download(
     let format = ExportFormat::parse(name).ok_or_else(|| {
         ApiError::bad_request(format!("format must be ome-tiff or npy, got {name:?}"))
     })?;
-    let export = app.export(&id, format).await?;
+    let export = app.export(&caller, &id, format).await?;
     let chunks = streamed(export.chunks);
     Response::builder()
         .header(header::CONTENT_TYPE, export.content_type)
@@ -147,24 +163,104 @@ pub async fn download(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// `GET /health`: the service and each dependency.
-pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+/// `GET /health`: the service and each dependency; the dependencies only
+/// to callers with a key when access control is required (their errors
+/// name hosts).
+pub async fn health(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> impl IntoResponse {
     let health = app.health().await;
     let status = if health.ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if health.ok { "ok" } else { "degraded" },
-            "version": env!("CARGO_PKG_VERSION"),
-            "database": health.database,
-            "storage": health.storage,
-            "broker": health.broker,
-        })),
+    let mut body = json!({
+        "status": if health.ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if matches!(caller, Caller::Open | Caller::User { .. }) {
+        body["database"] = json!(health.database);
+        body["storage"] = json!(health.storage);
+        body["broker"] = json!(health.broker);
+    }
+    (status, Json(body))
+}
+
+/// The body of `PATCH /images/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePatch {
+    /// Whether every authenticated user may read the image.
+    public: bool,
+}
+
+/// `PATCH /images/{id}` with `{"public": true}`: visibility (owner or admin).
+pub async fn patch(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Json<ImagePatch>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(patch) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"public\": true|false}} ({})",
+            e.body_text()
+        ))
+    })?;
+    let record = app.set_public(&caller, &id, patch.public).await?;
+    Ok(Json(metadata_json(&record)))
+}
+
+/// The body of `POST /images/{id}/links`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Seconds the link works for (default an hour).
+    #[serde(default = "an_hour")]
+    expires_in: u64,
+}
+
+fn an_hour() -> u64 {
+    3600
+}
+
+/// `POST /images/{id}/links` with `{"expires_in": 3600}`: a URL prefix that
+/// reads the image without a key until it expires.
+pub async fn create_link(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let request: LinkRequest = serde_json::from_value(
+        body.map(|Json(v)| v).unwrap_or_else(|| json!({})),
     )
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"expires_in\": <seconds>}} ({e})"
+        ))
+    })?;
+    let link = app.create_link(&caller, &id, request.expires_in).await?;
+    let prefix = format!("{}{}/", LINK_PREFIX, link.token);
+    let text = |name| headers.get(name).and_then(|h| h.to_str().ok());
+    let host = text(header::HOST.as_str()).unwrap_or("localhost");
+    // behind a TLS-terminating proxy the link must say https
+    let scheme = text("x-forwarded-proto").unwrap_or("http");
+    let id = link.image_id;
+    Ok(Json(json!({
+        "image_id": id,
+        "expires_at": link.expires_at,
+        "prefix": prefix,
+        "url": format!("{scheme}://{host}{prefix}"),
+        "examples": {
+            "metadata": format!("{prefix}images/{id}"),
+            "slice": format!("{prefix}slice?image_id={id}&z=0&time=0&channel=0"),
+            "download": format!("{prefix}images/{id}/download?format=npy"),
+        },
+    })))
 }
 
 /// `GET /openapi.json`: the API description.

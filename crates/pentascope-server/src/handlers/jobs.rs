@@ -1,7 +1,9 @@
 //! `GET /jobs/{id}` and the `202` answer of a submitted job.
 
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::Json;
+use pentascope_app::Caller;
 use pentascope_store::records::JobRecord;
 use serde_json::{json, Value};
 
@@ -37,7 +39,8 @@ pub fn job_json(job: &JobRecord) -> Value {
 /// `GET /jobs/{id}`.
 pub async fn get_job(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(job_json(&app.job(&id).await?)))
+    Ok(Json(job_json(&app.job(&caller, &id).await?)))
 }

@@ -1,5 +1,6 @@
 //! Request handlers: parse the request, call one use case, shape the answer.
 
+pub mod admin;
 pub mod analyze;
 pub mod images;
 pub mod jobs;

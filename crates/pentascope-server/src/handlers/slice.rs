@@ -8,6 +8,9 @@ use axum::response::Response;
 use pentascope_app::slice::SliceFormat;
 use pentascope_core::PlaneIndex;
 
+use axum::Extension;
+use pentascope_app::Caller;
+
 use crate::error::ApiError;
 use crate::handlers::params::{index, number, required, Params};
 use crate::AppState;
@@ -15,6 +18,7 @@ use crate::AppState;
 /// `GET /slice?image_id=&z=&time=&channel=[&min=&max=][&auto=plane][&bits=16][&format=npy]`.
 pub async fn slice(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let image_id = required(&params, "image_id")?;
@@ -65,7 +69,7 @@ pub async fn slice(
             )))
         }
     };
-    let slice = app.slice(image_id, plane, format).await?;
+    let slice = app.slice(&caller, image_id, plane, format).await?;
     Response::builder()
         .header(header::CONTENT_TYPE, slice.content_type)
         .header(

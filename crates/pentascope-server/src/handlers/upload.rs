@@ -12,6 +12,9 @@ use pentascope_core::Axes;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
+use axum::Extension;
+use pentascope_app::Caller;
+
 use crate::error::ApiError;
 use crate::handlers::params::Params;
 use crate::AppState;
@@ -29,6 +32,7 @@ struct Spooled {
 /// `POST /upload` with multipart field `file` and optional `axes`.
 pub async fn upload(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
@@ -126,7 +130,7 @@ pub async fn upload(
         byte_size: spooled.bytes,
         axes,
     };
-    let record = app.ingest(upload, Arc::new(|_, _| {})).await?;
+    let record = app.ingest(&caller, upload, Arc::new(|_, _| {})).await?;
     drop(spooled.file);
     tracing::info!(
         id = %record.id,

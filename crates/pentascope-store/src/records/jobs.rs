@@ -68,6 +68,9 @@ pub struct JobRecord {
     pub created_at: String,
     /// When it last changed (RFC 3339).
     pub updated_at: String,
+    /// The user who submitted it; `None` when access control was off or
+    /// for Celery clients that name no owner.
+    pub owner: Option<String>,
 }
 
 /// Seconds since the Unix epoch, for leases.
@@ -80,12 +83,13 @@ pub fn unix_now() -> i64 {
 /// Job records: submitted, claimed under renewable leases, finished.
 #[async_trait]
 pub trait JobRepo: Send + Sync {
-    /// Records a new `PENDING` job.
+    /// Records a new `PENDING` job submitted by `owner`.
     async fn create_job(
         &self,
         id: &str,
         task: &str,
         kwargs: &serde_json::Value,
+        owner: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Claims the oldest `PENDING` job, or a `STARTED` one whose lease ran
     /// out (its runner died): it becomes `STARTED` with a lease of

@@ -3,12 +3,14 @@
 //! ([`SqliteRepo`], [`PgRepo`]). [`connect`] opens the database a URL names
 //! and hands out both repositories.
 
+pub mod access;
 pub mod images;
 pub mod jobs;
 mod sql;
 
 use std::sync::Arc;
 
+pub use access::{AccessRepo, NewToken, Scope, TokenRecord, UserRecord};
 pub use images::ImageRepo;
 pub use jobs::{JobRecord, JobRepo, JobState};
 pub use sql::{PgRepo, SqliteRepo};
@@ -22,14 +24,17 @@ pub struct Records {
     pub images: Arc<dyn ImageRepo>,
     /// Job records.
     pub jobs: Arc<dyn JobRepo>,
+    /// Users, keys, visibility, settings.
+    pub access: Arc<dyn AccessRepo>,
 }
 
 impl Records {
-    fn of<R: ImageRepo + JobRepo + 'static>(repo: R) -> Records {
+    fn of<R: ImageRepo + JobRepo + AccessRepo + 'static>(repo: R) -> Records {
         let repo = Arc::new(repo);
         Records {
             images: repo.clone(),
-            jobs: repo,
+            jobs: repo.clone(),
+            access: repo,
         }
     }
 }
@@ -110,6 +115,8 @@ pub(crate) mod tests {
             flavour: Flavour::Ome,
             details: ImageDetails::default(),
             statistics: Vec::new(),
+            owner: Some("ada".into()),
+            public: false,
         }
     }
 
@@ -143,8 +150,12 @@ pub(crate) mod tests {
     async fn jobs_are_claimed_once_and_leases_expire(url: &str) {
         let repo = connect(url).await.unwrap().jobs;
         let kwargs = serde_json::json!({"image_id": "image_1", "n_components": 2});
-        repo.create_job("j1", "heavy_pca", &kwargs).await.unwrap();
-        repo.create_job("j2", "heavy_pca", &kwargs).await.unwrap();
+        repo.create_job("j1", "heavy_pca", &kwargs, Some("ada"))
+            .await
+            .unwrap();
+        repo.create_job("j2", "heavy_pca", &kwargs, None)
+            .await
+            .unwrap();
         let first = repo.claim_job(60).await.unwrap().unwrap();
         assert_eq!(
             (first.id.as_str(), first.state, first.attempts),
@@ -175,12 +186,78 @@ pub(crate) mod tests {
         assert!(repo.get_job("nope").await.unwrap().is_none());
     }
 
+    /// Users are unique, keys join their user and are revoked once, the
+    /// first value of a setting stays, visibility follows derived images.
+    async fn access_records_behave(url: &str) {
+        let records = connect(url).await.unwrap();
+        let access = records.access;
+        let ada = access.create_user("ada", true).await.unwrap().unwrap();
+        assert!(access.create_user("ada", false).await.unwrap().is_none());
+        access.create_user("bob", false).await.unwrap().unwrap();
+        assert_eq!(access.user("ada").await.unwrap(), Some(ada.clone()));
+        assert_eq!(access.users().await.unwrap().len(), 2);
+        let id = access
+            .create_token(&NewToken {
+                user_id: ada.id,
+                name: Some("laptop"),
+                scope: Scope::Write,
+                secret_sha256: "ab",
+                expires_at: Some(5),
+            })
+            .await
+            .unwrap();
+        let token = access.token(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                token.user.as_str(),
+                token.user_admin,
+                token.scope,
+                token.expires_at
+            ),
+            ("ada", true, Scope::Write, Some(5))
+        );
+        assert!(access.tokens(Some("bob")).await.unwrap().is_empty());
+        assert_eq!(access.tokens(None).await.unwrap().len(), 1);
+        access.touch_token(id).await.unwrap();
+        assert!(access.token(id).await.unwrap().unwrap().last_used.is_some());
+        assert!(access.revoke_token(id).await.unwrap());
+        assert!(!access.revoke_token(id).await.unwrap());
+        assert!(access
+            .token(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
+        assert_eq!(access.setting_or_init("k", "1").await.unwrap(), "1");
+        assert_eq!(access.setting_or_init("k", "2").await.unwrap(), "1");
+
+        let images = records.images;
+        let source = images.reserve(ImageKind::Upload).await.unwrap();
+        images.publish(&record(source)).await.unwrap();
+        let derived = images.reserve(ImageKind::PcaScores).await.unwrap();
+        images
+            .publish(&ImageRecord {
+                source_image_id: Some(source),
+                ..record(derived)
+            })
+            .await
+            .unwrap();
+        assert!(access.set_public(source, true).await.unwrap());
+        for id in [source, derived] {
+            let r = images.get(id).await.unwrap().unwrap();
+            assert!(r.public && r.owner.as_deref() == Some("ada"), "{id}");
+        }
+        assert!(!access.set_public(ImageId(999), true).await.unwrap());
+    }
+
     #[tokio::test]
     async fn sqlite_meets_the_repository_contract() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
         ids_never_reused_and_pending_invisible(&url).await;
         jobs_are_claimed_once_and_leases_expire(&url).await;
+        access_records_behave(&url.replace("db.sqlite", "access.sqlite")).await;
     }
 
     #[tokio::test]
@@ -189,6 +266,7 @@ pub(crate) mod tests {
         let url = fresh_postgres().await;
         ids_never_reused_and_pending_invisible(&url).await;
         jobs_are_claimed_once_and_leases_expire(&url).await;
+        access_records_behave(&fresh_postgres().await).await;
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
+use super::access::{AccessRepo, NewToken, Scope, TokenRecord, UserRecord};
 use super::images::ImageRepo;
 use super::jobs::{unix_now, JobRecord, JobRepo, JobState};
 use crate::error::StoreError;
@@ -113,6 +114,8 @@ macro_rules! record_from_row {
                 details: serde_json::from_str::<ImageDetails>(&metadata)
                     .map_err(|_| corrupt("metadata"))?,
                 statistics: serde_json::from_str(&statistics).map_err(|_| corrupt("statistics"))?,
+                owner: row.try_get("owner")?,
+                public: row.try_get("public")?,
             })
         }
     };
@@ -141,6 +144,7 @@ macro_rules! job_from_row {
                 attempts: i64::from(row.try_get::<i32, _>("attempts")?),
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
+                owner: row.try_get("owner")?,
             })
         }
     };
@@ -177,8 +181,8 @@ macro_rules! image_repo {
                     "UPDATE images SET state = 'ready', kind = $1, source_image_id = $2, \
                      original_filename = $3, byte_size = $4, created_at = $5, dtype = $6, \
                      size_t = $7, size_z = $8, size_c = $9, size_y = $10, size_x = $11, \
-                     flavour = $12, metadata = $13, statistics = $14 \
-                     WHERE id = $15 AND state = 'pending'",
+                     flavour = $12, metadata = $13, statistics = $14, owner = $15, public = $16 \
+                     WHERE id = $17 AND state = 'pending'",
                 )
                 .bind(r.kind.as_str())
                 .bind(r.source_image_id.map(|s| s.to_string()))
@@ -194,6 +198,8 @@ macro_rules! image_repo {
                 .bind(flavour)
                 .bind(json(serde_json::to_string(&r.details))?)
                 .bind(json(serde_json::to_string(&r.statistics))?)
+                .bind(&r.owner)
+                .bind(r.public)
                 .bind(r.id.0)
                 .execute(&self.pool)
                 .await?;
@@ -280,16 +286,18 @@ macro_rules! job_repo {
                 id: &str,
                 task: &str,
                 kwargs: &serde_json::Value,
+                owner: Option<&str>,
             ) -> Result<(), StoreError> {
                 let now = now_rfc3339();
                 sqlx::query(
-                    "INSERT INTO jobs (id, task, kwargs, state, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'PENDING', $4, $4)",
+                    "INSERT INTO jobs (id, task, kwargs, state, created_at, updated_at, owner) \
+                     VALUES ($1, $2, $3, 'PENDING', $4, $4, $5)",
                 )
                 .bind(id)
                 .bind(task)
                 .bind(kwargs.to_string())
                 .bind(now)
+                .bind(owner)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -401,6 +409,184 @@ macro_rules! job_repo {
     };
 }
 
+macro_rules! user_from_row {
+    ($name:ident, $row:ty) => {
+        fn $name(row: &$row) -> Result<UserRecord, StoreError> {
+            Ok(UserRecord {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                admin: row.try_get("admin")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+    };
+}
+
+user_from_row!(sqlite_user, sqlx::sqlite::SqliteRow);
+user_from_row!(pg_user, sqlx::postgres::PgRow);
+
+macro_rules! token_from_row {
+    ($name:ident, $row:ty) => {
+        fn $name(row: &$row) -> Result<TokenRecord, StoreError> {
+            let scope: String = row.try_get("scope")?;
+            Ok(TokenRecord {
+                id: row.try_get("id")?,
+                user: row.try_get("user_name")?,
+                user_admin: row.try_get("user_admin")?,
+                name: row.try_get("name")?,
+                scope: Scope::parse(&scope)
+                    .ok_or_else(|| StoreError::Corrupt(format!("token scope {scope:?}")))?,
+                secret_sha256: row.try_get("secret_sha256")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                last_used: row.try_get("last_used")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+    };
+}
+
+token_from_row!(sqlite_token, sqlx::sqlite::SqliteRow);
+token_from_row!(pg_token, sqlx::postgres::PgRow);
+
+/// Keys with their user's name and role.
+const TOKENS: &str = "SELECT tokens.*, users.name AS user_name, users.admin AS user_admin \
+                      FROM tokens JOIN users ON users.id = tokens.user_id";
+
+macro_rules! access_repo {
+    ($repo:ty, $user_row:ident, $token_row:ident) => {
+        #[async_trait]
+        impl AccessRepo for $repo {
+            async fn create_user(
+                &self,
+                name: &str,
+                admin: bool,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (name, admin, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING RETURNING *",
+                )
+                .bind(name)
+                .bind(admin)
+                .bind(now_rfc3339())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map($user_row)
+                .transpose()
+            }
+
+            async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+                sqlx::query("SELECT * FROM users WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($user_row)
+                    .transpose()
+            }
+
+            async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+                sqlx::query("SELECT * FROM users ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($user_row)
+                    .collect()
+            }
+
+            async fn create_token(&self, t: &NewToken<'_>) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO tokens (user_id, name, scope, secret_sha256, created_at, \
+                     expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(t.user_id)
+                .bind(t.name)
+                .bind(t.scope.as_str())
+                .bind(t.secret_sha256)
+                .bind(now_rfc3339())
+                .bind(t.expires_at)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn token(&self, id: i64) -> Result<Option<TokenRecord>, StoreError> {
+                sqlx::query(&format!("{TOKENS} WHERE tokens.id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($token_row)
+                    .transpose()
+            }
+
+            async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+                sqlx::query(&format!(
+                    "{TOKENS} WHERE $1 IS NULL OR users.name = $1 ORDER BY tokens.id"
+                ))
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map($token_row)
+                .collect()
+            }
+
+            async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch_token(&self, id: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE tokens SET last_used = $1 WHERE id = $2")
+                    .bind(now_rfc3339())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_public(&self, id: ImageId, public: bool) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE images SET public = $1 WHERE state = 'ready' \
+                     AND (id = $2 OR source_image_id = $3)",
+                )
+                .bind(public)
+                .bind(id.0)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn setting_or_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+                sqlx::query(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+                Ok(
+                    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                        .bind(key)
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            }
+        }
+    };
+}
+
+access_repo!(SqliteRepo, sqlite_user, sqlite_token);
+access_repo!(PgRepo, pg_user, pg_token);
 image_repo!(SqliteRepo, sqlite_record, "sqlite");
 image_repo!(PgRepo, pg_record, "postgres");
 job_repo!(SqliteRepo, sqlite_job);

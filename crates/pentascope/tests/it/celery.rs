@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::util::server::run_cli;
 use crate::util::{fixtures_dir, FixtureSet, Server, Worker};
 use serde_json::{json, Value};
 
@@ -202,4 +203,120 @@ fn uuid_like() -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+const OWNED_CLIENT: &str = r#"
+import json, os
+from celery import Celery
+app = Celery(broker=os.environ["BROKER"], backend=os.environ["BROKER"])
+out = {}
+for name, extra in [("bob", {"owner": "bob"}), ("carol", {"owner": "carol"}), ("none", {})]:
+    task = app.send_task("heavy_pca", kwargs={"image_id": os.environ["IMAGE"], "n_components": 2, **extra}, queue=os.environ["QUEUE"])
+    try:
+        out[name] = {"state": "SUCCESS", "n_components": task.get(timeout=120)["n_components"], "id": task.id}
+    except Exception as e:
+        out[name] = {"state": task.state, "type": type(e).__name__, "message": str(e), "id": task.id}
+print(json.dumps(out))
+"#;
+
+/// With access control, Celery tasks act for the user their `owner`
+/// keyword argument names, and tasks naming none act as the workers'
+/// service user: another user's private image is not found for them.
+#[test]
+#[ignore = "needs Redis and a Python venv with celery; run with --ignored (.ci/run does)"]
+fn celery_tasks_act_for_their_owner() {
+    let (fixtures, broker, python) = (fixtures_dir(), redis_url(), python());
+    let queue = format!("pentascope-test-owned-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = [
+        ("CELERY_BROKER_URL", broker.as_str()),
+        ("PENTASCOPE_CELERY_QUEUE", queue.as_str()),
+        ("PENTASCOPE_AUTH", "required"),
+        ("PENTASCOPE_SERVICE_USER", "carol"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let server = Server::start_configured(dir.path(), &env);
+    let cli_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for user in ["bob", "carol"] {
+        run_cli(dir.path(), &cli_env, &["user", "create", user]);
+    }
+    let key = |user: &str| {
+        run_cli(
+            dir.path(),
+            &cli_env,
+            &["token", "create", "--user", user, "--scope", "write"],
+        )
+        .trim()
+        .to_string()
+    };
+    let (bob, carol) = (key("bob"), key("carol"));
+    let set = FixtureSet::load(&fixtures, "tiff");
+    let file = "ome_tczyx_u16.ome.tif";
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(set.read(file)).file_name(file),
+    );
+    let uploaded = server.send(
+        "POST /upload",
+        server
+            .request(reqwest::Method::POST, "/upload")
+            .bearer_auth(&bob)
+            .multipart(form),
+    );
+    let image = crate::util::image_id_of(&uploaded).unwrap();
+    let _worker = Worker::start(dir.path(), &env);
+
+    // a job submitted over HTTP carries its owner to the worker
+    let job = server
+        .send(
+            "POST /analyze",
+            server
+                .request(reqwest::Method::POST, "/analyze")
+                .bearer_auth(&bob)
+                .json(&json!({"image_id": image, "async": true})),
+        )
+        .json()
+        .unwrap();
+    let status_url = job["status_url"].as_str().unwrap().to_string();
+    let as_user = |key: &str| {
+        server.send(
+            "GET job",
+            server
+                .request(reqwest::Method::GET, &status_url)
+                .bearer_auth(key),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = as_user(&bob).ok_json().unwrap();
+        if done["state"] == "SUCCESS" {
+            assert_eq!(done["kwargs"]["owner"], "bob", "{done}");
+            break;
+        }
+        assert!(
+            done["state"] != "FAILURE" && Instant::now() < deadline,
+            "{done}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(as_user(&carol).status, 404, "carol cannot see bob's job");
+
+    let out = run_python(
+        &python,
+        OWNED_CLIENT,
+        &[
+            ("BROKER", broker.as_str()),
+            ("QUEUE", queue.as_str()),
+            ("IMAGE", image.as_str()),
+        ],
+    );
+    assert_eq!(out["bob"]["state"], "SUCCESS", "{out}");
+    assert_eq!(out["bob"]["n_components"], 2, "{out}");
+    for refused in ["carol", "none"] {
+        assert_eq!(out[refused]["state"], "FAILURE", "{refused}: {out}");
+        assert_eq!(out[refused]["type"], "LookupError", "{refused}: {out}");
+    }
+    let _ = redis(&broker, &["DEL", &queue]);
 }

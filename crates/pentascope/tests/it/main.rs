@@ -10,6 +10,7 @@
 #[macro_use]
 mod util;
 
+mod access;
 mod api;
 mod celery;
 mod cli;

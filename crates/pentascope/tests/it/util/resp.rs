@@ -15,9 +15,19 @@ pub struct Resp {
     pub content_type: String,
     /// The body.
     pub body: Vec<u8>,
+    /// Every header.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Resp {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
     /// The body, shortened for messages.
     pub fn snippet(&self) -> String {
         let text = String::from_utf8_lossy(&self.body[..self.body.len().min(400)]);

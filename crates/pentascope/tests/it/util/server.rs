@@ -167,11 +167,52 @@ impl Server {
             .unwrap_or_else(|| {
                 format!("sqlite://{}", data_dir.join("pentascope.sqlite").display())
             });
+        let all_env: Vec<(&str, &str)> = backend
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(env.iter().copied())
+            .collect();
+        // the whole suite can run with access control required, as the
+        // suite's own admin (made with the command line, as a lab admin
+        // would); tests that set PENTASCOPE_AUTH themselves are left alone
+        let token = (std::env::var("PENTASCOPE_TEST_AUTH").as_deref() == Ok("required")
+            && !all_env.iter().any(|(k, _)| *k == "PENTASCOPE_AUTH"))
+        .then(|| {
+            // a restart on the same data finds the user made the first time
+            let users = run_cli(data_dir, &all_env, &["user", "list"]);
+            if !users
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("suite-admin"))
+            {
+                run_cli(
+                    data_dir,
+                    &all_env,
+                    &["user", "create", "suite-admin", "--admin"],
+                );
+            }
+            run_cli(
+                data_dir,
+                &all_env,
+                &[
+                    "token",
+                    "create",
+                    "--user",
+                    "suite-admin",
+                    "--scope",
+                    "admin",
+                ],
+            )
+            .trim()
+            .to_string()
+        });
         let mut command = Command::new(env!("CARGO_BIN_EXE_pentascope"));
         command
             .envs(backend.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().copied())
             .arg("serve");
+        if token.is_some() {
+            command.env("PENTASCOPE_AUTH", "required");
+        }
         let mut child = command
             .arg("--host")
             .arg("127.0.0.1")
@@ -198,8 +239,16 @@ impl Server {
             log.clone(),
             None,
         );
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("a header value"),
+            );
+        }
         let client = Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .default_headers(headers)
             .build()
             .expect("build HTTP client");
         let mut server = Server {
@@ -310,14 +359,35 @@ impl Server {
         // Drop kills and reaps it.
     }
 
-    fn url(&self, path: &str) -> String {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// A request to `path` with nothing set (no key): for tests of access
+    /// control and headers. Send it with [`Server::send`].
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("build HTTP client")
+            .request(method, self.url(path))
+    }
+
+    /// Sends a request made with [`Server::request`].
+    pub fn send(&self, what: &str, request: reqwest::blocking::RequestBuilder) -> Resp {
+        self.finish(what, request.send())
     }
 
     fn finish(&self, what: &str, result: reqwest::Result<reqwest::blocking::Response>) -> Resp {
         let resp =
             result.unwrap_or_else(|e| panic!("{what}: request failed: {e}\n{}", self.logs()));
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -333,6 +403,7 @@ impl Server {
             status,
             content_type,
             body,
+            headers,
         }
     }
 
@@ -429,6 +500,24 @@ impl Server {
             self.logs()
         );
     }
+}
+
+/// Runs `pentascope ARGS --data-dir DIR` with `env`, which must succeed;
+/// its standard output.
+pub fn run_cli(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pentascope"))
+        .envs(env.iter().copied())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run the pentascope binary");
+    assert!(
+        out.status.success(),
+        "pentascope {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Server {

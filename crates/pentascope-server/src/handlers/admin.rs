@@ -1,0 +1,134 @@
+//! `/admin/users` and `/admin/tokens`: what `pentascope user` and
+//! `pentascope token` do, over HTTP, for admins.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use pentascope_app::Caller;
+use pentascope_store::records::Scope;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::handlers::params::Params;
+use crate::AppState;
+
+fn body<T: DeserializeOwned>(
+    body: Result<Json<Value>, JsonRejection>,
+    example: &str,
+) -> Result<T, ApiError> {
+    let Json(value) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body like {example} ({})",
+            e.body_text()
+        ))
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("expected a JSON body like {example} ({e})")))
+}
+
+/// The body of `POST /admin/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `GET /admin/users`.
+pub async fn users(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let users = app.users(&caller).await?;
+    Ok(Json(json!({ "count": users.len(), "users": users })))
+}
+
+/// `POST /admin/users` with `{"name": "ada", "admin": false}`.
+pub async fn create_user(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new: NewUser = body(request, r#"{"name": "ada", "admin": false}"#)?;
+    let user = app.create_user(&caller, &new.name, new.admin).await?;
+    Ok((StatusCode::CREATED, Json(json!(user))))
+}
+
+/// The body of `POST /admin/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    user: String,
+    scope: String,
+    /// A duration such as `90d` or `12h`.
+    #[serde(default)]
+    expires: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `GET /admin/tokens?user=`: keys without their secrets.
+pub async fn tokens(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let tokens = app
+        .tokens(&caller, params.get("user").map(String::as_str))
+        .await?;
+    Ok(Json(json!({ "count": tokens.len(), "tokens": tokens })))
+}
+
+/// `POST /admin/tokens` with `{"user": "ada", "scope": "write",
+/// "expires": "90d", "name": "laptop"}`: the key, shown this once.
+pub async fn create_token(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new: NewToken = body(
+        request,
+        r#"{"user": "ada", "scope": "read|write|admin", "expires": "90d", "name": "laptop"}"#,
+    )?;
+    let scope = parse_scope(&new.scope)?;
+    let expires = new.expires.as_deref().map(parse_expiry).transpose()?;
+    let created = app
+        .create_token(&caller, &new.user, scope, expires, new.name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(created))))
+}
+
+/// `DELETE /admin/tokens/{id}`: refused from the next request on.
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("API key {id:?} not found")))?;
+    Ok(Json(json!(app.revoke_token(&caller, id).await?)))
+}
+
+/// `read`, `write` or `admin`.
+pub fn parse_scope(s: &str) -> Result<Scope, ApiError> {
+    Scope::parse(s).ok_or_else(|| {
+        ApiError::bad_request(format!("scope must be read, write or admin, got {s:?}"))
+    })
+}
+
+/// A lifetime such as `90d`, `12h` or `30m`.
+pub fn parse_expiry(s: &str) -> Result<std::time::Duration, ApiError> {
+    humantime::parse_duration(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "expires must be a duration such as 90d, 12h or 30m, got {s:?}"
+            ))
+        })
+}
