@@ -700,7 +700,7 @@ fn check_kmeans<T: Sample>(
     let exact = hist.is_exact();
     let mut passes = 0;
     while !model.converged && passes < DEFAULT_MAX_PASSES {
-        let mut pass = LloydPass::new(&model);
+        let mut pass = LloydPass::new(&model).unwrap();
         for plane in planes(c, samples) {
             pass.add(plane);
         }

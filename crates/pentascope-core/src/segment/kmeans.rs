@@ -781,16 +781,31 @@ pub struct LloydPass {
 
 impl LloydPass {
     /// A pass from `model`'s centres.
-    pub fn new(model: &KMeansModel) -> Self {
+    ///
+    /// Errors ([`CoreError::InvalidRequest`]): a model (built or
+    /// deserialised by hand) whose number of centres is outside `2..=256`,
+    /// differs from its number of counts, or whose centres are not finite
+    /// and strictly ascending.
+    pub fn new(model: &KMeansModel) -> Result<Self, CoreError> {
         let k = model.centres.len();
-        LloydPass {
+        check_clusters(k)?;
+        if model.counts.len() != k
+            || model.centres.iter().any(|c| !c.is_finite())
+            || model.centres.windows(2).any(|c| c[0] >= c[1])
+        {
+            return Err(CoreError::InvalidRequest(
+                "a k-means model needs as many counts as centres, and finite, strictly ascending centres"
+                    .into(),
+            ));
+        }
+        Ok(LloydPass {
             centres: model.centres.clone(),
             assigner: model.assigner(),
             previous_counts: model.counts.clone(),
             counts: vec![0; k],
             shifts: vec![CompensatedSum::default(); k],
             squares: vec![CompensatedSum::default(); k],
-        }
+        })
     }
 
     /// Adds a slice of samples (large slices on all cores).
@@ -867,8 +882,13 @@ impl LloydPass {
     /// and is `converged`. Otherwise the centres move to the means of the
     /// new clusters, whose inertia about those means is reported (at most
     /// this pass's, which is at most the previous model's).
+    ///
+    /// If a cluster came out empty (possible only in contrived data), the
+    /// pass stops there: the model keeps its centres, with this
+    /// assignment's counts (one of them 0) and inertia, and is marked
+    /// `converged` so that callers stop iterating.
     pub fn finish(&self) -> KMeansModel {
-        if self.counts == self.previous_counts {
+        if self.counts == self.previous_counts || self.counts.contains(&0) {
             return KMeansModel {
                 centres: self.centres.clone(),
                 counts: self.counts.clone(),
@@ -879,14 +899,8 @@ impl LloydPass {
         let mut centres = Vec::with_capacity(self.centres.len());
         let mut inertia = 0.0;
         for m in 0..self.counts.len() {
-            let n = self.counts[m];
+            let n = self.counts[m] as f64;
             let (s, q) = (self.shifts[m].value(), self.squares[m].value());
-            if n == 0 {
-                // An empty cluster keeps its centre.
-                centres.push(self.centres[m]);
-                continue;
-            }
-            let n = n as f64;
             centres.push(self.centres[m] + s / n);
             inertia += (q - s * s / n).max(0.0);
         }
@@ -917,7 +931,7 @@ pub fn kmeans_slice<T: Sample>(
         if model.converged {
             break;
         }
-        let mut pass = LloydPass::new(&model);
+        let mut pass = LloydPass::new(&model)?;
         pass.add(samples);
         model = pass.finish();
     }
@@ -1040,6 +1054,23 @@ mod tests {
             .to_string();
         assert!(e.contains("the data have 1"), "{e}");
         assert!(kmeans_slice::<u8>(&[], 2, 256, 0).is_err());
+        let e = kmeans_slice(&[9i32], 2, 256, 0).unwrap_err().to_string();
+        assert!(e.contains("the data have 1"), "{e}");
+        // Hand-made models that a pass cannot start from.
+        let bad = KMeansModel {
+            centres: vec![3.0, 1.0],
+            counts: vec![1, 1],
+            inertia: 0.0,
+            converged: false,
+        };
+        assert!(LloydPass::new(&bad).is_err());
+        let empty = KMeansModel {
+            centres: vec![],
+            counts: vec![],
+            ..bad
+        };
+        assert!(LloydPass::new(&empty).is_err());
+        assert_eq!(empty.assigner().cluster_of(5.0), 0);
         assert!(kmeans_slice(&[1u8, 2], 2, 0, 0).is_err());
         assert!(kmeans_slice(&[1u8, 2], 2, MAX_KMEANS_BINS + 1, 0).is_err());
         // A wide integer range falls back to bins and still converges.

@@ -510,6 +510,12 @@ impl Labels {
         self.relabel.get(provisional as usize).copied().unwrap_or(0)
     }
 
+    /// The whole map: entry `p` is the final label of provisional label
+    /// `p` (entry 0 is 0), for callers that store it or relabel elsewhere.
+    pub fn map(&self) -> &[u32] {
+        &self.relabel
+    }
+
     /// Whether every provisional label is already final, so that stored
     /// planes need no rewriting (always the case for a single plane).
     pub fn is_identity(&self) -> bool {
@@ -693,6 +699,11 @@ mod tests {
         assert_eq!(l.labels, vec![1]);
         assert_eq!(l.regions[0].bbox, [0, 0, 0, 1, 1, 1]);
         assert!(label_slice(&[1u8, 2, 3], 1, 2, 2, |v| v > 0).is_err());
+        let mut labeler = Labeler::new(0, 7, 10).unwrap();
+        labeler.add_plane::<u8>(&[], |v| v > 0, &mut []).unwrap();
+        labeler.add_plane::<u8>(&[], |v| v > 0, &mut []).unwrap();
+        assert_eq!(labeler.planes(), 2);
+        assert_eq!(labeler.finish().count(), 0);
         let mut labeler = Labeler::new(2, 2, 10).unwrap();
         let mut out = [0u32; 3];
         assert!(labeler.add_plane(&[1u8; 4], |v| v > 0, &mut out).is_err());

@@ -38,22 +38,75 @@
 //! results depend only on the samples, never on how they were split (except
 //! the last bits of float sums in k-means refinement and mean intensities).
 //!
-//! The `*_slice` functions run the whole pipeline on data held in memory.
+//! The `*_slice` functions (`otsu::threshold_slice`, `kmeans::kmeans_slice`,
+//! `label::label_slice`) run the whole pipeline on data held in memory.
 //!
 //! ```
-//! use pentascope_core::segment::{label, otsu, SampleRange};
-//! let image: Vec<u8> = vec![
-//!     0, 0, 9, 0,
-//!     0, 0, 9, 0,
-//!     8, 0, 0, 0,
+//! use pentascope_core::segment::{kmeans, label, otsu, RangeAccumulator};
+//! // A 2×3×4 volume, fed plane by plane as a store hands it out.
+//! #[rustfmt::skip]
+//! let planes: [[u16; 12]; 2] = [
+//!     [ 0, 0, 90, 0,
+//!       0, 0, 90, 0,
+//!      80, 0,  0, 0],
+//!     [ 0, 0,  0, 85,
+//!       0, 0,  0, 0,
+//!       0, 0,  0, 0],
 //! ];
-//! let threshold = otsu::threshold_slice(&image, otsu::DEFAULT_MAX_INTEGER_BINS).unwrap();
+//! // Pass 1: the range.
+//! let mut range = RangeAccumulator::new();
+//! for p in &planes {
+//!     range.add(p);
+//! }
+//! let range = range.finish()?;
+//!
+//! // Pass 2: Otsu's histogram and threshold.
+//! let mut hist = otsu::OtsuHistogram::new(&range, otsu::DEFAULT_MAX_INTEGER_BINS)?;
+//! for p in &planes {
+//!     hist.add(p);
+//! }
+//! let threshold = hist.threshold()?;
 //! assert_eq!(threshold, 0);
-//! let labelled = label::label_slice(&image, 1, 3, 4, |v| v > threshold).unwrap();
-//! assert_eq!(labelled.labels, vec![0, 0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0]);
-//! assert_eq!(labelled.regions[0].area, 2);
-//! assert_eq!(labelled.regions[1].max_intensity, 8.0);
-//! # let _ = SampleRange::<u8>::of_slice(&image).unwrap();
+//!
+//! // Labelling: provisional labels stored plane by plane, then rewritten.
+//! let mut labeler = label::Labeler::new(3, 4, label::DEFAULT_MAX_PROVISIONAL_LABELS)?;
+//! let mut stored = vec![vec![0u32; 12]; 2];
+//! for (p, out) in planes.iter().zip(&mut stored) {
+//!     labeler.add_plane(p, |v| v > threshold, out)?;
+//! }
+//! assert_eq!(stored[1][3], 3, "provisional: plane 1's piece is new");
+//! let labels = labeler.finish();
+//! for out in &mut stored {
+//!     labels.relabel(out);
+//! }
+//! assert_eq!(stored[0], [0, 0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0]);
+//! assert_eq!(stored[1][3], 1, "it touches object 1 diagonally across planes");
+//! assert_eq!(labels.regions[0].area, 3);
+//! assert_eq!(labels.regions[0].bbox, [0, 0, 2, 2, 2, 4]);
+//! assert_eq!(labels.regions[1].mean_intensity, 80.0);
+//!
+//! // k-means: a histogram, solved; Lloyd passes over the data when the
+//! // histogram was binned (float data), until converged.
+//! let mut hist = kmeans::KMeansHistogram::new(&range, kmeans::DEFAULT_KMEANS_BINS)?;
+//! for p in &planes {
+//!     hist.add(p);
+//! }
+//! let mut model = hist.solve(2)?;
+//! for _ in 0..kmeans::DEFAULT_MAX_PASSES {
+//!     if model.converged {
+//!         break;
+//!     }
+//!     let mut pass = kmeans::LloydPass::new(&model)?;
+//!     for p in &planes {
+//!         pass.add(p);
+//!     }
+//!     model = pass.finish();
+//! }
+//! assert_eq!(model.centres, [0.0, 86.25]);
+//! assert_eq!(model.counts, [20, 4]);
+//! assert_eq!(model.inertia, 68.75);
+//! assert_eq!(model.assigner().cluster_of(43.125), 0);
+//! # Ok::<(), pentascope_core::CoreError>(())
 //! ```
 
 pub mod kmeans;

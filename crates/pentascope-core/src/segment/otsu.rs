@@ -359,6 +359,7 @@ mod tests {
             .to_string();
         assert!(e.contains("max_integer_bins = 16777216"), "{e}");
         assert!(threshold_slice::<u8>(&[], 256).is_err());
+        assert!(threshold_slice(&[42.0f32], 256).is_err());
         assert!(threshold_slice(&[f64::MIN, f64::MAX], 256).is_err());
         // Pass 2 sees data outside pass 1's range.
         let range = SampleRange::of_slice(&[1u8, 5]).unwrap();
