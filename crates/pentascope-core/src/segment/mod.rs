@@ -34,9 +34,16 @@
 //! provisional labels for the caller to store, and a second, cheap pass in
 //! which the caller maps each stored plane through [`label::Labels::relabel`].
 //!
-//! Every accumulator can be split over planes or pieces and merged, and all
-//! results depend only on the samples, never on how they were split (except
-//! the last bits of float sums in k-means refinement and mean intensities).
+//! The range, Otsu and k-means accumulators and [`kmeans::LloydPass`] can
+//! be split over planes or pieces (and threads) and merged; their results
+//! depend only on the samples, never on the split, except for the last bits
+//! of the float sums of a Lloyd pass. The labeler is sequential: planes go
+//! in Z order, one at a time.
+//!
+//! Data are never held whole: the largest state is an integer histogram
+//! (bounded by `max_integer_bins` / `max_bins`), two planes of `u32` in the
+//! labeler, and its table of provisional labels (bounded by
+//! `max_provisional_labels`).
 //!
 //! The `*_slice` functions (`otsu::threshold_slice`, `kmeans::kmeans_slice`,
 //! `label::label_slice`) run the whole pipeline on data held in memory.
