@@ -11,7 +11,10 @@
 //!   explicit [`Limits`], and a streaming OME-TIFF writer ([`tiff::writer`]);
 //! - [`stats`]: per-channel statistics and histograms accumulated in one pass;
 //! - [`pca`]: streaming covariance and the eigendecomposition behind PCA;
-//! - [`render`]: windowing to 8 bits, PNG and NumPy `.npy` encoding.
+//! - [`render`]: windowing to 8 bits, PNG and NumPy `.npy` encoding;
+//! - [`segment`]: Otsu thresholds, 1D k-means on intensities, connected
+//!   components and region properties, streamed plane by plane and exact
+//!   against scikit-image and scikit-learn.
 //!
 //! What does not live here: storage of pixels, metadata records, jobs and the
 //! HTTP API (see `pentascope-store` and `pentascope-server`).
@@ -28,6 +31,7 @@ pub mod error;
 pub mod json_f64;
 pub mod pca;
 pub mod render;
+pub mod segment;
 pub mod shape;
 pub mod stats;
 pub mod tiff;
