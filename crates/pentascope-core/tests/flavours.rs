@@ -2,8 +2,9 @@
 //! byte by byte: SCIFIO's ImageJ descriptions, tifffile's shaped
 //! descriptions with several unlabelled axes, pages without
 //! PhotometricInterpretation, physical sizes from every source, and packed
-//! sample widths (1 to 15 bits). Each expectation states what tifffile
-//! (2026.3) reports for the same file.
+//! sample widths (1 to 15 bits), ImageJ hyperstacks stored as ImageJ stores
+//! them past 4 GB, and JPEG-compressed pages. Each expectation states what
+//! tifffile (2026.3) reports for the same file.
 
 // the builder is shared with the hostile-input tests and the fuzz targets,
 // which use the rest of the module
@@ -481,4 +482,99 @@ fn packed_with_predictor_and_float16_are_unsupported() {
     let err = open(&tiff.write()).unwrap_err();
     assert!(matches!(err, CoreError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("16-bit floating-point"), "{err}");
+}
+
+// ImageJ past 4 GB
+
+/// tifffile: `is_imagej` True, one page, series kind `imagej`, axes
+/// `TZCYXS` squeezed to `TZCYX`, shape (2, 3, 2, 5, 7): the planes after the
+/// first are read from the bytes that follow its strip (checked against
+/// tifffile itself by `fixtures::jpeg_and_contiguous_imagej_files_match_tifffile`).
+#[test]
+fn imagej_planes_stored_after_the_one_ifd_are_read_contiguously() {
+    let planes: Vec<Vec<u16>> = (0..12u16)
+        .map(|k| (0..35u16).map(|i| k * 1000 + i).collect())
+        .collect();
+    let file = util::imagej_contiguous((7, 5), (2, 3, 2), &planes, None).write();
+    let tiff = open(&file).unwrap();
+    let series = tiff.series();
+    assert_eq!(series.flavour, Flavour::ImageJ);
+    assert_eq!(series.shape.to_array(), [2, 3, 2, 5, 7]);
+    let contiguous = series.contiguous().expect("read as contiguous planes");
+    assert_eq!((contiguous.count, contiguous.plane_bytes), (12, 70));
+    // ImageJ's order: channels fastest, then slices, then frames
+    for group in series.page_groups() {
+        let [plane] = group.planes[..] else {
+            panic!("{group:?}")
+        };
+        let k = ((plane.t * 3 + plane.z) * 2 + plane.c) as usize;
+        assert_eq!(group.page, Some(k));
+        assert_eq!(read_page::<u16>(&tiff, k), [planes[k].clone()], "plane {k}");
+        // bands inside the plane come from the right rows too
+        let mut band: Vec<Vec<u16>> = vec![Vec::new()];
+        tiff.read_band(k, 2..4, &mut band).unwrap();
+        assert_eq!(band[0], planes[k][14..28]);
+    }
+}
+
+/// A page whose data is compressed cannot be followed by raw planes: the
+/// ImageJ metadata is ignored with a warning (tifffile reads no ImageJ
+/// series either) and the file is read as its one plain page.
+#[test]
+fn imagej_images_beyond_a_compressed_page_fall_back_to_plain() {
+    let mut tiff = TiffBuilder::classic();
+    let blob = tiff.blob(deflate(&[0; 35]));
+    tiff.page(PageSpec {
+        compression: 8,
+        description: Some("ImageJ=1.54f\nimages=4\nslices=4\n".into()),
+        ..PageSpec::new(7, 5, blob)
+    });
+    let tiff = open(&tiff.write()).unwrap();
+    let series = tiff.series();
+    assert_eq!(series.flavour, Flavour::Plain);
+    assert_eq!(series.shape.to_array(), [1, 1, 1, 5, 7]);
+    assert!(series.contiguous().is_none());
+    assert!(
+        series.warnings[0].contains("not followed by the other planes"),
+        "{:?}",
+        series.warnings
+    );
+}
+
+// JPEG
+
+/// A one-tile and a one-strip JPEG page (with and without JPEGTables) of a
+/// flat grey: every decoder gives 100 exactly.
+#[test]
+fn jpeg_tile_and_strip_with_or_without_tables_decode() {
+    let jpeg = util::FLAT_JPEG_16X16;
+    // the tables (DQT, DHT) as JPEGTables, the scan without them
+    let mut tables = vec![0xFF, 0xD8];
+    tables.extend_from_slice(&jpeg[20..89]);
+    tables.extend_from_slice(&jpeg[102..318]);
+    tables.extend_from_slice(&[0xFF, 0xD9]);
+    let mut abbreviated = jpeg[..20].to_vec();
+    abbreviated.extend_from_slice(&jpeg[89..102]);
+    abbreviated.extend_from_slice(&jpeg[318..]);
+    for (tile, with_tables) in [(true, false), (false, false), (true, true), (false, true)] {
+        let mut tiff = TiffBuilder::classic();
+        let blob = tiff.blob(if with_tables {
+            abbreviated.clone()
+        } else {
+            jpeg.to_vec()
+        });
+        tiff.page(PageSpec {
+            compression: 7,
+            tile: tile.then_some((16, 16)),
+            jpeg_tables: with_tables.then(|| tables.clone()),
+            ..PageSpec::new(if tile { 13 } else { 16 }, 16, blob)
+        });
+        let tiff = open(&tiff.write()).unwrap();
+        let width = tiff.series().shape.x as usize;
+        assert_eq!(
+            read_page::<u8>(&tiff, 0),
+            [vec![100; width * 16]],
+            "tile {tile}, tables {with_tables}"
+        );
+    }
 }

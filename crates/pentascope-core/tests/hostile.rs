@@ -357,6 +357,152 @@ fn plane_of_2_pow_64_pixels_is_refused() {
     );
 }
 
+// 7. JPEG
+
+/// A one-tile JPEG page (tile 16×16 on a `width`×`height` page) whose
+/// tile holds `stream`.
+fn jpeg_page(stream: Vec<u8>, (width, height): (u32, u32), tile: (u32, u32)) -> TempFile {
+    let mut tiff = TiffBuilder::classic();
+    let blob = tiff.blob(stream);
+    tiff.page(PageSpec {
+        compression: 7,
+        tile: Some(tile),
+        ..PageSpec::new(width, height, blob)
+    });
+    tiff.write()
+}
+
+fn read_all(file: &TempFile) -> Result<Vec<Vec<u8>>, CoreError> {
+    let tiff = open(file)?;
+    let mut out = vec![Vec::new()];
+    let rows = tiff.series().shape.y as u32;
+    tiff.read_band(0, 0..rows, &mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn jpeg_garbage_and_truncated_streams_are_format_errors() {
+    let jpeg = util::FLAT_JPEG_16X16;
+    assert_eq!(
+        read_all(&jpeg_page(jpeg.to_vec(), (16, 16), (16, 16))).unwrap(),
+        [vec![100; 256]]
+    );
+    // the codec fuzz target reaches the JPEG decoder (its seed is this file)
+    let (series, decoded) = util::decode_one_chunk(
+        7,
+        1,
+        DType::U8,
+        (16, 16, 1),
+        false,
+        &jpeg,
+        &util::tight_limits(),
+    )
+    .unwrap();
+    assert_eq!((series.dtype, decoded), (DType::U8, 256));
+    let garbage: Vec<u8> = (0..400u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let mut no_eoi_no_scan = jpeg[..330].to_vec();
+    no_eoi_no_scan.truncate(325);
+    for (what, stream) in [
+        ("garbage", garbage),
+        ("headers only", jpeg[..318].to_vec()),
+        ("cut in the scan", no_eoi_no_scan),
+        ("empty", Vec::new()),
+    ] {
+        let e = read_all(&jpeg_page(stream, (16, 16), (16, 16))).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::Format(m) if m.contains("JPEG")),
+            "{what}: {e}"
+        );
+    }
+}
+
+#[test]
+fn jpeg_frame_larger_than_its_tile_is_refused_before_decoding() {
+    // the frame header declares 65535×65535 (12 GiB of RGB) in a 16×16 tile
+    let mut stream = util::FLAT_JPEG_16X16.to_vec();
+    stream[94..98].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let e = read_all(&jpeg_page(stream, (16, 16), (16, 16))).unwrap_err();
+    assert!(
+        matches!(&e, CoreError::Format(m) if m.contains("JPEG")),
+        "{e}"
+    );
+}
+
+#[test]
+fn jpeg_tile_past_max_chunk_bytes_is_refused_when_opened() {
+    // a JPEG decoder produces the whole 4096×4096 tile, even of a 1×1 page
+    let file = jpeg_page(util::FLAT_JPEG_16X16.to_vec(), (1, 1), (4096, 4096));
+    let limits = Limits {
+        max_chunk_bytes: 1 << 16,
+        ..Limits::default()
+    };
+    let e = expect_error(TiffFile::open(file.path(), &limits, None));
+    assert!(
+        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("4096×4096")),
+        "{e}"
+    );
+}
+
+#[test]
+fn old_style_and_12_bit_jpeg_are_unsupported() {
+    let mut tiff = TiffBuilder::classic();
+    let blob = tiff.blob(util::FLAT_JPEG_16X16.to_vec());
+    tiff.page(PageSpec {
+        compression: 6,
+        ..PageSpec::new(16, 16, blob)
+    });
+    let e = expect_error(open(&tiff.write()));
+    assert!(
+        matches!(&e, CoreError::Unsupported(m) if m.contains("old-style JPEG")),
+        "{e}"
+    );
+
+    let mut tiff = TiffBuilder::classic();
+    let blob = tiff.blob(util::FLAT_JPEG_16X16.to_vec());
+    tiff.page(PageSpec {
+        compression: 7,
+        bits: 12,
+        ..PageSpec::new(16, 16, blob)
+    });
+    let e = expect_error(open(&tiff.write()));
+    assert!(
+        matches!(&e, CoreError::Unsupported(m) if m.contains("12-bit JPEG")),
+        "{e}"
+    );
+}
+
+// 8. ImageJ planes past the one IFD
+
+#[test]
+fn imagej_images_beyond_the_end_of_the_file_are_refused() {
+    // 6 planes of 70 bytes stored, 1000 declared: no 1000-plane allocation
+    let planes = vec![vec![0u16; 35]; 6];
+    let file = util::imagej_contiguous((7, 5), (1, 1000, 1), &planes, Some(1000)).write();
+    let e = expect_error(open(&file));
+    assert!(
+        matches!(&e, CoreError::Format(m) if m.contains("images=1000") && m.contains("truncated")),
+        "{e}"
+    );
+    // 2^40 declared: more than max_pages, refused before the file's length
+    let file = util::imagej_contiguous((7, 5), (1, 1 << 40, 1), &planes, Some(1 << 40)).write();
+    let e = expect_error(open(&file));
+    assert!(
+        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("images=1099511627776")),
+        "{e}"
+    );
+    // a plane size times the count past 2^64 is refused, not wrapped
+    let file = util::imagej_contiguous((7, 5), (1, 1 << 62, 1), &planes, Some(1 << 62)).write();
+    let limits = Limits {
+        max_pages: u64::MAX,
+        ..Limits::default()
+    };
+    let e = expect_error(TiffFile::open(file.path(), &limits, None));
+    assert!(
+        matches!(&e, CoreError::Format(m) if m.contains("images=")),
+        "{e}"
+    );
+}
+
 // Every input the fuzzers found
 
 fn regressions_dir() -> PathBuf {

@@ -10,6 +10,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::error::CoreError;
 use crate::tiff::ifd::{Codec, PageLayout};
+use crate::tiff::jpeg;
 use crate::Sample;
 
 /// Where a chunk sits and how many of its rows are stored.
@@ -43,6 +44,13 @@ pub(crate) fn decode_chunk<T: Sample>(
         usize::from(page.samples)
     };
     let row_len = page.chunk_size().0 as usize * samples_in_chunk;
+    if page.codec == Codec::Jpeg {
+        // JPEG pages hold uint8 samples only (checked when the IFD is read)
+        let out: &mut [u8] = bytemuck::try_cast_slice_mut(out).map_err(|_| {
+            CoreError::Format(format!("a JPEG page decoded as {} samples", T::DTYPE))
+        })?;
+        return jpeg::decode(file, page, chunk, samples_in_chunk, out);
+    }
     if page.is_packed() {
         // the packed rows take at most as many bytes as their widened samples
         let row_bytes = page.stored_row_bytes() as usize;
@@ -218,6 +226,8 @@ fn decompress(codec: Codec, raw: &[u8], out: &mut [u8]) -> Result<usize, String>
                 }
             }
         }
+        // decoded whole by `jpeg::decode`, never as a byte stream
+        Codec::Jpeg => Err("JPEG data cannot be decompressed as a byte stream".into()),
         Codec::PackBits => {
             let (mut i, mut done) = (0usize, 0usize);
             while i < raw.len() && done < out.len() {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::CoreError;
+use crate::error::{CoreError, Limits};
 use crate::tiff::ifd::IfdChain;
 
 /// Deepest element nesting accepted in OME-XML. roxmltree parses nested
@@ -96,6 +96,22 @@ pub struct PhysicalSizes {
     pub t: Option<PhysicalSize>,
 }
 
+/// ImageJ's layout for hyperstacks of more than 4 GB, which 32-bit offsets
+/// cannot reach page by page: the first page's IFD describes one plane, and
+/// `count` planes of `plane_bytes` bytes each (uncompressed, all samples)
+/// follow one another from `offset`, the first page's data. tifffile reads
+/// such a series from the first page alone (its ImageJ `isvirtual` case).
+/// The series' page indices are then plane indices in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContiguousPlanes {
+    /// File offset of the first plane.
+    pub offset: u64,
+    /// Bytes of one plane.
+    pub plane_bytes: u64,
+    /// Number of planes.
+    pub count: u64,
+}
+
 /// How a flavour lays pages out: page axes (outermost first; letters from
 /// `TZC`, or `I` when unlabelled) and, in C order over those axes, the page
 /// (IFD index) holding each position, `None` where the file has none.
@@ -107,6 +123,9 @@ pub(crate) struct Interpretation {
     pub channel_names: Vec<String>,
     pub physical: PhysicalSizes,
     pub warnings: Vec<String>,
+    /// Pages are planes stored back to back after the first page's data,
+    /// not IFDs (ImageJ past 4 GB).
+    pub contiguous: Option<ContiguousPlanes>,
 }
 
 impl Interpretation {
@@ -139,7 +158,11 @@ impl From<&str> for Rejection {
 }
 
 /// The series of the file: the first flavour that recognises it.
-pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Result<Interpretation, CoreError> {
+pub(crate) fn interpret(
+    chain: &IfdChain,
+    header: &[u8],
+    limits: &Limits,
+) -> Result<Interpretation, CoreError> {
     let mut warnings = Vec::new();
     let mut ignore = |flavour: &str, rejection: Rejection| match rejection {
         Rejection::Ignored(e) => {
@@ -158,9 +181,9 @@ pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Result<Interpretatio
     // SCIFIO (Fiji's ImageJ2 writer) writes ImageJ's keys under its own
     // name, and tifffile reads them as ImageJ
     if desc.starts_with("ImageJ=") || desc.starts_with("SCIFIO=") {
-        match imagej(chain, desc) {
+        match imagej(chain, desc, limits) {
             Ok(i) => return Ok(i),
-            Err(e) => ignore("ImageJ", Rejection::Ignored(e))?,
+            Err(e) => ignore("ImageJ", e)?,
         }
     }
     if chain.bigtiff {
@@ -217,6 +240,7 @@ fn plain(chain: &IfdChain, desc: &str, warnings: &mut Vec<String>) -> Interpreta
         channel_names: Vec::new(),
         physical: resolution_sizes(chain, None),
         warnings: Vec::new(),
+        contiguous: None,
     }
     .squeezed()
 }
@@ -478,6 +502,7 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
             t: physical_of("TimeIncrement", "s"),
         },
         warnings,
+        contiguous: None,
     }
     .squeezed())
 }
@@ -591,7 +616,7 @@ fn check_xml_structure(xml: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
-fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
+fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretation, Rejection> {
     let value = |key: &str| {
         desc.lines()
             .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
@@ -618,15 +643,30 @@ fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
     {
         return Err(format!(
             "channels×slices×frames = {channels}×{slices}×{frames} differs from images={images}"
-        ));
+        )
+        .into());
     }
-    if images != pages.len() as u64 {
-        return Err(format!(
-            "images={images} but the file has {} pages of the first page's shape \
-             (ImageJ files of more than 4 GB store pages contiguously, which is not supported)",
-            pages.len()
-        ));
-    }
+    let mut contiguous = None;
+    let pages: Vec<Option<usize>> = if images == pages.len() as u64 {
+        pages.into_iter().map(Some).collect()
+    } else {
+        match contiguous_planes(chain, images, pages.len() as u64, limits)? {
+            Some(planes) => {
+                contiguous = Some(planes);
+                // below max_pages, checked by contiguous_planes
+                (0..images as usize).map(Some).collect()
+            }
+            None => {
+                return Err(format!(
+                    "images={images} but the file has {} pages of the first page's shape, \
+                     and the first page's data is not followed by the other planes \
+                     (uncompressed and contiguous, as ImageJ stores files of more than 4 GB)",
+                    pages.len()
+                )
+                .into())
+            }
+        }
+    };
     // ImageJ keeps pixels per `unit` in XResolution and YResolution (its
     // ResolutionUnit says none); `yunit` and `zunit` where they differ
     let unit = value("unit");
@@ -649,12 +689,64 @@ fn imagej(chain: &IfdChain, desc: &str) -> Result<Interpretation, String> {
         flavour: Flavour::ImageJ,
         // ImageJ stores channels fastest, then slices, then frames
         axes: vec![('T', frames), ('Z', slices), ('C', channels)],
-        pages: pages.into_iter().map(Some).collect(),
+        pages,
         channel_names: Vec::new(),
         physical,
         warnings: Vec::new(),
+        contiguous,
     }
     .squeezed())
+}
+
+/// The planes of an ImageJ file whose description declares more `images`
+/// than it has `pages`, when they are stored as ImageJ stores files of more
+/// than 4 GB and tifffile reads them ([`ContiguousPlanes`]): the first page
+/// in final form (uncompressed, its strips back to back) and no second IFD
+/// inside the planes' bytes. `None` where the layout is not that one;
+/// refused where it is but the file is too short for the planes, or they
+/// are more than [`Limits::max_pages`].
+fn contiguous_planes(
+    chain: &IfdChain,
+    images: u64,
+    pages: u64,
+    limits: &Limits,
+) -> Result<Option<ContiguousPlanes>, Rejection> {
+    let Some(Ok(first)) = chain.pages.first() else {
+        return Ok(None);
+    };
+    if images <= pages || !first.is_final() {
+        return Ok(None);
+    }
+    if images > limits.max_pages {
+        return Err(Rejection::Refused(CoreError::LimitsExceeded(format!(
+            "the ImageJ description declares images={images}, more than the configured \
+             maximum of {} pages",
+            limits.max_pages
+        ))));
+    }
+    let offset = first.offsets[0];
+    // checked arithmetic: the count and the plane come from the file
+    let layout = first
+        .plane_bytes()
+        .and_then(|plane| Some((plane, plane.checked_mul(images)?.checked_add(offset)?)));
+    let Some((plane_bytes, end)) = layout.filter(|(_, end)| *end <= chain.file_len) else {
+        return Err(Rejection::Refused(CoreError::Format(format!(
+            "the ImageJ description declares images={images} planes of {}×{}×{} {} samples \
+             stored one after another from offset {offset}, more than the file's {} bytes \
+             hold (truncated?)",
+            first.width, first.height, first.samples, first.dtype, chain.file_len
+        ))));
+    };
+    // tifffile reads the planes from the first page only if the next IFD
+    // is not among them
+    if chain.ifd_offsets.get(1).is_some_and(|next| *next < end) {
+        return Ok(None);
+    }
+    Ok(Some(ContiguousPlanes {
+        offset,
+        plane_bytes,
+        count: images,
+    }))
 }
 
 /// The non-varying frame data of a ScanImage BigTIFF (v3/v4), stored right
@@ -739,6 +831,7 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
         channel_names: Vec::new(),
         physical,
         warnings: Vec::new(),
+        contiguous: None,
     }
     .squeezed())
 }

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use tiff::decoder::ifd::Value;
 use tiff::decoder::{Decoder, Limits as TiffLimits};
@@ -32,6 +33,9 @@ pub enum Codec {
     PackBits,
     /// Zstandard (50000, as tifffile and libtiff write it).
     Zstd,
+    /// "New-style" JPEG (7), 8-bit baseline or progressive, with the
+    /// page's JPEGTables ([`JpegLayout`]).
+    Jpeg,
 }
 
 impl Codec {
@@ -42,16 +46,26 @@ impl Codec {
             8 | 32946 => Codec::Deflate,
             32773 => Codec::PackBits,
             50000 => Codec::Zstd,
-            6 | 7 | 33007 | 34892 => {
+            7 => Codec::Jpeg,
+            6 => {
+                return Err(CoreError::Unsupported(
+                    "old-style JPEG (TIFF compression 6, from before TIFF technical note 2) \
+                     is not supported; re-save the image uncompressed, with LZW, Deflate or \
+                     Zstd, or as new-style JPEG (compression 7)"
+                        .into(),
+                ))
+            }
+            33007 | 34892 => {
                 return Err(CoreError::Unsupported(format!(
-                    "JPEG compression (TIFF compression {value}) is lossy and not supported; \
-                     re-save the image uncompressed or with LZW, Deflate or Zstd"
+                    "{} (TIFF compression {value}) is not supported; supported are none, LZW, \
+                     Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
+                    codec_name(value)
                 )))
             }
             other => {
                 return Err(CoreError::Unsupported(format!(
                     "TIFF compression {other} ({}) is not supported; supported are none, \
-                     LZW, Deflate, PackBits and Zstd",
+                     LZW, Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
                     codec_name(other)
                 )))
             }
@@ -64,6 +78,8 @@ fn codec_name(value: u16) -> &'static str {
         2 => "CCITT RLE",
         3 => "CCITT Group 3",
         4 => "CCITT Group 4",
+        33007 => "Kodak/ALT JPEG",
+        34892 => "lossless JPEG (DNG)",
         34712 => "JPEG 2000",
         34887 => "LERC",
         34925 => "LZMA",
@@ -71,6 +87,26 @@ fn codec_name(value: u16) -> &'static str {
         50002 => "JPEG XL",
         _ => "unknown",
     }
+}
+
+/// Most bytes of JPEGTables read from one page: the tables of a real file
+/// (quantisation and Huffman tables) take well under a kilobyte, and no
+/// marker segment is longer than 64 KiB.
+pub const MAX_JPEG_TABLES_BYTES: usize = 1 << 20;
+
+/// What decoding a JPEG-compressed (compression 7) page needs besides its
+/// chunks, as tifffile hands it to libjpeg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JpegLayout {
+    /// JPEGTables (tag 347): an abbreviated JPEG stream of the quantisation
+    /// and Huffman tables the page's strips or tiles leave out; prepended
+    /// to each of them.
+    pub tables: Option<Arc<[u8]>>,
+    /// PhotometricInterpretation (1 when missing).
+    pub photometric: u16,
+    /// Whether the first strip or tile carries a JFIF (APP0) marker, which
+    /// says its three components are YCbCr even where the page says RGB.
+    pub jfif: bool,
 }
 
 /// How a page is cut into chunks.
@@ -119,6 +155,8 @@ pub struct PageLayout {
     pub byte_counts: Vec<u64>,
     /// NewSubfileType bit 0: a reduced-resolution copy of another page.
     pub reduced: bool,
+    /// Colour space and tables of a JPEG-compressed page ([`Codec::Jpeg`]).
+    pub jpeg: Option<JpegLayout>,
 }
 
 impl PageLayout {
@@ -166,6 +204,40 @@ impl PageLayout {
         (u64::from(chunk_w) * per_chunk * u64::from(self.bits_per_sample)).div_ceil(8)
     }
 
+    /// Whether the page's strips (or full-width tiles) hold its samples
+    /// uncompressed, back to back and in the order the pixels are read:
+    /// what tifffile calls a page in final form, whose plane can be read as
+    /// one block from the first offset.
+    pub fn is_final(&self) -> bool {
+        let rows_whole = match self.geometry {
+            ChunkGeometry::Strips { .. } => true,
+            ChunkGeometry::Tiles { width, height } => {
+                width == self.width
+                    && self.height % height == 0
+                    && width % 16 == 0
+                    && height % 16 == 0
+            }
+        };
+        self.codec == Codec::None
+            && self.predictor == 1
+            && !self.is_packed()
+            && rows_whole
+            && self
+                .offsets
+                .windows(2)
+                .zip(&self.byte_counts)
+                .all(|(o, n)| *n != 0 && o[0].checked_add(*n) == Some(o[1]))
+    }
+
+    /// Bytes of one plane as stored uncompressed (all samples), if it fits
+    /// in 64 bits.
+    pub fn plane_bytes(&self) -> Option<u64> {
+        u64::from(self.width)
+            .checked_mul(u64::from(self.height))?
+            .checked_mul(u64::from(self.samples))?
+            .checked_mul(self.dtype.size() as u64)
+    }
+
     /// Whether two pages hold the same kind of image (shape and type).
     pub fn same_kind(&self, other: &PageLayout) -> bool {
         self.width == other.width
@@ -192,6 +264,10 @@ pub struct IfdChain {
     /// X and Y resolution of the first page (pixels per unit) and the unit
     /// (ResolutionUnit: 1 none, 2 inch, 3 centimetre).
     pub resolution: Option<(f64, f64, u16)>,
+    /// File offset of each IFD, in chain order.
+    pub ifd_offsets: Vec<u64>,
+    /// Length of the file in bytes.
+    pub file_len: u64,
 }
 
 fn map_tiff_error(e: TiffError) -> CoreError {
@@ -376,6 +452,10 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut software = None;
     let mut resolution = None;
     let mut chunks_listed = 0u64;
+    let mut ifd_offsets = Vec::new();
+    // JPEGTables by content: pages sharing tables share one copy, so that
+    // the tables kept in memory are no more than the file holds
+    let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
     while let Some(ptr) = next {
         if !seen.insert(ptr.0) {
             return Err(CoreError::Format(format!(
@@ -422,8 +502,21 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 resolution = Some((x, y, unit));
             }
         }
-        let page = page_layout(&mut tags, file_len, limits);
-        if let Ok(layout) = &page {
+        let mut page = page_layout(&mut tags, file_len, limits);
+        if let Ok(layout) = &mut page {
+            if let Some(jpeg) = &mut layout.jpeg {
+                if let Some(tables) = jpeg.tables.take() {
+                    let shared = match jpeg_tables.get(&tables) {
+                        Some(shared) => shared.clone(),
+                        None => {
+                            jpeg_tables.insert(tables.clone());
+                            tables
+                        }
+                    };
+                    jpeg.tables = Some(shared);
+                }
+                jpeg.jfif = starts_as_jfif(file, layout.offsets[0], layout.byte_counts[0])?;
+            }
             // each strip or tile takes at least 4 bytes of offset and byte
             // count arrays in the file, unless IFDs share one array; kept in
             // memory at 16 bytes a chunk, shared arrays would multiply it
@@ -437,6 +530,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
             }
         }
         pages.push(page);
+        ifd_offsets.push(ptr.0);
     }
     if pages.is_empty() {
         return Err(CoreError::Format("the file has no image directory".into()));
@@ -448,7 +542,21 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         description,
         software,
         resolution,
+        ifd_offsets,
+        file_len,
     })
+}
+
+/// Whether a JPEG chunk of `count` bytes at `offset` starts with a JFIF
+/// APP0 segment, tested as tifffile does (`is_jfif`: "JFIF" at byte 6).
+fn starts_as_jfif(file: &File, offset: u64, count: u64) -> Result<bool, CoreError> {
+    if offset == 0 || count < 11 {
+        return Ok(false);
+    }
+    let mut id = [0u8; 4];
+    // offset + count lies within the file: checked by page_layout
+    file.read_exact_at(&mut id, offset + 6)?;
+    Ok(id == *b"JFIF")
 }
 
 fn ascii(tags: &mut tiff::decoder::IfdDecoder<'_>, tag: Tag) -> Option<String> {
@@ -456,6 +564,87 @@ fn ascii(tags: &mut tiff::decoder::IfdDecoder<'_>, tag: Tag) -> Option<String> {
         tiff::decoder::ifd::Value::Ascii(s) => Some(s),
         v => v.into_string().ok(),
     }
+}
+
+/// Checks that a JPEG-compressed page is one pentascope decodes (8-bit
+/// samples; grayscale, or RGB / YCbCr as three samples) and reads its
+/// JPEGTables and photometric interpretation.
+fn jpeg_layout(
+    tags: &mut tiff::decoder::IfdDecoder<'_>,
+    bits_per_sample: u16,
+    sample_format: u16,
+    samples: u16,
+    planar_separate: bool,
+) -> Result<JpegLayout, CoreError> {
+    if bits_per_sample != 8 || sample_format != 1 {
+        return Err(CoreError::Unsupported(format!(
+            "{bits_per_sample}-bit JPEG (TIFF compression 7{}) is not supported; pentascope \
+             decodes 8-bit JPEG only: re-save the image uncompressed or with LZW, Deflate or \
+             Zstd",
+            if sample_format == 1 {
+                ""
+            } else {
+                ", signed or floating-point samples"
+            }
+        )));
+    }
+    let photometric: u16 = tags
+        .find_tag_unsigned(Tag::PhotometricInterpretation)
+        .map_err(|x| CoreError::Format(format!("cannot read PhotometricInterpretation: {x}")))?
+        .unwrap_or(1);
+    let supported = match samples {
+        1 => matches!(photometric, 0 | 1),
+        3 => matches!(photometric, 0 | 1 | 2 | 6),
+        _ => false,
+    };
+    if !supported {
+        return Err(CoreError::Unsupported(format!(
+            "JPEG-compressed pages of {samples} samples per pixel with photometric \
+             interpretation {photometric} ({}) are not supported; supported are grayscale \
+             (1 sample) and RGB or YCbCr (3 samples)",
+            match photometric {
+                0 => "min-is-white",
+                1 => "min-is-black",
+                2 => "RGB",
+                3 => "palette",
+                4 => "mask",
+                5 => "CMYK / separated",
+                6 => "YCbCr",
+                8 => "CIELab",
+                _ => "other",
+            }
+        )));
+    }
+    // planar YCbCr would need the chroma planes' subsampling undone here
+    if planar_separate && photometric == 6 {
+        return Err(CoreError::Unsupported(
+            "JPEG-compressed YCbCr pages with planar configuration 2 (separate planes) are \
+             not supported"
+                .into(),
+        ));
+    }
+    let tables = match tags.find_entry(Tag::JPEGTables) {
+        None => None,
+        Some(entry) if entry.count() > MAX_JPEG_TABLES_BYTES as u64 => {
+            return Err(CoreError::Unsupported(format!(
+                "JPEGTables holds {} bytes, more than the {MAX_JPEG_TABLES_BYTES} pentascope \
+                 reads (real tables take about a kilobyte)",
+                entry.count()
+            )))
+        }
+        Some(_) => tags
+            .find_tag(Tag::JPEGTables)
+            .map_err(|x| CoreError::Format(format!("cannot read JPEGTables: {x}")))?
+            .map(|v| v.into_u8_vec())
+            .transpose()
+            .map_err(|x| CoreError::Format(format!("cannot read JPEGTables: {x}")))?
+            .map(Arc::from),
+    };
+    Ok(JpegLayout {
+        tables,
+        photometric,
+        jfif: false,
+    })
 }
 
 fn page_layout(
@@ -532,10 +721,31 @@ fn page_layout(
         .map_err(|x| e("Compression", x))?
         .unwrap_or(1);
     let codec = Codec::from_tag(compression)?;
-    let predictor: u16 = tags
-        .find_tag_unsigned(Tag::Predictor)
-        .map_err(|x| e("Predictor", x))?
-        .unwrap_or(1);
+    let planar_separate = tags
+        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
+        .map_err(|x| e("PlanarConfiguration", x))?
+        .unwrap_or(1)
+        == 2
+        && samples > 1;
+    let jpeg = if codec == Codec::Jpeg {
+        Some(jpeg_layout(
+            tags,
+            bits_per_sample,
+            format[0],
+            samples,
+            planar_separate,
+        )?)
+    } else {
+        None
+    };
+    // tifffile ignores a predictor on JPEG pages (libtiff writes none)
+    let predictor: u16 = match codec {
+        Codec::Jpeg => 1,
+        _ => tags
+            .find_tag_unsigned(Tag::Predictor)
+            .map_err(|x| e("Predictor", x))?
+            .unwrap_or(1),
+    };
     let packed = usize::from(bits_per_sample) != dtype.size() * 8;
     if !(1..=3).contains(&predictor)
         || (predictor == 3 && !dtype.is_float())
@@ -546,12 +756,6 @@ fn page_layout(
              samples"
         )));
     }
-    let planar_separate = tags
-        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
-        .map_err(|x| e("PlanarConfiguration", x))?
-        .unwrap_or(1)
-        == 2
-        && samples > 1;
     let subfile: u32 = tags
         .find_tag_unsigned(Tag::NewSubfileType)
         .ok()
@@ -611,6 +815,7 @@ fn page_layout(
         offsets,
         byte_counts,
         reduced: subfile & 1 == 1,
+        jpeg,
     };
     let (across, down) = layout.chunk_grid();
     let planes = if planar_separate {
@@ -629,10 +834,15 @@ fn page_layout(
     // entries past the ones the grid needs are never read
     layout.offsets.truncate(expected as usize);
     layout.byte_counts.truncate(expected as usize);
-    // only the rows of a chunk that lie in the image are decoded
+    // only the rows of a chunk that lie in the image are decoded, except
+    // that a JPEG decoder produces the whole frame of a tile
     let (cw, ch) = layout.chunk_size();
     let chunk_bytes = [
-        u64::from(ch.min(height)),
+        u64::from(if codec == Codec::Jpeg {
+            ch
+        } else {
+            ch.min(height)
+        }),
         if planar_separate {
             1
         } else {

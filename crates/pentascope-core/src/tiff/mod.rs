@@ -15,6 +15,7 @@
 mod codec;
 pub mod flavour;
 pub mod ifd;
+mod jpeg;
 pub mod writer;
 
 use std::fs::File;
@@ -24,7 +25,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-pub use flavour::{Flavour, PhysicalSize, PhysicalSizes};
+pub use flavour::{ContiguousPlanes, Flavour, PhysicalSize, PhysicalSizes};
 pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
 use crate::error::{CoreError, Limits};
@@ -53,13 +54,19 @@ pub struct Series {
     samples: u16,
     /// Page for each `(t, z, page-channel)`, in that C order.
     page_of: Vec<Option<usize>>,
+    /// Set where the pages are planes stored back to back after the first
+    /// IFD's data (ImageJ past 4 GB) rather than IFDs.
+    contiguous: Option<ContiguousPlanes>,
 }
 
 /// The pages of a series grouped by what one decode produces: a page and
 /// the plane each of its samples belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageGroup {
-    /// IFD index, or `None` where the file has no page (the plane is zeros).
+    /// Page index for [`TiffFile::read_band`], or `None` where the file has
+    /// no page (the plane is zeros). Pages are IFDs, except in ImageJ files
+    /// that store their planes back to back ([`Series::contiguous`]), where
+    /// they are those planes.
     pub page: Option<usize>,
     /// Target plane of each sample of the page, in sample order.
     pub planes: Vec<PlaneIndex>,
@@ -81,8 +88,12 @@ impl Series {
             Some(Err(e)) => return Err(clone_error(e)),
             None => return Err(CoreError::Format("the file has no image directory".into())),
         };
-        let interpretation = flavour::interpret(chain, header)?;
+        let interpretation = flavour::interpret(chain, header, limits)?;
         let series = build_series(first, interpretation, axes, limits)?;
+        if series.contiguous.is_some() {
+            // every page is a plane of the first page's kind
+            return Ok(series);
+        }
         for page in series.page_of.iter().flatten() {
             match &chain.pages[*page] {
                 Ok(p) if p.same_kind(first) => {}
@@ -103,6 +114,12 @@ impl Series {
             }
         }
         Ok(series)
+    }
+
+    /// Where the pages are planes stored back to back after the first IFD's
+    /// data (ImageJ files of more than 4 GB), rather than IFDs.
+    pub fn contiguous(&self) -> Option<ContiguousPlanes> {
+        self.contiguous
     }
 
     /// Every page group in `TZC` order of their first plane.
@@ -174,17 +191,25 @@ impl TiffFile {
         rows: Range<u32>,
         out: &mut [Vec<T>],
     ) -> Result<(), CoreError> {
-        let layout = self
-            .pages
-            .get(page)
-            .ok_or_else(|| {
-                CoreError::OutOfRange(format!(
-                    "page {page} does not exist; the file has {}",
-                    self.pages.len()
-                ))
-            })?
-            .as_ref()
-            .map_err(clone_error)?;
+        let plane_layout;
+        let layout = match self.series.contiguous {
+            Some(planes) => {
+                let first = self.pages[0].as_ref().map_err(clone_error)?;
+                plane_layout = contiguous_plane(first, planes, page)?;
+                &plane_layout
+            }
+            None => self
+                .pages
+                .get(page)
+                .ok_or_else(|| {
+                    CoreError::OutOfRange(format!(
+                        "page {page} does not exist; the file has {}",
+                        self.pages.len()
+                    ))
+                })?
+                .as_ref()
+                .map_err(clone_error)?,
+        };
         if rows.is_empty() || rows.end > layout.height {
             return Err(CoreError::OutOfRange(format!(
                 "rows {rows:?} are not within the page's {} rows",
@@ -244,6 +269,47 @@ impl TiffFile {
     }
 }
 
+/// The layout of plane `page` of a file whose planes follow one another
+/// (`planes`), each laid out as the first page, uncompressed (`first`): one
+/// strip per sample plane (planar configuration 2) or one for the whole plane.
+fn contiguous_plane(
+    first: &PageLayout,
+    planes: ContiguousPlanes,
+    page: usize,
+) -> Result<PageLayout, CoreError> {
+    if page as u64 >= planes.count {
+        return Err(CoreError::OutOfRange(format!(
+            "page {page} does not exist; the file has {} planes",
+            planes.count
+        )));
+    }
+    // within the file: checked when the series was read
+    let start = planes.offset + page as u64 * planes.plane_bytes;
+    let (offsets, byte_counts) = if first.planar_separate {
+        let per_sample = planes.plane_bytes / u64::from(first.samples);
+        (0..u64::from(first.samples))
+            .map(|s| (start + s * per_sample, per_sample))
+            .unzip()
+    } else {
+        (vec![start], vec![planes.plane_bytes])
+    };
+    Ok(PageLayout {
+        width: first.width,
+        height: first.height,
+        samples: first.samples,
+        dtype: first.dtype,
+        bits_per_sample: first.bits_per_sample,
+        planar_separate: first.planar_separate,
+        codec: Codec::None,
+        predictor: 1,
+        geometry: ChunkGeometry::Strips { rows: first.height },
+        offsets,
+        byte_counts,
+        reduced: false,
+        jpeg: None,
+    })
+}
+
 /// The chunks of `layout` that hold rows `rows`.
 fn band_chunks(layout: &PageLayout, rows: Range<u32>) -> Vec<ChunkRef> {
     let (across, down) = layout.chunk_grid();
@@ -289,6 +355,10 @@ fn check_chunks_not_shared(
     series: &Series,
     file_len: u64,
 ) -> Result<(), CoreError> {
+    if series.contiguous.is_some() {
+        // the planes lie within the file, one after another
+        return Ok(());
+    }
     let mut pages: Vec<usize> = series.page_of.iter().flatten().copied().collect();
     pages.sort_unstable();
     pages.dedup();
@@ -423,6 +493,7 @@ fn build_series(
         warnings: interp.warnings,
         samples,
         page_of,
+        contiguous: interp.contiguous,
     })
 }
 
