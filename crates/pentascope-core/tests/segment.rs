@@ -17,8 +17,8 @@
 //!   inertia × (1 + 1e-9), and equal (1e-9) to the inertia recomputed here
 //!   from the model's own assignment.
 //!
-//! Without `PENTASCOPE_TEST_PYTHON` the comparison is skipped with a
-//! message, except under `CI=true`, where it fails.
+//! The comparison is ignored by a plain `cargo test`; `.ci/run` runs it
+//! with `--ignored` and its venv.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -415,22 +415,24 @@ fn small_cases(n: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
-/// The Python to run, or `None` to skip (only outside CI).
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("PENTASCOPE_TEST_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "CI=true but PENTASCOPE_TEST_PYTHON is not set: set it to a Python with numpy, \
-             scipy, scikit-image and scikit-learn to compare segmentation with them"
-        ),
-        None => {
-            eprintln!(
-                "SKIPPED: segmentation is not compared with scikit-image/scikit-learn: \
-                 set PENTASCOPE_TEST_PYTHON to a Python that has them"
-            );
-            None
-        }
-    }
+/// The Python with numpy, scipy, scikit-image and scikit-learn:
+/// `PENTASCOPE_TEST_PYTHON`, default the repository's `.venv` (which
+/// `.ci/run` makes). Missing is a failure: the test is ignored by a plain
+/// `cargo test` instead.
+fn python() -> PathBuf {
+    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import numpy, scipy, skimage, sklearn"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import numpy, scipy, skimage and sklearn (.ci/run makes that venv)",
+        python.display()
+    );
+    python
 }
 
 /// A directory removed when dropped.
@@ -465,10 +467,9 @@ fn le_bytes<T: Sample>(samples: &[T]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs a Python venv with scikit-image and scikit-learn; run with --ignored (.ci/run does)"]
 fn matches_scikit_image_and_scikit_learn() {
-    let Some(python) = python() else {
-        return;
-    };
+    let python = python();
     let dir = TempDir::new();
     // PENTASCOPE_SEGMENT_CASES=N checks N small cases instead of 24 (a
     // longer search for disagreements).
