@@ -815,3 +815,98 @@ fn async_analysis_is_a_job_with_the_same_result() {
     let missing = server.get("/jobs/no-such-job");
     assert_eq!(missing.status, 404, "{}", missing.snippet());
 }
+
+/// The statistics of a float image computed by the service (PCA scores of
+/// a 25-million-sample hyperstack) describe the whole image: exact minimum
+/// and maximum, a display window at the 0.1 and 99.9 percentiles of the
+/// real values, and a histogram over the real range whose shape is the
+/// real one (total variation distance from the exact histogram < 0.1).
+#[test]
+fn float_statistics_of_a_large_derived_image_span_its_real_range() {
+    let (w, h, c, z) = (1024u32, 1024u32, 3u32, 8u32);
+    let sample = |page: u32, pixel: usize| -> u16 {
+        let (x, y) = ((pixel % w as usize) as f64, (pixel / w as usize) as f64);
+        let (ch, plane) = (f64::from(page % c), f64::from(page / c));
+        let v = 20000.0
+            + 9000.0 * (x / 57.0 + ch).sin() * (y / 83.0).cos()
+            + 4000.0 * (x * y / 90000.0 + ch * 2.0).sin()
+            + 700.0 * plane;
+        v as u16
+    };
+    let description = format!(
+        "ImageJ=1.54f\nimages={}\nchannels={c}\nslices={z}\nhyperstack=true\n",
+        c * z
+    );
+    let file = crate::util::tiff::described_tiff(w, h, 16, c * z, &description, |page, i| {
+        sample(page, i / 2).to_le_bytes()[i % 2]
+    });
+    let server = Server::start();
+    let id = server.upload_ok("smooth_zcyx_u16.tif", file);
+    let pca = server
+        .post_json("/analyze", &json!({"image_id": id, "components": 2}))
+        .ok_json()
+        .unwrap();
+    let scores = pca["scores_image_id"].as_str().unwrap();
+    let stats = server
+        .get(&format!("/statistics?image_id={scores}"))
+        .ok_json()
+        .unwrap();
+    let npy = server
+        .get(&format!("/images/{scores}/download?format=npy"))
+        .npy()
+        .unwrap();
+    let all = npy.values();
+    let per_channel = (w * h * z) as usize;
+    for channel in 0..2 {
+        // TZCYX with T = 1: channel `channel` of every z plane
+        let mut values: Vec<f64> = (0..z as usize)
+            .flat_map(|p| {
+                let start = (p * 2 + channel) * (w * h) as usize;
+                all[start..start + (w * h) as usize].iter().copied()
+            })
+            .collect();
+        assert_eq!(values.len(), per_channel);
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let quantile = |q: f64| values[((q * (n - 1) as f64).floor() as usize).min(n - 1)];
+        let (min, max) = (values[0], values[n - 1]);
+        let got = |key: &str| stats[key][channel].as_f64().unwrap();
+        assert_eq!((got("min"), got("max")), (min, max), "channel {channel}");
+        // the window is estimated from a sample: within half a percentile
+        for (key, q) in [("display_min", 0.001f64), ("display_max", 0.999)] {
+            let (low, high) = (quantile((q - 0.005).max(0.0)), quantile((q + 0.005).min(1.0)));
+            assert!(
+                (low..=high).contains(&got(key)),
+                "channel {channel}: {key} {} outside [{low}, {high}] (exact {})",
+                got(key),
+                quantile(q)
+            );
+        }
+        let histogram = &stats["histograms"][channel];
+        assert_eq!(
+            (histogram["min"].as_f64(), histogram["max"].as_f64()),
+            (Some(min), Some(max)),
+            "channel {channel}: the histogram spans the real range"
+        );
+        let counts: Vec<f64> = f64s(&histogram["counts"], "counts").unwrap();
+        let bins = counts.len();
+        let mut exact = vec![0f64; bins];
+        for v in &values {
+            let i = (((v - min) / (max - min)) * bins as f64) as usize;
+            exact[i.min(bins - 1)] += 1.0;
+        }
+        let total: f64 = counts.iter().sum();
+        assert_eq!(total, n as f64, "channel {channel}: the counts add up to the samples");
+        let distance: f64 = counts
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / (2.0 * n as f64);
+        assert!(
+            distance < 0.1,
+            "channel {channel}: histogram differs from the exact one by {distance} \
+             (total variation)"
+        );
+    }
+}
