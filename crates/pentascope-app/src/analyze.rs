@@ -192,6 +192,7 @@ impl App {
                 source_axes: "TZCYX".into(),
                 channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),
                 physical_sizes: source.details.physical_sizes.clone(),
+                acquisition: Default::default(),
                 warnings: Vec::new(),
                 chunk_shape: [0; 5],
                 pca: Some(outcome.model.clone()),

@@ -112,6 +112,7 @@ impl App {
                 source_axes: series.source_axes.clone(),
                 channel_names: series.channel_names.clone(),
                 physical_sizes: series.physical_sizes.clone(),
+                acquisition: series.acquisition.clone(),
                 warnings: series.warnings.clone(),
                 chunk_shape: ingested.writer.layout().chunk_shape(),
                 pca: None,
@@ -120,9 +121,40 @@ impl App {
             owner,
             public: false,
         };
+        if let Some(original) = &ingested.series.original_metadata {
+            if let Err(e) = self
+                .images
+                .put_original_metadata(id, original.format, &original.text)
+                .await
+            {
+                ingested.writer.abort();
+                self.images.discard(id).await?;
+                return Err(e.into());
+            }
+        }
         self.publish(ingested.writer, &record).await?;
         tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");
         Ok(record)
+    }
+
+    /// The metadata text of image `id`'s file, as written, with its format
+    /// (`ome-xml`, `imagej`, `scanimage` or `description`).
+    pub async fn original_metadata(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(String, String), AppError> {
+        let record = self.image(caller, id).await?;
+        self.images
+            .original_metadata(record.id)
+            .await?
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "{}'s file carried no metadata text (OME-XML, ImageJ or ScanImage \
+                     description)",
+                    record.id
+                ))
+            })
     }
 
     /// Commits staged pixels and publishes the record, undoing the pixels if

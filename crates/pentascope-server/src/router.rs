@@ -109,6 +109,12 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
             Key(Write),
             images::create_link,
         ),
+        Route::new(
+            M::GET,
+            "/images/{id}/original-metadata",
+            KeyOrLink,
+            images::original_metadata,
+        ),
         Route::new(M::GET, "/jobs/{id}", Key(Read), jobs::get_job),
         Route::new(M::GET, "/admin/users", Key(Admin), admin::users),
         Route::new(M::POST, "/admin/users", Key(Admin), admin::create_user),

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use pentascope_core::stats::ChannelStats;
-use pentascope_core::tiff::{Flavour, PhysicalSizes};
+use pentascope_core::tiff::{Acquisition, Flavour, PhysicalSizes};
 use pentascope_core::{DType, Shape5};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,9 @@ pub struct ImageDetails {
     pub channel_names: Vec<String>,
     /// Physical sizes where known.
     pub physical_sizes: PhysicalSizes,
+    /// How the image was acquired, where its file says.
+    #[serde(default)]
+    pub acquisition: Acquisition,
     /// Metadata problems that were worked around.
     pub warnings: Vec<String>,
     /// Chunk shape of the stored array (TZCYX); all zero for virtual images.

@@ -96,6 +96,71 @@ pub struct PhysicalSizes {
     pub t: Option<PhysicalSize>,
 }
 
+/// How an image was acquired, where its metadata says (OME-XML): what a
+/// microscopist looks for beside the pixels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Acquisition {
+    /// When it was acquired, as the file writes it (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The objective the image names (OME `ObjectiveSettings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<Objective>,
+    /// Per OME `Channel`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelAcquisition>,
+}
+
+/// An objective lens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// Model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Manufacturer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// Nominal magnification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal_magnification: Option<f64>,
+    /// Numerical aperture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lens_na: Option<f64>,
+    /// Immersion medium (`Air`, `Oil`, `Water`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immersion: Option<String>,
+}
+
+/// How one channel was acquired and is meant to be shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelAcquisition {
+    /// Excitation wavelength.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excitation_wavelength: Option<PhysicalSize>,
+    /// Emission wavelength.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emission_wavelength: Option<PhysicalSize>,
+    /// Fluorophore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluor: Option<String>,
+    /// Display colour as `#RRGGBB` (OME `Color`, a signed RGBA integer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// Illumination (`Transmitted`, `Epifluorescence`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub illumination: Option<String>,
+}
+
+/// The metadata text a file carries, kept as written so that nothing the
+/// reader does not interpret is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalMetadata {
+    /// `ome-xml`, `imagej`, `scanimage` or `description`.
+    pub format: &'static str,
+    /// The text (bounded by [`Limits::max_metadata_bytes`]).
+    pub text: String,
+}
+
 /// ImageJ's layout for hyperstacks of more than 4 GB, which 32-bit offsets
 /// cannot reach page by page: the first page's IFD describes one plane, and
 /// `count` planes of `plane_bytes` bytes each (uncompressed, all samples)
@@ -122,6 +187,8 @@ pub(crate) struct Interpretation {
     pub pages: Vec<Option<usize>>,
     pub channel_names: Vec<String>,
     pub physical: PhysicalSizes,
+    pub acquisition: Acquisition,
+    pub original: Option<OriginalMetadata>,
     pub warnings: Vec<String>,
     /// Pages are planes stored back to back after the first page's data,
     /// not IFDs (ImageJ past 4 GB).
@@ -172,9 +239,20 @@ pub(crate) fn interpret(
         Rejection::Refused(e) => Err(e),
     };
     let desc = chain.description.as_deref().unwrap_or("");
+    let kept = |format: &'static str, text: &str| {
+        Some(OriginalMetadata {
+            format,
+            text: text.to_string(),
+        })
+    };
     if desc.contains("<OME") {
         match ome(chain, desc) {
-            Ok(i) => return Ok(i),
+            Ok(i) => {
+                return Ok(Interpretation {
+                    original: kept("ome-xml", desc),
+                    ..i
+                })
+            }
             Err(e) => ignore("OME-XML", e)?,
         }
     }
@@ -182,20 +260,33 @@ pub(crate) fn interpret(
     // name, and tifffile reads them as ImageJ
     if desc.starts_with("ImageJ=") || desc.starts_with("SCIFIO=") {
         match imagej(chain, desc, limits) {
-            Ok(i) => return Ok(i),
+            Ok(i) => {
+                return Ok(Interpretation {
+                    original: kept("imagej", desc),
+                    ..i
+                })
+            }
             Err(e) => ignore("ImageJ", e)?,
         }
     }
     if chain.bigtiff {
         if let Some(text) = scanimage_header(header) {
             match scanimage(chain, &text) {
-                Ok(i) => return Ok(i),
+                Ok(i) => {
+                    return Ok(Interpretation {
+                        original: kept("scanimage", &text),
+                        ..i
+                    })
+                }
                 Err(e) => ignore("ScanImage", Rejection::Ignored(e))?,
             }
         }
     }
     let mut plain = plain(chain, desc, &mut warnings);
     plain.warnings = warnings;
+    if !desc.trim().is_empty() {
+        plain.original = kept("description", desc);
+    }
     Ok(plain)
 }
 
@@ -239,6 +330,8 @@ fn plain(chain: &IfdChain, desc: &str, warnings: &mut Vec<String>) -> Interpreta
         pages: pages.into_iter().map(Some).collect(),
         channel_names: Vec::new(),
         physical: resolution_sizes(chain, None),
+        acquisition: Acquisition::default(),
+        original: None,
         warnings: Vec::new(),
         contiguous: None,
     }
@@ -501,10 +594,88 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
             z: physical_of("PhysicalSizeZ", "µm"),
             t: physical_of("TimeIncrement", "s"),
         },
+        acquisition: ome_acquisition(&doc, image, pixels),
+        original: None,
         warnings,
         contiguous: None,
     }
     .squeezed())
+}
+
+/// The acquisition details of OME `image`: its date, the objective its
+/// `ObjectiveSettings` name (in the instrument it refers to), and each
+/// channel's wavelengths, fluorophore and colour. Only elements in the OME
+/// namespace count: vendors' own metadata (kept in annotations) may repeat
+/// the same names.
+fn ome_acquisition(
+    doc: &roxmltree::Document,
+    image: roxmltree::Node,
+    pixels: roxmltree::Node,
+) -> Acquisition {
+    let ome_ns = image.tag_name().namespace();
+    let is = |n: &roxmltree::Node, name: &str| {
+        n.is_element() && n.tag_name().name() == name && n.tag_name().namespace() == ome_ns
+    };
+    let text = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    let number = |s: Option<&str>| {
+        s.and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
+    let date = image
+        .children()
+        .find(|n| is(n, "AcquisitionDate"))
+        .and_then(|n| text(n.text()));
+    let objective = image
+        .children()
+        .find(|n| is(n, "ObjectiveSettings"))
+        .and_then(|settings| settings.attribute("ID"))
+        .and_then(|id| {
+            let instrument = image
+                .children()
+                .find(|n| is(n, "InstrumentRef"))
+                .and_then(|r| r.attribute("ID"));
+            doc.root_element()
+                .children()
+                .filter(|n| is(n, "Instrument"))
+                .filter(|n| instrument.is_none() || n.attribute("ID") == instrument)
+                .flat_map(|n| n.children())
+                .find(|n| is(n, "Objective") && n.attribute("ID") == Some(id))
+        })
+        .map(|o| Objective {
+            model: text(o.attribute("Model")),
+            manufacturer: text(o.attribute("Manufacturer")),
+            nominal_magnification: number(o.attribute("NominalMagnification")),
+            lens_na: number(o.attribute("LensNA")),
+            immersion: text(o.attribute("Immersion")),
+        });
+    let wavelength = |c: &roxmltree::Node, attr: &str| {
+        number(c.attribute(attr)).map(|value| PhysicalSize {
+            value,
+            unit: unit_name(c.attribute(format!("{attr}Unit").as_str()).unwrap_or("nm")),
+        })
+    };
+    let channels = pixels
+        .children()
+        .filter(|n| is(n, "Channel"))
+        .map(|c| ChannelAcquisition {
+            excitation_wavelength: wavelength(&c, "ExcitationWavelength"),
+            emission_wavelength: wavelength(&c, "EmissionWavelength"),
+            fluor: text(c.attribute("Fluor")),
+            // OME writes RGBA as one signed 32-bit integer
+            color: c
+                .attribute("Color")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| (i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(v))
+                .map(|v| format!("#{:06X}", (v as u32) >> 8)),
+            illumination: text(c.attribute("IlluminationType")),
+        })
+        .collect::<Vec<_>>();
+    let described = channels.iter().any(|c| *c != ChannelAcquisition::default());
+    Acquisition {
+        date,
+        objective,
+        channels: if described { channels } else { Vec::new() },
+    }
 }
 
 /// How many of `planes` declared planes may lack a page and be zeros.
@@ -692,6 +863,8 @@ fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretatio
         pages,
         channel_names: Vec::new(),
         physical,
+        acquisition: Acquisition::default(),
+        original: None,
         warnings: Vec::new(),
         contiguous,
     }
@@ -830,6 +1003,8 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
         pages: pages.into_iter().map(Some).collect(),
         channel_names: Vec::new(),
         physical,
+        acquisition: Acquisition::default(),
+        original: None,
         warnings: Vec::new(),
         contiguous: None,
     }

@@ -25,7 +25,10 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-pub use flavour::{ContiguousPlanes, Flavour, PhysicalSize, PhysicalSizes};
+pub use flavour::{
+    Acquisition, ChannelAcquisition, ContiguousPlanes, Flavour, Objective, OriginalMetadata,
+    PhysicalSize, PhysicalSizes,
+};
 pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
 use crate::error::{CoreError, Limits};
@@ -49,6 +52,10 @@ pub struct Series {
     pub channel_names: Vec<String>,
     /// Physical pixel sizes and time step, where the file gives them.
     pub physical_sizes: PhysicalSizes,
+    /// How the image was acquired, where the file says.
+    pub acquisition: Acquisition,
+    /// The metadata text as the file carries it.
+    pub original_metadata: Option<OriginalMetadata>,
     /// Problems in the metadata that were worked around.
     pub warnings: Vec<String>,
     samples: u16,
@@ -490,6 +497,8 @@ fn build_series(
         source_axes,
         channel_names,
         physical_sizes: interp.physical,
+        acquisition: interp.acquisition,
+        original_metadata: interp.original,
         warnings: interp.warnings,
         samples,
         page_of,

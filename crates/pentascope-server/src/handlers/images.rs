@@ -39,6 +39,7 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
             .map(|c| r.details.channel_names.get(c).filter(|n| !n.is_empty()))
             .collect::<Vec<_>>(),
         "physical_sizes": r.details.physical_sizes,
+        "acquisition": r.details.acquisition,
         "flavour": r.flavour,
         "source_axes": r.details.source_axes,
         "original_filename": r.original_filename,
@@ -160,6 +161,26 @@ pub async fn download(
             format!("attachment; filename=\"{}\"", export.filename),
         )
         .body(Body::from_stream(chunks))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /images/{id}/original-metadata`: the metadata text of the image's
+/// file as it was written (OME-XML as XML, other formats as text).
+pub async fn original_metadata(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (format, text) = app.original_metadata(&caller, &id).await?;
+    let content_type = if format == "ome-xml" {
+        "application/xml; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header("x-metadata-format", format)
+        .body(Body::from(text))
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 

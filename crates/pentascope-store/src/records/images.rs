@@ -29,6 +29,15 @@ pub trait ImageRepo: Send + Sync {
     /// Ids reserved before `reserved_before` (an RFC 3339 time) and never
     /// published: left by a crash, or in progress when the time is recent.
     async fn pending(&self, reserved_before: &str) -> Result<Vec<ImageId>, StoreError>;
+    /// Keeps the metadata text of a reserved or published image's file.
+    async fn put_original_metadata(
+        &self,
+        id: ImageId,
+        format: &str,
+        text: &str,
+    ) -> Result<(), StoreError>;
+    /// The metadata text of an image's file and its format, if it had any.
+    async fn original_metadata(&self, id: ImageId) -> Result<Option<(String, String)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.

@@ -265,6 +265,35 @@ macro_rules! image_repo {
                 Ok(ids.into_iter().map(ImageId).collect())
             }
 
+            async fn put_original_metadata(
+                &self,
+                id: ImageId,
+                format: &str,
+                text: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO original_metadata (image_id, format, text) VALUES ($1, $2, $3)",
+                )
+                .bind(id.0)
+                .bind(format)
+                .bind(text)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn original_metadata(
+                &self,
+                id: ImageId,
+            ) -> Result<Option<(String, String)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT format, text FROM original_metadata WHERE image_id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

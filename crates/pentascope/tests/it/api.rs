@@ -874,7 +874,10 @@ fn float_statistics_of_a_large_derived_image_span_its_real_range() {
         assert_eq!((got("min"), got("max")), (min, max), "channel {channel}");
         // the window is estimated from a sample: within half a percentile
         for (key, q) in [("display_min", 0.001f64), ("display_max", 0.999)] {
-            let (low, high) = (quantile((q - 0.005).max(0.0)), quantile((q + 0.005).min(1.0)));
+            let (low, high) = (
+                quantile((q - 0.005).max(0.0)),
+                quantile((q + 0.005).min(1.0)),
+            );
             assert!(
                 (low..=high).contains(&got(key)),
                 "channel {channel}: {key} {} outside [{low}, {high}] (exact {})",
@@ -896,7 +899,10 @@ fn float_statistics_of_a_large_derived_image_span_its_real_range() {
             exact[i.min(bins - 1)] += 1.0;
         }
         let total: f64 = counts.iter().sum();
-        assert_eq!(total, n as f64, "channel {channel}: the counts add up to the samples");
+        assert_eq!(
+            total, n as f64,
+            "channel {channel}: the counts add up to the samples"
+        );
         let distance: f64 = counts
             .iter()
             .zip(&exact)
@@ -909,4 +915,76 @@ fn float_statistics_of_a_large_derived_image_span_its_real_range() {
              (total variation)"
         );
     }
+}
+
+/// The ImageDescription of a fixture as image-tiff (an independent reader)
+/// reads it.
+fn description_of(bytes: &[u8]) -> Option<String> {
+    let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(bytes)).ok()?;
+    decoder
+        .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+        .ok()
+}
+
+/// Acquisition details from OME-XML (a real Zeiss file whose vendor
+/// annotations repeat the element names), and the file's metadata text
+/// served unchanged: OME-XML as XML, ImageJ descriptions as text, 404 for a
+/// file without any.
+#[test]
+fn acquisition_details_and_original_metadata() {
+    let fixtures = fixtures_dir();
+    let real = FixtureSet::load(&fixtures, "real");
+    let synthetic = FixtureSet::load(&fixtures, "tiff");
+    let server = Server::start();
+
+    let file = "ome_aics_lzw_YX_u16.ome.tiff";
+    let bytes = real.read(file);
+    let id = server.upload_ok(file, bytes.clone());
+    let acquisition = &server.metadata(&id)["acquisition"];
+    assert_eq!(
+        acquisition,
+        &json!({
+            "date": "2019-06-27T18:33:40.619",
+            "objective": {
+                "model": "Plan-Apochromat 20x/0.8 M27",
+                "nominal_magnification": 20.0,
+                "lens_na": 0.8,
+                "immersion": "Air",
+            },
+            "channels": [{
+                "fluor": "TL Brightfield",
+                "color": "#FFFFFF",
+                "illumination": "Transmitted",
+            }],
+        })
+    );
+    let original = server.get(&format!("/images/{id}/original-metadata"));
+    assert_eq!(original.status, 200);
+    assert!(original.content_type.starts_with("application/xml"));
+    assert_eq!(original.header("x-metadata-format"), "ome-xml");
+    assert_eq!(
+        String::from_utf8(original.body).unwrap(),
+        description_of(&bytes).unwrap()
+    );
+
+    let file = "ij_mitosis_crop_TZCYX_u16.tif";
+    let bytes = real.read(file);
+    let id = server.upload_ok(file, bytes.clone());
+    let original = server.get(&format!("/images/{id}/original-metadata"));
+    assert_eq!(original.header("x-metadata-format"), "imagej");
+    assert!(original.content_type.starts_with("text/plain"));
+    assert_eq!(
+        String::from_utf8(original.body).unwrap(),
+        description_of(&bytes).unwrap()
+    );
+    assert_eq!(server.metadata(&id)["acquisition"], json!({}));
+
+    let file = "plain_2d_u8.tif";
+    let id = server.upload_ok(file, synthetic.read(file));
+    let none = server.get(&format!("/images/{id}/original-metadata"));
+    assert!(none.error(&[404]).unwrap().contains("no metadata text"));
+    assert_eq!(
+        server.get("/images/image_999/original-metadata").status,
+        404
+    );
 }
