@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// Half-precision floats (`float16`).
+pub use half::f16;
+
 /// The numeric type of one sample, named as NumPy names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "&'static str", try_from = "String")]
@@ -22,6 +25,8 @@ pub enum DType {
     I32,
     /// `int64`
     I64,
+    /// `float16`
+    F16,
     /// `float32`
     F32,
     /// `float64`
@@ -30,7 +35,7 @@ pub enum DType {
 
 impl DType {
     /// Every supported type.
-    pub const ALL: [DType; 10] = [
+    pub const ALL: [DType; 11] = [
         DType::U8,
         DType::U16,
         DType::U32,
@@ -39,6 +44,7 @@ impl DType {
         DType::I16,
         DType::I32,
         DType::I64,
+        DType::F16,
         DType::F32,
         DType::F64,
     ];
@@ -54,6 +60,7 @@ impl DType {
             DType::I16 => "int16",
             DType::I32 => "int32",
             DType::I64 => "int64",
+            DType::F16 => "float16",
             DType::F32 => "float32",
             DType::F64 => "float64",
         }
@@ -68,7 +75,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::U8 | DType::I8 => 1,
-            DType::U16 | DType::I16 => 2,
+            DType::U16 | DType::I16 | DType::F16 => 2,
             DType::U32 | DType::I32 | DType::F32 => 4,
             DType::U64 | DType::I64 | DType::F64 => 8,
         }
@@ -85,6 +92,7 @@ impl DType {
             DType::I16 => "<i2",
             DType::I32 => "<i4",
             DType::I64 => "<i8",
+            DType::F16 => "<f2",
             DType::F32 => "<f4",
             DType::F64 => "<f8",
         }
@@ -92,7 +100,7 @@ impl DType {
 
     /// Whether the type is a floating-point type.
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F16 | DType::F32 | DType::F64)
     }
 
     /// The type a TIFF page with this `SampleFormat` and `BitsPerSample` holds.
@@ -107,6 +115,7 @@ impl DType {
             (2, 16) => DType::I16,
             (2, 32) => DType::I32,
             (2, 64) => DType::I64,
+            (3, 16) => DType::F16,
             (3, 32) => DType::F32,
             (3, 64) => DType::F64,
             _ => return None,
@@ -225,6 +234,33 @@ macro_rules! float_sample {
 }
 
 float_sample!(f32, DType::F32);
+
+/// Half precision, as microscopes and deep-learning pipelines write it: kept
+/// as stored, computed on in `f64`.
+impl Sample for half::f16 {
+    const DTYPE: DType = DType::F16;
+    const HISTOGRAM_BINS: Option<usize> = None;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        half::f16::to_f64(self)
+    }
+    #[inline(always)]
+    fn swap_bytes(self) -> Self {
+        half::f16::from_bits(self.to_bits().swap_bytes())
+    }
+    #[inline(always)]
+    fn wrapping_add(self, rhs: Self) -> Self {
+        self + rhs
+    }
+    #[inline(always)]
+    fn bin(self) -> usize {
+        0
+    }
+    #[inline(always)]
+    fn from_bin(_bin: usize) -> f64 {
+        0.0
+    }
+}
 float_sample!(f64, DType::F64);
 
 /// Runs `$body` with the type alias `$T` bound to the Rust type of `$dtype`,
@@ -271,6 +307,10 @@ macro_rules! dispatch_dtype {
             }
             $crate::DType::I64 => {
                 type $T = i64;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $T = $crate::dtype::f16;
                 $body
             }
             $crate::DType::F32 => {

@@ -186,6 +186,7 @@ impl<T: Sample> KMeansHistogram<T> {
         }
         let int_range = match Kind::of::<T>() {
             Kind::Int => int_value(range.min).zip(int_value(range.max)),
+            Kind::F16 => return Err(super::float16_refused("k-means")),
             Kind::F32 | Kind::F64 => None,
         };
         let bins = match int_range {

@@ -129,12 +129,16 @@ pub use otsu::OtsuHistogram;
 pub use range::{RangeAccumulator, SampleRange};
 
 use crate::dtype::{DType, Sample};
+use crate::CoreError;
 
 /// How a sample type is binned: integers one bin per value, floats with
 /// NumPy's arithmetic in their own precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Int,
+    /// Half precision: not binned (scikit-image's float16 arithmetic is
+    /// not reproduced); refused with a message.
+    F16,
     F32,
     F64,
 }
@@ -142,6 +146,7 @@ enum Kind {
 impl Kind {
     fn of<T: Sample>() -> Kind {
         match T::DTYPE {
+            DType::F16 => Kind::F16,
             DType::F32 => Kind::F32,
             DType::F64 => Kind::F64,
             _ => Kind::Int,
@@ -198,7 +203,7 @@ macro_rules! with_int_slice {
                 let $s: &[i64] = same::<$T, i64>($samples);
                 $body
             }
-            DType::F32 | DType::F64 => $float,
+            DType::F16 | DType::F32 | DType::F64 => $float,
         }
     }};
 }
@@ -227,8 +232,15 @@ fn int_sample<T: Sample>(v: i128) -> Option<T> {
         DType::I16 => cast::<i16, T>(v),
         DType::I32 => cast::<i32, T>(v),
         DType::I64 => cast::<i64, T>(v),
-        DType::F32 | DType::F64 => None,
+        DType::F16 | DType::F32 | DType::F64 => None,
     }
+}
+
+/// The refusal of a histogram over float16 samples.
+fn float16_refused(what: &str) -> CoreError {
+    CoreError::InvalidRequest(format!(
+        "{what} of float16 images is not supported; convert the image to float32 first"
+    ))
 }
 
 /// Neumaier's compensated sum: accurate to the last bit or two however many

@@ -100,6 +100,7 @@ impl<T: Sample> OtsuHistogram<T> {
                 }
                 (Binning::Int { min }, span as usize)
             }
+            Kind::F16 => return Err(super::float16_refused("Otsu's threshold")),
             Kind::F32 => {
                 let (lo, hi) = (
                     same::<T, f32>(&[range.min])[0],

@@ -479,7 +479,8 @@ pub fn write_samples_le<T: Sample, W: Write>(w: &mut W, samples: &[T]) -> io::Re
     }
 }
 
-/// OME's name of a pixel type; OME has none for 64-bit integers.
+/// OME's name of a pixel type; OME has none for 64-bit integers or
+/// half-precision floats.
 fn ome_pixel_type(dtype: DType) -> Result<&'static str, CoreError> {
     Ok(match dtype {
         DType::U8 => "uint8",
@@ -490,9 +491,9 @@ fn ome_pixel_type(dtype: DType) -> Result<&'static str, CoreError> {
         DType::I32 => "int32",
         DType::F32 => "float",
         DType::F64 => "double",
-        DType::U64 | DType::I64 => {
+        DType::U64 | DType::I64 | DType::F16 => {
             return Err(CoreError::Unsupported(format!(
-                "OME-TIFF has no {dtype} pixel type; download the planes as .npy instead"
+                "OME-TIFF has no {dtype} pixel type; download the image as .npy instead"
             )))
         }
     })

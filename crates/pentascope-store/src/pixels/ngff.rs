@@ -16,6 +16,7 @@ pub(super) fn zarr_type(dtype: DType) -> zarrs::array::DataType {
         DType::I16 => dt::int16(),
         DType::I32 => dt::int32(),
         DType::I64 => dt::int64(),
+        DType::F16 => dt::float16(),
         DType::F32 => dt::float32(),
         DType::F64 => dt::float64(),
     }

@@ -25,6 +25,7 @@ pub fn descrs_for(name: &str) -> &'static [&'static str] {
         "int32" => &["<i4"],
         "uint64" => &["<u8"],
         "int64" => &["<i8"],
+        "float16" => &["<f2"],
         "float32" => &["<f4"],
         "float64" => &["<f8"],
         _ => &[],
@@ -35,7 +36,7 @@ pub fn descrs_for(name: &str) -> &'static [&'static str] {
 pub fn itemsize(name: &str) -> Option<usize> {
     Some(match name {
         "uint8" | "int8" => 1,
-        "uint16" | "int16" => 2,
+        "uint16" | "int16" | "float16" => 2,
         "uint32" | "int32" | "float32" => 4,
         "uint64" | "int64" | "float64" => 8,
         _ => return None,

@@ -1,0 +1,241 @@
+//! What pentascope serves against what tifffile reads, computed by tifffile
+//! in this test: physical sizes and units of every fixture that states
+//! them, and float16 images kept as float16.
+//!
+//! Needs a Python with tifffile, imagecodecs and numpy
+//! (`PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`), so these
+//! tests are ignored by a plain `cargo test`; `.ci/run` runs them with
+//! `--ignored`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{close, fixtures_dir, FixtureSet, Server};
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import tifffile, imagecodecs, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import tifffile, imagecodecs and numpy (.ci/run makes that venv)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `script` with `args`; its standard output parsed as JSON.
+fn run(script: &str, args: &[&Path]) -> Value {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+/// Physical sizes as tifffile reads each flavour's metadata: OME
+/// `PhysicalSize*`/`TimeIncrement` with their units (defaults µm and s),
+/// ImageJ's resolution in pixels per `unit`, `spacing` and `finterval`,
+/// ScanImage's stack step and frame period, and the TIFF resolution tags
+/// with ResolutionUnit inch or centimeter. Units are named as UDUNITS
+/// names them (`micrometer`), as NGFF asks.
+const PHYSICAL_SIZES: &str = r#"
+import json, sys, tifffile
+NAMES = {"µm": "micrometer", "μm": "micrometer", "\\u00B5m": "micrometer", "um": "micrometer",
+         "micron": "micrometer", "microns": "micrometer", "nm": "nanometer", "mm": "millimeter",
+         "cm": "centimeter", "m": "meter", "in": "inch", "s": "second", "sec": "second",
+         "ms": "millisecond", "min": "minute", "h": "hour"}
+def size(value, unit):
+    if value is None:
+        return None
+    return [float(value), NAMES.get(str(unit).strip(), str(unit).strip())]
+def resolution(page, unit, yunit):
+    if "XResolution" not in page.tags:
+        return None, None
+    rx, ry = page.get_resolution()
+    return (size(1 / rx, unit) if rx > 0 else None, size(1 / ry, yunit) if ry > 0 else None)
+out = {}
+for path in sys.argv[1:]:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        x = y = z = t = None
+        if tif.is_ome:
+            image = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
+            pixels = (image[0] if isinstance(image, list) else image)["Pixels"]
+            get = lambda a, default: size(pixels.get(a), pixels.get(a + "Unit", default)) if a in pixels else None
+            x, y, z, t = get("PhysicalSizeX", "µm"), get("PhysicalSizeY", "µm"), get("PhysicalSizeZ", "µm"), get("TimeIncrement", "s")
+        elif tif.is_imagej:
+            md = tif.imagej_metadata or {}
+            unit = md.get("unit")
+            if unit:
+                x, y = resolution(page, unit, md.get("yunit", unit))
+            if "spacing" in md:
+                z = size(md["spacing"], md.get("zunit", unit or "pixel"))
+            if "finterval" in md:
+                t = size(md["finterval"], md.get("tunit", "second"))
+        elif tif.is_scanimage:
+            frame = tif.scanimage_metadata["FrameData"]
+            series = tif.series[0]
+            axes = dict(zip(series.axes, series.shape))
+            step = frame.get("SI.hStackManager.actualStackZStepSize") or frame.get("SI.hStackManager.stackZStepSize")
+            if axes.get("Z", 1) > 1 and isinstance(step, (int, float)) and step > 0:
+                z = size(step, "micrometer")
+            period = frame.get("SI.hRoiManager.scanFramePeriod")
+            if axes.get("T", 1) > 1 and isinstance(period, (int, float)) and period > 0:
+                t = size(period, "second")
+        else:
+            unit = {2: "inch", 3: "centimeter"}.get(int(page.resolutionunit))
+            if unit:
+                x, y = resolution(page, unit, unit)
+        out[path] = {"x": x, "y": y, "z": z, "t": t}
+print(json.dumps(out))
+"#;
+
+/// Every accepted fixture's physical sizes and units, as served, equal what
+/// tifffile reads from its metadata.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn physical_sizes_equal_tifffiles_for_every_fixture() {
+    let fixtures = fixtures_dir();
+    let server = Server::start();
+    let mut stated = 0;
+    let mut failures = Vec::new();
+    for set_name in ["tiff", "real"] {
+        let set = FixtureSet::load(&fixtures, set_name);
+        let accepted: Vec<&(String, Value)> = set
+            .files
+            .iter()
+            .filter(|(_, e)| e["expect"] != "reject")
+            .collect();
+        let paths: Vec<PathBuf> = accepted.iter().map(|(n, _)| set.dir.join(n)).collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let reference = run(PHYSICAL_SIZES, &refs);
+        for ((name, _), path) in accepted.iter().zip(&paths) {
+            let resp = server.upload(name, set.read(name), None);
+            if resp.status != 200 {
+                continue; // accept-or-reject files that are refused
+            }
+            let id = crate::util::image_id_of(&resp).unwrap();
+            let served = &server.metadata(&id)["physical_sizes"];
+            let want = &reference[path.to_str().unwrap()];
+            for axis in ["x", "y", "z", "t"] {
+                let (got, expected) = (&served[axis], &want[axis]);
+                let same = match (got.is_null(), expected.is_null()) {
+                    (true, true) => true,
+                    (false, false) => {
+                        stated += 1;
+                        let value = got["value"].as_f64().unwrap();
+                        close(value, expected[0].as_f64().unwrap(), 1e-9)
+                            && got["unit"] == expected[1]
+                    }
+                    _ => false,
+                };
+                if !same {
+                    failures.push(format!(
+                        "{set_name}/{name} {axis}: served {got}, tifffile {expected}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        stated >= 20,
+        "only {stated} physical sizes stated by the corpus"
+    );
+}
+
+const FLOAT16: &str = r#"
+import json, sys, numpy as np, tifffile
+folder = sys.argv[1]
+rng = np.random.default_rng(7)
+data = (rng.standard_normal((4, 3, 33, 47)) * 120).astype(np.float16)
+with_nan = data.copy()
+with_nan[1, 2, 3, 4] = np.nan
+files = {
+    "f16_plain.tif": dict(data=data, kwargs=dict(metadata={"axes": "ZCYX"})),
+    "f16_zstd_fpredict.tif": dict(data=data, kwargs=dict(compression="zstd", predictor=True, metadata={"axes": "ZCYX"})),
+    "f16_tiled_deflate.tif": dict(data=data, kwargs=dict(compression="zlib", tile=(16, 16), metadata={"axes": "ZCYX"})),
+    "f16_nan.tif": dict(data=with_nan, kwargs=dict(metadata={"axes": "ZCYX"})),
+}
+out = {}
+for name, f in files.items():
+    tifffile.imwrite(f"{folder}/{name}", f["data"], photometric="minisblack", **f["kwargs"])
+    back = tifffile.imread(f"{folder}/{name}")
+    a = back.astype(np.float64)
+    channels = np.moveaxis(a.reshape(4, 3, -1), 1, 0).reshape(3, -1)
+    out[name] = {
+        "bytes": back.astype("<f2").tobytes().hex(),
+        "mean": [None if np.isnan(v) else float(v) for v in channels.mean(axis=1)],
+        "std": [None if np.isnan(v) else float(v) for v in channels.std(axis=1)],
+        "min": [None if np.isnan(v) else float(v) for v in channels.min(axis=1)],
+        "max": [None if np.isnan(v) else float(v) for v in channels.max(axis=1)],
+    }
+print(json.dumps(out))
+"#;
+
+/// float16 files (plain, Zstd with the floating-point predictor, tiled
+/// Deflate, with a NaN) are served as float16 (`<f2` in `.npy`), equal
+/// to tifffile's array sample for sample, with statistics in float64 as
+/// NumPy computes them.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn float16_images_are_kept_as_float16() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run(FLOAT16, &[dir.path()]);
+    let server = Server::start();
+    for (name, want) in reference.as_object().unwrap() {
+        let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
+        let meta = server.metadata(&id);
+        assert_eq!(meta["dtype"], "float16", "{name}");
+        assert_eq!(
+            meta["shape"],
+            serde_json::json!([1, 4, 3, 33, 47]),
+            "{name}"
+        );
+        let npy = server
+            .get(&format!("/images/{id}/download?format=npy"))
+            .npy()
+            .unwrap();
+        assert_eq!(npy.descr, "<f2", "{name}");
+        let hex: String = npy.data.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            hex == want["bytes"].as_str().unwrap(),
+            "{name}: samples differ"
+        );
+        let stats = server
+            .get(&format!("/statistics?image_id={id}"))
+            .ok_json()
+            .unwrap();
+        for key in ["mean", "std", "min", "max"] {
+            for channel in 0..3 {
+                let (got, expected) = (&stats[key][channel], &want[key][channel]);
+                let same = match (got.as_f64(), expected.as_f64()) {
+                    (Some(g), Some(e)) => close(g, e, 1e-9),
+                    (None, None) => true,
+                    _ => false,
+                };
+                assert!(same, "{name} {key}[{channel}]: {got} vs numpy {expected}");
+            }
+        }
+        let png = server.get(&format!("/slice?image_id={id}&z=2&channel=1"));
+        assert_eq!(png.status, 200, "{name}");
+        let refused = server.get(&format!("/images/{id}/download?format=ome-tiff"));
+        assert!(refused.error(&[415]).unwrap().contains("npy"), "{name}");
+    }
+}
