@@ -14,6 +14,8 @@
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
+//! - [`render`]: colour composites, projections, regions, tiles and
+//!   thumbnails;
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`config`]: settings and their one set of defaults.
@@ -30,6 +32,7 @@ pub mod export;
 pub mod images;
 pub mod ingest;
 pub mod jobs;
+pub mod render;
 pub mod slice;
 
 pub use access::Caller;

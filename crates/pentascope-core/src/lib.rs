@@ -26,6 +26,7 @@
 //! assert_eq!(DType::from_name("uint16"), Some(DType::U16));
 //! ```
 
+pub mod composite;
 pub mod dtype;
 pub mod error;
 pub mod json_f64;

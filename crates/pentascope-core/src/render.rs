@@ -75,7 +75,53 @@ fn map_samples<T: Sample, F: Fn(f64) -> u8>(samples: &[T], out: &mut Vec<u8>, f:
 /// `pixels` does not hold exactly `width * height` bytes.
 pub fn encode_png_gray8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
     check_png_size(width, height, pixels.len())?;
-    encode_png(width, height, png::BitDepth::Eight, pixels)
+    encode_png(
+        width,
+        height,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        pixels,
+    )
+}
+
+/// Encodes an 8-bit RGB PNG (row-major, three bytes per pixel).
+pub fn encode_png_rgb8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
+    check_png_size(width, height, pixels.len() / 3)?;
+    encode_png(
+        width,
+        height,
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        pixels,
+    )
+}
+
+/// Encodes a JPEG of 8-bit grey (`channels` 1) or RGB (3) pixels at
+/// `quality` 1 to 100.
+pub fn encode_jpeg(
+    width: u32,
+    height: u32,
+    channels: u8,
+    quality: u8,
+    pixels: &[u8],
+) -> Result<Vec<u8>, CoreError> {
+    let (w, h) = (u16::try_from(width), u16::try_from(height));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        return Err(CoreError::InvalidRequest(format!(
+            "a JPEG is at most 65535×65535 pixels, not {width}×{height}; use format=png"
+        )));
+    };
+    check_png_size(width, height, pixels.len() / usize::from(channels.max(1)))?;
+    let color = if channels == 1 {
+        jpeg_encoder::ColorType::Luma
+    } else {
+        jpeg_encoder::ColorType::Rgb
+    };
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+        .encode(pixels, w, h, color)
+        .map_err(std::io::Error::other)?;
+    Ok(out)
 }
 
 /// Encodes a 16-bit grayscale PNG of the raw sample values (row-major).
@@ -107,7 +153,13 @@ pub fn encode_png_gray16<T: Sample>(
         // PNG stores 16-bit samples big-endian.
         bytes.copy_from_slice(&(v.bin() as u16).to_be_bytes());
     }
-    encode_png(width, height, png::BitDepth::Sixteen, &data)
+    encode_png(
+        width,
+        height,
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        &data,
+    )
 }
 
 /// Checks what the PNG encoder would otherwise reject with a less helpful
@@ -130,12 +182,13 @@ fn check_png_size(width: u32, height: u32, len: usize) -> Result<(), CoreError> 
 fn encode_png(
     width: u32,
     height: u32,
+    color: png::ColorType,
     depth: png::BitDepth,
     data: &[u8],
 ) -> Result<Vec<u8>, CoreError> {
     let mut out = Vec::with_capacity(data.len() / 2 + 256);
     let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_color(color);
     encoder.set_depth(depth);
     encoder.set_compression(png::Compression::Fast);
     // Sizes were checked above, so failures here are internal to the encoder.

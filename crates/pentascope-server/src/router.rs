@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
-use crate::handlers::{admin, analyze, images, jobs, slice, upload};
+use crate::handlers::{admin, analyze, images, jobs, render, slice, upload};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -95,6 +95,10 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::GET, "/slice", KeyOrLink, slice::slice).query(&[
             "image_id", "z", "time", "channel", "min", "max", "auto", "bits", "format",
         ]),
+        Route::new(M::GET, "/render", KeyOrLink, render::render).query(&[
+            "image_id", "z", "time", "c", "m", "p", "region", "size", "tile", "format", "q",
+        ]),
+        Route::new(M::GET, "/thumbnail", KeyOrLink, render::thumbnail).query(&["image_id", "size"]),
         Route::new(M::GET, "/statistics", KeyOrLink, images::statistics)
             .query(&["image_id", "recompute"]),
         Route::new(M::POST, "/analyze", Key(Write), analyze::analyze),
@@ -170,7 +174,7 @@ fn admit(access: Access, req: &Request) -> Result<(), ApiError> {
         (Access::Key(_), Caller::Link { image }) => Err(ApiError {
             status: StatusCode::FORBIDDEN,
             message: format!(
-                "a signed link only opens the GET routes of {image} (metadata, slice,                  statistics, download); {} {} needs an API key",
+                "a signed link only opens the GET routes of {image} (metadata, slice, render, thumbnail, statistics, download); {} {} needs an API key",
                 req.method(),
                 req.uri().path()
             ),

@@ -52,6 +52,9 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
         "warnings": r.details.warnings,
         "owner": r.owner,
         "public": r.public,
+        // tiles of /render?tile=level,column,row, and the default look
+        "levels": pentascope_app::render::levels(s),
+        "rendering": pentascope_app::render::default_rendering_json(r),
     })
 }
 

@@ -18,5 +18,6 @@ mod compat;
 mod hostile;
 mod openapi;
 mod outage;
+mod render;
 mod scale_out;
 mod tifffile;

@@ -1,0 +1,498 @@
+//! Colour rendering of a plane or a projection (`/render`), pyramid tiles
+//! and thumbnails: channels windowed, coloured and added
+//! ([`pentascope_core::composite`]), a region resampled to the output size,
+//! read band by band so that memory follows the output, not the plane.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use pentascope_core::composite::{
+    color_hex, default_colors, parse_color, ChannelSpec, Compositor, Layer, Mode, Projection,
+    Resample,
+};
+use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8};
+use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
+use pentascope_store::cancel::Cancel;
+use pentascope_store::pixels::PixelReader;
+use pentascope_store::{ImageRecord, StoreError};
+use serde::Serialize;
+
+use crate::access::Caller;
+use crate::app::{blocking, App};
+use crate::cache::SliceKey;
+use crate::error::AppError;
+use crate::images::open_pixels;
+
+/// Pixels on a side of a pyramid tile.
+pub const TILE_SIZE: u64 = 512;
+/// Most output pixels of one rendering (its accumulator holds 12 bytes
+/// each).
+pub const MAX_OUTPUT_PIXELS: u64 = 4096 * 4096;
+/// Input rows read at once.
+const BAND_ROWS: u64 = 256;
+
+/// The output encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderFormat {
+    /// PNG (lossless).
+    Png,
+    /// JPEG at a quality of 1 to 100.
+    Jpeg(u8),
+}
+
+/// What to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderRequest {
+    /// Time point.
+    pub t: u64,
+    /// Z plane (ignored with a projection).
+    pub z: u64,
+    /// Channels as OMERO's `c` gives them; `None`: the image's defaults.
+    pub channels: Option<Vec<ChannelSpec>>,
+    /// Colour or grey.
+    pub mode: Mode,
+    /// A projection over Z and its (inclusive, 0-based) range; `None` for
+    /// the range: every plane.
+    pub projection: Option<(Projection, Option<(u64, u64)>)>,
+    /// `x, y, w, h` in full-resolution pixels.
+    pub region: Option<[u64; 4]>,
+    /// Output width and, optionally, height (else the region's aspect).
+    pub size: Option<(u64, Option<u64>)>,
+    /// A pyramid tile: level (0 is full resolution, each halves), column,
+    /// row.
+    pub tile: Option<(u32, u64, u64)>,
+    /// Encoding.
+    pub format: RenderFormat,
+}
+
+/// A rendered picture.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The encoded bytes.
+    pub body: Bytes,
+    /// Its media type.
+    pub content_type: &'static str,
+}
+
+/// One resolution level of an image's pyramid.
+#[derive(Debug, Clone, Serialize)]
+pub struct Level {
+    /// 0 is full resolution.
+    pub level: u32,
+    /// `[height, width]` at this level.
+    pub shape: [u64; 2],
+    /// Full-resolution pixels per pixel of this level.
+    pub scale: u64,
+}
+
+/// The pyramid levels tiles are served at: halving until the plane fits in
+/// one tile.
+pub fn levels(shape: Shape5) -> Vec<Level> {
+    let mut out = Vec::new();
+    let mut level = 0u32;
+    loop {
+        let scale = 1u64 << level;
+        let (h, w) = (shape.y.div_ceil(scale), shape.x.div_ceil(scale));
+        out.push(Level {
+            level,
+            shape: [h, w],
+            scale,
+        });
+        if h.max(w) <= TILE_SIZE || level >= 32 {
+            return out;
+        }
+        level += 1;
+    }
+}
+
+/// The default rendering settings of an image: every channel active, its
+/// colour from the file (OME) or the default palette, its window the
+/// 0.1–99.9 percentiles gathered at ingest.
+pub fn default_channels(record: &ImageRecord) -> Vec<(Layer, bool)> {
+    let c = record.shape.c as usize;
+    let palette = default_colors(c);
+    let file_colors = &record.details.acquisition.channels;
+    (0..c)
+        .map(|i| {
+            let color = file_colors
+                .get(i)
+                .and_then(|ch| ch.color.as_deref())
+                .filter(|_| file_colors.len() == c && c > 1)
+                .and_then(|hex| parse_color(hex).ok())
+                .unwrap_or(palette[i]);
+            let stats = record.statistics.get(i);
+            let (start, end) = stats.map_or((0.0, 1.0), |s| (s.display_min, s.display_max));
+            (Layer { start, end, color }, true)
+        })
+        .collect()
+}
+
+/// The default settings in NGFF's `omero` shape, for clients.
+pub fn default_rendering_json(record: &ImageRecord) -> serde_json::Value {
+    let channels: Vec<serde_json::Value> = default_channels(record)
+        .iter()
+        .enumerate()
+        .map(|(i, (layer, active))| {
+            serde_json::json!({
+                "label": record.details.channel_names.get(i).filter(|n| !n.is_empty()),
+                "color": color_hex(layer.color).trim_start_matches('#'),
+                "active": active,
+                "window": {"start": layer.start, "end": layer.end},
+            })
+        })
+        .collect();
+    serde_json::json!({ "channels": channels, "tile_size": TILE_SIZE })
+}
+
+/// Where the output pixels come from.
+struct Geometry {
+    /// Region columns and rows in full-resolution pixels.
+    columns: Range<u64>,
+    rows: Range<u64>,
+    resample_columns: Resample,
+    resample_rows: Resample,
+}
+
+fn invalid(message: String) -> AppError {
+    CoreError::InvalidRequest(message).into()
+}
+
+fn geometry(shape: Shape5, request: &RenderRequest) -> Result<Geometry, AppError> {
+    let (height, width) = (shape.y, shape.x);
+    if let Some((level, col, row)) = request.tile {
+        if request.region.is_some() || request.size.is_some() {
+            return Err(invalid(
+                "tile cannot be combined with region or size".into(),
+            ));
+        }
+        let levels = levels(shape);
+        let top = levels.len() - 1;
+        let Some(at) = levels.get(level as usize) else {
+            return Err(invalid(format!(
+                "tile level must be 0 to {top} for this {height}×{width} plane, got {level}"
+            )));
+        };
+        let (tiles_y, tiles_x) = (
+            at.shape[0].div_ceil(TILE_SIZE),
+            at.shape[1].div_ceil(TILE_SIZE),
+        );
+        if col >= tiles_x || row >= tiles_y {
+            return Err(invalid(format!(
+                "level {level} has columns 0 to {} and rows 0 to {} of {TILE_SIZE}-pixel \
+                 tiles, got column {col}, row {row}",
+                tiles_x - 1,
+                tiles_y - 1
+            )));
+        }
+        let span = TILE_SIZE * at.scale;
+        let (x0, y0) = (col * span, row * span);
+        let (x1, y1) = ((x0 + span).min(width), (y0 + span).min(height));
+        let scale = at.scale as f64;
+        return Ok(Geometry {
+            resample_columns: Resample::with_scale(
+                (x1 - x0) as usize,
+                (x1 - x0).div_ceil(at.scale) as usize,
+                scale,
+            ),
+            resample_rows: Resample::with_scale(
+                (y1 - y0) as usize,
+                (y1 - y0).div_ceil(at.scale) as usize,
+                scale,
+            ),
+            columns: x0..x1,
+            rows: y0..y1,
+        });
+    }
+    let [x, y, w, h] = request.region.unwrap_or([0, 0, width, height]);
+    let fits = w >= 1
+        && h >= 1
+        && x.checked_add(w).is_some_and(|e| e <= width)
+        && y.checked_add(h).is_some_and(|e| e <= height);
+    if !fits {
+        return Err(invalid(format!(
+            "region {x},{y},{w},{h} must lie within the {width}×{height} plane \
+             (x + w ≤ {width}, y + h ≤ {height}, w and h at least 1)"
+        )));
+    }
+    let (out_w, out_h) = match request.size {
+        None => (w, h),
+        Some((out_w, Some(out_h))) => (out_w, out_h),
+        Some((out_w, None)) => (
+            out_w,
+            ((out_w as f64 * h as f64 / w as f64).round() as u64).max(1),
+        ),
+    };
+    if out_w == 0 || out_h == 0 || out_w.saturating_mul(out_h) > MAX_OUTPUT_PIXELS {
+        return Err(invalid(format!(
+            "the output would be {out_w}×{out_h} pixels; it must have 1 to {MAX_OUTPUT_PIXELS} \
+             pixels (4096×4096): ask for a smaller size=, a region= or tile="
+        )));
+    }
+    Ok(Geometry {
+        resample_columns: Resample::new(w as usize, out_w as usize),
+        resample_rows: Resample::new(h as usize, out_h as usize),
+        columns: x..x + w,
+        rows: y..y + h,
+    })
+}
+
+/// The active layers and their channels, from the request or the defaults.
+fn layers(record: &ImageRecord, request: &RenderRequest) -> Result<Vec<(usize, Layer)>, AppError> {
+    let defaults = default_channels(record);
+    let chosen: Vec<(usize, Layer)> = match &request.channels {
+        None => defaults
+            .iter()
+            .enumerate()
+            .map(|(i, (layer, _))| (i, *layer))
+            .collect(),
+        Some(specs) => specs
+            .iter()
+            .filter(|s| s.active)
+            .map(|s| {
+                let base = defaults[s.channel].0;
+                let (start, end) = s.window.unwrap_or((base.start, base.end));
+                (
+                    s.channel,
+                    Layer {
+                        start,
+                        end,
+                        color: s.color.unwrap_or(base.color),
+                    },
+                )
+            })
+            .collect(),
+    };
+    if chosen.is_empty() {
+        return Err(invalid(
+            "no channel is active: name at least one without a leading '-' in c".into(),
+        ));
+    }
+    Ok(match request.mode {
+        Mode::Color => chosen,
+        Mode::Grey => chosen.into_iter().take(1).collect(),
+    })
+}
+
+impl App {
+    /// Renders a plane or a projection of image `id` as `request` says.
+    /// Rendered pictures are cached; the work stops if the caller leaves.
+    pub async fn render(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: &RenderRequest,
+    ) -> Result<Rendered, AppError> {
+        let record = self.image(caller, id).await?;
+        let s = record.shape;
+        if request.t >= s.t || request.z >= s.z {
+            return Err(CoreError::OutOfRange(format!(
+                "time must be 0 to {} and z 0 to {} for {}, got time={} and z={}",
+                s.t - 1,
+                s.z - 1,
+                record.id,
+                request.t,
+                request.z
+            ))
+            .into());
+        }
+        let z_range = match request.projection {
+            None => request.z..request.z + 1,
+            Some((_, None)) => 0..s.z,
+            Some((_, Some((z0, z1)))) => {
+                if z0 > z1 || z1 >= s.z {
+                    return Err(invalid(format!(
+                        "the projection's planes must be zstart:zend with 0 ≤ zstart ≤ zend ≤ {}, \
+                         got {z0}:{z1}",
+                        s.z - 1
+                    )));
+                }
+                z0..z1 + 1
+            }
+        };
+        let layers = layers(&record, request)?;
+        let geometry = geometry(s, request)?;
+        let key = SliceKey {
+            id: record.id,
+            plane: PlaneIndex::new(request.t, request.z, 0),
+            rendering: format!("render:{request:?}"),
+        };
+        if let Some(body) = self.caches.slice(&key) {
+            return Ok(Rendered {
+                body,
+                content_type: content_type(request.format),
+            });
+        }
+        let (pixels, caches, id) = (self.pixels.clone(), self.caches.clone(), record.id);
+        let (t, mode, projection, format) = (
+            request.t,
+            request.mode,
+            request.projection.map(|(p, _)| p),
+            request.format,
+        );
+        let cancel = Cancel::new();
+        let guard = cancel.on_drop();
+        let observed = cancel.clone();
+        let rendered = blocking(move || {
+            let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
+            let dtype = reader.layout().dtype;
+            let job = Job {
+                t,
+                z_range,
+                projection,
+                layers,
+                mode,
+                geometry,
+                cancel: observed,
+            };
+            let (pixels, (w, h)) = dispatch_dtype!(dtype, T => job.run::<T>(&*reader))?;
+            encode(mode, format, w as u32, h as u32, &pixels)
+        })
+        .await;
+        guard.disarm();
+        let body = match rendered {
+            Ok(body) => Bytes::from(body),
+            Err(e) => return Err(self.unless_deleted(id, e).await),
+        };
+        self.caches.keep_slice(key, body.clone());
+        Ok(Rendered {
+            body,
+            content_type: content_type(request.format),
+        })
+    }
+
+    /// A PNG whose longer side is `size`: the middle Z plane at the first
+    /// time point, default rendering.
+    pub async fn thumbnail(
+        &self,
+        caller: &Caller,
+        id: &str,
+        size: u64,
+    ) -> Result<Rendered, AppError> {
+        if !(16..=1024).contains(&size) {
+            return Err(invalid(format!("size must be 16 to 1024, got {size}")));
+        }
+        let record = self.image(caller, id).await?;
+        let s = record.shape;
+        let (w, h) = if s.x >= s.y {
+            (
+                size,
+                ((size as f64 * s.y as f64 / s.x as f64).round() as u64).max(1),
+            )
+        } else {
+            (
+                ((size as f64 * s.x as f64 / s.y as f64).round() as u64).max(1),
+                size,
+            )
+        };
+        let request = RenderRequest {
+            t: 0,
+            z: s.z / 2,
+            channels: None,
+            mode: Mode::Color,
+            projection: None,
+            region: None,
+            size: Some((w, Some(h))),
+            tile: None,
+            format: RenderFormat::Png,
+        };
+        self.render(caller, id, &request).await
+    }
+}
+
+fn content_type(format: RenderFormat) -> &'static str {
+    match format {
+        RenderFormat::Png => "image/png",
+        RenderFormat::Jpeg(_) => "image/jpeg",
+    }
+}
+
+fn encode(
+    mode: Mode,
+    format: RenderFormat,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Result<Vec<u8>, AppError> {
+    Ok(match (format, mode) {
+        (RenderFormat::Png, Mode::Color) => encode_png_rgb8(width, height, pixels)?,
+        (RenderFormat::Png, Mode::Grey) => encode_png_gray8(width, height, pixels)?,
+        (RenderFormat::Jpeg(q), Mode::Color) => encode_jpeg(width, height, 3, q, pixels)?,
+        (RenderFormat::Jpeg(q), Mode::Grey) => encode_jpeg(width, height, 1, q, pixels)?,
+    })
+}
+
+/// One rendering's work, run on the blocking pool.
+struct Job {
+    t: u64,
+    z_range: Range<u64>,
+    projection: Option<Projection>,
+    layers: Vec<(usize, Layer)>,
+    mode: Mode,
+    geometry: Geometry,
+    cancel: Cancel,
+}
+
+impl Job {
+    /// Reads the region band by band (each active channel, each plane of
+    /// the projection), folds and composites it.
+    fn run<T: Sample>(
+        self,
+        reader: &dyn PixelReader,
+    ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
+        let width = reader.layout().shape.x as usize;
+        let g = self.geometry;
+        let (x0, x1) = (g.columns.start as usize, g.columns.end as usize);
+        let region_rows = (g.rows.end - g.rows.start) as usize;
+        let layers: Vec<Layer> = self.layers.iter().map(|(_, l)| *l).collect();
+        let mut compositor = Compositor::new(
+            layers,
+            self.mode,
+            g.resample_columns,
+            g.resample_rows,
+            region_rows,
+        );
+        let n = self.layers.len();
+        let mut raw: Vec<T> = Vec::new();
+        let mut values: Vec<f64> = Vec::new();
+        let mut folded: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut band_start = g.rows.start;
+        while band_start < g.rows.end {
+            self.cancel.check()?;
+            let band = band_start..(band_start + BAND_ROWS).min(g.rows.end);
+            let rows = (band.end - band.start) as usize;
+            for (k, (channel, _)) in self.layers.iter().enumerate() {
+                let acc = &mut folded[k];
+                acc.resize(rows * (x1 - x0), 0.0);
+                for (i, z) in self.z_range.clone().enumerate() {
+                    raw.resize(rows * width, T::default());
+                    reader.read_rows(
+                        PlaneIndex::new(self.t, z, *channel as u64),
+                        band.clone(),
+                        bytemuck::cast_slice_mut(&mut raw),
+                    )?;
+                    values.clear();
+                    for row in raw.chunks_exact(width) {
+                        values.extend(row[x0..x1].iter().map(|v| v.to_f64()));
+                    }
+                    match self.projection {
+                        Some(p) => p.fold(acc, &values, i == 0),
+                        None => acc.copy_from_slice(&values),
+                    }
+                }
+                if let Some(p) = self.projection {
+                    p.finish(acc, self.z_range.clone().count());
+                }
+            }
+            for r in 0..rows {
+                let slices: Vec<&[f64]> = folded
+                    .iter()
+                    .map(|f| &f[r * (x1 - x0)..(r + 1) * (x1 - x0)])
+                    .collect();
+                compositor.add_row((band.start - g.rows.start) as usize + r, &slices);
+            }
+            band_start = band.end;
+        }
+        let size = compositor.size();
+        Ok((compositor.finish(), size))
+    }
+}

@@ -1,0 +1,480 @@
+//! Colour rendering of several channels into one picture, as OMERO's
+//! rendering settings describe it: which channels are active, each one's
+//! window and colour ([`parse_channels`]), an optional projection over Z
+//! ([`Projection`]), and resampling of a region to the output size
+//! ([`Resample`]), accumulated band by band ([`Compositor`]) so that a
+//! large plane is never held whole.
+//!
+//! The composite, exactly: per active channel `v = clamp((x - start) /
+//! (end - start), 0, 1)`, then `rgb = clamp(Σ v · colour / 255, 0, 1)` per
+//! pixel; greyscale mode shows the first active channel's `v`. The result
+//! is resampled with a box filter (Pillow's `BOX`: each output pixel is the
+//! mean of the input pixels whose centres fall in its footprint, which for
+//! a factor of 2^k is the mean of 2^k × 2^k blocks, a pyramid level), then
+//! rounded to 8 bits.
+
+use crate::error::CoreError;
+
+/// One channel of a rendering request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelSpec {
+    /// 0-based channel index.
+    pub channel: usize,
+    /// Whether it contributes to the picture.
+    pub active: bool,
+    /// `start:end`, if given.
+    pub window: Option<(f64, f64)>,
+    /// `$RRGGBB`, if given.
+    pub color: Option<[u8; 3]>,
+}
+
+/// Parses OMERO's channel list `1|100:5000$FF0000,2|0:4095$00FF00,-3`:
+/// 1-based channels, an optional `|start:end` window, an optional
+/// `$RRGGBB` colour, and a leading `-` for an inactive channel. Errors name
+/// the offending token.
+pub fn parse_channels(spec: &str, channels: usize) -> Result<Vec<ChannelSpec>, CoreError> {
+    let bad = |token: &str, why: String| {
+        CoreError::InvalidRequest(format!(
+            "c: cannot read {token:?}: {why}; write channels as 1|100:5000$FF0000,2,-3 \
+             (1-based channel, optional |start:end window, optional $RRGGBB colour, - for \
+             inactive)"
+        ))
+    };
+    let mut out: Vec<ChannelSpec> = Vec::new();
+    for token in spec.split(',') {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(bad(token, "an empty entry".into()));
+        }
+        let (active, rest) = match token.strip_prefix('-') {
+            Some(rest) => (false, rest),
+            None => (true, token),
+        };
+        let (head, color) = match rest.split_once('$') {
+            Some((head, hex)) => (head, Some(parse_color(hex).map_err(|e| bad(token, e))?)),
+            None => (rest, None),
+        };
+        let (index, window) = match head.split_once('|') {
+            Some((index, window)) => {
+                let (start, end) = window
+                    .split_once(':')
+                    .ok_or_else(|| bad(token, "a window is start:end".into()))?;
+                let number = |s: &str| {
+                    s.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| bad(token, format!("{s:?} is not a finite number")))
+                };
+                let (start, end) = (number(start)?, number(end)?);
+                if start >= end {
+                    return Err(bad(
+                        token,
+                        format!("the window start {start} is not below its end {end}"),
+                    ));
+                }
+                (index, Some((start, end)))
+            }
+            None => (head, None),
+        };
+        let index: usize = index
+            .trim()
+            .parse()
+            .map_err(|_| bad(token, format!("{index:?} is not a channel number")))?;
+        if !(1..=channels).contains(&index) {
+            return Err(bad(
+                token,
+                format!("channels are numbered 1 to {channels} (1-based)"),
+            ));
+        }
+        if out.iter().any(|c| c.channel == index - 1) {
+            return Err(bad(token, format!("channel {index} is named twice")));
+        }
+        out.push(ChannelSpec {
+            channel: index - 1,
+            active,
+            window,
+            color,
+        });
+    }
+    Ok(out)
+}
+
+/// `RRGGBB` (hexadecimal) as bytes.
+pub fn parse_color(hex: &str) -> Result<[u8; 3], String> {
+    let hex = hex.trim().trim_start_matches('#');
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("colour {hex:?} is not RRGGBB"));
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string());
+    Ok([byte(0)?, byte(2)?, byte(4)?])
+}
+
+/// `#RRGGBB`.
+pub fn color_hex(color: [u8; 3]) -> String {
+    format!("#{:02X}{:02X}{:02X}", color[0], color[1], color[2])
+}
+
+/// Default colours for `channels` channels without colours of their own:
+/// grey for one, green and magenta for two, then red, green, blue, cyan,
+/// magenta, yellow, grey, repeated.
+pub fn default_colors(channels: usize) -> Vec<[u8; 3]> {
+    const PALETTE: [[u8; 3]; 7] = [
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [0, 255, 255],
+        [255, 0, 255],
+        [255, 255, 0],
+        [255, 255, 255],
+    ];
+    match channels {
+        1 => vec![[255, 255, 255]],
+        2 => vec![[0, 255, 0], [255, 0, 255]],
+        n => (0..n).map(|i| PALETTE[i % PALETTE.len()]).collect(),
+    }
+}
+
+/// A projection over Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// Largest value.
+    Max,
+    /// Mean value.
+    Mean,
+    /// Sum of values.
+    Sum,
+}
+
+impl Projection {
+    /// `intmax`, `intmean` or `intsum`.
+    pub fn parse(name: &str) -> Option<Projection> {
+        match name {
+            "intmax" => Some(Projection::Max),
+            "intmean" => Some(Projection::Mean),
+            "intsum" => Some(Projection::Sum),
+            _ => None,
+        }
+    }
+
+    /// Folds plane `values` into `acc` (the first plane initialises it).
+    pub fn fold(self, acc: &mut [f64], values: &[f64], first: bool) {
+        if first {
+            acc.copy_from_slice(values);
+            return;
+        }
+        match self {
+            Projection::Max => {
+                for (a, v) in acc.iter_mut().zip(values) {
+                    // NaN propagates, as NumPy's max does
+                    if v.is_nan() || *v > *a {
+                        *a = *v;
+                    }
+                }
+            }
+            Projection::Mean | Projection::Sum => {
+                for (a, v) in acc.iter_mut().zip(values) {
+                    *a += v;
+                }
+            }
+        }
+    }
+
+    /// Turns the fold of `planes` planes into the projection.
+    pub fn finish(self, acc: &mut [f64], planes: usize) {
+        if self == Projection::Mean {
+            let n = planes as f64;
+            for a in acc {
+                *a /= n;
+            }
+        }
+    }
+}
+
+/// Box-filter resampling of `input` pixels to `output` pixels along one
+/// axis, with `scale` input pixels per output pixel; Pillow's `BOX`
+/// coefficients.
+#[derive(Debug, Clone)]
+pub struct Resample {
+    /// Per output pixel: the first input pixel and the (normalised) weights
+    /// of it and the following ones.
+    taps: Vec<(usize, Vec<f32>)>,
+}
+
+impl Resample {
+    /// `input` pixels to `output` pixels at `input / output` per pixel.
+    pub fn new(input: usize, output: usize) -> Resample {
+        Resample::with_scale(input, output, input as f64 / output as f64)
+    }
+
+    /// With an explicit scale: `2^k` for pyramid tiles, whose last output
+    /// pixel averages what remains of its block.
+    pub fn with_scale(input: usize, output: usize, scale: f64) -> Resample {
+        let filterscale = scale.max(1.0);
+        let support = 0.5 * filterscale;
+        let taps = (0..output)
+            .map(|i| {
+                let center = (i as f64 + 0.5) * scale;
+                let first = ((center - support + 0.5).floor().max(0.0) as usize).min(input);
+                let last = ((center + support + 0.5).floor().max(0.0) as usize).min(input);
+                let mut weights: Vec<f32> = (first..last)
+                    .map(|x| {
+                        let t = (x as f64 - center + 0.5) / filterscale;
+                        if t > -0.5 && t <= 0.5 {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let total: f32 = weights.iter().sum();
+                if total > 0.0 {
+                    weights.iter_mut().for_each(|w| *w /= total);
+                } else if let Some(nearest) = weights.first_mut() {
+                    *nearest = 1.0;
+                }
+                (first, weights)
+            })
+            .collect();
+        Resample { taps }
+    }
+
+    /// Output pixels.
+    pub fn len(&self) -> usize {
+        self.taps.len()
+    }
+
+    /// Whether there is no output pixel.
+    pub fn is_empty(&self) -> bool {
+        self.taps.is_empty()
+    }
+
+    /// The input range output pixel `i` reads.
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        let (first, weights) = &self.taps[i];
+        *first..first + weights.len()
+    }
+}
+
+/// How channel values become a colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every active channel in its colour, added.
+    Color,
+    /// The first active channel, grey.
+    Grey,
+}
+
+/// An active channel of a composite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layer {
+    /// Window start (black).
+    pub start: f64,
+    /// Window end (full colour).
+    pub end: f64,
+    /// Colour.
+    pub color: [u8; 3],
+}
+
+/// Accumulates the composite of bands of region rows into the output
+/// picture: windowing and colour per input pixel, box resampling across
+/// and then down, rounding to 8 bits at the end. Holds the output (as
+/// `f32` RGB) and one row of scratch.
+pub struct Compositor {
+    layers: Vec<Layer>,
+    mode: Mode,
+    columns: Resample,
+    rows: Resample,
+    /// For each input row, the output rows it contributes to.
+    row_targets: Vec<Vec<(usize, f32)>>,
+    acc: Vec<f32>,
+    rgb_row: Vec<f32>,
+    resampled_row: Vec<f32>,
+}
+
+impl Compositor {
+    /// A composite of `layers` over a region of `columns` × `rows` input
+    /// pixels resampled as given.
+    pub fn new(
+        layers: Vec<Layer>,
+        mode: Mode,
+        columns: Resample,
+        rows: Resample,
+        input_rows: usize,
+    ) -> Compositor {
+        let mut row_targets = vec![Vec::new(); input_rows];
+        for out in 0..rows.len() {
+            let span = rows.span(out);
+            for (y, w) in span.zip(&rows.taps[out].1) {
+                if *w > 0.0 {
+                    row_targets[y].push((out, *w));
+                }
+            }
+        }
+        let (width, height) = (columns.len(), rows.len());
+        let input_columns = columns.taps.last().map_or(0, |(first, w)| first + w.len());
+        Compositor {
+            layers,
+            mode,
+            acc: vec![0.0; width * height * 3],
+            rgb_row: vec![0.0; input_columns * 3],
+            resampled_row: vec![0.0; width * 3],
+            columns,
+            rows,
+            row_targets,
+        }
+    }
+
+    /// Adds input row `y` of the region, whose channel values (one slice
+    /// per layer, region columns only) are `values`.
+    pub fn add_row(&mut self, y: usize, values: &[&[f64]]) {
+        let Some(targets) = self.row_targets.get(y) else {
+            return;
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let columns = self.rgb_row.len() / 3;
+        for x in 0..columns {
+            let mut rgb = [0f32; 3];
+            for (layer, channel) in self.layers.iter().zip(values) {
+                let raw = channel.get(x).copied().unwrap_or(0.0);
+                let v = ((raw - layer.start) / (layer.end - layer.start)).clamp(0.0, 1.0);
+                let v = if v.is_nan() { 0.0 } else { v as f32 };
+                match self.mode {
+                    Mode::Color => {
+                        for (sum, c) in rgb.iter_mut().zip(layer.color) {
+                            *sum += v * f32::from(c) / 255.0;
+                        }
+                    }
+                    Mode::Grey => {
+                        rgb = [v; 3];
+                        break;
+                    }
+                }
+            }
+            for (k, sum) in rgb.iter().enumerate() {
+                self.rgb_row[x * 3 + k] = sum.clamp(0.0, 1.0) * 255.0;
+            }
+        }
+        for (out, (first, weights)) in self.columns.taps.iter().enumerate() {
+            let mut rgb = [0f32; 3];
+            for (i, w) in weights.iter().enumerate() {
+                let x = first + i;
+                for (k, sum) in rgb.iter_mut().enumerate() {
+                    *sum += self.rgb_row[x * 3 + k] * w;
+                }
+            }
+            self.resampled_row[out * 3..out * 3 + 3].copy_from_slice(&rgb);
+        }
+        let width = self.columns.len();
+        for &(out, w) in targets {
+            let row = &mut self.acc[out * width * 3..(out + 1) * width * 3];
+            for (a, v) in row.iter_mut().zip(&self.resampled_row) {
+                *a += v * w;
+            }
+        }
+    }
+
+    /// Output size `(width, height)`.
+    pub fn size(&self) -> (usize, usize) {
+        (self.columns.len(), self.rows.len())
+    }
+
+    /// The picture: RGB bytes, or grey bytes in greyscale mode.
+    pub fn finish(self) -> Vec<u8> {
+        let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
+        match self.mode {
+            Mode::Color => self.acc.iter().map(|v| round(*v)).collect(),
+            Mode::Grey => self.acc.chunks_exact(3).map(|p| round(p[0])).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_lists_parse_as_omero_writes_them() {
+        let parsed = parse_channels("1|100:5000$FF0000,2|0:4095$00ff00,-3", 3).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ChannelSpec {
+                    channel: 0,
+                    active: true,
+                    window: Some((100.0, 5000.0)),
+                    color: Some([255, 0, 0])
+                },
+                ChannelSpec {
+                    channel: 1,
+                    active: true,
+                    window: Some((0.0, 4095.0)),
+                    color: Some([0, 255, 0])
+                },
+                ChannelSpec {
+                    channel: 2,
+                    active: false,
+                    window: None,
+                    color: None
+                },
+            ]
+        );
+        for (bad, names) in [
+            ("4", "\"4\""),
+            ("1|5:2", "\"1|5:2\""),
+            ("1$GG0000", "\"1$GG0000\""),
+            ("x", "\"x\""),
+            ("1,,2", "\"\""),
+            ("1,1", "\"1\""),
+            ("1|a:2", "\"1|a:2\""),
+        ] {
+            let e = parse_channels(bad, 3).unwrap_err().to_string();
+            assert!(e.contains(names), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn box_resampling_averages_blocks() {
+        // 2x: mean of pairs; the odd last pixel alone
+        let r = Resample::with_scale(5, 3, 2.0);
+        let spans: Vec<_> = (0..3).map(|i| r.span(i)).collect();
+        assert_eq!(spans, vec![0..2, 2..4, 4..5]);
+        // upsampling repeats pixels
+        let r = Resample::new(2, 4);
+        let firsts: Vec<usize> = (0..4)
+            .map(|i| {
+                let (first, w) = &r.taps[i];
+                first + w.iter().position(|w| *w > 0.0).unwrap()
+            })
+            .collect();
+        assert_eq!(firsts, vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn composite_adds_colours_and_clamps() {
+        let layers = vec![
+            Layer {
+                start: 0.0,
+                end: 10.0,
+                color: [255, 0, 0],
+            },
+            Layer {
+                start: 0.0,
+                end: 10.0,
+                color: [255, 255, 0],
+            },
+        ];
+        let mut c = Compositor::new(
+            layers,
+            Mode::Color,
+            Resample::new(2, 2),
+            Resample::new(1, 1),
+            1,
+        );
+        c.add_row(0, &[&[5.0, 20.0], &[5.0, -3.0]]);
+        // pixel 0: red 0.5 + 0.5 = 1 → 255, green 0.5 → 128; pixel 1: red 1
+        assert_eq!(c.finish(), vec![255, 128, 0, 255, 0, 0]);
+    }
+}

@@ -1,0 +1,335 @@
+//! `/render` and `/thumbnail` against a rendering of the same samples with
+//! NumPy and Pillow, computed by this test: composites, greyscale,
+//! projections, regions resized with Pillow's `BOX` filter, and pyramid
+//! tiles (means of 2^k × 2^k blocks), within ±1 per 8-bit value. The
+//! samples are the image's download, whose sha256 equals tifffile's
+//! canonical array (expected.json).
+//!
+//! Needs a Python with numpy and Pillow (`PENTASCOPE_TEST_PYTHON`, default
+//! the repository's `.venv`), so ignored by a plain `cargo test`; `.ci/run`
+//! runs it with `--ignored`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::util::{fixtures_dir, FixtureSet, Server};
+
+const REFERENCE: &str = r#"
+import json, sys, numpy as np
+from PIL import Image
+arr = np.load(sys.argv[1])
+cases = json.load(open(sys.argv[2]))
+out = []
+for case in cases:
+    t, z = case["t"], case["z"]
+    planes = []
+    for c, start, end, color in case["layers"]:
+        if case["projection"]:
+            kind, z0, z1 = case["projection"]
+            stack = arr[t, z0:z1 + 1, c].astype(np.float64)
+            data = {"intmax": stack.max(axis=0), "intmean": stack.mean(axis=0), "intsum": stack.sum(axis=0)}[kind]
+        else:
+            data = arr[t, z, c].astype(np.float64)
+        x, y, w, h = case["region"]
+        data = data[y:y + h, x:x + w]
+        v = np.clip((data - start) / (end - start), 0, 1)
+        planes.append((v, np.array(color, dtype=np.float64)))
+    if case["mode"] == "g":
+        picture = np.round(planes[0][0] * 255)
+    else:
+        rgb = sum(v[..., None] * color / 255 for v, color in planes)
+        picture = np.round(np.clip(rgb, 0, 1) * 255)
+    if case.get("tile_scale"):
+        f = case["tile_scale"]
+        H, W = picture.shape[:2]
+        oh, ow = -(-H // f), -(-W // f)
+        pad = [(0, oh * f - H), (0, ow * f - W)] + [(0, 0)] * (picture.ndim - 2)
+        padded = np.pad(picture.astype(np.float64), pad, constant_values=np.nan)
+        blocks = padded.reshape(oh, f, ow, f, *picture.shape[2:])
+        picture = np.round(np.nanmean(blocks, axis=(1, 3)))
+    elif case["out"] != [w, h]:
+        image = Image.fromarray(picture.astype(np.uint8))
+        picture = np.asarray(image.resize(tuple(case["out"]), Image.BOX)).astype(np.float64)
+    out.append(picture.astype(np.uint8).reshape(-1).tolist())
+print(json.dumps(out))
+"#;
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import numpy, PIL"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import numpy and Pillow (.ci/run makes that venv)",
+        python.display()
+    );
+    python
+}
+
+/// A decoded 8-bit PNG: width, height, samples per pixel, samples.
+fn decode(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0u8; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Grayscale => 1,
+        other => panic!("PNG colour type {other:?}"),
+    };
+    let (w, h) = (info.width as usize, info.height as usize);
+    let pixels = (0..h)
+        .flat_map(|y| buf[y * info.line_size..y * info.line_size + w * channels].to_vec())
+        .collect();
+    (w, h, channels, pixels)
+}
+
+/// One rendering: the query, and what the reference needs to know.
+struct Case {
+    query: String,
+    reference: Value,
+}
+
+fn check_file(server: &Server, set: &FixtureSet, file: &str, cases: impl Fn(&Value) -> Vec<Case>) {
+    let expected = set.expected(file);
+    let id = server.upload_ok(file, set.read(file));
+    let download = server
+        .get(&format!("/images/{id}/download?format=npy"))
+        .body;
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("image.npy");
+    std::fs::write(&npy, &download).unwrap();
+    let data_at = usize::from(u16::from_le_bytes([download[8], download[9]])) + 10;
+    let digest: String = Sha256::digest(&download[data_at..])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        digest, expected["sha256_tzcyx"],
+        "{file}: tifffile's samples"
+    );
+    let meta = server.metadata(&id);
+    let cases = cases(&meta);
+    let references: Vec<Value> = cases.iter().map(|c| c.reference.clone()).collect();
+    let spec = dir.path().join("cases.json");
+    std::fs::write(&spec, serde_json::to_vec(&references).unwrap()).unwrap();
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(REFERENCE)
+        .arg(&npy)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<Vec<u8>> = serde_json::from_slice(&out.stdout).unwrap();
+    for (case, want) in cases.iter().zip(want) {
+        let resp = server.get(&format!("/render?image_id={id}&{}", case.query));
+        assert_eq!(
+            resp.status,
+            200,
+            "{file} {}: {}",
+            case.query,
+            resp.snippet()
+        );
+        let (w, h, channels, got) = decode(&resp.body);
+        let out = &case.reference["out"];
+        assert_eq!(
+            [w as u64, h as u64],
+            [out[0].as_u64().unwrap(), out[1].as_u64().unwrap()],
+            "{file} {}: size",
+            case.query
+        );
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{file} {}: {channels} channels",
+            case.query
+        );
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs())
+            .max()
+            .unwrap_or(0);
+        assert!(worst <= 1, "{file} {}: off by {worst}", case.query);
+    }
+}
+
+/// The default layers of the metadata's rendering, as the reference wants
+/// them: `[channel, start, end, [r, g, b]]`.
+fn default_layers(meta: &Value) -> Vec<Value> {
+    meta["rendering"]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(c, ch)| {
+            let hex = ch["color"].as_str().unwrap();
+            let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap();
+            json!([
+                c,
+                ch["window"]["start"],
+                ch["window"]["end"],
+                [byte(0), byte(2), byte(4)]
+            ])
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a Python venv with numpy and Pillow; run with --ignored (.ci/run does)"]
+fn renderings_equal_numpy_and_pillow() {
+    let fixtures = fixtures_dir();
+    let tiff = FixtureSet::load(&fixtures, "tiff");
+    let real = FixtureSet::load(&fixtures, "real");
+    let server = Server::start();
+
+    // T=2 Z=4 C=3, 36×52 uint16
+    check_file(&server, &tiff, "ome_tczyx_u16.ome.tif", |meta| {
+        let defaults = default_layers(meta);
+        let whole = json!([0, 0, 52, 36]);
+        let case = |query: &str, reference: Value| Case {
+            query: query.to_string(),
+            reference,
+        };
+        vec![
+            case(
+                "time=1&z=2",
+                json!({"t": 1, "z": 2, "projection": null, "layers": defaults, "mode": "c", "region": whole, "out": [52, 36]}),
+            ),
+            case(
+                "z=1&c=1|100:3000$FF0000,2|0:5000$00FF80,-3",
+                json!({"t": 0, "z": 1, "projection": null, "mode": "c", "region": whole, "out": [52, 36],
+                       "layers": [[0, 100, 3000, [255, 0, 0]], [1, 0, 5000, [0, 255, 128]]]}),
+            ),
+            case(
+                "z=3&c=2|50:4000$FFFFFF,3$0000FF&m=g",
+                json!({"t": 0, "z": 3, "projection": null, "mode": "g", "region": whole, "out": [52, 36],
+                       "layers": [[1, 50, 4000, [255, 255, 255]]]}),
+            ),
+            case(
+                "time=1&p=intmax",
+                json!({"t": 1, "z": 0, "projection": ["intmax", 0, 3], "layers": defaults, "mode": "c", "region": whole, "out": [52, 36]}),
+            ),
+            case(
+                "p=intmean|1:2&c=1|0:4000$FF00FF,3|0:9000$00FF00",
+                json!({"t": 0, "z": 0, "projection": ["intmean", 1, 2], "mode": "c", "region": whole, "out": [52, 36],
+                       "layers": [[0, 0, 4000, [255, 0, 255]], [2, 0, 9000, [0, 255, 0]]]}),
+            ),
+            case(
+                "p=intsum|0:3&c=1|0:40000$FFFFFF",
+                json!({"t": 0, "z": 0, "projection": ["intsum", 0, 3], "mode": "c", "region": whole, "out": [52, 36],
+                       "layers": [[0, 0, 40000, [255, 255, 255]]]}),
+            ),
+            case(
+                "z=2&region=7,5,30,20",
+                json!({"t": 0, "z": 2, "projection": null, "layers": defaults, "mode": "c", "region": [7, 5, 30, 20], "out": [30, 20]}),
+            ),
+            case(
+                "z=2&region=7,5,30,20&size=13",
+                json!({"t": 0, "z": 2, "projection": null, "layers": defaults, "mode": "c", "region": [7, 5, 30, 20], "out": [13, 9]}),
+            ),
+            case(
+                "z=1&size=100,70",
+                json!({"t": 0, "z": 1, "projection": null, "layers": defaults, "mode": "c", "region": whole, "out": [100, 70]}),
+            ),
+        ]
+    });
+
+    // 9600×9600 uint16, one channel: regions, sizes and tiles of a plane
+    // larger than 2048 on a side
+    check_file(
+        &server,
+        &real,
+        "em_9600x9600_deflate_rps1_u16.tif",
+        |meta| {
+            let defaults = default_layers(meta);
+            let levels = meta["levels"].as_array().unwrap();
+            assert_eq!(levels.len(), 6, "9600 → 300 in five halvings: {levels:?}");
+            let case = |query: &str, reference: Value| Case {
+                query: query.to_string(),
+                reference,
+            };
+            vec![
+                case(
+                    "region=4000,5000,900,700&size=300",
+                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [4000, 5000, 900, 700], "out": [300, 233]}),
+                ),
+                case(
+                    "tile=0,3,5",
+                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [1536, 2560, 512, 512], "out": [512, 512]}),
+                ),
+                case(
+                    "tile=2,4,1",
+                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [8192, 2048, 1408, 2048], "tile_scale": 4, "out": [352, 512]}),
+                ),
+                case(
+                    "tile=5,0,0",
+                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [0, 0, 9600, 9600], "tile_scale": 32, "out": [300, 300]}),
+                ),
+            ]
+        },
+    );
+
+    // thumbnails: the longer side is `size`, middle Z, default rendering
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", tiff.read("ome_tczyx_u16.ome.tif"));
+    let thumb = server.get(&format!("/thumbnail?image_id={id}&size=104"));
+    let (w, h, channels, _) = decode(&thumb.body);
+    assert_eq!((w, h, channels), (104, 72, 3));
+    let same = server.get(&format!("/render?image_id={id}&z=2&size=104,72"));
+    assert_eq!(thumb.body, same.body, "the thumbnail is the middle plane");
+}
+
+/// Requests the grammar refuses name what is wrong.
+#[test]
+fn render_requests_are_checked() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    for (query, says) in [
+        ("c=4", "numbered 1 to 3"),
+        ("c=1|9:2", "not below its end"),
+        ("c=1$12345", "RRGGBB"),
+        ("c=-1,-2", "no channel is active"),
+        ("m=x", "m must be c"),
+        ("p=intmin", "intmax, intmean or intsum"),
+        ("p=intmax|2:9", "zend ≤ 3"),
+        ("region=0,0,53,36", "within the 52×36 plane"),
+        ("size=0", "1 to"),
+        ("size=5000,5000", "4096×4096"),
+        ("tile=1,0,0", "level must be 0 to 0"),
+        ("tile=0,1,0", "columns 0 to 0"),
+        ("tile=0,0,0&size=5", "cannot be combined"),
+        ("format=webp", "png or jpeg"),
+        ("format=jpeg&q=2", "from 0 to 1"),
+        ("z=4", "z 0 to 3"),
+        ("t=1", "unknown query parameter"),
+    ] {
+        let resp = server.get(&format!("/render?image_id={id}&{query}"));
+        let message = resp.error(&[400]).unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    let jpeg = server.get(&format!("/render?image_id={id}&format=jpeg&q=0.8"));
+    assert_eq!(
+        (jpeg.status, jpeg.content_type.as_str()),
+        (200, "image/jpeg")
+    );
+    assert!(jpeg.body.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    let thumb = server.get(&format!("/thumbnail?image_id={id}&size=8"));
+    assert!(thumb.error(&[400]).unwrap().contains("16 to 1024"));
+    assert_eq!(server.get("/thumbnail?image_id=image_99").status, 404);
+}
