@@ -28,22 +28,7 @@ fn redis_url() -> String {
 }
 
 fn python() -> PathBuf {
-    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import celery, redis, kombu.transport.redis"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{} cannot import celery and redis (.ci/run creates that venv)",
-        python.display()
-    );
-    python
+    crate::util::python::python_with("celery, redis, kombu.transport.redis")
 }
 
 /// Runs a Python snippet that prints one JSON document.

@@ -58,21 +58,7 @@ print(json.dumps(out))
 "#;
 
 fn python() -> PathBuf {
-    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import numpy, PIL"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import numpy and Pillow (.ci/run makes that venv)",
-        python.display()
-    );
-    python
+    crate::util::python::python_with("numpy, PIL")
 }
 
 /// A decoded 8-bit PNG: width, height, samples per pixel, samples.

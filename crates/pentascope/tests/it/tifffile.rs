@@ -15,21 +15,7 @@ use serde_json::Value;
 use crate::util::{close, fixtures_dir, FixtureSet, Server};
 
 fn python() -> PathBuf {
-    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import tifffile, imagecodecs, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import tifffile, imagecodecs and numpy (.ci/run makes that venv)",
-        python.display()
-    );
-    python
+    crate::util::python::python_with("tifffile, imagecodecs, numpy")
 }
 
 /// Runs `script` with `args`; its standard output parsed as JSON.

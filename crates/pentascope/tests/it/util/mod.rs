@@ -18,6 +18,7 @@ pub mod fixtures;
 pub mod npy;
 pub mod numbers;
 pub mod png;
+pub mod python;
 pub mod resp;
 pub mod server;
 pub mod services;
