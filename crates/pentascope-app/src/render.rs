@@ -106,22 +106,28 @@ pub fn levels(shape: Shape5) -> Vec<Level> {
 }
 
 /// The default rendering settings of an image: every channel active, its
-/// colour from the file (OME) or the default palette, its window the
-/// 0.1–99.9 percentiles gathered at ingest.
+/// colour and window as the file saved them (OME `Color`, ImageJ LUTs and
+/// `Ranges`), else the default palette and the 0.1–99.9 percentiles
+/// gathered at ingest.
 pub fn default_channels(record: &ImageRecord) -> Vec<(Layer, bool)> {
     let c = record.shape.c as usize;
     let palette = default_colors(c);
-    let file_colors = &record.details.acquisition.channels;
+    let from_file = &record.details.acquisition.channels;
     (0..c)
         .map(|i| {
-            let color = file_colors
-                .get(i)
+            let file = from_file.get(i).filter(|_| from_file.len() == c);
+            let color = file
                 .and_then(|ch| ch.color.as_deref())
-                .filter(|_| file_colors.len() == c && c > 1)
                 .and_then(|hex| parse_color(hex).ok())
                 .unwrap_or(palette[i]);
-            let stats = record.statistics.get(i);
-            let (start, end) = stats.map_or((0.0, 1.0), |s| (s.display_min, s.display_max));
+            let (start, end) = match (
+                file.and_then(|ch| ch.display_range),
+                record.statistics.get(i),
+            ) {
+                (Some([low, high]), _) if low < high => (low, high),
+                (_, Some(s)) => (s.display_min, s.display_max),
+                _ => (0.0, 1.0),
+            };
             (Layer { start, end, color }, true)
         })
         .collect()

@@ -149,6 +149,10 @@ pub struct ChannelAcquisition {
     /// Illumination (`Transmitted`, `Epifluorescence`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub illumination: Option<String>,
+    /// The display range the file was saved with (ImageJ `Ranges`, or
+    /// `min`/`max` of a one-channel image): the default window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_range: Option<[f64; 2]>,
 }
 
 /// The metadata text a file carries, kept as written so that nothing the
@@ -668,6 +672,7 @@ fn ome_acquisition(
                 .filter(|v| (i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(v))
                 .map(|v| format!("#{:06X}", (v as u32) >> 8)),
             illumination: text(c.attribute("IlluminationType")),
+            display_range: None,
         })
         .collect::<Vec<_>>();
     let described = channels.iter().any(|c| *c != ChannelAcquisition::default());
@@ -856,6 +861,12 @@ fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretatio
     };
     physical.z = size("spacing", value("zunit").or(unit).unwrap_or("pixel"));
     physical.t = size("finterval", value("tunit").unwrap_or("second"));
+    let number = |key: &str| value(key).and_then(|v| v.parse::<f64>().ok());
+    let described_range = number("min").zip(number("max")).map(|(a, b)| [a, b]);
+    let acquisition = Acquisition {
+        channels: imagej_channels(chain, described_range, channels),
+        ..Acquisition::default()
+    };
     Ok(Interpretation {
         flavour: Flavour::ImageJ,
         // ImageJ stores channels fastest, then slices, then frames
@@ -863,12 +874,115 @@ fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretatio
         pages,
         channel_names: Vec::new(),
         physical,
-        acquisition: Acquisition::default(),
+        acquisition,
         original: None,
         warnings: Vec::new(),
         contiguous,
     }
     .squeezed())
+}
+
+/// Each channel's display range and colour as ImageJ saved them: `Ranges`
+/// (min and max per channel) and `LUTs` (the colour at the top of each
+/// lookup table) from its binary metadata, read as tifffile reads them;
+/// without `Ranges`, the description's `min` and `max` for a one-channel
+/// image. Empty when the file says nothing, or says it inconsistently.
+fn imagej_channels(
+    chain: &IfdChain,
+    described_range: Option<[f64; 2]>,
+    channels: u64,
+) -> Vec<ChannelAcquisition> {
+    let mut ranges: Option<Vec<f64>> = None;
+    let mut luts: Vec<[u8; 3]> = Vec::new();
+    if let Some((counts, data)) = &chain.imagej_metadata {
+        let header_len = counts.first().copied().unwrap_or(0) as usize;
+        let header = data.get(..header_len).unwrap_or(&[]);
+        let big = match header.get(..4) {
+            Some(b"IJIJ") => true,
+            Some(b"JIJI") => false,
+            _ => return fallback_channels(described_range, channels),
+        };
+        let u32_at = |b: &[u8]| -> u32 {
+            let a: [u8; 4] = b.try_into().unwrap_or([0; 4]);
+            if big {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        };
+        let mut pos = header_len;
+        let mut entry = 1usize;
+        for pair in header[4..].chunks_exact(8) {
+            let mut kind = [pair[0], pair[1], pair[2], pair[3]];
+            if !big {
+                kind.reverse();
+            }
+            for _ in 0..u32_at(&pair[4..8]) {
+                let Some(len) = counts.get(entry).map(|c| *c as usize) else {
+                    return fallback_channels(described_range, channels);
+                };
+                let Some(bytes) = pos.checked_add(len).and_then(|end| data.get(pos..end)) else {
+                    return fallback_channels(described_range, channels);
+                };
+                match &kind {
+                    b"rang" => {
+                        ranges = Some(
+                            bytes
+                                .chunks_exact(8)
+                                .map(|b| {
+                                    let a: [u8; 8] = b.try_into().unwrap_or([0; 8]);
+                                    if chain.big_endian {
+                                        f64::from_be_bytes(a)
+                                    } else {
+                                        f64::from_le_bytes(a)
+                                    }
+                                })
+                                .collect(),
+                        )
+                    }
+                    b"luts" if bytes.len() == 768 => {
+                        luts.push([bytes[255], bytes[511], bytes[767]]);
+                    }
+                    _ => {}
+                }
+                pos += len;
+                entry += 1;
+            }
+        }
+    }
+    let n = channels as usize;
+    let ranges: Option<Vec<[f64; 2]>> = match ranges {
+        Some(r) if r.len() == 2 * n => Some(r.chunks_exact(2).map(|p| [p[0], p[1]]).collect()),
+        _ => None,
+    };
+    if ranges.is_none() && luts.len() != n {
+        return fallback_channels(described_range, channels);
+    }
+    (0..n)
+        .map(|i| ChannelAcquisition {
+            display_range: ranges.as_ref().map(|r| r[i]).or(if n == 1 {
+                described_range
+            } else {
+                None
+            }),
+            color: (luts.len() == n).then(|| {
+                let [r, g, b] = luts[i];
+                format!("#{r:02X}{g:02X}{b:02X}")
+            }),
+            ..ChannelAcquisition::default()
+        })
+        .collect()
+}
+
+/// A one-channel image's description `min`/`max` as its display range.
+fn fallback_channels(described_range: Option<[f64; 2]>, channels: u64) -> Vec<ChannelAcquisition> {
+    match (described_range, channels) {
+        (Some(range), 1) => vec![ChannelAcquisition {
+            display_range: Some(range),
+            ..ChannelAcquisition::default()
+        }],
+        _ => Vec::new(),
+    }
 }
 
 /// The planes of an ImageJ file whose description declares more `images`

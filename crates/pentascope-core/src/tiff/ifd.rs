@@ -261,6 +261,9 @@ pub struct IfdChain {
     pub description: Option<String>,
     /// Software tag of the first page.
     pub software: Option<String>,
+    /// ImageJ's binary metadata of the first page (IJMetadataByteCounts,
+    /// IJMetadata: display ranges, LUTs, labels), bounded as metadata text.
+    pub imagej_metadata: Option<(Vec<u32>, Vec<u8>)>,
     /// X and Y resolution of the first page (pixels per unit) and the unit
     /// (ResolutionUnit: 1 none, 2 inch, 3 centimetre).
     pub resolution: Option<(f64, f64, u16)>,
@@ -450,6 +453,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     };
     let mut description = None;
     let mut software = None;
+    let mut imagej_metadata = None;
     let mut resolution = None;
     let mut chunks_listed = 0u64;
     let mut ifd_offsets = Vec::new();
@@ -483,6 +487,19 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         if pages.is_empty() {
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
+            let counts = tags
+                .find_tag(Tag::Unknown(50838))
+                .ok()
+                .flatten()
+                .and_then(|v| v.into_u32_vec().ok());
+            let data = tags
+                .find_tag(Tag::Unknown(50839))
+                .ok()
+                .flatten()
+                .and_then(|v| v.into_u8_vec().ok());
+            imagej_metadata = counts
+                .zip(data)
+                .filter(|(_, data)| data.len() as u64 <= limits.max_metadata_bytes);
             let xr = tags
                 .find_tag(Tag::XResolution)
                 .ok()
@@ -541,6 +558,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         pages,
         description,
         software,
+        imagej_metadata,
         resolution,
         ifd_offsets,
         file_len,

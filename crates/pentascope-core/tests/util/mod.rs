@@ -524,6 +524,7 @@ pub fn interpret_metadata(
         pages: (0..pages).map(|_| Ok(page.clone())).collect(),
         description,
         software: None,
+        imagej_metadata: None,
         resolution: Some((2.0, 4.0, 3)),
         ifd_offsets: vec![0; pages],
         file_len: u64::MAX,

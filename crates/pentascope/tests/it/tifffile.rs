@@ -225,3 +225,90 @@ fn float16_images_are_kept_as_float16() {
         assert!(refused.error(&[415]).unwrap().contains("npy"), "{name}");
     }
 }
+
+const IMAGEJ_DISPLAY: &str = r##"
+import json, sys, tifffile
+out = {}
+for path in sys.argv[1:]:
+    with tifffile.TiffFile(path) as tif:
+        if not tif.is_imagej:
+            continue
+        md = tif.imagej_metadata or {}
+        n = int(md.get("channels", 1))
+        ranges = md.get("Ranges")
+        luts = md.get("LUTs")
+        channels = []
+        for c in range(n):
+            entry = {}
+            if ranges is not None and len(ranges) == 2 * n:
+                entry["display_range"] = [ranges[2 * c], ranges[2 * c + 1]]
+            elif n == 1 and "min" in md and "max" in md:
+                entry["display_range"] = [float(md["min"]), float(md["max"])]
+            if luts is not None and len(luts) == n:
+                r, g, b = (int(v) for v in luts[c][:, 255])
+                entry["color"] = f"#{r:02X}{g:02X}{b:02X}"
+            channels.append(entry)
+        out[path] = channels if any(channels) else []
+print(json.dumps(out))
+"##;
+
+/// ImageJ files' display ranges (`Ranges`, or `min`/`max`) and LUT colours,
+/// as tifffile reads them, are kept per channel and are the image's default
+/// rendering.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn imagej_display_ranges_and_colours_equal_tifffiles() {
+    let fixtures = fixtures_dir();
+    let server = Server::start();
+    let mut described = 0;
+    for set_name in ["tiff", "real"] {
+        let set = FixtureSet::load(&fixtures, set_name);
+        let paths: Vec<PathBuf> = set
+            .files
+            .iter()
+            .filter(|(_, e)| e["expect"] == "accept")
+            .map(|(n, _)| set.dir.join(n))
+            .collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let reference = run(IMAGEJ_DISPLAY, &refs);
+        for (path, want) in reference.as_object().unwrap() {
+            let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+            let id = server.upload_ok(name, set.read(name));
+            let meta = server.metadata(&id);
+            let got = meta["acquisition"]["channels"].clone();
+            let got = if got.is_null() {
+                Value::Array(Vec::new())
+            } else {
+                got
+            };
+            assert_eq!(&got, want, "{set_name}/{name}");
+            for (c, channel) in want.as_array().unwrap().iter().enumerate() {
+                described += 1;
+                let shown = &meta["rendering"]["channels"][c];
+                if let Some([low, high]) = channel["display_range"]
+                    .as_array()
+                    .map(|r| [r[0].as_f64().unwrap(), r[1].as_f64().unwrap()])
+                {
+                    if low < high {
+                        assert_eq!(
+                            [&shown["window"]["start"], &shown["window"]["end"]],
+                            [&Value::from(low), &Value::from(high)],
+                            "{name} channel {c}: the default window"
+                        );
+                    }
+                }
+                if let Some(color) = channel["color"].as_str() {
+                    assert_eq!(
+                        shown["color"],
+                        color.trim_start_matches('#'),
+                        "{name} channel {c}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        described >= 6,
+        "only {described} channels described by ImageJ fixtures"
+    );
+}
