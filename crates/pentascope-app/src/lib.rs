@@ -17,6 +17,7 @@
 //! - [`render`]: colour composites, projections, regions, tiles and
 //!   thumbnails;
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
+//! - [`zarr`]: each image's OME-Zarr group, key by key, with byte ranges;
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`config`]: settings and their one set of defaults.
 //!
@@ -34,6 +35,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod render;
 pub mod slice;
+pub mod zarr;
 
 pub use access::Caller;
 pub use app::{blocking, App, Health};

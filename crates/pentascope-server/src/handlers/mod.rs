@@ -8,6 +8,7 @@ pub mod params;
 pub mod render;
 pub mod slice;
 pub mod upload;
+pub mod zarr;
 
 use bytes::Bytes;
 use futures::Stream;

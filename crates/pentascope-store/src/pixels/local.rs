@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/image_7.zarr/zarr.json     group, attributes {"ome": {"version": "0.5", "multiscales": …}}
-//! <root>/image_7.zarr/0/zarr.json   array: TZCYX, dimension_names, zstd
+//! <root>/image_7.zarr/0/zarr.json   array: t, c, z, y, x (NGFF's order), dimension_names, zstd
 //! <root>/image_7.zarr/0/c/…         chunks
 //! ```
 //!
@@ -25,7 +25,7 @@ use zarrs::storage::{
 
 use super::layout::ArrayLayout;
 use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
-use super::zarr::{create_image, open_array, ZarrWriter};
+use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
 
@@ -87,6 +87,17 @@ impl LocalStore {
     fn staged(&self, id: ImageId) -> PathBuf {
         self.root.join(".staging").join(format!("{id}.zarr"))
     }
+
+    /// The published group of `id` as a store, if it exists.
+    fn group(&self, id: ImageId) -> Result<Option<Arc<FilesystemStore>>, StoreError> {
+        let dir = self.published(id);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(
+            FilesystemStore::new(dir).map_err(StoreError::pixels)?,
+        )))
+    }
 }
 
 impl PixelStore for LocalStore {
@@ -116,6 +127,26 @@ impl PixelStore for LocalStore {
                 let _ = std::fs::remove_dir_all(&dir);
             }),
         }))
+    }
+
+    fn key_size(&self, id: ImageId, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.group(id)? {
+            Some(group) => key_size(&*group, key, None),
+            None => Ok(None),
+        }
+    }
+
+    fn read_key(
+        &self,
+        id: ImageId,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError> {
+        match self.group(id)? {
+            Some(group) => read_key(&*group, key, start, len, None),
+            None => Ok(None),
+        }
     }
 
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError> {
@@ -285,6 +316,49 @@ mod tests {
     use super::*;
     use crate::pixels::ZSTD_LEVEL;
     use pentascope_core::{DType, PlaneIndex, Shape5};
+
+    /// Arrays stored `t, z, c, y, x` (before pentascope wrote NGFF's
+    /// order) read as before.
+    #[test]
+    fn legacy_axis_order_still_reads() {
+        use zarrs::array::{ArrayBuilder, FillValue};
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Sync).unwrap();
+        let id = ImageId(9);
+        let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(store.published(id)).unwrap());
+        // T=1, Z=2, C=3, 2×2: sample value 10·z + c
+        let array = ArrayBuilder::new(
+            vec![1, 2, 3, 2, 2],
+            vec![1, 1, 1, 2, 2],
+            zarrs::array::data_type::uint16(),
+            FillValue::new(vec![0, 0]),
+        )
+        .dimension_names(Some(["t", "z", "c", "y", "x"]))
+        .build(fs, "/0")
+        .unwrap();
+        array.store_metadata().unwrap();
+        let values: Vec<u16> = (0..2u16)
+            .flat_map(|z| (0..3u16).flat_map(move |c| [10 * z + c; 4]))
+            .collect();
+        array
+            .store_array_subset(
+                &[0..1, 0..2, 0..3, 0..2, 0..2],
+                zarrs::array::ArrayBytes::new_flen(
+                    bytemuck::cast_slice::<u16, u8>(&values).to_vec(),
+                ),
+            )
+            .unwrap();
+        let r = store.open(id).unwrap();
+        assert_eq!(r.layout().shape, Shape5::new(1, 2, 3, 2, 2));
+        let mut out = vec![0u16; 4];
+        r.read_rows(
+            PlaneIndex::new(0, 1, 2),
+            0..2,
+            bytemuck::cast_slice_mut(&mut out),
+        )
+        .unwrap();
+        assert_eq!(out, vec![12; 4]);
+    }
 
     #[test]
     fn write_commit_read_round_trip() {

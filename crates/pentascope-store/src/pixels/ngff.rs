@@ -44,6 +44,33 @@ fn ngff_unit(unit: &str) -> Option<&'static str> {
     })
 }
 
+/// The `zarr.json` of an image's group: NGFF 0.5 attributes.
+pub fn group_json(attrs: &ImageAttributes) -> serde_json::Value {
+    serde_json::json!({
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": ngff_attributes(attrs),
+    })
+}
+
+/// The `0/zarr.json` of an uncompressed array of `shape` (canonical) in
+/// NGFF's order, one plane per chunk: what derived images whose planes are
+/// computed on request are served as.
+pub fn plane_array_json(shape: pentascope_core::Shape5, dtype: DType) -> serde_json::Value {
+    serde_json::json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [shape.t, shape.c, shape.z, shape.y, shape.x],
+        "data_type": dtype.name(),
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, 1, shape.y, shape.x]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+        "dimension_names": ["t", "c", "z", "y", "x"],
+        "attributes": {},
+    })
+}
+
 pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
     use serde_json::json;
     let p = &attrs.physical_sizes;
@@ -63,10 +90,11 @@ pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
         "version": "0.5",
         "multiscales": [{
             "name": attrs.name,
+            // NGFF's order: time, channel, then space
             "axes": [
                 axis("t", "time", &p.t),
-                axis("z", "space", &p.z),
                 {"name": "c", "type": "channel"},
+                axis("z", "space", &p.z),
                 axis("y", "space", &p.y),
                 axis("x", "space", &p.x),
             ],
@@ -74,7 +102,7 @@ pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
                 "path": "0",
                 "coordinateTransformations": [{
                     "type": "scale",
-                    "scale": [scale_of(&p.t), scale_of(&p.z), 1.0, scale_of(&p.y), scale_of(&p.x)],
+                    "scale": [scale_of(&p.t), 1.0, scale_of(&p.z), scale_of(&p.y), scale_of(&p.x)],
                 }],
             }],
         }],

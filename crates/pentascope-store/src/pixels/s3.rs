@@ -25,7 +25,7 @@ use zarrs_object_store::AsyncObjectStore;
 
 use super::layout::ArrayLayout;
 use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
-use super::zarr::{create_image, open_array, ZarrWriter};
+use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
 
@@ -168,6 +168,20 @@ impl PixelStore for S3Store {
 
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError> {
         open_array(self.image_storage(id), id, Some(S3))
+    }
+
+    fn key_size(&self, id: ImageId, key: &str) -> Result<Option<u64>, StoreError> {
+        key_size(&*self.image_storage(id), key, Some(S3))
+    }
+
+    fn read_key(
+        &self,
+        id: ImageId,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError> {
+        read_key(&*self.image_storage(id), key, start, len, Some(S3))
     }
 
     fn delete(&self, id: ImageId) -> Result<(), StoreError> {

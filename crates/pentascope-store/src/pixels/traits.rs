@@ -36,6 +36,18 @@ pub trait PixelStore: Send + Sync {
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>;
     /// Removes an image's pixels, published or staged (no error if absent).
     fn delete(&self, id: ImageId) -> Result<(), StoreError>;
+    /// The size of key `key` (`zarr.json`, `0/zarr.json`, `0/c/…`) of image
+    /// `id`'s published Zarr group; `None` if there is no such key.
+    fn key_size(&self, id: ImageId, key: &str) -> Result<Option<u64>, StoreError>;
+    /// `len` bytes of key `key` from byte `start` (within its size);
+    /// `None` if there is no such key.
+    fn read_key(
+        &self,
+        id: ImageId,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<bytes::Bytes>, StoreError>;
     /// Removes every unpublished (staged) image, left by a crash.
     fn clear_staging(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.

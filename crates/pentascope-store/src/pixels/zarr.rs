@@ -21,6 +21,50 @@ use crate::record::ImageId;
 /// deleted), not zeros. Arrays written before it existed read as before.
 const EVERY_CHUNK_STORED: &str = "pentascope_every_chunk_stored";
 
+/// The order of the stored array's dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AxisOrder {
+    /// `t, c, z, y, x`, as NGFF requires (time, channel, then space):
+    /// what pentascope writes.
+    Ngff,
+    /// `t, z, c, y, x`, as pentascope wrote before (still read).
+    Legacy,
+}
+
+impl AxisOrder {
+    /// The array's indices of a plane (and two trailing spatial ranges).
+    fn plane(self, plane: PlaneIndex) -> [u64; 3] {
+        match self {
+            AxisOrder::Ngff => [plane.t, plane.c, plane.z],
+            AxisOrder::Legacy => [plane.t, plane.z, plane.c],
+        }
+    }
+
+    /// The stored array's shape of a canonical shape.
+    pub(super) fn shape(self, s: Shape5) -> [u64; 5] {
+        match self {
+            AxisOrder::Ngff => [s.t, s.c, s.z, s.y, s.x],
+            AxisOrder::Legacy => [s.t, s.z, s.c, s.y, s.x],
+        }
+    }
+
+    /// The canonical shape of a stored array's shape.
+    fn canonical(self, a: &[u64]) -> Shape5 {
+        match self {
+            AxisOrder::Ngff => Shape5::new(a[0], a[2], a[1], a[3], a[4]),
+            AxisOrder::Legacy => Shape5::new(a[0], a[1], a[2], a[3], a[4]),
+        }
+    }
+
+    /// The array's dimension names.
+    pub(super) fn names(self) -> [&'static str; 5] {
+        match self {
+            AxisOrder::Ngff => ["t", "c", "z", "y", "x"],
+            AxisOrder::Legacy => ["t", "z", "c", "y", "x"],
+        }
+    }
+}
+
 /// Writes the NGFF group and the empty array of a new image into `store`.
 pub(super) fn create_image<S>(
     store: Arc<S>,
@@ -39,7 +83,7 @@ where
     }
     group.store_metadata().map_err(StoreError::pixels)?;
     let array = ArrayBuilder::new(
-        layout.shape.to_array().to_vec(),
+        AxisOrder::Ngff.shape(layout.shape).to_vec(),
         layout.chunk_shape().to_vec(),
         zarr_type(layout.dtype),
         FillValue::new(vec![0u8; layout.dtype.size()]),
@@ -47,7 +91,7 @@ where
     .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
         zstd_level, false,
     ))])
-    .dimension_names(Some(["t", "z", "c", "y", "x"]))
+    .dimension_names(Some(AxisOrder::Ngff.names()))
     .attributes(
         [(
             EVERY_CHUNK_STORED.to_string(),
@@ -60,6 +104,59 @@ where
     .map_err(StoreError::pixels)?;
     array.store_metadata().map_err(StoreError::pixels)?;
     Ok(array)
+}
+
+/// A key of an image's Zarr group, checked: relative, segments of
+/// letters, digits, `.`, `_` and `-`, none of them `.` or `..` or hidden.
+pub(super) fn group_key(key: &str) -> Option<StoreKey> {
+    let ok = !key.is_empty()
+        && key.len() <= 256
+        && key.split('/').all(|segment| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+    ok.then(|| StoreKey::new(key).ok()).flatten()
+}
+
+/// The size of `key` in `store`.
+pub(super) fn key_size<S>(
+    store: &S,
+    key: &str,
+    remote: Option<&'static str>,
+) -> Result<Option<u64>, StoreError>
+where
+    S: ReadableStorageTraits + ?Sized,
+{
+    let Some(key) = group_key(key) else {
+        return Ok(None);
+    };
+    store.size_key(&key).map_err(|e| storage_error(remote, e))
+}
+
+/// `len` bytes of `key` in `store` from `start`.
+pub(super) fn read_key<S>(
+    store: &S,
+    key: &str,
+    start: u64,
+    len: u64,
+    remote: Option<&'static str>,
+) -> Result<Option<bytes::Bytes>, StoreError>
+where
+    S: ReadableStorageTraits + ?Sized,
+{
+    let Some(key) = group_key(key) else {
+        return Ok(None);
+    };
+    let bytes = store
+        .get_partial(
+            &key,
+            zarrs::storage::byte_range::ByteRange::FromStart(start, Some(len)),
+        )
+        .map_err(|e| storage_error(remote, e))?;
+    Ok(bytes.map(|b| bytes::Bytes::copy_from_slice(&b)))
 }
 
 /// Opens the array of a published image in `store`.
@@ -81,6 +178,16 @@ where
     }
     let array = Array::open(store.clone(), "/0").map_err(|e| storage_error(remote, e))?;
     let every_chunk_stored = array.attributes().get(EVERY_CHUNK_STORED) == Some(&true.into());
+    let names: Option<Vec<String>> = array.dimension_names().as_ref().map(|names| {
+        names
+            .iter()
+            .map(|n| n.as_deref().unwrap_or("").to_string())
+            .collect()
+    });
+    let order = match names.as_deref() {
+        Some([t, c, z, ..]) if t == "t" && c == "c" && z == "z" => AxisOrder::Ngff,
+        _ => AxisOrder::Legacy,
+    };
     let shape = array.shape();
     let chunk = array
         .chunk_shape(&[0, 0, 0, 0, 0])
@@ -91,13 +198,14 @@ where
         return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
     }
     let layout = ArrayLayout {
-        shape: Shape5::new(shape[0], shape[1], shape[2], shape[3], shape[4]),
+        shape: order.canonical(shape),
         dtype,
         chunk_y: chunk[3].get(),
         chunk_x: chunk[4].get(),
     };
     Ok(Arc::new(ZarrReader {
         remote,
+        order,
         array,
         store,
         layout,
@@ -118,14 +226,14 @@ pub(super) struct ZarrWriter<S: ?Sized> {
     pub(super) on_abort: Box<dyn FnOnce() + Send + Sync>,
 }
 
-fn plane_subset(plane: PlaneIndex, rows: Range<u64>, width: u64) -> [Range<u64>; 5] {
-    [
-        plane.t..plane.t + 1,
-        plane.z..plane.z + 1,
-        plane.c..plane.c + 1,
-        rows,
-        0..width,
-    ]
+fn plane_subset(
+    order: AxisOrder,
+    plane: PlaneIndex,
+    rows: Range<u64>,
+    width: u64,
+) -> [Range<u64>; 5] {
+    let [a, b, c] = order.plane(plane);
+    [a..a + 1, b..b + 1, c..c + 1, rows, 0..width]
 }
 
 impl<S> PixelWriter for ZarrWriter<S>
@@ -139,7 +247,7 @@ where
     fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let row_bytes = self.layout.shape.x * self.layout.dtype.size() as u64;
         let rows = bytes.len() as u64 / row_bytes;
-        let subset = plane_subset(plane, y0..y0 + rows, self.layout.shape.x);
+        let subset = plane_subset(AxisOrder::Ngff, plane, y0..y0 + rows, self.layout.shape.x);
         // chunks of fill values too: a missing chunk then means lost data
         let options = CodecOptions::default().with_store_empty_chunks(true);
         self.array
@@ -162,6 +270,7 @@ where
 
 struct ZarrReader<S: ?Sized> {
     remote: Option<&'static str>,
+    order: AxisOrder,
     array: Array<S>,
     store: Arc<S>,
     layout: ArrayLayout,
@@ -183,7 +292,8 @@ where
         let (cy, cx) = (self.layout.chunk_y, self.layout.chunk_x);
         for iy in rows.start / cy..=(rows.end - 1) / cy {
             for ix in 0..self.layout.shape.x.div_ceil(cx) {
-                let key = self.array.chunk_key(&[plane.t, plane.z, plane.c, iy, ix]);
+                let [a, b, c] = self.order.plane(plane);
+                let key = self.array.chunk_key(&[a, b, c, iy, ix]);
                 let size = self
                     .store
                     .size_key(&key)
@@ -229,7 +339,7 @@ where
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
         self.check_chunks(plane, &rows)?;
-        let subset = plane_subset(plane, rows, self.layout.shape.x);
+        let subset = plane_subset(self.order, plane, rows, self.layout.shape.x);
         let bytes: ArrayBytes<'static> = self
             .array
             .retrieve_array_subset(&subset)

@@ -118,7 +118,7 @@ fn every_route_answers_401_403_or_serves_by_scope() {
             let url = match path.as_str() {
                 "/admin/tokens/{id}" => "/admin/tokens/999".to_string(),
                 "/metadata" | "/statistics" | "/slice" => format!("{path}?image_id={image}"),
-                _ => path.replace("{id}", &image),
+                _ => path.replace("{id}", &image).replace("{key}", "zarr.json"),
             };
             let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
             let needed = if public {
@@ -525,6 +525,13 @@ fn signed_links_open_one_image_until_they_expire() {
         let resp = lab.get(&format!("{prefix}{path}"), None);
         assert_eq!(resp.status, 200, "{path}: {}", resp.snippet());
     }
+    let zarr = lab.get(&format!("{prefix}/zarr/{mine}/0/zarr.json"), None);
+    assert_eq!(
+        zarr.status,
+        200,
+        "the Zarr group by link: {}",
+        zarr.snippet()
+    );
     let png = lab.get(&format!("{prefix}/slice?image_id={mine}&z=1"), None);
     assert_eq!((png.status, png.content_type.as_str()), (200, "image/png"));
     let direct = lab.get(&format!("/slice?image_id={mine}&z=1"), Some(&bob));

@@ -1,0 +1,207 @@
+//! Each image's OME-Zarr group, read-only, key by key (`/zarr/{id}/…`),
+//! with HTTP byte ranges: what napari, zarr-python, vizarr and
+//! neuroglancer open by URL. Stored images are served from the pixel store
+//! as they are (chunks are not recompressed); derived images whose planes
+//! are computed on request (PCA scores) are served as an uncompressed
+//! array whose chunks are computed when asked for.
+
+use bytes::Bytes;
+use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
+use pentascope_store::analysis::read_plane;
+use pentascope_store::pixels::ngff::{group_json, plane_array_json};
+use pentascope_store::pixels::ImageAttributes;
+use pentascope_store::ImageRecord;
+
+use crate::access::Caller;
+use crate::app::{blocking, App};
+use crate::error::AppError;
+use crate::images::open_pixels;
+
+/// A byte range as HTTP's `Range: bytes=` asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `a-`: from `a` to the end.
+    From(u64),
+    /// `a-b`: `a` to `b` inclusive.
+    Between(u64, u64),
+    /// `-n`: the last `n` bytes.
+    Last(u64),
+}
+
+/// What a key request is answered with.
+#[derive(Debug, Clone)]
+pub enum ZarrAnswer {
+    /// The bytes (all of them, or the range asked for).
+    Bytes {
+        /// The bytes (empty for `HEAD`).
+        body: Bytes,
+        /// The first and last byte sent, when a range was asked for.
+        range: Option<(u64, u64)>,
+        /// The key's whole size.
+        total: u64,
+        /// `application/json` for metadata, `application/octet-stream`
+        /// for chunks.
+        content_type: &'static str,
+    },
+    /// The range lies outside the key's `total` bytes.
+    Unsatisfiable {
+        /// The key's size.
+        total: u64,
+    },
+}
+
+/// The first and last byte of `range` within `total` bytes, if any.
+fn resolve(range: ByteRange, total: u64) -> Option<(u64, u64)> {
+    let (first, last) = match range {
+        ByteRange::From(a) => (a, total.checked_sub(1)?),
+        ByteRange::Between(a, b) => (a, b.min(total.checked_sub(1)?)),
+        ByteRange::Last(0) => return None,
+        ByteRange::Last(n) => (total.saturating_sub(n), total.checked_sub(1)?),
+    };
+    (first <= last && first < total).then_some((first, last))
+}
+
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with("zarr.json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+impl App {
+    /// Key `key` of image `id`'s Zarr group, or `range` of it; only its
+    /// size with `head`.
+    pub async fn zarr_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        key: &str,
+        range: Option<ByteRange>,
+        head: bool,
+    ) -> Result<ZarrAnswer, AppError> {
+        let record = self.image(caller, id).await?;
+        let missing = || {
+            AppError::NotFound(format!(
+                "{} has no Zarr key {key:?}; its group is zarr.json, 0/zarr.json and chunks \
+                 0/c/<t>/<c>/<z>/<row>/<column>",
+                record.id
+            ))
+        };
+        if record.details.pca.is_some() {
+            let body = self.derived_key(&record, key).await?.ok_or_else(missing)?;
+            let total = body.len() as u64;
+            return Ok(match range.map(|r| resolve(r, total)) {
+                Some(None) => ZarrAnswer::Unsatisfiable { total },
+                Some(Some((a, b))) => ZarrAnswer::Bytes {
+                    body: if head {
+                        Bytes::new()
+                    } else {
+                        body.slice(a as usize..=b as usize)
+                    },
+                    range: Some((a, b)),
+                    total,
+                    content_type: content_type(key),
+                },
+                None => ZarrAnswer::Bytes {
+                    body: if head { Bytes::new() } else { body },
+                    range: None,
+                    total,
+                    content_type: content_type(key),
+                },
+            });
+        }
+        let (pixels, image, owned_key) = (self.pixels.clone(), record.id, key.to_string());
+        let answer = blocking(move || {
+            let Some(total) = pixels.key_size(image, &owned_key)? else {
+                return Ok(None);
+            };
+            let span = match range.map(|r| resolve(r, total)) {
+                Some(None) => return Ok(Some(ZarrAnswer::Unsatisfiable { total })),
+                Some(Some(span)) => Some(span),
+                None => None,
+            };
+            let (start, len) = span.map_or((0, total), |(a, b)| (a, b - a + 1));
+            let body = if head || len == 0 {
+                Bytes::new()
+            } else {
+                match pixels.read_key(image, &owned_key, start, len)? {
+                    Some(body) => body,
+                    None => return Ok(None),
+                }
+            };
+            Ok(Some(ZarrAnswer::Bytes {
+                body,
+                range: span,
+                total,
+                content_type: content_type(&owned_key),
+            }))
+        })
+        .await?;
+        answer.ok_or_else(missing)
+    }
+
+    /// A key of a derived image's group, computed.
+    async fn derived_key(
+        &self,
+        record: &ImageRecord,
+        key: &str,
+    ) -> Result<Option<Bytes>, AppError> {
+        let s = record.shape;
+        match key {
+            "zarr.json" => {
+                let attributes = ImageAttributes {
+                    name: record.id.to_string(),
+                    channel_names: record.details.channel_names.clone(),
+                    physical_sizes: record.details.physical_sizes.clone(),
+                };
+                return Ok(Some(Bytes::from(group_json(&attributes).to_string())));
+            }
+            "0/zarr.json" => {
+                return Ok(Some(Bytes::from(
+                    plane_array_json(s, record.dtype).to_string(),
+                )))
+            }
+            _ => {}
+        }
+        // 0/c/<t>/<c>/<z>/0/0: one plane per chunk
+        let Some(indices) = key.strip_prefix("0/c/") else {
+            return Ok(None);
+        };
+        let parts: Vec<u64> = match indices.split('/').map(str::parse).collect() {
+            Ok(parts) => parts,
+            Err(_) => return Ok(None),
+        };
+        let [t, c, z, 0, 0] = parts[..] else {
+            return Ok(None);
+        };
+        if t >= s.t || c >= s.c || z >= s.z {
+            return Ok(None);
+        }
+        let (pixels, caches, reading) = (self.pixels.clone(), self.caches.clone(), record.clone());
+        let id = record.id;
+        let plane = PlaneIndex::new(t, z, c);
+        let computed = blocking(move || {
+            let reader = caches.reader(id, || open_pixels(&*pixels, &reading))?;
+            let dtype = reader.layout().dtype;
+            Ok(dispatch_dtype!(dtype, T => little_endian::<T>(read_plane::<T>(&*reader, plane)?)))
+        })
+        .await;
+        match computed {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) => Err(self.unless_deleted(id, e).await),
+        }
+    }
+}
+
+/// Samples as little-endian bytes.
+fn little_endian<T: Sample>(samples: Vec<T>) -> Vec<u8> {
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice(&samples).to_vec()
+    } else {
+        samples
+            .iter()
+            .flat_map(|v| bytemuck::bytes_of(&v.swap_bytes()).to_vec())
+            .collect()
+    }
+}

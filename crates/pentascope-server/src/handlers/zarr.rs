@@ -1,0 +1,79 @@
+//! `GET`/`HEAD /zarr/{id}/{key}`: an image's OME-Zarr group, read-only,
+//! with byte ranges (`bytes=a-b`, `a-`, `-n`).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use pentascope_app::zarr::{ByteRange, ZarrAnswer};
+use pentascope_app::Caller;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A single range of `Range: bytes=…`; `None` (the whole key is sent, as
+/// RFC 9110 allows) for anything else.
+fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let spec = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    let spec = spec.strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    match (a.is_empty(), b.is_empty()) {
+        (true, false) => Some(ByteRange::Last(b.parse().ok()?)),
+        (false, true) => Some(ByteRange::From(a.parse().ok()?)),
+        (false, false) => {
+            let (a, b) = (a.parse().ok()?, b.parse().ok()?);
+            (a <= b).then_some(ByteRange::Between(a, b))
+        }
+        (true, true) => None,
+    }
+}
+
+/// `GET` or `HEAD /zarr/{id}/{key}`.
+pub async fn zarr_key(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    method: Method,
+    Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let head = method == Method::HEAD;
+    let answer = app
+        .zarr_key(&caller, &id, &key, byte_range(&headers), head)
+        .await?;
+    let response = match answer {
+        ZarrAnswer::Unsatisfiable { total } => Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::json!({
+                    "error": format!("the range lies outside the key's {total} bytes")
+                })
+                .to_string(),
+            )),
+        ZarrAnswer::Bytes {
+            body,
+            range,
+            total,
+            content_type,
+        } => {
+            let length = range.map_or(total, |(a, b)| b - a + 1);
+            let mut builder = Response::builder()
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::CONTENT_LENGTH, length)
+                .header(header::ACCEPT_RANGES, "bytes");
+            if let Some((a, b)) = range {
+                builder = builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{total}"));
+            }
+            builder.body(Body::from(body))
+        }
+    };
+    response.map_err(|e| ApiError::internal(e.to_string()))
+}
