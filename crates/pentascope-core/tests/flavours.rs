@@ -455,12 +455,11 @@ fn packed_samples_widen_to_uint8_and_uint16() {
     }
 }
 
-/// libtiff has no horizontal predictor for packed samples (tifffile undoes
-/// it on the widened uint16 values; pentascope refuses it), and pentascope
-/// has no float16 type (tifffile reads float16): both are refused as
-/// unsupported (415).
+/// A packed bit depth with a predictor is refused as unsupported (415);
+/// half-precision floats (SampleFormat 3, 16 bits) are read as float16, as
+/// tifffile reads them.
 #[test]
-fn packed_with_predictor_and_float16_are_unsupported() {
+fn packed_with_predictor_is_unsupported_and_float16_is_read() {
     let mut tiff = TiffBuilder::classic();
     let blob = tiff.blob(vec![0; 6]);
     tiff.page(PageSpec {
@@ -473,15 +472,15 @@ fn packed_with_predictor_and_float16_are_unsupported() {
     assert!(err.to_string().contains("predictor 2"), "{err}");
 
     let mut tiff = TiffBuilder::classic();
-    let blob = tiff.blob(vec![0; 8]);
+    // 1.0, -2.0, 0.5, 65504 (the largest float16) as little-endian halves
+    let blob = tiff.blob(vec![0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B]);
     tiff.page(PageSpec {
         bits: 16,
         sample_format: 3,
         ..PageSpec::new(2, 2, blob)
     });
-    let err = open(&tiff.write()).unwrap_err();
-    assert!(matches!(err, CoreError::Unsupported(_)), "{err}");
-    assert!(err.to_string().contains("16-bit floating-point"), "{err}");
+    let file = open(&tiff.write()).unwrap();
+    assert_eq!(file.series().dtype, DType::F16);
 }
 
 // ImageJ past 4 GB

@@ -568,7 +568,7 @@ pub fn decode_one_chunk(
 /// SampleFormat and BitsPerSample of `dtype`.
 pub fn dtype_tags(dtype: DType) -> (u16, u16) {
     let format = match dtype {
-        DType::F32 | DType::F64 => 3,
+        DType::F16 | DType::F32 | DType::F64 => 3,
         DType::I8 | DType::I16 | DType::I32 | DType::I64 => 2,
         _ => 1,
     };

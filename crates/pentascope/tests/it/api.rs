@@ -977,7 +977,15 @@ fn acquisition_details_and_original_metadata() {
         String::from_utf8(original.body).unwrap(),
         description_of(&bytes).unwrap()
     );
-    assert_eq!(server.metadata(&id)["acquisition"], json!({}));
+    // ImageJ's LUT colours and Ranges (read as tifffile reads them, see
+    // tifffile::imagej_display_ranges_and_colours_equal_tifffiles)
+    assert_eq!(
+        server.metadata(&id)["acquisition"],
+        json!({"channels": [
+            {"color": "#FF0000", "display_range": [1582.0, 6440.0]},
+            {"color": "#00FF00", "display_range": [1614.0, 15787.0]},
+        ]})
+    );
 
     let file = "plain_2d_u8.tif";
     let id = server.upload_ok(file, synthetic.read(file));
