@@ -193,6 +193,7 @@ impl App {
                 channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),
                 physical_sizes: source.details.physical_sizes.clone(),
                 acquisition: Default::default(),
+                rendering: Vec::new(),
                 warnings: Vec::new(),
                 chunk_shape: [0; 5],
                 pca: Some(outcome.model.clone()),

@@ -113,6 +113,7 @@ impl App {
                 channel_names: series.channel_names.clone(),
                 physical_sizes: series.physical_sizes.clone(),
                 acquisition: series.acquisition.clone(),
+                rendering: Vec::new(),
                 warnings: series.warnings.clone(),
                 chunk_shape: ingested.writer.layout().chunk_shape(),
                 pca: None,

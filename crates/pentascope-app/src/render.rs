@@ -14,6 +14,8 @@ use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8};
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::PixelReader;
+use pentascope_store::record::ChannelLook;
+use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
 use serde::Serialize;
 
@@ -116,21 +118,62 @@ pub fn default_channels(record: &ImageRecord) -> Vec<(Layer, bool)> {
     (0..c)
         .map(|i| {
             let file = from_file.get(i).filter(|_| from_file.len() == c);
-            let color = file
-                .and_then(|ch| ch.color.as_deref())
+            let set = record.details.rendering.get(i);
+            let color = set
+                .and_then(|look| look.color.as_deref())
+                .or_else(|| file.and_then(|ch| ch.color.as_deref()))
                 .and_then(|hex| parse_color(hex).ok())
                 .unwrap_or(palette[i]);
-            let (start, end) = match (
-                file.and_then(|ch| ch.display_range),
-                record.statistics.get(i),
-            ) {
+            let saved = set
+                .and_then(|look| look.window)
+                .map(|w| [w.start, w.end])
+                .or_else(|| file.and_then(|ch| ch.display_range));
+            let (start, end) = match (saved, record.statistics.get(i)) {
                 (Some([low, high]), _) if low < high => (low, high),
                 (_, Some(s)) => (s.display_min, s.display_max),
                 _ => (0.0, 1.0),
             };
-            (Layer { start, end, color }, true)
+            let active = set.and_then(|look| look.active).unwrap_or(true);
+            (Layer { start, end, color }, active)
         })
         .collect()
+}
+
+/// The default rendering as NGFF's `omero` metadata, which OME-Zarr
+/// viewers (napari, vizarr, OMERO) start from.
+pub fn omero_json(record: &ImageRecord) -> serde_json::Value {
+    let channels: Vec<serde_json::Value> = default_channels(record)
+        .iter()
+        .enumerate()
+        .map(|(i, (layer, active))| {
+            let stats = record.statistics.get(i);
+            let label = record
+                .details
+                .channel_names
+                .get(i)
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| format!("Channel {i}"));
+            serde_json::json!({
+                "label": label,
+                "color": color_hex(layer.color).trim_start_matches('#'),
+                "active": active,
+                "coefficient": 1.0,
+                "family": "linear",
+                "inverted": false,
+                "window": {
+                    "start": layer.start,
+                    "end": layer.end,
+                    "min": stats.map_or(layer.start, |s| s.min.min(layer.start)),
+                    "max": stats.map_or(layer.end, |s| s.max.max(layer.end)),
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "channels": channels,
+        "rdefs": {"defaultT": 0, "defaultZ": record.shape.z / 2, "model": "color"},
+    })
 }
 
 /// The default settings in NGFF's `omero` shape, for clients.
@@ -249,6 +292,7 @@ fn layers(record: &ImageRecord, request: &RenderRequest) -> Result<Vec<(usize, L
         None => defaults
             .iter()
             .enumerate()
+            .filter(|(_, (_, active))| *active)
             .map(|(i, (layer, _))| (i, *layer))
             .collect(),
         Some(specs) => specs
@@ -280,6 +324,45 @@ fn layers(record: &ImageRecord, request: &RenderRequest) -> Result<Vec<(usize, L
 }
 
 impl App {
+    /// Sets image `id`'s default look, one entry per channel (owner or
+    /// admin); renders cached with the old look are forgotten.
+    pub async fn set_rendering(
+        &self,
+        caller: &Caller,
+        id: &str,
+        looks: Vec<ChannelLook>,
+    ) -> Result<ImageRecord, AppError> {
+        caller.require(Scope::Write)?;
+        let record = self.image_to_modify(caller, id).await?;
+        let c = record.shape.c as usize;
+        if looks.len() != c {
+            return Err(invalid(format!(
+                "rendering.channels needs one entry per channel ({c}), got {}",
+                looks.len()
+            )));
+        }
+        for (i, look) in looks.iter().enumerate() {
+            if let Some(color) = &look.color {
+                parse_color(color).map_err(|e| invalid(format!("channel {i}: {e}")))?;
+            }
+            if let Some(w) = look.window {
+                if !(w.start.is_finite() && w.end.is_finite() && w.start < w.end) {
+                    return Err(invalid(format!(
+                        "channel {i}: window start {} must be below end {} (finite numbers)",
+                        w.start, w.end
+                    )));
+                }
+            }
+        }
+        let mut details = record.details.clone();
+        details.rendering = looks;
+        if !self.images.update_details(record.id, &details).await? {
+            return Err(StoreError::NotFound(record.id.to_string()).into());
+        }
+        self.caches.forget(record.id);
+        self.image(caller, id).await
+    }
+
     /// Renders a plane or a projection of image `id` as `request` says.
     /// Rendered pictures are cached; the work stops if the caller leaves.
     pub async fn render(

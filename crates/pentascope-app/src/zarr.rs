@@ -10,12 +10,13 @@ use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
 use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::ngff::{group_json, plane_array_json};
 use pentascope_store::pixels::ImageAttributes;
-use pentascope_store::ImageRecord;
+use pentascope_store::{ImageRecord, StoreError};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::error::AppError;
 use crate::images::open_pixels;
+use crate::render::omero_json;
 
 /// A byte range as HTTP's `Range: bytes=` asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +89,14 @@ impl App {
                 record.id
             ))
         };
-        if record.details.pca.is_some() {
-            let body = self.derived_key(&record, key).await?.ok_or_else(missing)?;
+        let computed = if key == "zarr.json" {
+            Some(self.group_metadata(&record).await?)
+        } else if record.details.pca.is_some() {
+            Some(self.derived_key(&record, key).await?.ok_or_else(missing)?)
+        } else {
+            None
+        };
+        if let Some(body) = computed {
             let total = body.len() as u64;
             return Ok(match range.map(|r| resolve(r, total)) {
                 Some(None) => ZarrAnswer::Unsatisfiable { total },
@@ -141,6 +148,31 @@ impl App {
         answer.ok_or_else(missing)
     }
 
+    /// The group's `zarr.json`: as stored (or, for derived images, as it
+    /// would be), with the image's current default look as NGFF's `omero`
+    /// metadata.
+    async fn group_metadata(&self, record: &ImageRecord) -> Result<Bytes, AppError> {
+        let mut group = if record.details.pca.is_some() {
+            group_json(&ImageAttributes {
+                name: record.id.to_string(),
+                channel_names: record.details.channel_names.clone(),
+                physical_sizes: record.details.physical_sizes.clone(),
+            })
+        } else {
+            let (pixels, id) = (self.pixels.clone(), record.id);
+            let stored = blocking(move || {
+                let size = pixels.key_size(id, "zarr.json")?.unwrap_or(0);
+                Ok(pixels.read_key(id, "zarr.json", 0, size)?)
+            })
+            .await?
+            .ok_or_else(|| StoreError::NotFound(record.id.to_string()))?;
+            serde_json::from_slice(&stored)
+                .map_err(|e| StoreError::Corrupt(format!("{}'s zarr.json: {e}", record.id)))?
+        };
+        group["attributes"]["ome"]["omero"] = omero_json(record);
+        Ok(Bytes::from(group.to_string()))
+    }
+
     /// A key of a derived image's group, computed.
     async fn derived_key(
         &self,
@@ -149,14 +181,6 @@ impl App {
     ) -> Result<Option<Bytes>, AppError> {
         let s = record.shape;
         match key {
-            "zarr.json" => {
-                let attributes = ImageAttributes {
-                    name: record.id.to_string(),
-                    channel_names: record.details.channel_names.clone(),
-                    physical_sizes: record.details.physical_sizes.clone(),
-                };
-                return Ok(Some(Bytes::from(group_json(&attributes).to_string())));
-            }
             "0/zarr.json" => {
                 return Ok(Some(Bytes::from(
                     plane_array_json(s, record.dtype).to_string(),

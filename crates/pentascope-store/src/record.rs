@@ -97,10 +97,40 @@ pub struct ImageDetails {
     pub warnings: Vec<String>,
     /// Chunk shape of the stored array (TZCYX); all zero for virtual images.
     pub chunk_shape: [u64; 5],
+    /// Each channel's default look as set with `PATCH /images/{id}`
+    /// (overrides the file's and the computed defaults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rendering: Vec<ChannelLook>,
     /// For PCA score images: the model whose projection of the source image
     /// they are. Such images are virtual: planes are projected on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pca: Option<pentascope_core::pca::PcaModel>,
+}
+
+/// A channel's default look, as a user set it; unset fields keep the
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelLook {
+    /// `RRGGBB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// `{start, end}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// Whether the channel is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+/// A display window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Shown as black.
+    pub start: f64,
+    /// Shown at full colour.
+    pub end: f64,
 }
 
 /// A published image.

@@ -217,23 +217,49 @@ pub async fn health(
 #[serde(deny_unknown_fields)]
 pub struct ImagePatch {
     /// Whether every authenticated user may read the image.
-    public: bool,
+    #[serde(default)]
+    public: Option<bool>,
+    /// The default look.
+    #[serde(default)]
+    rendering: Option<RenderingPatch>,
 }
 
-/// `PATCH /images/{id}` with `{"public": true}`: visibility (owner or admin).
+/// `{"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900},
+/// "active": true}, …]}`, one entry per channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderingPatch {
+    channels: Vec<pentascope_store::record::ChannelLook>,
+}
+
+/// `PATCH /images/{id}` with `{"public": true}` (visibility) and/or
+/// `{"rendering": {"channels": [...]}}` (the default look): owner or admin.
 pub async fn patch(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ImagePatch>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    const EXAMPLE: &str = r#"{"public": true} or {"rendering": {"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900}, "active": true}]}}"#;
     let Json(patch) = body.map_err(|e| {
         ApiError::bad_request(format!(
-            "expected a JSON body {{\"public\": true|false}} ({})",
+            "expected a JSON body like {EXAMPLE} ({})",
             e.body_text()
         ))
     })?;
-    let record = app.set_public(&caller, &id, patch.public).await?;
+    if patch.public.is_none() && patch.rendering.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "nothing to change: send {EXAMPLE}"
+        )));
+    }
+    let mut record = None;
+    if let Some(rendering) = patch.rendering {
+        record = Some(app.set_rendering(&caller, &id, rendering.channels).await?);
+    }
+    if let Some(public) = patch.public {
+        record = Some(app.set_public(&caller, &id, public).await?);
+    }
+    let record = record.ok_or_else(|| ApiError::internal("no change made"))?;
     Ok(Json(metadata_json(&record)))
 }
 

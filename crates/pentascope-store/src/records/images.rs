@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::record::{ImageId, ImageKind, ImageRecord};
+use crate::record::{ImageDetails, ImageId, ImageKind, ImageRecord};
 
 /// Image records: reserve an id, publish a complete record, read, delete.
 ///
@@ -24,6 +24,10 @@ pub trait ImageRepo: Send + Sync {
     async fn list(&self) -> Result<Vec<ImageRecord>, StoreError>;
     /// Published images derived from `source` (PCA scores).
     async fn derived_from(&self, source: ImageId) -> Result<Vec<ImageId>, StoreError>;
+    /// Replaces a published image's metadata document; `false` if there is
+    /// no such image.
+    async fn update_details(&self, id: ImageId, details: &ImageDetails)
+        -> Result<bool, StoreError>;
     /// Removes a published image's record; `false` if there was none.
     async fn delete(&self, id: ImageId) -> Result<bool, StoreError>;
     /// Ids reserved before `reserved_before` (an RFC 3339 time) and never

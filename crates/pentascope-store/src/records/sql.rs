@@ -247,6 +247,22 @@ macro_rules! image_repo {
                 Ok(ids.into_iter().map(ImageId).collect())
             }
 
+            async fn update_details(
+                &self,
+                id: ImageId,
+                details: &ImageDetails,
+            ) -> Result<bool, StoreError> {
+                let text = serde_json::to_string(details)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let done =
+                    sqlx::query("UPDATE images SET metadata = $1 WHERE id = $2 AND state = 'ready'")
+                        .bind(text)
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn delete(&self, id: ImageId) -> Result<bool, StoreError> {
                 let done = sqlx::query("DELETE FROM images WHERE id = $1 AND state = 'ready'")
                     .bind(id.0)

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -318,4 +319,77 @@ fn render_requests_are_checked() {
     let thumb = server.get(&format!("/thumbnail?image_id={id}&size=8"));
     assert!(thumb.error(&[400]).unwrap().contains("16 to 1024"));
     assert_eq!(server.get("/thumbnail?image_id=image_99").status, 404);
+}
+
+/// `PATCH /images/{id}` sets the default look: `/render` without `c`
+/// draws it (renders cached with the old look are not served), the
+/// metadata reports it, and the Zarr group's `omero` metadata carries it.
+#[test]
+fn the_default_look_can_be_changed() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let before = server.get(&format!("/render?image_id={id}&z=1")).body;
+    let look = json!({"rendering": {"channels": [
+        {"color": "FF8000", "window": {"start": 100.0, "end": 2000.0}},
+        {"active": false},
+        {"color": "0000FF", "window": {"start": 0.0, "end": 5000.0}},
+    ]}});
+    let patched = server
+        .send(
+            "PATCH",
+            server
+                .request(Method::PATCH, &format!("/images/{id}"))
+                .json(&look),
+        )
+        .ok_json()
+        .unwrap();
+    let channels = &patched["rendering"]["channels"];
+    assert_eq!(channels[0]["color"], "FF8000");
+    assert_eq!(
+        channels[0]["window"],
+        json!({"start": 100.0, "end": 2000.0})
+    );
+    assert_eq!(channels[1]["active"], false);
+    let after = server.get(&format!("/render?image_id={id}&z=1")).body;
+    assert_ne!(
+        before, after,
+        "the cached picture of the old look is not served"
+    );
+    let explicit = server
+        .get(&format!(
+            "/render?image_id={id}&z=1&c=1|100:2000$FF8000,-2,3|0:5000$0000FF"
+        ))
+        .body;
+    assert_eq!(after, explicit, "the new default is the look set");
+    let group: Value = server.get(&format!("/zarr/{id}/zarr.json")).json().unwrap();
+    let omero = &group["attributes"]["ome"]["omero"]["channels"];
+    assert_eq!(omero[0]["color"], "FF8000");
+    assert_eq!(omero[0]["window"]["start"], 100.0);
+    assert_eq!(omero[1]["active"], false);
+    for (body, says) in [
+        (
+            json!({"rendering": {"channels": [{}]}}),
+            "one entry per channel (3)",
+        ),
+        (
+            json!({"rendering": {"channels": [{"color": "red"}, {}, {}]}}),
+            "RRGGBB",
+        ),
+        (
+            json!({"rendering": {"channels": [{"window": {"start": 5.0, "end": 1.0}}, {}, {}]}}),
+            "below end",
+        ),
+        (json!({}), "nothing to change"),
+        (json!({"look": 1}), "expected a JSON body"),
+    ] {
+        let resp = server.send(
+            "PATCH",
+            server
+                .request(Method::PATCH, &format!("/images/{id}"))
+                .json(&body),
+        );
+        let message = resp.error(&[400]).unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
 }
