@@ -180,13 +180,10 @@ impl App {
         key: &str,
     ) -> Result<Option<Bytes>, AppError> {
         let s = record.shape;
-        match key {
-            "0/zarr.json" => {
-                return Ok(Some(Bytes::from(
-                    plane_array_json(s, record.dtype).to_string(),
-                )))
-            }
-            _ => {}
+        if key == "0/zarr.json" {
+            return Ok(Some(Bytes::from(
+                plane_array_json(s, record.dtype).to_string(),
+            )));
         }
         // 0/c/<t>/<c>/<z>/0/0: one plane per chunk
         let Some(indices) = key.strip_prefix("0/c/") else {
