@@ -21,3 +21,4 @@ mod outage;
 mod render;
 mod scale_out;
 mod tifffile;
+mod viewer;
