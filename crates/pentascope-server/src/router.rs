@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
-use crate::handlers::{admin, analyze, images, jobs, render, slice, upload, zarr};
+use crate::handlers::{admin, analyze, images, jobs, pages, render, slice, upload, zarr};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -134,6 +134,16 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         ),
         Route::new(M::GET, "/health", Public, images::health),
         Route::new(M::GET, "/openapi.json", Public, images::openapi),
+        // the browser pages and their assets: they hold no data, their
+        // scripts call the routes above with the user's key or link
+        Route::new(M::GET, "/", Public, pages::index).query(&["key"]),
+        Route::new(M::GET, "/view/{id}", Public, pages::view).query(&["key"]),
+        Route::new(M::GET, "/docs", Public, pages::docs),
+        Route::new(M::GET, "/assets/common.js", Public, pages::common_js),
+        Route::new(M::GET, "/assets/index.js", Public, pages::index_js),
+        Route::new(M::GET, "/assets/viewer.js", Public, pages::viewer_js),
+        Route::new(M::GET, "/assets/docs.js", Public, pages::docs_js),
+        Route::new(M::GET, "/assets/style.css", Public, pages::style_css),
     ]
 }
 
@@ -248,15 +258,24 @@ async fn guard(
 mod tests {
     use super::*;
 
-    /// The access rules agree with what each route does: only health and
-    /// the API description are public, reading routes need `read` (those
-    /// naming one image may be opened by its signed link), changing routes
-    /// need `write`, and users and keys need `admin`.
+    /// The access rules agree with what each route does: only health, the
+    /// API description and the browser pages with their static assets
+    /// (which hold no data: their scripts call the data routes with the
+    /// user's key) are public, reading routes need `read` (those naming
+    /// one image may be opened by its signed link), changing routes need
+    /// `write`, and users and keys need `admin`.
     #[test]
     fn every_route_has_the_access_rule_its_kind_needs() {
         for route in routes(1) {
             let expected = match (route.method.as_str(), route.path) {
                 ("GET", "/health" | "/openapi.json") => Access::Public,
+                ("GET", "/" | "/docs" | "/view/{id}") => Access::Public,
+                ("GET", path)
+                    if path.starts_with("/assets/")
+                        && (path.ends_with(".js") || path.ends_with(".css")) =>
+                {
+                    Access::Public
+                }
                 (_, path) if path.starts_with("/admin/") => Access::Key(Scope::Admin),
                 ("GET", "/images" | "/jobs/{id}") => Access::Key(Scope::Read),
                 ("GET", _) => Access::KeyOrLink,

@@ -21,4 +21,5 @@ mod outage;
 mod render;
 mod scale_out;
 mod tifffile;
+mod viewer;
 mod zarr;
