@@ -201,10 +201,12 @@ impl App {
             return Ok(Caller::Anonymous);
         };
         let invalid = |why: &str| AppError::Unauthenticated(format!("invalid API key: {why}"));
+        // the scheme is case-insensitive (RFC 9110)
         let key = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| invalid("send Authorization: Bearer ps_<id>_<secret>"))?
-            .trim();
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
+            .ok_or_else(|| invalid("send Authorization: Bearer ps_<id>_<secret>"))?;
         let (id, secret) = key
             .strip_prefix("ps_")
             .and_then(|rest| rest.split_once('_'))

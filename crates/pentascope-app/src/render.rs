@@ -411,6 +411,21 @@ impl App {
                 content_type: content_type(request.format),
             });
         }
+        // the output accumulated as f32 RGB, plus a band of each layer
+        // (raw, f64 and folded)
+        let output = geometry.resample_columns.len() as u64 * geometry.resample_rows.len() as u64;
+        let band = BAND_ROWS.min(s.y) * s.x * layers.len() as u64;
+        let _memory = self
+            .memory_share(
+                output * 12 + band * (record.dtype.size() as u64 + 16),
+                &format!(
+                    "a {}×{} rendering of {}",
+                    geometry.resample_columns.len(),
+                    geometry.resample_rows.len(),
+                    record.id
+                ),
+            )
+            .await?;
         let (pixels, caches, id) = (self.pixels.clone(), self.caches.clone(), record.id);
         let (t, mode, projection, format) = (
             request.t,

@@ -126,17 +126,27 @@ impl App {
             s.y.checked_mul(s.x)
                 .and_then(|p| p.checked_mul(record.dtype.size() as u64))
                 .unwrap_or(u64::MAX);
-        let need_mib = plane_bytes
-            .saturating_mul(SLICE_COPIES)
-            .div_ceil(1 << 20)
-            .max(1);
+        self.memory_share(
+            plane_bytes.saturating_mul(SLICE_COPIES),
+            &format!("a {}×{} plane of {}", s.y, s.x, record.id),
+        )
+        .await
+    }
+
+    /// Waits for `bytes` of the memory budget that renderings share (slices,
+    /// composites, computed Zarr chunks); more than the whole budget is
+    /// refused with a message naming `what` and the setting.
+    pub(crate) async fn memory_share(
+        &self,
+        bytes: u64,
+        what: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        let need_mib = bytes.div_ceil(1 << 20).max(1);
         let budget_mib = self.config.slice_memory_bytes >> 20;
         if need_mib > budget_mib {
             return Err(CoreError::LimitsExceeded(format!(
-                "a {}×{} plane of {} needs about {need_mib} MiB to render, more than the \
-                 slice memory budget of {budget_mib} MiB (PENTASCOPE_SLICE_MEMORY_MIB, \
-                 --slice-memory-mib)",
-                s.y, s.x, record.id
+                "{what} needs about {need_mib} MiB to render, more than the slice memory \
+                 budget of {budget_mib} MiB (PENTASCOPE_SLICE_MEMORY_MIB, --slice-memory-mib)"
             ))
             .into());
         }

@@ -199,6 +199,16 @@ impl App {
         if t >= s.t || c >= s.c || z >= s.z {
             return Ok(None);
         }
+        // the computed plane, its source's channels (as f64 at most) and
+        // the bytes sent
+        let plane_pixels = s.y * s.x;
+        let sources = record.details.pca.as_ref().map_or(1, |m| m.mean.len()) as u64;
+        let _memory = self
+            .memory_share(
+                plane_pixels * (sources * 8 + 2 * record.dtype.size() as u64),
+                &format!("a {}×{} chunk of {}", s.y, s.x, record.id),
+            )
+            .await?;
         let (pixels, caches, reading) = (self.pixels.clone(), self.caches.clone(), record.clone());
         let id = record.id;
         let plane = PlaneIndex::new(t, z, c);

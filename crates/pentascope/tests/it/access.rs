@@ -379,6 +379,14 @@ fn revoked_and_expired_keys_are_refused_at_once() {
     let ada = lab.key("ada", "admin", &[]);
     let bob = lab.key("bob", "read", &["--name", "laptop"]);
     assert_eq!(lab.get("/images", Some(&bob)).status, 200);
+    // the scheme is case-insensitive
+    let lower = lab.server.send(
+        "GET /images",
+        lab.server
+            .request(Method::GET, "/images")
+            .header("Authorization", format!("bearer {bob}")),
+    );
+    assert_eq!(lower.status, 200);
     let tokens = lab
         .get("/admin/tokens?user=bob", Some(&ada))
         .ok_json()

@@ -393,3 +393,22 @@ fn the_default_look_can_be_changed() {
         assert!(message.contains(says), "{body}: {message}");
     }
 }
+
+/// A rendering whose output would not fit in the memory budget renderings
+/// share is refused, naming the setting; one that fits is served.
+#[test]
+fn renderings_share_the_memory_budget() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_SLICE_MEMORY_MIB", "2")]);
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let big = server.get(&format!("/render?image_id={id}&size=1000,1000"));
+    let message = big.error(&[413]).unwrap();
+    assert!(message.contains("PENTASCOPE_SLICE_MEMORY_MIB"), "{message}");
+    assert_eq!(
+        server
+            .get(&format!("/render?image_id={id}&size=200"))
+            .status,
+        200
+    );
+}
