@@ -12,6 +12,7 @@
 //! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
 //!   record and pixels published together, nothing left on failure);
 //! - [`analyze`]: PCA with its (virtual) scores image;
+//! - [`segment`]: thresholds, k-means and objects with a stored labels image;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
@@ -30,6 +31,7 @@ pub mod export;
 pub mod images;
 pub mod ingest;
 pub mod jobs;
+pub mod segment;
 pub mod slice;
 
 pub use access::Caller;

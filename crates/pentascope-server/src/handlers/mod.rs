@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod images;
 pub mod jobs;
 pub mod params;
+pub mod segment;
 pub mod slice;
 pub mod upload;
 

@@ -19,3 +19,4 @@ mod hostile;
 mod openapi;
 mod outage;
 mod scale_out;
+mod segment;
