@@ -121,10 +121,22 @@ pub async fn run_task(
     }
 }
 
-/// A task's arguments from keyword arguments, with a message naming the task.
+/// A task's arguments from keyword arguments, with a message naming the task
+/// and the argument at fault.
 pub fn parse<J: Job>(kwargs: &Value) -> Result<J, AppError> {
-    J::deserialize(kwargs)
-        .map_err(|e| AppError::InvalidArguments(format!("invalid arguments for {}: {e}", J::NAME)))
+    serde_path_to_error::deserialize(kwargs).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        AppError::InvalidArguments(format!(
+            "invalid arguments for {}: {at}{}",
+            J::NAME,
+            e.inner()
+        ))
+    })
 }
 
 /// Where submitted jobs go.
