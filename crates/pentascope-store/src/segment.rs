@@ -424,3 +424,102 @@ fn cluster<T: Sample>(
         statistics: stats.finish(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pixels::{ArrayLayout, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL};
+    use crate::record::ImageId;
+    use pentascope_core::segment::label::label_slice;
+    use pentascope_core::Shape5;
+
+    /// A U shape whose arms meet only in the last plane: labelled plane by
+    /// plane, the arms get two provisional labels that merge at the end, so
+    /// the stored planes are rewritten. The result equals labelling the
+    /// volume in memory.
+    #[test]
+    fn volume_objects_merged_across_planes_are_relabelled_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), crate::pixels::Durability::Os).unwrap();
+        let (z, y, x) = (4u64, 5u64, 6u64);
+        let mut volume = vec![0u16; (z * y * x) as usize];
+        for zz in 0..z {
+            for yy in 0..y {
+                let at = |xx: u64| ((zz * y + yy) * x + xx) as usize;
+                volume[at(0)] = 100; // left arm
+                volume[at(5)] = 100; // right arm
+                if zz == z - 1 {
+                    for xx in 0..x {
+                        volume[at(xx)] = 100; // the bottom joins them
+                    }
+                }
+            }
+        }
+        volume[((y + 2) * x + 3) as usize] = 50; // an isolated pixel in plane 1
+        let source_id = ImageId(1);
+        let layout = ArrayLayout::for_image(Shape5::new(1, z, 1, y, x), DType::U16);
+        let w = store
+            .create(source_id, layout, &ImageAttributes::default(), ZSTD_LEVEL)
+            .unwrap();
+        for zz in 0..z {
+            let plane = &volume[(zz * y * x) as usize..((zz + 1) * y * x) as usize];
+            w.write_band(PlaneIndex::new(0, zz, 0), 0, bytemuck::cast_slice(plane))
+                .unwrap();
+        }
+        w.commit().unwrap();
+        let reader = store.open(source_id).unwrap();
+        let request = SegmentRequest {
+            t: 0,
+            c: 0,
+            z: 0..z,
+            method: Method::Threshold(10.0),
+            max_labels: 1000,
+            max_labels_setting: "test".into(),
+        };
+        let labels_layout = ArrayLayout::for_image(Shape5::new(1, z, 1, y, x), DType::U32);
+        let writer = store
+            .create(
+                ImageId(2),
+                labels_layout,
+                &ImageAttributes::default(),
+                ZSTD_LEVEL,
+            )
+            .unwrap();
+        let outcome = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap();
+        writer.commit().unwrap();
+        let expected =
+            label_slice(&volume, z as usize, y as usize, x as usize, |v| v > 10).unwrap();
+        assert_eq!(outcome.objects, expected.regions);
+        assert_eq!(outcome.objects.len(), 2);
+        let stored = store.open(ImageId(2)).unwrap();
+        let mut all = Vec::new();
+        for zz in 0..z {
+            all.extend(read_plane::<u32>(&*stored, PlaneIndex::new(0, zz, 0)).unwrap());
+        }
+        assert_eq!(all, expected.labels);
+        assert_eq!(outcome.statistics.max, 2.0);
+        let fg = volume.iter().filter(|&&v| v > 10).count() as u64;
+        assert_eq!((outcome.foreground, outcome.samples), (fg, z * y * x));
+
+        // too many labels: a 413-class error naming the limit
+        let request = SegmentRequest {
+            max_labels: 1,
+            max_labels_setting: "PENTASCOPE_MAX_LABELS".into(),
+            ..request
+        };
+        let writer = store
+            .create(
+                ImageId(3),
+                labels_layout,
+                &ImageAttributes::default(),
+                ZSTD_LEVEL,
+            )
+            .unwrap();
+        let e = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap_err();
+        writer.abort();
+        assert!(
+            matches!(&e, StoreError::Core(CoreError::LimitsExceeded(m)) if m.contains("PENTASCOPE_MAX_LABELS")),
+            "{e}"
+        );
+    }
+}
