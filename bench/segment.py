@@ -123,7 +123,7 @@ def main():
             server.stop()
     print(f"Segmentation: Otsu + label + regionprops, {time.strftime('%Y-%m-%d')}, "
           f"median of {args.repeat}; `{' '.join(sys.argv)}`\n")
-    print("| data | objects | pentascope time | scikit-image time | ratio | pentascope peak RSS | "
+    print("| data | objects | pentascope time | scikit-image time | ratio (> 1: pentascope faster) | pentascope peak RSS | "
           "scikit-image peak RSS | same threshold and objects |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, ps, ref, out, same in rows:
@@ -132,7 +132,7 @@ def main():
         pk = max(m["peak_kib"] or 0 for m in ps)
         rk = max(r["peak_kib"] for r in ref)
         print(f"| {name} | {out['n_objects']} | {bench.fmt_t(pt)} | {bench.fmt_t(rt)} | "
-              f"{rt / pt:.1f}× faster | {bench.fmt_mib(pk)} | {bench.fmt_mib(rk)} | "
+              f"{bench.fmt_ratio(rt, pt)} | {bench.fmt_mib(pk)} | {bench.fmt_mib(rk)} | "
               f"{'yes' if same else 'NO'} |")
 
 

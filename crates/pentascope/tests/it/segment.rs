@@ -16,8 +16,6 @@ use serde_json::{json, Value};
 use crate::util::npy::Npy;
 use crate::util::Server;
 
-const IGNORE: &str = "needs a Python venv with scikit-image; run with --ignored (.ci/run does)";
-
 fn python() -> PathBuf {
     let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
         .map(PathBuf::from)
@@ -203,7 +201,6 @@ fn check_kmeans(case: &str, server: &Server, source: &str, result: &Value, r: &V
 #[test]
 #[ignore = "needs a Python venv with scikit-image; run with --ignored (.ci/run does)"]
 fn segmentation_matches_scikit_image_and_scikit_learn() {
-    let _ = IGNORE;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let refs = references(dir);
@@ -434,5 +431,78 @@ fn segmentation_refuses_what_it_cannot_do() {
         .filter(|i| i["kind"] == "labels")
         .collect();
     assert_eq!(labels.len(), 1, "{images}");
+    server.assert_healthy();
+}
+
+/// A segmentation whose client leaves, or whose source is deleted, stops
+/// and leaves no labels image, no reserved id and no staged pixels.
+#[test]
+fn an_abandoned_or_raced_segmentation_leaves_nothing_behind() {
+    use crate::hostile::{leftovers, pending_rows, within};
+    let data = tempfile::tempdir().unwrap();
+    // the suite's key is not needed: this test talks without one
+    let server = Server::start_with(data.path(), &[("PENTASCOPE_AUTH", "off")]);
+    // 48 planes of 512 × 512 uint16: seconds of work in a debug build
+    let file = crate::util::tiff::plain_tiff(512, 512, 16, 48, |p, i| {
+        ((i.wrapping_mul(2_654_435_761) >> 9) as u8).wrapping_add(p as u8)
+    });
+    let id = server.upload_ok("noise.tif", file);
+    let labels_listed = |server: &Server| {
+        let images = server.get("/images").ok_json().unwrap();
+        images["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "labels")
+            .count()
+    };
+
+    // the client leaves
+    let gone = server
+        .request(reqwest::Method::POST, "/segment")
+        .json(&json!({"image_id": id, "scope": "volume"}))
+        .timeout(Duration::from_millis(400))
+        .send();
+    if let Ok(done) = gone {
+        // finished first (a fast machine): then it is a normal answer
+        let labels = done.json::<Value>().unwrap()["labels_image_id"].clone();
+        server.delete(&format!("/images/{}", labels.as_str().unwrap()));
+    }
+    let clean = within(Duration::from_secs(20), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(
+        clean,
+        "pending {:?}, files {:?}\n{}",
+        pending_rows(&server),
+        leftovers(&server),
+        server.logs()
+    );
+    assert_eq!(labels_listed(&server), 0);
+
+    // the source is deleted while it runs
+    let answer = std::thread::scope(|scope| {
+        let running = scope.spawn(|| {
+            server.post_json("/segment", &json!({"image_id": id, "scope": "volume"}))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let deleted = server.delete(&format!("/images/{id}"));
+        assert_eq!(deleted.status, 200, "{}", deleted.snippet());
+        running.join().unwrap()
+    });
+    match answer.status {
+        200 => {
+            let labels = answer.json().unwrap()["labels_image_id"].clone();
+            let resp = server.get(&format!("/images/{}", labels.as_str().unwrap()));
+            assert_eq!(resp.status, 404, "the labels image outlived its source");
+        }
+        404 | 409 => {}
+        other => panic!("segment answered {other}: {}", answer.snippet()),
+    }
+    let clean = within(Duration::from_secs(20), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(clean, "pending {:?}, files {:?}", pending_rows(&server), leftovers(&server));
+    assert_eq!(labels_listed(&server), 0);
     server.assert_healthy();
 }
