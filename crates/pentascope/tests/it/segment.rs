@@ -463,6 +463,14 @@ fn an_abandoned_or_raced_segmentation_leaves_nothing_behind() {
         .json(&json!({"image_id": id, "scope": "volume"}))
         .timeout(Duration::from_millis(400))
         .send();
+    eprintln!(
+        "client left: {}",
+        if gone.is_err() {
+            "timed out"
+        } else {
+            "answered first"
+        }
+    );
     if let Ok(done) = gone {
         // finished first (a fast machine): then it is a normal answer
         let labels = done.json::<Value>().unwrap()["labels_image_id"].clone();
@@ -482,14 +490,14 @@ fn an_abandoned_or_raced_segmentation_leaves_nothing_behind() {
 
     // the source is deleted while it runs
     let answer = std::thread::scope(|scope| {
-        let running = scope.spawn(|| {
-            server.post_json("/segment", &json!({"image_id": id, "scope": "volume"}))
-        });
+        let running = scope
+            .spawn(|| server.post_json("/segment", &json!({"image_id": id, "scope": "volume"})));
         std::thread::sleep(Duration::from_millis(300));
         let deleted = server.delete(&format!("/images/{id}"));
         assert_eq!(deleted.status, 200, "{}", deleted.snippet());
         running.join().unwrap()
     });
+    eprintln!("segment raced by a delete: {}", answer.status);
     match answer.status {
         200 => {
             let labels = answer.json().unwrap()["labels_image_id"].clone();
@@ -502,7 +510,12 @@ fn an_abandoned_or_raced_segmentation_leaves_nothing_behind() {
     let clean = within(Duration::from_secs(20), || {
         pending_rows(&server).is_empty() && leftovers(&server).is_empty()
     });
-    assert!(clean, "pending {:?}, files {:?}", pending_rows(&server), leftovers(&server));
+    assert!(
+        clean,
+        "pending {:?}, files {:?}",
+        pending_rows(&server),
+        leftovers(&server)
+    );
     assert_eq!(labels_listed(&server), 0);
     server.assert_healthy();
 }
