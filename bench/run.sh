@@ -9,10 +9,15 @@
 #   --big         also the 20x34x3x1024x1024 OME BigTIFF, ~4.3 GB
 #   --compressed  also a zstd-compressed copy of the default shape
 #   --no-build    use target/release/pentascope as it is (no cargo build)
+#   --segment     also the segmentation rows (bench/segment.py): Otsu + label +
+#                 regionprops on a 1024x1024 plane and a 20x1024x1024 volume,
+#                 pentascope vs scikit-image (with --quick: 256x256, 4x256x256)
+#   --segment-only  only the segmentation rows
 #
 # Builds target/release/pentascope, creates .venv if needed, generates the
 # inputs under bench/out/ (reused when present with the same parameters) and
-# runs bench/bench.py. PENTASCOPE_* variables are passed to the server.
+# runs bench/bench.py. PENTASCOPE_* variables are passed to the server;
+# BENCH_PYTHON=/path/to/python uses that environment instead of .venv.
 # See BENCHMARKS.md.
 set -euo pipefail
 
@@ -21,7 +26,7 @@ SELF="$ROOT/bench/run.sh"
 cd "$ROOT"
 COMMAND="bench/run.sh${*:+ $*}"
 
-QUICK=0 BIG=0 COMPRESSED=0 BUILD=1
+QUICK=0 BIG=0 COMPRESSED=0 BUILD=1 SEGMENT=0 MAIN=1
 EXTRA=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,6 +34,8 @@ while [ $# -gt 0 ]; do
         --big) BIG=1 ;;
         --compressed) COMPRESSED=1 ;;
         --no-build) BUILD=0 ;;
+        --segment) SEGMENT=1 ;;
+        --segment-only) SEGMENT=1 MAIN=0 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
         *) echo "unknown option: $1 (see bench/run.sh --help)" >&2; exit 2 ;;
@@ -38,25 +45,33 @@ done
 
 say() { echo "[run.sh] $*" >&2; }
 
+# the binary: target/release/pentascope, or under $CARGO_TARGET_DIR when set
+BIN="${CARGO_TARGET_DIR:-target}/release/pentascope"
 if [ "$BUILD" = 1 ]; then
     say "building: cargo build --release -p pentascope"
     cargo build --release -p pentascope >&2
-elif ! [ -x target/release/pentascope ]; then
-    echo "target/release/pentascope is missing (drop --no-build)" >&2; exit 1
+elif ! [ -x "$BIN" ]; then
+    echo "$BIN is missing (drop --no-build)" >&2; exit 1
 fi
 
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-if ! [ -x "$PY" ] || ! "$PY" -c 'import tifffile, numpy, sklearn, imagecodecs, zarr, PIL' 2>/dev/null; then
+if [ -n "${BENCH_PYTHON:-}" ]; then
+    PY="$BENCH_PYTHON"   # a ready Python environment, used as it is
+elif ! [ -x "$PY" ] || ! "$PY" -c 'import tifffile, numpy, sklearn, imagecodecs, zarr, PIL' 2>/dev/null; then
     say "creating/refreshing the Python venv in .venv"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q tifffile numpy scikit-learn imagecodecs zarr pillow >&2
+fi
+if [ "$SEGMENT" = 1 ] && [ -z "${BENCH_PYTHON:-}" ] && ! "$PY" -c 'import skimage, scipy' 2>/dev/null; then
+    say "installing scikit-image into .venv"
+    "$VENV/bin/pip" install -q scikit-image scipy >&2
 fi
 
 if ! command -v curl >/dev/null; then
     say "installing curl"; apt-get update -qq >&2 && apt-get install -y -qq curl >&2
 fi
-if ! command -v wrk >/dev/null; then
+if [ "$MAIN" = 1 ] && ! command -v wrk >/dev/null; then
     say "installing wrk"
     { apt-get update -qq && apt-get install -y -qq wrk; } >&2 \
         || say "could not install wrk: the load test will be reported as missing"
@@ -103,7 +118,9 @@ EOF
 
 DATA=()
 ARGS=()
-if [ "$QUICK" = 1 ]; then
+if [ "$MAIN" = 0 ]; then
+    :
+elif [ "$QUICK" = 1 ]; then
     ensure_data quick_u16.tif --shape 2 5 3 512 512
     DATA+=(--data "quick=bench/out/quick_u16.tif")
     if [ "$BIG" = 1 ]; then
@@ -128,6 +145,14 @@ else
     fi
 fi
 
-say "running bench/bench.py"
-exec "$PY" bench/bench.py --binary target/release/pentascope "${DATA[@]}" "${ARGS[@]}" \
-    --command "$COMMAND" ${EXTRA[@]+"${EXTRA[@]}"}
+SEGMENT_ARGS=()
+[ "$QUICK" = 1 ] && SEGMENT_ARGS+=(--quick)
+if [ "$MAIN" = 1 ]; then
+    say "running bench/bench.py"
+    "$PY" bench/bench.py --binary "$BIN" "${DATA[@]}" "${ARGS[@]}" \
+        --command "$COMMAND" ${EXTRA[@]+"${EXTRA[@]}"}
+fi
+if [ "$SEGMENT" = 1 ]; then
+    say "running bench/segment.py"
+    "$PY" bench/segment.py --binary "$BIN" ${SEGMENT_ARGS[@]+"${SEGMENT_ARGS[@]}"}
+fi

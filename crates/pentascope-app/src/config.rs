@@ -22,6 +22,11 @@ pub mod defaults {
     pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
     /// Most PCA score values returned inline by `/analyze`.
     pub const INLINE_SCORES: u64 = 1_000_000;
+    /// Most objects returned inline by `/segment`.
+    pub const INLINE_OBJECTS: u64 = 10_000;
+    /// Most provisional labels (2D pieces of objects, over all planes) one
+    /// segmentation may hand out: 2^24, about 1.5 GiB of bookkeeping.
+    pub const MAX_LABELS: u32 = 1 << 24;
     /// Background jobs one process runs at once.
     pub const JOB_RUNNERS: usize = 1;
     /// MiB of rendered slices kept in memory.
@@ -61,6 +66,11 @@ pub struct Config {
     /// Most PCA score values returned inline in `pca_result`; larger results
     /// are only stored as the derived image.
     pub inline_scores_cap: u64,
+    /// Most objects returned inline by `/segment`; beyond, the labels image
+    /// holds them.
+    pub inline_objects_cap: u64,
+    /// Most provisional labels one segmentation may hand out.
+    pub max_labels: u32,
     /// When pixels are flushed to disk.
     pub durability: Durability,
     /// The metadata database (`sqlite://…` or `postgres://…`); default: SQLite
@@ -121,6 +131,8 @@ impl Config {
             limits: Limits::default(),
             max_upload_bytes: defaults::MAX_UPLOAD_BYTES,
             inline_scores_cap: defaults::INLINE_SCORES,
+            inline_objects_cap: defaults::INLINE_OBJECTS,
+            max_labels: defaults::MAX_LABELS,
             durability: Durability::default(),
             database_url: None,
             job_runners: defaults::JOB_RUNNERS,

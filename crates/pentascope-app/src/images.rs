@@ -68,7 +68,8 @@ pub fn overall(channels: &[ChannelStats]) -> Overall {
 pub struct Deleted {
     /// The image deleted.
     pub image_id: ImageId,
-    /// Images derived from it (PCA scores), deleted with it.
+    /// Images derived from it (PCA scores, labels, and images derived from
+    /// those), deleted with it.
     pub derived_images_deleted: Vec<ImageId>,
 }
 
@@ -187,14 +188,31 @@ impl App {
         }
         self.cancel_readers(record.id);
         self.caches.forget(record.id);
-        let derived = self.images.derived_from(record.id).await?;
-        for d in &derived {
-            self.images.delete(*d).await?;
-            self.cancel_readers(*d);
-            self.caches.forget(*d);
+        // images derived from it, and from those, breadth first
+        let mut derived = Vec::new();
+        let mut next = vec![record.id];
+        while let Some(parent) = next.pop() {
+            for d in self.images.derived_from(parent).await? {
+                if self.images.delete(d).await? {
+                    self.cancel_readers(d);
+                    self.caches.forget(d);
+                    derived.push(d);
+                    next.push(d);
+                }
+            }
         }
+        derived.sort();
         let (pixels, id) = (self.pixels.clone(), record.id);
-        blocking(move || Ok(pixels.delete(id)?)).await?;
+        let removed = derived.clone();
+        blocking(move || {
+            pixels.delete(id)?;
+            // stored derived images (labels) have pixels; virtual ones none
+            for d in removed {
+                pixels.delete(d)?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(Deleted {
             image_id: id,
             derived_images_deleted: derived,

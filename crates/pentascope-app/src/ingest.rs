@@ -160,7 +160,7 @@ impl App {
 
     /// Commits staged pixels and publishes the record, undoing the pixels if
     /// the database refuses.
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         writer: Box<dyn PixelWriter>,
         record: &ImageRecord,

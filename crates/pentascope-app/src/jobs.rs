@@ -17,6 +17,7 @@ use crate::access::Caller;
 use crate::analyze::PcaArgs;
 use crate::app::App;
 use crate::error::AppError;
+use crate::segment::SegmentArgs;
 use crate::Progress;
 use pentascope_store::records::Scope;
 
@@ -63,8 +64,29 @@ impl Job for PcaArgs {
     }
 }
 
+/// `heavy_segmentation(image_id, z=0, t=0, c=0, method='otsu', **kwargs)`:
+/// thresholds, k-means and objects with a labels image.
+#[async_trait]
+impl Job for SegmentArgs {
+    const NAME: &'static str = "heavy_segmentation";
+
+    async fn run(
+        self,
+        app: &Arc<App>,
+        caller: &Caller,
+        progress: Progress,
+    ) -> Result<Value, AppError> {
+        let result = app.segment(caller, &self, progress).await?;
+        serde_json::to_value(&result).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
+        app.segment_check(caller, self).await
+    }
+}
+
 /// Every task name, as workers announce them.
-pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME];
+pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME, SegmentArgs::NAME];
 
 /// The keyword argument that names the user a job acts for. Jobs submitted
 /// over HTTP carry it; Celery clients may set it.
@@ -87,6 +109,11 @@ pub async fn run_task(
     let kwargs = &kwargs;
     match name {
         PcaArgs::NAME => parse::<PcaArgs>(kwargs)?.run(app, &caller, progress).await,
+        SegmentArgs::NAME => {
+            parse::<SegmentArgs>(kwargs)?
+                .run(app, &caller, progress)
+                .await
+        }
         other => Err(AppError::UnknownTask {
             name: other.to_string(),
             known: TASK_NAMES.join(", "),
@@ -94,10 +121,22 @@ pub async fn run_task(
     }
 }
 
-/// A task's arguments from keyword arguments, with a message naming the task.
+/// A task's arguments from keyword arguments, with a message naming the task
+/// and the argument at fault.
 pub fn parse<J: Job>(kwargs: &Value) -> Result<J, AppError> {
-    J::deserialize(kwargs)
-        .map_err(|e| AppError::InvalidArguments(format!("invalid arguments for {}: {e}", J::NAME)))
+    serde_path_to_error::deserialize(kwargs).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        AppError::InvalidArguments(format!(
+            "invalid arguments for {}: {at}{}",
+            J::NAME,
+            e.inner()
+        ))
+    })
 }
 
 /// Where submitted jobs go.

@@ -12,6 +12,7 @@
 //! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
 //!   record and pixels published together, nothing left on failure);
 //! - [`analyze`]: PCA with its (virtual) scores image;
+//! - [`segment`]: thresholds, k-means and objects with a stored labels image;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
 //! - [`render`]: colour composites, projections, regions, tiles and
@@ -34,6 +35,7 @@ pub mod images;
 pub mod ingest;
 pub mod jobs;
 pub mod render;
+pub mod segment;
 pub mod slice;
 pub mod zarr;
 

@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
-use crate::handlers::{admin, analyze, images, jobs, pages, render, slice, upload, zarr};
+use crate::handlers::{admin, analyze, images, jobs, pages, render, segment, slice, upload, zarr};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -102,6 +102,7 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::GET, "/statistics", KeyOrLink, images::statistics)
             .query(&["image_id", "recompute"]),
         Route::new(M::POST, "/analyze", Key(Write), analyze::analyze),
+        Route::new(M::POST, "/segment", Key(Write), segment::segment),
         Route::new(M::GET, "/images", Key(Read), images::list),
         Route::new(M::GET, "/images/{id}", KeyOrLink, images::get),
         Route::new(M::PATCH, "/images/{id}", Key(Write), images::patch),

@@ -13,7 +13,8 @@
 //! On top of those, the passes that stream pixels between a TIFF, the store
 //! and the core computations: [`ingest`] (TIFF → store, statistics in the
 //! same pass) and [`analysis`] (statistics and PCA from the store, PCA
-//! scores as a virtual image).
+//! scores as a virtual image) and [`segment`] (thresholds, k-means and
+//! object labels from the store into a stored labels image).
 //!
 //! Nothing here knows HTTP, jobs or configuration; the use cases that combine
 //! records and pixels live in `pentascope-app`. Errors are [`StoreError`].
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod pixels;
 pub mod record;
 pub mod records;
+pub mod segment;
 
 pub use error::StoreError;
 pub use record::{ImageId, ImageKind, ImageRecord};

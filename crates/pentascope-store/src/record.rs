@@ -60,6 +60,9 @@ pub enum ImageKind {
     Upload,
     /// PCA scores derived from another image.
     PcaScores,
+    /// Segmentation labels (object labels or k-means clusters) derived
+    /// from another image.
+    Labels,
 }
 
 impl ImageKind {
@@ -68,6 +71,7 @@ impl ImageKind {
         match self {
             ImageKind::Upload => "upload",
             ImageKind::PcaScores => "pca_scores",
+            ImageKind::Labels => "labels",
         }
     }
 
@@ -76,6 +80,7 @@ impl ImageKind {
         match s {
             "upload" => Some(ImageKind::Upload),
             "pca_scores" => Some(ImageKind::PcaScores),
+            "labels" => Some(ImageKind::Labels),
             _ => None,
         }
     }

@@ -88,6 +88,14 @@ pub struct Settings {
     /// Most PCA score values returned inline by /analyze.
     #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = defaults::INLINE_SCORES)]
     inline_scores: u64,
+    /// Most objects returned inline by /segment (beyond, the labels image
+    /// holds them).
+    #[arg(long, env = "PENTASCOPE_INLINE_OBJECTS", default_value_t = defaults::INLINE_OBJECTS)]
+    inline_objects: u64,
+    /// Most provisional labels (2D pieces of objects over all planes) one
+    /// /segment may hand out, about 90 bytes each.
+    #[arg(long, env = "PENTASCOPE_MAX_LABELS", default_value_t = defaults::MAX_LABELS)]
+    max_labels: u32,
     /// When pixels are flushed to disk: `sync` (before an image is
     /// published) or `os` (left to the operating system; faster on slow
     /// disks, an OS crash can lose the latest uploads).
@@ -171,6 +179,8 @@ impl Settings {
         };
         config.max_upload_bytes = self.max_upload_bytes;
         config.inline_scores_cap = self.inline_scores;
+        config.inline_objects_cap = self.inline_objects;
+        config.max_labels = self.max_labels;
         config.durability = self.durability;
         config.database_url = self.database_url();
         config.job_runners = self.job_runners;

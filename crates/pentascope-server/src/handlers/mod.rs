@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod pages;
 pub mod params;
 pub mod render;
+pub mod segment;
 pub mod slice;
 pub mod upload;
 pub mod zarr;

@@ -63,6 +63,15 @@ pub trait PixelWriter: Send + Sync {
     /// Stores rows `y0..y0 + n` of `plane` from native-endian `bytes`
     /// (`n` rows of full width). `y0` is a multiple of the chunk height.
     fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Reads back rows `rows` of `plane` as written so far, as native-endian
+    /// bytes into `out` (for passes that rewrite what they staged, such as
+    /// relabelling a labels image). Rows never written read as zeros.
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError>;
     /// Publishes the image.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Throws the partial image away.

@@ -259,6 +259,30 @@ where
             .map_err(|e| storage_error(self.remote, e))
     }
 
+    fn read_rows(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError> {
+        self.layout.shape.check_plane(plane)?;
+        let subset = plane_subset(AxisOrder::Ngff, plane, rows, self.layout.shape.x);
+        let bytes: ArrayBytes<'static> = self
+            .array
+            .retrieve_array_subset(&subset)
+            .map_err(|e| storage_error(self.remote, e))?;
+        let data = bytes.into_fixed().map_err(StoreError::pixels)?;
+        if data.len() != out.len() {
+            return Err(StoreError::Pixels(format!(
+                "read {} bytes where {} were expected",
+                data.len(),
+                out.len()
+            )));
+        }
+        out.copy_from_slice(&data);
+        Ok(())
+    }
+
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
         (self.on_commit)()
     }

@@ -305,3 +305,85 @@ fn celery_tasks_act_for_their_owner() {
     }
     let _ = redis(&broker, &["DEL", &queue]);
 }
+
+const SEGMENT_CLIENT: &str = r#"
+import json, os
+from celery import Celery
+app = Celery(broker=os.environ["BROKER"], backend=os.environ["BROKER"])
+queue = os.environ["QUEUE"]
+image = os.environ["IMAGE"]
+otsu = app.send_task("heavy_segmentation", kwargs={"image_id": image, "z": 0, "t": 0, "c": 0, "method": "otsu"}, queue=queue)
+kmeans = app.send_task("heavy_segmentation", kwargs={"image_id": image, "z": 0, "t": 0, "c": 0, "method": "kmeans", "n_clusters": 3}, queue=queue)
+print(json.dumps({"otsu": otsu.get(timeout=120), "kmeans": kmeans.get(timeout=120)}))
+"#;
+
+/// `heavy_segmentation` with the reference's signature, sent by the real
+/// `celery` package, answers what `POST /segment` answers.
+#[test]
+#[ignore = "needs Redis and a Python venv with celery; run with --ignored (.ci/run does)"]
+fn celery_heavy_segmentation_matches_the_http_answer() {
+    let (broker, python) = (redis_url(), python());
+    let queue = format!("pentascope-segment-test-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CELERY_BROKER_URL", broker.as_str()),
+        ("PENTASCOPE_CELERY_QUEUE", queue.as_str()),
+    ];
+    let server = Server::start_with(dir.path(), &env);
+    // squares of several brightnesses on a dim background
+    let tiff = crate::util::tiff::plain_tiff(64, 48, 8, 1, |_, i| {
+        let (y, x) = (i / 64, i % 64);
+        match (y / 12, x / 16) {
+            (1, 1) => 200,
+            (1, 3) | (3, 2) => 120 + (x % 3) as u8,
+            _ => 10 + (y % 2) as u8,
+        }
+    });
+    let image = server.upload_ok("squares.tif", tiff);
+    let owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let _worker = Worker::start(dir.path(), &owned);
+    let http = |body: Value| {
+        server
+            .post_json("/segment", &body)
+            .ok_json()
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()))
+    };
+    let otsu = http(json!({"image_id": image, "method": "otsu"}));
+    let kmeans = http(json!({"image_id": image, "method": "kmeans", "n_clusters": 3}));
+    let out = run_python(
+        &python,
+        SEGMENT_CLIENT,
+        &[
+            ("BROKER", broker.as_str()),
+            ("QUEUE", queue.as_str()),
+            ("IMAGE", image.as_str()),
+        ],
+    );
+    assert_eq!(out["otsu"]["image_id"], json!(image), "{out}");
+    assert_eq!(out["otsu"]["method"], "otsu", "{out}");
+    for key in ["foreground_fraction", "threshold", "n_objects", "objects"] {
+        assert_eq!(out["otsu"][key], otsu[key], "{key}");
+    }
+    assert_eq!(otsu["n_objects"], 3, "{otsu}");
+    assert_eq!(out["kmeans"]["method"], "kmeans", "{out}");
+    assert_eq!(out["kmeans"]["n_clusters"], 3, "{out}");
+    for key in ["label_counts", "cluster_centers", "inertia"] {
+        assert_eq!(out["kmeans"][key], kmeans[key], "{key}");
+    }
+    let counts = out["kmeans"]["label_counts"].as_object().unwrap();
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["0", "1", "2"], "{out}");
+    assert_eq!(
+        counts.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        64 * 48
+    );
+    // each task made its own labels image, derived from the source
+    for r in [&out["otsu"], &out["kmeans"]] {
+        let labels = r["labels_image_id"].as_str().unwrap();
+        let record = server.get(&format!("/images/{labels}")).ok_json().unwrap();
+        assert_eq!(record["source_image_id"], json!(image), "{record}");
+    }
+    let _ = redis(&broker, &["DEL", &queue]);
+}

@@ -18,7 +18,7 @@ use crate::util::Server;
 const MAX_PEAK_RSS_KIB: u64 = 1 << 20;
 
 /// Ids reserved and never published, as the server's database holds them.
-fn pending_rows(server: &Server) -> Vec<String> {
+pub(crate) fn pending_rows(server: &Server) -> Vec<String> {
     let url = server.database_url().to_string();
     tokio::runtime::Runtime::new()
         .unwrap()
@@ -36,7 +36,7 @@ fn pending_rows(server: &Server) -> Vec<String> {
 }
 
 /// Files left in the data directory's staging area and upload spool.
-fn leftovers(server: &Server) -> Vec<PathBuf> {
+pub(crate) fn leftovers(server: &Server) -> Vec<PathBuf> {
     let dir = server.data_dir();
     [dir.join("images").join(".staging"), dir.join("spool")]
         .iter()
@@ -46,7 +46,7 @@ fn leftovers(server: &Server) -> Vec<PathBuf> {
 }
 
 /// Waits up to `limit` for `done`.
-fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if done() {

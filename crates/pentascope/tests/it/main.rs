@@ -20,6 +20,7 @@ mod openapi;
 mod outage;
 mod render;
 mod scale_out;
+mod segment;
 mod tifffile;
 mod viewer;
 mod zarr;

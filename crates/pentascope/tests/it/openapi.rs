@@ -114,9 +114,35 @@ fn every_response_key_is_documented() {
             "/upload",
             server.upload("empty.tif", Vec::new(), None),
         ),
+        (
+            "post",
+            "/segment",
+            server.post_json("/segment", &json!({"image_id": id, "z": 1, "channel": 2})),
+        ),
+        (
+            "post",
+            "/segment",
+            server.post_json(
+                "/segment",
+                &json!({"image_id": id, "method": "kmeans", "n_clusters": 3, "scope": "volume"}),
+            ),
+        ),
+        (
+            "post",
+            "/segment",
+            server.post_json("/segment", &json!({"image_id": id, "z": 99})),
+        ),
+        (
+            "post",
+            "/segment",
+            server.post_json("/segment", &json!({"image_id": id, "async": true})),
+        ),
     ];
     for (method, path, resp) in &session {
         assert_documented(&doc, method, path, resp);
+    }
+    for (_, path, resp) in &session[12..14] {
+        assert_eq!(resp.status, 200, "{path}: {}", resp.snippet());
     }
     let job = session[8].2.json().unwrap();
     let job_resp = server.get(job["status_url"].as_str().unwrap());

@@ -1,0 +1,521 @@
+//! `POST /segment` over HTTP against scikit-image and scikit-learn: a
+//! Python script (`segment_reference.py`, run with the venv of
+//! `PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`) writes
+//! fixture TIFFs (2D and 3D, uint8, uint16 and float32, one with 90,000
+//! objects) and what the references compute; the test uploads the files,
+//! segments them and compares the threshold and foreground fraction
+//! exactly, the labels image bit for bit, every object's properties to
+//! 1e-9, and k-means' inertia with scikit-learn's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::npy::Npy;
+use crate::util::Server;
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import numpy, scipy, skimage, sklearn, tifffile"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import numpy, scipy, skimage, sklearn and tifffile (.ci/run makes that venv)",
+        python.display()
+    );
+    python
+}
+
+/// Writes the fixtures and references into `dir`; returns the references.
+fn references(dir: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/segment_reference.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "segment_reference.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("references.json")).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["cases"].clone()
+}
+
+fn upload(server: &Server, dir: &Path, name: &str) -> String {
+    server.upload_ok(name, std::fs::read(dir.join(name)).unwrap())
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn segment(server: &Server, body: &Value) -> Value {
+    server
+        .post_json("/segment", body)
+        .ok_json()
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()))
+}
+
+/// The labels image as `.npy` (TZCYX), checked against its metadata.
+fn labels_npy(server: &Server, result: &Value) -> Npy {
+    let id = result["labels_image_id"].as_str().unwrap();
+    server
+        .get(&format!("/images/{id}/download?format=npy"))
+        .npy()
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()))
+}
+
+/// Compares an Otsu or threshold answer with the reference `r`.
+fn check_objects(case: &str, server: &Server, dir: &Path, result: &Value, r: &Value) {
+    assert_eq!(
+        result["threshold"].as_f64(),
+        r["threshold"].as_f64(),
+        "{case}: threshold {result}"
+    );
+    assert_eq!(
+        result["foreground_fraction"].as_f64(),
+        r["foreground_fraction"].as_f64(),
+        "{case}: foreground_fraction"
+    );
+    let want = r["objects"].as_array().unwrap();
+    assert_eq!(
+        result["n_objects"].as_u64(),
+        Some(want.len() as u64),
+        "{case}: n_objects"
+    );
+    let got = result["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{case}: no objects inline: {}", result["objects_omitted"]));
+    assert_eq!(got.len(), want.len(), "{case}: objects");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g["label"], w["label"], "{case}");
+        assert_eq!(g["area"], w["area"], "{case}: label {}", w["label"]);
+        assert_eq!(g["bbox"], w["bbox"], "{case}: label {}", w["label"]);
+        for k in 0..3 {
+            let (a, b) = (
+                g["centroid"][k].as_f64().unwrap(),
+                w["centroid"][k].as_f64().unwrap(),
+            );
+            assert!(
+                close(a, b),
+                "{case}: label {} centroid {g} vs {w}",
+                w["label"]
+            );
+        }
+        for key in ["mean_intensity", "min_intensity", "max_intensity"] {
+            let (a, b) = (g[key].as_f64().unwrap(), w[key].as_f64().unwrap());
+            assert!(close(a, b), "{case}: label {} {key} {a} vs {b}", w["label"]);
+        }
+    }
+    // the labels image, bit for bit
+    let labels = labels_npy(server, result);
+    let reference =
+        Npy::parse(&std::fs::read(dir.join(format!("{case}.labels.npy"))).unwrap()).unwrap();
+    let (z, y, x) = (reference.shape[0], reference.shape[1], reference.shape[2]);
+    labels.check("uint32", &[1, z, 1, y, x]).unwrap();
+    assert!(
+        labels.data == reference.data,
+        "{case}: the labels image differs from skimage.measure.label"
+    );
+}
+
+/// Compares a k-means answer with scikit-learn and with the data.
+fn check_kmeans(case: &str, server: &Server, source: &str, result: &Value, r: &Value) {
+    let k = r["request"]["n_clusters"].as_u64().unwrap_or(2) as usize;
+    assert_eq!(result["n_clusters"].as_u64(), Some(k as u64), "{case}");
+    let inertia = result["inertia"].as_f64().unwrap();
+    let sklearn = r["sklearn_inertia"].as_f64().unwrap();
+    assert!(
+        inertia <= sklearn * (1.0 + 1e-9),
+        "{case}: inertia {inertia} is worse than scikit-learn's {sklearn}"
+    );
+    let centres: Vec<f64> = result["cluster_centers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(centres.len(), k, "{case}");
+    assert!(
+        centres.windows(2).all(|w| w[0] < w[1]),
+        "{case}: centres ascend"
+    );
+    let counts: Vec<u64> = (0..k)
+        .map(|i| result["label_counts"][i.to_string()].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        r["n_samples"].as_u64().unwrap(),
+        "{case}: label_counts {}",
+        result["label_counts"]
+    );
+    // every sample is in the cluster of its nearest centre, and the
+    // labels image counts what label_counts says
+    let labels = labels_npy(server, result);
+    let planes = labels.shape[1];
+    assert_eq!(labels.descr.trim_start_matches(['|', '<']), "u1", "{case}");
+    let clusters = labels.values();
+    let volume = result["scope"] == "volume";
+    let z0 = result["z"].as_u64().unwrap_or(0);
+    let mut seen = vec![0u64; k];
+    let mut sse = 0.0;
+    let plane_len = clusters.len() / planes as usize;
+    for p in 0..planes {
+        let z = if volume { p } else { z0 };
+        let data = server.plane_npy(source, 0, z, 0).values();
+        for (i, &x) in data.iter().enumerate() {
+            let c = clusters[p as usize * plane_len + i] as usize;
+            seen[c] += 1;
+            let d = (x - centres[c]).abs();
+            sse += d * d;
+            for &other in &centres {
+                assert!(
+                    d <= (x - other).abs(),
+                    "{case}: {x} is nearer {other} than {}",
+                    centres[c]
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen, counts,
+        "{case}: the labels image against label_counts"
+    );
+    assert!(
+        close(sse, inertia),
+        "{case}: inertia {inertia}, recomputed {sse}"
+    );
+}
+
+#[test]
+#[ignore = "needs a Python venv with scikit-image; run with --ignored (.ci/run does)"]
+fn segmentation_matches_scikit_image_and_scikit_learn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let refs = references(dir);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("PENTASCOPE_INLINE_OBJECTS", "100000")]);
+    let mut ids = std::collections::HashMap::new();
+    for (case, r) in refs.as_object().unwrap() {
+        let file = r["file"].as_str().unwrap();
+        let id = ids
+            .entry(file.to_string())
+            .or_insert_with(|| upload(&server, dir, file))
+            .clone();
+        let mut body = r["request"].clone();
+        body["image_id"] = json!(id);
+        let result = segment(&server, &body);
+        assert_eq!(result["image_id"], json!(id), "{case}");
+        assert_eq!(result["method"], r["request"]["method"], "{case}");
+        if r["request"]["method"] == "kmeans" {
+            check_kmeans(case, &server, &id, &result, r);
+        } else {
+            check_objects(case, &server, dir, &result, r);
+        }
+        if case == "grid" {
+            assert!(result["n_objects"].as_u64().unwrap() > 65_535);
+        }
+        if case == "u16_volume" || case == "u16_plane" {
+            // 0.5 µm pixels, 2 µm planes
+            let (unit, voxel) = if case == "u16_volume" {
+                ("micrometer^3", 0.5 * 0.5 * 2.0)
+            } else {
+                ("micrometer^2", 0.5 * 0.5)
+            };
+            assert_eq!(result["area_unit"], unit, "{case}");
+            for o in result["objects"].as_array().unwrap() {
+                let want = o["area"].as_f64().unwrap() * voxel;
+                assert!(
+                    close(o["area_physical"].as_f64().unwrap(), want),
+                    "{case}: {o}"
+                );
+            }
+        }
+    }
+
+    // the labels image is an image like any other, derived from its source
+    let blobs = ids["blobs3d_u16.tif"].clone();
+    let result = segment(
+        &server,
+        &json!({"image_id": blobs, "scope": "volume", "time": 0, "channel": 0}),
+    );
+    let labels = result["labels_image_id"].as_str().unwrap().to_string();
+    let meta = server.metadata(&labels);
+    assert_eq!(meta["dtype"], "uint32", "{meta}");
+    assert_eq!(meta["shape"], json!([1, 6, 1, 64, 80]), "{meta}");
+    let record = server.get(&format!("/images/{labels}")).ok_json().unwrap();
+    assert_eq!(record["kind"], "labels", "{record}");
+    assert_eq!(record["source_image_id"], json!(blobs), "{record}");
+    let png = server.get(&format!("/slice?image_id={labels}&z=3"));
+    assert_eq!(png.status, 200, "{}", png.snippet());
+    let stats = server
+        .get(&format!("/statistics?image_id={labels}"))
+        .ok_json()
+        .unwrap();
+    assert_eq!(
+        stats["max"][0].as_f64(),
+        result["n_objects"].as_f64(),
+        "{stats}"
+    );
+
+    // async: a heavy_segmentation job with the same answer
+    let submitted = server.post_json(
+        "/segment",
+        &json!({"image_id": blobs, "scope": "volume", "async": true}),
+    );
+    assert_eq!(submitted.status, 202, "{}", submitted.snippet());
+    let submitted = submitted.json().unwrap();
+    assert_eq!(submitted["task"], "heavy_segmentation");
+    let url = submitted["status_url"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    let job = loop {
+        let job = server.get(&url).ok_json().unwrap();
+        if job["state"] == "SUCCESS" || job["state"] == "FAILURE" {
+            break job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job stuck: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    for key in ["threshold", "foreground_fraction", "n_objects", "objects"] {
+        assert_eq!(job["result"][key], result[key], "{key}");
+    }
+    let job_labels = job["result"]["labels_image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // deleting the source deletes its labels images
+    let deleted = server
+        .delete(&format!("/images/{blobs}"))
+        .ok_json()
+        .unwrap();
+    let derived = deleted["derived_images_deleted"].as_array().unwrap();
+    for id in [&labels, &job_labels] {
+        assert!(derived.contains(&json!(id)), "{id} not in {deleted}");
+        assert_eq!(server.get(&format!("/images/{id}")).status, 404);
+    }
+    assert_eq!(
+        derived.len(),
+        5,
+        "three volume and one plane segmentations plus kmeans: {deleted}"
+    );
+    server.assert_healthy();
+}
+
+#[test]
+#[ignore = "needs a Python venv with scikit-image; run with --ignored (.ci/run does)"]
+fn segmentation_refuses_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _ = references(dir);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("PENTASCOPE_INLINE_OBJECTS", "5"),
+            ("PENTASCOPE_MAX_LABELS", "1000"),
+        ],
+    );
+    let blobs = upload(&server, dir, "blobs3d_u16.tif");
+    let constant = upload(&server, dir, "constant_u16.tif");
+    let grid = upload(&server, dir, "grid_u8.tif");
+
+    let refused = |body: Value, status: u16, words: &[&str]| {
+        let resp = server.post_json("/segment", &body);
+        let message = resp
+            .error(&[status])
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()));
+        for w in words {
+            assert!(message.contains(w), "{body}: {message:?} lacks {w:?}");
+        }
+    };
+    refused(json!({"image_id": constant}), 400, &["constant"]);
+    refused(
+        json!({"image_id": constant, "method": "kmeans"}),
+        400,
+        &["distinct"],
+    );
+    refused(json!({"image_id": blobs, "z": 6}), 400, &["z = 6", "0..=5"]);
+    refused(json!({"image_id": blobs, "time": 1}), 400, &["time"]);
+    refused(json!({"image_id": blobs, "channel": 1}), 400, &["channel"]);
+    refused(
+        json!({"image_id": blobs, "method": "watershed"}),
+        400,
+        &["watershed"],
+    );
+    refused(
+        json!({"image_id": blobs, "method": "kmeans", "n_clusters": 1}),
+        400,
+        &["n_clusters"],
+    );
+    refused(
+        json!({"image_id": blobs, "method": "kmeans", "n_clusters": 300}),
+        400,
+        &["n_clusters"],
+    );
+    refused(
+        json!({"image_id": blobs, "method": "threshold"}),
+        400,
+        &["threshold"],
+    );
+    refused(
+        json!({"image_id": blobs, "method": "threshold", "threshold": "high"}),
+        400,
+        &["threshold"],
+    );
+    refused(
+        json!({"image_id": blobs, "threshold": 5}),
+        400,
+        &["threshold"],
+    );
+    refused(
+        json!({"image_id": blobs, "n_clusters": 3}),
+        400,
+        &["n_clusters"],
+    );
+    refused(
+        json!({"image_id": blobs, "scope": "stack"}),
+        400,
+        &["stack"],
+    );
+    refused(
+        json!({"image_id": blobs, "scope": "volume", "z": 2}),
+        400,
+        &["volume"],
+    );
+    refused(json!({"image_id": blobs, "colour": 2}), 400, &["colour"]);
+    refused(json!({"method": "otsu"}), 400, &["image_id"]);
+    refused(json!({"image_id": "image_999"}), 404, &["image_999"]);
+    refused(json!({"image_id": blobs, "async": "yes"}), 400, &["async"]);
+    // more objects than the label limit: a clear 413 naming it
+    refused(
+        json!({"image_id": grid}),
+        413,
+        &["1000", "PENTASCOPE_MAX_LABELS"],
+    );
+
+    // beyond the inline cap, the objects are counted and their place named
+    let result = segment(&server, &json!({"image_id": blobs, "z": 2}));
+    assert!(result["n_objects"].as_u64().unwrap() > 5, "{result}");
+    assert_eq!(result["objects"], Value::Null, "{result}");
+    let omitted = result["objects_omitted"].as_str().unwrap();
+    assert!(omitted.contains("PENTASCOPE_INLINE_OBJECTS"), "{omitted}");
+    assert!(
+        omitted.contains(result["labels_image_id"].as_str().unwrap()),
+        "{omitted}"
+    );
+    assert_eq!(result["inline_limit"], 5);
+
+    // nothing half-written stays: only the one labels image exists
+    let images = server.get("/images").ok_json().unwrap();
+    let labels: Vec<&Value> = images
+        .as_array()
+        .or_else(|| images["images"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "labels")
+        .collect();
+    assert_eq!(labels.len(), 1, "{images}");
+    server.assert_healthy();
+}
+
+/// A segmentation whose client leaves, or whose source is deleted, stops
+/// and leaves no labels image, no reserved id and no staged pixels.
+#[test]
+fn an_abandoned_or_raced_segmentation_leaves_nothing_behind() {
+    use crate::hostile::{leftovers, pending_rows, within};
+    let data = tempfile::tempdir().unwrap();
+    // the suite's key is not needed: this test talks without one
+    let server = Server::start_with(data.path(), &[("PENTASCOPE_AUTH", "off")]);
+    // 48 planes of 512 × 512 uint16: seconds of work in a debug build
+    let file = crate::util::tiff::plain_tiff(512, 512, 16, 48, |p, i| {
+        ((i.wrapping_mul(2_654_435_761) >> 9) as u8).wrapping_add(p as u8)
+    });
+    let id = server.upload_ok("noise.tif", file);
+    let labels_listed = |server: &Server| {
+        let images = server.get("/images").ok_json().unwrap();
+        images["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "labels")
+            .count()
+    };
+
+    // the client leaves
+    let gone = server
+        .request(reqwest::Method::POST, "/segment")
+        .json(&json!({"image_id": id, "scope": "volume"}))
+        .timeout(Duration::from_millis(400))
+        .send();
+    eprintln!(
+        "client left: {}",
+        if gone.is_err() {
+            "timed out"
+        } else {
+            "answered first"
+        }
+    );
+    if let Ok(done) = gone {
+        // finished first (a fast machine): then it is a normal answer
+        let labels = done.json::<Value>().unwrap()["labels_image_id"].clone();
+        server.delete(&format!("/images/{}", labels.as_str().unwrap()));
+    }
+    let clean = within(Duration::from_secs(20), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(
+        clean,
+        "pending {:?}, files {:?}\n{}",
+        pending_rows(&server),
+        leftovers(&server),
+        server.logs()
+    );
+    assert_eq!(labels_listed(&server), 0);
+
+    // the source is deleted while it runs
+    let answer = std::thread::scope(|scope| {
+        let running = scope
+            .spawn(|| server.post_json("/segment", &json!({"image_id": id, "scope": "volume"})));
+        std::thread::sleep(Duration::from_millis(300));
+        let deleted = server.delete(&format!("/images/{id}"));
+        assert_eq!(deleted.status, 200, "{}", deleted.snippet());
+        running.join().unwrap()
+    });
+    eprintln!("segment raced by a delete: {}", answer.status);
+    match answer.status {
+        200 => {
+            let labels = answer.json().unwrap()["labels_image_id"].clone();
+            let resp = server.get(&format!("/images/{}", labels.as_str().unwrap()));
+            assert_eq!(resp.status, 404, "the labels image outlived its source");
+        }
+        404 | 409 => {}
+        other => panic!("segment answered {other}: {}", answer.snippet()),
+    }
+    let clean = within(Duration::from_secs(20), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(
+        clean,
+        "pending {:?}, files {:?}",
+        pending_rows(&server),
+        leftovers(&server)
+    );
+    assert_eq!(labels_listed(&server), 0);
+    server.assert_healthy();
+}
