@@ -88,7 +88,7 @@ impl App {
         let ingested = match staged {
             Ok(i) if !cancel.is_cancelled() => i,
             Ok(i) => {
-                i.writer.abort();
+                abort(i.writer).await;
                 self.images.discard(id).await?;
                 return Err(StoreError::Cancelled.into());
             }
@@ -128,7 +128,7 @@ impl App {
                 .put_original_metadata(id, original.format, &original.text)
                 .await
             {
-                ingested.writer.abort();
+                abort(ingested.writer).await;
                 self.images.discard(id).await?;
                 return Err(e.into());
             }
@@ -178,4 +178,14 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Throws staged pixels away on the blocking pool: backends may block
+/// (S3 deletes), which the async runtime must not.
+async fn abort(writer: Box<dyn PixelWriter>) {
+    let _ = blocking(move || {
+        writer.abort();
+        Ok(())
+    })
+    .await;
 }

@@ -243,10 +243,12 @@ pub(crate) fn interpret(
         Rejection::Refused(e) => Err(e),
     };
     let desc = chain.description.as_deref().unwrap_or("");
+    // NUL padding (ScanImage pads its header) is not text, and databases
+    // refuse it in text columns
     let kept = |format: &'static str, text: &str| {
         Some(OriginalMetadata {
             format,
-            text: text.to_string(),
+            text: text.replace('\0', ""),
         })
     };
     if desc.contains("<OME") {

@@ -15,9 +15,11 @@ use crate::util::{fixtures_dir, image_id_of, FixtureSet, Resp, Server};
 
 const FILE: &str = "ome_tczyx_u16.ome.tif";
 
-/// A server with access control required, its users made with the CLI.
+/// A server with access control required, its users made with the CLI
+/// (and a worker, when jobs go to a Celery broker).
 struct Lab {
     server: Server,
+    _worker: Option<crate::util::Worker>,
     _dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
@@ -28,8 +30,13 @@ impl Lab {
         let mut env = backend_env(dir.path());
         env.push(("PENTASCOPE_AUTH".into(), "required".into()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let worker = env
+            .iter()
+            .any(|(k, _)| k == "CELERY_BROKER_URL")
+            .then(|| crate::util::Worker::start(dir.path(), &env));
         let lab = Lab {
             server: Server::start_configured(dir.path(), &env),
+            _worker: worker,
             _dir: dir,
             env,
         };
