@@ -30,8 +30,6 @@ pub const TILE_SIZE: u64 = 512;
 /// Most output pixels of one rendering (its accumulator holds 12 bytes
 /// each).
 pub const MAX_OUTPUT_PIXELS: u64 = 4096 * 4096;
-/// Input rows read at once.
-const BAND_ROWS: u64 = 256;
 
 /// The output encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +412,13 @@ impl App {
         // the output accumulated as f32 RGB, plus a band of each layer
         // (raw, f64 and folded)
         let output = geometry.resample_columns.len() as u64 * geometry.resample_rows.len() as u64;
-        let band = BAND_ROWS.min(s.y) * s.x * layers.len() as u64;
+        // a band is a stored chunk's rows (at most 16 MiB of a plane); for
+        // images computed on request, count whole planes
+        let band_rows = match record.details.chunk_shape[3] {
+            0 => s.y,
+            rows => rows.min(s.y),
+        };
+        let band = band_rows * s.x * layers.len() as u64;
         let _memory = self
             .memory_share(
                 output * 12 + band * (record.dtype.size() as u64 + 16),
@@ -559,10 +563,12 @@ impl Job {
         let mut raw: Vec<T> = Vec::new();
         let mut values: Vec<f64> = Vec::new();
         let mut folded: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let chunk_rows = reader.layout().chunk_y.max(1);
         let mut band_start = g.rows.start;
         while band_start < g.rows.end {
             self.cancel.check()?;
-            let band = band_start..(band_start + BAND_ROWS).min(g.rows.end);
+            // whole chunk rows: a band that cut a chunk would decode it twice
+            let band = band_start..((band_start / chunk_rows + 1) * chunk_rows).min(g.rows.end);
             let rows = (band.end - band.start) as usize;
             for (k, (channel, _)) in self.layers.iter().enumerate() {
                 let acc = &mut folded[k];
