@@ -267,20 +267,7 @@ where
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
         let subset = plane_subset(AxisOrder::Ngff, plane, rows, self.layout.shape.x);
-        let bytes: ArrayBytes<'static> = self
-            .array
-            .retrieve_array_subset(&subset)
-            .map_err(|e| storage_error(self.remote, e))?;
-        let data = bytes.into_fixed().map_err(StoreError::pixels)?;
-        if data.len() != out.len() {
-            return Err(StoreError::Pixels(format!(
-                "read {} bytes where {} were expected",
-                data.len(),
-                out.len()
-            )));
-        }
-        out.copy_from_slice(&data);
-        Ok(())
+        read_subset(&self.array, &subset, out, self.remote)
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -334,6 +321,32 @@ where
     }
 }
 
+/// Reads `subset` of `array` into `out` (exactly its size): what the
+/// writer (reading back what it staged) and the reader share.
+fn read_subset<S>(
+    array: &Array<S>,
+    subset: &[Range<u64>; 5],
+    out: &mut [u8],
+    remote: Option<&'static str>,
+) -> Result<(), StoreError>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    let bytes: ArrayBytes<'static> = array
+        .retrieve_array_subset(subset)
+        .map_err(|e| storage_error(remote, e))?;
+    let data = bytes.into_fixed().map_err(StoreError::pixels)?;
+    if data.len() != out.len() {
+        return Err(StoreError::Pixels(format!(
+            "read {} bytes where {} were expected",
+            data.len(),
+            out.len()
+        )));
+    }
+    out.copy_from_slice(&data);
+    Ok(())
+}
+
 /// A zarrs error of a store: an outage of `remote` when the store is one.
 pub(super) fn storage_error(remote: Option<&'static str>, e: impl std::fmt::Display) -> StoreError {
     let message = e.to_string();
@@ -364,19 +377,6 @@ where
         self.layout.shape.check_plane(plane)?;
         self.check_chunks(plane, &rows)?;
         let subset = plane_subset(self.order, plane, rows, self.layout.shape.x);
-        let bytes: ArrayBytes<'static> = self
-            .array
-            .retrieve_array_subset(&subset)
-            .map_err(|e| storage_error(self.remote, e))?;
-        let data = bytes.into_fixed().map_err(StoreError::pixels)?;
-        if data.len() != out.len() {
-            return Err(StoreError::Pixels(format!(
-                "read {} bytes where {} were expected",
-                data.len(),
-                out.len()
-            )));
-        }
-        out.copy_from_slice(&data);
-        Ok(())
+        read_subset(&self.array, &subset, out, self.remote)
     }
 }
