@@ -13,7 +13,7 @@ use pentascope_core::composite::{
 use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8};
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
 use pentascope_store::cancel::Cancel;
-use pentascope_store::pixels::PixelReader;
+use pentascope_store::pixels::{ArrayLayout, PixelReader};
 use pentascope_store::record::ChannelLook;
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
@@ -191,13 +191,106 @@ pub fn default_rendering_json(record: &ImageRecord) -> serde_json::Value {
     serde_json::json!({ "channels": channels, "tile_size": TILE_SIZE })
 }
 
-/// Where the output pixels come from.
-struct Geometry {
-    /// Region columns and rows in full-resolution pixels.
+/// What a request asks for, checked against the plane: a region in
+/// full-resolution pixels and the output size, or a pyramid tile.
+enum Geometry {
+    /// `x, y, w, h` in full-resolution pixels, shown at `out` pixels.
+    Region { region: [u64; 4], out: [u64; 2] },
+    /// Tile `col, row` of level `level`.
+    Tile { level: u32, col: u64, row: u64 },
+}
+
+/// Where the output pixels are read: a region of one stored level and how
+/// it is resampled to the output.
+struct Source {
+    level: u32,
     columns: Range<u64>,
     rows: Range<u64>,
     resample_columns: Resample,
     resample_rows: Resample,
+}
+
+impl Geometry {
+    /// Output `(width, height)`.
+    fn output(&self, shape: Shape5) -> (u64, u64) {
+        match *self {
+            Geometry::Region { out: [w, h], .. } => (w, h),
+            Geometry::Tile { level, col, row } => {
+                let scale = 1u64 << level;
+                let (w, h) = (shape.x.div_ceil(scale), shape.y.div_ceil(scale));
+                (
+                    (w - col * TILE_SIZE).min(TILE_SIZE),
+                    (h - row * TILE_SIZE).min(TILE_SIZE),
+                )
+            }
+        }
+    }
+
+    /// The source of the pixels, given the levels `layout` stores: a tile
+    /// reads its own level where stored, else the finest stored level
+    /// above it box-resampled by the remaining factor; a scaled region
+    /// reads the coarsest level with at least one pixel per output pixel.
+    fn source(&self, layout: &ArrayLayout) -> Source {
+        match *self {
+            Geometry::Tile { level, col, row } => {
+                let from = level.min(layout.levels);
+                let factor = 1u64 << (level - from);
+                let [height, width] = layout.level_shape(from);
+                let span = TILE_SIZE * factor;
+                let (x0, y0) = (col * span, row * span);
+                let (x1, y1) = ((x0 + span).min(width), (y0 + span).min(height));
+                Source {
+                    level: from,
+                    resample_columns: Resample::with_scale(
+                        (x1 - x0) as usize,
+                        (x1 - x0).div_ceil(factor) as usize,
+                        factor as f64,
+                    ),
+                    resample_rows: Resample::with_scale(
+                        (y1 - y0) as usize,
+                        (y1 - y0).div_ceil(factor) as usize,
+                        factor as f64,
+                    ),
+                    columns: x0..x1,
+                    rows: y0..y1,
+                }
+            }
+            Geometry::Region {
+                region: [x, y, w, h],
+                out: [out_w, out_h],
+            } => {
+                let pixels_per_output = (w as f64 / out_w as f64).min(h as f64 / out_h as f64);
+                let mut from = 0;
+                while from < layout.levels && (2u64 << from) as f64 <= pixels_per_output {
+                    from += 1;
+                }
+                let [height, width] = layout.level_shape(from);
+                let scale = (1u64 << from) as f64;
+                // the region's box in the level's pixels, read from the
+                // first pixel it touches to the last
+                let axis = |start: u64, len: u64, out: u64, size: u64| {
+                    let (b0, b1) = (start as f64 / scale, (start + len) as f64 / scale);
+                    let (first, end) = (b0.floor() as u64, (b1.ceil() as u64).min(size));
+                    let resample = Resample::with_box(
+                        (end - first) as usize,
+                        out as usize,
+                        b0 - first as f64,
+                        (b1 - b0) / out as f64,
+                    );
+                    (first..end, resample)
+                };
+                let (columns, resample_columns) = axis(x, w, out_w, width);
+                let (rows, resample_rows) = axis(y, h, out_h, height);
+                Source {
+                    level: from,
+                    columns,
+                    rows,
+                    resample_columns,
+                    resample_rows,
+                }
+            }
+        }
+    }
 }
 
 fn invalid(message: String) -> AppError {
@@ -231,24 +324,7 @@ fn geometry(shape: Shape5, request: &RenderRequest) -> Result<Geometry, AppError
                 tiles_y - 1
             )));
         }
-        let span = TILE_SIZE * at.scale;
-        let (x0, y0) = (col * span, row * span);
-        let (x1, y1) = ((x0 + span).min(width), (y0 + span).min(height));
-        let scale = at.scale as f64;
-        return Ok(Geometry {
-            resample_columns: Resample::with_scale(
-                (x1 - x0) as usize,
-                (x1 - x0).div_ceil(at.scale) as usize,
-                scale,
-            ),
-            resample_rows: Resample::with_scale(
-                (y1 - y0) as usize,
-                (y1 - y0).div_ceil(at.scale) as usize,
-                scale,
-            ),
-            columns: x0..x1,
-            rows: y0..y1,
-        });
+        return Ok(Geometry::Tile { level, col, row });
     }
     let [x, y, w, h] = request.region.unwrap_or([0, 0, width, height]);
     let fits = w >= 1
@@ -275,11 +351,9 @@ fn geometry(shape: Shape5, request: &RenderRequest) -> Result<Geometry, AppError
              pixels (4096×4096): ask for a smaller size=, a region= or tile="
         )));
     }
-    Ok(Geometry {
-        resample_columns: Resample::new(w as usize, out_w as usize),
-        resample_rows: Resample::new(h as usize, out_h as usize),
-        columns: x..x + w,
-        rows: y..y + h,
+    Ok(Geometry::Region {
+        region: [x, y, w, h],
+        out: [out_w, out_h],
     })
 }
 
@@ -411,7 +485,8 @@ impl App {
         }
         // the output accumulated as f32 RGB, plus a band of each layer
         // (raw, f64 and folded)
-        let output = geometry.resample_columns.len() as u64 * geometry.resample_rows.len() as u64;
+        let (out_w, out_h) = geometry.output(s);
+        let output = out_w * out_h;
         // a band is a stored chunk's rows (at most 16 MiB of a plane); for
         // images computed on request, count whole planes
         let band_rows = match record.details.chunk_shape[3] {
@@ -422,12 +497,7 @@ impl App {
         let _memory = self
             .memory_share(
                 output * 12 + band * (record.dtype.size() as u64 + 16),
-                &format!(
-                    "a {}×{} rendering of {}",
-                    geometry.resample_columns.len(),
-                    geometry.resample_rows.len(),
-                    record.id
-                ),
+                &format!("a {out_w}×{out_h} rendering of {}", record.id),
             )
             .await?;
         let (pixels, caches, id) = (self.pixels.clone(), self.caches.clone(), record.id);
@@ -449,7 +519,7 @@ impl App {
                 projection,
                 layers,
                 mode,
-                geometry,
+                source: geometry.source(reader.layout()),
                 cancel: observed,
             };
             let (pixels, (w, h)) = dispatch_dtype!(dtype, T => job.run::<T>(&*reader))?;
@@ -536,7 +606,7 @@ struct Job {
     projection: Option<Projection>,
     layers: Vec<(usize, Layer)>,
     mode: Mode,
-    geometry: Geometry,
+    source: Source,
     cancel: Cancel,
 }
 
@@ -547,9 +617,8 @@ impl Job {
         self,
         reader: &dyn PixelReader,
     ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
-        let width = reader.layout().shape.x as usize;
-        let g = self.geometry;
-        let (x0, x1) = (g.columns.start as usize, g.columns.end as usize);
+        let g = self.source;
+        let columns = (g.columns.end - g.columns.start) as usize;
         let region_rows = (g.rows.end - g.rows.start) as usize;
         let layers: Vec<Layer> = self.layers.iter().map(|(_, l)| *l).collect();
         let mut compositor = Compositor::new(
@@ -563,27 +632,27 @@ impl Job {
         let mut raw: Vec<T> = Vec::new();
         let mut values: Vec<f64> = Vec::new();
         let mut folded: Vec<Vec<f64>> = vec![Vec::new(); n];
-        let chunk_rows = reader.layout().chunk_y.max(1);
+        let chunk_rows = reader.layout().level_subchunk(g.level)[0].max(1);
         let mut band_start = g.rows.start;
         while band_start < g.rows.end {
             self.cancel.check()?;
-            // whole chunk rows: a band that cut a chunk would decode it twice
+            // whole subchunk rows: a band that cut one would decode it twice
             let band = band_start..((band_start / chunk_rows + 1) * chunk_rows).min(g.rows.end);
             let rows = (band.end - band.start) as usize;
             for (k, (channel, _)) in self.layers.iter().enumerate() {
                 let acc = &mut folded[k];
-                acc.resize(rows * (x1 - x0), 0.0);
+                acc.resize(rows * columns, 0.0);
                 for (i, z) in self.z_range.clone().enumerate() {
-                    raw.resize(rows * width, T::default());
-                    reader.read_rows(
+                    raw.resize(rows * columns, T::default());
+                    reader.read_region(
+                        g.level,
                         PlaneIndex::new(self.t, z, *channel as u64),
                         band.clone(),
+                        g.columns.clone(),
                         bytemuck::cast_slice_mut(&mut raw),
                     )?;
                     values.clear();
-                    for row in raw.chunks_exact(width) {
-                        values.extend(row[x0..x1].iter().map(|v| v.to_f64()));
-                    }
+                    values.extend(raw.iter().map(|v| v.to_f64()));
                     match self.projection {
                         Some(p) => p.fold(acc, &values, i == 0),
                         None => acc.copy_from_slice(&values),
@@ -596,7 +665,7 @@ impl Job {
             for r in 0..rows {
                 let slices: Vec<&[f64]> = folded
                     .iter()
-                    .map(|f| &f[r * (x1 - x0)..(r + 1) * (x1 - x0)])
+                    .map(|f| &f[r * columns..(r + 1) * columns])
                     .collect();
                 compositor.add_row((band.start - g.rows.start) as usize + r, &slices);
             }

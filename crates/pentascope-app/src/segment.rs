@@ -293,6 +293,8 @@ impl App {
             ),
             channel_names: vec![channel_name.into()],
             physical_sizes: physical_sizes.clone(),
+            // levels of a labels image hold labels, not their means
+            downsample: pentascope_core::pyramid::Downsample::Nearest,
         };
         let labels_id = self.images.reserve(ImageKind::Labels).await?;
         let (pixels, reading_record, request) =

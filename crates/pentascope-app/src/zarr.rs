@@ -153,11 +153,15 @@ impl App {
     /// metadata.
     async fn group_metadata(&self, record: &ImageRecord) -> Result<Bytes, AppError> {
         let mut group = if record.details.pca.is_some() {
-            group_json(&ImageAttributes {
-                name: record.id.to_string(),
-                channel_names: record.details.channel_names.clone(),
-                physical_sizes: record.details.physical_sizes.clone(),
-            })
+            group_json(
+                &ImageAttributes {
+                    name: record.id.to_string(),
+                    channel_names: record.details.channel_names.clone(),
+                    physical_sizes: record.details.physical_sizes.clone(),
+                    downsample: Default::default(),
+                },
+                0,
+            )
         } else {
             let (pixels, id) = (self.pixels.clone(), record.id);
             let stored = blocking(move || {

@@ -210,11 +210,19 @@ impl Resample {
     /// With an explicit scale: `2^k` for pyramid tiles, whose last output
     /// pixel averages what remains of its block.
     pub fn with_scale(input: usize, output: usize, scale: f64) -> Resample {
+        Resample::with_box(input, output, 0.0, scale)
+    }
+
+    /// Output pixel `i` centred at `start + (i + 0.5) · scale` input
+    /// pixels, as Pillow's `resize(box=…)` places it: a box that starts
+    /// between input pixels, such as a region read from a coarser pyramid
+    /// level.
+    pub fn with_box(input: usize, output: usize, start: f64, scale: f64) -> Resample {
         let filterscale = scale.max(1.0);
         let support = 0.5 * filterscale;
         let taps = (0..output)
             .map(|i| {
-                let center = (i as f64 + 0.5) * scale;
+                let center = start + (i as f64 + 0.5) * scale;
                 let first = ((center - support + 0.5).floor().max(0.0) as usize).min(input);
                 let last = ((center + support + 0.5).floor().max(0.0) as usize).min(input);
                 let mut weights: Vec<f32> = (first..last)

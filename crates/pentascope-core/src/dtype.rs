@@ -164,6 +164,9 @@ pub trait Sample:
     fn bin(self) -> usize;
     /// The value of a histogram bin (inverse of [`Sample::bin`]).
     fn from_bin(bin: usize) -> f64;
+    /// `v` as this type: integers rounded half away from zero and
+    /// saturated at the type's range (NaN is 0); floats converted.
+    fn from_f64_rounded(v: f64) -> Self;
 }
 
 macro_rules! int_sample {
@@ -190,6 +193,10 @@ macro_rules! int_sample {
             #[inline(always)]
             fn from_bin(bin: usize) -> f64 {
                 (bin as i64 + $min) as f64
+            }
+            #[inline(always)]
+            fn from_f64_rounded(v: f64) -> Self {
+                v.round() as $t
             }
         }
     };
@@ -229,6 +236,10 @@ macro_rules! float_sample {
             fn from_bin(_bin: usize) -> f64 {
                 0.0
             }
+            #[inline(always)]
+            fn from_f64_rounded(v: f64) -> Self {
+                v as $t
+            }
         }
     };
 }
@@ -259,6 +270,10 @@ impl Sample for half::f16 {
     #[inline(always)]
     fn from_bin(_bin: usize) -> f64 {
         0.0
+    }
+    #[inline(always)]
+    fn from_f64_rounded(v: f64) -> Self {
+        half::f16::from_f64(v)
     }
 }
 float_sample!(f64, DType::F64);

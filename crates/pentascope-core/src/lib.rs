@@ -31,6 +31,7 @@ pub mod dtype;
 pub mod error;
 pub mod json_f64;
 pub mod pca;
+pub mod pyramid;
 pub mod render;
 pub mod segment;
 pub mod shape;

@@ -216,6 +216,8 @@ impl ScoresReader {
         let layout = ArrayLayout {
             shape,
             dtype: DType::F32,
+            // computed on request: no stored pyramid
+            levels: 0,
             ..*source.layout()
         };
         let components = model
@@ -240,20 +242,46 @@ impl PixelReader for ScoresReader {
         &self.layout
     }
 
-    fn read_rows(
+    /// Scores are computed over whole rows of the source (full
+    /// resolution only); a region's columns are cut from them.
+    fn read_region(
         &self,
+        level: u32,
         plane: PlaneIndex,
         rows: Range<u64>,
+        columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
+        let width = self.layout.shape.x;
+        if level != 0 || columns.end > width || rows.end > self.layout.shape.y {
+            return Err(StoreError::Pixels(format!(
+                "scores are computed at full resolution for rows and columns within the \
+                 plane, not level {level}, rows {rows:?}, columns {columns:?}"
+            )));
+        }
         let component = &self.components[plane.c as usize];
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let mut full = Vec::new();
+        let whole = columns == (0..width);
+        if !whole {
+            full.resize((rows.end - rows.start) as usize * width as usize, 0f32);
+        }
         dispatch_dtype!(self.source.layout().dtype, T => {
             let bands = read_channels::<T>(&*self.source, plane.t, plane.z, &rows)?;
             let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
-            component.project_block(&views, &mut [out]);
+            let target: &mut [f32] = if whole { &mut *out } else { &mut full };
+            component.project_block(&views, &mut [target]);
         });
+        if !whole {
+            let (x0, x1) = (columns.start as usize, columns.end as usize);
+            for (to, from) in out
+                .chunks_exact_mut(x1 - x0)
+                .zip(full.chunks_exact(width as usize))
+            {
+                to.copy_from_slice(&from[x0..x1]);
+            }
+        }
         Ok(())
     }
 }

@@ -56,6 +56,7 @@ pub fn ingest_tiff(
         name: source.name.to_string(),
         channel_names: series.channel_names.clone(),
         physical_sizes: series.physical_sizes.clone(),
+        downsample: Default::default(),
     };
     let level = dispatch_dtype!(series.dtype, T => zstd_level_for::<T>(&tiff, &layout))?;
     let writer = store.create(id, layout, &attributes, level)?;

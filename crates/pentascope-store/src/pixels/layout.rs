@@ -1,8 +1,14 @@
 //! How an image's array is chunked: whole planes up to 16 MiB, so a slice
-//! reads one chunk; larger planes cut into tiles of up to 2048 columns.
+//! reads one chunk; larger planes cut into bands of rows and chunks of up to
+//! 2048 columns. Chunks wider or taller than 512 pixels are Zarr shards of
+//! 512 × 512 subchunks, so that a tile or a small region decodes only the
+//! subchunks under it. Planes over 2048 pixels on a side also get
+//! downsampled levels (a pyramid), halving until the plane fits in one
+//! 512-pixel tile.
 
 use std::ops::Range;
 
+use pentascope_core::pyramid::level_len;
 use pentascope_core::{DType, Shape5};
 
 /// Largest plane stored as a single chunk.
@@ -13,6 +19,12 @@ const TILE_COLUMNS: u64 = 2048;
 const TILE_BYTES: u64 = 8 << 20;
 /// Upper bound on one band (chunk rows × full width) held in memory.
 const BAND_BYTES: u64 = 64 << 20;
+/// Side of a subchunk, the unit a tile or a small region decodes.
+const SUBCHUNK: u64 = 512;
+/// Planes with more pixels than this on a side get a pyramid.
+const PYRAMID_ABOVE: u64 = 2048;
+/// The pyramid stops at the first level that fits in a tile this size.
+pub const PYRAMID_TILE: u64 = 512;
 /// zstd level for data that compresses: level 1 compresses scientific
 /// data nearly as well as the default level at several times the speed.
 pub const ZSTD_LEVEL: i32 = 1;
@@ -32,26 +44,73 @@ pub struct ArrayLayout {
     pub chunk_y: u64,
     /// Columns per chunk.
     pub chunk_x: u64,
+    /// Downsampled levels stored beside full resolution (0: none).
+    pub levels: u32,
 }
 
 impl ArrayLayout {
-    /// The chunking pentascope uses for an image of this shape and type.
+    /// The chunking and pyramid pentascope uses for an image of this shape
+    /// and type.
     pub fn for_image(shape: Shape5, dtype: DType) -> ArrayLayout {
         let size = dtype.size() as u64;
         let plane = shape.y * shape.x * size;
+        let levels = pyramid_levels(shape.y, shape.x);
         let (chunk_y, chunk_x) = if plane <= WHOLE_PLANE_BYTES {
-            (shape.y, shape.x)
+            (shard(shape.y, u64::MAX).0, shard(shape.x, u64::MAX).0)
         } else {
-            let chunk_x = shape.x.min(TILE_COLUMNS);
-            let rows = (TILE_BYTES / (chunk_x * size)).min(BAND_BYTES / (shape.x * size));
-            (rows.clamp(1, shape.y), chunk_x)
+            let columns = shape.x.min(TILE_COLUMNS);
+            let rows = (TILE_BYTES / (columns * size)).min(BAND_BYTES / (shape.x * size));
+            // a power of two at least the top level's block: each band's
+            // levels are computed from that band alone, and every level's
+            // band is whole subchunks
+            let rows = prev_power_of_two(rows.max(1)).max(1 << levels);
+            let chunk_y = if rows >= shape.y {
+                shard(shape.y, u64::MAX).0
+            } else {
+                rows
+            };
+            (chunk_y, shard(shape.x, TILE_COLUMNS).0)
         };
         ArrayLayout {
             shape,
             dtype,
             chunk_y,
             chunk_x,
+            levels,
         }
+    }
+
+    /// `[height, width]` of level `k` (0 is full resolution).
+    pub fn level_shape(&self, k: u32) -> [u64; 2] {
+        [level_len(self.shape.y, k), level_len(self.shape.x, k)]
+    }
+
+    /// Whether a plane is written in one band.
+    fn one_band(&self) -> bool {
+        self.chunk_y >= self.shape.y
+    }
+
+    /// `[rows, columns]` of a chunk (a shard, when larger than its
+    /// subchunks) of level `k`: a band of level 0 makes one row of chunks
+    /// at every level.
+    pub fn level_chunk(&self, k: u32) -> [u64; 2] {
+        if k == 0 {
+            return [self.chunk_y, self.chunk_x];
+        }
+        let [height, width] = self.level_shape(k);
+        let rows = if self.one_band() {
+            shard(height, u64::MAX).0
+        } else {
+            (self.chunk_y >> k).max(1)
+        };
+        [rows, shard(width, TILE_COLUMNS).0]
+    }
+
+    /// `[rows, columns]` of the subchunks of level `k`'s chunks (equal to
+    /// the chunk where it is not sharded).
+    pub fn level_subchunk(&self, k: u32) -> [u64; 2] {
+        let [rows, columns] = self.level_chunk(k);
+        [rows.min(SUBCHUNK), columns.min(SUBCHUNK)]
     }
 
     /// Chunk shape in `TZCYX` order.
@@ -67,6 +126,31 @@ impl ArrayLayout {
     }
 }
 
+/// A chunk of at most `cap` (if `len` is larger) of an axis of `len`
+/// pixels, rounded up to whole subchunks, and its subchunk.
+fn shard(len: u64, cap: u64) -> (u64, u64) {
+    let c = len.min(cap).max(1);
+    let sub = c.min(SUBCHUNK);
+    (c.next_multiple_of(sub), sub)
+}
+
+fn prev_power_of_two(n: u64) -> u64 {
+    1 << (63 - n.leading_zeros())
+}
+
+/// Levels beyond full resolution for a `height × width` plane: none up to
+/// 2048 on a side, else halving until the plane fits in a 512-pixel tile.
+pub fn pyramid_levels(height: u64, width: u64) -> u32 {
+    if height.max(width) <= PYRAMID_ABOVE {
+        return 0;
+    }
+    let mut k = 0;
+    while level_len(height.max(width), k) > PYRAMID_TILE {
+        k += 1;
+    }
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,8 +159,59 @@ mod tests {
     fn whole_planes_up_to_16_mib_and_tiles_beyond() {
         let l = ArrayLayout::for_image(Shape5::new(1, 1, 1, 1024, 1024), DType::U16);
         assert_eq!(l.chunk_shape(), [1, 1, 1, 1024, 1024]);
+        assert_eq!(l.level_subchunk(0), [512, 512]);
+        let l = ArrayLayout::for_image(Shape5::new(1, 1, 1, 1000, 300), DType::U16);
+        assert_eq!(l.chunk_shape(), [1, 1, 1, 1024, 300], "whole subchunks");
+        assert_eq!(l.level_subchunk(0), [512, 300]);
+        let l = ArrayLayout::for_image(Shape5::new(1, 1, 1, 36, 52), DType::U16);
+        assert_eq!(
+            l.level_subchunk(0),
+            [36, 52],
+            "small planes are not sharded"
+        );
         let l = ArrayLayout::for_image(Shape5::new(1, 1, 1, 9600, 9600), DType::U16);
         assert_eq!(l.chunk_shape(), [1, 1, 1, 2048, 2048]);
         assert_eq!(l.bands().last(), Some(8192..9600));
+        assert_eq!(l.levels, 5, "9600 → 300 in five halvings");
+        assert_eq!(l.level_shape(5), [300, 300]);
+        assert_eq!(l.level_chunk(1), [1024, 2048]);
+        assert_eq!(l.level_chunk(5), [64, 300]);
+    }
+
+    #[test]
+    fn bands_start_on_whole_blocks_of_the_top_level() {
+        for (y, x, dtype) in [
+            (3000, 70_000, DType::U16),
+            (40_000, 2049, DType::U8),
+            (5000, 5001, DType::F64),
+            (2049, 100, DType::U8),
+        ] {
+            let l = ArrayLayout::for_image(Shape5::new(1, 1, 1, y, x), dtype);
+            assert!(l.levels > 0, "{y}×{x}");
+            let top = 1 << l.levels;
+            assert!(
+                l.chunk_y >= y || l.chunk_y % top == 0,
+                "{y}×{x}: {} rows per band, top block {top}",
+                l.chunk_y
+            );
+            for k in 0..=l.levels {
+                let ([rows, columns], [sub_rows, sub_columns]) =
+                    (l.level_chunk(k), l.level_subchunk(k));
+                assert!(
+                    rows % sub_rows == 0 && columns % sub_columns == 0,
+                    "{y}×{x} level {k}"
+                );
+                if l.chunk_y < y {
+                    assert_eq!(
+                        rows << k,
+                        l.chunk_y,
+                        "{y}×{x} level {k}: one band, one chunk row"
+                    );
+                }
+            }
+            assert!(l.level_shape(l.levels)[0].max(l.level_shape(l.levels)[1]) <= 512);
+        }
+        let small = ArrayLayout::for_image(Shape5::new(1, 1, 1, 2048, 2048), DType::U16);
+        assert_eq!(small.levels, 0);
     }
 }

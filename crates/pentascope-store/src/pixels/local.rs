@@ -116,12 +116,13 @@ impl PixelStore for LocalStore {
         let store = Arc::new(StagingStore {
             inner: FilesystemStore::new(&dir).map_err(StoreError::pixels)?,
         });
-        let array = create_image(store, &layout, attributes, zstd_level)?;
+        let arrays = create_image(store, &layout, attributes, zstd_level)?;
         let (staged, published, durability) = (dir.clone(), self.published(id), self.durability);
         Ok(Box::new(ZarrWriter {
             remote: None,
-            array,
+            arrays,
             layout,
+            downsample: attributes.downsample,
             on_commit: Box::new(move || publish_directory(&staged, &published, durability)),
             on_abort: Box::new(move || {
                 let _ = std::fs::remove_dir_all(&dir);

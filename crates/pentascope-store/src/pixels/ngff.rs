@@ -44,12 +44,13 @@ fn ngff_unit(unit: &str) -> Option<&'static str> {
     })
 }
 
-/// The `zarr.json` of an image's group: NGFF 0.5 attributes.
-pub fn group_json(attrs: &ImageAttributes) -> serde_json::Value {
+/// The `zarr.json` of an image's group with `levels` downsampled levels:
+/// NGFF 0.5 attributes.
+pub fn group_json(attrs: &ImageAttributes, levels: u32) -> serde_json::Value {
     serde_json::json!({
         "zarr_format": 3,
         "node_type": "group",
-        "attributes": ngff_attributes(attrs),
+        "attributes": ngff_attributes(attrs, levels),
     })
 }
 
@@ -71,7 +72,7 @@ pub fn plane_array_json(shape: pentascope_core::Shape5, dtype: DType) -> serde_j
     })
 }
 
-pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
+pub(super) fn ngff_attributes(attrs: &ImageAttributes, levels: u32) -> serde_json::Value {
     use serde_json::json;
     let p = &attrs.physical_sizes;
     let axis = |name: &str, kind: &str, size: &Option<pentascope_core::tiff::PhysicalSize>| {
@@ -98,13 +99,17 @@ pub(super) fn ngff_attributes(attrs: &ImageAttributes) -> serde_json::Value {
                 axis("y", "space", &p.y),
                 axis("x", "space", &p.x),
             ],
-            "datasets": [{
-                "path": "0",
-                "coordinateTransformations": [{
-                    "type": "scale",
-                    "scale": [scale_of(&p.t), 1.0, scale_of(&p.z), scale_of(&p.y), scale_of(&p.x)],
-                }],
-            }],
+            // level k: each pixel spans 2^k full-resolution pixels in y, x
+            "datasets": (0..=levels).map(|k| {
+                let f = 2f64.powi(k as i32);
+                json!({
+                    "path": k.to_string(),
+                    "coordinateTransformations": [{
+                        "type": "scale",
+                        "scale": [scale_of(&p.t), 1.0, scale_of(&p.z), f * scale_of(&p.y), f * scale_of(&p.x)],
+                    }],
+                })
+            }).collect::<Vec<_>>(),
         }],
     });
     if !attrs.channel_names.is_empty() {

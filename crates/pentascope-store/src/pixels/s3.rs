@@ -150,13 +150,14 @@ impl PixelStore for S3Store {
         attributes: &ImageAttributes,
         zstd_level: i32,
     ) -> Result<Box<dyn PixelWriter>, StoreError> {
-        let array = create_image(self.image_storage(id), &layout, attributes, zstd_level)
+        let arrays = create_image(self.image_storage(id), &layout, attributes, zstd_level)
             .map_err(unavailable)?;
         let this = self.clone();
         Ok(Box::new(ZarrWriter {
             remote: Some(S3),
-            array,
+            arrays,
             layout,
+            downsample: attributes.downsample,
             on_commit: Box::new(|| Ok(())),
             on_abort: Box::new(move || {
                 if let Err(e) = this.delete_prefix(id) {

@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use pentascope_core::pyramid::Downsample;
 use pentascope_core::tiff::PhysicalSizes;
 use pentascope_core::PlaneIndex;
 
@@ -19,6 +20,8 @@ pub struct ImageAttributes {
     pub channel_names: Vec<String>,
     /// Physical pixel sizes, for the NGFF scale transform.
     pub physical_sizes: PhysicalSizes,
+    /// How the pyramid's levels are made (labels keep labels).
+    pub downsample: Downsample,
 }
 
 /// Chunked storage of image pixels.
@@ -88,6 +91,20 @@ pub trait PixelReader: Send + Sync {
         &self,
         plane: PlaneIndex,
         rows: Range<u64>,
+        out: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let width = self.layout().shape.x;
+        self.read_region(0, plane, rows, 0..width, out)
+    }
+    /// Reads `rows` × `columns` of `plane` at pyramid level `level` (at
+    /// most [`ArrayLayout::levels`], in that level's pixels) into `out`
+    /// (exactly the region's size), reading only the chunks under it.
+    fn read_region(
+        &self,
+        level: u32,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError>;
 }

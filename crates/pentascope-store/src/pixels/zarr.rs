@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
-use pentascope_core::{PlaneIndex, Shape5};
+use pentascope_core::pyramid::{Downsample, PyramidBand};
+use pentascope_core::{dispatch_dtype, PlaneIndex, Sample, Shape5};
 use zarrs::array::{Array, ArrayBuilder, ArrayBytes, CodecOptions, FillValue};
 use zarrs::group::GroupBuilder;
 use zarrs::storage::{ReadableStorageTraits, ReadableWritableStorageTraits, StoreKey};
@@ -65,45 +66,61 @@ impl AxisOrder {
     }
 }
 
-/// Writes the NGFF group and the empty array of a new image into `store`.
+/// Writes the NGFF group and the empty arrays of a new image into `store`:
+/// full resolution first, then each downsampled level.
 pub(super) fn create_image<S>(
     store: Arc<S>,
     layout: &ArrayLayout,
     attributes: &ImageAttributes,
     zstd_level: i32,
-) -> Result<Array<S>, StoreError>
+) -> Result<Vec<Array<S>>, StoreError>
 where
     S: ReadableWritableStorageTraits + ?Sized + 'static,
 {
     let mut group = GroupBuilder::new()
         .build(store.clone(), "/")
         .map_err(StoreError::pixels)?;
-    if let serde_json::Value::Object(map) = ngff_attributes(attributes) {
+    if let serde_json::Value::Object(map) = ngff_attributes(attributes, layout.levels) {
         group.attributes_mut().extend(map);
     }
     group.store_metadata().map_err(StoreError::pixels)?;
-    let array = ArrayBuilder::new(
-        AxisOrder::Ngff.shape(layout.shape).to_vec(),
-        layout.chunk_shape().to_vec(),
-        zarr_type(layout.dtype),
-        FillValue::new(vec![0u8; layout.dtype.size()]),
-    )
-    .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-        zstd_level, false,
-    ))])
-    .dimension_names(Some(AxisOrder::Ngff.names()))
-    .attributes(
-        [(
-            EVERY_CHUNK_STORED.to_string(),
-            serde_json::Value::Bool(true),
-        )]
-        .into_iter()
-        .collect(),
-    )
-    .build(store, "/0")
-    .map_err(StoreError::pixels)?;
-    array.store_metadata().map_err(StoreError::pixels)?;
-    Ok(array)
+    (0..=layout.levels)
+        .map(|k| {
+            let [height, width] = layout.level_shape(k);
+            let [rows, columns] = layout.level_chunk(k);
+            let [sub_rows, sub_columns] = layout.level_subchunk(k);
+            let s = layout.shape;
+            let mut builder = ArrayBuilder::new(
+                AxisOrder::Ngff
+                    .shape(Shape5::new(s.t, s.z, s.c, height, width))
+                    .to_vec(),
+                vec![1, 1, 1, rows, columns],
+                zarr_type(layout.dtype),
+                FillValue::new(vec![0u8; layout.dtype.size()]),
+            );
+            builder
+                .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
+                    zstd_level, false,
+                ))])
+                .dimension_names(Some(AxisOrder::Ngff.names()))
+                .attributes(
+                    [(
+                        EVERY_CHUNK_STORED.to_string(),
+                        serde_json::Value::Bool(true),
+                    )]
+                    .into_iter()
+                    .collect(),
+                );
+            if [sub_rows, sub_columns] != [rows, columns] {
+                builder.subchunk_shape(vec![1, 1, 1, sub_rows, sub_columns]);
+            }
+            let array = builder
+                .build(store.clone(), &format!("/{k}"))
+                .map_err(StoreError::pixels)?;
+            array.store_metadata().map_err(StoreError::pixels)?;
+            Ok(array)
+        })
+        .collect()
 }
 
 /// A key of an image's Zarr group, checked: relative, segments of
@@ -188,7 +205,7 @@ where
         Some([t, c, z, ..]) if t == "t" && c == "c" && z == "z" => AxisOrder::Ngff,
         _ => AxisOrder::Legacy,
     };
-    let shape = array.shape();
+    let shape = array.shape().to_vec();
     let chunk = array
         .chunk_shape(&[0, 0, 0, 0, 0])
         .map_err(StoreError::pixels)?;
@@ -197,21 +214,62 @@ where
     if shape.len() != 5 || chunk.len() != 5 {
         return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
     }
+    let mut arrays = vec![LevelArray {
+        chunk: [chunk[3].get(), chunk[4].get()],
+        array,
+    }];
+    for k in 1..=stored_levels(&*store, remote)? {
+        let array =
+            Array::open(store.clone(), &format!("/{k}")).map_err(|e| storage_error(remote, e))?;
+        let chunk = array
+            .chunk_shape(&[0, 0, 0, 0, 0])
+            .map_err(StoreError::pixels)?;
+        arrays.push(LevelArray {
+            chunk: [chunk[3].get(), chunk[4].get()],
+            array,
+        });
+    }
     let layout = ArrayLayout {
-        shape: order.canonical(shape),
+        shape: order.canonical(&shape),
         dtype,
         chunk_y: chunk[3].get(),
         chunk_x: chunk[4].get(),
+        levels: arrays.len() as u32 - 1,
     };
     Ok(Arc::new(ZarrReader {
         remote,
         order,
-        array,
+        arrays,
         store,
         layout,
         id,
         every_chunk_stored,
     }))
+}
+
+/// The downsampled levels the group's NGFF `multiscales` lists beside
+/// full resolution (datasets `1`, `2`, … in order).
+fn stored_levels<S>(store: &S, remote: Option<&'static str>) -> Result<u32, StoreError>
+where
+    S: ReadableStorageTraits + ?Sized,
+{
+    let key = StoreKey::new("zarr.json").map_err(StoreError::pixels)?;
+    let Some(bytes) = store.get(&key).map_err(|e| storage_error(remote, e))? else {
+        return Ok(0);
+    };
+    let group: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::Corrupt(format!("zarr.json: {e}")))?;
+    let datasets = group["attributes"]["ome"]["multiscales"][0]["datasets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let paths: Vec<&str> = datasets.iter().filter_map(|d| d["path"].as_str()).collect();
+    let levels = paths
+        .iter()
+        .enumerate()
+        .take_while(|(k, path)| **path == k.to_string())
+        .count();
+    Ok(levels.saturating_sub(1).min(64) as u32)
 }
 
 /// Writes one image into a zarrs store; what publishing and discarding mean
@@ -220,8 +278,10 @@ pub(super) struct ZarrWriter<S: ?Sized> {
     /// Failures of this store are outages of that component (remote
     /// stores), rather than faults of the pixel store itself.
     pub(super) remote: Option<&'static str>,
-    pub(super) array: Array<S>,
+    /// Full resolution, then each downsampled level.
+    pub(super) arrays: Vec<Array<S>>,
     pub(super) layout: ArrayLayout,
+    pub(super) downsample: Downsample,
     pub(super) on_commit: Box<dyn FnOnce() -> Result<(), StoreError> + Send + Sync>,
     pub(super) on_abort: Box<dyn FnOnce() + Send + Sync>,
 }
@@ -230,10 +290,31 @@ fn plane_subset(
     order: AxisOrder,
     plane: PlaneIndex,
     rows: Range<u64>,
-    width: u64,
+    columns: Range<u64>,
 ) -> [Range<u64>; 5] {
     let [a, b, c] = order.plane(plane);
-    [a..a + 1, b..b + 1, c..c + 1, rows, 0..width]
+    [a..a + 1, b..b + 1, c..c + 1, rows, columns]
+}
+
+/// The downsampled levels of a band of full-resolution rows starting at
+/// row `y0`, each as `(first row, native-endian bytes)` of its level.
+fn pyramid_band<T: Sample>(
+    layout: &ArrayLayout,
+    downsample: Downsample,
+    y0: u64,
+    bytes: &[u8],
+) -> Vec<(u64, Vec<u8>)> {
+    let width = layout.shape.x as usize;
+    let samples: &[T] = bytemuck::cast_slice(bytes);
+    let mut band = PyramidBand::<T>::new(width, layout.levels, downsample);
+    for row in samples.chunks_exact(width) {
+        band.push_row(row);
+    }
+    band.finish()
+        .into_iter()
+        .enumerate()
+        .map(|(i, rows)| (y0 >> (i + 1), bytemuck::cast_slice(&rows).to_vec()))
+        .collect()
 }
 
 impl<S> PixelWriter for ZarrWriter<S>
@@ -245,18 +326,30 @@ where
     }
 
     fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let row_bytes = self.layout.shape.x * self.layout.dtype.size() as u64;
-        let rows = bytes.len() as u64 / row_bytes;
-        let subset = plane_subset(AxisOrder::Ngff, plane, y0..y0 + rows, self.layout.shape.x);
+        let layout = &self.layout;
+        let size = layout.dtype.size() as u64;
         // chunks of fill values too: a missing chunk then means lost data
         let options = CodecOptions::default().with_store_empty_chunks(true);
-        self.array
-            .store_array_subset_opt(
-                &subset,
-                ArrayBytes::new_flen(Cow::Borrowed(bytes)),
-                &options,
-            )
-            .map_err(|e| storage_error(self.remote, e))
+        let store = |k: u32, y0: u64, bytes: &[u8]| {
+            let [_, width] = layout.level_shape(k);
+            let rows = bytes.len() as u64 / (width * size);
+            let subset = plane_subset(AxisOrder::Ngff, plane, y0..y0 + rows, 0..width);
+            self.arrays[k as usize]
+                .store_array_subset_opt(
+                    &subset,
+                    ArrayBytes::new_flen(Cow::Borrowed(bytes)),
+                    &options,
+                )
+                .map_err(|e| storage_error(self.remote, e))
+        };
+        store(0, y0, bytes)?;
+        if layout.levels > 0 {
+            let levels = dispatch_dtype!(layout.dtype, T => pyramid_band::<T>(layout, self.downsample, y0, bytes));
+            for (k, (y0, bytes)) in (1..).zip(levels) {
+                store(k, y0, &bytes)?;
+            }
+        }
+        Ok(())
     }
 
     fn read_rows(
@@ -266,8 +359,8 @@ where
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
-        let subset = plane_subset(AxisOrder::Ngff, plane, rows, self.layout.shape.x);
-        read_subset(&self.array, &subset, out, self.remote)
+        let subset = plane_subset(AxisOrder::Ngff, plane, rows, 0..self.layout.shape.x);
+        read_subset(&self.arrays[0], &subset, out, self.remote)
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -279,10 +372,17 @@ where
     }
 }
 
+/// One stored level and its chunk `[rows, columns]`.
+struct LevelArray<S: ?Sized> {
+    array: Array<S>,
+    chunk: [u64; 2],
+}
+
 struct ZarrReader<S: ?Sized> {
     remote: Option<&'static str>,
     order: AxisOrder,
-    array: Array<S>,
+    /// Full resolution, then each downsampled level.
+    arrays: Vec<LevelArray<S>>,
     store: Arc<S>,
     layout: ArrayLayout,
     id: ImageId,
@@ -293,18 +393,28 @@ impl<S> ZarrReader<S>
 where
     S: ReadableStorageTraits + ?Sized + 'static,
 {
-    /// Fails if a chunk under rows `rows` of `plane` is missing from a store
-    /// that holds every chunk: its image was deleted or its files lost, and
-    /// zarrs would read the gap as zeros.
-    fn check_chunks(&self, plane: PlaneIndex, rows: &Range<u64>) -> Result<(), StoreError> {
-        if !self.every_chunk_stored || rows.is_empty() {
+    /// Fails if a chunk under `subset` of level `level` is missing from a
+    /// store that holds every chunk: its image was deleted or its files
+    /// lost, and zarrs would read the gap as zeros.
+    fn check_chunks(
+        &self,
+        level: &LevelArray<S>,
+        subset: &[Range<u64>; 5],
+    ) -> Result<(), StoreError> {
+        let [.., rows, columns] = subset;
+        if !self.every_chunk_stored || rows.is_empty() || columns.is_empty() {
             return Ok(());
         }
-        let (cy, cx) = (self.layout.chunk_y, self.layout.chunk_x);
+        let [cy, cx] = level.chunk;
         for iy in rows.start / cy..=(rows.end - 1) / cy {
-            for ix in 0..self.layout.shape.x.div_ceil(cx) {
-                let [a, b, c] = self.order.plane(plane);
-                let key = self.array.chunk_key(&[a, b, c, iy, ix]);
+            for ix in columns.start / cx..=(columns.end - 1) / cx {
+                let key = level.array.chunk_key(&[
+                    subset[0].start,
+                    subset[1].start,
+                    subset[2].start,
+                    iy,
+                    ix,
+                ]);
                 let size = self
                     .store
                     .size_key(&key)
@@ -368,15 +478,34 @@ where
         &self.layout
     }
 
-    fn read_rows(
+    fn read_region(
         &self,
+        level: u32,
         plane: PlaneIndex,
         rows: Range<u64>,
+        columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
-        self.check_chunks(plane, &rows)?;
-        let subset = plane_subset(self.order, plane, rows, self.layout.shape.x);
-        read_subset(&self.array, &subset, out, self.remote)
+        let Some(stored) = self.arrays.get(level as usize) else {
+            return Err(StoreError::Pixels(format!(
+                "{} has levels 0 to {}, not {level}",
+                self.id, self.layout.levels
+            )));
+        };
+        let [height, width] = self.layout.level_shape(level);
+        if rows.end > height
+            || columns.end > width
+            || rows.start > rows.end
+            || columns.start > columns.end
+        {
+            return Err(StoreError::Pixels(format!(
+                "rows {rows:?} and columns {columns:?} are outside level {level} ({height}×{width}) of {}",
+                self.id
+            )));
+        }
+        let subset = plane_subset(self.order, plane, rows, columns);
+        self.check_chunks(stored, &subset)?;
+        read_subset(&stored.array, &subset, out, self.remote)
     }
 }

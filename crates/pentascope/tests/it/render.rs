@@ -1,7 +1,9 @@
 //! `/render` and `/thumbnail` against a rendering of the same samples with
 //! NumPy and Pillow, computed by this test: composites, greyscale,
-//! projections, regions resized with Pillow's `BOX` filter, and pyramid
-//! tiles (means of 2^k × 2^k blocks), within ±1 per 8-bit value. The
+//! projections, regions resized with Pillow's `BOX` filter, and, on a plane
+//! over 2048 pixels on a side, pyramid tiles and scaled regions read from
+//! the stored levels (means of 2^k × 2^k blocks, computed here from the
+//! full-resolution samples), within ±1 per 8-bit value. The
 //! samples are the image's download, whose sha256 equals tifffile's
 //! canonical array (expected.json).
 //!
@@ -23,19 +25,41 @@ import json, sys, numpy as np
 from PIL import Image
 arr = np.load(sys.argv[1])
 cases = json.load(open(sys.argv[2]))
+
+def level_of(plane, k):
+    # level k of a block-aligned crop: means of 2^k blocks over the pixels
+    # inside the plane, rounded half away from zero for integer types
+    if k == 0:
+        return plane.astype(np.float64)
+    f = 2 ** k
+    H, W = plane.shape
+    oh, ow = -(-H // f), -(-W // f)
+    sums = np.zeros((oh * f, ow * f)); sums[:H, :W] = plane
+    ones = np.zeros((oh * f, ow * f)); ones[:H, :W] = 1
+    m = sums.reshape(oh, f, ow, f).sum(axis=(1, 3)) / ones.reshape(oh, f, ow, f).sum(axis=(1, 3))
+    if np.issubdtype(arr.dtype, np.integer):
+        m = np.sign(m) * np.floor(np.abs(m) + 0.5)
+    return m.astype(arr.dtype).astype(np.float64)
+
 out = []
 for case in cases:
     t, z = case["t"], case["z"]
+    k = case.get("level", 0)
+    f = 2 ** k
+    x, y, w, h = case["region"]
+    # the region's box at level k, and the level's pixels it touches
+    bx0, by0, bx1, by1 = x / f, y / f, (x + w) / f, (y + h) / f
+    cx0, cy0, cx1, cy1 = x // f, y // f, -(-(x + w) // f), -(-(y + h) // f)
+    def source(z, c):
+        return level_of(arr[t, z, c, cy0 * f:cy1 * f, cx0 * f:cx1 * f], k)
     planes = []
     for c, start, end, color in case["layers"]:
         if case["projection"]:
             kind, z0, z1 = case["projection"]
-            stack = arr[t, z0:z1 + 1, c].astype(np.float64)
+            stack = np.stack([source(zz, c) for zz in range(z0, z1 + 1)])
             data = {"intmax": stack.max(axis=0), "intmean": stack.mean(axis=0), "intsum": stack.sum(axis=0)}[kind]
         else:
-            data = arr[t, z, c].astype(np.float64)
-        x, y, w, h = case["region"]
-        data = data[y:y + h, x:x + w]
+            data = source(z, c)
         v = np.clip((data - start) / (end - start), 0, 1)
         planes.append((v, np.array(color, dtype=np.float64)))
     if case["mode"] == "g":
@@ -43,17 +67,11 @@ for case in cases:
     else:
         rgb = sum(v[..., None] * color / 255 for v, color in planes)
         picture = np.round(np.clip(rgb, 0, 1) * 255)
-    if case.get("tile_scale"):
-        f = case["tile_scale"]
-        H, W = picture.shape[:2]
-        oh, ow = -(-H // f), -(-W // f)
-        pad = [(0, oh * f - H), (0, ow * f - W)] + [(0, 0)] * (picture.ndim - 2)
-        padded = np.pad(picture.astype(np.float64), pad, constant_values=np.nan)
-        blocks = padded.reshape(oh, f, ow, f, *picture.shape[2:])
-        picture = np.round(np.nanmean(blocks, axis=(1, 3)))
-    elif case["out"] != [w, h]:
+    box = (bx0 - cx0, by0 - cy0, bx1 - cx0, by1 - cy0)
+    H, W = picture.shape[:2]
+    if case["out"] != [W, H] or box != (0, 0, W, H):
         image = Image.fromarray(picture.astype(np.uint8))
-        picture = np.asarray(image.resize(tuple(case["out"]), Image.BOX)).astype(np.float64)
+        picture = np.asarray(image.resize(tuple(case["out"]), Image.BOX, box=box)).astype(np.float64)
     out.append(picture.astype(np.uint8).reshape(-1).tolist())
 print(json.dumps(out))
 "#;
@@ -251,23 +269,39 @@ fn renderings_equal_numpy_and_pillow() {
                 query: query.to_string(),
                 reference,
             };
+            // a scaled region reads the coarsest level with a pixel per
+            // output pixel: 900 / 300 = 3 → level 1 (its box may start
+            // between level pixels); the whole plane at 256 → level 5
+            let region = |query: &str, level: u32, region: [u64; 4], out: [u64; 2]| {
+                case(
+                    query,
+                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c",
+                           "level": level, "region": region, "out": out}),
+                )
+            };
             vec![
-                case(
+                region(
                     "region=4000,5000,900,700&size=300",
-                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [4000, 5000, 900, 700], "out": [300, 233]}),
+                    1,
+                    [4000, 5000, 900, 700],
+                    [300, 233],
                 ),
-                case(
-                    "tile=0,3,5",
-                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [1536, 2560, 512, 512], "out": [512, 512]}),
+                region(
+                    "region=4001,5003,900,700&size=300",
+                    1,
+                    [4001, 5003, 900, 700],
+                    [300, 233],
                 ),
-                case(
-                    "tile=2,4,1",
-                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [8192, 2048, 1408, 2048], "tile_scale": 4, "out": [352, 512]}),
+                region(
+                    "region=123,77,4000,3000&size=640",
+                    2,
+                    [123, 77, 4000, 3000],
+                    [640, 480],
                 ),
-                case(
-                    "tile=5,0,0",
-                    json!({"t": 0, "z": 0, "projection": null, "layers": defaults, "mode": "c", "region": [0, 0, 9600, 9600], "tile_scale": 32, "out": [300, 300]}),
-                ),
+                region("size=256", 5, [0, 0, 9600, 9600], [256, 256]),
+                region("tile=0,3,5", 0, [1536, 2560, 512, 512], [512, 512]),
+                region("tile=2,4,1", 2, [8192, 2048, 1408, 2048], [352, 512]),
+                region("tile=5,0,0", 5, [0, 0, 9600, 9600], [300, 300]),
             ]
         },
     );

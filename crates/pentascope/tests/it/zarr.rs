@@ -1,8 +1,10 @@
 //! Every image as OME-Zarr over HTTP (`/zarr/{id}/…`), read by the real
 //! readers: zarr-python v3 through fsspec's HTTP store equals the samples
 //! (which equal tifffile's, by expected.json's hash), ome-zarr-models
-//! validates every group as NGFF 0.5, and ome-zarr-py reads it by URL; a
-//! derived (PCA scores) image is served with chunks computed on request.
+//! validates every group as NGFF 0.5, and ome-zarr-py reads it by URL; the
+//! pyramid levels of a plane over 2048 pixels on a side equal NumPy's block
+//! means; a derived (PCA scores) image is served with chunks computed on
+//! request.
 //! Byte ranges, `HEAD`, missing keys and hostile keys over plain HTTP.
 
 use reqwest::Method;
@@ -26,7 +28,26 @@ for url, npy in zip(sys.argv[1::2], sys.argv[2::2]):
     node = next(iter(reader()))
     via_ome_zarr = np.asarray(node.data[0])
     multiscale = group.attrs["ome"]["multiscales"][0]
+    # each further level: means of 2^k blocks of the full-resolution
+    # samples (inside the plane), rounded half away from zero for integers
+    levels_equal = []
+    for k, dataset in enumerate(multiscale["datasets"][1:], start=1):
+        f = 2 ** k
+        *lead, H, W = expected.shape
+        oh, ow = -(-H // f), -(-W // f)
+        sums = np.zeros((*lead, oh * f, ow * f)); sums[..., :H, :W] = expected
+        ones = np.zeros((oh * f, ow * f)); ones[:H, :W] = 1
+        m = sums.reshape(*lead, oh, f, ow, f).sum(axis=(-3, -1)) / ones.reshape(oh, f, ow, f).sum(axis=(1, 3))
+        if np.issubdtype(expected.dtype, np.integer):
+            m = np.sign(m) * np.floor(np.abs(m) + 0.5)
+        level = group[dataset["path"]][...]
+        scale = dataset["coordinateTransformations"][0]["scale"]
+        levels_equal.append(bool(np.array_equal(level, m.astype(expected.dtype))
+                                 and scale[3:] == [f * v for v in multiscale["datasets"][0]["coordinateTransformations"][0]["scale"][3:]]
+                                 and len(node.data) == len(multiscale["datasets"])
+                                 and np.array_equal(np.asarray(node.data[k]), level)))
     out[url] = {
+        "levels_equal": levels_equal,
         "zarr_equal": bool(array.dtype == expected.dtype and np.array_equal(array, expected, equal_nan=True)),
         "ome_zarr_equal": bool(np.array_equal(via_ome_zarr, expected, equal_nan=True)),
         "model": type(model).__name__,
@@ -69,6 +90,24 @@ fn zarr_python_ome_zarr_and_models_read_every_group_by_url() {
         args.push(server.url(&format!("/zarr/{id}")));
         args.push(npy.display().to_string());
     }
+    // a plane over 2048 pixels on a side, in bands (over 16 MiB): stored
+    // with four downsampled levels, odd-sized at every level
+    let (width, height) = (4099u32, 2101u32);
+    let big = crate::util::tiff::plain_tiff(width, height, 16, 2, |page, i| {
+        ((i as u32 / 2 % width + (i as u32 / 2 / width) * 3 + page * 7) % 251) as u8
+            ^ (i as u8).wrapping_mul(37)
+    });
+    let id = server.upload_ok("big.tif", big);
+    let body = server
+        .get(&format!("/images/{id}/download?format=npy"))
+        .body;
+    let npy = dir.path().join(format!("{id}.npy"));
+    std::fs::write(&npy, &body).unwrap();
+    images.push((id.clone(), server.metadata(&id)));
+    args.push(server.url(&format!("/zarr/{id}")));
+    args.push(npy.display().to_string());
+    let big_id = id;
+
     // a derived image, its chunks computed on request
     let pca = server
         .post_json(
@@ -102,6 +141,12 @@ fn zarr_python_ome_zarr_and_models_read_every_group_by_url() {
     for (id, meta) in &images {
         let got = &read[server.url(&format!("/zarr/{id}"))];
         assert_eq!(got["zarr_equal"], true, "{id}: zarr-python's array");
+        let levels = if *id == big_id { 4 } else { 0 };
+        assert_eq!(
+            got["levels_equal"],
+            json!(vec![true; levels]),
+            "{id}: the stored levels equal NumPy's block means"
+        );
         assert_eq!(got["ome_zarr_equal"], true, "{id}: ome-zarr-py's array");
         assert_eq!(got["model"], "Image", "{id}: ome-zarr-models");
         assert_eq!(got["axes"], json!(["t", "c", "z", "y", "x"]), "{id}");
