@@ -11,7 +11,7 @@ use pentascope_core::segment::RegionProps;
 use pentascope_core::tiff::{Flavour, PhysicalSizes};
 use pentascope_core::{CoreError, Shape5};
 use pentascope_store::cancel::Cancel;
-use pentascope_store::pixels::{ArrayLayout, ImageAttributes, ZSTD_LEVEL};
+use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
 use pentascope_store::record::{now_rfc3339, ImageDetails};
 use pentascope_store::records::Scope;
 use pentascope_store::segment::{labels_dtype, segment, Method, SegmentOutcome, SegmentRequest};
@@ -302,7 +302,12 @@ impl App {
         let observed = cancel.clone();
         let computed = blocking(move || {
             let reader = open_pixels(&*pixels, &reading_record)?;
-            let writer = pixels.create(labels_id, layout, &attributes, ZSTD_LEVEL)?;
+            let writer = pixels.create(
+                labels_id,
+                layout,
+                &attributes,
+                Compression::Zstd(ZSTD_LEVEL),
+            )?;
             match segment(&*reader, &*writer, &request, &*progress, &observed) {
                 Ok(outcome) if !observed.is_cancelled() => Ok((outcome, writer)),
                 Ok(_) => {

@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use crate::cancel::Cancel;
 use crate::error::StoreError;
 use crate::pixels::{
-    ArrayLayout, ImageAttributes, PixelStore, PixelWriter, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
+    ArrayLayout, Compression, ImageAttributes, PixelStore, PixelWriter, Shuffle, ZSTD_LEVEL,
+    ZSTD_LEVEL_FAST,
 };
 use crate::record::ImageId;
 
@@ -58,7 +59,7 @@ pub fn ingest_tiff(
         physical_sizes: series.physical_sizes.clone(),
         downsample: Default::default(),
     };
-    let level = dispatch_dtype!(series.dtype, T => zstd_level_for::<T>(&tiff, &layout))?;
+    let level = dispatch_dtype!(series.dtype, T => compression_for::<T>(&tiff, &layout))?;
     let writer = store.create(id, layout, &attributes, level)?;
     let copied =
         dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress, cancel));
@@ -75,28 +76,46 @@ pub fn ingest_tiff(
     }
 }
 
-/// The zstd level for this image, from a trial on its first band: level 1
-/// where it saves at least 10%, zstd's fastest level where it does not.
-fn zstd_level_for<T: Sample>(tiff: &TiffFile, layout: &ArrayLayout) -> Result<i32, StoreError> {
+/// The compression for this image, from a trial on its first band: of zstd
+/// level 1 and blosc with byte or bit shuffle, the one that stores the band
+/// smallest, where it saves at least 10%; zstd's fastest level where none
+/// does (noise-dominated data, which then costs no compression CPU).
+fn compression_for<T: Sample>(
+    tiff: &TiffFile,
+    layout: &ArrayLayout,
+) -> Result<Compression, StoreError> {
     let Some(group) = tiff
         .series()
         .page_groups()
         .into_iter()
         .find(|g| g.page.is_some())
     else {
-        return Ok(ZSTD_LEVEL);
+        return Ok(Compression::Zstd(ZSTD_LEVEL));
     };
     let page = group.page.expect("found a page");
     let rows = layout.bands().next().expect("an image has rows");
     let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
     tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?;
     let raw = pentascope_core::dtype::as_bytes(&bands[0]);
-    let packed = zstd::bulk::compress(raw, ZSTD_LEVEL)?;
-    Ok(if packed.len() * 10 <= raw.len() * 9 {
-        ZSTD_LEVEL
-    } else {
-        ZSTD_LEVEL_FAST
-    })
+    let mut best = (raw.len() * 9 / 10 + 1, Compression::Zstd(ZSTD_LEVEL_FAST));
+    for candidate in [
+        Compression::Zstd(ZSTD_LEVEL),
+        Compression::Blosc(Shuffle::Bytes),
+        Compression::Blosc(Shuffle::Bits),
+    ] {
+        let codec = candidate.codec(T::DTYPE).map_err(StoreError::Pixels)?;
+        let size = codec
+            .encode(
+                std::borrow::Cow::Borrowed(raw),
+                &zarrs::array::CodecOptions::default(),
+            )
+            .map_err(StoreError::pixels)?
+            .len();
+        if size < best.0 {
+            best = (size, candidate);
+        }
+    }
+    Ok(best.1)
 }
 
 fn copy_pages<T: Sample>(

@@ -428,7 +428,9 @@ fn cluster<T: Sample>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pixels::{ArrayLayout, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL};
+    use crate::pixels::{
+        ArrayLayout, Compression, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL,
+    };
     use crate::record::ImageId;
     use pentascope_core::segment::label::label_slice;
     use pentascope_core::Shape5;
@@ -459,7 +461,12 @@ mod tests {
         let source_id = ImageId(1);
         let layout = ArrayLayout::for_image(Shape5::new(1, z, 1, y, x), DType::U16);
         let w = store
-            .create(source_id, layout, &ImageAttributes::default(), ZSTD_LEVEL)
+            .create(
+                source_id,
+                layout,
+                &ImageAttributes::default(),
+                Compression::Zstd(ZSTD_LEVEL),
+            )
             .unwrap();
         for zz in 0..z {
             let plane = &volume[(zz * y * x) as usize..((zz + 1) * y * x) as usize];
@@ -482,7 +489,7 @@ mod tests {
                 ImageId(2),
                 labels_layout,
                 &ImageAttributes::default(),
-                ZSTD_LEVEL,
+                Compression::Zstd(ZSTD_LEVEL),
             )
             .unwrap();
         let outcome = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap();
@@ -512,7 +519,7 @@ mod tests {
                 ImageId(3),
                 labels_layout,
                 &ImageAttributes::default(),
-                ZSTD_LEVEL,
+                Compression::Zstd(ZSTD_LEVEL),
             )
             .unwrap();
         let e = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap_err();

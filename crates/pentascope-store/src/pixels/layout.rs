@@ -33,6 +33,56 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// two CPU-seconds per gigabyte to save a few percent.
 pub const ZSTD_LEVEL_FAST: i32 = -1;
 
+/// How an image's chunks are compressed: chosen per image by a trial on
+/// its first band (see the ingest pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd over the samples as they are, at this level.
+    Zstd(i32),
+    /// Zarr's `blosc` codec: the samples' bytes (or bits) regrouped by
+    /// significance, then zstd level 1. The high bytes of 16-bit and float
+    /// samples vary slowly, so grouped they compress where interleaved
+    /// they do not.
+    Blosc(Shuffle),
+}
+
+/// Blosc's regrouping of sample bytes before entropy coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shuffle {
+    /// Byte `k` of every sample together.
+    Bytes,
+    /// Bit `k` of every sample together.
+    Bits,
+}
+
+impl Compression {
+    /// The codec that applies it to chunks of `dtype` samples.
+    pub fn codec(
+        self,
+        dtype: DType,
+    ) -> Result<std::sync::Arc<dyn zarrs::array::BytesToBytesCodecTraits>, String> {
+        use zarrs::array::codec::{
+            BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, ZstdCodec,
+        };
+        Ok(match self {
+            Compression::Zstd(level) => std::sync::Arc::new(ZstdCodec::new(level, false)),
+            Compression::Blosc(shuffle) => std::sync::Arc::new(
+                BloscCodec::new(
+                    BloscCompressor::Zstd,
+                    BloscCompressionLevel::try_from(1u8).map_err(|e| e.to_string())?,
+                    None,
+                    match shuffle {
+                        Shuffle::Bytes => BloscShuffleMode::Shuffle,
+                        Shuffle::Bits => BloscShuffleMode::BitShuffle,
+                    },
+                    Some(dtype.size()),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+}
+
 /// Shape, type and chunking of a stored image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArrayLayout {

@@ -23,7 +23,7 @@ use zarrs::storage::storage_adapter::async_to_sync::{
 };
 use zarrs_object_store::AsyncObjectStore;
 
-use super::layout::ArrayLayout;
+use super::layout::{ArrayLayout, Compression};
 use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
 use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
@@ -148,9 +148,9 @@ impl PixelStore for S3Store {
         id: ImageId,
         layout: ArrayLayout,
         attributes: &ImageAttributes,
-        zstd_level: i32,
+        compression: Compression,
     ) -> Result<Box<dyn PixelWriter>, StoreError> {
-        let arrays = create_image(self.image_storage(id), &layout, attributes, zstd_level)
+        let arrays = create_image(self.image_storage(id), &layout, attributes, compression)
             .map_err(unavailable)?;
         let this = self.clone();
         Ok(Box::new(ZarrWriter {

@@ -7,7 +7,7 @@ use pentascope_core::pyramid::Downsample;
 use pentascope_core::tiff::PhysicalSizes;
 use pentascope_core::PlaneIndex;
 
-use super::layout::ArrayLayout;
+use super::layout::{ArrayLayout, Compression};
 use crate::error::StoreError;
 use crate::record::ImageId;
 
@@ -33,7 +33,7 @@ pub trait PixelStore: Send + Sync {
         id: ImageId,
         layout: ArrayLayout,
         attributes: &ImageAttributes,
-        zstd_level: i32,
+        compression: Compression,
     ) -> Result<Box<dyn PixelWriter>, StoreError>;
     /// Opens a published image for reading.
     fn open(&self, id: ImageId) -> Result<Arc<dyn PixelReader>, StoreError>;

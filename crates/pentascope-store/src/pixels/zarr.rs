@@ -11,7 +11,7 @@ use zarrs::array::{Array, ArrayBuilder, ArrayBytes, CodecOptions, FillValue};
 use zarrs::group::GroupBuilder;
 use zarrs::storage::{ReadableStorageTraits, ReadableWritableStorageTraits, StoreKey};
 
-use super::layout::ArrayLayout;
+use super::layout::{ArrayLayout, Compression};
 use super::ngff::{dtype_of, ngff_attributes, zarr_type};
 use super::traits::{ImageAttributes, PixelReader, PixelWriter};
 use crate::error::StoreError;
@@ -72,7 +72,7 @@ pub(super) fn create_image<S>(
     store: Arc<S>,
     layout: &ArrayLayout,
     attributes: &ImageAttributes,
-    zstd_level: i32,
+    compression: Compression,
 ) -> Result<Vec<Array<S>>, StoreError>
 where
     S: ReadableWritableStorageTraits + ?Sized + 'static,
@@ -84,6 +84,9 @@ where
         group.attributes_mut().extend(map);
     }
     group.store_metadata().map_err(StoreError::pixels)?;
+    let codec = compression
+        .codec(layout.dtype)
+        .map_err(StoreError::Pixels)?;
     (0..=layout.levels)
         .map(|k| {
             let [height, width] = layout.level_shape(k);
@@ -99,9 +102,7 @@ where
                 FillValue::new(vec![0u8; layout.dtype.size()]),
             );
             builder
-                .bytes_to_bytes_codecs(vec![Arc::new(zarrs::array::codec::ZstdCodec::new(
-                    zstd_level, false,
-                ))])
+                .bytes_to_bytes_codecs(vec![codec.clone()])
                 .dimension_names(Some(AxisOrder::Ngff.names()))
                 .attributes(
                     [(
