@@ -76,10 +76,13 @@ pub fn ingest_tiff(
     }
 }
 
-/// The compression for this image, from a trial on its first band: of zstd
-/// level 1 and blosc with byte or bit shuffle, the one that stores the band
-/// smallest, where it saves at least 10%; zstd's fastest level where none
-/// does (noise-dominated data, which then costs no compression CPU).
+/// The compression for this image, from a trial on its first band: the
+/// smallest of zstd level 1 where it saves at least 10% (as before blosc)
+/// and blosc with byte or bit shuffle where it saves at least 15%; zstd's
+/// fastest level where none does. Noise-dominated data (blosc saves 5–12%)
+/// then costs no compression CPU: on the 1.26 GB benchmark hyperstack,
+/// blosc's 10% saving took ingest from 2.2 to 4.5 CPU-seconds, while the
+/// disk writes 1 GB/s.
 fn compression_for<T: Sample>(
     tiff: &TiffFile,
     layout: &ArrayLayout,
@@ -97,11 +100,11 @@ fn compression_for<T: Sample>(
     let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
     tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?;
     let raw = pentascope_core::dtype::as_bytes(&bands[0]);
-    let mut best = (raw.len() * 9 / 10 + 1, Compression::Zstd(ZSTD_LEVEL_FAST));
-    for candidate in [
-        Compression::Zstd(ZSTD_LEVEL),
-        Compression::Blosc(Shuffle::Bytes),
-        Compression::Blosc(Shuffle::Bits),
+    let mut best = (raw.len(), Compression::Zstd(ZSTD_LEVEL_FAST));
+    for (candidate, most) in [
+        (Compression::Zstd(ZSTD_LEVEL), raw.len() * 9 / 10),
+        (Compression::Blosc(Shuffle::Bytes), raw.len() * 85 / 100),
+        (Compression::Blosc(Shuffle::Bits), raw.len() * 85 / 100),
     ] {
         let codec = candidate.codec(T::DTYPE).map_err(StoreError::Pixels)?;
         let size = codec
@@ -111,7 +114,7 @@ fn compression_for<T: Sample>(
             )
             .map_err(StoreError::pixels)?
             .len();
-        if size < best.0 {
+        if size <= most && size < best.0 {
             best = (size, candidate);
         }
     }
