@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Limits};
-use crate::tiff::ifd::IfdChain;
+use crate::tiff::ifd::{IfdChain, StkPlanes};
 
 /// Deepest element nesting accepted in OME-XML. roxmltree parses nested
 /// elements recursively, so a few thousand levels overflow a thread's stack;
@@ -41,6 +41,9 @@ pub enum Flavour {
     ImageJ,
     /// ScanImage BigTIFF.
     ScanImage,
+    /// MetaMorph STK (one page, its planes back to back, counted by
+    /// UIC2tag).
+    Stk,
     /// No axis metadata (or tifffile's shaped JSON description).
     Plain,
 }
@@ -273,6 +276,19 @@ pub(crate) fn interpret(
                 })
             }
             Err(e) => ignore("ImageJ", e)?,
+        }
+    }
+    if let Some(stk) = chain.stk {
+        match metamorph(chain, stk, limits) {
+            Ok(i) => {
+                return Ok(Interpretation {
+                    original: (!desc.trim().is_empty())
+                        .then(|| kept("description", desc))
+                        .flatten(),
+                    ..i
+                })
+            }
+            Err(e) => ignore("MetaMorph STK", e)?,
         }
     }
     if chain.bigtiff {
@@ -828,7 +844,13 @@ fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretatio
     let pages: Vec<Option<usize>> = if images == pages.len() as u64 {
         pages.into_iter().map(Some).collect()
     } else {
-        match contiguous_planes(chain, images, pages.len() as u64, limits)? {
+        match contiguous_planes(
+            chain,
+            images,
+            pages.len() as u64,
+            limits,
+            &format!("the ImageJ description declares images={images}"),
+        )? {
             Some(planes) => {
                 contiguous = Some(planes);
                 // below max_pages, checked by contiguous_planes
@@ -999,6 +1021,7 @@ fn contiguous_planes(
     images: u64,
     pages: u64,
     limits: &Limits,
+    declared: &str,
 ) -> Result<Option<ContiguousPlanes>, Rejection> {
     let Some(Ok(first)) = chain.pages.first() else {
         return Ok(None);
@@ -1008,8 +1031,7 @@ fn contiguous_planes(
     }
     if images > limits.max_pages {
         return Err(Rejection::Refused(CoreError::LimitsExceeded(format!(
-            "the ImageJ description declares images={images}, more than the configured \
-             maximum of {} pages",
+            "{declared} planes, more than the configured maximum of {} pages",
             limits.max_pages
         ))));
     }
@@ -1020,9 +1042,8 @@ fn contiguous_planes(
         .and_then(|plane| Some((plane, plane.checked_mul(images)?.checked_add(offset)?)));
     let Some((plane_bytes, end)) = layout.filter(|(_, end)| *end <= chain.file_len) else {
         return Err(Rejection::Refused(CoreError::Format(format!(
-            "the ImageJ description declares images={images} planes of {}×{}×{} {} samples \
-             stored one after another from offset {offset}, more than the file's {} bytes \
-             hold (truncated?)",
+            "{declared} planes of {}×{}×{} {} samples stored one after another \
+             from offset {offset}, more than the file's {} bytes hold (truncated?)",
             first.width, first.height, first.samples, first.dtype, chain.file_len
         ))));
     };
@@ -1036,6 +1057,49 @@ fn contiguous_planes(
         plane_bytes,
         count: images,
     }))
+}
+
+/// A MetaMorph STK file as tifffile reads it: one page whose planes follow
+/// its data back to back, as many as UIC2tag counts, along Z, T or an
+/// unlabelled axis ([`StkPlanes::axis`]).
+fn metamorph(
+    chain: &IfdChain,
+    stk: StkPlanes,
+    limits: &Limits,
+) -> Result<Interpretation, Rejection> {
+    let pages = first_kind_pages(chain).len() as u64;
+    let Some(planes) = contiguous_planes(
+        chain,
+        stk.count,
+        pages,
+        limits,
+        &format!("the MetaMorph UIC2tag declares {}", stk.count),
+    )?
+    else {
+        return Err(format!(
+            "UIC2tag counts {} planes but the first page's data is not followed by them \
+             (uncompressed, back to back)",
+            stk.count
+        )
+        .into());
+    };
+    let mut axes = vec![(stk.axis, stk.count)];
+    if let Ok(letters) = super::canonical_letters(&axes) {
+        axes[0].0 = letters[0];
+    }
+    Ok(Interpretation {
+        flavour: Flavour::Stk,
+        axes,
+        // below max_pages, checked by stk_planes
+        pages: (0..stk.count as usize).map(Some).collect(),
+        channel_names: Vec::new(),
+        physical: resolution_sizes(chain, None),
+        acquisition: Acquisition::default(),
+        original: None,
+        warnings: Vec::new(),
+        contiguous: Some(planes),
+    }
+    .squeezed())
 }
 
 /// The non-varying frame data of a ScanImage BigTIFF (v3/v4), stored right

@@ -269,8 +269,112 @@ pub struct IfdChain {
     pub resolution: Option<(f64, f64, u16)>,
     /// File offset of each IFD, in chain order.
     pub ifd_offsets: Vec<u64>,
+    /// MetaMorph STK planes (UIC1tag and UIC2tag on the first page).
+    pub stk: Option<StkPlanes>,
     /// Length of the file in bytes.
     pub file_len: u64,
+}
+
+/// The planes of a MetaMorph STK file, from its first page's UIC2tag (six
+/// little-endian LONGs per plane: ZDistance as a rational, then creation and
+/// modification dates and times), read as tifffile reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StkPlanes {
+    /// Planes (UIC2tag's count).
+    pub count: u64,
+    /// `Z` where every plane has a non-zero ZDistance, else `T` where each
+    /// plane was created at another time than the one before, else `I`
+    /// (unlabelled), as tifffile decides.
+    pub axis: char,
+}
+
+/// UIC1tag (whose presence makes a file STK, as tifffile decides) and
+/// UIC2tag.
+const UIC1_TAG: u16 = 33628;
+const UIC2_TAG: u16 = 33629;
+/// Bytes of one plane's UIC2tag entry.
+const UIC2_PLANE_BYTES: u64 = 24;
+
+/// The STK planes of the IFD at `ifd`, or `None` where it is not an STK
+/// page of several planes. Only little-endian files, whose UIC2tag is typed
+/// RATIONAL, as tifffile requires.
+fn stk_planes(
+    file: &File,
+    ifd: u64,
+    big_endian: bool,
+    bigtiff: bool,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Option<StkPlanes>, CoreError> {
+    if big_endian {
+        return Ok(None);
+    }
+    let word = |at: u64, len: usize| -> Result<u64, CoreError> {
+        let mut bytes = [0u8; 8];
+        file.read_exact_at(&mut bytes[..len], at)?;
+        Ok(u64::from_le_bytes(bytes))
+    };
+    let (count_len, entry_len, value_len) = if bigtiff { (8, 20, 8) } else { (2, 12, 4) };
+    // the directory was read by the decoder already, so it lies in the file
+    let entries = word(ifd, count_len)?.min(u64::from(u16::MAX));
+    let (mut uic1, mut uic2) = (false, None);
+    for i in 0..entries {
+        let at = ifd + count_len as u64 + i * entry_len;
+        if at + entry_len > file_len {
+            break;
+        }
+        let tag = word(at, 2)? as u16;
+        let kind = word(at + 2, 2)?;
+        let count = word(at + 4, value_len)?;
+        let value = word(at + 4 + value_len as u64, value_len)?;
+        match tag {
+            UIC1_TAG => uic1 = true,
+            UIC2_TAG if kind == 5 => uic2 = Some((count, value)),
+            _ => {}
+        }
+    }
+    let Some((count, offset)) = uic2.filter(|(count, _)| uic1 && *count > 1) else {
+        return Ok(None);
+    };
+    if count > limits.max_pages {
+        return Err(CoreError::LimitsExceeded(format!(
+            "the MetaMorph UIC2tag counts {count} planes, more than the configured maximum of \
+             {} pages",
+            limits.max_pages
+        )));
+    }
+    let end = (count * UIC2_PLANE_BYTES).checked_add(offset);
+    if end.is_none_or(|end| end > file_len) {
+        return Err(CoreError::Format(format!(
+            "the MetaMorph UIC2tag of {count} planes at offset {offset} runs past the file's \
+             {file_len} bytes (truncated?)"
+        )));
+    }
+    let (mut every_z, mut every_time_new, mut previous_time) = (true, true, None);
+    let mut block = vec![0u8; 4096 * UIC2_PLANE_BYTES as usize];
+    let mut plane = 0;
+    while plane < count {
+        let n = (count - plane).min(4096);
+        let bytes = &mut block[..(n * UIC2_PLANE_BYTES) as usize];
+        file.read_exact_at(bytes, offset + plane * UIC2_PLANE_BYTES)?;
+        for entry in bytes.chunks_exact(UIC2_PLANE_BYTES as usize) {
+            let long = |k: usize| u32::from_le_bytes(entry[4 * k..4 * k + 4].try_into().unwrap());
+            // ZDistance = numerator / denominator; 0/0 is NaN, which is not 0
+            every_z &= !(long(0) == 0 && long(1) != 0);
+            let time = long(3);
+            every_time_new &= previous_time != Some(time);
+            previous_time = Some(time);
+        }
+        plane += n;
+    }
+    let axis = if every_z {
+        'Z'
+    } else if every_time_new {
+        'T'
+    } else {
+        'I'
+    };
+    Ok(Some(StkPlanes { count, axis }))
 }
 
 fn map_tiff_error(e: TiffError) -> CoreError {
@@ -457,6 +561,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut resolution = None;
     let mut chunks_listed = 0u64;
     let mut ifd_offsets = Vec::new();
+    let mut stk = None;
     // JPEGTables by content: pages sharing tables share one copy, so that
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
@@ -485,6 +590,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         next = dir.next();
         let mut tags = decoder.read_directory_tags(&dir);
         if pages.is_empty() {
+            stk = stk_planes(file, ptr.0, big_endian, bigtiff, file_len, limits)?;
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
             let counts = tags
@@ -561,6 +667,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         imagej_metadata,
         resolution,
         ifd_offsets,
+        stk,
         file_len,
     })
 }

@@ -527,6 +527,7 @@ pub fn interpret_metadata(
         imagej_metadata: None,
         resolution: Some((2.0, 4.0, 3)),
         ifd_offsets: vec![0; pages],
+        stk: None,
         file_len: u64::MAX,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;

@@ -1,6 +1,7 @@
 //! What pentascope serves against what tifffile reads, computed by tifffile
 //! in this test: physical sizes and units of every fixture that states
-//! them, and float16 images kept as float16.
+//! them, float16 images kept as float16, and MetaMorph STK files (written
+//! here, as no registry package ships one) read as tifffile reads them.
 //!
 //! Needs a Python with tifffile, imagecodecs and numpy
 //! (`PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`), so these
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::util::{close, fixtures_dir, FixtureSet, Server};
 
@@ -311,4 +313,88 @@ fn imagej_display_ranges_and_colours_equal_tifffiles() {
         described >= 6,
         "only {described} channels described by ImageJ fixtures"
     );
+}
+
+const STK: &str = r#"
+import hashlib, json, os, struct, sys, numpy as np, tifffile
+folder = sys.argv[1]
+rng = np.random.default_rng(3)
+out = {}
+
+def stk(name, planes, zdistance, times, dtype=np.uint16):
+    # MetaMorph's layout: one page; UIC1tag; UIC2tag typed RATIONAL whose
+    # count is the number of planes, six LONGs each (ZDistance numerator and
+    # denominator, creation date and time, modification date and time); the
+    # other planes' samples follow the first page's, back to back
+    data = rng.integers(0, 4000, (planes, 37, 53)).astype(dtype)
+    path = os.path.join(folder, name)
+    uic2 = []
+    for (num, den), time in zip(zdistance, times):
+        uic2 += [num, den, 2460000, time, 2460000, time]
+    tifffile.imwrite(path, data[0], photometric="minisblack", metadata=None, extratags=[
+        (33628, 4, 2, [0, 1], True),
+        (33629, 5, 3 * planes, uic2, True),
+    ])
+    with tifffile.TiffFile(path) as t:
+        page = t.pages.first
+        uic1_entry, uic2_entry = page.tags[33628].offset, page.tags[33629].offset
+        assert page.dataoffsets[0] + page.databytecounts[0] == os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(uic1_entry + 4); f.write(struct.pack("<I", 1))
+        f.seek(uic2_entry + 4); f.write(struct.pack("<I", planes))
+        f.seek(0, 2); f.write(data[1:].tobytes())
+    with tifffile.TiffFile(path) as t:
+        assert t.is_stk
+        series = t.series[0]
+        a = series.asarray()
+    out[name] = {"axes": series.axes, "shape": list(a.shape),
+                 "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+
+stk("z_series.stk", 5, [(1, 2)] * 5, [0] * 5)
+stk("time_series.stk", 4, [(0, 1)] * 4, [10, 20, 30, 40])
+stk("unlabelled.stk", 3, [(0, 1)] * 3, [5, 5, 5])
+stk("zero_over_zero.stk", 3, [(0, 0)] * 3, [5, 5, 5], dtype=np.uint8)
+print(json.dumps(out))
+"#;
+
+/// MetaMorph STK files, written by this test as MetaMorph lays them out:
+/// their planes, back to back after the one page, are read along the axis
+/// tifffile gives them (Z where every ZDistance is non-zero, T where every
+/// plane was created at a new time, else unlabelled, which pentascope
+/// maps to Z), sample for sample; a truncated one is refused naming what
+/// is missing.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn metamorph_stk_files_read_as_tifffile_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run(STK, &[dir.path()]);
+    let server = Server::start();
+    for (name, want) in reference.as_object().unwrap() {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        let id = server.upload_ok(name, bytes.clone());
+        let meta = server.metadata(&id);
+        assert_eq!(meta["flavour"], "stk", "{name}");
+        let planes = want["shape"][0].as_u64().unwrap();
+        let axis = want["axes"].as_str().unwrap().chars().next().unwrap();
+        // TZCYX: T for tifffile's T, Z for its Z and for its unlabelled I
+        let shape = match axis {
+            'T' => [planes, 1, 1, 37, 53],
+            _ => [1, planes, 1, 37, 53],
+        };
+        assert_eq!(meta["shape"], serde_json::json!(shape), "{name} ({axis})");
+        let npy = server
+            .get(&format!("/images/{id}/download?format=npy"))
+            .npy()
+            .unwrap();
+        let digest: String = sha2::Sha256::digest(&npy.data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        // the last plane cut short: refused, not read past the end
+        let truncated = &bytes[..bytes.len() - 100];
+        let refused = server.upload(name, truncated.to_vec(), None);
+        let message = refused.error(&[415, 422]).unwrap();
+        assert!(message.contains("truncated"), "{name}: {message}");
+    }
 }
