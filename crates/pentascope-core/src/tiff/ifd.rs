@@ -271,6 +271,9 @@ pub struct IfdChain {
     pub ifd_offsets: Vec<u64>,
     /// MetaMorph STK planes (UIC1tag and UIC2tag on the first page).
     pub stk: Option<StkPlanes>,
+    /// Zeiss LSM's CZ_LSMINFO structure of the first page (little-endian
+    /// bytes, bounded as metadata text).
+    pub lsm_info: Option<Vec<u8>>,
     /// Length of the file in bytes.
     pub file_len: u64,
 }
@@ -288,6 +291,8 @@ pub struct StkPlanes {
     pub axis: char,
 }
 
+/// CZ_LSMINFO, whose presence makes a file Zeiss LSM.
+const CZ_LSMINFO_TAG: u16 = 34412;
 /// UIC1tag (whose presence makes a file STK, as tifffile decides) and
 /// UIC2tag.
 const UIC1_TAG: u16 = 33628;
@@ -562,6 +567,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut chunks_listed = 0u64;
     let mut ifd_offsets = Vec::new();
     let mut stk = None;
+    let mut lsm_info: Option<Vec<u8>> = None;
     // JPEGTables by content: pages sharing tables share one copy, so that
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
@@ -591,6 +597,11 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         let mut tags = decoder.read_directory_tags(&dir);
         if pages.is_empty() {
             stk = stk_planes(file, ptr.0, big_endian, bigtiff, file_len, limits)?;
+            lsm_info = (!big_endian)
+                .then(|| tags.find_tag(Tag::Unknown(CZ_LSMINFO_TAG)).ok().flatten())
+                .flatten()
+                .and_then(|v| v.into_u8_vec().ok())
+                .filter(|info| info.len() as u64 <= limits.max_metadata_bytes);
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
             let counts = tags
@@ -625,7 +636,10 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 resolution = Some((x, y, unit));
             }
         }
-        let mut page = page_layout(&mut tags, file_len, limits);
+        // LSM writers store two BitsPerSample values at an offset although
+        // they fit in the entry, as tifffile corrects
+        let lsm_file = lsm_info.is_some().then_some(file);
+        let mut page = page_layout(&mut tags, file_len, limits, lsm_file);
         if let Ok(layout) = &mut page {
             if let Some(jpeg) = &mut layout.jpeg {
                 if let Some(tables) = jpeg.tables.take() {
@@ -668,6 +682,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         resolution,
         ifd_offsets,
         stk,
+        lsm_info,
         file_len,
     })
 }
@@ -776,6 +791,7 @@ fn page_layout(
     tags: &mut tiff::decoder::IfdDecoder<'_>,
     file_len: u64,
     limits: &Limits,
+    lsm_file: Option<&File>,
 ) -> Result<PageLayout, CoreError> {
     let bad = |msg: String| CoreError::Format(msg);
     let e = |t: &str, err: TiffError| CoreError::Format(format!("cannot read {t}: {err}"));
@@ -805,10 +821,20 @@ fn page_layout(
     if samples == 0 {
         return Err(bad("SamplesPerPixel is 0".into()));
     }
-    let bits: Vec<u16> = tags
+    let mut bits: Vec<u16> = tags
         .find_tag_unsigned_vec(Tag::BitsPerSample)
         .map_err(|x| e("BitsPerSample", x))?
         .unwrap_or_else(|| vec![1]);
+    if let (Some(file), [low, high]) = (lsm_file, bits.as_slice()) {
+        let offset = u64::from(*low) | u64::from(*high) << 16;
+        let mut values = [0u8; 4];
+        if offset + 4 <= file_len && file.read_exact_at(&mut values, offset).is_ok() {
+            bits = vec![
+                u16::from_le_bytes([values[0], values[1]]),
+                u16::from_le_bytes([values[2], values[3]]),
+            ];
+        }
+    }
     let format: Vec<u16> = tags
         .find_tag_unsigned_vec(Tag::SampleFormat)
         .map_err(|x| e("SampleFormat", x))?

@@ -528,6 +528,7 @@ pub fn interpret_metadata(
         resolution: Some((2.0, 4.0, 3)),
         ifd_offsets: vec![0; pages],
         stk: None,
+        lsm_info: None,
         file_len: u64::MAX,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;

@@ -1,7 +1,8 @@
 //! What pentascope serves against what tifffile reads, computed by tifffile
 //! in this test: physical sizes and units of every fixture that states
-//! them, float16 images kept as float16, and MetaMorph STK files (written
-//! here, as no registry package ships one) read as tifffile reads them.
+//! them, float16 images kept as float16, and MetaMorph STK and Zeiss LSM
+//! files (written here, as no registry package ships one) read as tifffile
+//! reads them.
 //!
 //! Needs a Python with tifffile, imagecodecs and numpy
 //! (`PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`), so these
@@ -396,5 +397,107 @@ fn metamorph_stk_files_read_as_tifffile_reads_them() {
         let refused = server.upload(name, truncated.to_vec(), None);
         let message = refused.error(&[415, 422]).unwrap();
         assert!(message.contains("truncated"), "{name}: {message}");
+    }
+}
+
+const LSM: &str = r#"
+import hashlib, json, os, struct, sys, numpy as np, tifffile
+folder = sys.argv[1]
+rng = np.random.default_rng(5)
+out = {}
+
+def lsminfo(x, y, z, c, t, scan_type):
+    # CZ_LSMINFO as LSM 2.0 lays it out (152 bytes), padded as Zen pads it
+    head = struct.pack("<IiiiiiiiiiddddddHHIIIIIdIIIIIIII",
+        0x0400494C, 152, x, y, z, c, t, 2, 16, 12,
+        0.2e-6, 0.25e-6, 1.5e-6, 0.0, 0.0, 0.0,
+        scan_type, 0, 0, 0, 0, 0, 0, 0.75, 0, 0, 0, 0, 0, 0, 0, 0)
+    return head + bytes(500 - len(head))
+
+def tzcyx(a, axes):
+    for axis in "TZCYX":
+        if axis not in axes:
+            a, axes = a[np.newaxis], axis + axes
+    return np.transpose(a, [axes.index(axis) for axis in "TZCYX"])
+
+def lsm(name, t, z, c, scan_type, planar):
+    # image pages, each followed by its RGB thumbnail, as Zen writes them
+    data = rng.integers(0, 4095, (t, z, c, 48, 64)).astype(np.uint16)
+    info = lsminfo(64, 48, z, c, t, scan_type)
+    path = os.path.join(folder, name)
+    with tifffile.TiffWriter(path) as w:
+        for i, plane in enumerate(data.reshape(t * z, c, 48, 64)):
+            page = plane if planar else np.moveaxis(plane, 0, -1)
+            extratags = [(34412, 1, len(info), info, True)] if i == 0 else []
+            w.write(page if c > 1 else page.reshape(48, 64), metadata=None, extratags=extratags,
+                    photometric="minisblack" if c != 3 or planar else "rgb",
+                    planarconfig="separate" if planar and c > 1 else None)
+            w.write(np.zeros((12, 16, 3), np.uint8), photometric="rgb", subfiletype=1, metadata=None)
+    with tifffile.TiffFile(path) as f:
+        assert f.is_lsm
+        series = f.series[0]
+        a = tzcyx(series.asarray(), series.axes)
+        m = f.lsm_metadata
+        out[name] = {"shape": list(a.shape), "axes": series.axes,
+                     "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(),
+                     "voxel_um": [m["VoxelSizeX"] * 1e6, m["VoxelSizeY"] * 1e6, m["VoxelSizeZ"] * 1e6],
+                     "interval_s": m["TimeIntervall"]}
+
+lsm("time_series_stack.lsm", 2, 3, 3, 6, True)
+lsm("stack.lsm", 1, 4, 1, 0, False)
+lsm("time_series_plane_rgb.lsm", 3, 1, 3, 3, False)
+print(json.dumps(out))
+"#;
+
+/// Zeiss LSM files, written by this test as Zen lays them out (CZ_LSMINFO,
+/// every image page followed by its thumbnail): the image pages along the
+/// scan type's axes, channels from the samples (planar or interleaved),
+/// equal to tifffile's array; voxel sizes and the time interval as
+/// physical sizes.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn zeiss_lsm_files_read_as_tifffile_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run(LSM, &[dir.path()]);
+    let server = Server::start();
+    for (name, want) in reference.as_object().unwrap() {
+        let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
+        let meta = server.metadata(&id);
+        assert_eq!(meta["flavour"], "lsm", "{name}");
+        assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
+        let npy = server
+            .get(&format!("/images/{id}/download?format=npy"))
+            .npy()
+            .unwrap();
+        let digest: String = sha2::Sha256::digest(&npy.data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        let p = &meta["physical_sizes"];
+        for (axis, k) in [("x", 0), ("y", 1)] {
+            let got = p[axis]["value"].as_f64().unwrap();
+            assert!(
+                close(got, want["voxel_um"][k].as_f64().unwrap(), 1e-9),
+                "{name} {axis}"
+            );
+            assert_eq!(p[axis]["unit"], "micrometer", "{name} {axis}");
+        }
+        let shape: Vec<u64> = serde_json::from_value(want["shape"].clone()).unwrap();
+        if shape[1] > 1 {
+            let z = p["z"]["value"].as_f64().unwrap();
+            assert!(
+                close(z, want["voxel_um"][2].as_f64().unwrap(), 1e-9),
+                "{name} z"
+            );
+        }
+        if shape[0] > 1 {
+            let t = p["t"]["value"].as_f64().unwrap();
+            assert!(
+                close(t, want["interval_s"].as_f64().unwrap(), 1e-9),
+                "{name} t"
+            );
+            assert_eq!(p["t"]["unit"], "second", "{name} t");
+        }
     }
 }
