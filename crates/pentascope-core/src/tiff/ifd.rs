@@ -274,6 +274,9 @@ pub struct IfdChain {
     /// Zeiss LSM's CZ_LSMINFO structure of the first page (little-endian
     /// bytes, bounded as metadata text).
     pub lsm_info: Option<Vec<u8>>,
+    /// Olympus FluoView's MM_Header of the first page, where it also has
+    /// MM_Stamp (bytes in the file's order, bounded as metadata text).
+    pub fluoview_header: Option<Vec<u8>>,
     /// Length of the file in bytes.
     pub file_len: u64,
 }
@@ -291,6 +294,10 @@ pub struct StkPlanes {
     pub axis: char,
 }
 
+/// FluoView's MM_Header and MM_Stamp (whose presence makes a file
+/// FluoView, as tifffile decides).
+const MM_HEADER_TAG: u16 = 34361;
+const MM_STAMP_TAG: u16 = 34362;
 /// CZ_LSMINFO, whose presence makes a file Zeiss LSM.
 const CZ_LSMINFO_TAG: u16 = 34412;
 /// UIC1tag (whose presence makes a file STK, as tifffile decides) and
@@ -568,6 +575,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut ifd_offsets = Vec::new();
     let mut stk = None;
     let mut lsm_info: Option<Vec<u8>> = None;
+    let mut fluoview_header: Option<Vec<u8>> = None;
     // JPEGTables by content: pages sharing tables share one copy, so that
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
@@ -602,6 +610,11 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 .flatten()
                 .and_then(|v| v.into_u8_vec().ok())
                 .filter(|info| info.len() as u64 <= limits.max_metadata_bytes);
+            fluoview_header = tags
+                .find_entry(Tag::Unknown(MM_STAMP_TAG))
+                .and_then(|_| tags.find_tag(Tag::Unknown(MM_HEADER_TAG)).ok().flatten())
+                .and_then(|v| v.into_u8_vec().ok())
+                .filter(|header| header.len() as u64 <= limits.max_metadata_bytes);
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
             let counts = tags
@@ -683,6 +696,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         ifd_offsets,
         stk,
         lsm_info,
+        fluoview_header,
         file_len,
     })
 }

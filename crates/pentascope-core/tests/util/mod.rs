@@ -529,6 +529,7 @@ pub fn interpret_metadata(
         ifd_offsets: vec![0; pages],
         stk: None,
         lsm_info: None,
+        fluoview_header: None,
         file_len: u64::MAX,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;

@@ -1,8 +1,8 @@
 //! What pentascope serves against what tifffile reads, computed by tifffile
 //! in this test: physical sizes and units of every fixture that states
-//! them, float16 images kept as float16, and MetaMorph STK and Zeiss LSM
-//! files (written here, as no registry package ships one) read as tifffile
-//! reads them.
+//! them, float16 images kept as float16, and MetaMorph STK, Zeiss LSM and
+//! Olympus FluoView files (written here, as no registry package ships one)
+//! read as tifffile reads them.
 //!
 //! Needs a Python with tifffile, imagecodecs and numpy
 //! (`PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`), so these
@@ -499,5 +499,79 @@ fn zeiss_lsm_files_read_as_tifffile_reads_them() {
             );
             assert_eq!(p["t"]["unit"], "second", "{name} t");
         }
+    }
+}
+
+const FLUOVIEW: &str = r#"
+import hashlib, json, os, sys, numpy as np, tifffile
+folder = sys.argv[1]
+rng = np.random.default_rng(9)
+out = {}
+
+def tzcyx(a, axes):
+    for axis in "TZCYX":
+        if axis not in axes:
+            a, axes = a[np.newaxis], axis + axes
+    return np.transpose(a, [axes.index(axis) for axis in "TZCYX"])
+
+def fluoview(name, dims):
+    # MM_Header (tifffile's own record layout) naming the dimensions,
+    # innermost first, the unused ones of size 1; MM_Stamp on every page
+    header = np.zeros(1, dtype=np.dtype(tifffile.TIFF.MM_HEADER))
+    header["ImageName"] = name.encode()
+    d = header["Dimensions"][0]
+    for i in range(10):
+        label, size, resolution = dims[i] if i < len(dims) else ("", 1, 0.0)
+        d[i]["Name"], d[i]["Size"] = label.encode(), size
+        d[i]["Resolution"], d[i]["Unit"] = resolution, b"um"
+    header["Dimensions"][0] = d
+    sizes = [size for _, size, _ in dims]
+    pages = int(np.prod(sizes[2:]))
+    data = rng.integers(0, 4000, (pages, sizes[1], sizes[0])).astype(np.uint16)
+    header = header.tobytes()
+    stamp = (34362, 12, 8, [0.0] * 8, True)
+    path = os.path.join(folder, name)
+    with tifffile.TiffWriter(path) as w:
+        for i, page in enumerate(data):
+            tags = [(34361, 1, len(header), header, True), stamp] if i == 0 else [stamp]
+            w.write(page, photometric="minisblack", metadata=None, extratags=tags)
+    with tifffile.TiffFile(path) as f:
+        assert f.is_fluoview
+        series = f.series[0]
+        a = tzcyx(series.asarray(), series.axes)
+    out[name] = {"shape": list(a.shape), "axes": series.axes,
+                 "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+
+fluoview("z_time.tif", [("X", 40, 0.207), ("Y", 30, 0.207), ("Z", 3, 1.5), ("T", 2, 0.0)])
+fluoview("channels_z.tif", [("X", 40, 0.5), ("Y", 30, 0.5), ("Ch", 2, 0.0), ("Z", 3, 2.0)])
+print(json.dumps(out))
+"#;
+
+/// Olympus FluoView files, written by this test with MM_Header and
+/// MM_Stamp: pages placed by the header's named dimensions, equal to
+/// tifffile's array; the dimensions' resolutions as physical sizes.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn olympus_fluoview_files_read_as_tifffile_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run(FLUOVIEW, &[dir.path()]);
+    let server = Server::start();
+    for (name, want) in reference.as_object().unwrap() {
+        let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
+        let meta = server.metadata(&id);
+        assert_eq!(meta["flavour"], "fluoview", "{name}");
+        assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
+        let npy = server
+            .get(&format!("/images/{id}/download?format=npy"))
+            .npy()
+            .unwrap();
+        let digest: String = sha2::Sha256::digest(&npy.data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        let x = &meta["physical_sizes"]["x"];
+        assert_eq!(x["unit"], "micrometer", "{name}");
+        assert!(x["value"].as_f64().unwrap() > 0.2, "{name}: {x}");
     }
 }
