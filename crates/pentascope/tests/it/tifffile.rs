@@ -355,6 +355,14 @@ stk("z_series.stk", 5, [(1, 2)] * 5, [0] * 5)
 stk("time_series.stk", 4, [(0, 1)] * 4, [10, 20, 30, 40])
 stk("unlabelled.stk", 3, [(0, 1)] * 3, [5, 5, 5])
 stk("zero_over_zero.stk", 3, [(0, 0)] * 3, [5, 5, 5], dtype=np.uint8)
+# hostile: UIC2tag claiming 2^31 - 1 planes
+with open(os.path.join(folder, "z_series.stk"), "rb") as f:
+    hostile = bytearray(f.read())
+with tifffile.TiffFile(os.path.join(folder, "z_series.stk")) as t:
+    entry = t.pages.first.tags[33629].offset
+hostile[entry + 4:entry + 8] = struct.pack("<I", 2**31 - 1)
+with open(os.path.join(folder, "hostile_count.bin"), "wb") as f:
+    f.write(hostile)
 print(json.dumps(out))
 "#;
 
@@ -398,6 +406,14 @@ fn metamorph_stk_files_read_as_tifffile_reads_them() {
         let message = refused.error(&[415, 422]).unwrap();
         assert!(message.contains("truncated"), "{name}: {message}");
     }
+    // a plane count past the page limit is refused before anything is read
+    let hostile = std::fs::read(dir.path().join("hostile_count.bin")).unwrap();
+    let refused = server.upload("hostile.stk", hostile, None);
+    let message = refused.error(&[413]).unwrap();
+    assert!(
+        message.contains("2147483647 planes") && message.contains("maximum"),
+        "{message}"
+    );
 }
 
 const LSM: &str = r#"
