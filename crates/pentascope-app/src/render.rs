@@ -10,7 +10,7 @@ use pentascope_core::composite::{
     color_hex, default_colors, parse_color, ChannelSpec, Compositor, Layer, Mode, Projection,
     Resample,
 };
-use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8};
+use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8, encode_webp};
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
@@ -38,6 +38,8 @@ pub enum RenderFormat {
     Png,
     /// JPEG at a quality of 1 to 100.
     Jpeg(u8),
+    /// Lossless WebP.
+    Webp,
 }
 
 /// What to render.
@@ -581,6 +583,7 @@ fn content_type(format: RenderFormat) -> &'static str {
     match format {
         RenderFormat::Png => "image/png",
         RenderFormat::Jpeg(_) => "image/jpeg",
+        RenderFormat::Webp => "image/webp",
     }
 }
 
@@ -596,6 +599,8 @@ fn encode(
         (RenderFormat::Png, Mode::Grey) => encode_png_gray8(width, height, pixels)?,
         (RenderFormat::Jpeg(q), Mode::Color) => encode_jpeg(width, height, 3, q, pixels)?,
         (RenderFormat::Jpeg(q), Mode::Grey) => encode_jpeg(width, height, 1, q, pixels)?,
+        (RenderFormat::Webp, Mode::Color) => encode_webp(width, height, 3, pixels)?,
+        (RenderFormat::Webp, Mode::Grey) => encode_webp(width, height, 1, pixels)?,
     })
 }
 

@@ -124,6 +124,32 @@ pub fn encode_jpeg(
     Ok(out)
 }
 
+/// Encodes a lossless WebP of 8-bit grey (`channels` 1) or RGB (3)
+/// pixels: the same pixels as the PNG, usually in fewer bytes.
+pub fn encode_webp(
+    width: u32,
+    height: u32,
+    channels: u8,
+    pixels: &[u8],
+) -> Result<Vec<u8>, CoreError> {
+    if width > 16384 || height > 16384 {
+        return Err(CoreError::InvalidRequest(format!(
+            "a WebP is at most 16384×16384 pixels, not {width}×{height}; use format=png"
+        )));
+    }
+    check_png_size(width, height, pixels.len() / usize::from(channels.max(1)))?;
+    let color = if channels == 1 {
+        image_webp::ColorType::L8
+    } else {
+        image_webp::ColorType::Rgb8
+    };
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(pixels, width, height, color)
+        .map_err(std::io::Error::other)?;
+    Ok(out)
+}
+
 /// Encodes a 16-bit grayscale PNG of the raw sample values (row-major).
 ///
 /// PNG samples are unsigned, so the values are stored as they are for

@@ -105,9 +105,17 @@ fn request(params: &Params, channels: usize) -> Result<RenderRequest, ApiError> 
             };
             RenderFormat::Jpeg((q * 100.0).round().clamp(1.0, 100.0) as u8)
         }
+        Some("webp") => {
+            if params.contains_key("q") {
+                return Err(ApiError::bad_request(
+                    "q (quality) applies to format=jpeg only (WebP is lossless)",
+                ));
+            }
+            RenderFormat::Webp
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "format must be png or jpeg, got {other:?}"
+                "format must be png, jpeg or webp, got {other:?}"
             )))
         }
     };

@@ -315,6 +315,37 @@ fn renderings_equal_numpy_and_pillow() {
     assert_eq!(thumb.body, same.body, "the thumbnail is the middle plane");
 }
 
+/// `format=webp` is lossless: its pixels are the PNG's, colour and grey.
+#[test]
+fn webp_renderings_hold_the_pngs_pixels() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start();
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    for query in ["z=1", "z=2&m=g", "p=intmax&size=20"] {
+        let png = server.get(&format!("/render?image_id={id}&{query}"));
+        let webp = server.get(&format!("/render?image_id={id}&{query}&format=webp"));
+        assert_eq!(webp.status, 200, "{query}: {}", webp.snippet());
+        assert_eq!(webp.header("content-type"), "image/webp", "{query}");
+        let (w, h, channels, want) = decode(&png.body);
+        let mut decoder =
+            image_webp::WebPDecoder::new(std::io::Cursor::new(webp.body.clone())).unwrap();
+        assert_eq!(decoder.dimensions(), (w as u32, h as u32), "{query}");
+        let mut rgb = vec![0u8; decoder.output_buffer_size().unwrap()];
+        decoder.read_image(&mut rgb).unwrap();
+        // the decoder gives RGB; a grey picture has equal channels
+        let got: Vec<u8> = match channels {
+            1 => rgb.chunks_exact(3).map(|p| p[0]).collect(),
+            _ => rgb,
+        };
+        assert!(
+            got == want,
+            "{query}: the WebP's pixels differ from the PNG's"
+        );
+    }
+    let refused = server.get(&format!("/render?image_id={id}&format=webp&q=0.5"));
+    assert!(refused.error(&[400]).unwrap().contains("jpeg only"));
+}
+
 /// Requests the grammar refuses name what is wrong.
 #[test]
 fn render_requests_are_checked() {
@@ -335,7 +366,7 @@ fn render_requests_are_checked() {
         ("tile=1,0,0", "level must be 0 to 0"),
         ("tile=0,1,0", "columns 0 to 0"),
         ("tile=0,0,0&size=5", "cannot be combined"),
-        ("format=webp", "png or jpeg"),
+        ("format=gif", "png, jpeg or webp"),
         ("format=jpeg&q=2", "from 0 to 1"),
         ("z=4", "z 0 to 3"),
         ("t=1", "unknown query parameter"),
