@@ -449,6 +449,30 @@ def lsm(name, t, z, c, scan_type, planar):
                     photometric="minisblack" if c != 3 or planar else "rgb",
                     planarconfig="separate" if planar and c > 1 else None)
             w.write(np.zeros((12, 16, 3), np.uint8), photometric="rgb", subfiletype=1, metadata=None)
+    if c == 2:
+        # LSM writers store two BitsPerSample values at an offset although
+        # they fit in the entry (tifffile reads them there): move them
+        # (tifffile applies that reading on open, so the entries are found
+        # by walking the IFDs here)
+        entries = []
+        with open(path, "rb") as f:
+            raw = f.read()
+        ifd = struct.unpack_from("<I", raw, 4)[0]
+        while ifd:
+            n = struct.unpack_from("<H", raw, ifd)[0]
+            for k in range(n):
+                at = ifd + 2 + 12 * k
+                tag, _, count = struct.unpack_from("<HHI", raw, at)
+                if tag == 258 and count == 2:
+                    entries.append(at)
+            ifd = struct.unpack_from("<I", raw, ifd + 2 + 12 * n)[0]
+        with open(path, "r+b") as f:
+            f.seek(0, 2)
+            at = f.tell()
+            f.write(struct.pack("<HH", 16, 16))
+            for entry in entries:
+                f.seek(entry + 8)
+                f.write(struct.pack("<I", at))
     with tifffile.TiffFile(path) as f:
         assert f.is_lsm
         series = f.series[0]
@@ -462,14 +486,15 @@ def lsm(name, t, z, c, scan_type, planar):
 lsm("time_series_stack.lsm", 2, 3, 3, 6, True)
 lsm("stack.lsm", 1, 4, 1, 0, False)
 lsm("time_series_plane_rgb.lsm", 3, 1, 3, 3, False)
+lsm("two_channel_stack.lsm", 1, 3, 2, 0, True)
 print(json.dumps(out))
 "#;
 
 /// Zeiss LSM files, written by this test as Zen lays them out (CZ_LSMINFO,
-/// every image page followed by its thumbnail): the image pages along the
-/// scan type's axes, channels from the samples (planar or interleaved),
-/// equal to tifffile's array; voxel sizes and the time interval as
-/// physical sizes.
+/// every image page followed by its thumbnail, two channels' BitsPerSample
+/// at an offset): the image pages along the scan type's axes, channels from
+/// the samples (planar or interleaved), equal to tifffile's array; voxel
+/// sizes and the time interval as physical sizes.
 #[test]
 #[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
 fn zeiss_lsm_files_read_as_tifffile_reads_them() {
