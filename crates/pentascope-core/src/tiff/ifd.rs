@@ -355,7 +355,10 @@ fn stk_planes(
             limits.max_pages
         )));
     }
-    let end = (count * UIC2_PLANE_BYTES).checked_add(offset);
+    // checked: the count and the offset come from the file
+    let end = count
+        .checked_mul(UIC2_PLANE_BYTES)
+        .and_then(|n| n.checked_add(offset));
     if end.is_none_or(|end| end > file_len) {
         return Err(CoreError::Format(format!(
             "the MetaMorph UIC2tag of {count} planes at offset {offset} runs past the file's \

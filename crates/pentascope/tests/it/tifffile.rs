@@ -21,6 +21,19 @@ fn python() -> PathBuf {
     crate::util::python::python_with("tifffile, imagecodecs, numpy")
 }
 
+/// The sha256 of image `id`'s samples (its `.npy` download's data), in
+/// hex.
+fn samples_sha256(server: &Server, id: &str) -> String {
+    let npy = server
+        .get(&format!("/images/{id}/download?format=npy"))
+        .npy()
+        .unwrap();
+    sha2::Sha256::digest(&npy.data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Runs `script` with `args`; its standard output parsed as JSON.
 fn run(script: &str, args: &[&Path]) -> Value {
     let out = Command::new(python())
@@ -391,15 +404,11 @@ fn metamorph_stk_files_read_as_tifffile_reads_them() {
             _ => [1, planes, 1, 37, 53],
         };
         assert_eq!(meta["shape"], serde_json::json!(shape), "{name} ({axis})");
-        let npy = server
-            .get(&format!("/images/{id}/download?format=npy"))
-            .npy()
-            .unwrap();
-        let digest: String = sha2::Sha256::digest(&npy.data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        assert_eq!(
+            samples_sha256(&server, &id),
+            want["sha256"].as_str().unwrap(),
+            "{name}: samples"
+        );
         // the last plane cut short: refused, not read past the end
         let truncated = &bytes[..bytes.len() - 100];
         let refused = server.upload(name, truncated.to_vec(), None);
@@ -506,15 +515,11 @@ fn zeiss_lsm_files_read_as_tifffile_reads_them() {
         let meta = server.metadata(&id);
         assert_eq!(meta["flavour"], "lsm", "{name}");
         assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
-        let npy = server
-            .get(&format!("/images/{id}/download?format=npy"))
-            .npy()
-            .unwrap();
-        let digest: String = sha2::Sha256::digest(&npy.data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        assert_eq!(
+            samples_sha256(&server, &id),
+            want["sha256"].as_str().unwrap(),
+            "{name}: samples"
+        );
         let p = &meta["physical_sizes"];
         for (axis, k) in [("x", 0), ("y", 1)] {
             let got = p[axis]["value"].as_f64().unwrap();
@@ -602,15 +607,11 @@ fn olympus_fluoview_files_read_as_tifffile_reads_them() {
         let meta = server.metadata(&id);
         assert_eq!(meta["flavour"], "fluoview", "{name}");
         assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
-        let npy = server
-            .get(&format!("/images/{id}/download?format=npy"))
-            .npy()
-            .unwrap();
-        let digest: String = sha2::Sha256::digest(&npy.data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(digest, want["sha256"].as_str().unwrap(), "{name}: samples");
+        assert_eq!(
+            samples_sha256(&server, &id),
+            want["sha256"].as_str().unwrap(),
+            "{name}: samples"
+        );
         let x = &meta["physical_sizes"]["x"];
         assert_eq!(x["unit"], "micrometer", "{name}");
         assert!(x["value"].as_f64().unwrap() > 0.2, "{name}: {x}");
