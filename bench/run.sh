@@ -14,6 +14,10 @@
 #                 pentascope vs scikit-image (with --quick: 256x256, 4x256x256)
 #   --segment-only  only the segmentation rows
 #
+# After the main table, bench/split.py runs one PCA and one statistics
+# recompute of the first file on one single-thread worker, then split over
+# two (needs Redis, as CI starts it).
+#
 # Builds target/release/pentascope, creates .venv if needed, generates the
 # inputs under bench/out/ (reused when present with the same parameters) and
 # runs bench/bench.py. PENTASCOPE_* variables are passed to the server;
@@ -151,6 +155,12 @@ if [ "$MAIN" = 1 ]; then
     say "running bench/bench.py"
     "$PY" bench/bench.py --binary "$BIN" "${DATA[@]}" "${ARGS[@]}" \
         --command "$COMMAND" ${EXTRA[@]+"${EXTRA[@]}"}
+fi
+if [ "$MAIN" = 1 ]; then
+    # the first data set, on one and on two single-thread workers
+    SPLIT_DATA="${DATA[1]#*=}"
+    say "running bench/split.py on $SPLIT_DATA"
+    "$PY" bench/split.py --binary "$BIN" --data "$SPLIT_DATA"
 fi
 if [ "$SEGMENT" = 1 ]; then
     say "running bench/segment.py"

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use pentascope_core::{CoreError, DType, Shape5};
-use pentascope_store::analysis::pca;
+use pentascope_store::analysis::{pca, PcaOutcome};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::record::{now_rfc3339, ImageDetails};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
@@ -162,21 +162,41 @@ impl App {
         cancel: Cancel,
     ) -> Result<PcaResult, AppError> {
         let source = self.pca_source(caller, args).await?;
-        let reading = self.reading(source.id, &cancel);
+        let _reading = self.reading(source.id, &cancel);
+        let k = args.components_for(source.shape.c) as usize;
+        let (pixels, reading_record) = (self.pixels.clone(), source.clone());
+        let part_pixels = self.config.part_pixels;
+        let computed = blocking(move || {
+            let reader = open_pixels(&*pixels, &reading_record)?;
+            Ok(pca(
+                &*reader,
+                k,
+                inline_cap,
+                part_pixels,
+                &*progress,
+                &cancel,
+            )?)
+        })
+        .await;
+        match computed {
+            Ok(outcome) => self.publish_pca(&source, args, outcome, inline_cap).await,
+            Err(e) => Err(self.unless_deleted(source.id, e).await),
+        }
+    }
+
+    /// Registers the (virtual) scores image of a finished PCA of `source`
+    /// and gives the answer, with the scores inline if `outcome` has them.
+    pub(crate) async fn publish_pca(
+        &self,
+        source: &ImageRecord,
+        args: &PcaArgs,
+        outcome: PcaOutcome,
+        inline_cap: u64,
+    ) -> Result<PcaResult, AppError> {
         let components = args.components_for(source.shape.c);
         let k = components as usize;
         let s = source.shape;
         let shape = Shape5::new(s.t, s.z, components, s.y, s.x);
-        let (pixels, reading_record) = (self.pixels.clone(), source.clone());
-        let computed = blocking(move || {
-            let reader = open_pixels(&*pixels, &reading_record)?;
-            Ok(pca(&*reader, k, inline_cap, &*progress, &cancel)?)
-        })
-        .await;
-        let outcome = match computed {
-            Ok(outcome) => outcome,
-            Err(e) => return Err(self.unless_deleted(source.id, e).await),
-        };
         let scores_id = self.images.reserve(ImageKind::PcaScores).await?;
         let record = ImageRecord {
             id: scores_id,
@@ -207,7 +227,6 @@ impl App {
             self.images.discard(scores_id).await?;
             return Err(e.into());
         }
-        drop(reading);
         // a delete of the source that raced the analysis must not leave an
         // orphaned scores image behind
         if self.images.get(source.id).await?.is_none() {

@@ -22,6 +22,9 @@ pub mod defaults {
     pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
     /// Most PCA score values returned inline by `/analyze`.
     pub const INLINE_SCORES: u64 = 1_000_000;
+    /// Pixels per channel in one part of a split statistics or PCA pass
+    /// (4 Mi: 8 MiB of 16-bit samples per channel).
+    pub const PART_PIXELS: u64 = 1 << 22;
     /// Most objects returned inline by `/segment`.
     pub const INLINE_OBJECTS: u64 = 10_000;
     /// Most provisional labels (2D pieces of objects, over all planes) one
@@ -66,6 +69,10 @@ pub struct Config {
     /// Most PCA score values returned inline in `pca_result`; larger results
     /// are only stored as the derived image.
     pub inline_scores_cap: u64,
+    /// Pixels per channel in one part of a statistics or PCA pass: the unit
+    /// of work of this process's threads and, for `heavy_statistics` and
+    /// `heavy_pca`, of the part tasks spread over workers.
+    pub part_pixels: u64,
     /// Most objects returned inline by `/segment`; beyond, the labels image
     /// holds them.
     pub inline_objects_cap: u64,
@@ -131,6 +138,7 @@ impl Config {
             limits: Limits::default(),
             max_upload_bytes: defaults::MAX_UPLOAD_BYTES,
             inline_scores_cap: defaults::INLINE_SCORES,
+            part_pixels: defaults::PART_PIXELS,
             inline_objects_cap: defaults::INLINE_OBJECTS,
             max_labels: defaults::MAX_LABELS,
             durability: Durability::default(),

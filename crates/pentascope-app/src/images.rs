@@ -7,7 +7,8 @@ use pentascope_store::analysis::{recompute_statistics, ScoresReader};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{PixelReader, PixelStore};
 use pentascope_store::{ImageId, ImageRecord, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
@@ -28,6 +29,36 @@ pub struct Overall {
     pub mean: f64,
     /// Population standard deviation.
     pub std: f64,
+}
+
+/// The arguments of `heavy_statistics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsArgs {
+    /// The image, `image_<n>`.
+    pub image_id: String,
+}
+
+/// Per-channel statistics as `GET /statistics` and `heavy_statistics`
+/// answer them: one array per statistic, the histograms, and the original
+/// service's `per_channel` and `global` shapes of the same numbers.
+pub fn statistics_json(id: ImageId, statistics: &[ChannelStats]) -> Value {
+    let col = |f: fn(&ChannelStats) -> f64| statistics.iter().map(f).collect::<Vec<f64>>();
+    json!({
+        "image_id": id,
+        "mean": col(|c| c.mean),
+        "std": col(|c| c.std),
+        "min": col(|c| c.min),
+        "max": col(|c| c.max),
+        "count": statistics.iter().map(|c| c.count).collect::<Vec<_>>(),
+        "display_min": col(|c| c.display_min),
+        "display_max": col(|c| c.display_max),
+        "histograms": statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
+        "per_channel": statistics.iter().enumerate().map(|(channel, c)| json!({
+            "channel": channel, "min": c.min, "max": c.max, "mean": c.mean, "std": c.std,
+        })).collect::<Vec<_>>(),
+        "global": overall(statistics),
+    })
 }
 
 /// [`Overall`] from per-channel statistics: the mean weighted by counts,
@@ -165,9 +196,10 @@ impl App {
         App::detached(&cancel, async move {
             let _reading = app.reading(record.id, &observed);
             let (pixels, reading) = (app.pixels.clone(), record.clone());
+            let part_pixels = app.config.part_pixels;
             let recomputed = blocking(move || {
                 let reader = open_pixels(&*pixels, &reading)?;
-                Ok(recompute_statistics(&*reader, &observed)?)
+                Ok(recompute_statistics(&*reader, part_pixels, &observed)?)
             })
             .await;
             match recomputed {

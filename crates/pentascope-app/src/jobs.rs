@@ -14,9 +14,10 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::access::Caller;
-use crate::analyze::PcaArgs;
+use crate::analyze::{PcaArgs, PcaResult};
 use crate::app::App;
 use crate::error::AppError;
+use crate::images::{statistics_json, StatisticsArgs};
 use crate::segment::SegmentArgs;
 use crate::Progress;
 use pentascope_store::records::Scope;
@@ -51,16 +52,41 @@ impl Job for PcaArgs {
         caller: &Caller,
         progress: Progress,
     ) -> Result<Value, AppError> {
-        let result = app.analyze(caller, &self, progress).await?;
-        // through text, so that f32 scores keep their shortest form, as in
-        // the synchronous answer
-        serde_json::to_string(&result)
-            .and_then(|text| serde_json::from_str(&text))
-            .map_err(|e| AppError::Internal(e.to_string()))
+        to_json(&app.analyze(caller, &self, progress).await?)
     }
 
     async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
         app.pca_source(caller, self).await.map(|_| ())
+    }
+}
+
+/// A PCA's answer as a task result: through text, so that f32 scores keep
+/// their shortest form, as in the synchronous answer.
+pub(crate) fn to_json(result: &PcaResult) -> Result<Value, AppError> {
+    serde_json::to_string(result)
+        .and_then(|text| serde_json::from_str(&text))
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// `heavy_statistics(image_id)`: every channel's statistics recomputed from
+/// the stored pixels (as `GET /statistics?recompute=true` answers). Split
+/// over workers like a PCA.
+#[async_trait]
+impl Job for StatisticsArgs {
+    const NAME: &'static str = "heavy_statistics";
+
+    async fn run(
+        self,
+        app: &Arc<App>,
+        caller: &Caller,
+        _progress: Progress,
+    ) -> Result<Value, AppError> {
+        let (record, statistics) = app.statistics(caller, &self.image_id, true).await?;
+        Ok(statistics_json(record.id, &statistics))
+    }
+
+    async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
+        app.image(caller, &self.image_id).await.map(|_| ())
     }
 }
 
@@ -86,7 +112,7 @@ impl Job for SegmentArgs {
 }
 
 /// Every task name, as workers announce them.
-pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME, SegmentArgs::NAME];
+pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME, SegmentArgs::NAME, StatisticsArgs::NAME];
 
 /// The keyword argument that names the user a job acts for. Jobs submitted
 /// over HTTP carry it; Celery clients may set it.
@@ -101,10 +127,7 @@ pub async fn run_task(
     kwargs: &Value,
     progress: Progress,
 ) -> Result<Value, AppError> {
-    let mut kwargs = kwargs.clone();
-    let owner = kwargs
-        .as_object_mut()
-        .and_then(|args| args.remove(OWNER_KWARG));
+    let (owner, kwargs) = split_owner(kwargs);
     let caller = app.job_caller(owner.as_ref()).await?;
     let kwargs = &kwargs;
     match name {
@@ -114,11 +137,26 @@ pub async fn run_task(
                 .run(app, &caller, progress)
                 .await
         }
+        StatisticsArgs::NAME => {
+            parse::<StatisticsArgs>(kwargs)?
+                .run(app, &caller, progress)
+                .await
+        }
         other => Err(AppError::UnknownTask {
             name: other.to_string(),
             known: TASK_NAMES.join(", "),
         }),
     }
+}
+
+/// The owner named in a task's keyword arguments, and the arguments
+/// without it.
+pub(crate) fn split_owner(kwargs: &Value) -> (Option<Value>, Value) {
+    let mut kwargs = kwargs.clone();
+    let owner = kwargs
+        .as_object_mut()
+        .and_then(|args| args.remove(OWNER_KWARG));
+    (owner, kwargs)
 }
 
 /// A task's arguments from keyword arguments, with a message naming the task
@@ -213,7 +251,7 @@ impl App {
     /// Whom a job acts for: the user its `owner` names (an admin keeps
     /// admin rights, anyone else writes), else the configured service user,
     /// else nobody in particular (unrestricted, as before access control).
-    async fn job_caller(&self, owner: Option<&Value>) -> Result<Caller, AppError> {
+    pub(crate) async fn job_caller(&self, owner: Option<&Value>) -> Result<Caller, AppError> {
         let name = match owner {
             Some(Value::String(name)) => Some(name.as_str()),
             Some(Value::Null) | None => self.config.service_user.as_deref(),

@@ -20,6 +20,8 @@
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
 //! - [`zarr`]: each image's OME-Zarr group, key by key, with byte ranges;
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
+//! - [`split`]: one statistics recompute or PCA cut into parts for many
+//!   workers, merged where the last part finishes;
 //! - [`config`]: settings and their one set of defaults.
 //!
 //! Nothing here knows HTTP; errors are [`AppError`].
@@ -37,6 +39,7 @@ pub mod jobs;
 pub mod render;
 pub mod segment;
 pub mod slice;
+pub mod split;
 pub mod zarr;
 
 pub use access::Caller;

@@ -37,6 +37,7 @@ pub mod segment;
 pub mod shape;
 pub mod stats;
 pub mod tiff;
+pub mod wire;
 
 pub use dtype::{DType, Sample};
 pub use error::{CoreError, Limits};

@@ -9,6 +9,7 @@
 
 use crate::dtype::Sample;
 use crate::error::CoreError;
+use crate::wire::{WireReader, WireWriter};
 
 /// Pixels whose centred values are held at once while co-moments or
 /// projections are computed: small enough to stay in L1/L2 cache for a
@@ -105,6 +106,37 @@ impl CovarianceAccumulator {
             "cannot merge covariances of different channel counts"
         );
         self.merge_parts(other.count, &other.mean, &other.comoments);
+    }
+
+    /// Writes this partial result in the [`wire`](crate::wire) form.
+    pub fn encode(&self, w: &mut WireWriter) {
+        w.u64(self.channels as u64);
+        w.u64(self.count);
+        w.f64s(&self.mean);
+        w.f64s(&self.comoments);
+    }
+
+    /// Reads what [`Self::encode`] wrote, checking the sizes agree.
+    pub fn decode(r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+        let channels = r.u64()?;
+        let count = r.u64()?;
+        let (mean, comoments) = (r.f64s()?, r.f64s()?);
+        if mean.len() as u64 != channels || comoments.len() as u64 != channels * channels {
+            return Err(CoreError::InvalidRequest(
+                "malformed partial result: covariance sizes".into(),
+            ));
+        }
+        Ok(CovarianceAccumulator {
+            channels: mean.len(),
+            count,
+            mean,
+            comoments,
+        })
+    }
+
+    /// Features (channels).
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     /// Samples (pixels) accumulated so far.
@@ -647,6 +679,30 @@ mod tests {
         empty.merge(&one);
         empty.merge(&CovarianceAccumulator::new(4));
         assert_eq!(empty.comoments, one.comoments);
+    }
+
+    #[test]
+    fn decoded_partials_merge_as_the_originals() {
+        let data = [vec![1.5f64, 2.0, 7.25], vec![3.0, 1.0, 2.0]];
+        let one = accumulate(&data);
+        let mut w = WireWriter::new();
+        one.encode(&mut w);
+        let bytes = w.into_bytes();
+        let mut r = WireReader::new(&bytes);
+        let back = CovarianceAccumulator::decode(&mut r).unwrap();
+        r.finish().unwrap();
+        assert_eq!(
+            (back.count, &back.mean, &back.comoments),
+            (one.count, &one.mean, &one.comoments)
+        );
+        // a partial whose matrix does not fit its channel count is refused
+        let mut w = WireWriter::new();
+        w.u64(3);
+        w.u64(1);
+        w.f64s(&[0.0; 3]);
+        w.f64s(&[0.0; 4]);
+        let bytes = w.into_bytes();
+        assert!(CovarianceAccumulator::decode(&mut WireReader::new(&bytes)).is_err());
     }
 
     #[test]

@@ -26,7 +26,9 @@ use pentascope_store::records::JobRecord;
 use pentascope_store::StoreError;
 
 use crate::runner::run_claimed;
+use crate::split::PART_TASK;
 use crate::LEASE_SECS;
+use pentascope_app::split::SPLIT_TASKS;
 
 /// kombu's names for its bookkeeping of unacknowledged messages.
 const UNACKED: &str = "unacked";
@@ -46,7 +48,7 @@ pub enum CeleryError {
 /// A Celery broker and result backend on Redis.
 #[derive(Clone)]
 pub struct CeleryBroker {
-    broker: redis::Client,
+    pub(crate) broker: redis::Client,
     broker_url: String,
     backend: redis::Client,
     queue: String,
@@ -221,11 +223,18 @@ impl CeleryBroker {
         Ok(())
     }
 
+    /// Stores a task's failure as Celery does (the client re-raises it).
+    pub(crate) async fn store_failure(&self, id: &str, e: &AppError) -> Result<(), CeleryError> {
+        self.store_result(id, "FAILURE", exception(e), Some(format!("{e}\n")))
+            .await
+    }
+
     /// Consumes the queue until the process ends, running each task with
     /// `app` (at most `concurrency` at once). Every task is also a job row in
     /// the database (created if a Python client sent it directly).
     pub async fn work(self, app: Arc<App>, concurrency: usize) {
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        tracing::info!(queue = %self.queue, concurrency, "worker ready");
         let restorer = self.clone();
         tokio::spawn(async move {
             loop {
@@ -267,6 +276,9 @@ impl CeleryBroker {
     /// Runs one delivered task and reports it in the database and the
     /// result backend, then acknowledges it.
     async fn handle(&self, app: &Arc<App>, d: Delivery) {
+        if d.task == PART_TASK {
+            return self.handle_part(app, &d).await;
+        }
         let job = match start_job(app, &d).await {
             Ok(Some(job)) => job,
             Ok(None) => {
@@ -289,16 +301,34 @@ impl CeleryBroker {
                 None,
             )
             .await;
+        if SPLIT_TASKS.contains(&d.task.as_str()) {
+            match app.split(&d.task, &d.kwargs).await {
+                Ok(None) => {}
+                Ok(Some(split)) => {
+                    if let Err(e) = self.fan_out(&d.id, &split).await {
+                        // unacknowledged: split again once Redis answers
+                        tracing::warn!(task = %d.id, "cannot send the parts: {e}");
+                        return;
+                    }
+                    if let Err(e) = self.ack(&d).await {
+                        tracing::warn!(task = %d.id, "cannot acknowledge the task: {e}");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.fail(app, &d.id, &e).await;
+                    let _ = self.ack(&d).await;
+                    return;
+                }
+            }
+        }
         let outcome = run_claimed(app, job).await;
         let stored = match &outcome {
             Ok(result) => {
                 self.store_result(&d.id, "SUCCESS", result.clone(), None)
                     .await
             }
-            Err(e) => {
-                self.store_result(&d.id, "FAILURE", exception(e), Some(format!("{e}\n")))
-                    .await
-            }
+            Err(e) => self.store_failure(&d.id, e).await,
         };
         if let Err(e) = stored {
             tracing::error!(task = %d.id, "cannot store the task's result: {e}");

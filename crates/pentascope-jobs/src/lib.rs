@@ -10,13 +10,16 @@
 //! - [`celery`]: the Redis transport that speaks Celery's message protocol v2
 //!   and writes results as Celery's Redis result backend does, so Python code
 //!   (`app.send_task("heavy_pca", kwargs=…)`, `AsyncResult.get()`) works
-//!   unchanged against `pentascope worker`.
+//!   unchanged against `pentascope worker`;
+//! - [`split`]: a large statistics recompute or PCA cut into part tasks
+//!   that any worker takes, merged by whichever finishes last.
 //!
 //! Every job, however submitted, is also a row in the database, so
 //! `GET /jobs/{id}` reports it and a restart never forgets it.
 
 pub mod celery;
 pub mod runner;
+pub mod split;
 
 use std::sync::Arc;
 

@@ -2,14 +2,22 @@
 //! chunks, PCA with pixels as samples and channels as features (one pass for
 //! the covariance, one for the scores' statistics), and the virtual reader
 //! that serves PCA scores as an image by projecting source planes on request.
+//!
+//! Each pass is cut into [`parts`] fixed by the layout, merged in part
+//! order. The same parts can run on other workers
+//! ([`statistics_part`], [`covariance_part`], [`scores_part`]) and be merged
+//! wherever the last one finishes ([`merge_statistics`], [`fit_parts`],
+//! [`merge_score_statistics`]), with the same result bit for bit.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pentascope_core::pca::{fit, CovarianceAccumulator, PcaModel};
-use pentascope_core::stats::{ChannelStats, SharedChannelStats};
-use pentascope_core::{dispatch_dtype, DType, PlaneIndex, Sample, Shape5};
-use rayon::prelude::*;
+use pentascope_core::stats::{ChannelStats, StatsAccumulator};
+use pentascope_core::wire::{WireReader, WireWriter};
+use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample, Shape5};
 
 use crate::cancel::Cancel;
 use crate::error::StoreError;
@@ -26,15 +34,96 @@ pub fn read_plane<T: Sample>(
     Ok(out)
 }
 
-/// Every (t, z, rows) unit of work over a T×Z stack cut into the layout's bands.
-fn units(layout: &ArrayLayout) -> Vec<(u64, u64, Range<u64>)> {
-    let mut out = Vec::new();
+/// One unit of work: rows `rows` of every channel at (t, z).
+type Unit = (u64, u64, Range<u64>);
+
+/// The parts a pass over `layout` is cut into: runs of consecutive
+/// (t, z, band) units of at most `part_pixels` pixels per channel (whole
+/// bands; one band when a band is larger). They depend on the layout and
+/// that size alone, never on threads or workers, and every pass merges
+/// them in this order, so a job gives the same bits whether its parts run
+/// on this process's threads or on many workers.
+pub fn parts(layout: &ArrayLayout, part_pixels: u64) -> Vec<Vec<Unit>> {
+    let band_pixels = (layout.chunk_y.min(layout.shape.y) * layout.shape.x).max(1);
+    let per_part = usize::try_from(part_pixels / band_pixels)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let mut units = Vec::new();
     for t in 0..layout.shape.t {
         for z in 0..layout.shape.z {
-            out.extend(layout.bands().map(|b| (t, z, b)));
+            units.extend(layout.bands().map(|b| (t, z, b)));
         }
     }
-    out
+    units.chunks(per_part).map(<[Unit]>::to_vec).collect()
+}
+
+/// The units of part `part` of `reader`'s image, or an error naming the
+/// valid range.
+fn part_units(
+    reader: &dyn PixelReader,
+    part_pixels: u64,
+    part: usize,
+) -> Result<Vec<Unit>, StoreError> {
+    let mut all = parts(reader.layout(), part_pixels);
+    let n = all.len();
+    if part >= n {
+        return Err(StoreError::Core(CoreError::OutOfRange(format!(
+            "part {part} of a job split into {n} parts (0..{n})"
+        ))));
+    }
+    Ok(all.swap_remove(part))
+}
+
+/// Runs `compute` on every part on all threads and hands the results to
+/// `merge` in part order. Threads take parts in order, so only results
+/// that finished ahead of an earlier part wait (a few, not all).
+fn in_order<R: Send>(
+    n: usize,
+    compute: impl Fn(usize) -> Result<R, StoreError> + Sync,
+    merge: impl FnMut(R) + Send,
+) -> Result<(), StoreError> {
+    struct Merging<R, M> {
+        next: usize,
+        waiting: BTreeMap<usize, R>,
+        merge: M,
+        failed: Option<StoreError>,
+    }
+    let taken = AtomicUsize::new(0);
+    let state = Mutex::new(Merging {
+        next: 0,
+        waiting: BTreeMap::new(),
+        merge,
+        failed: None,
+    });
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    rayon::broadcast(|_| loop {
+        let i = taken.fetch_add(1, Ordering::Relaxed);
+        if i >= n || lock().failed.is_some() {
+            return;
+        }
+        let result = compute(i);
+        let mut s = lock();
+        match result {
+            Ok(r) => {
+                s.waiting.insert(i, r);
+                while let Some(r) = {
+                    let next = s.next;
+                    s.waiting.remove(&next)
+                } {
+                    (s.merge)(r);
+                    s.next += 1;
+                }
+            }
+            Err(e) => {
+                s.failed.get_or_insert(e);
+                return;
+            }
+        }
+    });
+    match state.into_inner().unwrap_or_else(|e| e.into_inner()).failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Rows `rows` of every channel at (t, z).
@@ -63,32 +152,106 @@ fn read_channels<T: Sample>(
 /// (what ingest gathers, without the TIFF).
 pub fn recompute_statistics(
     reader: &dyn PixelReader,
+    part_pixels: u64,
     cancel: &Cancel,
 ) -> Result<Vec<ChannelStats>, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader, cancel))
+    dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader, part_pixels, cancel))
 }
 
 fn statistics_typed<T: Sample>(
     reader: &dyn PixelReader,
+    part_pixels: u64,
     cancel: &Cancel,
 ) -> Result<Vec<ChannelStats>, StoreError> {
-    let layout = *reader.layout();
-    let channels = SharedChannelStats::<T>::new(layout.shape.c as usize);
-    units(&layout)
-        .into_par_iter()
-        .try_for_each(|(t, z, rows)| {
-            for (c, bands) in {
-                cancel.check()?;
-                read_channels::<T>(reader, t, z, &rows)?
-            }
-            .iter()
-            .enumerate()
-            {
-                channels.add(c, bands);
-            }
-            Ok::<(), StoreError>(())
-        })?;
-    Ok(channels.finish())
+    let parts = parts(reader.layout(), part_pixels);
+    let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
+    in_order(
+        parts.len(),
+        |i| statistics_of::<T>(reader, &parts[i], cancel),
+        |part| merge_channels(&mut channels, part),
+    )?;
+    Ok(channels.iter().map(StatsAccumulator::finish).collect())
+}
+
+/// Statistics of each channel over `units`, added in order.
+fn statistics_of<T: Sample>(
+    reader: &dyn PixelReader,
+    units: &[Unit],
+    cancel: &Cancel,
+) -> Result<Vec<StatsAccumulator<T>>, StoreError> {
+    let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
+    for (t, z, rows) in units {
+        cancel.check()?;
+        for (acc, band) in channels
+            .iter_mut()
+            .zip(read_channels::<T>(reader, *t, *z, rows)?)
+        {
+            acc.add(&band);
+        }
+    }
+    Ok(channels)
+}
+
+fn merge_channels<T: Sample>(into: &mut [StatsAccumulator<T>], part: Vec<StatsAccumulator<T>>) {
+    for (acc, p) in into.iter_mut().zip(part) {
+        acc.merge(p);
+    }
+}
+
+fn encode_channels<T: Sample>(channels: &[StatsAccumulator<T>]) -> Vec<u8> {
+    let mut w = WireWriter::new();
+    w.u64(channels.len() as u64);
+    for acc in channels {
+        acc.encode(&mut w);
+    }
+    w.into_bytes()
+}
+
+fn decode_channels<T: Sample>(
+    bytes: &[u8],
+    channels: usize,
+) -> Result<Vec<StatsAccumulator<T>>, StoreError> {
+    let mut r = WireReader::new(bytes);
+    if r.u64()? != channels as u64 {
+        return Err(StoreError::Core(CoreError::InvalidRequest(format!(
+            "malformed partial result: not {channels} channels"
+        ))));
+    }
+    let out = (0..channels)
+        .map(|_| StatsAccumulator::<T>::decode(&mut r))
+        .collect::<Result<Vec<_>, _>>()?;
+    r.finish()?;
+    Ok(out)
+}
+
+/// The statistics of part `part` of the image, encoded for
+/// [`merge_statistics`] on whichever worker merges.
+pub fn statistics_part(
+    reader: &dyn PixelReader,
+    part_pixels: u64,
+    part: usize,
+    cancel: &Cancel,
+) -> Result<Vec<u8>, StoreError> {
+    let units = part_units(reader, part_pixels, part)?;
+    dispatch_dtype!(reader.layout().dtype, T => {
+        Ok(encode_channels(&statistics_of::<T>(reader, &units, cancel)?))
+    })
+}
+
+/// Merges the parts of a split statistics recompute, in part order: the
+/// same statistics as [`recompute_statistics`], bit for bit.
+pub fn merge_statistics(
+    layout: &ArrayLayout,
+    parts: &[Vec<u8>],
+) -> Result<Vec<ChannelStats>, StoreError> {
+    let c = layout.shape.c as usize;
+    dispatch_dtype!(layout.dtype, T => {
+        let mut channels = vec![StatsAccumulator::<T>::new(); c];
+        for bytes in parts {
+            merge_channels(&mut channels, decode_channels::<T>(bytes, c)?);
+        }
+        Ok(channels.iter().map(StatsAccumulator::finish).collect())
+    })
 }
 
 /// Result of a PCA run.
@@ -112,90 +275,179 @@ pub fn pca(
     reader: &dyn PixelReader,
     k: usize,
     inline_cap: u64,
+    part_pixels: u64,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
 ) -> Result<PcaOutcome, StoreError> {
-    dispatch_dtype!(reader.layout().dtype, T => pca_typed::<T>(reader, k, inline_cap, progress, cancel))
+    dispatch_dtype!(reader.layout().dtype, T => {
+        pca_typed::<T>(reader, k, inline_cap, part_pixels, progress, cancel)
+    })
 }
 
 fn pca_typed<T: Sample>(
     reader: &dyn PixelReader,
     k: usize,
     inline_cap: u64,
+    part_pixels: u64,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
 ) -> Result<PcaOutcome, StoreError> {
     let layout = *reader.layout();
     let shape = layout.shape;
     let c = shape.c as usize;
-    let work = units(&layout);
-    let total = 2 * work.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    let parts = parts(&layout, part_pixels);
+    let total = 2 * parts.len();
+    let done = AtomicUsize::new(0);
     let tick = || {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
         progress(n as f64 / total as f64);
     };
-    let covariance = work
-        .clone()
-        .into_par_iter()
-        .try_fold(
-            || CovarianceAccumulator::new(c),
-            |mut acc, (t, z, rows)| {
-                let bands = {
-                    cancel.check()?;
-                    read_channels::<T>(reader, t, z, &rows)?
-                };
-                let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
-                acc.add_block(&views);
-                tick();
-                Ok::<_, StoreError>(acc)
-            },
-        )
-        .try_reduce(
-            || CovarianceAccumulator::new(c),
-            |mut a, b| {
-                a.merge(&b);
-                Ok(a)
-            },
-        )?;
+    let mut covariance = CovarianceAccumulator::new(c);
+    in_order(
+        parts.len(),
+        |i| {
+            let part = covariance_of::<T>(reader, &parts[i], cancel)?;
+            tick();
+            Ok(part)
+        },
+        |part| covariance.merge(&part),
+    )?;
     let model = fit(&covariance, k)?;
 
     let n_pixels = shape.pixels_per_channel();
     let inline = (n_pixels * k as u64 <= inline_cap)
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
-    let stats = SharedChannelStats::<f32>::new(k);
-    work.into_par_iter().try_for_each(|(t, z, rows)| {
-        let bands = {
-            cancel.check()?;
-            read_channels::<T>(reader, t, z, &rows)?
-        };
+    let mut scores = vec![StatsAccumulator::<f32>::new(); k];
+    in_order(
+        parts.len(),
+        |i| {
+            let part = scores_of::<T>(reader, &model, &parts[i], cancel, inline.as_ref())?;
+            tick();
+            Ok(part)
+        },
+        |part| merge_channels(&mut scores, part),
+    )?;
+    Ok(PcaOutcome {
+        model,
+        score_statistics: scores.iter().map(StatsAccumulator::finish).collect(),
+        inline_scores: inline.map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())),
+    })
+}
+
+/// The covariance of the channels over `units`, added in order.
+fn covariance_of<T: Sample>(
+    reader: &dyn PixelReader,
+    units: &[Unit],
+    cancel: &Cancel,
+) -> Result<CovarianceAccumulator, StoreError> {
+    let mut acc = CovarianceAccumulator::new(reader.layout().shape.c as usize);
+    for (t, z, rows) in units {
+        cancel.check()?;
+        let bands = read_channels::<T>(reader, *t, *z, rows)?;
+        let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
+        acc.add_block(&views);
+    }
+    Ok(acc)
+}
+
+/// Statistics of each component's scores over `units`, added in order;
+/// the scores are also copied into `inline` (pixel-major) when given.
+fn scores_of<T: Sample>(
+    reader: &dyn PixelReader,
+    model: &PcaModel,
+    units: &[Unit],
+    cancel: &Cancel,
+    inline: Option<&Mutex<Vec<f32>>>,
+) -> Result<Vec<StatsAccumulator<f32>>, StoreError> {
+    let shape = reader.layout().shape;
+    let k = model.n_components;
+    let mut stats = vec![StatsAccumulator::<f32>::new(); k];
+    let mut projected: Vec<Vec<f32>> = vec![Vec::new(); k];
+    for (t, z, rows) in units {
+        cancel.check()?;
+        let bands = read_channels::<T>(reader, *t, *z, rows)?;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         let n = views[0].len();
-        let mut projected: Vec<Vec<f32>> = vec![vec![0f32; n]; k];
+        for p in &mut projected {
+            p.resize(n, 0.0);
+        }
         {
             let mut outs: Vec<&mut [f32]> = projected.iter_mut().map(Vec::as_mut_slice).collect();
             model.project_block(&views, &mut outs);
         }
-        for (j, p) in projected.iter().enumerate() {
-            stats.add(j, p);
+        for (acc, p) in stats.iter_mut().zip(&projected) {
+            acc.add(p);
         }
-        if let Some(inline) = &inline {
+        if let Some(inline) = inline {
             let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
-            let mut all = inline.lock().expect("inline lock");
+            let mut all = inline.lock().unwrap_or_else(|e| e.into_inner());
             for i in 0..n {
                 for (j, p) in projected.iter().enumerate() {
                     all[(first + i) * k + j] = p[i];
                 }
             }
         }
-        tick();
-        Ok::<(), StoreError>(())
-    })?;
-    Ok(PcaOutcome {
-        model,
-        score_statistics: stats.finish(),
-        inline_scores: inline.map(|m| m.into_inner().expect("inline lock")),
-    })
+    }
+    Ok(stats)
+}
+
+/// The covariance partial of part `part`, encoded for [`fit_parts`].
+pub fn covariance_part(
+    reader: &dyn PixelReader,
+    part_pixels: u64,
+    part: usize,
+    cancel: &Cancel,
+) -> Result<Vec<u8>, StoreError> {
+    let units = part_units(reader, part_pixels, part)?;
+    let acc =
+        dispatch_dtype!(reader.layout().dtype, T => covariance_of::<T>(reader, &units, cancel)?);
+    let mut w = WireWriter::new();
+    acc.encode(&mut w);
+    Ok(w.into_bytes())
+}
+
+/// Merges covariance partials in part order and fits `k` components: the
+/// model [`pca`] fits, bit for bit.
+pub fn fit_parts(channels: usize, parts: &[Vec<u8>], k: usize) -> Result<PcaModel, StoreError> {
+    let mut covariance = CovarianceAccumulator::new(channels);
+    for bytes in parts {
+        let mut r = WireReader::new(bytes);
+        let part = CovarianceAccumulator::decode(&mut r)?;
+        r.finish()?;
+        if part.channels() != channels {
+            return Err(StoreError::Core(CoreError::InvalidRequest(format!(
+                "malformed partial result: not {channels} channels"
+            ))));
+        }
+        covariance.merge(&part);
+    }
+    Ok(fit(&covariance, k)?)
+}
+
+/// The scores' statistics of part `part` under `model`, encoded for
+/// [`merge_score_statistics`].
+pub fn scores_part(
+    reader: &dyn PixelReader,
+    model: &PcaModel,
+    part_pixels: u64,
+    part: usize,
+    cancel: &Cancel,
+) -> Result<Vec<u8>, StoreError> {
+    let units = part_units(reader, part_pixels, part)?;
+    let stats = dispatch_dtype!(reader.layout().dtype, T => scores_of::<T>(reader, model, &units, cancel, None)?);
+    Ok(encode_channels(&stats))
+}
+
+/// Merges score-statistics partials in part order: what [`pca`] reports.
+pub fn merge_score_statistics(
+    k: usize,
+    parts: &[Vec<u8>],
+) -> Result<Vec<ChannelStats>, StoreError> {
+    let mut scores = vec![StatsAccumulator::<f32>::new(); k];
+    for bytes in parts {
+        merge_channels(&mut scores, decode_channels::<f32>(bytes, k)?);
+    }
+    Ok(scores.iter().map(StatsAccumulator::finish).collect())
 }
 
 /// PCA scores served as a float32 image (`T, Z, k, Y, X`) without storing

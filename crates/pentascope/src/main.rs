@@ -88,6 +88,12 @@ pub struct Settings {
     /// Most PCA score values returned inline by /analyze.
     #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = defaults::INLINE_SCORES)]
     inline_scores: u64,
+    /// Pixels per channel in one part of a statistics or PCA pass: the unit
+    /// of work of threads and of the part tasks a worker spreads over the
+    /// others (smaller parts balance better, larger cost less to merge).
+    #[arg(long, env = "PENTASCOPE_PART_PIXELS", default_value_t = defaults::PART_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    part_pixels: u64,
     /// Most objects returned inline by /segment (beyond, the labels image
     /// holds them).
     #[arg(long, env = "PENTASCOPE_INLINE_OBJECTS", default_value_t = defaults::INLINE_OBJECTS)]
@@ -179,6 +185,7 @@ impl Settings {
         };
         config.max_upload_bytes = self.max_upload_bytes;
         config.inline_scores_cap = self.inline_scores;
+        config.part_pixels = self.part_pixels;
         config.inline_objects_cap = self.inline_objects;
         config.max_labels = self.max_labels;
         config.durability = self.durability;

@@ -4,6 +4,8 @@
 use super::binning::{quantile_rank, to_usize, Binner};
 use super::{ChannelStats, Histogram, DISPLAY_HIGH_QUANTILE, DISPLAY_LOW_QUANTILE};
 use crate::dtype::Sample;
+use crate::error::CoreError;
+use crate::wire::{WireReader, WireWriter};
 
 /// Interleaved histogram lanes: consecutive samples go to different lanes so
 /// that runs of equal values (flat backgrounds) do not serialise on one
@@ -70,22 +72,34 @@ impl ExactHistogram {
         self.pending = 0;
     }
 
+    /// Whether nothing was counted.
+    fn is_empty(&self) -> bool {
+        self.lanes.is_empty() && self.totals.is_empty()
+    }
+
     /// Adds `other`'s counts; exact in any order.
     pub(super) fn merge(&mut self, other: ExactHistogram) {
-        if other.lanes.is_empty() {
+        if other.is_empty() {
             return;
         }
-        if self.lanes.is_empty() {
+        if self.is_empty() {
             *self = other;
             return;
         }
-        if self.pending + other.pending > LANE_LIMIT {
-            self.flush();
+        if !other.lanes.is_empty() {
+            if self.lanes.is_empty() {
+                self.lanes = other.lanes;
+                self.pending = other.pending;
+            } else {
+                if self.pending + other.pending > LANE_LIMIT {
+                    self.flush();
+                }
+                for (a, b) in self.lanes.iter_mut().zip(&other.lanes) {
+                    *a += b;
+                }
+                self.pending += other.pending;
+            }
         }
-        for (a, b) in self.lanes.iter_mut().zip(&other.lanes) {
-            *a += b;
-        }
-        self.pending += other.pending;
         if !other.totals.is_empty() {
             if self.totals.is_empty() {
                 self.totals = other.totals;
@@ -95,6 +109,41 @@ impl ExactHistogram {
                 }
             }
         }
+    }
+
+    /// Writes the non-zero counts as (bin, count) pairs: a 16-bit image
+    /// rarely uses more than a few thousand of its 65,536 values.
+    pub(super) fn encode(&self, w: &mut WireWriter) {
+        let pairs: Vec<u64> = if self.is_empty() {
+            Vec::new()
+        } else {
+            self.counts()
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .flat_map(|(b, &c)| [b as u64, c])
+                .collect()
+        };
+        w.u64s(&pairs);
+    }
+
+    /// Reads what [`Self::encode`] wrote for a histogram over `bins` values.
+    pub(super) fn decode(bins: usize, r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+        let pairs = r.u64s()?;
+        let mut histogram = ExactHistogram::new(bins);
+        if pairs.is_empty() {
+            return Ok(histogram);
+        }
+        let bad = || CoreError::InvalidRequest("malformed partial result: histogram".into());
+        if pairs.len() % 2 != 0 {
+            return Err(bad());
+        }
+        histogram.totals = vec![0; bins];
+        for pair in pairs.chunks_exact(2) {
+            let bin = usize::try_from(pair[0]).map_err(|_| bad())?;
+            *histogram.totals.get_mut(bin).ok_or_else(bad)? = pair[1];
+        }
+        Ok(histogram)
     }
 
     /// Count per bin.

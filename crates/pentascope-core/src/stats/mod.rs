@@ -28,6 +28,8 @@ mod exact;
 mod sampled;
 
 use crate::dtype::Sample;
+use crate::error::CoreError;
+use crate::wire::{WireReader, WireWriter};
 use exact::ExactHistogram;
 use rayon::prelude::*;
 use sampled::SampledMoments;
@@ -198,6 +200,31 @@ impl<T: Sample> StatsAccumulator<T> {
             // `new` picks the strategy from `T` alone.
             _ => unreachable!("accumulators of one type share a strategy"),
         }
+    }
+
+    /// Writes this partial result in the [`wire`](crate::wire) form, for
+    /// another worker to [`decode`](Self::decode) and merge.
+    pub fn encode(&self, w: &mut WireWriter) {
+        w.u64(self.count);
+        match &self.strategy {
+            Strategy::Exact(h) => h.encode(w),
+            Strategy::Sampled(s) => s.encode(w),
+        }
+    }
+
+    /// Reads what [`Self::encode`] wrote for the same sample type; merging
+    /// it gives what merging the original would have.
+    pub fn decode(r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+        let count = r.u64()?;
+        let strategy = match T::HISTOGRAM_BINS {
+            Some(bins) => Strategy::Exact(ExactHistogram::decode(bins, r)?),
+            None => Strategy::Sampled(SampledMoments::decode(r)?),
+        };
+        Ok(StatsAccumulator {
+            count,
+            strategy,
+            _type: PhantomData,
+        })
     }
 
     /// The statistics of everything added so far (all zero if nothing was).
@@ -548,6 +575,58 @@ mod tests {
             // deviation of 6.4 %, so 35 % is over five of them.
             assert!((*got as f64 - *want as f64).abs() < 0.35 * *want as f64);
         }
+    }
+
+    /// Encodes and decodes an accumulator.
+    fn round_trip<T: Sample>(acc: &StatsAccumulator<T>) -> StatsAccumulator<T> {
+        let mut w = WireWriter::new();
+        acc.encode(&mut w);
+        let bytes = w.into_bytes();
+        let mut r = WireReader::new(&bytes);
+        let back = StatsAccumulator::decode(&mut r).unwrap();
+        r.finish().unwrap();
+        back
+    }
+
+    #[test]
+    fn decoded_partials_merge_exactly_as_the_originals() {
+        let mut rng = Rng(7);
+        let ints: Vec<u16> = (0..300_000).map(|_| (rng.next() % 4000) as u16).collect();
+        let floats: Vec<f32> = (0..300_000)
+            .map(|i| {
+                if i == 17 {
+                    f32::NAN
+                } else {
+                    rng.next() as f32 / 7.0
+                }
+            })
+            .collect();
+        fn check<T: Sample>(samples: &[T]) {
+            let (a, b) = samples.split_at(123_457);
+            let part = |s: &[T]| {
+                let mut acc = StatsAccumulator::<T>::new();
+                acc.add(s);
+                acc
+            };
+            let mut direct = part(a);
+            direct.merge(part(b));
+            let mut decoded = round_trip(&part(a));
+            decoded.merge(round_trip(&part(b)));
+            let (x, y) = (direct.finish(), decoded.finish());
+            assert_eq!(format!("{x:?}"), format!("{y:?}"));
+            // an empty accumulator survives, and merging it changes nothing
+            let mut with_empty = round_trip(&StatsAccumulator::<T>::new());
+            with_empty.merge(round_trip(&direct));
+            assert_eq!(format!("{:?}", with_empty.finish()), format!("{x:?}"));
+        }
+        check(&ints);
+        check(&floats);
+        // a bin past the type's range is refused
+        let mut w = WireWriter::new();
+        w.u64(1);
+        w.u64s(&[256, 1]);
+        let bytes = w.into_bytes();
+        assert!(StatsAccumulator::<u8>::decode(&mut WireReader::new(&bytes)).is_err());
     }
 
     #[test]

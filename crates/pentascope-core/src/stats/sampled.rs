@@ -5,6 +5,8 @@
 use super::binning::{quantile_rank, scale_counts, to_usize, Binner};
 use super::{ChannelStats, Histogram, DISPLAY_HIGH_QUANTILE, DISPLAY_LOW_QUANTILE, PAR_PIECE};
 use crate::dtype::Sample;
+use crate::error::CoreError;
+use crate::wire::{WireReader, WireWriter};
 use rayon::prelude::*;
 
 /// Samples summed into one partial `f64` sum: keeps the rounding error of the
@@ -152,6 +154,57 @@ impl SampledMoments {
         }
         self.stride = stride;
         self.finite_seen = total;
+    }
+
+    /// Writes the moments and the sample, bit for bit.
+    pub(super) fn encode(&self, w: &mut WireWriter) {
+        let m = &self.moments;
+        w.u64(m.n);
+        w.u64(m.finite);
+        for v in [m.mean, m.m2, m.min, m.max, m.finite_min, m.finite_max] {
+            w.f64(v);
+        }
+        for flag in [m.nan, m.pos_inf, m.neg_inf] {
+            w.bool(flag);
+        }
+        w.f64s(&self.kept);
+        w.u64(self.stride);
+        w.u64(self.finite_seen);
+    }
+
+    /// Reads what [`Self::encode`] wrote.
+    pub(super) fn decode(r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+        let (n, finite) = (r.u64()?, r.u64()?);
+        let mut f = [0.0; 6];
+        for v in &mut f {
+            *v = r.f64()?;
+        }
+        let (nan, pos_inf, neg_inf) = (r.bool()?, r.bool()?, r.bool()?);
+        let kept = r.f64s()?;
+        let (stride, finite_seen) = (r.u64()?, r.u64()?);
+        if kept.len() > SAMPLE_CAP || !stride.is_power_of_two() || finite > n {
+            return Err(CoreError::InvalidRequest(
+                "malformed partial result: sampled moments".into(),
+            ));
+        }
+        Ok(SampledMoments {
+            moments: Moments {
+                n,
+                finite,
+                mean: f[0],
+                m2: f[1],
+                min: f[2],
+                max: f[3],
+                finite_min: f[4],
+                finite_max: f[5],
+                nan,
+                pos_inf,
+                neg_inf,
+            },
+            kept,
+            stride,
+            finite_seen,
+        })
     }
 
     /// Statistics of `count` (> 0) samples from the moments and the

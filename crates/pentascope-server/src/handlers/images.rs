@@ -86,25 +86,10 @@ pub async fn statistics(
         }
     };
     let (r, statistics) = app.statistics(&caller, id, recompute).await?;
-    let col = |f: fn(&pentascope_core::stats::ChannelStats) -> f64| {
-        statistics.iter().map(f).collect::<Vec<f64>>()
-    };
-    Ok(Json(json!({
-        "image_id": r.id,
-        "mean": col(|c| c.mean),
-        "std": col(|c| c.std),
-        "min": col(|c| c.min),
-        "max": col(|c| c.max),
-        "count": statistics.iter().map(|c| c.count).collect::<Vec<_>>(),
-        "display_min": col(|c| c.display_min),
-        "display_max": col(|c| c.display_max),
-        "histograms": statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
-        // the original service's shape of the same numbers
-        "per_channel": statistics.iter().enumerate().map(|(channel, c)| json!({
-            "channel": channel, "min": c.min, "max": c.max, "mean": c.mean, "std": c.std,
-        })).collect::<Vec<_>>(),
-        "global": pentascope_app::images::overall(&statistics),
-    })))
+    Ok(Json(pentascope_app::images::statistics_json(
+        r.id,
+        &statistics,
+    )))
 }
 
 /// `GET /images`.

@@ -387,3 +387,173 @@ fn celery_heavy_segmentation_matches_the_http_answer() {
     }
     let _ = redis(&broker, &["DEL", &queue]);
 }
+
+const SPLIT_CLIENT: &str = r#"
+import json, os
+from celery import Celery
+app = Celery(broker=os.environ["BROKER"], backend=os.environ["BROKER"])
+queue = os.environ["QUEUE"]
+out = {}
+for image in os.environ["IMAGES"].split(","):
+    stats = app.send_task("heavy_statistics", kwargs={"image_id": image}, queue=queue)
+    out[image] = {"statistics": stats.get(timeout=300)}
+    out.setdefault("ids", []).append(stats.id)
+pca = app.send_task("heavy_pca", kwargs={"image_id": os.environ["PCA_IMAGE"], "n_components": 2}, queue=queue)
+out["pca"] = pca.get(timeout=300)
+out["ids"].append(pca.id)
+missing = app.send_task("heavy_statistics", kwargs={"image_id": "image_999999"}, queue=queue)
+try:
+    missing.get(timeout=120)
+    out["missing"] = None
+except Exception as e:
+    out["missing"] = type(e).__name__
+print(json.dumps(out))
+"#;
+
+/// Lines of a worker's log that record a finished part.
+fn parts_done(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("part done"))
+        .count()
+}
+
+/// One statistics recompute or PCA split into part tasks over two
+/// single-thread workers gives the same bits as this process computing it
+/// whole (`GET /statistics?recompute=true`, synchronous `/analyze`), and
+/// both workers take parts. A 16-bit image (exact histograms) and a 32-bit
+/// one (sampled percentiles, whose merge depends on order) are checked.
+#[test]
+#[ignore = "needs Redis and a Python venv with celery; run with --ignored (.ci/run does)"]
+fn one_job_split_over_two_workers_equals_one_process() {
+    use crate::util::tiff::{described_tiff, plain_tiff};
+    let (broker, python) = (redis_url(), python());
+    let queue = format!("pentascope-split-test-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    // parts of one 256×256 plane, and no inline scores, so that both jobs split
+    let env = [
+        ("CELERY_BROKER_URL", broker.as_str()),
+        ("PENTASCOPE_CELERY_QUEUE", queue.as_str()),
+        ("PENTASCOPE_PART_PIXELS", "65536"),
+        ("PENTASCOPE_INLINE_SCORES", "1000"),
+    ];
+    let server = Server::start_with(dir.path(), &env);
+    let noise = |page: u32, i: usize| {
+        let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(page) << 40;
+        (x.wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 56) as u8
+    };
+    let hyperstack = described_tiff(
+        256,
+        256,
+        16,
+        24,
+        "ImageJ=1.54f\nimages=24\nchannels=3\nslices=8\nhyperstack=true\nmode=composite\n",
+        |page, i| noise(page, i) / (1 + (page % 3) as u8),
+    );
+    let wide = plain_tiff(256, 256, 32, 6, noise);
+    let u16_image = server.upload_ok("split_u16.tif", hyperstack);
+    let u32_image = server.upload_ok("split_u32.tif", wide);
+    let expected_pca = server
+        .post_json("/analyze", &json!({"image_id": u16_image, "components": 2}))
+        .ok_json()
+        .unwrap();
+    assert!(expected_pca["pca_result"].is_null(), "{expected_pca}");
+
+    let logs = [
+        dir.path().join("worker-a.log"),
+        dir.path().join("worker-b.log"),
+    ];
+    let owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([
+            ("RAYON_NUM_THREADS".to_string(), "1".to_string()),
+            ("PENTASCOPE_JOB_RUNNERS".to_string(), "1".to_string()),
+        ])
+        .collect();
+    let _workers = logs
+        .iter()
+        .map(|log| Worker::start_logged(dir.path(), &owned, Some(log)))
+        .collect::<Vec<_>>();
+    // both consume before the first part is sent
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !logs
+        .iter()
+        .all(|log| std::fs::read_to_string(log).is_ok_and(|text| text.contains("worker ready")))
+    {
+        assert!(Instant::now() < deadline, "the workers did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = run_python(
+        &python,
+        SPLIT_CLIENT,
+        &[
+            ("BROKER", broker.as_str()),
+            ("QUEUE", queue.as_str()),
+            ("IMAGES", &format!("{u16_image},{u32_image}")),
+            ("PCA_IMAGE", u16_image.as_str()),
+        ],
+    );
+    for image in [&u16_image, &u32_image] {
+        let whole = server
+            .get(&format!("/statistics?image_id={image}&recompute=true"))
+            .ok_json()
+            .unwrap();
+        assert_eq!(out[image]["statistics"], whole, "{image}");
+    }
+    let split_pca = &out["pca"];
+    for key in [
+        "n_samples",
+        "explained_variance",
+        "explained_variance_ratio",
+        "components",
+        "mean",
+    ] {
+        assert_eq!(split_pca[key], expected_pca[key], "{key}");
+    }
+    // the scores images have the same statistics, bit for bit
+    let scores = |result: &Value| {
+        let id = result["scores_image_id"].as_str().unwrap();
+        server
+            .get(&format!("/statistics?image_id={id}"))
+            .ok_json()
+            .unwrap()
+    };
+    let (split_scores, whole_scores) = (scores(split_pca), scores(&expected_pca));
+    for key in [
+        "mean",
+        "std",
+        "min",
+        "max",
+        "display_min",
+        "display_max",
+        "histograms",
+    ] {
+        assert_eq!(split_scores[key], whole_scores[key], "{key}");
+    }
+    assert_eq!(out["missing"], "LookupError", "{out}");
+    // 8 planes: 8 statistics parts each, 8 covariance and 8 scores parts
+    let done: Vec<usize> = logs.iter().map(|log| parts_done(log)).collect();
+    assert_eq!(done.iter().sum::<usize>(), 8 + 6 + 8 + 8, "{done:?}");
+    assert!(
+        done.iter().all(|&n| n > 0),
+        "both workers took parts: {done:?}"
+    );
+    // the splits' state and partial results are gone from Redis
+    for id in out["ids"].as_array().unwrap() {
+        let left = redis(
+            &broker,
+            &[
+                "KEYS",
+                &format!("pentascope-split-{}*", id.as_str().unwrap()),
+            ],
+        );
+        assert!(
+            left.lines().all(|k| k.ends_with("-pass")),
+            "left behind: {left}"
+        );
+    }
+    let _ = redis(&broker, &["DEL", &queue]);
+}
