@@ -126,26 +126,26 @@ fn in_order<R: Send>(
     }
 }
 
-/// Rows `rows` of every channel at (t, z).
-fn read_channels<T: Sample>(
+/// Rows `rows` of every channel at (t, z), read into `bands`: one buffer
+/// per channel, reused from unit to unit so that a pass does not allocate
+/// (and fault in) fresh memory for every band.
+fn read_channels_into<T: Sample>(
     reader: &dyn PixelReader,
-    t: u64,
-    z: u64,
-    rows: &Range<u64>,
-) -> Result<Vec<Vec<T>>, StoreError> {
+    (t, z, rows): &Unit,
+    bands: &mut Vec<Vec<T>>,
+) -> Result<(), StoreError> {
     let shape = reader.layout().shape;
     let n = ((rows.end - rows.start) * shape.x) as usize;
-    (0..shape.c)
-        .map(|c| {
-            let mut buf = vec![T::default(); n];
-            reader.read_rows(
-                PlaneIndex::new(t, z, c),
-                rows.clone(),
-                bytemuck::cast_slice_mut(&mut buf),
-            )?;
-            Ok(buf)
-        })
-        .collect()
+    bands.resize_with(shape.c as usize, Vec::new);
+    for (c, buf) in bands.iter_mut().enumerate() {
+        buf.resize(n, T::default());
+        reader.read_rows(
+            PlaneIndex::new(*t, *z, c as u64),
+            rows.clone(),
+            bytemuck::cast_slice_mut(buf),
+        )?;
+    }
+    Ok(())
 }
 
 /// Per-channel statistics of a stored image, recomputed from its chunks
@@ -180,13 +180,12 @@ fn statistics_of<T: Sample>(
     cancel: &Cancel,
 ) -> Result<Vec<StatsAccumulator<T>>, StoreError> {
     let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
-    for (t, z, rows) in units {
+    let mut bands = Vec::new();
+    for unit in units {
         cancel.check()?;
-        for (acc, band) in channels
-            .iter_mut()
-            .zip(read_channels::<T>(reader, *t, *z, rows)?)
-        {
-            acc.add(&band);
+        read_channels_into::<T>(reader, unit, &mut bands)?;
+        for (acc, band) in channels.iter_mut().zip(&bands) {
+            acc.add(band);
         }
     }
     Ok(channels)
@@ -341,9 +340,10 @@ fn covariance_of<T: Sample>(
     cancel: &Cancel,
 ) -> Result<CovarianceAccumulator, StoreError> {
     let mut acc = CovarianceAccumulator::new(reader.layout().shape.c as usize);
-    for (t, z, rows) in units {
+    let mut bands = Vec::new();
+    for unit in units {
         cancel.check()?;
-        let bands = read_channels::<T>(reader, *t, *z, rows)?;
+        read_channels_into::<T>(reader, unit, &mut bands)?;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         acc.add_block(&views);
     }
@@ -363,9 +363,11 @@ fn scores_of<T: Sample>(
     let k = model.n_components;
     let mut stats = vec![StatsAccumulator::<f32>::new(); k];
     let mut projected: Vec<Vec<f32>> = vec![Vec::new(); k];
-    for (t, z, rows) in units {
+    let mut bands = Vec::new();
+    for unit in units {
         cancel.check()?;
-        let bands = read_channels::<T>(reader, *t, *z, rows)?;
+        read_channels_into::<T>(reader, unit, &mut bands)?;
+        let (t, z, rows) = unit;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         let n = views[0].len();
         for p in &mut projected {
@@ -520,7 +522,8 @@ impl PixelReader for ScoresReader {
             full.resize((rows.end - rows.start) as usize * width as usize, 0f32);
         }
         dispatch_dtype!(self.source.layout().dtype, T => {
-            let bands = read_channels::<T>(&*self.source, plane.t, plane.z, &rows)?;
+            let mut bands = Vec::new();
+            read_channels_into::<T>(&*self.source, &(plane.t, plane.z, rows.clone()), &mut bands)?;
             let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
             let target: &mut [f32] = if whole { &mut *out } else { &mut full };
             component.project_block(&views, &mut [target]);

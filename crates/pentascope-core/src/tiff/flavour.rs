@@ -3,10 +3,13 @@
 //! metadata adds a warning and falls back to the plain interpretation instead
 //! of failing the file.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Limits};
-use crate::tiff::ifd::{IfdChain, StkPlanes};
+use crate::tiff::ifd::{IfdChain, MicroManager, StkPlanes};
+use serde_json::Value as Json;
 
 /// Deepest element nesting accepted in OME-XML. roxmltree parses nested
 /// elements recursively, so a few thousand levels overflow a thread's stack;
@@ -49,6 +52,9 @@ pub enum Flavour {
     Lsm,
     /// Olympus FluoView (MM_Header's named dimensions).
     Fluoview,
+    /// Micro-Manager MMStack (the index map's coordinates of each image,
+    /// the summary metadata's sizes, channel names and pixel size).
+    MicroManager,
     /// No axis metadata (or tifffile's shaped JSON description).
     Plain,
 }
@@ -259,6 +265,29 @@ pub(crate) fn interpret(
             text: text.replace('\0', ""),
         })
     };
+    // tifffile reads a Micro-Manager stack before the OME-XML or ImageJ
+    // description Micro-Manager also writes, and reads those where the
+    // summary is not an acquisition's
+    if let Some(mm) = &chain.micromanager {
+        match micromanager(chain, mm) {
+            Ok(i) => {
+                let format = if desc.contains("<OME") {
+                    "ome-xml"
+                } else if desc.starts_with("ImageJ=") {
+                    "imagej"
+                } else {
+                    "description"
+                };
+                return Ok(Interpretation {
+                    original: (!desc.trim().is_empty())
+                        .then(|| kept(format, desc))
+                        .flatten(),
+                    ..i
+                });
+            }
+            Err(e) => ignore("Micro-Manager", e)?,
+        }
+    }
     if desc.contains("<OME") {
         match ome(chain, desc) {
             Ok(i) => {
@@ -1074,6 +1103,221 @@ fn contiguous_planes(
         plane_bytes,
         count: images,
     }))
+}
+
+/// A Micro-Manager (MMStack) file as tifffile reads it (`_series_mmstack`):
+/// the summary metadata must name `MicroManagerVersion` and `Frames`; the
+/// page axes are time, position, slice and channel, outermost first, time
+/// and position swapped unless `TimeFirst`, slice and channel unless
+/// `SlicesFirst`; each as large as the summary declares (`Frames`,
+/// `Positions`, `Slices`, `Channels`) or the index map reaches. Where that
+/// is more images than the index map lists, the others are in sibling files
+/// of the dataset, which one upload does not have: the image is the index
+/// map's extent, as tifffile reads a file whose siblings are missing.
+///
+/// The index map places each image by its coordinates (in order of offset,
+/// the later winning a position twice listed). An image is the IFD at its
+/// offset; an offset that is no IFD of the file (tifffile takes one past
+/// the end as a truncated file) leaves its plane zeros, a few of them as
+/// for OME. Positions are unlabelled. `ChNames` are the channel names,
+/// `PixelSize_um`, `z-step_um` (its magnitude) and `Interval_ms` the
+/// physical sizes.
+fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, Rejection> {
+    let summary: Json = serde_json::from_str(&mm.summary)
+        .map_err(|e| format!("the summary metadata is not JSON: {e}"))?;
+    if !matches!(summary, Json::Object(_)) {
+        return Err("the summary metadata is not a JSON object".into());
+    }
+    if summary.get("MicroManagerVersion").is_none() || summary.get("Frames").is_none() {
+        return Err("the summary metadata names no MicroManagerVersion or no Frames".into());
+    }
+    if mm.index_map.is_empty() {
+        return Err("the index map lists no image".into());
+    }
+    // page axes, outermost first, with their index map column (channel,
+    // slice, frame, position) and summary key
+    let first = |key: &str| summary.get(key).is_none_or(truthy);
+    let (time, position) = (('T', 2, "Frames"), ('I', 3, "Positions"));
+    let (slice, channel) = (('Z', 1, "Slices"), ('C', 0, "Channels"));
+    let mut order = if first("TimeFirst") {
+        vec![time, position]
+    } else {
+        vec![position, time]
+    };
+    order.extend(if first("SlicesFirst") {
+        [slice, channel]
+    } else {
+        [channel, slice]
+    });
+    let (mut low, mut high) = ([u32::MAX; 4], [0u32; 4]);
+    for entry in &mm.index_map {
+        for k in 0..4 {
+            low[k] = low[k].min(entry[k]);
+            high[k] = high[k].max(entry[k]);
+        }
+    }
+    let mut sizes = Vec::with_capacity(order.len());
+    for (_, column, key) in &order {
+        let declared = match summary.get(key) {
+            None => 1,
+            Some(v) => python_int(v).ok_or_else(|| format!("the summary's {key} is {v}"))?,
+        };
+        let reached = u64::from(high[*column]) + 1;
+        sizes.push(reached.max(u64::try_from(declared).unwrap_or(0)));
+    }
+    let listed = mm.index_map.len() as u64;
+    let declared = sizes.iter().try_fold(1u64, |n, size| n.checked_mul(*size));
+    let mut warnings = Vec::new();
+    let mut origin = [0u32; 4];
+    if declared.is_none_or(|n| n > listed) {
+        warnings.push(format!(
+            "the Micro-Manager summary declares {} images ({}) but this file's index map \
+             lists {listed}: the others are in other files of the dataset, and the image is \
+             the extent of this one's",
+            declared.map_or("more than 2^64".to_string(), |n| n.to_string()),
+            order
+                .iter()
+                .zip(&sizes)
+                .map(|((_, _, key), size)| format!("{key} {size}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        origin = low;
+        for (size, (_, column, _)) in sizes.iter_mut().zip(&order) {
+            *size = u64::from(high[*column] - low[*column]) + 1;
+        }
+    }
+    // the extent of coordinates from the file: checked before the planes
+    // are allocated, which then number at most a few more than the entries
+    let planes = sizes
+        .iter()
+        .try_fold(1u64, |n, size| n.checked_mul(*size))
+        .filter(|planes| planes.saturating_sub(listed) <= allowed_missing_planes(*planes))
+        .ok_or_else(|| {
+            Rejection::Refused(CoreError::Format(format!(
+                "the Micro-Manager index map's {listed} images span {} channels × slices × \
+                 frames × positions, far more planes than it lists",
+                (0..4)
+                    .map(|k| (u64::from(high[k] - low[k]) + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" × ")
+            )))
+        })?;
+    let ifds: HashMap<u64, usize> = chain
+        .ifd_offsets
+        .iter()
+        .enumerate()
+        .map(|(page, offset)| (*offset, page))
+        .collect();
+    let mut entries: Vec<&[u32; 5]> = mm.index_map.iter().collect();
+    entries.sort_by_key(|entry| entry[4]);
+    let mut pages = vec![None; planes as usize];
+    for entry in entries {
+        // below planes: each coordinate is within its axis' size
+        let at = order
+            .iter()
+            .zip(&sizes)
+            .fold(0u64, |at, ((_, k, _), size)| {
+                at * size + u64::from(entry[*k] - origin[*k])
+            });
+        pages[at as usize] = ifds.get(&u64::from(entry[4])).copied();
+    }
+    let missing = pages.iter().filter(|page| page.is_none()).count() as u64;
+    if missing == planes || missing > allowed_missing_planes(planes) {
+        return Err(Rejection::Refused(CoreError::Format(format!(
+            "the Micro-Manager index map places {} of the image's {planes} planes at IFDs of \
+             the file; at most {} may be missing (the larger of {MIN_MISSING_PLANES} and a \
+             tenth of the planes, and not all), the rest would be stored as zeros",
+            planes - missing,
+            allowed_missing_planes(planes).min(planes - 1)
+        ))));
+    }
+    if missing > 0 {
+        warnings.push(format!(
+            "the Micro-Manager index map places {missing} plane(s) at offsets where the file \
+             has no IFD (truncated?); they are left as zeros"
+        ));
+    }
+    let channel_names = match summary.get("ChNames") {
+        Some(Json::Array(names)) => names
+            .iter()
+            .skip(origin[0] as usize)
+            .map(|name| match name {
+                Json::String(name) => name.clone(),
+                _ => String::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let number = |key: &str| {
+        summary
+            .get(key)
+            .and_then(|v| match v {
+                Json::Number(n) => n.as_f64(),
+                Json::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            })
+            .map(f64::abs)
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let size = |key: &str, unit: &str| {
+        number(key).map(|value| PhysicalSize {
+            value,
+            unit: unit.into(),
+        })
+    };
+    let mut axes: Vec<(char, u64)> = order
+        .iter()
+        .zip(sizes)
+        .map(|((letter, _, _), size)| (*letter, size))
+        .filter(|(_, size)| *size != 1)
+        .collect();
+    // a position axis takes a free letter once the size-1 axes are gone
+    if let Ok(letters) = super::canonical_letters(&axes) {
+        for ((letter, _), canonical) in axes.iter_mut().zip(letters) {
+            *letter = canonical;
+        }
+    }
+    Ok(Interpretation {
+        flavour: Flavour::MicroManager,
+        axes,
+        pages,
+        channel_names,
+        physical: PhysicalSizes {
+            x: size("PixelSize_um", "micrometer"),
+            y: size("PixelSize_um", "micrometer"),
+            z: size("z-step_um", "micrometer"),
+            t: size("Interval_ms", "millisecond"),
+        },
+        acquisition: Acquisition::default(),
+        original: None,
+        warnings,
+        contiguous: None,
+    })
+}
+
+/// A JSON value as Python's `int()` reads it (truncating a number, parsing
+/// a string, a boolean as 0 or 1), saturated to `i64`; `None` where
+/// `int()` raises.
+fn python_int(value: &Json) -> Option<i64> {
+    match value {
+        Json::Bool(b) => Some(i64::from(*b)),
+        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Whether a JSON value is true as Python's `bool()` tests it.
+fn truthy(value: &Json) -> bool {
+    match value {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64() != Some(0.0),
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
 }
 
 /// Where MM_Header's ten dimensions start, and the bytes of each (name,

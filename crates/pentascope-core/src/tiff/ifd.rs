@@ -277,6 +277,9 @@ pub struct IfdChain {
     /// Olympus FluoView's MM_Header of the first page, where it also has
     /// MM_Stamp (bytes in the file's order, bounded as metadata text).
     pub fluoview_header: Option<Vec<u8>>,
+    /// Micro-Manager's summary metadata and index map, where the first page
+    /// has a MicroManagerMetadata tag and the file Micro-Manager's header.
+    pub micromanager: Option<MicroManager>,
     /// Length of the file in bytes.
     pub file_len: u64,
 }
@@ -292,6 +295,137 @@ pub struct StkPlanes {
     /// plane was created at another time than the one before, else `I`
     /// (unlabelled), as tifffile decides.
     pub axis: char,
+}
+
+/// The metadata of a Micro-Manager (MMStack) file that places its images,
+/// read as tifffile's `read_micromanager_metadata` reads them: the blocks
+/// Micro-Manager's header (at offset 8) points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicroManager {
+    /// The summary metadata: JSON text (bounded as metadata text), up to a
+    /// NUL.
+    pub summary: String,
+    /// One entry per image: its channel, slice, frame and position, and the
+    /// offset of its IFD.
+    pub index_map: Vec<[u32; 5]>,
+}
+
+/// MicroManagerMetadata (per-page JSON), whose presence on the first page
+/// makes tifffile read Micro-Manager's header.
+const MICROMANAGER_TAG: u16 = 51123;
+/// The magic numbers of Micro-Manager's header (index map, comments,
+/// summary) and of the index map block, as tifffile checks them; NDTiff's
+/// in place of the comments' marks an NDTiff v1 file, which is no MMStack.
+const MM_INDEX_MAP_HEADER: u32 = 54_773_648;
+const MM_INDEX_MAP_BLOCK: u32 = 3_453_623;
+const MM_SUMMARY_HEADER: u32 = 2_355_492;
+const NDTIFF_HEADER: u32 = 483_729;
+/// Where the summary JSON starts: after the TIFF header and Micro-Manager's
+/// eight words.
+const MM_SUMMARY_AT: u64 = 40;
+/// Bytes of one index map entry: five LONGs.
+const MM_INDEX_ENTRY_BYTES: u64 = 20;
+
+/// The Micro-Manager metadata of a file whose first page has a
+/// MicroManagerMetadata tag, or `None` where its header is not an MMStack
+/// file's (tifffile then reads the file as another flavour). Refused where
+/// the index map counts more images than the page limit, or the summary
+/// more bytes than the metadata limit, or either runs past the file's end.
+fn micromanager(
+    file: &File,
+    big_endian: bool,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Option<MicroManager>, CoreError> {
+    if file_len < MM_SUMMARY_AT {
+        return Ok(None);
+    }
+    let word = |bytes: &[u8]| {
+        let bytes: [u8; 4] = bytes.try_into().expect("four bytes");
+        if big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
+    };
+    let mut header = [0u8; 32];
+    file.read_exact_at(&mut header, 8)?;
+    let header: Vec<u32> = header.chunks_exact(4).map(word).collect();
+    let (index_header, index_offset) = (header[0], u64::from(header[1]));
+    let (comments_header, comments_offset) = (header[4], header[5]);
+    let (summary_header, summary_len) = (header[6], u64::from(header[7]));
+    if index_header != MM_INDEX_MAP_HEADER
+        || summary_header != MM_SUMMARY_HEADER
+        || (comments_header == NDTIFF_HEADER && comments_offset != 0)
+    {
+        return Ok(None);
+    }
+    if summary_len > limits.max_metadata_bytes {
+        return Err(CoreError::LimitsExceeded(format!(
+            "the Micro-Manager summary metadata has {summary_len} bytes, more than the \
+             configured maximum of {} bytes of metadata",
+            limits.max_metadata_bytes
+        )));
+    }
+    if MM_SUMMARY_AT + summary_len > file_len {
+        return Err(CoreError::Format(format!(
+            "the Micro-Manager summary metadata of {summary_len} bytes runs past the file's \
+             {file_len} bytes (truncated?)"
+        )));
+    }
+    let mut summary = vec![0u8; summary_len as usize];
+    file.read_exact_at(&mut summary, MM_SUMMARY_AT)?;
+    summary.truncate(
+        summary
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(summary.len()),
+    );
+    if index_offset.saturating_add(8) > file_len {
+        return Err(CoreError::Format(format!(
+            "the Micro-Manager index map is at offset {index_offset} but the file has only \
+             {file_len} bytes (truncated?)"
+        )));
+    }
+    let mut block = [0u8; 8];
+    file.read_exact_at(&mut block, index_offset)?;
+    let count = u64::from(word(&block[4..]));
+    if word(&block[..4]) != MM_INDEX_MAP_BLOCK {
+        return Ok(None);
+    }
+    if count > limits.max_pages {
+        return Err(CoreError::LimitsExceeded(format!(
+            "the Micro-Manager index map counts {count} images, more than the configured \
+             maximum of {} pages",
+            limits.max_pages
+        )));
+    }
+    // below max_pages entries of 20 bytes: the offset and the count are the
+    // file's, so the end is checked before anything of that size is read
+    let bytes = count * MM_INDEX_ENTRY_BYTES;
+    if index_offset + 8 + bytes > file_len {
+        return Err(CoreError::Format(format!(
+            "the Micro-Manager index map of {count} images at offset {index_offset} runs past \
+             the file's {file_len} bytes (truncated?)"
+        )));
+    }
+    let mut entries = vec![0u8; bytes as usize];
+    file.read_exact_at(&mut entries, index_offset + 8)?;
+    let index_map = entries
+        .chunks_exact(MM_INDEX_ENTRY_BYTES as usize)
+        .map(|entry| {
+            let mut fields = [0u32; 5];
+            for (field, bytes) in fields.iter_mut().zip(entry.chunks_exact(4)) {
+                *field = word(bytes);
+            }
+            fields
+        })
+        .collect();
+    Ok(Some(MicroManager {
+        // tifffile decodes UTF-8, else cp1252; JSON's own syntax is ASCII
+        summary: String::from_utf8_lossy(&summary).into_owned(),
+        index_map,
+    }))
 }
 
 /// FluoView's MM_Header and MM_Stamp (whose presence makes a file
@@ -579,6 +713,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     let mut stk = None;
     let mut lsm_info: Option<Vec<u8>> = None;
     let mut fluoview_header: Option<Vec<u8>> = None;
+    let mut micromanager_metadata = None;
     // JPEGTables by content: pages sharing tables share one copy, so that
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
@@ -618,6 +753,9 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
                 .and_then(|_| tags.find_tag(Tag::Unknown(MM_HEADER_TAG)).ok().flatten())
                 .and_then(|v| v.into_u8_vec().ok())
                 .filter(|header| header.len() as u64 <= limits.max_metadata_bytes);
+            if tags.find_entry(Tag::Unknown(MICROMANAGER_TAG)).is_some() {
+                micromanager_metadata = micromanager(file, big_endian, file_len, limits)?;
+            }
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);
             let counts = tags
@@ -700,6 +838,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         stk,
         lsm_info,
         fluoview_header,
+        micromanager: micromanager_metadata,
         file_len,
     })
 }

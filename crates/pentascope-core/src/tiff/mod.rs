@@ -29,7 +29,7 @@ pub use flavour::{
     Acquisition, ChannelAcquisition, ContiguousPlanes, Flavour, Objective, OriginalMetadata,
     PhysicalSize, PhysicalSizes,
 };
-pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout, StkPlanes};
+pub use ifd::{ChunkGeometry, Codec, IfdChain, MicroManager, PageLayout, StkPlanes};
 
 use crate::error::{CoreError, Limits};
 use crate::shape::{Axes, PlaneIndex, Shape5};

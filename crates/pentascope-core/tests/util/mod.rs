@@ -530,6 +530,7 @@ pub fn interpret_metadata(
         stk: None,
         lsm_info: None,
         fluoview_header: None,
+        micromanager: None,
         file_len: u64::MAX,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;

@@ -1,8 +1,8 @@
 //! What pentascope serves against what tifffile reads, computed by tifffile
 //! in this test: physical sizes and units of every fixture that states
-//! them, float16 images kept as float16, and MetaMorph STK, Zeiss LSM and
-//! Olympus FluoView files (written here, as no registry package ships one)
-//! read as tifffile reads them.
+//! them, float16 images kept as float16, and MetaMorph STK, Zeiss LSM,
+//! Olympus FluoView and Micro-Manager files (written here, as no registry
+//! package ships one) read as tifffile reads them.
 //!
 //! Needs a Python with tifffile, imagecodecs and numpy
 //! (`PENTASCOPE_TEST_PYTHON`, default the repository's `.venv`), so these
@@ -615,5 +615,246 @@ fn olympus_fluoview_files_read_as_tifffile_reads_them() {
         let x = &meta["physical_sizes"]["x"];
         assert_eq!(x["unit"], "micrometer", "{name}");
         assert!(x["value"].as_f64().unwrap() > 0.2, "{name}: {x}");
+    }
+}
+
+const MICROMANAGER: &str = r#"
+import hashlib, json, os, struct, sys, numpy as np, tifffile
+folder = sys.argv[1]
+rng = np.random.default_rng(11)
+out = {}
+
+def tzcyx(a, axes):
+    for axis in "TZCYX":
+        if axis not in axes:
+            a, axes = a[np.newaxis], axis + axes
+    return np.transpose(a, [axes.index(axis) for axis in "TZCYX"])
+
+def summary_of(data, names, **extra):
+    t, z, c, y, x = data.shape
+    s = {"Prefix": "acquisition", "Source": "Micro-Manager", "MicroManagerVersion": "1.4.23 20180220",
+         "MetadataVersion": 10, "Width": x, "Height": y, "PixelType": "GRAY16", "BitDepth": 16,
+         "IJType": 1, "Frames": t, "Slices": z, "Channels": c, "Positions": 1,
+         "SlicesFirst": True, "TimeFirst": False, "ChNames": names, "ChColors": [-16776961] * c,
+         "PixelSize_um": 0.65, "PixelAspect": 1, "z-step_um": 1.5, "Interval_ms": 500,
+         "Date": "2026-11-27", "Time": "2026-11-27 05:00:00 +0000", "Comment": ""}
+    s.update(extra)
+    return s
+
+def micromanager(name, data, order, summary, description=None, index=None):
+    # Micro-Manager's MultipageTiffWriter layout: its header at offset 8
+    # (index map, display settings and comments, each a magic number and an
+    # offset; the summary's magic number and length, then its JSON); every
+    # page's IFD of 13 entries (14 with the first page's ImageDescription),
+    # its pixels right after it (offset + 162, where tifffile reads them),
+    # its resolution and its MicroManagerMetadata JSON (tag 51123); then the
+    # index map, one (channel, slice, frame, position, IFD offset) per image,
+    # the display settings and the comments
+    t_, z_, c_, height, width = data.shape
+    js = json.dumps(summary).encode()
+    buf = bytearray(b"II*\0" + bytes(4))
+    buf += struct.pack("<8I", 54773648, 0, 483765892, 0, 99384722, 0, 2355492, len(js)) + js
+    entries, link = [], 4
+    for i, (t, z, c) in enumerate(order):
+        buf += bytes(len(buf) % 2)
+        ifd = len(buf)
+        struct.pack_into("<I", buf, link, ifd)
+        desc = description.encode() + b"\0" if i == 0 and description else b""
+        tags = 13 + bool(desc)
+        pixels = data[t, z, c].tobytes()
+        at = ifd + 2 + 12 * tags + 4 + len(pixels)
+        meta = json.dumps({"ChannelIndex": c, "SliceIndex": z, "FrameIndex": t, "PositionIndex": 0,
+                           "Channel": summary["ChNames"][c], "Width": width, "Height": height,
+                           "PixelType": "GRAY16", "PixelSizeUm": 0.65,
+                           "ElapsedTime-ms": 500.0 * t}).encode() + b"\0"
+        entry = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1)]
+        if desc:
+            entry.append((270, 2, len(desc), at + 16 + len(meta)))
+        entry += [(273, 4, ifd + 2 + 12 * tags + 4), (277, 3, 1), (278, 4, height), (279, 4, len(pixels)),
+                  (282, 5, 1, at), (283, 5, 1, at + 8), (296, 3, 3), (51123, 2, len(meta), at + 16)]
+        buf += struct.pack("<H", tags)
+        for tag, kind, *value in entry:
+            count, value = value if len(value) == 2 else (1, value[0])
+            buf += struct.pack("<HHIHH" if kind == 3 else "<HHII", tag, kind, count, value, *([0] if kind == 3 else []))
+        link = len(buf)
+        buf += bytes(4) + pixels + struct.pack("<4I", 15384, 1, 15384, 1) + meta + desc
+        entries.append([c, z, t, 0, ifd])
+    entries = index(entries, len(buf)) if index else entries
+    buf += bytes(len(buf) % 2)
+    struct.pack_into("<I", buf, 12, len(buf))
+    buf += struct.pack("<II", 3453623, len(entries)) + b"".join(struct.pack("<5I", *e) for e in entries)
+    display = json.dumps([{"Color": -16776961, "Min": 0, "Max": 4095, "Gamma": 1.0}] * c_).encode()
+    struct.pack_into("<I", buf, 20, len(buf))
+    buf += struct.pack("<II", 347834724, len(display)) + display
+    comments = json.dumps({"Summary": "", "ImageComments": {}}).encode()
+    struct.pack_into("<I", buf, 28, len(buf))
+    buf += struct.pack("<II", 84720485, len(comments)) + comments
+    path = os.path.join(folder, name)
+    with open(path, "wb") as f:
+        f.write(buf)
+    return path
+
+def reference(name, path, data, order, missing=()):
+    with tifffile.TiffFile(path) as f:
+        assert f.is_micromanager
+        series = f.series[0]
+        assert series.kind == "mmstack", series.kind
+        a = tzcyx(series.asarray(), series.axes)
+        # the pages hold the planes written, as any TIFF reader reads them,
+        # and tifffile's series places them where they were written from
+        pages = [p.asarray() for p in f.pages]
+        assert all(np.array_equal(p, data[i]) for p, i in zip(pages, order))
+        expected = data.copy()
+        for i in missing:
+            # tifffile warns that it zeroes an image the index map places
+            # past the end of the file, but reads the file's first bytes
+            # into it (a frame at offset 0 of 0 bytes): zeros, as it means
+            expected[i] = a[i] = 0
+        assert np.array_equal(a, expected)
+        s = f.micromanager_metadata["Summary"]
+    out[name] = {"shape": list(a.shape), "axes": series.axes, "kind": series.kind,
+                 "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(),
+                 "channel_names": s["ChNames"], "pixel_um": s["PixelSize_um"],
+                 "z_um": s["z-step_um"], "interval_ms": s["Interval_ms"]}
+
+def pixels(t, z, c, y, x):
+    return rng.integers(0, 4095, (t, z, c, y, x)).astype(np.uint16)
+
+def imagej(t, z, c):
+    return f"ImageJ=1.43c\nimages={t * z * c}\nchannels={c}\nslices={z}\nframes={t}\nhyperstack=true\nmode=composite\n"
+
+# (a) Micro-Manager's usual order (slices outside channels: C fastest),
+# with the ImageJ description it also writes
+data = pixels(2, 3, 2, 24, 32)
+order = [(t, z, c) for t in range(2) for z in range(3) for c in range(2)]
+reference("tzc.tif", micromanager("tzc.tif", data, order,
+    summary_of(data, ["DAPI", "GFP"]), imagej(2, 3, 2)), data, order)
+
+# (b) channels outside slices (Z fastest), the index map's rows shuffled,
+# and an OME-XML whose DimensionOrder disagrees: tifffile places the pages
+# by the index map
+data = pixels(3, 4, 2, 20, 28)
+order = [(t, z, c) for t in range(3) for c in range(2) for z in range(4)]
+ome = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+       '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="28" SizeY="20" '
+       'SizeZ="4" SizeC="2" SizeT="3"><Channel ID="Channel:0:0"/><Channel ID="Channel:0:1"/></Pixels></Image></OME>')
+shuffle = lambda entries, end: [entries[i] for i in rng.permutation(len(entries))]
+reference("slices_inner.tif", micromanager("slices_inner.tif", data, order,
+    summary_of(data, ["Cy5", "mCherry"], SlicesFirst=False, TimeFirst=True, **{"z-step_um": 0.3, "PixelSize_um": 0.108}),
+    ome, index=shuffle), data, order)
+
+# an image the index map places past the end of the file (truncated):
+# that plane is zeros
+data = pixels(2, 2, 1, 16, 16)
+order = [(t, z, 0) for t in range(2) for z in range(2)]
+def lose_last(entries, end):
+    entries[-1][4] = end + 4096
+    return entries
+reference("missing_plane.tif", micromanager("missing_plane.tif", data, order,
+    summary_of(data, ["BF"]), index=lose_last), data, order, [order[-1]])
+
+# a summary declaring far more frames than the index map lists (the other
+# files of a dataset): the index map's extent
+data = pixels(2, 1, 3, 16, 24)
+order = [(t, 0, c) for t in range(2) for c in range(3)]
+reference("subset.tif", micromanager("subset.tif", data, order,
+    summary_of(data, ["A", "B", "C"], Frames=2**31 - 1)), data, order)
+
+# a summary that is not an acquisition's (no Frames): tifffile reads the
+# ImageJ description instead
+data = pixels(1, 3, 2, 16, 16)
+order = [(0, z, c) for z in range(3) for c in range(2)]
+s = summary_of(data, ["A", "B"])
+del s["Frames"]
+path = micromanager("no_frames.tif", data, order, s, imagej(1, 3, 2))
+with tifffile.TiffFile(path) as f:
+    series = f.series[0]
+    assert f.is_micromanager and series.kind == "imagej", series.kind
+    a = tzcyx(series.asarray(), series.axes)
+out["no_frames.tif"] = {"shape": list(a.shape), "axes": series.axes, "kind": series.kind,
+                        "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+
+# hostile: an index map counting 2^31 - 1 images; one whose every image is
+# past the end of the file; one whose index map is past the end
+data = pixels(1, 2, 1, 8, 8)
+order = [(0, z, 0) for z in range(2)]
+s = summary_of(data, ["A"])
+path = micromanager("hostile_count.bin", data, order, s)
+raw = bytearray(open(path, "rb").read())
+at = struct.unpack_from("<I", raw, 12)[0]
+struct.pack_into("<I", raw, at + 4, 2**31 - 1)
+open(path, "wb").write(raw)
+micromanager("hostile_offsets.bin", data, order, s,
+             index=lambda entries, end: [e[:4] + [end + 10**6 + i] for i, e in enumerate(entries)])
+path = micromanager("hostile_index.bin", data, order, s)
+raw = bytearray(open(path, "rb").read())
+struct.pack_into("<I", raw, 12, len(raw) - 4)
+open(path, "wb").write(raw)
+print(json.dumps(out))
+"#;
+
+/// Micro-Manager (MMStack) files, written by this test byte by byte as
+/// Micro-Manager's MultipageTiffWriter lays them out (some with the ImageJ
+/// or OME-XML description Micro-Manager also writes): images placed by
+/// the index map (in Micro-Manager's usual order, Z fastest with the rows
+/// shuffled, one image past the end of the file, a summary declaring more
+/// frames than the file holds), equal to tifffile's `mmstack` series; the
+/// summary's channel names and pixel, Z and time steps. A summary that is
+/// not an acquisition's gives way to the ImageJ description, as in
+/// tifffile. Hostile index maps are refused with 4xx.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn micromanager_files_read_as_tifffile_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run(MICROMANAGER, &[dir.path()]);
+    let server = Server::start();
+    for (name, want) in reference.as_object().unwrap() {
+        let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
+        let meta = server.metadata(&id);
+        let mmstack = want["kind"] == "mmstack";
+        let flavour = if mmstack { "micromanager" } else { "imagej" };
+        assert_eq!(meta["flavour"], flavour, "{name} ({})", want["kind"]);
+        assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
+        assert_eq!(
+            samples_sha256(&server, &id),
+            want["sha256"].as_str().unwrap(),
+            "{name}: samples"
+        );
+        if !mmstack {
+            continue;
+        }
+        assert_eq!(meta["channel_names"], want["channel_names"], "{name}");
+        let p = &meta["physical_sizes"];
+        for (axis, key, unit) in [
+            ("x", "pixel_um", "micrometer"),
+            ("y", "pixel_um", "micrometer"),
+            ("z", "z_um", "micrometer"),
+            ("t", "interval_ms", "millisecond"),
+        ] {
+            let got = p[axis]["value"].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                close(got, want[key].as_f64().unwrap(), 1e-9),
+                "{name} {axis}: {p}"
+            );
+            assert_eq!(p[axis]["unit"], unit, "{name} {axis}");
+        }
+        let warnings = meta["warnings"].to_string();
+        match name.as_str() {
+            "missing_plane.tif" => assert!(warnings.contains("zeros"), "{name}: {warnings}"),
+            "subset.tif" => assert!(warnings.contains("Frames 2147483647"), "{name}: {warnings}"),
+            _ => {}
+        }
+    }
+    // an index map counting more images than the page limit, one whose
+    // images all lie past the end of the file, one itself past the end
+    for (name, status, words) in [
+        ("hostile_count.bin", 413, "2147483647 images"),
+        ("hostile_offsets.bin", 422, "0 of the image's 2 planes"),
+        ("hostile_index.bin", 422, "truncated"),
+    ] {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        let refused = server.upload(name, bytes, None);
+        let message = refused.error(&[status]).unwrap();
+        assert!(message.contains(words), "{name}: {message}");
     }
 }
