@@ -196,18 +196,19 @@ impl App {
             )));
         }
         let (_, source, args) = self.split_source(split).await?;
-        let (pixels, record, phase) = (self.pixels.clone(), source.clone(), split.phase.clone());
+        let phase = split.phase.clone();
+        let (dtype, channels) = (source.dtype, source.shape.c as usize);
         let k = match split.task.as_str() {
             PcaArgs::NAME => parse::<PcaArgs>(&args)?.components_for(source.shape.c) as usize,
             _ => 0,
         };
+        // the record has the type and channels: merging reads no pixels
         let merged = blocking(move || {
-            let layout = *open_pixels(&*pixels, &record)?.layout();
             Ok(match phase {
-                Phase::Statistics => MergedPass::Statistics(merge_statistics(&layout, &partials)?),
-                Phase::Covariance => {
-                    MergedPass::Model(fit_parts(layout.shape.c as usize, &partials, k)?)
+                Phase::Statistics => {
+                    MergedPass::Statistics(merge_statistics(dtype, channels, &partials)?)
                 }
+                Phase::Covariance => MergedPass::Model(fit_parts(channels, &partials, k)?),
                 Phase::Scores { model } => {
                     MergedPass::Scores(model, merge_score_statistics(k, &partials)?)
                 }

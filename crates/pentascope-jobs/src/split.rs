@@ -157,11 +157,11 @@ impl CeleryBroker {
         if added == 0 || done != split.parts {
             return Ok(());
         }
-        let stored: std::collections::HashMap<usize, Vec<u8>> =
+        let mut stored: std::collections::HashMap<usize, Vec<u8>> =
             c.hgetall(partials_key(job, pass)).await?;
         let partials = (0..split.parts)
             .map(|i| {
-                stored.get(&i).cloned().ok_or_else(|| {
+                stored.remove(&i).ok_or_else(|| {
                     CeleryError::Message(format!("partial result {i} of {job} is missing"))
                 })
             })

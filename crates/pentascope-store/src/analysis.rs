@@ -240,11 +240,11 @@ pub fn statistics_part(
 /// Merges the parts of a split statistics recompute, in part order: the
 /// same statistics as [`recompute_statistics`], bit for bit.
 pub fn merge_statistics(
-    layout: &ArrayLayout,
+    dtype: DType,
+    c: usize,
     parts: &[Vec<u8>],
 ) -> Result<Vec<ChannelStats>, StoreError> {
-    let c = layout.shape.c as usize;
-    dispatch_dtype!(layout.dtype, T => {
+    dispatch_dtype!(dtype, T => {
         let mut channels = vec![StatsAccumulator::<T>::new(); c];
         for bytes in parts {
             merge_channels(&mut channels, decode_channels::<T>(bytes, c)?);

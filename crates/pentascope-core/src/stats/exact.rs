@@ -127,21 +127,36 @@ impl ExactHistogram {
         w.u64s(&pairs);
     }
 
-    /// Reads what [`Self::encode`] wrote for a histogram over `bins` values.
-    pub(super) fn decode(bins: usize, r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+    /// Reads what [`Self::encode`] wrote for a histogram over `bins` values
+    /// of `count` samples: the counts must add up to it (so that merging
+    /// decoded histograms cannot overflow where the originals would not).
+    pub(super) fn decode(
+        bins: usize,
+        count: u64,
+        r: &mut WireReader<'_>,
+    ) -> Result<Self, CoreError> {
         let pairs = r.u64s()?;
         let mut histogram = ExactHistogram::new(bins);
-        if pairs.is_empty() {
-            return Ok(histogram);
-        }
         let bad = || CoreError::InvalidRequest("malformed partial result: histogram".into());
+        if pairs.is_empty() {
+            return if count == 0 {
+                Ok(histogram)
+            } else {
+                Err(bad())
+            };
+        }
         if pairs.len() % 2 != 0 {
             return Err(bad());
         }
         histogram.totals = vec![0; bins];
+        let mut total = 0u64;
         for pair in pairs.chunks_exact(2) {
             let bin = usize::try_from(pair[0]).map_err(|_| bad())?;
             *histogram.totals.get_mut(bin).ok_or_else(bad)? = pair[1];
+            total = total.checked_add(pair[1]).ok_or_else(bad)?;
+        }
+        if total != count {
+            return Err(bad());
         }
         Ok(histogram)
     }

@@ -217,8 +217,8 @@ impl<T: Sample> StatsAccumulator<T> {
     pub fn decode(r: &mut WireReader<'_>) -> Result<Self, CoreError> {
         let count = r.u64()?;
         let strategy = match T::HISTOGRAM_BINS {
-            Some(bins) => Strategy::Exact(ExactHistogram::decode(bins, r)?),
-            None => Strategy::Sampled(SampledMoments::decode(r)?),
+            Some(bins) => Strategy::Exact(ExactHistogram::decode(bins, count, r)?),
+            None => Strategy::Sampled(SampledMoments::decode(count, r)?),
         };
         Ok(StatsAccumulator {
             count,

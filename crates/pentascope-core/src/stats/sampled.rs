@@ -172,8 +172,9 @@ impl SampledMoments {
         w.u64(self.finite_seen);
     }
 
-    /// Reads what [`Self::encode`] wrote.
-    pub(super) fn decode(r: &mut WireReader<'_>) -> Result<Self, CoreError> {
+    /// Reads what [`Self::encode`] wrote for `count` samples, checking that
+    /// the counts agree with each other and the sample fits them.
+    pub(super) fn decode(count: u64, r: &mut WireReader<'_>) -> Result<Self, CoreError> {
         let (n, finite) = (r.u64()?, r.u64()?);
         let mut f = [0.0; 6];
         for v in &mut f {
@@ -182,7 +183,13 @@ impl SampledMoments {
         let (nan, pos_inf, neg_inf) = (r.bool()?, r.bool()?, r.bool()?);
         let kept = r.f64s()?;
         let (stride, finite_seen) = (r.u64()?, r.u64()?);
-        if kept.len() > SAMPLE_CAP || !stride.is_power_of_two() || finite > n {
+        if kept.len() > SAMPLE_CAP
+            || !stride.is_power_of_two()
+            || n != count
+            || finite > n
+            || finite_seen != finite
+            || kept.len() as u64 > finite
+        {
             return Err(CoreError::InvalidRequest(
                 "malformed partial result: sampled moments".into(),
             ));
