@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use pentascope_core::Axes;
 use pentascope_store::cancel::Cancel;
-use pentascope_store::ingest::{ingest_tiff, TiffSource};
+use pentascope_store::ingest::{ingest_tiff, Ingested, TiffSource};
 use pentascope_store::pixels::PixelWriter;
 use pentascope_store::record::{now_rfc3339, ImageDetails};
-use pentascope_store::{ImageKind, ImageRecord, StoreError};
+use pentascope_store::stream::{ingest_stream, Target, UploadBody};
+use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
@@ -30,6 +31,26 @@ pub struct Upload {
     pub axes: Option<Axes>,
 }
 
+/// A file arriving over the network, stored while it arrives.
+pub struct UploadStream {
+    /// The file's pieces as they arrive, and the axes override.
+    pub body: Box<dyn UploadBody>,
+    /// An empty file for the bytes that cannot be placed as they pass
+    /// (deleted by the caller).
+    pub spool: PathBuf,
+    /// The name it is recorded under (`original_filename`).
+    pub name: String,
+    /// The most bytes the file can have (the request's length or the
+    /// upload limit).
+    pub max_len: u64,
+}
+
+/// What an import reads.
+enum Import {
+    File(Upload),
+    Stream(UploadStream),
+}
+
 /// Told `(planes done, planes in all)` as planes are stored.
 pub type PlaneProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -45,15 +66,87 @@ impl App {
         upload: Upload,
         progress: PlaneProgress,
     ) -> Result<ImageRecord, AppError> {
+        self.import(caller, Import::File(upload), progress).await
+    }
+
+    /// Imports a TIFF as it arrives: pages whose IFD precedes their strips
+    /// are stored as they pass, the rest once the upload is complete
+    /// ([`pentascope_store::stream`]). Otherwise as [`App::ingest`].
+    pub async fn ingest_stream(
+        self: &Arc<Self>,
+        caller: &Caller,
+        upload: UploadStream,
+        progress: PlaneProgress,
+    ) -> Result<ImageRecord, AppError> {
+        self.import(caller, Import::Stream(upload), progress).await
+    }
+
+    /// Runs an import detached from its caller's future, owned by `caller`:
+    /// a caller that stops waiting cancels it.
+    async fn import(
+        self: &Arc<Self>,
+        caller: &Caller,
+        import: Import,
+        progress: PlaneProgress,
+    ) -> Result<ImageRecord, AppError> {
         caller.require(Scope::Write)?;
         let (app, cancel) = (self.clone(), Cancel::new());
         let owner = caller.owner().map(str::to_string);
         let observed = cancel.clone();
         App::detached(&cancel, async move {
-            app.ingest_until_cancelled(owner, upload, progress, observed)
-                .await
+            match import {
+                Import::File(upload) => {
+                    app.ingest_until_cancelled(owner, upload, progress, observed)
+                        .await
+                }
+                Import::Stream(upload) => {
+                    app.stream_until_cancelled(owner, upload, progress, observed)
+                        .await
+                }
+            }
         })
         .await
+    }
+
+    async fn stream_until_cancelled(
+        &self,
+        owner: Option<String>,
+        upload: UploadStream,
+        progress: PlaneProgress,
+        cancel: Cancel,
+    ) -> Result<ImageRecord, AppError> {
+        let id = self.images.reserve(ImageKind::Upload).await?;
+        let pixels = self.pixels.clone();
+        let limits = self.config.limits;
+        let name = upload.name.clone();
+        let observed = cancel.clone();
+        let staged = blocking(move || {
+            let UploadStream {
+                mut body,
+                spool,
+                name,
+                max_len,
+            } = upload;
+            let target = Target {
+                store: &*pixels,
+                id,
+                name: &name,
+                limits: &limits,
+                progress: &*progress,
+                cancel: &observed,
+            };
+            Ok(ingest_stream(&target, &mut *body, &spool, max_len)?)
+        })
+        .await;
+        let (staged, byte_size) = match staged {
+            Ok(s) => {
+                tracing::info!(%id, pages = s.streamed_pages, "pages stored as they arrived");
+                (Ok(s.ingested), s.bytes)
+            }
+            Err(e) => (Err(e), 0),
+        };
+        self.publish_ingested(id, owner, name, byte_size, staged, &cancel)
+            .await
     }
 
     async fn ingest_until_cancelled(
@@ -85,6 +178,21 @@ impl App {
             )?)
         })
         .await;
+        self.publish_ingested(id, owner, upload.name, upload.byte_size, staged, &cancel)
+            .await
+    }
+
+    /// Publishes staged pixels as image `id` with its record, or discards
+    /// them (and the reserved id) if staging failed or was cancelled.
+    async fn publish_ingested(
+        &self,
+        id: ImageId,
+        owner: Option<String>,
+        name: String,
+        byte_size: u64,
+        staged: Result<Ingested, AppError>,
+        cancel: &Cancel,
+    ) -> Result<ImageRecord, AppError> {
         let ingested = match staged {
             Ok(i) if !cancel.is_cancelled() => i,
             Ok(i) => {
@@ -102,8 +210,8 @@ impl App {
             id,
             kind: ImageKind::Upload,
             source_image_id: None,
-            original_filename: Some(upload.name),
-            byte_size: upload.byte_size,
+            original_filename: Some(name),
+            byte_size,
             created_at: now_rfc3339(),
             dtype: series.dtype,
             shape: series.shape,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pentascope_core::stats::{ChannelStats, SharedChannelStats, StatsAccumulator};
-use pentascope_core::tiff::{Series, TiffFile};
+use pentascope_core::tiff::{PageGroup, Series, TiffFile};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
 use rayon::prelude::*;
 
@@ -51,18 +51,28 @@ pub fn ingest_tiff(
     cancel: &Cancel,
 ) -> Result<Ingested, StoreError> {
     let tiff = TiffFile::open(source.path, limits, source.axes)?;
+    ingest_opened(store, id, source.name, &tiff, progress, cancel)
+}
+
+/// Stores the whole of an open TIFF as image `id` (staged), named `name`.
+pub(crate) fn ingest_opened(
+    store: &dyn PixelStore,
+    id: ImageId,
+    name: &str,
+    tiff: &TiffFile,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &Cancel,
+) -> Result<Ingested, StoreError> {
     let series = tiff.series().clone();
     let layout = ArrayLayout::for_image(series.shape, series.dtype);
-    let attributes = ImageAttributes {
-        name: source.name.to_string(),
-        channel_names: series.channel_names.clone(),
-        physical_sizes: series.physical_sizes.clone(),
-        downsample: Default::default(),
-    };
-    let level = dispatch_dtype!(series.dtype, T => compression_for::<T>(&tiff, &layout))?;
-    let writer = store.create(id, layout, &attributes, level)?;
-    let copied =
-        dispatch_dtype!(series.dtype, T => copy_pages::<T>(&tiff, &*writer, progress, cancel));
+    let level = dispatch_dtype!(series.dtype, T => compression_for::<T>(tiff, &layout))?;
+    let writer = store.create(id, layout, &attributes_of(&series, name), level)?;
+    let copied = dispatch_dtype!(series.dtype, T => {
+        let channels = SharedChannelStats::<T>::new(series.shape.c as usize);
+        let planes = PlaneCount::new(series.shape.planes(), progress);
+        copy_groups::<T>(tiff, &*writer, &series.page_groups(), &channels, &planes, cancel)
+            .map(|()| channels.finish())
+    });
     match copied {
         Ok(statistics) => Ok(Ingested {
             series,
@@ -76,6 +86,16 @@ pub fn ingest_tiff(
     }
 }
 
+/// What the stored array says about the image named `name`.
+pub(crate) fn attributes_of(series: &Series, name: &str) -> ImageAttributes {
+    ImageAttributes {
+        name: name.to_string(),
+        channel_names: series.channel_names.clone(),
+        physical_sizes: series.physical_sizes.clone(),
+        downsample: Default::default(),
+    }
+}
+
 /// The compression for this image, from a trial on its first band: the
 /// smallest of zstd level 1 where it saves at least 10% (as before blosc)
 /// and blosc with byte or bit shuffle where it saves at least 15%; zstd's
@@ -83,7 +103,7 @@ pub fn ingest_tiff(
 /// then costs no compression CPU: on the 1.26 GB benchmark hyperstack,
 /// blosc's 10% saving took ingest from 2.2 to 4.5 CPU-seconds, while the
 /// disk writes 1 GB/s.
-fn compression_for<T: Sample>(
+pub(crate) fn compression_for<T: Sample>(
     tiff: &TiffFile,
     layout: &ArrayLayout,
 ) -> Result<Compression, StoreError> {
@@ -99,7 +119,13 @@ fn compression_for<T: Sample>(
     let rows = layout.bands().next().expect("an image has rows");
     let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
     tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?;
-    let raw = pentascope_core::dtype::as_bytes(&bands[0]);
+    compression_of(&bands[0])
+}
+
+/// The compression [`compression_for`] picks for an image whose first band
+/// (of its first sample) is `band`.
+pub(crate) fn compression_of<T: Sample>(band: &[T]) -> Result<Compression, StoreError> {
+    let raw = pentascope_core::dtype::as_bytes(band);
     let mut best = (raw.len(), Compression::Zstd(ZSTD_LEVEL_FAST));
     for (candidate, most) in [
         (Compression::Zstd(ZSTD_LEVEL), raw.len() * 9 / 10),
@@ -121,18 +147,39 @@ fn compression_for<T: Sample>(
     Ok(best.1)
 }
 
-fn copy_pages<T: Sample>(
+/// Planes stored so far, told to a progress callback.
+pub(crate) struct PlaneCount<'a> {
+    done: AtomicU64,
+    total: u64,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl<'a> PlaneCount<'a> {
+    pub(crate) fn new(total: u64, progress: &'a (dyn Fn(u64, u64) + Sync)) -> Self {
+        PlaneCount {
+            done: AtomicU64::new(0),
+            total,
+            progress,
+        }
+    }
+
+    pub(crate) fn add(&self, planes: u64) {
+        let n = self.done.fetch_add(planes, Ordering::Relaxed);
+        (self.progress)(n + planes, self.total);
+    }
+}
+
+/// Decodes the page groups `groups` of `tiff`, stores them through `writer`
+/// and adds their samples to `channels`, groups in parallel.
+pub(crate) fn copy_groups<T: Sample>(
     tiff: &TiffFile,
     writer: &dyn PixelWriter,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    groups: &[PageGroup],
+    channels: &SharedChannelStats<T>,
+    planes: &PlaneCount<'_>,
     cancel: &Cancel,
-) -> Result<Vec<ChannelStats>, StoreError> {
-    let series = tiff.series();
+) -> Result<(), StoreError> {
     let layout = *writer.layout();
-    let groups = series.page_groups();
-    let channels = SharedChannelStats::<T>::new(series.shape.c as usize);
-    let total = series.shape.planes();
-    let done = AtomicU64::new(0);
     groups.par_iter().try_for_each(|group| {
         let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
         let mut partial: Vec<StatsAccumulator<T>> = group
@@ -162,9 +209,7 @@ fn copy_pages<T: Sample>(
         for (plane, acc) in group.planes.iter().zip(partial) {
             channels.merge(plane.c as usize, acc);
         }
-        let n = done.fetch_add(group.planes.len() as u64, Ordering::Relaxed);
-        progress(n + group.planes.len() as u64, total);
+        planes.add(group.planes.len() as u64);
         Ok::<(), StoreError>(())
-    })?;
-    Ok(channels.finish())
+    })
 }

@@ -27,6 +27,7 @@ pub mod pixels;
 pub mod record;
 pub mod records;
 pub mod segment;
+pub mod stream;
 
 pub use error::StoreError;
 pub use record::{ImageId, ImageKind, ImageRecord};

@@ -4,13 +4,12 @@
 //! Chunks are read with positioned reads (`pread`), so any number of threads
 //! can decode chunks of the same file at once.
 
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 
 use crate::error::CoreError;
 use crate::tiff::ifd::{Codec, PageLayout};
 use crate::tiff::jpeg;
+use crate::tiff::ReadAt;
 use crate::Sample;
 
 /// Where a chunk sits and how many of its rows are stored.
@@ -31,8 +30,8 @@ pub(crate) struct ChunkRef {
 /// Decodes the first `decoded_rows` rows of `chunk` into `out`, which holds
 /// exactly `decoded_rows` × chunk width × samples-in-chunk samples; the
 /// decompressor is stopped there, whatever the stream would go on to produce.
-pub(crate) fn decode_chunk<T: Sample>(
-    file: &File,
+pub(crate) fn decode_chunk<T: Sample, R: ReadAt + ?Sized>(
+    file: &R,
     page: &PageLayout,
     big_endian: bool,
     chunk: &ChunkRef,
@@ -82,8 +81,8 @@ pub(crate) fn decode_chunk<T: Sample>(
 
 /// Fills `out_bytes` with the chunk's stored (decompressed) bytes, refusing
 /// a chunk that holds fewer.
-fn read_stored(
-    file: &File,
+fn read_stored<R: ReadAt + ?Sized>(
+    file: &R,
     page: &PageLayout,
     chunk: &ChunkRef,
     out_bytes: &mut [u8],

@@ -408,6 +408,22 @@ fn plain(chain: &IfdChain, desc: &str, warnings: &mut Vec<String>) -> Interpreta
 
 /// Page axes from tifffile's `{"shape": [..], "axes": ".."}` description.
 fn shaped_axes(chain: &IfdChain, desc: &str, n_pages: u64) -> Option<Vec<(char, u64)>> {
+    let (letters, dims) = shaped_page_axes(chain, desc)?;
+    if dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d)) != Some(n_pages) {
+        return None;
+    }
+    Some(
+        letters
+            .into_iter()
+            .map(|l| if "TZC".contains(l) { l } else { 'I' })
+            .zip(dims)
+            .collect(),
+    )
+}
+
+/// The letters and sizes of the axes a shaped description gives beyond
+/// the first page's own (rows, columns, samples).
+fn shaped_page_axes(chain: &IfdChain, desc: &str) -> Option<(Vec<char>, Vec<u64>)> {
     let first = chain.pages.first()?.as_ref().ok()?;
     let json_shape = desc.split("\"shape\":").nth(1)?;
     let inner = json_shape.split('[').nth(1)?.split(']').next()?;
@@ -445,16 +461,78 @@ fn shaped_axes(chain: &IfdChain, desc: &str, n_pages: u64) -> Option<Vec<(char, 
     }
     dims.truncate(dims.len() - 2);
     letters.truncate(letters.len() - 2);
-    if dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d)) != Some(n_pages) {
+    Some((letters, dims))
+}
+
+/// The pages of an OME-TIFF of one image whose planes are all in this
+/// file: SizeZ × SizeT × SizeC / samples per pixel.
+fn ome_declared_pages(chain: &IfdChain, xml: &str) -> Option<u64> {
+    check_xml_structure(xml).ok()?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_XML_NODES,
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, options).ok()?;
+    let mut images = doc.descendants().filter(|n| n.tag_name().name() == "Image");
+    let image = images.next()?;
+    if images.next().is_some() {
         return None;
     }
-    Some(
-        letters
-            .into_iter()
-            .map(|l| if "TZC".contains(l) { l } else { 'I' })
-            .zip(dims)
-            .collect(),
-    )
+    let pixels = image.children().find(|n| n.tag_name().name() == "Pixels")?;
+    if pixels
+        .descendants()
+        .any(|n| n.tag_name().name() == "UUID" && n.attribute("FileName").is_some())
+    {
+        return None;
+    }
+    let size = |name: &str| {
+        pixels
+            .attribute(name)
+            .unwrap_or("1")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+    };
+    let samples = u64::from(chain.pages.first()?.as_ref().ok()?.samples);
+    let channels = size("SizeC")?;
+    if channels % samples != 0 {
+        return None;
+    }
+    size("SizeZ")?
+        .checked_mul(size("SizeT")?)?
+        .checked_mul(channels / samples)
+}
+
+/// How many pages a file has, as its first IFD (the only one in `chain`)
+/// declares them, for the files whose series that IFD alone decides:
+/// ImageJ's (and SCIFIO's) `images=`, the page axes of tifffile's shaped
+/// description, or the planes of an OME-XML with one image. `None` for
+/// every other file, whose pages are only known from the whole chain
+/// (OME-XML of several images or files, Micro-Manager, LSM, STK and
+/// FluoView keep their own tables, plain files have no count).
+pub fn declared_pages(chain: &IfdChain) -> Option<u64> {
+    if chain.micromanager.is_some()
+        || chain.lsm_info.is_some()
+        || chain.fluoview_header.is_some()
+        || chain.stk.is_some()
+    {
+        return None;
+    }
+    let desc = chain.description.as_deref()?;
+    if desc.contains("<OME") {
+        return ome_declared_pages(chain, desc);
+    }
+    if desc.starts_with("ImageJ=") || desc.starts_with("SCIFIO=") {
+        return desc
+            .lines()
+            .find_map(|l| l.strip_prefix("images="))
+            .and_then(|v| v.trim().parse().ok());
+    }
+    if desc.trim_start().starts_with('{') {
+        let (_, dims) = shaped_page_axes(chain, desc)?;
+        return dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
+    }
+    None
 }
 
 /// Pixel width and height from XResolution and YResolution (pixels per

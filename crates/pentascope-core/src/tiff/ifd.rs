@@ -127,7 +127,7 @@ pub enum ChunkGeometry {
 }
 
 /// Everything needed to decode one page (IFD) into samples.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PageLayout {
     /// Columns.
     pub width: u32,
@@ -282,6 +282,18 @@ pub struct IfdChain {
     pub micromanager: Option<MicroManager>,
     /// Length of the file in bytes.
     pub file_len: u64,
+    /// The IFD after the last one read, where a [`ChainWalk`] stopped early.
+    pub next_ifd: Option<u64>,
+}
+
+/// Which IFDs [`read_ifds`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChainWalk {
+    /// The IFD to start at, or `None` for the file's first (whose tags
+    /// also give the chain's metadata: description, resolution, flavours).
+    pub start: Option<u64>,
+    /// How many IFDs to read at most.
+    pub max_ifds: Option<usize>,
 }
 
 /// The planes of a MetaMorph STK file, from its first page's UIC2tag (six
@@ -669,6 +681,17 @@ const MIN_BYTES_PER_LISTED_CHUNK: u64 = 2;
 
 /// Reads the header and every IFD of `file`.
 pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, CoreError> {
+    read_ifds(file, file_len, limits, ChainWalk::default())
+}
+
+/// Reads the IFDs of `file` that `walk` says, as [`read_chain`] reads them:
+/// what an upload that streams in needs, one IFD at a time as it arrives.
+pub fn read_ifds(
+    file: &File,
+    file_len: u64,
+    limits: &Limits,
+    walk: ChainWalk,
+) -> Result<IfdChain, CoreError> {
     if file_len == 0 {
         return Err(CoreError::NotTiff("the file is empty".into()));
     }
@@ -700,9 +723,12 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
 
     let mut pages = Vec::new();
     let mut seen = HashSet::new();
-    let mut next = match first_ifd_offset(file, file_len, big_endian, bigtiff)? {
-        0 => None,
-        offset => Some(IfdPointer(offset)),
+    let mut next = match walk.start {
+        Some(offset) => Some(IfdPointer(offset)),
+        None => match first_ifd_offset(file, file_len, big_endian, bigtiff)? {
+            0 => None,
+            offset => Some(IfdPointer(offset)),
+        },
     };
     let mut description = None;
     let mut software = None;
@@ -718,6 +744,9 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
     while let Some(ptr) = next {
+        if walk.max_ifds.is_some_and(|most| pages.len() >= most) {
+            break;
+        }
         if !seen.insert(ptr.0) {
             return Err(CoreError::Format(format!(
                 "the IFD chain loops back to offset {} after {} pages",
@@ -741,7 +770,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         let dir = decoder.read_directory(ptr).map_err(map_tiff_error)?;
         next = dir.next();
         let mut tags = decoder.read_directory_tags(&dir);
-        if pages.is_empty() {
+        if pages.is_empty() && walk.start.is_none() {
             stk = stk_planes(file, ptr.0, big_endian, bigtiff, file_len, limits)?;
             lsm_info = (!big_endian)
                 .then(|| tags.find_tag(Tag::Unknown(CZ_LSMINFO_TAG)).ok().flatten())
@@ -840,6 +869,7 @@ pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChai
         fluoview_header,
         micromanager: micromanager_metadata,
         file_len,
+        next_ifd: next.map(|p| p.0),
     })
 }
 

@@ -19,8 +19,6 @@
 //! Decoder errors (a truncated stream among them: zune-jpeg runs in strict
 //! mode), and any panic inside the decoder, become [`CoreError::Format`].
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use zune_jpeg::zune_core::bytestream::ZCursor;
@@ -31,11 +29,12 @@ use zune_jpeg::JpegDecoder;
 use crate::error::CoreError;
 use crate::tiff::codec::ChunkRef;
 use crate::tiff::ifd::PageLayout;
+use crate::tiff::ReadAt;
 
 /// Decodes the first `chunk.decoded_rows` rows of JPEG chunk `chunk` into
 /// `out` (`decoded_rows` × chunk width × `samples` bytes, interleaved).
-pub(crate) fn decode(
-    file: &File,
+pub(crate) fn decode<R: ReadAt + ?Sized>(
+    file: &R,
     page: &PageLayout,
     chunk: &ChunkRef,
     samples: usize,

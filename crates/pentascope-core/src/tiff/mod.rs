@@ -18,6 +18,7 @@ pub mod ifd;
 mod jpeg;
 pub mod writer;
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -123,6 +124,53 @@ impl Series {
         Ok(series)
     }
 
+    /// The series of a file whose first IFD (the only one `first` holds)
+    /// declares how many pages follow ([`flavour::declared_pages`]),
+    /// interpreted as if those pages were there, each of the first page's
+    /// kind: what an upload streaming in is stored as before its later IFDs
+    /// have arrived. The whole chain, read when the upload is complete, has
+    /// the last word. `None` where the first IFD does not decide the series.
+    pub fn predicted(first: &IfdChain, axes: Option<&Axes>, limits: &Limits) -> Option<Series> {
+        let pages = flavour::declared_pages(first)?;
+        if pages == 0 || pages > limits.max_pages {
+            return None;
+        }
+        let page = first.pages.first()?.as_ref().ok()?;
+        // later pages are only compared by kind: their chunks stay unlisted
+        let later = PageLayout {
+            offsets: Vec::new(),
+            byte_counts: Vec::new(),
+            jpeg: None,
+            ..page.clone()
+        };
+        let mut layouts = Vec::with_capacity(pages as usize);
+        layouts.push(Ok(page.clone()));
+        layouts.extend((1..pages).map(|_| Ok(later.clone())));
+        let chain = IfdChain {
+            bigtiff: first.bigtiff,
+            big_endian: first.big_endian,
+            pages: layouts,
+            description: first.description.clone(),
+            software: first.software.clone(),
+            imagej_metadata: first.imagej_metadata.clone(),
+            resolution: first.resolution,
+            ifd_offsets: vec![first.ifd_offsets.first().copied().unwrap_or(0); pages as usize],
+            stk: None,
+            lsm_info: None,
+            fluoview_header: None,
+            micromanager: None,
+            file_len: first.file_len,
+            next_ifd: None,
+        };
+        let series = Series::from_chain(&chain, &[], axes, limits).ok()?;
+        (series.contiguous.is_none()
+            && matches!(
+                series.flavour,
+                Flavour::ImageJ | Flavour::Plain | Flavour::Ome
+            ))
+        .then_some(series)
+    }
+
     /// Where the pages are planes stored back to back after the first IFD's
     /// data (ImageJ files of more than 4 GB), rather than IFDs.
     pub fn contiguous(&self) -> Option<ContiguousPlanes> {
@@ -173,7 +221,7 @@ impl TiffFile {
                 0
             }
         ];
-        file.read_exact_at(&mut header, 0)?;
+        FileExt::read_exact_at(&file, &mut header, 0)?;
         let series = Series::from_chain(&chain, &header, axes, limits)?;
         check_chunks_not_shared(&chain, &series, file_len)?;
         Ok(TiffFile {
@@ -189,6 +237,30 @@ impl TiffFile {
         &self.series
     }
 
+    /// How page `page` of [`Series::page_groups`] is laid out: its IFD,
+    /// or for planes stored back to back ([`Series::contiguous`]) the
+    /// plane's place after the first page's data.
+    pub fn layout_of(&self, page: usize) -> Result<Cow<'_, PageLayout>, CoreError> {
+        match self.series.contiguous {
+            Some(planes) => {
+                let first = self.pages[0].as_ref().map_err(clone_error)?;
+                Ok(Cow::Owned(contiguous_plane(first, planes, page)?))
+            }
+            None => Ok(Cow::Borrowed(
+                self.pages
+                    .get(page)
+                    .ok_or_else(|| {
+                        CoreError::OutOfRange(format!(
+                            "page {page} does not exist; the file has {}",
+                            self.pages.len()
+                        ))
+                    })?
+                    .as_ref()
+                    .map_err(clone_error)?,
+            )),
+        }
+    }
+
     /// Decodes rows `rows` of `page` into `out`, one buffer per sample of
     /// the page (each resized to `rows.len() × width`). Strips and tiles are
     /// decoded in parallel.
@@ -198,82 +270,90 @@ impl TiffFile {
         rows: Range<u32>,
         out: &mut [Vec<T>],
     ) -> Result<(), CoreError> {
-        let plane_layout;
-        let layout = match self.series.contiguous {
-            Some(planes) => {
-                let first = self.pages[0].as_ref().map_err(clone_error)?;
-                plane_layout = contiguous_plane(first, planes, page)?;
-                &plane_layout
-            }
-            None => self
-                .pages
-                .get(page)
-                .ok_or_else(|| {
-                    CoreError::OutOfRange(format!(
-                        "page {page} does not exist; the file has {}",
-                        self.pages.len()
-                    ))
-                })?
-                .as_ref()
-                .map_err(clone_error)?,
-        };
-        if rows.is_empty() || rows.end > layout.height {
-            return Err(CoreError::OutOfRange(format!(
-                "rows {rows:?} are not within the page's {} rows",
-                layout.height
-            )));
-        }
-        if T::DTYPE != layout.dtype {
-            return Err(CoreError::InvalidRequest(format!(
-                "page {page} holds {} samples, not {}",
-                layout.dtype,
-                T::DTYPE
-            )));
-        }
-        let samples = usize::from(layout.samples);
-        assert_eq!(out.len(), samples, "one output buffer per sample");
-        let width = layout.width as usize;
-        let band_rows = (rows.end - rows.start) as usize;
-        for buf in out.iter_mut() {
-            buf.clear();
-            buf.resize(band_rows * width, T::default());
-        }
-        let chunks = band_chunks(layout, rows.clone());
-        let (chunk_w, _) = layout.chunk_size();
-        let per_chunk = if layout.planar_separate { 1 } else { samples };
-        let decoded: Vec<(ChunkRef, Vec<T>)> = chunks
-            .into_par_iter()
-            .map(|c| {
-                let mut buf =
-                    vec![T::default(); c.decoded_rows as usize * chunk_w as usize * per_chunk];
-                decode_chunk(&self.file, layout, self.big_endian, &c, &mut buf)?;
-                Ok((c, buf))
-            })
-            .collect::<Result<_, CoreError>>()?;
-        for (c, data) in decoded {
-            let x1 = c.x0.saturating_add(chunk_w).min(layout.width);
-            let cols = (x1 - c.x0) as usize;
-            let y_from = c.y0.max(rows.start);
-            let y_to = (c.y0 + c.decoded_rows).min(rows.end);
-            for y in y_from..y_to {
-                let src_row = (y - c.y0) as usize * chunk_w as usize * per_chunk;
-                let dst = (y - rows.start) as usize * width + c.x0 as usize;
-                if per_chunk == 1 {
-                    out[c.sample as usize][dst..dst + cols]
-                        .copy_from_slice(&data[src_row..src_row + cols]);
-                } else {
-                    let src = &data[src_row..src_row + cols * per_chunk];
-                    for (s, buf) in out.iter_mut().enumerate() {
-                        let dst = &mut buf[dst..dst + cols];
-                        for (d, px) in dst.iter_mut().zip(src.chunks_exact(per_chunk)) {
-                            *d = px[s];
-                        }
+        let layout = self.layout_of(page)?;
+        decode_band(&self.file, &layout, self.big_endian, rows, out)
+    }
+}
+
+/// Positioned reads of a TIFF's bytes: the file itself, or one page's bytes
+/// held in memory while an upload streams past.
+pub trait ReadAt: Sync {
+    /// Fills `buf` from `offset` on, or fails.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+/// Decodes rows `rows` of the page laid out as `layout` from `source` into
+/// `out`, one buffer per sample of the page (each resized to `rows.len() ×
+/// width`). Strips and tiles are decoded in parallel.
+pub fn decode_band<T: Sample, R: ReadAt + ?Sized>(
+    source: &R,
+    layout: &PageLayout,
+    big_endian: bool,
+    rows: Range<u32>,
+    out: &mut [Vec<T>],
+) -> Result<(), CoreError> {
+    if rows.is_empty() || rows.end > layout.height {
+        return Err(CoreError::OutOfRange(format!(
+            "rows {rows:?} are not within the page's {} rows",
+            layout.height
+        )));
+    }
+    if T::DTYPE != layout.dtype {
+        return Err(CoreError::InvalidRequest(format!(
+            "the page holds {} samples, not {}",
+            layout.dtype,
+            T::DTYPE
+        )));
+    }
+    let samples = usize::from(layout.samples);
+    assert_eq!(out.len(), samples, "one output buffer per sample");
+    let width = layout.width as usize;
+    let band_rows = (rows.end - rows.start) as usize;
+    for buf in out.iter_mut() {
+        buf.clear();
+        buf.resize(band_rows * width, T::default());
+    }
+    let chunks = band_chunks(layout, rows.clone());
+    let (chunk_w, _) = layout.chunk_size();
+    let per_chunk = if layout.planar_separate { 1 } else { samples };
+    let decoded: Vec<(ChunkRef, Vec<T>)> = chunks
+        .into_par_iter()
+        .map(|c| {
+            let mut buf =
+                vec![T::default(); c.decoded_rows as usize * chunk_w as usize * per_chunk];
+            decode_chunk(source, layout, big_endian, &c, &mut buf)?;
+            Ok((c, buf))
+        })
+        .collect::<Result<_, CoreError>>()?;
+    for (c, data) in decoded {
+        let x1 = c.x0.saturating_add(chunk_w).min(layout.width);
+        let cols = (x1 - c.x0) as usize;
+        let y_from = c.y0.max(rows.start);
+        let y_to = (c.y0 + c.decoded_rows).min(rows.end);
+        for y in y_from..y_to {
+            let src_row = (y - c.y0) as usize * chunk_w as usize * per_chunk;
+            let dst = (y - rows.start) as usize * width + c.x0 as usize;
+            if per_chunk == 1 {
+                out[c.sample as usize][dst..dst + cols]
+                    .copy_from_slice(&data[src_row..src_row + cols]);
+            } else {
+                let src = &data[src_row..src_row + cols * per_chunk];
+                for (s, buf) in out.iter_mut().enumerate() {
+                    let dst = &mut buf[dst..dst + cols];
+                    for (d, px) in dst.iter_mut().zip(src.chunks_exact(per_chunk)) {
+                        *d = px[s];
                     }
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The layout of plane `page` of a file whose planes follow one another

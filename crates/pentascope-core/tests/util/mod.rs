@@ -532,6 +532,7 @@ pub fn interpret_metadata(
         fluoview_header: None,
         micromanager: None,
         file_len: u64::MAX,
+        next_ifd: None,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;
     series.page_groups();

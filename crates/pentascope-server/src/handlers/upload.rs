@@ -1,5 +1,7 @@
-//! `POST /upload`: spool the multipart body to disk as it arrives, ingest
-//! it on the blocking pool, publish only when everything is written.
+//! `POST /upload`: the file field is handed to the ingest as it arrives,
+//! which stores what it can place at once and spools the rest
+//! ([`pentascope_store::stream`]); the image is published only when
+//! everything is written.
 
 use std::sync::Arc;
 
@@ -7,10 +9,12 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use pentascope_app::ingest::Upload;
+use bytes::Bytes;
+use pentascope_app::ingest::UploadStream;
 use pentascope_core::Axes;
+use pentascope_store::stream::UploadBody;
+use pentascope_store::StoreError;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
 use axum::Extension;
 use pentascope_app::Caller;
@@ -19,17 +23,44 @@ use crate::error::ApiError;
 use crate::handlers::params::Params;
 use crate::AppState;
 
-/// Bytes gathered before each write to the spool file.
-const SPOOL_BUFFER: usize = 8 << 20;
+/// Pieces of the body queued between the connection and the ingest.
+const QUEUED_PIECES: usize = 64;
 
-/// An upload spooled to a temporary file (deleted on drop).
-struct Spooled {
-    file: tempfile::TempPath,
-    name: String,
-    bytes: u64,
+/// What the connection hands the ingest.
+enum BodyPiece {
+    Bytes(Bytes),
+    /// The file is complete; the form's axes, if any came after it.
+    End(Option<Axes>),
 }
 
-/// `POST /upload` with multipart field `file` and optional `axes`.
+/// The file field's bytes as the connection receives them.
+struct ReceivedBody {
+    pieces: tokio::sync::mpsc::Receiver<BodyPiece>,
+    axes: Option<Axes>,
+}
+
+impl UploadBody for ReceivedBody {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        match self.pieces.blocking_recv() {
+            Some(BodyPiece::Bytes(bytes)) => Ok(Some(bytes)),
+            Some(BodyPiece::End(axes)) => {
+                if axes.is_some() {
+                    self.axes = axes;
+                }
+                Ok(None)
+            }
+            // the upload broke off: the handler answers with why
+            None => Err(StoreError::Cancelled),
+        }
+    }
+
+    fn axes(&self) -> Option<Axes> {
+        self.axes.clone()
+    }
+}
+
+/// `POST /upload` with multipart field `file` and optional `axes` (a form
+/// field, best before the file, or a query parameter).
 pub async fn upload(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -37,7 +68,7 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // a declared size over the limit is refused before a byte is spooled
+    // a declared size over the limit is refused before a byte is read
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -45,21 +76,88 @@ pub async fn upload(
     if declared.is_some_and(|n| n > app.config.max_upload_bytes) {
         return Err(too_large(&app));
     }
-    let mut multipart = multipart.map_err(|e| {
+    let multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a multipart/form-data body with a field named file ({e})"
         ))
     })?;
     let started = std::time::Instant::now();
-    let mut axes_text = params.get("axes").cloned();
-    let mut spooled = None;
+    let spool = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempfile_in(app.config.spool_dir())
+        .map_err(spool_error)?
+        .into_temp_path();
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<(String, Option<Axes>)>();
+    let (pieces_tx, pieces) = tokio::sync::mpsc::channel(QUEUED_PIECES);
+    let receive = receive(
+        &app,
+        multipart,
+        params.get("axes").cloned(),
+        start_tx,
+        pieces_tx,
+        started,
+    );
+    let ingest = async {
+        let (name, axes) = start_rx.await.ok()?;
+        let upload = UploadStream {
+            body: Box::new(ReceivedBody { pieces, axes }),
+            spool: spool.to_path_buf(),
+            name,
+            max_len: declared.unwrap_or(app.config.max_upload_bytes),
+        };
+        Some(
+            app.ingest_stream(&caller, upload, Arc::new(|_, _| {}))
+                .await,
+        )
+    };
+    let (received, ingested) = tokio::join!(receive, ingest);
+    // a broken or malformed request says more than the ingest it stopped
+    received?;
+    let record = ingested.ok_or_else(|| ApiError::internal("the upload was never ingested"))??;
+    drop(spool);
+    tracing::info!(
+        id = %record.id,
+        seconds = started.elapsed().as_secs_f64(),
+        mb_per_s = record.byte_size as f64 / 1e6 / started.elapsed().as_secs_f64(),
+        "upload published"
+    );
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "message": "File uploaded successfully",
+            "image_id": record.id,
+            "shape": record.shape.to_array(),
+            "dtype": record.dtype,
+        })),
+    ))
+}
+
+/// Reads the form: fields before the file, then the file's bytes, handed to
+/// the ingest as they come (`start` with its name and the axes known so
+/// far), then the fields after it.
+async fn receive(
+    app: &AppState,
+    mut multipart: Multipart,
+    mut axes_text: Option<String>,
+    start: tokio::sync::oneshot::Sender<(String, Option<Axes>)>,
+    pieces: tokio::sync::mpsc::Sender<BodyPiece>,
+    started: std::time::Instant,
+) -> Result<(), ApiError> {
+    let parse_axes = |text: &Option<String>| {
+        text.as_deref()
+            .filter(|a| !a.trim().is_empty())
+            .map(Axes::parse)
+            .transpose()
+    };
+    let mut start = Some(start);
+    let mut file = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| ApiError::bad_request(format!("cannot read the multipart body: {e}")))?
     {
         match field.name() {
-            Some("file") if spooled.is_some() => {
+            Some("file") if file.is_some() => {
                 return Err(ApiError::bad_request(
                     "the upload has more than one field named file: send one file per request",
                 ));
@@ -78,28 +176,25 @@ pub async fn upload(
                         Some(name) => name.to_string(),
                         None => "upload.tif".to_string(),
                     };
-                let path = tempfile::Builder::new()
-                    .prefix("upload-")
-                    .tempfile_in(app.config.spool_dir())
-                    .map_err(spool_error)?
-                    .into_temp_path();
-                // Large writes: each write to a tokio file is a trip to the
-                // blocking pool, so batch the small multipart chunks.
-                let mut out = tokio::io::BufWriter::with_capacity(
-                    SPOOL_BUFFER,
-                    tokio::fs::File::create(&path).await.map_err(spool_error)?,
-                );
-                let mut bytes = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(&app, e))? {
-                    bytes += chunk.len() as u64;
-                    out.write_all(&chunk).await.map_err(spool_error)?;
+                let axes = parse_axes(&axes_text)?;
+                if let Some(start) = start.take() {
+                    let _ = start.send((name.clone(), axes));
                 }
-                out.flush().await.map_err(spool_error)?;
-                spooled = Some(Spooled {
-                    file: path,
-                    name,
+                let mut bytes = 0u64;
+                let mut ingesting = true;
+                while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(app, e))? {
+                    bytes += chunk.len() as u64;
+                    // an ingest that stopped has its own answer; the rest of
+                    // the body is read so that the client gets it
+                    ingesting = ingesting && pieces.send(BodyPiece::Bytes(chunk)).await.is_ok();
+                }
+                tracing::info!(
+                    file = %name,
                     bytes,
-                });
+                    seconds = started.elapsed().as_secs_f64(),
+                    "upload received"
+                );
+                file = Some(());
             }
             Some("axes") => {
                 axes_text = Some(field.text().await.map_err(|e| {
@@ -109,44 +204,13 @@ pub async fn upload(
             _ => {}
         }
     }
-    let spooled = spooled.ok_or_else(|| ApiError {
+    file.ok_or_else(|| ApiError {
         status: StatusCode::BAD_REQUEST,
         message: "No file part in the request".into(),
         detail: Some("send the TIFF as multipart/form-data field \"file\"".into()),
     })?;
-    let axes = axes_text
-        .filter(|a| !a.trim().is_empty())
-        .map(|a| Axes::parse(&a))
-        .transpose()?;
-    tracing::info!(
-        file = %spooled.name,
-        bytes = spooled.bytes,
-        seconds = started.elapsed().as_secs_f64(),
-        "upload received"
-    );
-    let upload = Upload {
-        path: spooled.file.to_path_buf(),
-        name: spooled.name,
-        byte_size: spooled.bytes,
-        axes,
-    };
-    let record = app.ingest(&caller, upload, Arc::new(|_, _| {})).await?;
-    drop(spooled.file);
-    tracing::info!(
-        id = %record.id,
-        seconds = started.elapsed().as_secs_f64(),
-        mb_per_s = record.byte_size as f64 / 1e6 / started.elapsed().as_secs_f64(),
-        "upload published"
-    );
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "message": "File uploaded successfully",
-            "image_id": record.id,
-            "shape": record.shape.to_array(),
-            "dtype": record.dtype,
-        })),
-    ))
+    let _ = pieces.send(BodyPiece::End(parse_axes(&axes_text)?)).await;
+    Ok(())
 }
 
 /// 413 naming the upload limit and its setting.

@@ -21,6 +21,7 @@ mod outage;
 mod render;
 mod scale_out;
 mod segment;
+mod stream;
 mod tifffile;
 mod viewer;
 mod zarr;

@@ -13,25 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sha2::Digest;
 
 use crate::util::{close, fixtures_dir, FixtureSet, Server};
 
 fn python() -> PathBuf {
     crate::util::python::python_with("tifffile, imagecodecs, numpy")
-}
-
-/// The sha256 of image `id`'s samples (its `.npy` download's data), in
-/// hex.
-fn samples_sha256(server: &Server, id: &str) -> String {
-    let npy = server
-        .get(&format!("/images/{id}/download?format=npy"))
-        .npy()
-        .unwrap();
-    sha2::Sha256::digest(&npy.data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Runs `script` with `args`; its standard output parsed as JSON.
@@ -405,7 +391,7 @@ fn metamorph_stk_files_read_as_tifffile_reads_them() {
         };
         assert_eq!(meta["shape"], serde_json::json!(shape), "{name} ({axis})");
         assert_eq!(
-            samples_sha256(&server, &id),
+            server.samples_sha256(&id),
             want["sha256"].as_str().unwrap(),
             "{name}: samples"
         );
@@ -516,7 +502,7 @@ fn zeiss_lsm_files_read_as_tifffile_reads_them() {
         assert_eq!(meta["flavour"], "lsm", "{name}");
         assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
         assert_eq!(
-            samples_sha256(&server, &id),
+            server.samples_sha256(&id),
             want["sha256"].as_str().unwrap(),
             "{name}: samples"
         );
@@ -608,7 +594,7 @@ fn olympus_fluoview_files_read_as_tifffile_reads_them() {
         assert_eq!(meta["flavour"], "fluoview", "{name}");
         assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
         assert_eq!(
-            samples_sha256(&server, &id),
+            server.samples_sha256(&id),
             want["sha256"].as_str().unwrap(),
             "{name}: samples"
         );
@@ -816,7 +802,7 @@ fn micromanager_files_read_as_tifffile_reads_them() {
         assert_eq!(meta["flavour"], flavour, "{name} ({})", want["kind"]);
         assert_eq!(meta["shape"], want["shape"], "{name} ({})", want["axes"]);
         assert_eq!(
-            samples_sha256(&server, &id),
+            server.samples_sha256(&id),
             want["sha256"].as_str().unwrap(),
             "{name}: samples"
         );

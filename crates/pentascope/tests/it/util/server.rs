@@ -471,6 +471,20 @@ impl Server {
         image_id_of(&resp).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
+    /// The sha256 of image `id`'s samples (its `.npy` download's data), in
+    /// hex.
+    pub fn samples_sha256(&self, id: &str) -> String {
+        use sha2::Digest;
+        let npy = self
+            .get(&format!("/images/{id}/download?format=npy"))
+            .npy()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        sha2::Sha256::digest(&npy.data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// `GET /metadata?image_id=id`, which must succeed.
     pub fn metadata(&self, id: &str) -> Value {
         let resp = self.get(&format!("/metadata?image_id={id}"));
