@@ -373,8 +373,16 @@ fn store_page<T: Sample>(
         .iter()
         .map(|_| pentascope_core::stats::StatsAccumulator::new())
         .collect();
+    let in_place = as_samples::<T>(page, big_endian);
     for rows in layout.bands() {
         cancel.check()?;
+        if let (Some(samples), [plane], [acc]) = (in_place, &group.planes[..], &mut partial[..]) {
+            let width = layout.shape.x as usize;
+            let band = &samples[rows.start as usize * width..rows.end as usize * width];
+            writer.write_band(*plane, rows.start, pentascope_core::dtype::as_bytes(band))?;
+            acc.add(band);
+            continue;
+        }
         decode_band(
             page,
             &page.layout,
@@ -391,6 +399,23 @@ fn store_page<T: Sample>(
         channels.merge(plane.c as usize, acc);
     }
     Ok(())
+}
+
+/// The captured page's samples as they are, where its bytes already are
+/// its plane: one sample per pixel, uncompressed, in row order, in this
+/// machine's byte order, aligned. Stored from there, without decoding.
+fn as_samples<T: Sample>(page: &CapturedPage, big_endian: bool) -> Option<&[T]> {
+    let layout = &page.layout;
+    let plane = usize::try_from(layout.plane_bytes()?).ok()?;
+    let native = big_endian == cfg!(target_endian = "big") || std::mem::size_of::<T>() == 1;
+    if !layout.is_final()
+        || layout.samples != 1
+        || !native
+        || layout.offsets.first() != Some(&page.base)
+    {
+        return None;
+    }
+    bytemuck::try_cast_slice(page.bytes.get(..plane)?).ok()
 }
 
 /// Pages being decoded, at most [`MAX_PAGES_IN_FLIGHT`], and the first
