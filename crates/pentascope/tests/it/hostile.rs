@@ -267,6 +267,61 @@ fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() 
 }
 
 #[test]
+fn a_client_that_leaves_while_its_pages_are_stored_as_they_arrive_leaves_nothing() {
+    let server = Server::start();
+    // an ImageJ stack of 96 pages of 2048 × 2048 uint16 (768 MiB), all IFDs
+    // first: each page is stored as its bytes pass
+    let file = described_tiff(
+        2048,
+        2048,
+        16,
+        96,
+        "ImageJ=1.54f\nimages=96\nslices=96\n",
+        |p, i| (p as usize + i) as u8,
+    );
+    let boundary = "pentascope-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.tif\"\r\n\
+         Content-Type: image/tiff\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    drop(file);
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // half the body: pages are being stored when the client goes
+    stream.write_all(&body[..body.len() / 2]).unwrap();
+    let staging = server.data_dir().join("images").join(".staging");
+    assert!(
+        within(Duration::from_secs(60), || std::fs::read_dir(&staging)
+            .is_ok_and(|mut d| d.next().is_some())),
+        "no pages were staged while the body arrived\n{}",
+        server.logs()
+    );
+    drop(stream);
+    let clean = within(Duration::from_secs(5), || {
+        pending_rows(&server).is_empty() && leftovers(&server).is_empty()
+    });
+    assert!(
+        clean,
+        "after 5 s: pending {:?}, files {:?}\n{}",
+        pending_rows(&server),
+        leftovers(&server),
+        server.logs()
+    );
+    let images = server.get("/images").ok_json().unwrap();
+    assert_eq!(images["count"], 0, "the abandoned upload was not published");
+    server.assert_healthy();
+}
+
+#[test]
 fn delete_during_analyze_never_answers_with_data_of_a_deleted_image() {
     let server = Server::start();
     // an ImageJ hyperstack of 20 × 3 planes of 1024 × 1024 uint16
