@@ -686,6 +686,13 @@ impl Router {
             // JFIF is read from their first strip when the chain is
             return;
         }
+        // a thumbnail or reduced copy is no plane of the series; the chain,
+        // read at the end, says where the planes are
+        let first = self.parser.first.as_ref().and_then(|c| c.pages.first());
+        if layout.reduced || !first.is_some_and(|f| f.as_ref().is_ok_and(|f| f.same_kind(&layout)))
+        {
+            return;
+        }
         let mut strips: Vec<(u64, u64)> = Vec::with_capacity(layout.offsets.len());
         for (o, n) in layout.offsets.iter().zip(&layout.byte_counts) {
             match o.checked_add(*n) {
