@@ -41,6 +41,10 @@ const MAX_PAGE_SPAN: u64 = 32 << 20;
 const MAX_PAGES_IN_FLIGHT: usize = 4;
 /// The most entries an IFD may have for it to be read while streaming.
 const MAX_STREAMED_ENTRIES: u64 = 1 << 16;
+/// Pages waiting for their strips at once. Files with all IFDs first list
+/// every page before any data: past this many, pages are spooled and read
+/// at the end, so that placing each arriving byte stays cheap.
+const MAX_PENDING_CAPTURES: usize = 256;
 
 /// An upload's body as it arrives.
 pub trait UploadBody: Send {
@@ -713,6 +717,7 @@ impl Router {
         if base < self.pos
             || end <= base
             || end - base > MAX_PAGE_SPAN
+            || self.captures.len() >= MAX_PENDING_CAPTURES
             || self.captures.iter().any(|c| c.base < end && base < c.end)
         {
             return;

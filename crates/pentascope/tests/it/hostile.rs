@@ -213,11 +213,10 @@ fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() 
     server.assert_healthy();
 }
 
-#[test]
-fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() {
-    let server = Server::start();
-    // 96 pages of 2048 × 2048 uint16 (768 MiB): long enough to leave during
-    let file = plain_tiff(2048, 2048, 16, 96, |p, i| (p as usize + i) as u8);
+/// A connection to `server` that has sent the headers of `POST /upload` for
+/// `file` as multipart field `file`, and the body still to send: the test
+/// decides how much of it goes before the client leaves.
+fn upload_by_hand(server: &Server, file: Vec<u8>) -> (TcpStream, Vec<u8>) {
     let boundary = "pentascope-test-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.tif\"\r\n\
@@ -225,8 +224,8 @@ fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() 
     )
     .into_bytes();
     body.extend_from_slice(&file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     drop(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let mut stream = TcpStream::connect(server.addr()).unwrap();
     write!(
         stream,
@@ -235,6 +234,15 @@ fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() 
         body.len()
     )
     .unwrap();
+    (stream, body)
+}
+
+#[test]
+fn a_client_that_leaves_mid_ingest_leaves_no_staged_pixels_and_no_pending_row() {
+    let server = Server::start();
+    // 96 pages of 2048 × 2048 uint16 (768 MiB): long enough to leave during
+    let file = plain_tiff(2048, 2048, 16, 96, |p, i| (p as usize + i) as u8);
+    let (mut stream, body) = upload_by_hand(&server, file);
     stream.write_all(&body).unwrap();
     // the whole body is sent: wait until the ingest has started, then leave
     assert!(
@@ -279,23 +287,7 @@ fn a_client_that_leaves_while_its_pages_are_stored_as_they_arrive_leaves_nothing
         "ImageJ=1.54f\nimages=96\nslices=96\n",
         |p, i| (p as usize + i) as u8,
     );
-    let boundary = "pentascope-test-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.tif\"\r\n\
-         Content-Type: image/tiff\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    drop(file);
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
+    let (mut stream, body) = upload_by_hand(&server, file);
     // half the body: pages are being stored when the client goes
     stream.write_all(&body[..body.len() / 2]).unwrap();
     let staging = server.data_dir().join("images").join(".staging");
