@@ -247,7 +247,7 @@ impl App {
     }
 
     /// The metadata text of image `id`'s file, as written, with its format
-    /// (`ome-xml`, `imagej`, `scanimage` or `description`).
+    /// (`ome-xml`, `imagej`, `micromanager`, `scanimage` or `description`).
     pub async fn original_metadata(
         &self,
         caller: &Caller,

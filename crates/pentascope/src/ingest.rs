@@ -1,6 +1,7 @@
 //! `pentascope ingest PATH...`: imports files and folders through the same
 //! use case as `POST /upload`, with a progress bar per file and a summary.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,7 +40,9 @@ pub struct IngestArgs {
     settings: Settings,
 }
 
-/// Imports every file, one at a time (each import uses every core).
+/// Imports every file, one at a time (each import uses every core). A file
+/// read with an earlier one (a Micro-Manager dataset's other files, which
+/// the first imports with it) is not imported again.
 pub async fn run(args: IngestArgs) -> Result<(), String> {
     let axes = args
         .axes
@@ -64,9 +67,28 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
     };
     let style = ProgressStyle::with_template("{prefix:>40!} {bar:30} {pos}/{len} planes {msg}")
         .map_err(|e| e.to_string())?;
+    let limits = args.settings.config().limits;
     let mut failures = Vec::new();
-    let mut imported = 0;
+    let (mut imported, mut read_with) = (0, 0);
+    // file → the file it was read with
+    let mut dataset_of: HashMap<PathBuf, PathBuf> = HashMap::new();
     for (n, path) in files.iter().enumerate() {
+        let position = format!("[{}/{}]", n + 1, files.len());
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if let Some(first) = dataset_of.get(&canonical) {
+            read_with += 1;
+            println!(
+                "{position} {} was read with {} (a file of its Micro-Manager dataset)",
+                path.display(),
+                first.display()
+            );
+            continue;
+        }
+        // a file that cannot be read is reported by its import
+        for other in pentascope_core::tiff::dataset_files(path, &limits).unwrap_or_default() {
+            let other = std::fs::canonicalize(&other).unwrap_or(other);
+            dataset_of.entry(other).or_insert_with(|| path.clone());
+        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -77,7 +99,6 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
         let started = Instant::now();
         let outcome = import(&app, &caller, path, &name, axes.clone(), bar.clone()).await;
         bar.finish_and_clear();
-        let position = format!("[{}/{}]", n + 1, files.len());
         match outcome {
             Ok(summary) => {
                 imported += 1;
@@ -93,7 +114,14 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
             }
         }
     }
-    println!("imported {imported} of {} files", files.len());
+    if read_with > 0 {
+        println!(
+            "imported {imported} of {} files ({read_with} read with another)",
+            files.len()
+        );
+    } else {
+        println!("imported {imported} of {} files", files.len());
+    }
     if failures.is_empty() {
         return Ok(());
     }

@@ -173,10 +173,45 @@ pub struct ChannelAcquisition {
 /// reader does not interpret is lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalMetadata {
-    /// `ome-xml`, `imagej`, `scanimage` or `description`.
+    /// `ome-xml`, `imagej`, `micromanager` (a JSON document), `scanimage`
+    /// or `description`.
     pub format: &'static str,
     /// The text (bounded by [`Limits::max_metadata_bytes`]).
     pub text: String,
+}
+
+/// A Micro-Manager file's metadata as one JSON document, with
+/// tifffile's `micromanager_metadata` keys: `Summary`, `DisplaySettings`
+/// and `Comments` (null where absent or not JSON), `ImageMetadata` (the
+/// first image's MicroManagerMetadata tag), and `Description` with its
+/// `DescriptionFormat` (the OME-XML or ImageJ description Micro-Manager
+/// also writes, null where there is none).
+fn micromanager_original(mm: &MicroManager, desc: &str) -> OriginalMetadata {
+    let json = |text: Option<&str>| {
+        text.and_then(|t| serde_json::from_str::<Json>(t).ok())
+            .unwrap_or(Json::Null)
+    };
+    let desc = desc.replace('\0', "");
+    let has_desc = !desc.trim().is_empty();
+    let format = if desc.contains("<OME") {
+        "ome-xml"
+    } else if desc.starts_with("ImageJ=") {
+        "imagej"
+    } else {
+        "description"
+    };
+    let document = serde_json::json!({
+        "Summary": json(Some(&mm.summary)),
+        "DisplaySettings": json(mm.display_settings.as_deref()),
+        "Comments": json(mm.comments.as_deref()),
+        "ImageMetadata": json(mm.first_image.as_deref()),
+        "Description": has_desc.then_some(desc.as_str()),
+        "DescriptionFormat": has_desc.then_some(format),
+    });
+    OriginalMetadata {
+        format: "micromanager",
+        text: document.to_string(),
+    }
 }
 
 /// ImageJ's layout for hyperstacks of more than 4 GB, which 32-bit offsets
@@ -271,17 +306,8 @@ pub(crate) fn interpret(
     if let Some(mm) = &chain.micromanager {
         match micromanager(chain, mm) {
             Ok(i) => {
-                let format = if desc.contains("<OME") {
-                    "ome-xml"
-                } else if desc.starts_with("ImageJ=") {
-                    "imagej"
-                } else {
-                    "description"
-                };
                 return Ok(Interpretation {
-                    original: (!desc.trim().is_empty())
-                        .then(|| kept(format, desc))
-                        .flatten(),
+                    original: Some(micromanager_original(mm, desc)),
                     ..i
                 });
             }
@@ -1189,29 +1215,42 @@ fn contiguous_planes(
 /// and position swapped unless `TimeFirst`, slice and channel unless
 /// `SlicesFirst`; each as large as the summary declares (`Frames`,
 /// `Positions`, `Slices`, `Channels`) or the index map reaches. Where that
-/// is more images than the index map lists, the others are in sibling files
-/// of the dataset, which one upload does not have: the image is the index
-/// map's extent, as tifffile reads a file whose siblings are missing.
+/// is more images than the index map lists, the others are in the other
+/// files of the dataset: read from disk, those beside the file are
+/// [`MicroManager::siblings`], and their index maps place their images too;
+/// an upload has none, and where the files' index maps together still list
+/// fewer images, the image is their extent, as tifffile reads a file whose
+/// siblings are missing.
 ///
 /// The index map places each image by its coordinates (in order of offset,
 /// the later winning a position twice listed). An image is the IFD at its
 /// offset; an offset that is no IFD of the file (tifffile takes one past
 /// the end as a truncated file) leaves its plane zeros, a few of them as
-/// for OME. Positions are unlabelled. `ChNames` are the channel names,
+/// for OME. Positions are unlabelled; the file's own images come first,
+/// then each sibling's. `ChNames` are the channel names,
 /// `PixelSize_um`, `z-step_um` (its magnitude) and `Interval_ms` the
 /// physical sizes.
 fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, Rejection> {
-    let summary: Json = serde_json::from_str(&mm.summary)
-        .map_err(|e| format!("the summary metadata is not JSON: {e}"))?;
-    if !matches!(summary, Json::Object(_)) {
-        return Err("the summary metadata is not a JSON object".into());
-    }
-    if summary.get("MicroManagerVersion").is_none() || summary.get("Frames").is_none() {
-        return Err("the summary metadata names no MicroManagerVersion or no Frames".into());
-    }
+    let summary = micromanager_summary(mm)?;
     if mm.index_map.is_empty() {
         return Err("the index map lists no image".into());
     }
+    // each file's index map with where its IFDs are among the pages
+    let own_ifds: HashMap<u64, usize> = chain
+        .ifd_offsets
+        .iter()
+        .enumerate()
+        .map(|(page, offset)| (*offset, page))
+        .collect();
+    let files: Vec<(IndexMap, &HashMap<u64, usize>)> =
+        std::iter::once((mm.index_map.as_slice(), &own_ifds))
+            .chain(
+                mm.siblings
+                    .iter()
+                    .map(|s| (s.index_map.as_slice(), &s.ifd_pages)),
+            )
+            .collect();
+    let entries = || files.iter().flat_map(|(map, _)| map.iter());
     // page axes, outermost first, with their index map column (channel,
     // slice, frame, position) and summary key
     let first = |key: &str| summary.get(key).is_none_or(truthy);
@@ -1228,7 +1267,7 @@ fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, R
         [channel, slice]
     });
     let (mut low, mut high) = ([u32::MAX; 4], [0u32; 4]);
-    for entry in &mm.index_map {
+    for entry in entries() {
         for k in 0..4 {
             low[k] = low[k].min(entry[k]);
             high[k] = high[k].max(entry[k]);
@@ -1243,22 +1282,31 @@ fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, R
         let reached = u64::from(high[*column]) + 1;
         sizes.push(reached.max(u64::try_from(declared).unwrap_or(0)));
     }
-    let listed = mm.index_map.len() as u64;
+    let listed = entries().count() as u64;
     let declared = sizes.iter().try_fold(1u64, |n, size| n.checked_mul(*size));
     let mut warnings = Vec::new();
     let mut origin = [0u32; 4];
     if declared.is_none_or(|n| n > listed) {
         warnings.push(format!(
-            "the Micro-Manager summary declares {} images ({}) but this file's index map \
-             lists {listed}: the others are in other files of the dataset, and the image is \
-             the extent of this one's",
+            "the Micro-Manager summary declares {} images ({}) but the index map{} of {} \
+             list{} {listed}: the others are in other files of the dataset, and the image is \
+             the extent of what {} hold{}",
             declared.map_or("more than 2^64".to_string(), |n| n.to_string()),
             order
                 .iter()
                 .zip(&sizes)
                 .map(|((_, _, key), size)| format!("{key} {size}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if files.len() > 1 { "s" } else { "" },
+            if files.len() > 1 {
+                format!("its {} files", files.len())
+            } else {
+                "this file".to_string()
+            },
+            if files.len() > 1 { "" } else { "s" },
+            if files.len() > 1 { "they" } else { "it" },
+            if files.len() > 1 { "" } else { "s" },
         ));
         origin = low;
         for (size, (_, column, _)) in sizes.iter_mut().zip(&order) {
@@ -1281,30 +1329,26 @@ fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, R
                     .join(" × ")
             )))
         })?;
-    let ifds: HashMap<u64, usize> = chain
-        .ifd_offsets
-        .iter()
-        .enumerate()
-        .map(|(page, offset)| (*offset, page))
-        .collect();
-    let mut entries: Vec<&[u32; 5]> = mm.index_map.iter().collect();
-    entries.sort_by_key(|entry| entry[4]);
     let mut pages = vec![None; planes as usize];
-    for entry in entries {
-        // below planes: each coordinate is within its axis' size
-        let at = order
-            .iter()
-            .zip(&sizes)
-            .fold(0u64, |at, ((_, k, _), size)| {
-                at * size + u64::from(entry[*k] - origin[*k])
-            });
-        pages[at as usize] = ifds.get(&u64::from(entry[4])).copied();
+    for (index_map, ifds) in &files {
+        let mut entries: Vec<&[u32; 5]> = index_map.iter().collect();
+        entries.sort_by_key(|entry| entry[4]);
+        for entry in entries {
+            // below planes: each coordinate is within its axis' size
+            let at = order
+                .iter()
+                .zip(&sizes)
+                .fold(0u64, |at, ((_, k, _), size)| {
+                    at * size + u64::from(entry[*k] - origin[*k])
+                });
+            pages[at as usize] = ifds.get(&u64::from(entry[4])).copied();
+        }
     }
     let missing = pages.iter().filter(|page| page.is_none()).count() as u64;
     if missing == planes || missing > allowed_missing_planes(planes) {
         return Err(Rejection::Refused(CoreError::Format(format!(
             "the Micro-Manager index map places {} of the image's {planes} planes at IFDs of \
-             the file; at most {} may be missing (the larger of {MIN_MISSING_PLANES} and a \
+             the dataset's files; at most {} may be missing (the larger of {MIN_MISSING_PLANES} and a \
              tenth of the planes, and not all), the rest would be stored as zeros",
             planes - missing,
             allowed_missing_planes(planes).min(planes - 1)
@@ -1371,6 +1415,61 @@ fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, R
         original: None,
         warnings,
         contiguous: None,
+    })
+}
+
+/// A Micro-Manager index map: per image its channel, slice, frame,
+/// position and IFD offset.
+type IndexMap<'a> = &'a [[u32; 5]];
+
+/// A Micro-Manager file's summary, where it is an acquisition's (names
+/// `MicroManagerVersion` and `Frames`), as tifffile requires.
+fn micromanager_summary(mm: &MicroManager) -> Result<Json, Rejection> {
+    let summary: Json = serde_json::from_str(&mm.summary)
+        .map_err(|e| format!("the summary metadata is not JSON: {e}"))?;
+    if !matches!(summary, Json::Object(_)) {
+        return Err("the summary metadata is not a JSON object".into());
+    }
+    if summary.get("MicroManagerVersion").is_none() || summary.get("Frames").is_none() {
+        return Err("the summary metadata names no MicroManagerVersion or no Frames".into());
+    }
+    Ok(summary)
+}
+
+/// Whether a Micro-Manager file is one file of a larger dataset, as
+/// tifffile decides before it looks for the others: its summary is an
+/// acquisition's, and the sizes it declares (`Frames`, `Positions`,
+/// `Slices`, `Channels`, each at least what the index map reaches) make
+/// more images than the index map lists. Also the file name prefix the
+/// dataset's files share: the summary's `Prefix`, or `None` where it has
+/// none (the name before `_MMStack` then).
+pub(crate) fn micromanager_dataset(mm: &MicroManager) -> Option<Option<String>> {
+    let summary = micromanager_summary(mm).ok()?;
+    let mut high = [0u32; 4];
+    for entry in &mm.index_map {
+        for k in 0..4 {
+            high[k] = high[k].max(entry[k]);
+        }
+    }
+    let mut declared = 1u64;
+    for (column, key) in [
+        (2, "Frames"),
+        (3, "Positions"),
+        (1, "Slices"),
+        (0, "Channels"),
+    ] {
+        let size = summary.get(key).map_or(Some(1), python_int)?;
+        let size = u64::try_from(size)
+            .unwrap_or(0)
+            .max(u64::from(high[column]) + 1);
+        declared = declared.saturating_mul(size);
+    }
+    if declared <= mm.index_map.len() as u64 {
+        return None;
+    }
+    Some(match summary.get("Prefix") {
+        Some(Json::String(prefix)) => Some(prefix.clone()),
+        _ => None,
     })
 }
 

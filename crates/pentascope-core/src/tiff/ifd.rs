@@ -6,7 +6,7 @@
 //! interpretation (ImageJ palettes, writers that leave the tag out) can still
 //! be read as raw samples, and the page count is limited.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -320,6 +320,29 @@ pub struct MicroManager {
     /// One entry per image: its channel, slice, frame and position, and the
     /// offset of its IFD.
     pub index_map: Vec<[u32; 5]>,
+    /// The display settings and the comments blocks (JSON text), where the
+    /// header points to them with their magic numbers and they fit in what
+    /// the metadata limit leaves after the summary.
+    pub display_settings: Option<String>,
+    /// See `display_settings`.
+    pub comments: Option<String>,
+    /// The first image's own metadata (its MicroManagerMetadata tag, JSON
+    /// text), within the same budget.
+    pub first_image: Option<String>,
+    /// The dataset's other files, where the file was read from disk beside
+    /// them (`TiffFile::open`).
+    pub siblings: Vec<MicroManagerSibling>,
+}
+
+/// Another file of a Micro-Manager dataset: its index map, and for each of
+/// its IFDs' offsets the page it is among the dataset's pages (after the
+/// first file's and the siblings' before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicroManagerSibling {
+    /// As [`MicroManager::index_map`].
+    pub index_map: Vec<[u32; 5]>,
+    /// IFD offset in that file → page.
+    pub ifd_pages: HashMap<u64, usize>,
 }
 
 /// MicroManagerMetadata (per-page JSON), whose presence on the first page
@@ -331,6 +354,10 @@ const MICROMANAGER_TAG: u16 = 51123;
 const MM_INDEX_MAP_HEADER: u32 = 54_773_648;
 const MM_INDEX_MAP_BLOCK: u32 = 3_453_623;
 const MM_SUMMARY_HEADER: u32 = 2_355_492;
+const MM_DISPLAY_SETTINGS_HEADER: u32 = 483_765_892;
+const MM_DISPLAY_SETTINGS_BLOCK: u32 = 347_834_724;
+const MM_COMMENTS_HEADER: u32 = 99_384_722;
+const MM_COMMENTS_BLOCK: u32 = 84_720_485;
 const NDTIFF_HEADER: u32 = 483_729;
 /// Where the summary JSON starts: after the TIFF header and Micro-Manager's
 /// eight words.
@@ -364,6 +391,7 @@ fn micromanager(
     file.read_exact_at(&mut header, 8)?;
     let header: Vec<u32> = header.chunks_exact(4).map(word).collect();
     let (index_header, index_offset) = (header[0], u64::from(header[1]));
+    let (display_header, display_offset) = (header[2], u64::from(header[3]));
     let (comments_header, comments_offset) = (header[4], header[5]);
     let (summary_header, summary_len) = (header[6], u64::from(header[7]));
     if index_header != MM_INDEX_MAP_HEADER
@@ -387,12 +415,27 @@ fn micromanager(
     }
     let mut summary = vec![0u8; summary_len as usize];
     file.read_exact_at(&mut summary, MM_SUMMARY_AT)?;
-    summary.truncate(
-        summary
-            .iter()
-            .position(|b| *b == 0)
-            .unwrap_or(summary.len()),
-    );
+    let mut budget = limits.max_metadata_bytes - summary_len;
+    let mut optional_block = |header: u32, want_header: u32, offset: u64, block: u32| {
+        if header != want_header {
+            return Ok(None);
+        }
+        let text = json_block(file, word, file_len, offset, block, budget)?;
+        budget -= text.as_ref().map_or(0, |t| t.len() as u64);
+        Ok::<_, CoreError>(text)
+    };
+    let display_settings = optional_block(
+        display_header,
+        MM_DISPLAY_SETTINGS_HEADER,
+        display_offset,
+        MM_DISPLAY_SETTINGS_BLOCK,
+    )?;
+    let comments = optional_block(
+        comments_header,
+        MM_COMMENTS_HEADER,
+        u64::from(comments_offset),
+        MM_COMMENTS_BLOCK,
+    )?;
     if index_offset.saturating_add(8) > file_len {
         return Err(CoreError::Format(format!(
             "the Micro-Manager index map is at offset {index_offset} but the file has only \
@@ -434,10 +477,58 @@ fn micromanager(
         })
         .collect();
     Ok(Some(MicroManager {
-        // tifffile decodes UTF-8, else cp1252; JSON's own syntax is ASCII
-        summary: String::from_utf8_lossy(&summary).into_owned(),
+        summary: json_text(&summary),
         index_map,
+        display_settings,
+        comments,
+        first_image: None,
+        siblings: Vec::new(),
     }))
+}
+
+/// JSON text as Micro-Manager writes it: up to a NUL; tifffile decodes
+/// UTF-8, else cp1252, and JSON's own syntax is ASCII.
+fn json_text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// One of the optional blocks Micro-Manager's header points to (display
+/// settings, comments): its magic number, its length and its JSON. `None`
+/// where the block is not there, or longer than `budget` bytes: tifffile
+/// warns and goes on without it, and so does the reader (the pixels do not
+/// depend on it). Micro-Manager's 32-bit offset may have wrapped past 4 GB:
+/// as in tifffile, the block is looked for 2³² bytes further on too.
+fn json_block(
+    file: &File,
+    word: impl Fn(&[u8]) -> u32,
+    file_len: u64,
+    offset: u64,
+    magic: u32,
+    budget: u64,
+) -> Result<Option<String>, CoreError> {
+    let mut head = [0u8; 8];
+    let mut found = None;
+    for offset in [offset, offset + (1 << 32)] {
+        if offset + 8 > file_len {
+            break;
+        }
+        file.read_exact_at(&mut head, offset)?;
+        if word(&head[..4]) == magic {
+            found = Some(offset);
+            break;
+        }
+    }
+    let Some(offset) = found else {
+        return Ok(None);
+    };
+    let len = u64::from(word(&head[4..]));
+    if len > budget || offset + 8 + len > file_len {
+        return Ok(None);
+    }
+    let mut text = vec![0u8; len as usize];
+    file.read_exact_at(&mut text, offset + 8)?;
+    Ok(Some(json_text(&text)))
 }
 
 /// FluoView's MM_Header and MM_Stamp (whose presence makes a file
@@ -782,8 +873,26 @@ pub fn read_ifds(
                 .and_then(|_| tags.find_tag(Tag::Unknown(MM_HEADER_TAG)).ok().flatten())
                 .and_then(|v| v.into_u8_vec().ok())
                 .filter(|header| header.len() as u64 <= limits.max_metadata_bytes);
-            if tags.find_entry(Tag::Unknown(MICROMANAGER_TAG)).is_some() {
+            if let Some(entry) = tags.find_entry(Tag::Unknown(MICROMANAGER_TAG)) {
                 micromanager_metadata = micromanager(file, big_endian, file_len, limits)?;
+                if let Some(mm) = &mut micromanager_metadata {
+                    let kept = [&mm.display_settings, &mm.comments]
+                        .iter()
+                        .map(|text| text.as_ref().map_or(0, |t| t.len() as u64))
+                        .sum::<u64>()
+                        + mm.summary.len() as u64;
+                    if entry.count() <= limits.max_metadata_bytes.saturating_sub(kept) {
+                        mm.first_image = tags
+                            .find_tag(Tag::Unknown(MICROMANAGER_TAG))
+                            .ok()
+                            .flatten()
+                            .and_then(|v| match v {
+                                tiff::decoder::ifd::Value::Ascii(s) => Some(s.into_bytes()),
+                                v => v.into_u8_vec().ok(),
+                            })
+                            .map(|bytes| json_text(&bytes));
+                    }
+                }
             }
             description = ascii(&mut tags, Tag::ImageDescription);
             software = ascii(&mut tags, Tag::Software);

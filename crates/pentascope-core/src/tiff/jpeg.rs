@@ -1,6 +1,9 @@
 //! Decoding one JPEG-compressed strip or tile (TIFF compression 7, "new
-//! style" JPEG of TIFF technical note 2) with zune-jpeg, as tifffile does
-//! with libjpeg (imagecodecs):
+//! style" JPEG of TIFF technical note 2) with libjpeg-turbo's decoder (the
+//! `mozjpeg` crate builds it from source), the decoder tifffile uses
+//! through imagecodecs, so that samples are tifffile's bit for bit: the
+//! same integer inverse DCT, "fancy" chroma upsampling and YCbCr → RGB
+//! tables.
 //!
 //! - the page's JPEGTables, an abbreviated stream of the quantisation and
 //!   Huffman tables that each chunk leaves out, are put before the chunk's
@@ -10,26 +13,32 @@
 //!   JFIF stream) is converted, while RGB pages without a JFIF marker
 //!   (Aperio SVS) are taken as RGB as stored, whatever the stream says;
 //!   grayscale and separate sample planes come out as one sample;
-//! - 8-bit samples only: zune-jpeg refuses 12-bit JPEG, and so do the
-//!   layout checks before it is reached.
+//! - 8-bit samples only: 12-bit JPEG is refused by the layout checks
+//!   before the decoder is reached.
 //!
-//! The frame the stream declares is checked against the strip or tile
-//! before anything of its size is allocated; the chunk's size was checked
-//! against [`Limits::max_chunk_bytes`](crate::Limits) when the IFD was read.
-//! Decoder errors (a truncated stream among them: zune-jpeg runs in strict
-//! mode), and any panic inside the decoder, become [`CoreError::Format`].
+//! Bounds, before anything of the frame's size is allocated: the frame the
+//! stream declares is checked against the strip or tile, whose size was
+//! checked against [`Limits`](crate::Limits) when the IFD was read, and so
+//! was the chunk's byte count; a stream of more than [`MAX_SCANS`] scans
+//! (each a pass over the frame's coefficients) is refused. libjpeg's errors
+//! and its warnings that pixels are missing or corrupt (a truncated
+//! stream, a bad Huffman code: libjpeg and tifffile would fill the rest
+//! with grey) become [`CoreError::Format`]; warnings that lose nothing
+//! (extraneous bytes between markers) are ignored, as tifffile ignores them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
+use mozjpeg::{ColorSpace, Decompress};
 
 use crate::error::CoreError;
 use crate::tiff::codec::ChunkRef;
 use crate::tiff::ifd::PageLayout;
 use crate::tiff::ReadAt;
+
+/// The most scans a chunk's stream may have. A progressive JPEG has about
+/// ten; each scan is a pass over the frame, so a stream of many tiny scans
+/// would make a few bytes cost seconds.
+pub const MAX_SCANS: usize = 100;
 
 /// Decodes the first `chunk.decoded_rows` rows of JPEG chunk `chunk` into
 /// `out` (`decoded_rows` × chunk width × `samples` bytes, interleaved).
@@ -64,9 +73,7 @@ pub(crate) fn decode<R: ReadAt + ?Sized>(
         samples,
         rgb_as_stored: samples == 3 && jpeg.photometric == 2 && !jpeg.jfif,
     };
-    let pixels = catch_unwind(AssertUnwindSafe(|| frame.decode(&stream)))
-        .map_err(|_| corrupt("the JPEG decoder failed on this data (corrupt stream)".into()))?
-        .map_err(corrupt)?;
+    let pixels = frame.decode(&stream).map_err(corrupt)?;
     let n = out.len();
     match pixels.get(..n) {
         Some(rows) => out.copy_from_slice(rows),
@@ -114,69 +121,143 @@ struct Frame {
 impl Frame {
     /// Decodes `stream` into interleaved 8-bit samples, row by row.
     fn decode(&self, stream: &[u8]) -> Result<Vec<u8>, String> {
-        let out_colorspace = if self.samples == 1 {
-            ColorSpace::Luma
-        } else {
-            ColorSpace::RGB
-        };
-        // strict: a stream that ends before its last MCU is an error, where
-        // the lenient mode would fill the rest with grey
-        let options = DecoderOptions::default()
-            .set_strict_mode(true)
-            .set_max_width(self.width as usize)
-            .set_max_height(self.height as usize)
-            .jpeg_set_out_colorspace(out_colorspace);
-        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(stream), options);
-        decoder
-            .decode_headers()
+        let scans = stream.windows(2).filter(|m| *m == [0xFF, 0xDA]).count();
+        if scans > MAX_SCANS {
+            return Err(format!(
+                "the JPEG stream has {scans} scans, more than the {MAX_SCANS} pentascope decodes"
+            ));
+        }
+        // libjpeg reports errors and warnings through the error manager's
+        // callbacks, which unwind (the C code is built for it) to the
+        // catch_unwind below; the decompressor is dropped on the way
+        let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_unwinding(stream)));
+        match decoded {
+            Ok(result) => result,
+            Err(payload) => Err(match payload.downcast::<String>() {
+                Ok(message) => *message,
+                Err(_) => "the JPEG decoder failed on this data (corrupt stream)".into(),
+            }),
+        }
+    }
+
+    fn decode_unwinding(&self, stream: &[u8]) -> Result<Vec<u8>, String> {
+        let decoder = Decompress::with_err(libjpeg_errors::error_manager())
+            .from_mem(stream)
             .map_err(|e| format!("invalid JPEG data: {e}"))?;
-        let info = decoder
-            .info()
-            .ok_or("the JPEG stream has no frame header")?;
-        let (width, height) = (u32::from(info.width), u32::from(info.height));
-        if width != self.width || height < self.rows || height > self.height {
+        let (width, height) = decoder.size();
+        let components = decoder.components().len();
+        if width != self.width as usize
+            || height < self.rows as usize
+            || height > self.height as usize
+        {
             return Err(format!(
                 "the JPEG frame is {width}×{height} pixels, but the strip or tile is {}×{} \
                  with {} rows in the image",
                 self.width, self.height, self.rows
             ));
         }
-        if usize::from(info.components) != self.samples {
+        if components != self.samples {
             return Err(format!(
-                "the JPEG frame has {} components but the page {} samples per chunk",
-                info.components, self.samples
+                "the JPEG frame has {components} components but the page {} samples per chunk",
+                self.samples
             ));
         }
-        if self.rgb_as_stored {
+        let out = if self.samples == 1 {
+            ColorSpace::JCS_GRAYSCALE
+        } else if self.rgb_as_stored {
             // what libjpeg does when told the stream is RGB: no conversion
-            match decoder.input_colorspace() {
-                Some(ColorSpace::RGB) => {}
-                Some(ColorSpace::YCbCr) => {
-                    decoder.set_options(options.jpeg_set_out_colorspace(ColorSpace::YCbCr))
-                }
+            match decoder.color_space() {
+                ColorSpace::JCS_RGB => ColorSpace::JCS_RGB,
+                ColorSpace::JCS_YCbCr => ColorSpace::JCS_YCbCr,
                 other => {
                     return Err(format!(
                         "an RGB page's JPEG stream is in colour space {other:?}"
                     ))
                 }
             }
-        }
-        // width × height × samples, at most the strip or tile's size, which
-        // was checked against the limits when the IFD was read
-        let size = decoder
-            .output_buffer_size()
-            .ok_or("the JPEG frame's size overflows")?;
-        let expected = self.width as usize * height as usize * self.samples;
-        if size != expected {
-            return Err(format!(
-                "the JPEG frame decodes to {size} bytes, expected {expected}"
-            ));
-        }
-        let mut pixels = vec![0u8; size];
-        decoder
-            .decode_into(&mut pixels)
+        } else {
+            ColorSpace::JCS_RGB
+        };
+        let mut started = decoder
+            .to_colorspace(out)
+            .map_err(|e| format!("invalid JPEG data: {e}"))?;
+        // width × height × samples, at most the strip or tile's size
+        let mut pixels = vec![0u8; width * height * self.samples];
+        started
+            .read_scanlines_into(&mut pixels)
+            .map_err(|e| format!("invalid JPEG data: {e}"))?;
+        started
+            .finish()
             .map_err(|e| format!("invalid JPEG data: {e}"))?;
         Ok(pixels)
+    }
+}
+
+/// libjpeg reports errors and warnings through callbacks in its error
+/// manager, with the decompressor's state behind raw pointers: the only
+/// unsafe code of pentascope, kept to reading that state.
+#[allow(unsafe_code)]
+mod libjpeg_errors {
+    use std::ffi::CStr;
+    use std::os::raw::c_int;
+    use std::panic::resume_unwind;
+
+    use mozjpeg_sys as ffi;
+
+    /// libjpeg's standard error manager, with errors and the warnings that
+    /// mean lost pixels unwinding with their message.
+    pub(super) fn error_manager() -> ffi::jpeg_error_mgr {
+        // SAFETY: jpeg_std_error fills in every field of the zeroed struct
+        let mut manager = unsafe {
+            let mut manager: ffi::jpeg_error_mgr = std::mem::zeroed();
+            ffi::jpeg_std_error(&mut manager);
+            manager
+        };
+        manager.error_exit = Some(fail);
+        manager.emit_message = Some(warn);
+        manager
+    }
+
+    /// The warnings after which libjpeg goes on with pixels it does not have.
+    const LOSSY_WARNINGS: [ffi::J_MESSAGE_CODE; 5] = [
+        ffi::JWRN_JPEG_EOF,
+        ffi::JWRN_HIT_MARKER,
+        ffi::JWRN_HUFF_BAD_CODE,
+        ffi::JWRN_MUST_RESYNC,
+        ffi::JWRN_BOGUS_PROGRESSION,
+    ];
+
+    extern "C-unwind" fn fail(cinfo: &mut ffi::jpeg_common_struct) {
+        resume_unwind(Box::new(format!("invalid JPEG data: {}", message(cinfo))));
+    }
+
+    extern "C-unwind" fn warn(cinfo: &mut ffi::jpeg_common_struct, level: c_int) {
+        // SAFETY: libjpeg calls back with its error manager set
+        let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+        if level < 0 && LOSSY_WARNINGS.contains(&code) {
+            resume_unwind(Box::new(format!("corrupt JPEG data: {}", message(cinfo))));
+        }
+    }
+
+    /// The text of libjpeg's current message (its template: parameters such
+    /// as a marker's code are left as libjpeg wrote them, `%d`).
+    fn message(cinfo: &ffi::jpeg_common_struct) -> String {
+        // SAFETY: the message table is libjpeg's static array of C strings,
+        // `last_jpeg_message + 1` long
+        unsafe {
+            let Some(err) = cinfo.err.as_ref() else {
+                return "libjpeg error".into();
+            };
+            let code = err.msg_code;
+            if code <= 0 || code > err.last_jpeg_message || err.jpeg_message_table.is_null() {
+                return format!("libjpeg message {code}");
+            }
+            let text = *err.jpeg_message_table.add(code as usize);
+            if text.is_null() {
+                return format!("libjpeg message {code}");
+            }
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
     }
 }
 
@@ -221,5 +302,54 @@ mod tests {
         ] {
             assert!(f.decode(stream).is_err(), "{stream:?}");
         }
+    }
+
+    /// A 48×32 RGB JPEG (4:2:0) of a gradient.
+    fn encoded() -> Vec<u8> {
+        let pixels: Vec<u8> = (0..32u32 * 48)
+            .flat_map(|i| [(i % 48 * 5) as u8, (i / 48 * 7) as u8, (i % 251) as u8])
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&pixels, 48, 32, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_cut_stream_is_corrupt_not_grey() {
+        let stream = encoded();
+        let f = frame(48, 32, 3);
+        assert_eq!(f.decode(&stream).unwrap().len(), 48 * 32 * 3);
+        // where libjpeg would fill the missing rows with grey
+        let cut = &stream[..stream.len() * 2 / 3];
+        let err = f.decode(cut).unwrap_err();
+        assert!(
+            err.contains("corrupt JPEG data: Premature end of JPEG file"),
+            "{err}"
+        );
+        // a frame that is not the tile's, and the wrong component count
+        assert!(frame(40, 32, 3)
+            .decode(&stream)
+            .unwrap_err()
+            .contains("48×32"));
+        assert!(frame(48, 32, 1)
+            .decode(&stream)
+            .unwrap_err()
+            .contains("3 components"));
+    }
+
+    #[test]
+    fn a_stream_of_too_many_scans_is_refused_before_decoding() {
+        let stream = encoded();
+        let sos = stream.windows(2).position(|m| m == [0xFF, 0xDA]).unwrap();
+        // empty scans' markers piled before the real scan
+        let mut many = stream[..sos].to_vec();
+        for _ in 0..MAX_SCANS {
+            many.extend_from_slice(&[0xFF, 0xDA]);
+        }
+        many.extend_from_slice(&stream[sos..]);
+        let err = frame(48, 32, 3).decode(&many).unwrap_err();
+        assert!(err.contains("101 scans"), "{err}");
     }
 }

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -30,7 +30,9 @@ pub use flavour::{
     Acquisition, ChannelAcquisition, ContiguousPlanes, Flavour, Objective, OriginalMetadata,
     PhysicalSize, PhysicalSizes,
 };
-pub use ifd::{ChunkGeometry, Codec, IfdChain, MicroManager, PageLayout, StkPlanes};
+pub use ifd::{
+    ChunkGeometry, Codec, IfdChain, MicroManager, MicroManagerSibling, PageLayout, StkPlanes,
+};
 
 use crate::error::{CoreError, Limits};
 use crate::shape::{Axes, PlaneIndex, Shape5};
@@ -198,7 +200,9 @@ impl Series {
 /// An open TIFF file and its series.
 #[derive(Debug)]
 pub struct TiffFile {
-    file: File,
+    /// The file and, for a Micro-Manager dataset, its other files, each
+    /// with the first of the pages it holds.
+    files: Vec<(usize, File)>,
     big_endian: bool,
     pages: Vec<Result<PageLayout, CoreError>>,
     series: Series,
@@ -208,10 +212,16 @@ impl TiffFile {
     /// Opens `path`, reads its structure and interprets it as a 5D series.
     /// `axes` overrides how page axes are read (e.g. `TYX` for a time series
     /// stored as plain pages).
+    ///
+    /// A Micro-Manager file that is one of a dataset's files is read with
+    /// the others beside it, as tifffile reads it (see
+    /// [`micromanager_siblings`]).
     pub fn open(path: &Path, limits: &Limits, axes: Option<&Axes>) -> Result<TiffFile, CoreError> {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
-        let chain = ifd::read_chain(&file, file_len, limits)?;
+        let mut chain = ifd::read_chain(&file, file_len, limits)?;
+        let own_pages = chain.pages.len();
+        let mut siblings = add_micromanager_siblings(path, &mut chain, limits)?;
         // only ScanImage BigTIFFs keep metadata after the header
         let mut header = vec![
             0u8;
@@ -222,10 +232,26 @@ impl TiffFile {
             }
         ];
         FileExt::read_exact_at(&file, &mut header, 0)?;
-        let series = Series::from_chain(&chain, &header, axes, limits)?;
-        check_chunks_not_shared(&chain, &series, file_len)?;
+        let mut series = Series::from_chain(&chain, &header, axes, limits)?;
+        if !siblings.is_empty() && series.flavour != Flavour::MicroManager {
+            // read as another flavour, which knows nothing of the other
+            // files: the file alone
+            chain.pages.truncate(own_pages);
+            siblings.clear();
+            if let Some(mm) = &mut chain.micromanager {
+                mm.siblings.clear();
+            }
+            series = Series::from_chain(&chain, &header, axes, limits)?;
+        }
+        let dataset_len = siblings
+            .iter()
+            .fold(file_len, |sum, sibling| sum.saturating_add(sibling.len));
+        check_chunks_not_shared(&chain, &series, dataset_len)?;
+        let files = std::iter::once((0, file))
+            .chain(siblings.into_iter().map(|s| (s.first_page, s.file)))
+            .collect();
         Ok(TiffFile {
-            file,
+            files,
             big_endian: chain.big_endian,
             pages: chain.pages,
             series,
@@ -271,8 +297,149 @@ impl TiffFile {
         out: &mut [Vec<T>],
     ) -> Result<(), CoreError> {
         let layout = self.layout_of(page)?;
-        decode_band(&self.file, &layout, self.big_endian, rows, out)
+        // the last file whose pages start at or before `page` (the first
+        // starts at 0)
+        let file = self.files.partition_point(|(first, _)| *first <= page) - 1;
+        decode_band(&self.files[file].1, &layout, self.big_endian, rows, out)
     }
+}
+
+/// A Micro-Manager dataset's file other than the one opened.
+struct Sibling {
+    file: File,
+    len: u64,
+    first_page: usize,
+}
+
+/// The most files of one Micro-Manager dataset read together.
+pub const MAX_DATASET_FILES: usize = 4096;
+
+/// The other files of the Micro-Manager dataset that the file at `path`
+/// (whose IFD chain is `chain`) is one of, as tifffile's `_series_mmstack`
+/// finds them: only where the file's summary declares more images than its
+/// index map lists, and its name holds `_MMStack` and starts with the
+/// summary's `Prefix`; then every other `{Prefix}_MMStack*.tif` in its
+/// folder (the prefix being the name before `_MMStack` without a
+/// `Prefix`), in name order. Empty for any other file.
+pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBuf>, CoreError> {
+    let Some(prefix) = chain
+        .micromanager
+        .as_ref()
+        .and_then(flavour::micromanager_dataset)
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let Some((before, _)) = name.split_once("_MMStack") else {
+        return Ok(Vec::new());
+    };
+    let prefix = match prefix {
+        Some(prefix) if name.starts_with(&prefix) => prefix,
+        Some(_) => return Ok(Vec::new()),
+        None => before.to_string(),
+    };
+    let pattern = format!("{prefix}_MMStack");
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut siblings = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let other = entry.file_name();
+        let Some(other) = other.to_str() else {
+            continue;
+        };
+        if other != name && other.starts_with(&pattern) && other.ends_with(".tif") {
+            if siblings.len() == MAX_DATASET_FILES {
+                return Err(CoreError::LimitsExceeded(format!(
+                    "the Micro-Manager dataset of {name} has more than {MAX_DATASET_FILES} \
+                     files named {pattern}*.tif beside it"
+                )));
+            }
+            siblings.push(entry.path());
+        }
+    }
+    siblings.sort();
+    Ok(siblings)
+}
+
+/// The other files read with the file at `path` when it is opened: those
+/// of its Micro-Manager dataset ([`micromanager_siblings`]), none for any
+/// other file.
+pub fn dataset_files(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, CoreError> {
+    let file = File::open(path)?;
+    let chain = ifd::read_chain(&file, file.metadata()?.len(), limits)?;
+    micromanager_siblings(path, &chain)
+}
+
+/// Opens the other files of `path`'s Micro-Manager dataset
+/// ([`micromanager_siblings`]) and adds their pages to `chain`, their index
+/// maps to its Micro-Manager metadata. Each must be a Micro-Manager file of
+/// the same byte order, and the dataset's pages together within
+/// [`Limits::max_pages`].
+fn add_micromanager_siblings(
+    path: &Path,
+    chain: &mut IfdChain,
+    limits: &Limits,
+) -> Result<Vec<Sibling>, CoreError> {
+    let paths = micromanager_siblings(path, chain)?;
+    let mut siblings = Vec::with_capacity(paths.len());
+    for sibling_path in paths {
+        let name = sibling_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let in_sibling = |e: CoreError| {
+            CoreError::Format(format!(
+                "{name}, a file of the same Micro-Manager dataset: {e}"
+            ))
+        };
+        let file = File::open(&sibling_path)?;
+        let len = file.metadata()?.len();
+        let remaining = Limits {
+            max_pages: limits.max_pages.saturating_sub(chain.pages.len() as u64),
+            ..*limits
+        };
+        let sibling = ifd::read_chain(&file, len, &remaining).map_err(|e| match e {
+            CoreError::LimitsExceeded(m) => CoreError::LimitsExceeded(format!(
+                "the Micro-Manager dataset's files (with {name}): {m}"
+            )),
+            e => in_sibling(e),
+        })?;
+        let Some(sibling_mm) = sibling.micromanager else {
+            return Err(in_sibling(CoreError::Format(
+                "it has no Micro-Manager index map".into(),
+            )));
+        };
+        if sibling.big_endian != chain.big_endian {
+            return Err(in_sibling(CoreError::Format(
+                "its byte order differs".into(),
+            )));
+        }
+        let first_page = chain.pages.len();
+        let ifd_pages = sibling
+            .ifd_offsets
+            .iter()
+            .enumerate()
+            .map(|(page, offset)| (*offset, first_page + page))
+            .collect();
+        chain.pages.extend(sibling.pages);
+        if let Some(mm) = &mut chain.micromanager {
+            mm.siblings.push(MicroManagerSibling {
+                index_map: sibling_mm.index_map,
+                ifd_pages,
+            });
+        }
+        siblings.push(Sibling {
+            file,
+            len,
+            first_page,
+        });
+    }
+    Ok(siblings)
 }
 
 /// Positioned reads of a TIFF's bytes: the file itself, or one page's bytes

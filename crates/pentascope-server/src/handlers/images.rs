@@ -153,17 +153,18 @@ pub async fn download(
 }
 
 /// `GET /images/{id}/original-metadata`: the metadata text of the image's
-/// file as it was written (OME-XML as XML, other formats as text).
+/// file as it was written (OME-XML as XML, Micro-Manager's as JSON, other
+/// formats as text).
 pub async fn original_metadata(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (format, text) = app.original_metadata(&caller, &id).await?;
-    let content_type = if format == "ome-xml" {
-        "application/xml; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
+    let content_type = match format.as_str() {
+        "ome-xml" => "application/xml; charset=utf-8",
+        "micromanager" => "application/json",
+        _ => "text/plain; charset=utf-8",
     };
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)

@@ -12,8 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::util::server::run_cli;
 use crate::util::{close, fixtures_dir, FixtureSet, Server};
 
 fn python() -> PathBuf {
@@ -627,7 +628,7 @@ def summary_of(data, names, **extra):
     s.update(extra)
     return s
 
-def micromanager(name, data, order, summary, description=None, index=None):
+def micromanager(name, data, order, summary, description=None, index=None, display=None):
     # Micro-Manager's MultipageTiffWriter layout: its header at offset 8
     # (index map, display settings and comments, each a magic number and an
     # offset; the summary's magic number and length, then its JSON); every
@@ -669,7 +670,7 @@ def micromanager(name, data, order, summary, description=None, index=None):
     buf += bytes(len(buf) % 2)
     struct.pack_into("<I", buf, 12, len(buf))
     buf += struct.pack("<II", 3453623, len(entries)) + b"".join(struct.pack("<5I", *e) for e in entries)
-    display = json.dumps([{"Color": -16776961, "Min": 0, "Max": 4095, "Gamma": 1.0}] * c_).encode()
+    display = display or json.dumps([{"Color": -16776961, "Min": 0, "Max": 4095, "Gamma": 1.0}] * c_).encode()
     struct.pack_into("<I", buf, 20, len(buf))
     buf += struct.pack("<II", 347834724, len(display)) + display
     comments = json.dumps({"Summary": "", "ImageComments": {}}).encode()
@@ -697,11 +698,19 @@ def reference(name, path, data, order, missing=()):
             # into it (a frame at offset 0 of 0 bytes): zeros, as it means
             expected[i] = a[i] = 0
         assert np.array_equal(a, expected)
-        s = f.micromanager_metadata["Summary"]
+        mm = f.micromanager_metadata
+        s = mm["Summary"]
+        first = f.pages.first
+        image_metadata = first.tags[51123].value
+        assert isinstance(image_metadata, dict), image_metadata
+        original = {"Summary": s, "DisplaySettings": mm.get("DisplaySettings"),
+                    "Comments": mm.get("Comments"), "ImageMetadata": image_metadata,
+                    "Description": first.tags[270].value if 270 in first.tags else None}
     out[name] = {"shape": list(a.shape), "axes": series.axes, "kind": series.kind,
                  "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(),
                  "channel_names": s["ChNames"], "pixel_um": s["PixelSize_um"],
-                 "z_um": s["z-step_um"], "interval_ms": s["Interval_ms"]}
+                 "z_um": s["z-step_um"], "interval_ms": s["Interval_ms"],
+                 "original": original}
 
 def pixels(t, z, c, y, x):
     return rng.integers(0, 4095, (t, z, c, y, x)).astype(np.uint16)
@@ -736,8 +745,11 @@ order = [(t, z, 0) for t in range(2) for z in range(2)]
 def lose_last(entries, end):
     entries[-1][4] = end + 4096
     return entries
+# display settings cut short, as Micro-Manager often leaves them: not JSON,
+# which tifffile leaves out
 reference("missing_plane.tif", micromanager("missing_plane.tif", data, order,
-    summary_of(data, ["BF"]), index=lose_last), data, order, [order[-1]])
+    summary_of(data, ["BF"]), index=lose_last, display=b'[{"Color": -16776961, "Mi'),
+    data, order, [order[-1]])
 
 # a summary declaring far more frames than the index map lists (the other
 # files of a dataset): the index map's extent
@@ -745,6 +757,27 @@ data = pixels(2, 1, 3, 16, 24)
 order = [(t, 0, c) for t in range(2) for c in range(3)]
 reference("subset.tif", micromanager("subset.tif", data, order,
     summary_of(data, ["A", "B", "C"], Frames=2**31 - 1)), data, order)
+
+# a dataset in three files, as Micro-Manager splits an acquisition (each
+# file with the summary and its own index map), beside a file of another
+# dataset: tifffile reads all three from the first, or from any of them
+data = pixels(4, 2, 2, 16, 20)
+order = [(t, z, c) for t in range(4) for z in range(2) for c in range(2)]
+os.makedirs(os.path.join(folder, "dataset"))
+s = summary_of(data, ["DAPI", "GFP"])
+names = [f"dataset/acquisition_MMStack_Pos0{k}.ome.tif" for k in ("", "_1", "_2")]
+for name, part in zip(names, (order[:8], order[8:12], order[12:])):
+    micromanager(name, data, part, s)
+micromanager("dataset/other_MMStack_Pos0.ome.tif", pixels(1, 1, 1, 8, 8), [(0, 0, 0)],
+             summary_of(pixels(1, 1, 1, 8, 8), ["A"], Prefix="other", Frames=3))
+for name in names[::2]:
+    with tifffile.TiffFile(os.path.join(folder, name)) as f:
+        series = f.series[0]
+        assert series.kind == "mmstack" and len(series.pages) == 16, series
+        a = tzcyx(series.asarray(), series.axes)
+        assert np.array_equal(a, data)
+out["dataset"] = {"files": names, "shape": list(a.shape),
+                  "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
 
 # a summary that is not an acquisition's (no Frames): tifffile reads the
 # ImageJ description instead
@@ -787,7 +820,9 @@ print(json.dumps(out))
 /// frames than the file holds), equal to tifffile's `mmstack` series; the
 /// summary's channel names and pixel, Z and time steps. A summary that is
 /// not an acquisition's gives way to the ImageJ description, as in
-/// tifffile. Hostile index maps are refused with 4xx.
+/// tifffile. The original metadata is Micro-Manager's JSON (summary,
+/// display settings, a truncated one left out, comments, the first image's
+/// metadata) as tifffile reads it. Hostile index maps are refused with 4xx.
 #[test]
 #[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
 fn micromanager_files_read_as_tifffile_reads_them() {
@@ -795,6 +830,9 @@ fn micromanager_files_read_as_tifffile_reads_them() {
     let reference = run(MICROMANAGER, &[dir.path()]);
     let server = Server::start();
     for (name, want) in reference.as_object().unwrap() {
+        if name == "dataset" {
+            continue;
+        }
         let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
         let meta = server.metadata(&id);
         let mmstack = want["kind"] == "mmstack";
@@ -824,6 +862,30 @@ fn micromanager_files_read_as_tifffile_reads_them() {
             );
             assert_eq!(p[axis]["unit"], unit, "{name} {axis}");
         }
+        // Micro-Manager's JSON, as tifffile's micromanager_metadata and the
+        // first page's MicroManagerMetadata tag have it, with the
+        // description Micro-Manager also wrote
+        let original = server.get(&format!("/images/{id}/original-metadata"));
+        assert_eq!(original.status, 200, "{name}");
+        assert_eq!(original.header("x-metadata-format"), "micromanager");
+        assert_eq!(original.content_type, "application/json");
+        let document = original.json().unwrap();
+        let want_original = &want["original"];
+        for key in ["Summary", "DisplaySettings", "Comments", "ImageMetadata"] {
+            assert_eq!(document[key], want_original[key], "{name}: {key}");
+        }
+        // as written; tifffile strips the trailing newline
+        assert_eq!(
+            document["Description"].as_str().map(str::trim_end),
+            want_original["Description"].as_str(),
+            "{name}"
+        );
+        let description_format = match name.as_str() {
+            "tzc.tif" => json!("imagej"),
+            "slices_inner.tif" => json!("ome-xml"),
+            _ => Value::Null,
+        };
+        assert_eq!(document["DescriptionFormat"], description_format, "{name}");
         let warnings = meta["warnings"].to_string();
         match name.as_str() {
             "missing_plane.tif" => assert!(warnings.contains("zeros"), "{name}: {warnings}"),
@@ -831,6 +893,47 @@ fn micromanager_files_read_as_tifffile_reads_them() {
             _ => {}
         }
     }
+    // a dataset of three files, imported from disk: from its first file,
+    // from its last, and as a folder, where the other two are not imported
+    // again (nor is the other dataset's file read with them)
+    let dataset = &reference["dataset"];
+    let files: Vec<PathBuf> = dataset["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| dir.path().join(name.as_str().unwrap()))
+        .collect();
+    for (from, imports) in [
+        (files[0].clone(), 1),
+        (files[2].clone(), 1),
+        (dir.path().join("dataset"), 2),
+    ] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let out = run_cli(data_dir.path(), &[], &["ingest", from.to_str().unwrap()]);
+        let ids: Vec<&str> = out
+            .split_whitespace()
+            .filter(|word| word.starts_with("image_"))
+            .collect();
+        assert_eq!(ids.len(), imports, "{}: {out}", from.display());
+        if imports == 2 {
+            assert!(
+                out.contains("imported 2 of 4 files (2 read with another)"),
+                "{out}"
+            );
+        }
+        let server = Server::start_in(data_dir.path());
+        let meta = server.metadata(ids[0]);
+        assert_eq!(meta["flavour"], "micromanager", "{}", from.display());
+        assert_eq!(meta["shape"], dataset["shape"], "{}", from.display());
+        assert_eq!(
+            server.samples_sha256(ids[0]),
+            dataset["sha256"].as_str().unwrap(),
+            "{}",
+            from.display()
+        );
+        assert_eq!(meta["warnings"], json!([]), "{}", from.display());
+    }
+
     // an index map counting more images than the page limit, one whose
     // images all lie past the end of the file, one itself past the end
     for (name, status, words) in [

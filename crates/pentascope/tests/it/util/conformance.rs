@@ -179,10 +179,8 @@ pub fn check_image(
         ensure!(flavour == want, "flavour {flavour:?}, expected {want:?}");
     }
 
-    // JPEG is lossy and decoders round differently: tifffile's hashes
-    // cannot match; the core tests compare its samples with tifffile's
-    // within ±1, and the statistics here are compared within that.
-    let lossy = expected["compression"] == "JPEG";
+    // JPEG files too: pentascope decodes with libjpeg-turbo, as tifffile
+    // does, so their samples are tifffile's exactly.
 
     // Every plane as .npy, hashed in TZC order.
     let mut whole = Sha256::new();
@@ -195,7 +193,7 @@ pub fn check_image(
                 let npy = resp.npy()?;
                 npy.check(dtype, &[h, w])
                     .map_err(|e| format!("plane t={t} z={z} c={c}: {e}"))?;
-                if (t, z, c) == (0, 0, 0) && !lossy {
+                if (t, z, c) == (0, 0, 0) {
                     let first = hex(&Sha256::digest(&npy.data));
                     ensure!(
                         expected["first_plane_sha256"] == first.as_str(),
@@ -209,7 +207,7 @@ pub fn check_image(
     }
     let digest = hex(&whole.finalize());
     ensure!(
-        lossy || expected["sha256_tzcyx"] == digest.as_str(),
+        expected["sha256_tzcyx"] == digest.as_str(),
         "the TZCYX samples have sha256 {digest}, expected {}",
         expected["sha256_tzcyx"]
     );
@@ -233,14 +231,6 @@ pub fn check_image(
         .ok_json()?;
     let tol = if dtype == "float32" { 1e-6 } else { 1e-9 };
     for key in ["mean", "std", "min", "max"] {
-        // within one count of a sample (in absolute terms) for lossy files
-        let close = |g: f64, e: f64, tol: f64| {
-            if lossy {
-                (g - e).abs() <= 1.0
-            } else {
-                close(g, e, tol)
-            }
-        };
         let got = f64s(&stats[key], &format!("statistics.{key}"))?;
         let want = f64s(
             &expected["statistics"][key],
@@ -260,11 +250,8 @@ pub fn check_image(
         }
     }
 
-    // PCA (of lossy samples: only that it runs).
-    if lossy {
-        let resp = server.post_json("/analyze", &json!({"image_id": id, "components": 2}));
-        resp.ok_json()?;
-    } else if let Some(pca) = expected.get("pca") {
+    // PCA.
+    if let Some(pca) = expected.get("pca") {
         let resp = server.post_json("/analyze", &json!({"image_id": id, "components": 2}));
         let got = resp.ok_json()?;
         check_pca(&got, pca, id, c_n as usize, t_n * z_n * h * w)?;
