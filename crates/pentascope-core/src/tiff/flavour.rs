@@ -55,6 +55,9 @@ pub enum Flavour {
     /// Micro-Manager MMStack (the index map's coordinates of each image,
     /// the summary metadata's sizes, channel names and pixel size).
     MicroManager,
+    /// Micro-Manager NDTiff (the coordinates `NDTiff.index` lists for
+    /// each image).
+    NdTiff,
     /// No axis metadata (or tifffile's shaped JSON description).
     Plain,
 }
@@ -852,7 +855,7 @@ fn ome_acquisition(
 }
 
 /// How many of `planes` declared planes may lack a page and be zeros.
-fn allowed_missing_planes(planes: u64) -> u64 {
+pub(crate) fn allowed_missing_planes(planes: u64) -> u64 {
     MIN_MISSING_PLANES.max(planes / MISSING_PLANES_DIVISOR)
 }
 

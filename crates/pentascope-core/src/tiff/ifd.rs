@@ -280,6 +280,9 @@ pub struct IfdChain {
     /// Micro-Manager's summary metadata and index map, where the first page
     /// has a MicroManagerMetadata tag and the file Micro-Manager's header.
     pub micromanager: Option<MicroManager>,
+    /// The first page has a MicroManagerMetadata tag: a Micro-Manager file
+    /// (MMStack, or NDTiff by its own header).
+    pub micromanager_tag: bool,
     /// Length of the file in bytes.
     pub file_len: u64,
     /// The IFD after the last one read, where a [`ChainWalk`] stopped early.
@@ -831,6 +834,7 @@ pub fn read_ifds(
     let mut lsm_info: Option<Vec<u8>> = None;
     let mut fluoview_header: Option<Vec<u8>> = None;
     let mut micromanager_metadata = None;
+    let mut micromanager_tag = false;
     // JPEGTables by content: pages sharing tables share one copy, so that
     // the tables kept in memory are no more than the file holds
     let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
@@ -874,6 +878,7 @@ pub fn read_ifds(
                 .and_then(|v| v.into_u8_vec().ok())
                 .filter(|header| header.len() as u64 <= limits.max_metadata_bytes);
             if let Some(entry) = tags.find_entry(Tag::Unknown(MICROMANAGER_TAG)) {
+                micromanager_tag = true;
                 micromanager_metadata = micromanager(file, big_endian, file_len, limits)?;
                 if let Some(mm) = &mut micromanager_metadata {
                     let kept = [&mm.display_settings, &mm.comments]
@@ -977,6 +982,7 @@ pub fn read_ifds(
         lsm_info,
         fluoview_header,
         micromanager: micromanager_metadata,
+        micromanager_tag,
         file_len,
         next_ifd: next.map(|p| p.0),
     })

@@ -16,6 +16,7 @@ mod codec;
 pub mod flavour;
 pub mod ifd;
 mod jpeg;
+mod ndtiff;
 pub mod writer;
 
 use std::borrow::Cow;
@@ -99,13 +100,25 @@ impl Series {
             None => return Err(CoreError::Format("the file has no image directory".into())),
         };
         let interpretation = flavour::interpret(chain, header, limits)?;
+        Series::from_interpretation(&chain.pages, first, interpretation, axes, limits)
+    }
+
+    /// The series an interpretation gives `pages`, each of which must be
+    /// of the kind of `first`.
+    fn from_interpretation(
+        pages: &[Result<PageLayout, CoreError>],
+        first: &PageLayout,
+        interpretation: flavour::Interpretation,
+        axes: Option<&Axes>,
+        limits: &Limits,
+    ) -> Result<Series, CoreError> {
         let series = build_series(first, interpretation, axes, limits)?;
         if series.contiguous.is_some() {
             // every page is a plane of the first page's kind
             return Ok(series);
         }
         for page in series.page_of.iter().flatten() {
-            match &chain.pages[*page] {
+            match &pages[*page] {
                 Ok(p) if p.same_kind(first) => {}
                 Ok(p) => {
                     return Err(CoreError::Format(format!(
@@ -161,6 +174,7 @@ impl Series {
             lsm_info: None,
             fluoview_header: None,
             micromanager: None,
+            micromanager_tag: false,
             file_len: first.file_len,
             next_ifd: None,
         };
@@ -215,11 +229,40 @@ impl TiffFile {
     ///
     /// A Micro-Manager file that is one of a dataset's files is read with
     /// the others beside it, as tifffile reads it (see
-    /// [`micromanager_siblings`]).
+    /// [`micromanager_siblings`]), and so is an NDTiff file with the
+    /// `NDTiff.index` beside it that lists the dataset's images.
     pub fn open(path: &Path, limits: &Limits, axes: Option<&Axes>) -> Result<TiffFile, CoreError> {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
         let mut chain = ifd::read_chain(&file, file_len, limits)?;
+        if let Some(dataset) = ndtiff::open(path, &file, &chain, limits)? {
+            let first = match dataset.pages.first() {
+                Some(Ok(page)) => page,
+                _ => return Err(CoreError::Format("the NDTiff dataset has no image".into())),
+            };
+            let series = Series::from_interpretation(
+                &dataset.pages,
+                first,
+                dataset.interpretation,
+                axes,
+                limits,
+            )?;
+            let dataset_len = dataset
+                .files
+                .iter()
+                .fold(0u64, |sum, (_, _, len)| sum.saturating_add(*len));
+            check_chunks_not_shared(&dataset.pages, &series, dataset_len)?;
+            return Ok(TiffFile {
+                files: dataset
+                    .files
+                    .into_iter()
+                    .map(|(first, file, _)| (first, file))
+                    .collect(),
+                big_endian: chain.big_endian,
+                pages: dataset.pages,
+                series,
+            });
+        }
         let own_pages = chain.pages.len();
         let mut siblings = add_micromanager_siblings(path, &mut chain, limits)?;
         // only ScanImage BigTIFFs keep metadata after the header
@@ -246,7 +289,7 @@ impl TiffFile {
         let dataset_len = siblings
             .iter()
             .fold(file_len, |sum, sibling| sum.saturating_add(sibling.len));
-        check_chunks_not_shared(&chain, &series, dataset_len)?;
+        check_chunks_not_shared(&chain.pages, &series, dataset_len)?;
         let files = std::iter::once((0, file))
             .chain(siblings.into_iter().map(|s| (s.first_page, s.file)))
             .collect();
@@ -605,7 +648,7 @@ const MAX_CHUNK_BYTES_PER_FILE_BYTE: u64 = 2;
 /// Refuses a series whose pages share their compressed data: see
 /// [`MAX_CHUNK_BYTES_PER_FILE_BYTE`].
 fn check_chunks_not_shared(
-    chain: &IfdChain,
+    pages: &[Result<PageLayout, CoreError>],
     series: &Series,
     file_len: u64,
 ) -> Result<(), CoreError> {
@@ -613,12 +656,12 @@ fn check_chunks_not_shared(
         // the planes lie within the file, one after another
         return Ok(());
     }
-    let mut pages: Vec<usize> = series.page_of.iter().flatten().copied().collect();
-    pages.sort_unstable();
-    pages.dedup();
-    let stored: u64 = pages
+    let mut used: Vec<usize> = series.page_of.iter().flatten().copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    let stored: u64 = used
         .iter()
-        .filter_map(|p| chain.pages[*p].as_ref().ok())
+        .filter_map(|p| pages[*p].as_ref().ok())
         .fold(0u64, |sum, layout| {
             sum.saturating_add(layout.stored_bytes())
         });

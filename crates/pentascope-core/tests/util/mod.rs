@@ -531,6 +531,7 @@ pub fn interpret_metadata(
         lsm_info: None,
         fluoview_header: None,
         micromanager: None,
+        micromanager_tag: false,
         file_len: u64::MAX,
         next_ifd: None,
     };

@@ -610,6 +610,7 @@ import hashlib, json, os, struct, sys, numpy as np, tifffile
 folder = sys.argv[1]
 rng = np.random.default_rng(11)
 out = {}
+pixel_offsets = {}
 
 def tzcyx(a, axes):
     for axis in "TZCYX":
@@ -628,7 +629,8 @@ def summary_of(data, names, **extra):
     s.update(extra)
     return s
 
-def micromanager(name, data, order, summary, description=None, index=None, display=None):
+def micromanager(name, data, order, summary, description=None, index=None, display=None,
+                 ndtiff=False):
     # Micro-Manager's MultipageTiffWriter layout: its header at offset 8
     # (index map, display settings and comments, each a magic number and an
     # offset; the summary's magic number and length, then its JSON); every
@@ -636,11 +638,19 @@ def micromanager(name, data, order, summary, description=None, index=None, displ
     # its pixels right after it (offset + 162, where tifffile reads them),
     # its resolution and its MicroManagerMetadata JSON (tag 51123); then the
     # index map, one (channel, slice, frame, position, IFD offset) per image,
-    # the display settings and the comments
+    # the display settings and the comments. NDTiff (`ndtiff` 2 or 3): its
+    # header (the version, then the summary) and the pages; its index is
+    # another file, from the pixels' offsets this leaves in `pixel_offsets`
     t_, z_, c_, height, width = data.shape
     js = json.dumps(summary).encode()
     buf = bytearray(b"II*\0" + bytes(4))
-    buf += struct.pack("<8I", 54773648, 0, 483765892, 0, 99384722, 0, 2355492, len(js)) + js
+    if ndtiff == 3:
+        buf += struct.pack("<5I", 483729, 3, 0, 2355492, len(js)) + js
+    elif ndtiff == 2:
+        buf += struct.pack("<4I", 483729, 2, 2355492, len(js)) + js
+    else:
+        buf += struct.pack("<8I", 54773648, 0, 483765892, 0, 99384722, 0, 2355492, len(js)) + js
+    pixel_offsets[name] = []
     entries, link = [], 4
     for i, (t, z, c) in enumerate(order):
         buf += bytes(len(buf) % 2)
@@ -664,8 +674,13 @@ def micromanager(name, data, order, summary, description=None, index=None, displ
             count, value = value if len(value) == 2 else (1, value[0])
             buf += struct.pack("<HHIHH" if kind == 3 else "<HHII", tag, kind, count, value, *([0] if kind == 3 else []))
         link = len(buf)
+        pixel_offsets[name].append(len(buf) + 4)
         buf += bytes(4) + pixels + struct.pack("<4I", 15384, 1, 15384, 1) + meta + desc
         entries.append([c, z, t, 0, ifd])
+    if ndtiff:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(buf)
+        return
     entries = index(entries, len(buf)) if index else entries
     buf += bytes(len(buf) % 2)
     struct.pack_into("<I", buf, 12, len(buf))
@@ -779,6 +794,60 @@ for name in names[::2]:
 out["dataset"] = {"files": names, "shape": list(a.shape),
                   "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
 
+# an NDTiff dataset in two files (headers of version 3 and 2), listed by
+# the NDTiff.index beside them: coordinates time, channel (by name) and z,
+# in acquisition order (z fastest), the first image listed twice (the
+# later wins)
+data = pixels(3, 2, 2, 12, 18)
+order = [(t, z, c) for t in range(3) for c in range(2) for z in range(2)]
+os.makedirs(os.path.join(folder, "nd"))
+s = summary_of(data, ["DAPI", "GFP"])
+nd_names = ["nd/acq_NDTiffStack.tif", "nd/acq_NDTiffStack_1.tif"]
+index = b""
+for name, part, version in zip(nd_names, (order[:8], order[8:]), (3, 2)):
+    micromanager(name, data, part, s, ndtiff=version)
+    for (t, z, c), offset in zip(part, pixel_offsets[name]):
+        coordinates = json.dumps({"time": t, "channel": ["DAPI", "GFP"][c], "z": z}).encode()
+        filename = os.path.basename(name).encode()
+        index += struct.pack("<I", len(coordinates)) + coordinates
+        index += struct.pack("<I", len(filename)) + filename
+        index += struct.pack("<IiiiiIii", offset, 18, 12, 1, 0, 0, 0, 0)
+first_entry = index[:index.index(b"acq_NDTiffStack.tif") + len(b"acq_NDTiffStack.tif") + 32]
+with open(os.path.join(folder, "nd", "NDTiff.index"), "wb") as f:
+    f.write(index + first_entry)
+with tifffile.TiffFile(os.path.join(folder, nd_names[1])) as f:
+    assert f.is_ndtiff
+    series = f.series[0]
+    assert series.kind == "ndtiff", series.kind
+    axes = series.axes
+    a = tzcyx(series.asarray(), axes)
+    assert np.array_equal(a, data)
+    nd_summary = f.micromanager_metadata["Summary"]
+out["ndtiff"] = {"files": nd_names, "shape": list(a.shape), "axes": axes, "summary": nd_summary,
+                 "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+
+# hostile indexes beside the dataset's first file: naming a file outside
+# its folder, coordinates of 2^31 bytes, an image past the end of its file,
+# an index cut inside an entry
+def entry(filename, offset, coordinates=b'{"time": 0}', length=None):
+    return (struct.pack("<I", len(coordinates) if length is None else length) + coordinates
+            + struct.pack("<I", len(filename)) + filename
+            + struct.pack("<IiiiiIii", offset, 18, 12, 1, 0, 0, 0, 0))
+good = pixel_offsets[nd_names[0]][0]
+for case, index in [
+    ("nd_outside", entry(b"../tzc.tif", good)),
+    ("nd_huge_coordinates", entry(b"acq_NDTiffStack.tif", good, length=2**31)),
+    ("nd_past_end", entry(b"acq_NDTiffStack.tif", 2**32 - 100)),
+    ("nd_cut", entry(b"acq_NDTiffStack.tif", good)[:-7]),
+]:
+    os.makedirs(os.path.join(folder, case))
+    with open(os.path.join(folder, nd_names[0]), "rb") as f:
+        tiff = f.read()
+    with open(os.path.join(folder, case, "acq_NDTiffStack.tif"), "wb") as f:
+        f.write(tiff)
+    with open(os.path.join(folder, case, "NDTiff.index"), "wb") as f:
+        f.write(index)
+
 # a summary that is not an acquisition's (no Frames): tifffile reads the
 # ImageJ description instead
 data = pixels(1, 3, 2, 16, 16)
@@ -823,6 +892,12 @@ print(json.dumps(out))
 /// tifffile. The original metadata is Micro-Manager's JSON (summary,
 /// display settings, a truncated one left out, comments, the first image's
 /// metadata) as tifffile reads it. Hostile index maps are refused with 4xx.
+///
+/// Imported from disk (`pentascope ingest`): an MMStack dataset split over
+/// three files, from its first file, its last, or its folder (the others
+/// not imported again); an NDTiff v3 dataset of two files with its
+/// `NDTiff.index`, from either file, channel names from the index's
+/// channel coordinate; hostile NDTiff indexes refused with the reason.
 #[test]
 #[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
 fn micromanager_files_read_as_tifffile_reads_them() {
@@ -830,7 +905,7 @@ fn micromanager_files_read_as_tifffile_reads_them() {
     let reference = run(MICROMANAGER, &[dir.path()]);
     let server = Server::start();
     for (name, want) in reference.as_object().unwrap() {
-        if name == "dataset" {
+        if name == "dataset" || name == "ndtiff" {
             continue;
         }
         let id = server.upload_ok(name, std::fs::read(dir.path().join(name)).unwrap());
@@ -932,6 +1007,55 @@ fn micromanager_files_read_as_tifffile_reads_them() {
             from.display()
         );
         assert_eq!(meta["warnings"], json!([]), "{}", from.display());
+    }
+
+    // an NDTiff dataset of two files, from either file: tifffile's array,
+    // with the channel coordinate's names as channel names
+    let nd = &reference["ndtiff"];
+    for file in nd["files"].as_array().unwrap() {
+        let path = dir.path().join(file.as_str().unwrap());
+        let data_dir = tempfile::tempdir().unwrap();
+        let out = run_cli(data_dir.path(), &[], &["ingest", path.to_str().unwrap()]);
+        let id = out
+            .split_whitespace()
+            .find(|word| word.starts_with("image_"))
+            .unwrap_or_else(|| panic!("{out}"));
+        let server = Server::start_in(data_dir.path());
+        let meta = server.metadata(id);
+        assert_eq!(meta["flavour"], "ndtiff", "{file}");
+        assert_eq!(meta["shape"], nd["shape"], "{file}");
+        assert_eq!(meta["channel_names"], json!(["DAPI", "GFP"]), "{file}");
+        assert_eq!(
+            server.samples_sha256(id),
+            nd["sha256"].as_str().unwrap(),
+            "{file}"
+        );
+        assert_eq!(meta["warnings"], json!([]), "{file}");
+        let original = server.get(&format!("/images/{id}/original-metadata"));
+        assert_eq!(original.header("x-metadata-format"), "micromanager");
+        assert_eq!(original.json().unwrap()["Summary"], nd["summary"], "{file}");
+    }
+
+    // hostile indexes: refused with the reason, nothing imported
+    for (case, words) in [
+        ("nd_outside", "not a file of its folder"),
+        ("nd_huge_coordinates", "2147483648 bytes of coordinates"),
+        ("nd_past_end", "run past the end"),
+        ("nd_cut", "truncated"),
+    ] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(case).join("acq_NDTiffStack.tif");
+        let out = Command::new(env!("CARGO_BIN_EXE_pentascope"))
+            .args(["ingest", path.to_str().unwrap(), "--data-dir"])
+            .arg(data_dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{case}: {stdout}");
+        assert!(
+            stdout.contains("FAILED") && stdout.contains(words),
+            "{case}: {stdout}"
+        );
     }
 
     // an index map counting more images than the page limit, one whose
