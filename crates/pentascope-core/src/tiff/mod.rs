@@ -354,8 +354,10 @@ struct Sibling {
     first_page: usize,
 }
 
-/// The most files of one Micro-Manager dataset read together.
-pub const MAX_DATASET_FILES: usize = 4096;
+/// The most files of one Micro-Manager dataset read together (each is
+/// held open while the image is read, within a process's usual limit of
+/// 1024 open files).
+pub const MAX_DATASET_FILES: usize = 512;
 
 /// The other files of the Micro-Manager dataset that the file at `path`
 /// (whose IFD chain is `chain`) is one of, as tifffile's `_series_mmstack`

@@ -288,7 +288,7 @@ pub(crate) fn open(
     order.sort_by_key(|d| variation[*d]);
     let sizes: Vec<u64> = order
         .iter()
-        .map(|d| high[*d].abs_diff(low[*d]) + 1)
+        .map(|d| high[*d].abs_diff(low[*d]).saturating_add(1))
         .collect();
     let listed = places.len() as u64;
     let planes = sizes

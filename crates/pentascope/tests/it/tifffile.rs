@@ -828,7 +828,7 @@ out["ndtiff"] = {"files": nd_names, "shape": list(a.shape), "axes": axes, "summa
 
 # hostile indexes beside the dataset's first file: naming a file outside
 # its folder, coordinates of 2^31 bytes, an image past the end of its file,
-# an index cut inside an entry
+# an index cut inside an entry, two images 2^64 - 1 frames apart
 def entry(filename, offset, coordinates=b'{"time": 0}', length=None):
     return (struct.pack("<I", len(coordinates) if length is None else length) + coordinates
             + struct.pack("<I", len(filename)) + filename
@@ -839,6 +839,8 @@ for case, index in [
     ("nd_huge_coordinates", entry(b"acq_NDTiffStack.tif", good, length=2**31)),
     ("nd_past_end", entry(b"acq_NDTiffStack.tif", 2**32 - 100)),
     ("nd_cut", entry(b"acq_NDTiffStack.tif", good)[:-7]),
+    ("nd_far_apart", entry(b"acq_NDTiffStack.tif", good, b'{"time": -9223372036854775808}')
+     + entry(b"acq_NDTiffStack.tif", good, b'{"time": 9223372036854775807}')),
 ]:
     os.makedirs(os.path.join(folder, case))
     with open(os.path.join(folder, nd_names[0]), "rb") as f:
@@ -1042,6 +1044,7 @@ fn micromanager_files_read_as_tifffile_reads_them() {
         ("nd_huge_coordinates", "2147483648 bytes of coordinates"),
         ("nd_past_end", "run past the end"),
         ("nd_cut", "truncated"),
+        ("nd_far_apart", "far more planes than it lists"),
     ] {
         let data_dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(case).join("acq_NDTiffStack.tif");
