@@ -488,7 +488,7 @@ fn packed_with_predictor_is_unsupported_and_float16_is_read() {
 /// tifffile: `is_imagej` True, one page, series kind `imagej`, axes
 /// `TZCYXS` squeezed to `TZCYX`, shape (2, 3, 2, 5, 7): the planes after the
 /// first are read from the bytes that follow its strip (checked against
-/// tifffile itself by `fixtures::jpeg_and_contiguous_imagej_files_match_tifffile`).
+/// tifffile itself by `fixtures::generated_flavours_and_codecs_match_tifffile`).
 #[test]
 fn imagej_planes_stored_after_the_one_ifd_are_read_contiguously() {
     let planes: Vec<Vec<u16>> = (0..12u16)

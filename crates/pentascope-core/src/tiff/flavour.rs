@@ -367,13 +367,18 @@ pub(crate) fn interpret(
         }
     }
     if chain.bigtiff {
-        if let Some(text) = scanimage_header(header) {
+        if let Some((text, rois)) = scanimage_header(header) {
             match scanimage(chain, &text) {
                 Ok(i) => {
+                    // the frame data, then the ROI groups, as the file has them
+                    let original = match rois {
+                        Some(rois) => format!("{text}\n{rois}"),
+                        None => text,
+                    };
                     return Ok(Interpretation {
-                        original: kept("scanimage", &text),
+                        original: kept("scanimage", &original),
                         ..i
-                    })
+                    });
                 }
                 Err(e) => ignore("ScanImage", Rejection::Ignored(e))?,
             }
@@ -1729,8 +1734,9 @@ fn metamorph(
 }
 
 /// The non-varying frame data of a ScanImage BigTIFF (v3/v4), stored right
-/// after the 16-byte header.
-fn scanimage_header(header: &[u8]) -> Option<String> {
+/// after the 16-byte header, and its ROI groups (JSON) after that, where
+/// they lie within the header's bytes read.
+fn scanimage_header(header: &[u8]) -> Option<(String, Option<String>)> {
     let word = |i: usize| -> Option<u32> {
         Some(u32::from_le_bytes(header.get(i..i + 4)?.try_into().ok()?))
     };
@@ -1738,8 +1744,15 @@ fn scanimage_header(header: &[u8]) -> Option<String> {
         return None;
     }
     let size = word(24)? as usize;
-    let text = header.get(32..32 + size)?;
-    Some(String::from_utf8_lossy(text).into_owned())
+    let text = header.get(32..32usize.checked_add(size)?)?;
+    let rois = word(28).and_then(|len| {
+        let start = 32 + size;
+        header.get(start..start.checked_add(len as usize)?)
+    });
+    Some((
+        String::from_utf8_lossy(text).into_owned(),
+        rois.map(|r| String::from_utf8_lossy(r).into_owned()),
+    ))
 }
 
 fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {

@@ -958,6 +958,25 @@ fn acquisition_details_and_original_metadata() {
             }],
         })
     );
+    // the OME channel's colour is the default rendering's; its name is the
+    // channel's, and an OME file's unnamed channels are null
+    let meta = server.metadata(&id);
+    assert_eq!(
+        meta["rendering"]["channels"][0]["color"], "FFFFFF",
+        "{meta}"
+    );
+    assert_eq!(meta["channel_names"], json!(["Bright"]));
+    let unnamed = server.upload_ok(
+        "ome_tczyx_u16.ome.tif",
+        synthetic.read("ome_tczyx_u16.ome.tif"),
+    );
+    let names = &server.metadata(&unnamed)["channel_names"];
+    assert!(
+        names
+            .as_array()
+            .is_some_and(|n| n.len() == 3 && n.iter().all(Value::is_null)),
+        "{names}"
+    );
     let original = server.get(&format!("/images/{id}/original-metadata"));
     assert_eq!(original.status, 200);
     assert!(original.content_type.starts_with("application/xml"));
@@ -985,6 +1004,19 @@ fn acquisition_details_and_original_metadata() {
             {"color": "#FF0000", "display_range": [1582.0, 6440.0]},
             {"color": "#00FF00", "display_range": [1614.0, 15787.0]},
         ]})
+    );
+
+    // ScanImage's header: its non-varying frame data (which tifffile reads
+    // as SI.TIFF_FORMAT_VERSION 4) and its ROI groups
+    let file = "scanimage_bigtiff_TCYX_i16.tif";
+    let id = server.upload_ok(file, real.read(file));
+    let original = server.get(&format!("/images/{id}/original-metadata"));
+    assert_eq!(original.header("x-metadata-format"), "scanimage");
+    let text = String::from_utf8(original.body).unwrap();
+    assert!(
+        text.contains("SI.TIFF_FORMAT_VERSION = 4") && text.contains("RoiGroups"),
+        "{}",
+        &text[..text.len().min(500)]
     );
 
     let file = "plain_2d_u8.tif";

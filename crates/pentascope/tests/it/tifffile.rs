@@ -23,6 +23,11 @@ fn python() -> PathBuf {
 
 /// Runs `script` with `args`; its standard output parsed as JSON.
 fn run(script: &str, args: &[&Path]) -> Value {
+    serde_json::from_slice(&run_printing(script, args)).expect("python printed JSON")
+}
+
+/// Runs `script` with `args`, which must succeed; what it printed.
+fn run_printing(script: &str, args: &[&Path]) -> Vec<u8> {
     let out = Command::new(python())
         .arg("-c")
         .arg(script)
@@ -34,7 +39,7 @@ fn run(script: &str, args: &[&Path]) -> Value {
         "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+    out.stdout
 }
 
 /// Physical sizes as tifffile reads each flavour's metadata: OME
@@ -1072,5 +1077,114 @@ fn micromanager_files_read_as_tifffile_reads_them() {
         let refused = server.upload(name, bytes, None);
         let message = refused.error(&[status]).unwrap();
         assert!(message.contains(words), "{name}: {message}");
+    }
+}
+
+/// The files of the core reader's tifffile reference script, which the
+/// shared corpus lacks: JPEG in every layout (strips, tiles, JPEGTables,
+/// YCbCr 4:2:0/4:2:2/4:4:4, RGB as stored, Pillow's progressive and
+/// restart-marker streams), an ImageJ hyperstack stored past-4-GB style,
+/// a SCIFIO hyperstack, tifffile's shaped `QQQYX`, pages without
+/// PhotometricInterpretation, 1-, 2-, 4- and 12-bit packed samples, and the
+/// corpus's SVS.
+const TIFFFILE_REFERENCE: &str =
+    include_str!("../../../pentascope-core/tests/tifffile_reference.py");
+
+/// Each of those files uploaded: its shape, sample type and every sample
+/// equal to tifffile's array (JPEG included: both decode with
+/// libjpeg-turbo).
+#[test]
+#[ignore = "needs a Python venv with tifffile, imagecodecs and Pillow; run with --ignored (.ci/run does)"]
+fn flavours_and_codecs_upload_exactly_as_tifffile_reads_them() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let svs = fixtures_dir().join("real/svs_CMU-1-Small-Region_tiled_jpeg.svs");
+    // it writes manifest.json and prints a summary
+    run_printing(TIFFFILE_REFERENCE, &[dir.path(), &svs]);
+    let manifest: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let server = Server::start();
+    let mut jpeg = 0;
+    for entry in &manifest {
+        let path = PathBuf::from(entry["file"].as_str().unwrap());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let id = server.upload_ok(&name, std::fs::read(&path).unwrap());
+        let meta = server.metadata(&id);
+        assert_eq!(meta["shape"], entry["shape"], "{name}");
+        assert_eq!(meta["dtype"], entry["dtype"], "{name}");
+        let expected = std::fs::read(entry["expected"].as_str().unwrap()).unwrap();
+        let want: String = sha2::Sha256::digest(&expected)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(server.samples_sha256(&id), want, "{name}: samples");
+        jpeg += usize::from(entry["compression"] == 7);
+    }
+    assert!(
+        manifest.len() >= 26 && jpeg >= 17,
+        "{} files",
+        manifest.len()
+    );
+}
+
+/// An OME-TIFF written by tifffile with named channels, colours and
+/// wavelengths, and those channels as tifffile's `xml2dict` reads them
+/// back: colours as `#RRGGBB` from OME's signed RGBA, wavelengths in
+/// nanometres (OME's default unit).
+const OME_CHANNELS: &str = r##"
+import json, os, sys, numpy as np, tifffile
+path = os.path.join(sys.argv[1], "channels.ome.tif")
+tifffile.imwrite(path, np.arange(3 * 8 * 9, dtype=np.uint16).reshape(3, 8, 9), ome=True,
+                 metadata={"axes": "CYX", "Channel": {
+                     "Name": ["DAPI", "GFP", "Cy5"], "Color": [-16776961, 16711935, 65535],
+                     "ExcitationWavelength": [405.0, 488.0, 640.0],
+                     "ExcitationWavelengthUnit": ["nm", "nm", "µm"],
+                     "EmissionWavelength": [450.0, 510.0, 670.0]}})
+with tifffile.TiffFile(path) as f:
+    channels = tifffile.xml2dict(f.ome_metadata)["OME"]["Image"]["Pixels"]["Channel"]
+def colour(c):
+    rgba = c & 0xFFFFFFFF
+    return "#%02X%02X%02X" % (rgba >> 24, (rgba >> 16) & 255, (rgba >> 8) & 255)
+units = {"nm": "nanometer", "µm": "micrometer"}
+print(json.dumps([{"name": c["Name"], "color": colour(c["Color"]),
+                   "excitation": [c["ExcitationWavelength"], units[c.get("ExcitationWavelengthUnit", "nm")]],
+                   "emission": [c["EmissionWavelength"], units[c.get("EmissionWavelengthUnit", "nm")]]}
+                  for c in channels]))
+"##;
+
+/// OME channel names, colours and excitation and emission wavelengths
+/// (with their units, as NGFF names them) as tifffile reads them; the
+/// colours are the default rendering's.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn ome_channel_names_colours_and_wavelengths_equal_tifffiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = run(OME_CHANNELS, &[dir.path()]);
+    let want = want.as_array().unwrap();
+    let server = Server::start();
+    let bytes = std::fs::read(dir.path().join("channels.ome.tif")).unwrap();
+    let id = server.upload_ok("channels.ome.tif", bytes);
+    let meta = server.metadata(&id);
+    assert_eq!(want.len(), 3);
+    for (k, channel) in want.iter().enumerate() {
+        assert_eq!(meta["channel_names"][k], channel["name"], "{meta}");
+        let got = &meta["acquisition"]["channels"][k];
+        assert_eq!(got["color"], channel["color"], "{got}");
+        assert_eq!(
+            meta["rendering"]["channels"][k]["color"],
+            channel["color"].as_str().unwrap().trim_start_matches('#'),
+            "{meta}"
+        );
+        for (key, field) in [
+            ("excitation", "excitation_wavelength"),
+            ("emission", "emission_wavelength"),
+        ] {
+            assert_eq!(
+                got[field],
+                json!({"value": channel[key][0], "unit": channel[key][1]}),
+                "{got}"
+            );
+        }
     }
 }
