@@ -235,7 +235,14 @@ mod libjpeg_errors {
         // SAFETY: libjpeg calls back with its error manager set
         let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
         if level < 0 && LOSSY_WARNINGS.contains(&code) {
-            resume_unwind(Box::new(format!("corrupt JPEG data: {}", message(cinfo))));
+            let text = message(cinfo);
+            // most of these messages say "Corrupt JPEG data: …" themselves
+            let said = if text.starts_with("Corrupt JPEG data") {
+                text
+            } else {
+                format!("Corrupt JPEG data: {text}")
+            };
+            resume_unwind(Box::new(said));
         }
     }
 
@@ -325,7 +332,7 @@ mod tests {
         let cut = &stream[..stream.len() * 2 / 3];
         let err = f.decode(cut).unwrap_err();
         assert!(
-            err.contains("corrupt JPEG data: Premature end of JPEG file"),
+            err.contains("Corrupt JPEG data: Premature end of JPEG file"),
             "{err}"
         );
         // a frame that is not the tile's, and the wrong component count
