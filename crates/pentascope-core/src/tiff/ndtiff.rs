@@ -33,6 +33,8 @@ const NDTIFF_HEADER: u32 = 483_729;
 const SUMMARY_HEADER: u32 = 2_355_492;
 /// The most bytes of one entry's coordinates (a small JSON object).
 const MAX_AXES_BYTES: u32 = 64 << 10;
+/// The most coordinates (dimensions) an image may have.
+const MAX_DIMENSIONS: usize = 16;
 /// The most bytes of one entry's file name.
 const MAX_NAME_BYTES: u32 = 4096;
 /// Bytes of an entry's fixed fields: data offset, width, height, pixel
@@ -219,6 +221,12 @@ pub(crate) fn open(
         .collect();
     // coordinates: the first entry's keys, string values numbered in order
     // of appearance (channel names)
+    if entries[0].coordinates.0.len() > MAX_DIMENSIONS {
+        return Err(format_error(format!(
+            "gives its first image {} coordinates; pentascope reads at most {MAX_DIMENSIONS}",
+            entries[0].coordinates.0.len()
+        )));
+    }
     let dims: Vec<String> = entries[0]
         .coordinates
         .0
