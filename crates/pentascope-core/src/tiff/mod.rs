@@ -94,24 +94,20 @@ impl Series {
         axes: Option<&Axes>,
         limits: &Limits,
     ) -> Result<Series, CoreError> {
-        let first = match chain.pages.first() {
-            Some(Ok(p)) => p,
-            Some(Err(e)) => return Err(clone_error(e)),
-            None => return Err(CoreError::Format("the file has no image directory".into())),
-        };
+        first_page(&chain.pages)?;
         let interpretation = flavour::interpret(chain, header, limits)?;
-        Series::from_interpretation(&chain.pages, first, interpretation, axes, limits)
+        Series::from_interpretation(&chain.pages, interpretation, axes, limits)
     }
 
     /// The series an interpretation gives `pages`, each of which must be
-    /// of the kind of `first`.
+    /// of the first's kind.
     fn from_interpretation(
         pages: &[Result<PageLayout, CoreError>],
-        first: &PageLayout,
         interpretation: flavour::Interpretation,
         axes: Option<&Axes>,
         limits: &Limits,
     ) -> Result<Series, CoreError> {
+        let first = first_page(pages)?;
         let series = build_series(first, interpretation, axes, limits)?;
         if series.contiguous.is_some() {
             // every page is a plane of the first page's kind
@@ -236,17 +232,8 @@ impl TiffFile {
         let file_len = file.metadata()?.len();
         let mut chain = ifd::read_chain(&file, file_len, limits)?;
         if let Some(dataset) = ndtiff::open(path, &file, &chain, limits)? {
-            let first = match dataset.pages.first() {
-                Some(Ok(page)) => page,
-                _ => return Err(CoreError::Format("the NDTiff dataset has no image".into())),
-            };
-            let series = Series::from_interpretation(
-                &dataset.pages,
-                first,
-                dataset.interpretation,
-                axes,
-                limits,
-            )?;
+            let series =
+                Series::from_interpretation(&dataset.pages, dataset.interpretation, axes, limits)?;
             let dataset_len = dataset
                 .files
                 .iter()
@@ -415,6 +402,14 @@ pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBu
 /// of its Micro-Manager dataset ([`micromanager_siblings`]), none for any
 /// other file.
 pub fn dataset_files(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, CoreError> {
+    // only such names have siblings: no other file's IFDs are read
+    if !path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains("_MMStack"))
+    {
+        return Ok(Vec::new());
+    }
     let file = File::open(path)?;
     let chain = ifd::read_chain(&file, file.metadata()?.len(), limits)?;
     micromanager_siblings(path, &chain)
@@ -674,6 +669,15 @@ fn check_chunks_not_shared(
         )));
     }
     Ok(())
+}
+
+/// The first page, which every series has.
+fn first_page(pages: &[Result<PageLayout, CoreError>]) -> Result<&PageLayout, CoreError> {
+    match pages.first() {
+        Some(Ok(page)) => Ok(page),
+        Some(Err(e)) => Err(clone_error(e)),
+        None => Err(CoreError::Format("the file has no image directory".into())),
+    }
 }
 
 fn clone_error(e: &CoreError) -> CoreError {

@@ -105,6 +105,27 @@ struct Entry {
     compression: i32,
 }
 
+/// A coordinate given by name (a channel's): its names numbered in order
+/// of appearance.
+#[derive(Default)]
+struct Category {
+    names: Vec<String>,
+    numbers: HashMap<String, i64>,
+}
+
+impl Category {
+    /// `name`'s number, the next one where it is new.
+    fn number(&mut self, name: &str) -> i64 {
+        if let Some(n) = self.numbers.get(name) {
+            return *n;
+        }
+        let n = self.names.len() as i64;
+        self.names.push(name.to_string());
+        self.numbers.insert(name.to_string(), n);
+        n
+    }
+}
+
 /// An entry's coordinates, a JSON object in its own key order (which
 /// orders dimensions that vary alike, as in tifffile).
 struct Coordinates(Vec<(String, Json)>);
@@ -163,19 +184,27 @@ pub(crate) fn open(
         .unwrap_or_default()
         .to_string();
     let entries = read_index(&index_path, limits)?;
-    if entries.is_empty() {
+    let Some(first_entry) = entries.first() else {
         return Err(format_error("lists no image".into()));
+    };
+    if first_entry.coordinates.0.len() > MAX_DIMENSIONS {
+        return Err(format_error(format!(
+            "gives its first image {} coordinates; pentascope reads at most {MAX_DIMENSIONS}",
+            first_entry.coordinates.0.len()
+        )));
     }
     // the files, in the order the index first names them, the opened one
     // first; each with its key frame and length
     let mut names: Vec<String> = vec![own_name.clone()];
+    let mut file_of: HashMap<String, usize> = HashMap::from([(own_name.clone(), 0)]);
     for entry in &entries {
-        if !names.contains(&entry.file) {
+        if !file_of.contains_key(&entry.file) {
             if names.len() == MAX_DATASET_FILES {
                 return Err(CoreError::LimitsExceeded(format!(
                     "{INDEX_NAME} names more than {MAX_DATASET_FILES} files"
                 )));
             }
+            file_of.insert(entry.file.clone(), names.len());
             names.push(entry.file.clone());
         }
     }
@@ -214,29 +243,19 @@ pub(crate) fn open(
             .map_err(|e| format_error(format!("{name}'s first page: {e}")))?;
         files.push((opened, len, key_frame));
     }
-    let file_of: HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(k, name)| (name.as_str(), k))
-        .collect();
     // coordinates: the first entry's keys, string values numbered in order
     // of appearance (channel names)
-    if entries[0].coordinates.0.len() > MAX_DIMENSIONS {
-        return Err(format_error(format!(
-            "gives its first image {} coordinates; pentascope reads at most {MAX_DIMENSIONS}",
-            entries[0].coordinates.0.len()
-        )));
-    }
-    let dims: Vec<String> = entries[0]
+    let dims: Vec<String> = first_entry
         .coordinates
         .0
         .iter()
         .map(|(k, _)| k.clone())
         .collect();
-    let mut categories: HashMap<String, Vec<String>> = HashMap::new();
-    for (dim, value) in &entries[0].coordinates.0 {
+    let mut categories: HashMap<String, Category> = HashMap::new();
+    for (dim, value) in &first_entry.coordinates.0 {
         if let Json::String(v) = value {
-            categories.insert(dim.clone(), vec![v.clone()]);
+            categories.insert(dim.clone(), Category::default());
+            categories.get_mut(dim).expect("inserted").number(v);
         }
     }
     // index → (file, entry), the later entry winning; in first-seen order
@@ -250,26 +269,20 @@ pub(crate) fn open(
                 .get(dim)
                 .ok_or_else(|| format_error(format!("entry {k} has no coordinate {dim:?}")))?;
             let i = match (categories.get_mut(dim), value) {
-                (Some(values), Json::String(v)) => match values.iter().position(|x| x == v) {
-                    Some(i) => i as i64,
-                    None => {
-                        values.push(v.clone());
-                        values.len() as i64 - 1
-                    }
-                },
+                (Some(category), Json::String(v)) => category.number(v),
                 (None, Json::Number(n)) => n.as_i64().ok_or_else(|| {
                     format_error(format!("entry {k}'s {dim} is {n}, not an integer"))
                 })?,
                 _ => {
                     return Err(format_error(format!(
                         "entry {k}'s {dim} is {value}, where the first entry's is {}",
-                        entries[0].coordinates.get(dim).unwrap_or(&Json::Null)
+                        first_entry.coordinates.get(dim).unwrap_or(&Json::Null)
                     )))
                 }
             };
             index.push(i);
         }
-        let file = file_of[entry.file.as_str()];
+        let file = file_of[&entry.file];
         check_entry(entry, &files[file].2, files[file].1, &names[file], k)?;
         if at.insert(index.clone(), (file, k)).is_none() {
             places.push(index);
@@ -371,8 +384,8 @@ pub(crate) fn open(
     let channel_names = dims
         .iter()
         .position(|d| d.eq_ignore_ascii_case("channel"))
-        .and_then(|d| categories.get(&dims[d]))
-        .cloned()
+        .and_then(|d| categories.remove(&dims[d]))
+        .map(|category| category.names)
         .unwrap_or_default();
     let files = files
         .into_iter()
