@@ -66,14 +66,11 @@ fn map_samples<T: Sample, F: Fn(f64) -> u8>(samples: &[T], out: &mut Vec<u8>, f:
         Some(bins) if samples.len() >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
             let lut: Vec<u8> = (0..bins).map(|b| f(T::from_bin(b))).collect();
             let lut = &lut[..bins];
-            out.resize(samples.len(), 0);
-            out.par_chunks_mut(MAP_PIECE)
-                .zip(samples.par_chunks(MAP_PIECE))
-                .for_each(|(dst, src)| {
-                    for (d, v) in dst.iter_mut().zip(src) {
-                        *d = lut[v.bin()];
-                    }
-                });
+            samples
+                .par_iter()
+                .with_min_len(MAP_PIECE)
+                .map(|v| lut[v.bin()])
+                .collect_into_vec(out);
         }
         _ => out.extend(samples.iter().map(|v| f(v.to_f64()))),
     }
@@ -265,17 +262,12 @@ fn deflate_pays(data: &[u8], row_bytes: usize) -> bool {
     if data.len() < TRIAL_MIN_BYTES || row_bytes == 0 {
         return true;
     }
-    let rows: Vec<&[u8]> = data.chunks_exact(row_bytes).collect();
-    let mut trial = Vec::with_capacity(data.len() / TRIAL_ROW_STRIDE + rows.len());
-    for r in (TRIAL_ROW_STRIDE..rows.len()).step_by(TRIAL_ROW_STRIDE) {
-        // the PNG Up filter: each byte minus the one above it
+    let mut trial = Vec::with_capacity(data.len() / TRIAL_ROW_STRIDE + row_bytes);
+    // each trial row with the row above it, as the PNG Up filter sees them
+    for pair in data.chunks_exact(row_bytes.saturating_mul(TRIAL_ROW_STRIDE)) {
+        let (above, row) = (&pair[..row_bytes], &pair[row_bytes..2 * row_bytes]);
         trial.push(2);
-        trial.extend(
-            rows[r]
-                .iter()
-                .zip(rows[r - 1])
-                .map(|(a, b)| a.wrapping_sub(*b)),
-        );
+        trial.extend(row.iter().zip(above).map(|(a, b)| a.wrapping_sub(*b)));
     }
     if trial.is_empty() {
         return true;

@@ -466,6 +466,8 @@ fn check_entry(
 fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut entries = Vec::new();
+    // the names and coordinates kept, bounded as a whole like other metadata
+    let mut kept_bytes = 0u64;
     loop {
         let mut len = [0u8; 4];
         // the index ends where an entry would start (tifffile stops there)
@@ -480,12 +482,9 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
             )));
         }
         let axes_len = u32::from_le_bytes(len);
-        let coordinates = match serde_json::from_slice::<Coordinates>(&bounded(
-            &mut reader,
-            axes_len,
-            MAX_AXES_BYTES,
-            "coordinates",
-        )?) {
+        let axes = bounded(&mut reader, axes_len, MAX_AXES_BYTES, "coordinates")?;
+        kept_bytes = keep(kept_bytes, axes_len, limits)?;
+        let coordinates = match serde_json::from_slice::<Coordinates>(&axes) {
             Ok(coordinates) => coordinates,
             Err(_) => {
                 return Err(format_error(format!(
@@ -495,12 +494,9 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
             }
         };
         reader.read_exact(&mut len).map_err(truncated)?;
-        let name = bounded(
-            &mut reader,
-            u32::from_le_bytes(len),
-            MAX_NAME_BYTES,
-            "file name",
-        )?;
+        let name_len = u32::from_le_bytes(len);
+        let name = bounded(&mut reader, name_len, MAX_NAME_BYTES, "file name")?;
+        kept_bytes = keep(kept_bytes, name_len, limits)?;
         let mut fields = [0u8; ENTRY_FIELDS_BYTES];
         reader.read_exact(&mut fields).map_err(truncated)?;
         let field = |k: usize| {
@@ -518,6 +514,20 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
         });
     }
     Ok(entries)
+}
+
+/// The index bytes kept once `len` more are: refused past the metadata
+/// limit, so that many entries of long names cannot add up unbounded.
+fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, CoreError> {
+    let kept = kept.saturating_add(u64::from(len));
+    if kept > limits.max_metadata_bytes {
+        return Err(CoreError::LimitsExceeded(format!(
+            "{INDEX_NAME} holds more than the configured maximum of {} bytes of metadata \
+             in its coordinates and file names",
+            limits.max_metadata_bytes
+        )));
+    }
+    Ok(kept)
 }
 
 /// `len` bytes of the index, refused past `most`.

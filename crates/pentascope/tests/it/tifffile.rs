@@ -833,7 +833,8 @@ out["ndtiff"] = {"files": nd_names, "shape": list(a.shape), "axes": axes, "summa
 
 # hostile indexes beside the dataset's first file: naming a file outside
 # its folder, coordinates of 2^31 bytes, an image past the end of its file,
-# an index cut inside an entry, two images 2^64 - 1 frames apart
+# an index cut inside an entry, two images 2^64 - 1 frames apart,
+# forty entries of 4000-byte names (over a 64 KiB metadata limit)
 def entry(filename, offset, coordinates=b'{"time": 0}', length=None):
     return (struct.pack("<I", len(coordinates) if length is None else length) + coordinates
             + struct.pack("<I", len(filename)) + filename
@@ -846,6 +847,7 @@ for case, index in [
     ("nd_cut", entry(b"acq_NDTiffStack.tif", good)[:-7]),
     ("nd_far_apart", entry(b"acq_NDTiffStack.tif", good, b'{"time": -9223372036854775808}')
      + entry(b"acq_NDTiffStack.tif", good, b'{"time": 9223372036854775807}')),
+    ("nd_long_names", b"".join(entry(b"x" * 4000, good, b'{"time": %d}' % t) for t in range(40))),
 ]:
     os.makedirs(os.path.join(folder, case))
     with open(os.path.join(folder, nd_names[0]), "rb") as f:
@@ -1065,6 +1067,22 @@ fn micromanager_files_read_as_tifffile_reads_them() {
             "{case}: {stdout}"
         );
     }
+
+    // many entries of long names add up: bounded by the metadata limit
+    let data_dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nd_long_names").join("acq_NDTiffStack.tif");
+    let out = Command::new(env!("CARGO_BIN_EXE_pentascope"))
+        .args(["ingest", path.to_str().unwrap(), "--data-dir"])
+        .arg(data_dir.path())
+        .env("PENTASCOPE_MAX_METADATA_BYTES", "65536")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("maximum of 65536 bytes of metadata"),
+        "{stdout}"
+    );
 
     // an index map counting more images than the page limit, one whose
     // images all lie past the end of the file, one itself past the end
