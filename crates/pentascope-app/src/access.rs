@@ -310,6 +310,15 @@ impl App {
     }
 
     async fn link_mac(&self, image: ImageId, expires_at: i64) -> Result<HmacSha256, AppError> {
+        let mut mac = self.server_mac("pentascope-link-v1").await?;
+        mac.update(format!("\n{image}\nread\n{expires_at}").as_bytes());
+        Ok(mac)
+    }
+
+    /// A MAC keyed with the server's key (configured, or generated once and
+    /// kept in the database), begun with `domain` so that what one use signs
+    /// is no signature for another.
+    pub(crate) async fn server_mac(&self, domain: &str) -> Result<HmacSha256, AppError> {
         let key = match &self.config.secret_key {
             Some(key) => key.clone(),
             None => self
@@ -327,7 +336,7 @@ impl App {
         };
         let mut mac = HmacSha256::new_from_slice(key.as_bytes())
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        mac.update(format!("pentascope-link-v1\n{image}\nread\n{expires_at}").as_bytes());
+        mac.update(domain.as_bytes());
         Ok(mac)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pentascope_core::{CoreError, DType, Shape5};
 use pentascope_store::analysis::{pca, PcaOutcome};
 use pentascope_store::cancel::Cancel;
-use pentascope_store::record::{now_rfc3339, ImageDetails};
+use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -222,6 +222,7 @@ impl App {
             // derived images belong to whoever owns their source
             owner: source.owner.clone(),
             public: source.public,
+            catalogue: Catalogue::named(format!("{} (PCA scores)", source.catalogue.name)),
         };
         if let Err(e) = self.images.publish(&record).await {
             self.images.discard(scores_id).await?;

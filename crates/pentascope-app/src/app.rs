@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{open_store, PixelStore};
 use pentascope_store::record::now_rfc3339;
-use pentascope_store::records::{AccessRepo, ImageRepo, JobRepo};
+use pentascope_store::records::{AccessRepo, CatalogueRepo, ImageRepo, JobRepo};
 use pentascope_store::ImageId;
 use serde::Serialize;
 
@@ -27,6 +27,8 @@ pub struct App {
     pub jobs: Arc<dyn JobRepo>,
     /// Users, keys, visibility.
     pub access: Arc<dyn AccessRepo>,
+    /// Names, tags, annotations, datasets, search.
+    pub catalogue: Arc<dyn CatalogueRepo>,
     /// The key that signs links, when not configured: read from (or
     /// stored into) the database once.
     pub(crate) link_key: tokio::sync::OnceCell<String>,
@@ -118,6 +120,11 @@ impl App {
             })?;
         }
         let records = pentascope_store::records::connect(&config.database_url()).await?;
+        // images published before the catalogue existed get their words
+        let indexed = records.catalogue.index_unindexed().await?;
+        if indexed > 0 {
+            tracing::info!(indexed, "indexed images for search");
+        }
         let pixels = open_store(&config.storage_url(), config.durability)?;
         let slice_memory_mib = config.slice_memory_bytes >> 20;
         Ok(App {
@@ -126,6 +133,7 @@ impl App {
             images: records.images,
             jobs: records.jobs,
             access: records.access,
+            catalogue: records.catalogue,
             link_key: tokio::sync::OnceCell::new(),
             pixels,
             queue,

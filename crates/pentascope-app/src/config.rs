@@ -51,6 +51,53 @@ pub mod defaults {
     /// MiB of plane data that slice requests may hold at once (a slice
     /// holds about three times its plane); requests wait for their share.
     pub const SLICE_MEMORY_MIB: u64 = 768;
+    /// Longest image or dataset name, in characters.
+    pub const MAX_NAME_CHARS: usize = 1024;
+    /// Longest description, in bytes.
+    pub const MAX_DESCRIPTION_BYTES: usize = 64 << 10;
+    /// Longest tag, in characters.
+    pub const MAX_TAG_CHARS: usize = 128;
+    /// Most tags on one image.
+    pub const MAX_TAGS: usize = 256;
+    /// Longest annotation key, in characters.
+    pub const MAX_KEY_CHARS: usize = 256;
+    /// Longest annotation value, in bytes.
+    pub const MAX_VALUE_BYTES: usize = 4 << 10;
+    /// Most annotations on one image.
+    pub const MAX_ANNOTATIONS: usize = 1024;
+}
+
+/// Bounds on what a lab writes about its images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogueLimits {
+    /// Longest image or dataset name, in characters.
+    pub max_name_chars: usize,
+    /// Longest description, in bytes.
+    pub max_description_bytes: usize,
+    /// Longest tag, in characters.
+    pub max_tag_chars: usize,
+    /// Most tags on one image.
+    pub max_tags: usize,
+    /// Longest annotation key, in characters.
+    pub max_key_chars: usize,
+    /// Longest annotation value, in bytes.
+    pub max_value_bytes: usize,
+    /// Most annotations on one image.
+    pub max_annotations: usize,
+}
+
+impl Default for CatalogueLimits {
+    fn default() -> CatalogueLimits {
+        CatalogueLimits {
+            max_name_chars: defaults::MAX_NAME_CHARS,
+            max_description_bytes: defaults::MAX_DESCRIPTION_BYTES,
+            max_tag_chars: defaults::MAX_TAG_CHARS,
+            max_tags: defaults::MAX_TAGS,
+            max_key_chars: defaults::MAX_KEY_CHARS,
+            max_value_bytes: defaults::MAX_VALUE_BYTES,
+            max_annotations: defaults::MAX_ANNOTATIONS,
+        }
+    }
 }
 
 /// Everything the service needs to know.
@@ -64,6 +111,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Decoder limits (pixel budget, pages, chunk size).
     pub limits: Limits,
+    /// Bounds on names, descriptions, tags and annotations.
+    pub catalogue: CatalogueLimits,
     /// Largest upload body accepted, in bytes.
     pub max_upload_bytes: u64,
     /// Most PCA score values returned inline in `pca_result`; larger results
@@ -136,6 +185,7 @@ impl Config {
             port: defaults::PORT,
             data_dir,
             limits: Limits::default(),
+            catalogue: CatalogueLimits::default(),
             max_upload_bytes: defaults::MAX_UPLOAD_BYTES,
             inline_scores_cap: defaults::INLINE_SCORES,
             part_pixels: defaults::PART_PIXELS,

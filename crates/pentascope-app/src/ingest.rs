@@ -9,12 +9,13 @@ use pentascope_core::Axes;
 use pentascope_store::cancel::Cancel;
 use pentascope_store::ingest::{ingest_tiff, Ingested, TiffSource};
 use pentascope_store::pixels::PixelWriter;
-use pentascope_store::record::{now_rfc3339, ImageDetails};
+use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
 use pentascope_store::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
+use crate::catalogue::{CheckedEntry, NewEntry};
 use crate::error::AppError;
 use pentascope_store::records::Scope;
 
@@ -29,6 +30,8 @@ pub struct Upload {
     pub byte_size: u64,
     /// Axes overriding the file's own interpretation of its pages.
     pub axes: Option<Axes>,
+    /// Its name, description, tags, annotations and datasets.
+    pub entry: NewEntry,
 }
 
 /// A file arriving over the network, stored while it arrives.
@@ -43,6 +46,15 @@ pub struct UploadStream {
     /// The most bytes the file can have (the request's length or the
     /// upload limit).
     pub max_len: u64,
+    /// Its name, description, tags, annotations and datasets.
+    pub entry: NewEntry,
+}
+
+/// A file that was read, as it is recorded.
+struct Arrived {
+    name: String,
+    byte_size: u64,
+    catalogue: Catalogue,
 }
 
 /// What an import reads.
@@ -93,17 +105,31 @@ impl App {
         let (app, cancel) = (self.clone(), Cancel::new());
         let owner = caller.owner().map(str::to_string);
         let observed = cancel.clone();
+        let (for_import, for_filing) = (caller.clone(), caller.clone());
         App::detached(&cancel, async move {
-            match import {
-                Import::File(upload) => {
-                    app.ingest_until_cancelled(owner, upload, progress, observed)
-                        .await
+            let record = match import {
+                Import::File(mut upload) => {
+                    let entry = app
+                        .check_entry(&for_import, std::mem::take(&mut upload.entry))
+                        .await?;
+                    let record = app
+                        .ingest_until_cancelled(owner, upload, &entry, progress, observed)
+                        .await?;
+                    (record, entry)
                 }
-                Import::Stream(upload) => {
-                    app.stream_until_cancelled(owner, upload, progress, observed)
-                        .await
+                Import::Stream(mut upload) => {
+                    let entry = app
+                        .check_entry(&for_import, std::mem::take(&mut upload.entry))
+                        .await?;
+                    let record = app
+                        .stream_until_cancelled(owner, upload, &entry, progress, observed)
+                        .await?;
+                    (record, entry)
                 }
-            }
+            };
+            let (record, entry) = record;
+            app.file_entry(&for_filing, record.id, &entry).await?;
+            Ok(record)
         })
         .await
     }
@@ -112,6 +138,7 @@ impl App {
         &self,
         owner: Option<String>,
         upload: UploadStream,
+        entry: &CheckedEntry,
         progress: PlaneProgress,
         cancel: Cancel,
     ) -> Result<ImageRecord, AppError> {
@@ -126,6 +153,7 @@ impl App {
                 spool,
                 name,
                 max_len,
+                entry: _,
             } = upload;
             let target = Target {
                 store: &*pixels,
@@ -145,7 +173,12 @@ impl App {
             }
             Err(e) => (Err(e), 0),
         };
-        self.publish_ingested(id, owner, name, byte_size, staged, &cancel)
+        let file = Arrived {
+            catalogue: entry.catalogue(&name),
+            name,
+            byte_size,
+        };
+        self.publish_ingested(id, owner, file, staged, &cancel)
             .await
     }
 
@@ -153,6 +186,7 @@ impl App {
         &self,
         owner: Option<String>,
         upload: Upload,
+        entry: &CheckedEntry,
         progress: PlaneProgress,
         cancel: Cancel,
     ) -> Result<ImageRecord, AppError> {
@@ -178,7 +212,12 @@ impl App {
             )?)
         })
         .await;
-        self.publish_ingested(id, owner, upload.name, upload.byte_size, staged, &cancel)
+        let file = Arrived {
+            catalogue: entry.catalogue(&upload.name),
+            name: upload.name,
+            byte_size: upload.byte_size,
+        };
+        self.publish_ingested(id, owner, file, staged, &cancel)
             .await
     }
 
@@ -188,8 +227,7 @@ impl App {
         &self,
         id: ImageId,
         owner: Option<String>,
-        name: String,
-        byte_size: u64,
+        file: Arrived,
         staged: Result<Ingested, AppError>,
         cancel: &Cancel,
     ) -> Result<ImageRecord, AppError> {
@@ -210,8 +248,8 @@ impl App {
             id,
             kind: ImageKind::Upload,
             source_image_id: None,
-            original_filename: Some(name),
-            byte_size,
+            original_filename: Some(file.name),
+            byte_size: file.byte_size,
             created_at: now_rfc3339(),
             dtype: series.dtype,
             shape: series.shape,
@@ -229,6 +267,7 @@ impl App {
             statistics: ingested.statistics,
             owner,
             public: false,
+            catalogue: file.catalogue,
         };
         if let Some(original) = &ingested.series.original_metadata {
             if let Err(e) = self

@@ -13,6 +13,8 @@
 //!   record and pixels published together, nothing left on failure);
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`segment`]: thresholds, k-means and objects with a stored labels image;
+//! - [`catalogue`]: names, descriptions, tags, annotations, datasets and
+//!   paged search;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
 //! - [`render`]: colour composites, projections, regions, tiles and
@@ -30,6 +32,7 @@ pub mod access;
 pub mod analyze;
 mod app;
 pub mod cache;
+pub mod catalogue;
 pub mod config;
 pub mod error;
 pub mod export;

@@ -12,7 +12,7 @@ use pentascope_core::tiff::{Flavour, PhysicalSizes};
 use pentascope_core::{CoreError, Shape5};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
-use pentascope_store::record::{now_rfc3339, ImageDetails};
+use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
 use pentascope_store::records::Scope;
 use pentascope_store::segment::{labels_dtype, segment, Method, SegmentOutcome, SegmentRequest};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
@@ -352,6 +352,7 @@ impl App {
             // derived images belong to whoever owns their source
             owner: source.owner.clone(),
             public: source.public,
+            catalogue: Catalogue::named(format!("{} (labels)", source.catalogue.name)),
         };
         self.publish(writer, &record).await?;
         drop(reading);

@@ -18,7 +18,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
-use crate::handlers::{admin, analyze, images, jobs, pages, render, segment, slice, upload, zarr};
+use crate::handlers::{
+    admin, analyze, catalogue, images, jobs, pages, render, segment, slice, upload, zarr,
+};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -103,7 +105,51 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
             .query(&["image_id", "recompute"]),
         Route::new(M::POST, "/analyze", Key(Write), analyze::analyze),
         Route::new(M::POST, "/segment", Key(Write), segment::segment),
-        Route::new(M::GET, "/images", Key(Read), images::list),
+        Route::new(M::GET, "/images", Key(Read), catalogue::list).query(&[
+            "q",
+            "dataset",
+            "tag",
+            "annotation",
+            "owner",
+            "dtype",
+            "flavour",
+            "kind",
+            "created_after",
+            "created_before",
+            "sort",
+            "limit",
+            "cursor",
+        ]),
+        Route::new(M::GET, "/tags", Key(Read), catalogue::tags)
+            .query(&["prefix", "limit", "cursor"]),
+        Route::new(M::POST, "/datasets", Key(Write), catalogue::create_dataset),
+        Route::new(M::GET, "/datasets", Key(Read), catalogue::list_datasets)
+            .query(&["q", "owner", "sort", "limit", "cursor"]),
+        Route::new(M::GET, "/datasets/{id}", Key(Read), catalogue::get_dataset),
+        Route::new(
+            M::PATCH,
+            "/datasets/{id}",
+            Key(Write),
+            catalogue::patch_dataset,
+        ),
+        Route::new(
+            M::DELETE,
+            "/datasets/{id}",
+            Key(Write),
+            catalogue::delete_dataset,
+        ),
+        Route::new(
+            M::PUT,
+            "/datasets/{id}/images/{image_id}",
+            Key(Write),
+            catalogue::link_image,
+        ),
+        Route::new(
+            M::DELETE,
+            "/datasets/{id}/images/{image_id}",
+            Key(Write),
+            catalogue::unlink_image,
+        ),
         Route::new(M::GET, "/images/{id}", KeyOrLink, images::get),
         Route::new(M::PATCH, "/images/{id}", Key(Write), images::patch),
         Route::new(M::DELETE, "/images/{id}", Key(Write), images::delete),
@@ -278,7 +324,10 @@ mod tests {
                     Access::Public
                 }
                 (_, path) if path.starts_with("/admin/") => Access::Key(Scope::Admin),
-                ("GET", "/images" | "/jobs/{id}") => Access::Key(Scope::Read),
+                // listings and what is not one image
+                ("GET", "/images" | "/jobs/{id}" | "/tags" | "/datasets" | "/datasets/{id}") => {
+                    Access::Key(Scope::Read)
+                }
                 ("GET", _) => Access::KeyOrLink,
                 _ => Access::Key(Scope::Write),
             };

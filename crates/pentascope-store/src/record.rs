@@ -168,6 +168,32 @@ pub struct ImageRecord {
     pub owner: Option<String>,
     /// Whether every authenticated user may read it.
     pub public: bool,
+    /// What a lab wrote about it: name, description, tags, annotations.
+    pub catalogue: Catalogue,
+}
+
+/// What a lab writes about an image to find it again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalogue {
+    /// Its name (default: the uploaded file's name).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// A set of labels, in the order they were first given.
+    pub tags: Vec<String>,
+    /// Key-value pairs in order, a key possibly several times (as OME's
+    /// `MapAnnotation`).
+    pub annotations: Vec<(String, String)>,
+}
+
+impl Catalogue {
+    /// A catalogue entry holding only a name.
+    pub fn named(name: impl Into<String>) -> Catalogue {
+        Catalogue {
+            name: name.into(),
+            ..Catalogue::default()
+        }
+    }
 }
 
 #[cfg(test)]

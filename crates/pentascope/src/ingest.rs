@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use pentascope_app::catalogue::NewEntry;
 use pentascope_app::ingest::Upload;
 use pentascope_app::jobs::InProcessQueue;
 use pentascope_app::{App, Caller};
@@ -36,8 +37,38 @@ pub struct IngestArgs {
     /// no owner (only admins, or everyone with access control off, see them).
     #[arg(long)]
     owner: Option<String>,
+    /// The image's name (one file only; default: the file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The images' description.
+    #[arg(long)]
+    description: Option<String>,
+    /// A tag for every image (repeat for more).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// A key=value annotation for every image (repeat for more; a key may
+    /// repeat).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// A dataset to put every image in: an id (dataset_<n>) or a name (the
+    /// owner's dataset of that name, made if missing). Repeat for more.
+    #[arg(long = "dataset", value_name = "NAME")]
+    datasets: Vec<String>,
     #[command(flatten)]
     settings: Settings,
+}
+
+impl IngestArgs {
+    /// What every imported image is described with.
+    fn entry(&self) -> NewEntry {
+        NewEntry {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            annotations: self.annotations.clone(),
+            datasets: self.datasets.clone(),
+        }
+    }
 }
 
 /// Imports every file, one at a time (each import uses every core). A file
@@ -53,6 +84,13 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
     let files = collect(&args.paths, args.recursive)?;
     if files.is_empty() {
         return Err("no TIFF files found in the paths given".into());
+    }
+    if args.name.is_some() && files.len() > 1 {
+        return Err(format!(
+            "--name names one image, but {} files were found: import them one at a time, \
+             or leave --name out (each image is named after its file)",
+            files.len()
+        ));
     }
     // no runners: the command imports and leaves; the database and pixel
     // store are the ones `serve` uses with the same settings
@@ -97,7 +135,14 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
             .with_style(style.clone())
             .with_prefix(name.clone());
         let started = Instant::now();
-        let outcome = import(&app, &caller, path, &name, axes.clone(), bar.clone()).await;
+        let upload = Upload {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            byte_size: 0,
+            axes: axes.clone(),
+            entry: args.entry(),
+        };
+        let outcome = import(&app, &caller, upload, bar.clone()).await;
         bar.finish_and_clear();
         match outcome {
             Ok(summary) => {
@@ -140,20 +185,12 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
 async fn import(
     app: &Arc<App>,
     caller: &Caller,
-    path: &Path,
-    name: &str,
-    axes: Option<Axes>,
+    mut upload: Upload,
     bar: ProgressBar,
 ) -> Result<String, String> {
-    let byte_size = std::fs::metadata(path)
+    upload.byte_size = std::fs::metadata(&upload.path)
         .map_err(|e| format!("cannot read: {e}"))?
         .len();
-    let upload = Upload {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-        byte_size,
-        axes,
-    };
     let progress = Arc::new(move |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);

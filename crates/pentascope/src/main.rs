@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use pentascope_app::config::{defaults, redact_url, CeleryConfig};
+use pentascope_app::config::{defaults, redact_url, CatalogueLimits, CeleryConfig};
 use pentascope_app::Config;
 use pentascope_core::Limits;
 use pentascope_store::pixels::Durability;
@@ -161,6 +161,49 @@ pub struct Settings {
     /// is delivered again.
     #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
     visibility_timeout: u64,
+    #[command(flatten)]
+    catalogue: CatalogueSettings,
+}
+
+/// Bounds on what a lab writes about its images (names, descriptions,
+/// tags, annotations); a request past one is refused with 400.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogueSettings {
+    /// Longest image or dataset name, in characters.
+    #[arg(long, env = "PENTASCOPE_MAX_NAME_CHARS", default_value_t = defaults::MAX_NAME_CHARS)]
+    max_name_chars: usize,
+    /// Longest description, in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_DESCRIPTION_BYTES", default_value_t = defaults::MAX_DESCRIPTION_BYTES)]
+    max_description_bytes: usize,
+    /// Longest tag, in characters.
+    #[arg(long, env = "PENTASCOPE_MAX_TAG_CHARS", default_value_t = defaults::MAX_TAG_CHARS)]
+    max_tag_chars: usize,
+    /// Most tags on one image.
+    #[arg(long, env = "PENTASCOPE_MAX_TAGS", default_value_t = defaults::MAX_TAGS)]
+    max_tags: usize,
+    /// Longest annotation key, in characters.
+    #[arg(long, env = "PENTASCOPE_MAX_KEY_CHARS", default_value_t = defaults::MAX_KEY_CHARS)]
+    max_key_chars: usize,
+    /// Longest annotation value, in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_VALUE_BYTES", default_value_t = defaults::MAX_VALUE_BYTES)]
+    max_value_bytes: usize,
+    /// Most key-value annotations on one image.
+    #[arg(long, env = "PENTASCOPE_MAX_ANNOTATIONS", default_value_t = defaults::MAX_ANNOTATIONS)]
+    max_annotations: usize,
+}
+
+impl CatalogueSettings {
+    fn limits(&self) -> CatalogueLimits {
+        CatalogueLimits {
+            max_name_chars: self.max_name_chars,
+            max_description_bytes: self.max_description_bytes,
+            max_tag_chars: self.max_tag_chars,
+            max_tags: self.max_tags,
+            max_key_chars: self.max_key_chars,
+            max_value_bytes: self.max_value_bytes,
+            max_annotations: self.max_annotations,
+        }
+    }
 }
 
 impl Settings {
@@ -183,6 +226,7 @@ impl Settings {
             max_chunk_bytes: self.max_chunk_bytes,
             max_metadata_bytes: self.max_metadata_bytes,
         };
+        config.catalogue = self.catalogue.limits();
         config.max_upload_bytes = self.max_upload_bytes;
         config.inline_scores_cap = self.inline_scores;
         config.part_pixels = self.part_pixels;

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use pentascope_app::catalogue::{AnnotationsInput, CatalogueChange};
 use pentascope_app::export::ExportFormat;
 use pentascope_store::ImageRecord;
 use serde::Deserialize;
@@ -52,6 +53,10 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
         "warnings": r.details.warnings,
         "owner": r.owner,
         "public": r.public,
+        "name": r.catalogue.name,
+        "description": r.catalogue.description,
+        "tags": r.catalogue.tags,
+        "annotations": r.catalogue.annotations,
         // tiles of /render?tile=level,column,row, and the default look
         "levels": pentascope_app::render::levels(s),
         "rendering": pentascope_app::render::default_rendering_json(r),
@@ -92,22 +97,29 @@ pub async fn statistics(
     )))
 }
 
-/// `GET /images`.
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let images: Vec<Value> = app.list(&caller).await?.iter().map(metadata_json).collect();
-    Ok(Json(json!({ "count": images.len(), "images": images })))
-}
-
-/// `GET /images/{id}`.
+/// `GET /images/{id}`: the metadata, with the datasets the caller may see
+/// that hold the image.
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(metadata_json(&app.image(&caller, &id).await?)))
+    let record = app.image(&caller, &id).await?;
+    Ok(Json(with_datasets(&app, &caller, &record).await?))
+}
+
+async fn with_datasets(
+    app: &AppState,
+    caller: &Caller,
+    record: &ImageRecord,
+) -> Result<Value, ApiError> {
+    let mut document = metadata_json(record);
+    let datasets = app.datasets_of(caller, record).await?;
+    document["datasets"] = datasets
+        .into_iter()
+        .map(|(id, name)| json!({"dataset_id": id, "name": name}))
+        .collect();
+    Ok(document)
 }
 
 /// `DELETE /images/{id}`: removes the record, then the pixels.
@@ -208,6 +220,24 @@ pub struct ImagePatch {
     /// The default look.
     #[serde(default)]
     rendering: Option<RenderingPatch>,
+    /// New name.
+    #[serde(default)]
+    name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    description: Option<String>,
+    /// Replaces every tag.
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Replaces every annotation.
+    #[serde(default)]
+    annotations: Option<AnnotationsInput>,
+    /// Tags to add.
+    #[serde(default)]
+    add_tags: Option<Vec<String>>,
+    /// Tags to remove.
+    #[serde(default)]
+    remove_tags: Option<Vec<String>>,
 }
 
 /// `{"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900},
@@ -226,19 +256,30 @@ pub async fn patch(
     Path(id): Path<String>,
     body: Result<Json<ImagePatch>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    const EXAMPLE: &str = r#"{"public": true} or {"rendering": {"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900}, "active": true}]}}"#;
+    const EXAMPLE: &str = r#"{"public": true}, {"name": "…", "description": "…", "tags": ["…"], "add_tags": ["…"], "remove_tags": ["…"], "annotations": [["key", "value"]]} or {"rendering": {"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900}, "active": true}]}}"#;
     let Json(patch) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body like {EXAMPLE} ({})",
             e.body_text()
         ))
     })?;
-    if patch.public.is_none() && patch.rendering.is_none() {
+    let catalogue = CatalogueChange {
+        name: patch.name,
+        description: patch.description,
+        tags: patch.tags,
+        annotations: patch.annotations,
+        add_tags: patch.add_tags,
+        remove_tags: patch.remove_tags,
+    };
+    if patch.public.is_none() && patch.rendering.is_none() && catalogue.is_empty() {
         return Err(ApiError::bad_request(format!(
             "nothing to change: send {EXAMPLE}"
         )));
     }
     let mut record = None;
+    if !catalogue.is_empty() {
+        record = Some(app.update_catalogue(&caller, &id, catalogue).await?);
+    }
     if let Some(rendering) = patch.rendering {
         record = Some(app.set_rendering(&caller, &id, rendering.channels).await?);
     }
@@ -246,7 +287,7 @@ pub async fn patch(
         record = Some(app.set_public(&caller, &id, public).await?);
     }
     let record = record.ok_or_else(|| ApiError::internal("no change made"))?;
-    Ok(Json(metadata_json(&record)))
+    Ok(Json(with_datasets(&app, &caller, &record).await?))
 }
 
 /// The body of `POST /images/{id}/links`.

@@ -10,6 +10,7 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
+use pentascope_app::catalogue::NewEntry;
 use pentascope_app::ingest::UploadStream;
 use pentascope_core::Axes;
 use pentascope_store::stream::UploadBody;
@@ -87,7 +88,7 @@ pub async fn upload(
         .tempfile_in(app.config.spool_dir())
         .map_err(spool_error)?
         .into_temp_path();
-    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<(String, Option<Axes>)>();
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<FileStart>();
     let (pieces_tx, pieces) = tokio::sync::mpsc::channel(QUEUED_PIECES);
     let receive = receive(
         &app,
@@ -98,12 +99,13 @@ pub async fn upload(
         started,
     );
     let ingest = async {
-        let (name, axes) = start_rx.await.ok()?;
+        let FileStart { name, axes, entry } = start_rx.await.ok()?;
         let upload = UploadStream {
             body: Box::new(ReceivedBody { pieces, axes }),
             spool: spool.to_path_buf(),
             name,
             max_len: declared.unwrap_or(app.config.max_upload_bytes),
+            entry,
         };
         Some(
             app.ingest_stream(&caller, upload, Arc::new(|_, _| {}))
@@ -132,14 +134,30 @@ pub async fn upload(
     ))
 }
 
+/// What the ingest needs to begin: the file's name, the axes known so far,
+/// and what the form says about the image.
+struct FileStart {
+    name: String,
+    axes: Option<Axes>,
+    entry: NewEntry,
+}
+
+/// The form fields that describe the image (they must come before the file).
+const ENTRY_FIELDS: &[&str] = &["name", "description", "tag", "annotation", "dataset"];
+
+/// The most catalogue fields one upload may carry (tags and annotations
+/// are bounded again, each by its own limit).
+const MAX_ENTRY_FIELDS: usize = 4096;
+
 /// Reads the form: fields before the file, then the file's bytes, handed to
-/// the ingest as they come (`start` with its name and the axes known so
-/// far), then the fields after it.
+/// the ingest as they come (`start` with its name, the axes known so far
+/// and the image's name, description, tags, annotations and datasets), then
+/// the fields after it.
 async fn receive(
     app: &AppState,
     mut multipart: Multipart,
     mut axes_text: Option<String>,
-    start: tokio::sync::oneshot::Sender<(String, Option<Axes>)>,
+    start: tokio::sync::oneshot::Sender<FileStart>,
     pieces: tokio::sync::mpsc::Sender<BodyPiece>,
     started: std::time::Instant,
 ) -> Result<(), ApiError> {
@@ -151,6 +169,8 @@ async fn receive(
     };
     let mut start = Some(start);
     let mut file = None;
+    let mut entry = NewEntry::default();
+    let mut entry_fields = 0usize;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -178,7 +198,12 @@ async fn receive(
                     };
                 let axes = parse_axes(&axes_text)?;
                 if let Some(start) = start.take() {
-                    let _ = start.send((name.clone(), axes));
+                    let entry = std::mem::take(&mut entry);
+                    let _ = start.send(FileStart {
+                        name: name.clone(),
+                        axes,
+                        entry,
+                    });
                 }
                 let mut bytes = 0u64;
                 let mut ingesting = true;
@@ -196,6 +221,30 @@ async fn receive(
                 );
                 file = Some(());
             }
+            Some(field_name) if ENTRY_FIELDS.contains(&field_name) => {
+                let field_name = field_name.to_string();
+                if file.is_some() {
+                    return Err(ApiError::bad_request(format!(
+                        "the {field_name} field came after the file: send name, description, \
+                         tag, annotation and dataset fields before the file field"
+                    )));
+                }
+                entry_fields += 1;
+                if entry_fields > MAX_ENTRY_FIELDS {
+                    return Err(ApiError::bad_request(format!(
+                        "the upload has more than {MAX_ENTRY_FIELDS} name, description, tag, \
+                         annotation and dataset fields"
+                    )));
+                }
+                let value = entry_field(&mut field, &field_name, app).await?;
+                match field_name.as_str() {
+                    "name" => entry.name = Some(value),
+                    "description" => entry.description = Some(value),
+                    "tag" => entry.tags.push(value),
+                    "annotation" => entry.annotations.push(value),
+                    _ => entry.datasets.push(value),
+                }
+            }
             Some("axes") => {
                 axes_text = Some(field.text().await.map_err(|e| {
                     ApiError::bad_request(format!("cannot read the axes field: {e}"))
@@ -211,6 +260,37 @@ async fn receive(
     })?;
     let _ = pieces.send(BodyPiece::End(parse_axes(&axes_text)?)).await;
     Ok(())
+}
+
+/// A catalogue field's text, read within the longest such value may be
+/// (a description), so that a huge field is refused before it is held.
+async fn entry_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    name: &str,
+    app: &AppState,
+) -> Result<String, ApiError> {
+    let limits = &app.config.catalogue;
+    // a character is at most 4 bytes; a key=value holds both parts
+    let most = limits
+        .max_description_bytes
+        .max(limits.max_name_chars * 4)
+        .max(limits.max_key_chars * 4 + 1 + limits.max_value_bytes);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the {name} field: {e}")))?
+    {
+        if bytes.len() + chunk.len() > most {
+            return Err(ApiError::bad_request(format!(
+                "the {name} field is longer than {most} bytes, more than any name, \
+                 description or annotation may be"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request(format!("the {name} field is not UTF-8 text")))
 }
 
 /// 413 naming the upload limit and its setting.

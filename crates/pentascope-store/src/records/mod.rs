@@ -4,6 +4,8 @@
 //! and hands out both repositories.
 
 pub mod access;
+pub mod catalogue;
+mod catalogue_sql;
 pub mod images;
 pub mod jobs;
 mod sql;
@@ -11,6 +13,7 @@ mod sql;
 use std::sync::Arc;
 
 pub use access::{AccessRepo, NewToken, Scope, TokenRecord, UserRecord};
+pub use catalogue::{CatalogueRepo, DatasetId, DatasetRecord, Visibility};
 pub use images::ImageRepo;
 pub use jobs::{JobRecord, JobRepo, JobState};
 pub use sql::{PgRepo, SqliteRepo};
@@ -26,15 +29,18 @@ pub struct Records {
     pub jobs: Arc<dyn JobRepo>,
     /// Users, keys, visibility, settings.
     pub access: Arc<dyn AccessRepo>,
+    /// Names, tags, annotations, datasets and search.
+    pub catalogue: Arc<dyn CatalogueRepo>,
 }
 
 impl Records {
-    fn of<R: ImageRepo + JobRepo + AccessRepo + 'static>(repo: R) -> Records {
+    fn of<R: ImageRepo + JobRepo + AccessRepo + CatalogueRepo + 'static>(repo: R) -> Records {
         let repo = Arc::new(repo);
         Records {
             images: repo.clone(),
             jobs: repo.clone(),
-            access: repo,
+            access: repo.clone(),
+            catalogue: repo,
         }
     }
 }
@@ -117,6 +123,7 @@ pub(crate) mod tests {
             statistics: Vec::new(),
             owner: Some("ada".into()),
             public: false,
+            catalogue: crate::record::Catalogue::named("a.tif"),
         }
     }
 
@@ -251,6 +258,363 @@ pub(crate) mod tests {
         assert!(!access.set_public(ImageId(999), true).await.unwrap());
     }
 
+    /// Search, filters, visibility, keyset pages, tags and datasets.
+    async fn catalogue_queries_behave(url: &str) {
+        use crate::record::Catalogue;
+        use catalogue::*;
+        let records = connect(url).await.unwrap();
+        let (images, cat) = (records.images, records.catalogue);
+        let publish = |owner: &'static str, public: bool, catalogue: Catalogue| {
+            let images = images.clone();
+            async move {
+                let id = images.reserve(ImageKind::Upload).await.unwrap();
+                images
+                    .publish(&ImageRecord {
+                        owner: Some(owner.into()),
+                        public,
+                        catalogue,
+                        ..record(id)
+                    })
+                    .await
+                    .unwrap();
+                id
+            }
+        };
+        let entry = |name: &str, tags: &[&str], annotations: &[(&str, &str)]| Catalogue {
+            name: name.into(),
+            description: "Confocal stack".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let a = publish(
+            "ada",
+            false,
+            entry(
+                "Mouse brain ÉCOLE",
+                &["dapi", "brain"],
+                &[("Stain", "DAPI"), ("Mouse", "M12")],
+            ),
+        )
+        .await;
+        let b = publish(
+            "ada",
+            true,
+            entry("liver 2", &["dapi"], &[("Stain", "GFP")]),
+        )
+        .await;
+        let c = publish(
+            "bob",
+            false,
+            entry("bob's kidney", &["kidney"], &[("Mouse", "M12")]),
+        )
+        .await;
+        let query = |visibility: Visibility, filter: ImageFilter| ImageQuery {
+            visibility,
+            filter,
+            sort: Sort::parse("-created").unwrap(),
+            after: None,
+            limit: 100,
+        };
+        let ids = |page: Page<ImageRecord>| {
+            let mut ids: Vec<ImageId> = page.items.iter().map(|r| r.id).collect();
+            ids.sort();
+            (page.count, ids)
+        };
+        let words = |q: &str| ImageFilter {
+            words: search_words(q).collect(),
+            ..ImageFilter::default()
+        };
+        let all = Visibility::All;
+        let bob = Visibility::OwnOrPublic("bob".into());
+        // word prefixes over name, description, tags, annotations; any case
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("brai")))
+                .await
+                .unwrap()),
+            (1, vec![a])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("école")))
+                .await
+                .unwrap()),
+            (1, vec![a])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("m12")))
+                .await
+                .unwrap()),
+            (2, vec![a, c])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("CONFOCAL st")))
+                .await
+                .unwrap())
+            .0,
+            3
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("dapi brain")))
+                .await
+                .unwrap()),
+            (1, vec![a])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("near")))
+                .await
+                .unwrap())
+            .0,
+            0
+        );
+        // visibility is part of the query: ada's private image is not counted
+        assert_eq!(
+            ids(cat
+                .query_images(&query(bob.clone(), words("m12")))
+                .await
+                .unwrap()),
+            (1, vec![c])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(bob.clone(), ImageFilter::default()))
+                .await
+                .unwrap()),
+            (2, vec![b, c])
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(Visibility::Nothing, ImageFilter::default()))
+                .await
+                .unwrap())
+            .0,
+            0
+        );
+        let tagged = ImageFilter {
+            tags: vec!["dapi".into()],
+            annotations: vec![("Stain".into(), "DAPI".into())],
+            ..ImageFilter::default()
+        };
+        assert_eq!(
+            ids(cat.query_images(&query(all.clone(), tagged)).await.unwrap()),
+            (1, vec![a])
+        );
+        let owned = ImageFilter {
+            owner: Some("bob".into()),
+            ..ImageFilter::default()
+        };
+        assert_eq!(
+            ids(cat.query_images(&query(all.clone(), owned)).await.unwrap()),
+            (1, vec![c])
+        );
+        // keyset pages of one walk every image once, in every order
+        for sort in ["created", "-created", "name", "-name", "size", "-size"] {
+            let mut after = None;
+            let mut seen = Vec::new();
+            loop {
+                let page = cat
+                    .query_images(&ImageQuery {
+                        sort: Sort::parse(sort).unwrap(),
+                        after: after.clone(),
+                        limit: 2,
+                        ..query(all.clone(), ImageFilter::default())
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(page.count, 3);
+                let last = page.items.last().unwrap();
+                after = Some(After {
+                    key: Sort::parse(sort).unwrap().key_of(last),
+                    id: last.id.0,
+                });
+                seen.extend(page.items.iter().map(|r| r.id));
+                if !page.more {
+                    break;
+                }
+            }
+            let mut sorted = seen.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted, vec![a, b, c], "{sort}: {seen:?}");
+        }
+        // tags: counts of visible images, prefixes, pages
+        let tags = cat.tags(&all, None, None, 10).await.unwrap();
+        assert_eq!(
+            tags.items,
+            [
+                ("brain".into(), 1),
+                ("dapi".into(), 2),
+                ("kidney".into(), 1)
+            ]
+        );
+        let tags = cat.tags(&bob, Some("d"), None, 10).await.unwrap();
+        assert_eq!((tags.count, tags.items), (1, vec![("dapi".to_string(), 1)]));
+        let page = cat.tags(&all, None, Some("brain"), 1).await.unwrap();
+        assert_eq!(
+            (page.items, page.more),
+            (vec![("dapi".to_string(), 2)], true)
+        );
+        // datasets: counts follow visibility, names are searchable words
+        let d = cat
+            .create_dataset("Kidney study", "the 2026 cohort", Some("ada"))
+            .await
+            .unwrap();
+        assert!(cat.link(d.dataset_id, a).await.unwrap());
+        assert!(!cat.link(d.dataset_id, a).await.unwrap(), "linked once");
+        assert!(cat.link(d.dataset_id, c).await.unwrap());
+        assert_eq!(
+            cat.dataset(d.dataset_id, &all)
+                .await
+                .unwrap()
+                .unwrap()
+                .image_count,
+            2
+        );
+        assert_eq!(
+            cat.dataset(d.dataset_id, &bob)
+                .await
+                .unwrap()
+                .unwrap()
+                .image_count,
+            1
+        );
+        // a private dataset's name finds its owner's images only
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("kidney")))
+                .await
+                .unwrap())
+            .1,
+            vec![a, c]
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("study")))
+                .await
+                .unwrap())
+            .1,
+            vec![a]
+        );
+        cat.update_dataset(
+            d.dataset_id,
+            &DatasetChange {
+                name: Some("Renal".into()),
+                public: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("renal")))
+                .await
+                .unwrap())
+            .1,
+            vec![a, c]
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("study")))
+                .await
+                .unwrap())
+            .0,
+            0
+        );
+        let in_dataset = ImageFilter {
+            dataset: Some(d.dataset_id),
+            ..ImageFilter::default()
+        };
+        assert_eq!(
+            ids(cat
+                .query_images(&query(bob.clone(), in_dataset))
+                .await
+                .unwrap())
+            .1,
+            vec![c]
+        );
+        let found = cat
+            .query_datasets(&DatasetQuery {
+                visibility: bob.clone(),
+                words: vec!["ren".into()],
+                owner: None,
+                sort: Sort::parse("name").unwrap(),
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!((found.count, found.items[0].image_count), (1, 1));
+        assert_eq!(
+            cat.dataset_named("Renal", Some("ada")).await.unwrap(),
+            Some(d.dataset_id)
+        );
+        assert_eq!(
+            cat.datasets_of(a, &all).await.unwrap(),
+            vec![(d.dataset_id, "Renal".to_string())]
+        );
+        // replacing an entry replaces its rows and words
+        assert!(cat
+            .set_catalogue(a, &entry("renamed", &["new"], &[]))
+            .await
+            .unwrap());
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("brain")))
+                .await
+                .unwrap())
+            .0,
+            0
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("renamed new")))
+                .await
+                .unwrap())
+            .1,
+            vec![a]
+        );
+        assert_eq!(
+            images.get(a).await.unwrap().unwrap().catalogue.tags,
+            ["new"]
+        );
+        // deleting an image drops its links and words; deleting a dataset keeps images
+        assert!(images.delete(c).await.unwrap());
+        assert_eq!(
+            cat.dataset(d.dataset_id, &all)
+                .await
+                .unwrap()
+                .unwrap()
+                .image_count,
+            1
+        );
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), words("kidney")))
+                .await
+                .unwrap())
+            .0,
+            0
+        );
+        assert!(cat.delete_dataset(d.dataset_id).await.unwrap());
+        assert_eq!(
+            ids(cat
+                .query_images(&query(all.clone(), ImageFilter::default()))
+                .await
+                .unwrap())
+            .0,
+            2
+        );
+        assert_eq!(cat.index_unindexed().await.unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn sqlite_meets_the_repository_contract() {
         let dir = tempfile::tempdir().unwrap();
@@ -258,6 +622,7 @@ pub(crate) mod tests {
         ids_never_reused_and_pending_invisible(&url).await;
         jobs_are_claimed_once_and_leases_expire(&url).await;
         access_records_behave(&url.replace("db.sqlite", "access.sqlite")).await;
+        catalogue_queries_behave(&url.replace("db.sqlite", "catalogue.sqlite")).await;
     }
 
     #[tokio::test]
@@ -267,6 +632,7 @@ pub(crate) mod tests {
         ids_never_reused_and_pending_invisible(&url).await;
         jobs_are_claimed_once_and_leases_expire(&url).await;
         access_records_behave(&fresh_postgres().await).await;
+        catalogue_queries_behave(&fresh_postgres().await).await;
     }
 
     #[tokio::test]

@@ -16,15 +16,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 use super::access::{AccessRepo, NewToken, Scope, TokenRecord, UserRecord};
+use super::catalogue_sql::{write_catalogue, Backend};
 use super::images::ImageRepo;
 use super::jobs::{unix_now, JobRecord, JobRepo, JobState};
 use crate::error::StoreError;
-use crate::record::{now_rfc3339, ImageDetails, ImageId, ImageKind, ImageRecord};
+use crate::record::{now_rfc3339, Catalogue, ImageDetails, ImageId, ImageKind, ImageRecord};
 
 /// SQLite, embedded, in one file.
 #[derive(Debug, Clone)]
 pub struct SqliteRepo {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteRepo {
@@ -60,7 +61,7 @@ impl SqliteRepo {
 /// PostgreSQL, shared by any number of API processes and workers.
 #[derive(Debug, Clone)]
 pub struct PgRepo {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgRepo {
@@ -81,7 +82,7 @@ impl PgRepo {
 
 macro_rules! record_from_row {
     ($name:ident, $row:ty) => {
-        fn $name(row: &$row) -> Result<ImageRecord, StoreError> {
+        pub(super) fn $name(row: &$row) -> Result<ImageRecord, StoreError> {
             let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
             let id: i64 = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
@@ -116,6 +117,14 @@ macro_rules! record_from_row {
                 statistics: serde_json::from_str(&statistics).map_err(|_| corrupt("statistics"))?,
                 owner: row.try_get("owner")?,
                 public: row.try_get("public")?,
+                catalogue: Catalogue {
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    tags: serde_json::from_str(&row.try_get::<String, _>("tags")?)
+                        .map_err(|_| corrupt("tags"))?,
+                    annotations: serde_json::from_str(&row.try_get::<String, _>("annotations")?)
+                        .map_err(|_| corrupt("annotations"))?,
+                },
             })
         }
     };
@@ -154,7 +163,7 @@ job_from_row!(sqlite_job, sqlx::sqlite::SqliteRow);
 job_from_row!(pg_job, sqlx::postgres::PgRow);
 
 macro_rules! image_repo {
-    ($repo:ty, $from_row:ident, $backend:literal) => {
+    ($repo:ty, $from_row:ident, $backend:expr) => {
         #[async_trait]
         impl ImageRepo for $repo {
             async fn reserve(&self, kind: ImageKind) -> Result<ImageId, StoreError> {
@@ -177,6 +186,7 @@ macro_rules! image_repo {
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default();
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE images SET state = 'ready', kind = $1, source_image_id = $2, \
                      original_filename = $3, byte_size = $4, created_at = $5, dtype = $6, \
@@ -201,11 +211,13 @@ macro_rules! image_repo {
                 .bind(&r.owner)
                 .bind(r.public)
                 .bind(r.id.0)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::NotFound(r.id.to_string()));
                 }
+                write_catalogue!(tx, $backend, r, &[]);
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -264,10 +276,19 @@ macro_rules! image_repo {
             }
 
             async fn delete(&self, id: ImageId) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM images WHERE id = $1 AND state = 'ready'")
                     .bind(id.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                if $backend == Backend::Sqlite {
+                    // a virtual table has no foreign key to cascade along
+                    sqlx::query("DELETE FROM image_search WHERE rowid = $1")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -316,7 +337,7 @@ macro_rules! image_repo {
             }
 
             fn backend(&self) -> &'static str {
-                $backend
+                $backend.name()
             }
         }
     };
@@ -632,7 +653,7 @@ macro_rules! access_repo {
 
 access_repo!(SqliteRepo, sqlite_user, sqlite_token);
 access_repo!(PgRepo, pg_user, pg_token);
-image_repo!(SqliteRepo, sqlite_record, "sqlite");
-image_repo!(PgRepo, pg_record, "postgres");
+image_repo!(SqliteRepo, sqlite_record, Backend::Sqlite);
+image_repo!(PgRepo, pg_record, Backend::Postgres);
 job_repo!(SqliteRepo, sqlite_job);
 job_repo!(PgRepo, pg_job);
