@@ -17,15 +17,15 @@ const FILE: &str = "ome_tczyx_u16.ome.tif";
 
 /// A server with access control required, its users made with the CLI
 /// (and a worker, when jobs go to a Celery broker).
-struct Lab {
-    server: Server,
+pub(crate) struct Lab {
+    pub(crate) server: Server,
     _worker: Option<crate::util::Worker>,
     _dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Lab {
-    fn start(extra: &[(&str, &str)]) -> Lab {
+    pub(crate) fn start(extra: &[(&str, &str)]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut env = backend_env(dir.path());
         env.push(("PENTASCOPE_AUTH".into(), "required".into()));
@@ -56,7 +56,7 @@ impl Lab {
     }
 
     /// A key made with `pentascope token create`.
-    fn key(&self, user: &str, scope: &str, extra: &[&str]) -> String {
+    pub(crate) fn key(&self, user: &str, scope: &str, extra: &[&str]) -> String {
         let mut args = vec!["token", "create", "--user", user, "--scope", scope];
         args.extend_from_slice(extra);
         let key = self.cli(&args).trim().to_string();
@@ -64,7 +64,13 @@ impl Lab {
         key
     }
 
-    fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>) -> Resp {
+    pub(crate) fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         let mut request = self.server.request(method.clone(), path);
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -75,7 +81,7 @@ impl Lab {
         self.server.send(&format!("{method} {path}"), request)
     }
 
-    fn get(&self, path: &str, key: Option<&str>) -> Resp {
+    pub(crate) fn get(&self, path: &str, key: Option<&str>) -> Resp {
         self.call(Method::GET, path, key, None)
     }
 
