@@ -361,3 +361,51 @@ def test_access_control(
     assert plane.status_code == 200
     assert np.array_equal(np.load(io.BytesIO(plane.content)), image.slice(z=1))
     assert requests.get(prefix + "images", timeout=30).status_code == 403
+
+
+def test_catalogue(client: Client, tmp_path: Path) -> None:
+    """Name, tags, annotations and datasets at upload; search as a lazy
+    iterator over pages; tags and annotations changed; datasets."""
+    import tifffile
+
+    paths = []
+    for n in range(3):
+        path = tmp_path / f"plate_{n}.tif"
+        tifffile.imwrite(path, np.full((2, 4, 5), n, dtype=np.uint8))
+        paths.append(path)
+    first = client.upload(
+        paths[0],
+        progress=False,
+        name="Mouse cortex",
+        description="Confocal",
+        tags=["DAPI", "cortex"],
+        annotations={"Stain": "DAPI", "Mouse": ["M12", "M13"]},
+        datasets=["Screen 7"],
+    )
+    others = [client.upload(p, progress=False, tags=["DAPI"]) for p in paths[1:]]
+    assert first.name == "Mouse cortex"
+    assert first.tags == ["DAPI", "cortex"]
+    assert sorted(first.annotations) == [("Mouse", "M12"), ("Mouse", "M13"), ("Stain", "DAPI")]
+
+    assert [i.id for i in client.images(q="mouse cort")] == [first.id]
+    assert [i.id for i in client.images(annotation={"Mouse": "M13"})] == [first.id]
+    # one image a page: the iterator follows the cursors
+    dapi = client.images(tag="DAPI", sort="name", page_size=1)
+    assert len(dapi) == 3
+    assert [i.name for i in dapi] == sorted(i.name for i in [first, *others])
+    assert list(client.tags(prefix="cor")) == [{"tag": "cortex", "images": 1}]
+
+    first.add_tags("new").remove_tags("cortex")
+    assert first.tags == ["DAPI", "new"]
+    first.annotate("Objective", "63x")
+    assert ("Objective", "63x") in first.annotations
+    assert [i.id for i in client.images(q="63x")] == [first.id]
+
+    (screen,) = client.datasets(q="screen")
+    assert screen.name == "Screen 7" and screen.image_count == 1
+    assert screen.add(others[0]) is True and screen.add(others[0]) is False
+    assert {i.id for i in screen.images()} == {first.id, others[0].id}
+    made = client.create_dataset("Empty", "nothing yet")
+    assert client.dataset(made.id).image_count == 0
+    made.delete()
+    assert [d.id for d in client.datasets()] == [screen.id]

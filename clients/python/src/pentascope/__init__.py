@@ -12,7 +12,7 @@ The original service's functions are kept: :func:`upload_image`,
 
 from __future__ import annotations
 
-from .client import DEFAULT_URL, Client, Image, Job
+from .client import DEFAULT_URL, Client, Dataset, Image, Job, Listing
 from .errors import (
     BadRequest,
     Forbidden,
@@ -33,10 +33,12 @@ __all__ = [
     "DEFAULT_URL",
     "BadRequest",
     "Client",
+    "Dataset",
     "Forbidden",
     "Image",
     "Job",
     "JobFailed",
+    "Listing",
     "NotFound",
     "PayloadTooLarge",
     "PentascopeError",

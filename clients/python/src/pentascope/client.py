@@ -6,7 +6,7 @@ import io
 import itertools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Callable, Literal, Union, overload
 from urllib.parse import quote
@@ -81,7 +81,7 @@ class Client:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
         json: Json | None = None,
         body: BodyFactory | None = None,
         stream: bool = False,
@@ -129,12 +129,32 @@ class Client:
     # -- images ------------------------------------------------------------
 
     def upload(
-        self, path: PathLike, axes: str | None = None, progress: bool | None = True
+        self,
+        path: PathLike,
+        axes: str | None = None,
+        progress: bool | None = True,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] = (),
+        annotations: Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]] = (),
+        datasets: Iterable[str | Dataset] = (),
     ) -> Image:
         """Uploads the TIFF at ``path``, streamed from disk (never read whole)
         as the multipart field ``file``, with a progress bar (``progress=None``:
         only on a terminal). ``axes`` (e.g. ``"TYX"``) reinterprets the page
-        axes of an ambiguous file."""
+        axes of an ambiguous file. ``name`` (default: the file's name),
+        ``description``, ``tags``, ``annotations`` (a mapping, or key-value
+        pairs) and ``datasets`` (datasets, ids, or names of your datasets,
+        made if missing) are stored with the image."""
+        fields: list[tuple[str, Any]] = []
+        if name is not None:
+            fields.append(("name", name))
+        if description is not None:
+            fields.append(("description", description))
+        fields += [("tag", t) for t in tags]
+        fields += [("annotation", f"{k}={v}") for k, v in _pairs(annotations)]
+        fields += [("dataset", d.id if isinstance(d, Dataset) else d) for d in datasets]
         path = Path(path)
         opened: list[IO[bytes]] = []
         bar = tqdm(
@@ -152,7 +172,8 @@ class Client:
             opened.clear()
             f = path.open("rb")
             opened.append(f)
-            encoder = MultipartEncoder({"file": (path.name, f, "image/tiff")})
+            # the catalogue fields go before the file, as the server requires
+            encoder = MultipartEncoder([*fields, ("file", (path.name, f, "image/tiff"))])
             bar.reset(total=encoder.len)
             monitor = MultipartEncoderMonitor(encoder, lambda m: bar.update(m.bytes_read - bar.n))
             return monitor, {"Content-Type": monitor.content_type}
@@ -165,10 +186,68 @@ class Client:
             bar.close()
         return Image(self, doc["image_id"])
 
-    def images(self) -> list[Image]:
-        """Every image on the server, oldest first (metadata included)."""
-        doc = self._json("GET", "/images")
-        return [Image(self, m["image_id"], m) for m in doc["images"]]
+    def images(
+        self,
+        q: str | None = None,
+        *,
+        dataset: str | Dataset | None = None,
+        tag: str | Iterable[str] | None = None,
+        annotation: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        owner: str | None = None,
+        dtype: str | None = None,
+        flavour: str | None = None,
+        kind: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        sort: str | None = None,
+        page_size: int = 100,
+    ) -> Listing:
+        """The images you may see that match every filter given, as a lazy
+        iterator fetching one page at a time (``len()`` is the number of
+        matches). ``q`` matches word prefixes of names, descriptions, channel
+        names, tags, annotations and dataset names; ``tag`` and
+        ``annotation`` match exactly. ``sort`` is ``created``, ``-created``
+        (default), ``name``, ``-name``, ``size`` or ``-size``."""
+        params: list[tuple[str, str]] = []
+        for key, value in (
+            ("q", q),
+            ("owner", owner),
+            ("dtype", dtype),
+            ("flavour", flavour),
+            ("kind", kind),
+            ("created_after", created_after),
+            ("created_before", created_before),
+            ("sort", sort),
+        ):
+            if value is not None:
+                params.append((key, value))
+        if dataset is not None:
+            params.append(("dataset", dataset.id if isinstance(dataset, Dataset) else dataset))
+        if tag is not None:
+            params += [("tag", t) for t in ([tag] if isinstance(tag, str) else tag)]
+        if annotation is not None:
+            params += [("annotation", f"{k}={v}") for k, v in _pairs(annotation)]
+        params.append(("limit", str(page_size)))
+        return Listing(self, "/images", params, "images", lambda m: Image(self, m["image_id"], m))
+
+    def tags(self, prefix: str | None = None) -> Listing:
+        """The tags on images you may see, as ``{"tag", "images"}`` documents."""
+        params = [("prefix", prefix)] if prefix else []
+        return Listing(self, "/tags", params, "tags", lambda t: t)
+
+    def datasets(self, q: str | None = None, *, owner: str | None = None) -> Listing:
+        """The datasets you may see (yours and public ones), lazily."""
+        params = [(k, v) for k, v in (("q", q), ("owner", owner)) if v is not None]
+        return Listing(self, "/datasets", params, "datasets", lambda d: Dataset(self, d))
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        """The dataset ``dataset_id``."""
+        return Dataset(self, self._json("GET", f"/datasets/{quote(dataset_id, safe='')}"))
+
+    def create_dataset(self, name: str, description: str = "") -> Dataset:
+        """Makes a dataset (private until :meth:`Dataset.set_public`)."""
+        doc = self._json("POST", "/datasets", json={"name": name, "description": description})
+        return Dataset(self, doc)
 
     def image(self, image_id: str) -> Image:
         """The image ``image_id`` (raises :class:`NotFound` if there is none)."""
@@ -332,11 +411,174 @@ class Image:
         self._metadata = self.client._json("PATCH", f"/images/{self.id}", json={"public": public})
         return self._metadata
 
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def tags(self) -> list[str]:
+        """The image's tags."""
+        return list(self.metadata["tags"])
+
+    @property
+    def annotations(self) -> list[tuple[str, str]]:
+        """The image's key-value annotations in order (a key may repeat)."""
+        return [(k, v) for k, v in self.metadata["annotations"]]
+
+    def _patch(self, body: Json) -> Image:
+        self._metadata = self.client._json("PATCH", f"/images/{quote(self.id, safe='')}", json=body)
+        return self
+
+    def add_tags(self, *tags: str) -> Image:
+        """Adds tags (those it has already are kept once)."""
+        return self._patch({"add_tags": list(tags)})
+
+    def remove_tags(self, *tags: str) -> Image:
+        """Removes tags."""
+        return self._patch({"remove_tags": list(tags)})
+
+    def annotate(self, key: str, value: str) -> Image:
+        """Adds one key-value annotation (after those it has)."""
+        return self._patch({"annotations": [*self.refresh()["annotations"], [key, value]]})
+
+    def update(self, **fields: Any) -> Image:
+        """Changes ``name``, ``description``, ``tags`` or ``annotations``."""
+        if "annotations" in fields:
+            fields["annotations"] = [list(p) for p in _pairs(fields["annotations"])]
+        return self._patch(fields)
+
     def share(self, expires_in: int = 3600) -> str:
         """A URL prefix that reads this image without a key for ``expires_in``
         seconds: put it before a GET route, e.g. ``share() + "slice?image_id=..."``."""
         link = self.client._json("POST", f"/images/{self.id}/links", json={"expires_in": expires_in})
         return self.client.url + link["prefix"]
+
+
+class Listing:
+    """A lazy listing: the first page is fetched at once (so errors show
+    where the listing is asked for), later pages as iteration reaches them,
+    following the server's cursors. ``len()`` is the number of matches; a
+    listing compares equal to a list of the same items."""
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        params: list[tuple[str, str]],
+        key: str,
+        make: Callable[[Json], Any],
+    ) -> None:
+        self.client, self.path, self.params, self.key, self.make = client, path, params, key, make
+        self._first = self._page(None)
+
+    def _page(self, cursor: str | None) -> Json:
+        params = self.params + ([("cursor", cursor)] if cursor else [])
+        return self.client._json("GET", self.path, params=params)
+
+    def __len__(self) -> int:
+        return int(self._first["count"])
+
+    def __iter__(self) -> Iterator[Any]:
+        page = self._first
+        while True:
+            for item in page[self.key]:
+                yield self.make(item)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+            page = self._page(cursor)
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            index += len(self)
+        for n, item in enumerate(self):
+            if n == index:
+                return item
+        raise IndexError(index)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{self.path} {len(self)} matches>"
+
+
+class Dataset:
+    """A named group of images."""
+
+    def __init__(self, client: Client, doc: Json) -> None:
+        self.client = client
+        self.id: str = doc["dataset_id"]
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.id!r}, name={self.doc.get('name')!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dataset) and (other.client.url, other.id) == (
+            self.client.url,
+            self.id,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.client.url, self.id))
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["name"])
+
+    @property
+    def image_count(self) -> int:
+        """Images in it that you may see (as of the last fetch)."""
+        return int(self.doc["image_count"])
+
+    def _path(self) -> str:
+        return f"/datasets/{quote(self.id, safe='')}"
+
+    def refresh(self) -> Dataset:
+        self.doc = self.client._json("GET", self._path())
+        return self
+
+    def images(self, **filters: Any) -> Listing:
+        """The images in it that you may see (and that match ``filters``)."""
+        return self.client.images(dataset=self.id, **filters)
+
+    def add(self, image: Image | str) -> bool:
+        """Puts an image in the dataset; False if it was there already."""
+        image_id = image.id if isinstance(image, Image) else image
+        doc = self.client._json("PUT", f"{self._path()}/images/{quote(image_id, safe='')}")
+        return bool(doc["added"])
+
+    def remove(self, image: Image | str) -> None:
+        """Takes an image out of the dataset."""
+        image_id = image.id if isinstance(image, Image) else image
+        self.client._json("DELETE", f"{self._path()}/images/{quote(image_id, safe='')}")
+
+    def update(self, **fields: Any) -> Dataset:
+        """Changes ``name``, ``description`` or ``public``."""
+        self.doc = self.client._json("PATCH", self._path(), json=fields)
+        return self
+
+    def set_public(self, public: bool = True) -> Dataset:
+        return self.update(public=public)
+
+    def delete(self) -> Json:
+        """Deletes the dataset; its images stay."""
+        return self.client._json("DELETE", self._path())
+
+
+def _pairs(annotations: Any) -> list[tuple[str, str]]:
+    """Key-value pairs from a mapping (a value may be a list) or pairs."""
+    if isinstance(annotations, Mapping):
+        out: list[tuple[str, str]] = []
+        for k, v in annotations.items():
+            out += [(k, v)] if isinstance(v, str) else [(k, x) for x in v]
+        return out
+    return [(k, v) for k, v in annotations]
 
 
 class Job:

@@ -219,7 +219,11 @@ fn users_see_their_own_and_public_images_only() {
     };
     assert_eq!(listed(&bob), vec![bobs.clone()]);
     assert_eq!(listed(&carol), vec![carols.clone()]);
-    assert_eq!(listed(&ada), vec![bobs.clone(), carols.clone()]);
+    assert_eq!(
+        listed(&ada),
+        vec![carols.clone(), bobs.clone()],
+        "newest first"
+    );
     let meta = lab
         .get(&format!("/images/{bobs}"), Some(&bob))
         .ok_json()
