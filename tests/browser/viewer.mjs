@@ -10,6 +10,9 @@
 //     "upload": "/path/to/file.tif" }
 //   { "base": ..., "shots": ..., "mode": "auth", "small": ..., "key": "ps_…",
 //     "link": "/s/<token>/" }        // access control required
+//   { "base": ..., "shots": ..., "mode": "catalogue", "total": 130,
+//     "word": "kidney", "word_count": 10, "tag": "DAPI", "tag_count": 65,
+//     "edit": "image_7" }             // the catalogue browser on `/`
 //
 // Prints one line per check and exits non-zero at the first failure.
 // Screenshots go to `shots`.
@@ -413,6 +416,76 @@ async function auth(browser) {
   }
 }
 
+// `/` as a catalogue: the first page only, paging by cursor, a search as
+// it is typed, a tag chip, a dataset; the viewer's catalogue panel saves
+async function catalogue(context) {
+  const page = await context.newPage();
+  const w = watch(page, 'catalogue');
+  const started = Date.now();
+  await page.goto(base + '/');
+  let n = await thumbnailsLoaded(page);
+  const firstScreen = Date.now() - started;
+  const total = await page.$eval('#images', (g) => Number(g.dataset.total));
+  check(total === config.total && n === 48, '/ shows the first 48 of ' + total + ' images, thumbnails loaded (' + firstScreen + ' ms to the first screen)');
+  const thumbs = w.requests.filter((u) => u.includes('/thumbnail?')).length;
+  check(thumbs === 48, 'only the shown page\'s thumbnails are asked for (' + thumbs + ')');
+  await shot(page, 'catalogue');
+  const firstIds = await page.$$eval('#images a.card', (as) => as.map((a) => a.dataset.imageId));
+  await page.click('#next-page');
+  await page.waitForFunction(() => document.getElementById('page-number').textContent.startsWith('page 2'), null, { timeout: TIMEOUT });
+  n = await thumbnailsLoaded(page);
+  const secondIds = await page.$$eval('#images a.card', (as) => as.map((a) => a.dataset.imageId));
+  check(n === 48 && secondIds.every((id) => !firstIds.includes(id)), 'the next page shows 48 other images');
+  await page.click('#prev-page');
+  await page.waitForFunction(() => document.getElementById('page-number').textContent.startsWith('page 1'), null, { timeout: TIMEOUT });
+  const again = await page.$$eval('#images a.card', (as) => as.map((a) => a.dataset.imageId));
+  check(JSON.stringify(again) === JSON.stringify(firstIds), 'previous goes back to the same first page');
+
+  await page.type('#search', config.word, { delay: 40 });
+  await page.waitForFunction((k) => Number(document.getElementById('images').dataset.total) === k && document.getElementById('images').dataset.state === 'done',
+    config.word_count, { timeout: TIMEOUT });
+  n = await thumbnailsLoaded(page);
+  check(n === config.word_count, 'typing "' + config.word + '" narrows the thumbnails to ' + n);
+  await shot(page, 'catalogue-search');
+  await page.fill('#search', '');
+  await page.waitForFunction((k) => Number(document.getElementById('images').dataset.total) === k, config.total, { timeout: TIMEOUT });
+  await page.click('#tags button[data-tag="' + config.tag + '"]');
+  await page.waitForFunction((k) => Number(document.getElementById('images').dataset.total) === k && document.getElementById('images').dataset.state === 'done',
+    config.tag_count, { timeout: TIMEOUT });
+  check(true, 'the tag chip ' + config.tag + ' narrows to ' + config.tag_count);
+  const dataset = page.locator('#datasets li[data-dataset-id]').first();
+  const expected = Number(await dataset.locator('span.muted').innerText());
+  await dataset.click();
+  await page.waitForFunction(() => document.getElementById('images').dataset.state === 'done' &&
+    document.getElementById('filters').textContent.includes('dataset'), null, { timeout: TIMEOUT });
+  const inBoth = await page.$eval('#images', (g) => Number(g.dataset.total));
+  check(inBoth <= expected, 'a dataset and a tag combine (' + inBoth + ' of the dataset\'s ' + expected + ')');
+  await shot(page, 'catalogue-filters');
+  noProblems(w, 'catalogue');
+  await page.close();
+
+  // the viewer's catalogue panel
+  const viewer = await context.newPage();
+  const wv = watch(viewer, 'catalogue panel');
+  await viewer.goto(base + '/view/' + config.edit);
+  await viewer.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+  await viewer.fill('#edit-name', 'Renamed in the browser');
+  await viewer.fill('#edit-tags', 'edited, browser');
+  await viewer.fill('#edit-annotations', 'Stain=DAPI\nMouse=M99');
+  await viewer.click('#edit-save');
+  await viewer.waitForSelector('#catalogue-edit[data-saved]', { timeout: TIMEOUT });
+  await viewer.fill('#edit-dataset', 'Made in the viewer');
+  await viewer.click('#edit-add-dataset');
+  await viewer.waitForFunction(() => document.getElementById('edit-datasets').textContent.includes('Made in the viewer'), null, { timeout: TIMEOUT });
+  const saved = await (await fetch(base + '/images/' + config.edit)).json();
+  check(saved.name === 'Renamed in the browser' && JSON.stringify(saved.tags) === '["edited","browser"]' &&
+    JSON.stringify(saved.annotations) === '[["Stain","DAPI"],["Mouse","M99"]]' && saved.datasets.some((d) => d.name === 'Made in the viewer'),
+    'the viewer\'s panel saved name, tags, annotations and a dataset: ' + JSON.stringify([saved.name, saved.tags, saved.annotations]));
+  await shot(viewer, 'catalogue-panel');
+  noProblems(wv, 'catalogue panel');
+  await viewer.close();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -421,6 +494,10 @@ let failure = null;
 try {
   if (config.mode === 'auth') {
     await auth(browser);
+  } else if (config.mode === 'catalogue') {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    await catalogue(context);
+    await context.close();
   } else {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     await viewerSmall(context);

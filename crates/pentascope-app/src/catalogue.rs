@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
+use pentascope_core::tiff::FileNotes;
 use pentascope_store::record::Catalogue;
 use pentascope_store::records::catalogue::{
     search_words, After, DatasetChange, DatasetId, DatasetQuery, DatasetRecord, ImageFilter,
@@ -211,6 +212,62 @@ impl CheckedEntry {
             tags: self.tags.clone(),
             annotations: self.annotations.clone(),
         }
+    }
+}
+
+impl CatalogueLimits {
+    /// `entry` with what the file itself carries added: its description
+    /// where none was given, its tags and annotations before the given ones.
+    /// What the limits refuse is left out with a warning, since the file is
+    /// read all the same.
+    pub fn with_file_notes(
+        &self,
+        mut entry: Catalogue,
+        notes: &FileNotes,
+        warnings: &mut Vec<String>,
+    ) -> Catalogue {
+        if entry.description.is_empty() {
+            if let Some(d) = &notes.description {
+                match self.description(d) {
+                    Ok(()) => entry.description = d.clone(),
+                    Err(e) => warnings.push(format!("the file's description was not kept: {e}")),
+                }
+            }
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for tag in notes.tags.iter().chain(&entry.tags) {
+            if tags.contains(tag) {
+                continue;
+            }
+            if tags.len() == self.max_tags {
+                warnings.push(format!(
+                    "tags past the first {} were not kept",
+                    self.max_tags
+                ));
+                break;
+            }
+            match self.tag(tag) {
+                Ok(()) => tags.push(tag.clone()),
+                Err(e) => warnings.push(format!("a tag of the file was not kept: {e}")),
+            }
+        }
+        entry.tags = tags;
+        let mut pairs = Vec::new();
+        for (key, value) in notes.annotations.iter().chain(&entry.annotations) {
+            if pairs.len() == self.max_annotations {
+                warnings.push(format!(
+                    "annotations past the first {} were not kept",
+                    self.max_annotations
+                ));
+                break;
+            }
+            match self.annotation(key, value) {
+                Ok(()) => pairs.push((key.clone(), value.clone())),
+                Err(e) => warnings.push(format!("an annotation of the file was not kept: {e}")),
+            }
+        }
+        entry.annotations = pairs;
+        entry
     }
 }
 

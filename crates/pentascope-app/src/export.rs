@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pentascope_core::render::npy_header;
 use pentascope_core::tiff::writer::{BigTiff, OmeMetadata, OmeTiffLayout};
+use pentascope_core::tiff::FileNotes;
 use pentascope_core::{CoreError, PlaneIndex};
 use pentascope_store::ImageRecord;
 use tokio::sync::mpsc;
@@ -184,15 +185,22 @@ fn send_rows_json(
 }
 
 /// What an OME-TIFF says of `record`: one name per channel (empty where
-/// the record has none), the physical sizes, the original file's name.
+/// the record has none), the physical sizes, the image's name,
+/// description, tags and annotations.
 fn ome_metadata(record: &ImageRecord) -> OmeMetadata {
     let names = &record.details.channel_names;
+    let entry = &record.catalogue;
     OmeMetadata {
-        name: record.original_filename.clone().unwrap_or_default(),
+        name: entry.name.clone(),
         channel_names: (0..record.shape.c as usize)
             .map(|c| names.get(c).cloned().unwrap_or_default())
             .collect(),
         physical_sizes: record.details.physical_sizes.clone(),
+        notes: FileNotes {
+            description: Some(entry.description.clone()).filter(|d| !d.is_empty()),
+            tags: entry.tags.clone(),
+            annotations: entry.annotations.clone(),
+        },
     }
 }
 

@@ -244,6 +244,11 @@ impl App {
             }
         };
         let series = &ingested.series;
+        let mut warnings = series.warnings.clone();
+        let catalogue =
+            self.config
+                .catalogue
+                .with_file_notes(file.catalogue, &series.notes, &mut warnings);
         let record = ImageRecord {
             id,
             kind: ImageKind::Upload,
@@ -260,14 +265,14 @@ impl App {
                 physical_sizes: series.physical_sizes.clone(),
                 acquisition: series.acquisition.clone(),
                 rendering: Vec::new(),
-                warnings: series.warnings.clone(),
+                warnings,
                 chunk_shape: ingested.writer.layout().chunk_shape(),
                 pca: None,
             },
             statistics: ingested.statistics,
             owner,
             public: false,
-            catalogue: file.catalogue,
+            catalogue,
         };
         if let Some(original) = &ingested.series.original_metadata {
             if let Err(e) = self

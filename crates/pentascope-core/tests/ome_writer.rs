@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use pentascope_core::render::encode_npy;
 use pentascope_core::tiff::flavour::unit_name;
 use pentascope_core::tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
-use pentascope_core::tiff::{Flavour, PhysicalSize, PhysicalSizes, TiffFile};
+use pentascope_core::tiff::{FileNotes, Flavour, PhysicalSize, PhysicalSizes, TiffFile};
 use pentascope_core::{dispatch_dtype, DType, Limits, Sample, Shape5};
 
 /// One image to write and read back.
@@ -46,6 +46,16 @@ fn cases() -> Vec<Case> {
             dtype: DType::U16,
             shape: Shape5::new(2, 3, 4, 9, 11),
             meta: OmeMetadata {
+                notes: FileNotes {
+                    description: Some("Fixed <4% PFA> & \"stained\"\nsecond line".into()),
+                    tags: vec!["DAPI".into(), "tag & <angle>".into(), "ünïcode ✓".into()],
+                    annotations: vec![
+                        ("Stain".into(), "DAPI".into()),
+                        ("Mouse".into(), "M12".into()),
+                        ("Mouse".into(), "M13 & \"x\"".into()),
+                        ("Empty".into(), String::new()),
+                    ],
+                },
                 name: "stack.ome.tif".into(),
                 channel_names: vec![
                     "DAPI".into(),
@@ -72,6 +82,7 @@ fn cases() -> Vec<Case> {
             dtype: DType::I16,
             shape: Shape5::new(3, 1, 2, 6, 5),
             meta: OmeMetadata {
+                notes: FileNotes::default(),
                 channel_names: names(2),
                 physical_sizes: PhysicalSizes {
                     x: um(1e-7),
@@ -92,6 +103,7 @@ fn cases() -> Vec<Case> {
             dtype: DType::F64,
             shape: Shape5::new(2, 1, 3, 1, 13),
             meta: OmeMetadata {
+                notes: FileNotes::default(),
                 channel_names: names(3),
                 ..OmeMetadata::default()
             },
@@ -114,6 +126,7 @@ fn cases() -> Vec<Case> {
             dtype: DType::U16,
             shape: Shape5::new(1, 1, 2, 1000, 600),
             meta: OmeMetadata {
+                notes: FileNotes::default(),
                 channel_names: names(2),
                 ..OmeMetadata::default()
             },
@@ -186,6 +199,11 @@ fn check_with_reader<T: Sample>(case: &Case, path: &Path, planes: &[Vec<T>]) {
         size.unit = unit_name(&size.unit);
     }
     assert_eq!(s.physical_sizes, want, "{}", case.name);
+    assert_eq!(
+        s.notes, case.meta.notes,
+        "{}: description, tags, annotations",
+        case.name
+    );
     let groups = s.page_groups();
     assert_eq!(groups.len() as u64, case.shape.planes());
     for g in &groups {
@@ -228,6 +246,9 @@ fn record_for_python<T: Sample>(
         "bigtiff": bigtiff,
         "name": case.meta.name,
         "channel_names": case.meta.channel_names,
+        "description": case.meta.notes.description,
+        "tags": case.meta.notes.tags,
+        "annotations": case.meta.notes.annotations,
         "physical_sizes": {"x": size(&p.x), "y": size(&p.y), "z": size(&p.z), "t": size(&p.t)},
     }));
 }

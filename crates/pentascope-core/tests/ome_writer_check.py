@@ -50,6 +50,21 @@ def check(directory: Path, case: dict) -> None:
         pixels = image.find(f"{OME}Pixels")
         names = [c.get("Name", "") for c in pixels.findall(f"{OME}Channel")]
         assert names == case["channel_names"], (name, names)
+        description = image.find(f"{OME}Description")
+        assert (description.text if description is not None else None) == case["description"], name
+        # the annotations the image refers to, as OMERO and tifffile's users read them
+        refs = {r.get("ID") for r in image.findall(f"{OME}AnnotationRef")}
+        annotations = root.find(f"{OME}StructuredAnnotations")
+        found = [] if annotations is None else [a for a in annotations if a.get("ID") in refs]
+        tags = [a.find(f"{OME}Value").text for a in found if a.tag == f"{OME}TagAnnotation"]
+        assert tags == case["tags"], (name, tags)
+        pairs = [
+            [m.get("K"), m.text or ""]
+            for a in found
+            if a.tag == f"{OME}MapAnnotation"
+            for m in a.find(f"{OME}Value").findall(f"{OME}M")
+        ]
+        assert pairs == [list(p) for p in case["annotations"]], (name, pairs)
         for axis, attr in [
             ("x", "PhysicalSizeX"),
             ("y", "PhysicalSizeY"),

@@ -720,8 +720,92 @@
       if (parts.length) row('channel ' + (i + 1), parts.join(', '));
     });
     (meta.warnings || []).forEach((w) => row('warning', w));
-    $('title').textContent = meta.image_id + (meta.original_filename ? ' · ' + meta.original_filename : '');
+    $('title').textContent = meta.image_id + ' · ' + (meta.name || meta.original_filename || '');
     document.title = 'pentascope: ' + meta.image_id;
+  }
+
+  // ---- catalogue: name, description, tags, annotations, datasets -----------
+
+  // annotations as the textarea holds them: one `key=value` a line
+  function annotationLines(pairs) {
+    return (pairs || []).map(([k, v]) => k + '=' + v.replace(/\n/g, ' ')).join('\n');
+  }
+
+  function parseAnnotations(text) {
+    return text.split('\n').map((l) => l.trim()).filter(Boolean).map((line) => {
+      const at = line.indexOf('=');
+      if (at < 1) throw new Error('an annotation line is key=value: ' + line);
+      return [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+    });
+  }
+
+  // the editable panel, for those who may change the image (not a signed link)
+  function showCatalogue() {
+    const box = $('catalogue-edit');
+    if (!box || P.link) return;
+    box.hidden = false;
+    $('edit-name').value = meta.name || '';
+    $('edit-description').value = meta.description || '';
+    $('edit-tags').value = (meta.tags || []).join(', ');
+    $('edit-annotations').value = annotationLines(meta.annotations);
+    const list = $('edit-datasets');
+    list.textContent = '';
+    (meta.datasets || []).forEach((d) => {
+      const remove = P.el('button', { type: 'button', class: 'chip', title: 'take the image out of ' + d.name, text: d.name + ' ×' });
+      remove.addEventListener('click', () => saving(async () => {
+        await P.json('/datasets/' + encodeURIComponent(d.dataset_id) + '/images/' + encodeURIComponent(imageId), { method: 'DELETE' });
+      }));
+      list.append(remove);
+    });
+  }
+
+  // runs a change, then shows the image as the server now has it
+  async function saving(change) {
+    const status = $('edit-status');
+    status.textContent = 'saving…';
+    try {
+      await change();
+      meta = await P.json('/images/' + encodeURIComponent(imageId));
+      showCatalogue();
+      showMetadata();
+      status.textContent = 'saved';
+      $('catalogue-edit').dataset.saved = String(Date.now());
+    } catch (e) {
+      status.textContent = P.explain(e);
+    }
+  }
+
+  function wireCatalogue() {
+    if (!$('catalogue-edit') || P.link) return;
+    $('edit-save').addEventListener('click', () => saving(async () => {
+      const body = {
+        name: $('edit-name').value.trim() || meta.name,
+        description: $('edit-description').value,
+        tags: $('edit-tags').value.split(',').map((t) => t.trim()).filter(Boolean),
+        annotations: parseAnnotations($('edit-annotations').value),
+      };
+      await P.json('/images/' + encodeURIComponent(imageId), {
+        method: 'PATCH',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    }));
+    $('edit-add-dataset').addEventListener('click', () => saving(async () => {
+      const name = $('edit-dataset').value.trim();
+      if (!name) return;
+      // the caller's dataset of that name, made if there is none
+      const found = await P.json('/datasets?limit=1000&q=' + encodeURIComponent(name));
+      let dataset = found.datasets.find((d) => d.name === name);
+      if (!dataset) {
+        dataset = await P.json('/datasets', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name }),
+        });
+      }
+      await P.json('/datasets/' + encodeURIComponent(dataset.dataset_id) + '/images/' + encodeURIComponent(imageId), { method: 'PUT' });
+      $('edit-dataset').value = '';
+    }));
   }
 
   // ---- start ---------------------------------------------------------------
@@ -788,6 +872,8 @@
     $('fit').addEventListener('click', fit);
     buildChannels();
     showMetadata();
+    wireCatalogue();
+    showCatalogue();
     body.dataset.ready = 'true';
     fitted = true;
     fit();

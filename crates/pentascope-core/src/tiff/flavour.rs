@@ -128,6 +128,19 @@ pub struct Acquisition {
     pub channels: Vec<ChannelAcquisition>,
 }
 
+/// What the file's own metadata says about the image for a catalogue:
+/// OME's `Description` and the `TagAnnotation`s and `MapAnnotation`s the
+/// image refers to (as pentascope's OME-TIFF export writes them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileNotes {
+    /// The image's description.
+    pub description: Option<String>,
+    /// Tag annotations' values, in document order.
+    pub tags: Vec<String>,
+    /// Map annotations' key-value pairs, in document order.
+    pub annotations: Vec<(String, String)>,
+}
+
 /// An objective lens.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
@@ -244,6 +257,7 @@ pub(crate) struct Interpretation {
     pub channel_names: Vec<String>,
     pub physical: PhysicalSizes,
     pub acquisition: Acquisition,
+    pub notes: FileNotes,
     pub original: Option<OriginalMetadata>,
     pub warnings: Vec<String>,
     /// Pages are planes stored back to back after the first page's data,
@@ -433,6 +447,7 @@ fn plain(chain: &IfdChain, desc: &str, warnings: &mut Vec<String>) -> Interpreta
         channel_names: Vec::new(),
         physical: resolution_sizes(chain, None),
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous: None,
@@ -775,11 +790,64 @@ fn ome(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
             t: physical_of("TimeIncrement", "s"),
         },
         acquisition: ome_acquisition(&doc, image, pixels),
+        notes: ome_notes(&doc, image),
         original: None,
         warnings,
         contiguous: None,
     }
     .squeezed())
+}
+
+/// The description of OME `image` and the tag and map annotations it
+/// refers to (`AnnotationRef`) in the document's `StructuredAnnotations`.
+fn ome_notes(doc: &roxmltree::Document, image: roxmltree::Node) -> FileNotes {
+    let ome_ns = image.tag_name().namespace();
+    let is = |n: &roxmltree::Node, name: &str| {
+        n.is_element() && n.tag_name().name() == name && n.tag_name().namespace() == ome_ns
+    };
+    let description = image
+        .children()
+        .find(|n| is(n, "Description"))
+        .and_then(|n| n.text())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from);
+    let refs: std::collections::HashSet<&str> = image
+        .children()
+        .filter(|n| is(n, "AnnotationRef"))
+        .filter_map(|n| n.attribute("ID"))
+        .collect();
+    let mut notes = FileNotes {
+        description,
+        ..FileNotes::default()
+    };
+    let annotations = doc
+        .root_element()
+        .children()
+        .filter(|n| is(n, "StructuredAnnotations"))
+        .flat_map(|n| n.children())
+        .filter(|n| n.attribute("ID").is_some_and(|id| refs.contains(id)));
+    for annotation in annotations {
+        let value = annotation.children().find(|n| is(n, "Value"));
+        if is(&annotation, "TagAnnotation") {
+            if let Some(tag) = value.and_then(|v| v.text()).filter(|t| !t.is_empty()) {
+                notes.tags.push(tag.to_string());
+            }
+        } else if is(&annotation, "MapAnnotation") {
+            for m in value
+                .into_iter()
+                .flat_map(|v| v.children())
+                .filter(|n| is(n, "M"))
+            {
+                if let Some(key) = m.attribute("K") {
+                    notes
+                        .annotations
+                        .push((key.to_string(), m.text().unwrap_or("").to_string()));
+                }
+            }
+        }
+    }
+    notes
 }
 
 /// The acquisition details of OME `image`: its date, the objective its
@@ -1057,6 +1125,7 @@ fn imagej(chain: &IfdChain, desc: &str, limits: &Limits) -> Result<Interpretatio
         channel_names: Vec::new(),
         physical,
         acquisition,
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous,
@@ -1420,6 +1489,7 @@ fn micromanager(chain: &IfdChain, mm: &MicroManager) -> Result<Interpretation, R
             t: size("Interval_ms", "millisecond"),
         },
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings,
         contiguous: None,
@@ -1597,6 +1667,7 @@ fn fluoview(chain: &IfdChain, header: &[u8]) -> Result<Interpretation, Rejection
         channel_names: Vec::new(),
         physical,
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous: None,
@@ -1683,6 +1754,7 @@ fn lsm(chain: &IfdChain, info: &[u8]) -> Result<Interpretation, Rejection> {
         channel_names: Vec::new(),
         physical,
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous: None,
@@ -1726,6 +1798,7 @@ fn metamorph(
         channel_names: Vec::new(),
         physical: resolution_sizes(chain, None),
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous: Some(planes),
@@ -1823,6 +1896,7 @@ fn scanimage(chain: &IfdChain, text: &str) -> Result<Interpretation, String> {
         channel_names: Vec::new(),
         physical,
         acquisition: Acquisition::default(),
+        notes: FileNotes::default(),
         original: None,
         warnings: Vec::new(),
         contiguous: None,

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 pub use flavour::{
-    Acquisition, ChannelAcquisition, ContiguousPlanes, Flavour, Objective, OriginalMetadata,
-    PhysicalSize, PhysicalSizes,
+    Acquisition, ChannelAcquisition, ContiguousPlanes, FileNotes, Flavour, Objective,
+    OriginalMetadata, PhysicalSize, PhysicalSizes,
 };
 pub use ifd::{
     ChunkGeometry, Codec, IfdChain, MicroManager, MicroManagerSibling, PageLayout, StkPlanes,
@@ -58,6 +58,8 @@ pub struct Series {
     pub physical_sizes: PhysicalSizes,
     /// How the image was acquired, where the file says.
     pub acquisition: Acquisition,
+    /// The description, tags and key-value annotations the file carries.
+    pub notes: FileNotes,
     /// The metadata text as the file carries it.
     pub original_metadata: Option<OriginalMetadata>,
     /// Problems in the metadata that were worked around.
@@ -794,6 +796,7 @@ fn build_series(
         channel_names,
         physical_sizes: interp.physical,
         acquisition: interp.acquisition,
+        notes: interp.notes,
         original_metadata: interp.original,
         warnings: interp.warnings,
         samples,

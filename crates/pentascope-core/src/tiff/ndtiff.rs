@@ -402,6 +402,7 @@ pub(crate) fn open(
             channel_names,
             physical: Default::default(),
             acquisition: Default::default(),
+            notes: Default::default(),
             original: (!summary.is_null()).then(|| OriginalMetadata {
                 format: "micromanager",
                 text: serde_json::json!({ "Summary": summary }).to_string(),

@@ -38,7 +38,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::flavour::{PhysicalSize, PhysicalSizes};
+use super::flavour::{FileNotes, PhysicalSize, PhysicalSizes};
 use crate::error::CoreError;
 use crate::shape::{PlaneIndex, Shape5};
 use crate::{DType, Sample};
@@ -81,6 +81,9 @@ pub struct OmeMetadata {
     /// hold (a length that is not positive, a value that is not finite, a
     /// unit OME does not know) are left out.
     pub physical_sizes: PhysicalSizes,
+    /// The image's description, tags (`TagAnnotation`s) and key-value
+    /// annotations (one `MapAnnotation`), linked to the image.
+    pub notes: FileNotes,
 }
 
 /// Whether the file is a classic TIFF or a BigTIFF.
@@ -521,7 +524,14 @@ fn ome_xml(
     if !meta.name.is_empty() {
         attr(&mut x, "Name", &meta.name);
     }
-    x.push_str(">\n    <Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\"");
+    x.push_str(">\n");
+    let notes = &meta.notes;
+    if let Some(description) = notes.description.as_deref().filter(|d| !d.is_empty()) {
+        x.push_str("    <Description>");
+        escape_attr(&mut x, description);
+        x.push_str("</Description>\n");
+    }
+    x.push_str("    <Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\"");
     attr(&mut x, "Type", pixel_type);
     attr(&mut x, "SignificantBits", &(dtype.size() * 8).to_string());
     x.push_str(" BigEndian=\"false\" Interleaved=\"false\"");
@@ -548,7 +558,39 @@ fn ome_xml(
         x.push_str(" SamplesPerPixel=\"1\"/>\n");
     }
     let _ = writeln!(x, "      <TiffData IFD=\"0\" PlaneCount=\"{planes}\"/>");
-    x.push_str("    </Pixels>\n  </Image>\n</OME>\n");
+    x.push_str("    </Pixels>\n");
+    // annotation 0 is the map, 1… the tags; the image refers to each
+    let map = !notes.annotations.is_empty();
+    let ids = (usize::from(!map)..=notes.tags.len()).collect::<Vec<_>>();
+    for id in &ids {
+        let _ = writeln!(x, "    <AnnotationRef ID=\"Annotation:{id}\"/>");
+    }
+    x.push_str("  </Image>\n");
+    if !ids.is_empty() {
+        x.push_str("  <StructuredAnnotations>\n");
+        if map {
+            // OMERO's namespace for the key-value pairs users edit
+            x.push_str(
+                "    <MapAnnotation ID=\"Annotation:0\" \
+                 Namespace=\"openmicroscopy.org/omero/client/mapAnnotation\">\n      <Value>\n",
+            );
+            for (key, value) in &notes.annotations {
+                x.push_str("        <M");
+                attr(&mut x, "K", key);
+                x.push('>');
+                escape_attr(&mut x, value);
+                x.push_str("</M>\n");
+            }
+            x.push_str("      </Value>\n    </MapAnnotation>\n");
+        }
+        for (i, tag) in notes.tags.iter().enumerate() {
+            let _ = write!(x, "    <TagAnnotation ID=\"Annotation:{}\"><Value>", i + 1);
+            escape_attr(&mut x, tag);
+            x.push_str("</Value></TagAnnotation>\n");
+        }
+        x.push_str("  </StructuredAnnotations>\n");
+    }
+    x.push_str("</OME>\n");
     Ok(x)
 }
 

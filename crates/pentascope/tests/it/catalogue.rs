@@ -548,3 +548,42 @@ fn paging_under_concurrent_writes_never_repeats_or_skips() {
         .collect();
     assert_eq!(ids.len(), kept.len());
 }
+
+/// Tags, annotations and the description travel in the OME-TIFF download
+/// (`TagAnnotation`, `MapAnnotation`, `Description`) and come back when the
+/// file is uploaded again; fields given with the new upload are added.
+#[test]
+fn annotations_survive_the_ome_tiff_round_trip() {
+    let server = Server::start();
+    let id = upload(
+        &server,
+        None,
+        "round.tif",
+        5,
+        &[
+            ("description", "Fixed <4% PFA> & stained"),
+            ("tag", "DAPI"),
+            ("tag", "ünï ✓"),
+            ("annotation", "Stain=DAPI"),
+            ("annotation", "Mouse=M12"),
+            ("annotation", "Mouse=M13 & <x>"),
+        ],
+    );
+    let original = server.metadata(&id);
+    let download = server.get(&format!("/images/{id}/download"));
+    assert_eq!(download.status, 200);
+    let again = server.post_form(
+        "/upload",
+        "the download again",
+        Form::new().text("tag", "second").part(
+            "file",
+            Part::bytes(download.body.clone()).file_name("round.ome.tif"),
+        ),
+    );
+    let again = image_id_of(&again).unwrap();
+    let meta = server.metadata(&again);
+    assert_eq!(meta["description"], original["description"]);
+    assert_eq!(meta["annotations"], original["annotations"]);
+    assert_eq!(meta["tags"], json!(["DAPI", "ünï ✓", "second"]));
+    assert_eq!(server.samples_sha256(&again), server.samples_sha256(&id));
+}

@@ -213,3 +213,47 @@ fn viewer_pages_with_access_control_required() {
         }),
     );
 }
+
+/// `/` as a catalogue in Chromium: 130 images imported with tags, a
+/// description and a dataset by `pentascope ingest`; the first screen shows
+/// one page, paging, typing a search, a tag chip and a dataset narrow it,
+/// and the viewer's panel saves the image's entry.
+#[test]
+#[ignore = "needs Chromium and node; run with --ignored (.ci/run does)"]
+fn catalogue_page_in_chromium() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let batches: [(&str, usize, &[&str]); 3] = [
+        ("cortex", 65, &["--tag", "DAPI", "--dataset", "Cortex"]),
+        ("liver", 55, &["--tag", "GFP", "--annotation", "Stain=GFP"]),
+        ("other", 10, &["--description", "kidney sample"]),
+    ];
+    for (folder, count, args) in batches {
+        let dir = files.path().join(folder);
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..count {
+            let bytes = crate::util::tiff::plain_tiff(16, 12, 8, 1, move |_, p| {
+                (p as u8).wrapping_mul(3).wrapping_add(i as u8)
+            });
+            std::fs::write(dir.join(format!("{folder}_{i:03}.tif")), bytes).unwrap();
+        }
+        let mut all = vec!["ingest", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        crate::util::server::run_cli(data.path(), &[("PENTASCOPE_AUTH", "off")], &all);
+    }
+    let server = Server::start_configured(data.path(), &[]);
+    drive_chromium(
+        &server,
+        json!({
+            "base": server.url(""),
+            "shots": shots_dir("catalogue"),
+            "mode": "catalogue",
+            "total": 130,
+            "word": "kidn",
+            "word_count": 10,
+            "tag": "DAPI",
+            "tag_count": 65,
+            "edit": "image_1",
+        }),
+    );
+}
