@@ -210,7 +210,9 @@ fn users_see_their_own_and_public_images_only() {
     let bobs = lab.upload(&bob);
     let carols = lab.upload(&carol);
     let listed = |key: &str| -> Vec<String> {
-        lab.get("/images", Some(key)).ok_json().unwrap()["images"]
+        lab.get("/images?sort=created", Some(key))
+            .ok_json()
+            .unwrap()["images"]
             .as_array()
             .unwrap()
             .iter()
@@ -219,11 +221,7 @@ fn users_see_their_own_and_public_images_only() {
     };
     assert_eq!(listed(&bob), vec![bobs.clone()]);
     assert_eq!(listed(&carol), vec![carols.clone()]);
-    assert_eq!(
-        listed(&ada),
-        vec![carols.clone(), bobs.clone()],
-        "newest first"
-    );
+    assert_eq!(listed(&ada), vec![bobs.clone(), carols.clone()]);
     let meta = lab
         .get(&format!("/images/{bobs}"), Some(&bob))
         .ok_json()
