@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod conditional;
 pub mod images;
 pub mod jobs;
 pub mod pages;

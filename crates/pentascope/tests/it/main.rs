@@ -12,6 +12,7 @@ mod util;
 
 mod access;
 mod api;
+mod caching;
 mod celery;
 mod cli;
 mod compat;
