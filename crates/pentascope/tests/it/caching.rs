@@ -71,6 +71,17 @@ fn tags_answer_304_until_the_look_changes_or_the_image_goes() {
         format!("/zarr/{id}/0/zarr.json"),
         format!("/zarr/{id}/0/c/1/2/3/0/0"),
     ];
+    // what follows from the pixels alone was last modified when the image
+    // was made; what is drawn with the look has no date (a PATCH has none)
+    let created =
+        humantime::parse_rfc3339(server.metadata(&id)["created_at"].as_str().unwrap()).unwrap();
+    for path in &pixels {
+        let date = server.get(path).header("last-modified").to_string();
+        assert_eq!(date, httpdate::fmt_http_date(created), "{path}");
+    }
+    for path in &drawn {
+        assert_eq!(server.get(path).header("last-modified"), "", "{path}");
+    }
     let before: Vec<String> = drawn
         .iter()
         .chain(&pixels)
