@@ -2,10 +2,15 @@
 # Side-by-side benchmark: pentascope (release server over HTTP) vs the Python
 # reference (tifffile + numpy + scikit-learn + Pillow), same files, one table.
 #
-#   bench/run.sh [--quick] [--big] [--compressed] [-- extra bench.py options]
+#   bench/run.sh [--quick] [--shape T,Z,C,Y,X] [--big] [--compressed] [-- extra bench.py options]
 #
-#   (default)     10x20x3x1024x1024 uint16 ImageJ hyperstack, ~1.2 GB
+#   (default)     two 10x20x3x1024x1024 uint16 ImageJ hyperstacks, ~1.2 GB
+#                 each: first the headline data, smooth structure (a sum of
+#                 sinusoids per channel) plus Gaussian noise sigma 300, as
+#                 microscopes write (make_data.py --kind structured); then
+#                 the earlier runs' noise-dominated file (sigma 1500)
 #   --quick       small shapes instead (smoke test, about a minute)
+#   --shape T,Z,C,Y,X  the structured file's shape instead (both modes)
 #   --big         also the 20x34x3x1024x1024 OME BigTIFF, ~4.3 GB
 #   --compressed  also a zstd-compressed copy of the default shape
 #   --no-build    use target/release/pentascope as it is (no cargo build)
@@ -30,11 +35,17 @@ SELF="$ROOT/bench/run.sh"
 cd "$ROOT"
 COMMAND="bench/run.sh${*:+ $*}"
 
-QUICK=0 BIG=0 COMPRESSED=0 BUILD=1 SEGMENT=0 MAIN=1
+QUICK=0 BIG=0 COMPRESSED=0 BUILD=1 SEGMENT=0 MAIN=1 SHAPE=""
 EXTRA=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --shape)
+            shift
+            if ! [[ "${1:-}" =~ ^[1-9][0-9]*(,[1-9][0-9]*){4}$ ]]; then
+                echo "--shape takes T,Z,C,Y,X (five positive integers), got '${1:-}'" >&2; exit 2
+            fi
+            SHAPE="$1" ;;
         --big) BIG=1 ;;
         --compressed) COMPRESSED=1 ;;
         --no-build) BUILD=0 ;;
@@ -86,7 +97,7 @@ mkdir -p bench/out
 # ensure_data NAME make_data-args...: bench/out/NAME made by make_data.py with
 # these arguments; reused when its .params sidecar matches. A file without a
 # sidecar (made by hand) is adopted when its shape, dtype, container and
-# compression match the request.
+# compression match the request (noise files only).
 ensure_data() {
     local name="$1"; shift
     local out="bench/out/$name" params="make_data.py $*"
@@ -97,6 +108,8 @@ ensure_data() {
     if [ -f "$out" ] && ! [ -f "$out.params" ] && "$PY" - "$out" "$@" <<'EOF'
 import sys, tifffile
 path, args = sys.argv[1], sys.argv[2:]
+if "--kind" in args and args[args.index("--kind") + 1] != "noise":
+    sys.exit(1)  # what a file holds cannot be told from its tags
 shape = [int(x) for x in args[args.index("--shape") + 1:args.index("--shape") + 6]]
 big = "--bigtiff" in args
 comp = args[args.index("--compression") + 1] if "--compression" in args else None
@@ -125,8 +138,12 @@ ARGS=()
 if [ "$MAIN" = 0 ]; then
     :
 elif [ "$QUICK" = 1 ]; then
+    STRUCTURED_SHAPE="${SHAPE:-2,5,3,512,512}"
+    ensure_data "quick_structured_${STRUCTURED_SHAPE//,/x}_u16.tif" \
+        --shape ${STRUCTURED_SHAPE//,/ } --kind structured --noise 300
+    DATA+=(--data "quick-structured=bench/out/quick_structured_${STRUCTURED_SHAPE//,/x}_u16.tif")
     ensure_data quick_u16.tif --shape 2 5 3 512 512
-    DATA+=(--data "quick=bench/out/quick_u16.tif")
+    DATA+=(--data "quick-noise=bench/out/quick_u16.tif")
     if [ "$BIG" = 1 ]; then
         ensure_data quick_big_u16.ome.tif --shape 2 6 3 512 512 --bigtiff
         DATA+=(--data "quick-bigtiff=bench/out/quick_big_u16.ome.tif")
@@ -137,8 +154,12 @@ elif [ "$QUICK" = 1 ]; then
     fi
     ARGS+=(--quick --wrk-duration 5)
 else
+    STRUCTURED_SHAPE="${SHAPE:-10,20,3,1024,1024}"
+    ensure_data "structured_${STRUCTURED_SHAPE//,/x}_u16.tif" \
+        --shape ${STRUCTURED_SHAPE//,/ } --kind structured --noise 300
+    DATA+=(--data "structured=bench/out/structured_${STRUCTURED_SHAPE//,/x}_u16.tif")
     ensure_data hyperstack_u16.tif --shape 10 20 3 1024 1024
-    DATA+=(--data "1.2GB=bench/out/hyperstack_u16.tif")
+    DATA+=(--data "1.2GB-noise=bench/out/hyperstack_u16.tif")
     if [ "$BIG" = 1 ]; then
         ensure_data bigtiff_u16.ome.tif --shape 20 34 3 1024 1024 --bigtiff
         DATA+=(--data "4.3GB-bigtiff=bench/out/bigtiff_u16.ome.tif")

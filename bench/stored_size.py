@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Stored size of each image against its raw samples: pentascope's chunks
-(the compression its per-image trial chose: zstd, or blosc with byte or bit
-shuffle) against the chunking pentascope used before them (one zstd frame
-per plane, or per 2048-column tile of planes over 16 MiB, zstd level 1 where
+(the compression its --compression setting chose: blosc LZ4 or zstd with
+byte or bit shuffle, zstd, or none) against the chunking pentascope used
+before them (one zstd frame per plane, or per 2048-column tile of planes over 16 MiB, zstd level 1 where
 a trial on the first plane saved at least 10%, else level -1), computed here
 with numcodecs on tifffile's array.
 
@@ -73,7 +73,8 @@ def main():
                 codecs = codecs[0]["configuration"]["codecs"]
             codec = next((c for c in codecs if c["name"] != "bytes"), {"name": "none"})
             conf = codec.get("configuration", {})
-            label = codec["name"] + (f" {conf.get('shuffle')}" if codec["name"] == "blosc" else f" {conf.get('level')}")
+            label = {"blosc": f"blosc {conf.get('cname')} {conf.get('shuffle')}",
+                     "zstd": f"zstd {conf.get('level')}"}.get(codec["name"], codec["name"])
             now = tree_bytes(os.path.join(group, "0")) - os.path.getsize(os.path.join(group, "0", "zarr.json"))
             levels = len(json.load(open(os.path.join(group, "zarr.json")))["attributes"]["ome"]["multiscales"][0]["datasets"]) - 1
             shape = meta["shape"]

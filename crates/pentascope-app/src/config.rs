@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use pentascope_core::Limits;
 
 use crate::access::AuthMode;
-use pentascope_store::pixels::Durability;
+use pentascope_store::pixels::{CompressionSetting, Durability};
 
 /// Every default setting. Decoder limits default to [`Limits::default`],
-/// durability to [`Durability::default`].
+/// durability to [`Durability::default`], compression to
+/// [`CompressionSetting::default`].
 pub mod defaults {
     /// Interface to listen on.
     pub const HOST: &str = "127.0.0.1";
@@ -129,6 +130,8 @@ pub struct Config {
     pub max_labels: u32,
     /// When pixels are flushed to disk.
     pub durability: Durability,
+    /// How new images' pixels are compressed.
+    pub compression: CompressionSetting,
     /// The metadata database (`sqlite://…` or `postgres://…`); default: SQLite
     /// in the data directory.
     pub database_url: Option<String>,
@@ -192,6 +195,7 @@ impl Config {
             inline_objects_cap: defaults::INLINE_OBJECTS,
             max_labels: defaults::MAX_LABELS,
             durability: Durability::default(),
+            compression: CompressionSetting::default(),
             database_url: None,
             job_runners: defaults::JOB_RUNNERS,
             storage_url: None,

@@ -144,7 +144,7 @@ impl App {
     ) -> Result<ImageRecord, AppError> {
         let id = self.images.reserve(ImageKind::Upload).await?;
         let pixels = self.pixels.clone();
-        let limits = self.config.limits;
+        let (limits, compression) = (self.config.limits, self.config.compression);
         let name = upload.name.clone();
         let observed = cancel.clone();
         let staged = blocking(move || {
@@ -159,6 +159,7 @@ impl App {
                 store: &*pixels,
                 id,
                 name: &name,
+                compression,
                 limits: &limits,
                 progress: &*progress,
                 cancel: &observed,
@@ -198,7 +199,7 @@ impl App {
         }
         let id = self.images.reserve(ImageKind::Upload).await?;
         let pixels = self.pixels.clone();
-        let limits = self.config.limits;
+        let (limits, compression) = (self.config.limits, self.config.compression);
         let (path, name, axes) = (upload.path.clone(), upload.name.clone(), upload.axes);
         let observed = cancel.clone();
         let staged = blocking(move || {
@@ -206,6 +207,7 @@ impl App {
                 path: &path,
                 name: &name,
                 axes: axes.as_ref(),
+                compression,
             };
             Ok(ingest_tiff(
                 &*pixels, id, &source, &limits, &*progress, &observed,

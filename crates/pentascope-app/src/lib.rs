@@ -21,6 +21,8 @@
 //!   thumbnails;
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
 //! - [`zarr`]: each image's OME-Zarr group, key by key, with byte ranges;
+//! - [`validator`]: entity tags for what is computed from an image, which
+//!   change when its pixels or its look could;
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`split`]: one statistics recompute or PCA cut into parts for many
 //!   workers, merged where the last part finishes;
@@ -43,6 +45,7 @@ pub mod render;
 pub mod segment;
 pub mod slice;
 pub mod split;
+pub mod validator;
 pub mod zarr;
 
 pub use access::Caller;

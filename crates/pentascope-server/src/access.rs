@@ -51,7 +51,7 @@ impl Cors {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges"),
+            HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges, ETag"),
         );
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }

@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use crate::cancel::Cancel;
 use crate::error::StoreError;
 use crate::pixels::{
-    ArrayLayout, Compression, ImageAttributes, PixelStore, PixelWriter, Shuffle, ZSTD_LEVEL,
-    ZSTD_LEVEL_FAST,
+    ArrayLayout, BloscCoder, Compression, CompressionSetting, ImageAttributes, PixelStore,
+    PixelWriter, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
 };
 use crate::record::ImageId;
 
@@ -37,6 +37,8 @@ pub struct TiffSource<'a> {
     pub name: &'a str,
     /// Axes overriding the file's own interpretation of its pages.
     pub axes: Option<&'a Axes>,
+    /// How the pixels are compressed.
+    pub compression: CompressionSetting,
 }
 
 /// Reads the TIFF `source` and writes its pixels to `store` as image `id`
@@ -51,22 +53,44 @@ pub fn ingest_tiff(
     cancel: &Cancel,
 ) -> Result<Ingested, StoreError> {
     let tiff = TiffFile::open(source.path, limits, source.axes)?;
-    ingest_opened(store, id, source.name, &tiff, progress, cancel)
+    let image = StagedImage {
+        id,
+        name: source.name,
+        compression: source.compression,
+    };
+    ingest_opened(store, &image, &tiff, progress, cancel)
 }
 
-/// Stores the whole of an open TIFF as image `id` (staged), named `name`.
+/// The image an ingest stages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StagedImage<'a> {
+    /// Its reserved id.
+    pub id: ImageId,
+    /// The name it is given.
+    pub name: &'a str,
+    /// How its pixels are compressed.
+    pub compression: CompressionSetting,
+}
+
+/// Stores the whole of an open TIFF as `image` (staged).
 pub(crate) fn ingest_opened(
     store: &dyn PixelStore,
-    id: ImageId,
-    name: &str,
+    image: &StagedImage<'_>,
     tiff: &TiffFile,
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
 ) -> Result<Ingested, StoreError> {
     let series = tiff.series().clone();
     let layout = ArrayLayout::for_image(series.shape, series.dtype);
-    let level = dispatch_dtype!(series.dtype, T => compression_for::<T>(tiff, &layout))?;
-    let writer = store.create(id, layout, &attributes_of(&series, name), level)?;
+    let compression = dispatch_dtype!(series.dtype, T => {
+        compression_for::<T>(image.compression, tiff, &layout)
+    })?;
+    let writer = store.create(
+        image.id,
+        layout,
+        &attributes_of(&series, image.name),
+        compression,
+    )?;
     let copied = dispatch_dtype!(series.dtype, T => {
         let channels = SharedChannelStats::<T>::new(series.shape.c as usize);
         let planes = PlaneCount::new(series.shape.planes(), progress);
@@ -96,43 +120,71 @@ pub(crate) fn attributes_of(series: &Series, name: &str) -> ImageAttributes {
     }
 }
 
-/// The compression for this image, from a trial on its first band: the
-/// smallest of zstd level 1 where it saves at least 10% (as before blosc)
-/// and blosc with byte or bit shuffle where it saves at least 15%; zstd's
-/// fastest level where none does. Noise-dominated data (blosc saves 5–12%)
-/// then costs no compression CPU: on the 1.26 GB benchmark hyperstack,
-/// blosc's 10% saving took ingest from 2.2 to 4.5 CPU-seconds, while the
-/// disk writes 1 GB/s.
+/// The compression `setting` gives this image, from a trial on its first
+/// band ([`compression_of`]).
 pub(crate) fn compression_for<T: Sample>(
+    setting: CompressionSetting,
     tiff: &TiffFile,
     layout: &ArrayLayout,
 ) -> Result<Compression, StoreError> {
+    if setting == CompressionSetting::None {
+        return Ok(Compression::None);
+    }
     let Some(group) = tiff
         .series()
         .page_groups()
         .into_iter()
         .find(|g| g.page.is_some())
     else {
-        return Ok(Compression::Zstd(ZSTD_LEVEL));
+        // every plane is zeros, which any codec shrinks
+        return Ok(match setting {
+            CompressionSetting::Small => Compression::Zstd(ZSTD_LEVEL),
+            _ => Compression::FAST,
+        });
     };
     let page = group.page.expect("found a page");
     let rows = layout.bands().next().expect("an image has rows");
     let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
     tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?;
-    compression_of(&bands[0])
+    compression_of(setting, &bands[0])
 }
 
-/// The compression [`compression_for`] picks for an image whose first band
-/// (of its first sample) is `band`.
-pub(crate) fn compression_of<T: Sample>(band: &[T]) -> Result<Compression, StoreError> {
+/// The compression `setting` gives an image whose first band (of its first
+/// sample) is `band`:
+/// - `fast`: blosc LZ4 with byte shuffle where it saves at least 5%, else
+///   none (LZ4 finds nothing in noise, and a stored chunk is read with no
+///   decoding at all);
+/// - `small`: the smallest of zstd 1 where it saves at least 10% and blosc
+///   zstd 1 with byte or bit shuffle where it saves at least 15%; zstd's
+///   fastest level where none does (noise-dominated data then costs no
+///   compression CPU: on the 1.26 GB noise hyperstack, blosc's 10% saving
+///   took ingest from 2.2 to 4.5 CPU-seconds, while the disk writes 1 GB/s);
+/// - `none`: none.
+pub(crate) fn compression_of<T: Sample>(
+    setting: CompressionSetting,
+    band: &[T],
+) -> Result<Compression, StoreError> {
     let raw = pentascope_core::dtype::as_bytes(band);
-    let mut best = (raw.len(), Compression::Zstd(ZSTD_LEVEL_FAST));
-    for (candidate, most) in [
-        (Compression::Zstd(ZSTD_LEVEL), raw.len() * 9 / 10),
-        (Compression::Blosc(Shuffle::Bytes), raw.len() * 85 / 100),
-        (Compression::Blosc(Shuffle::Bits), raw.len() * 85 / 100),
-    ] {
-        let codec = candidate.codec(T::DTYPE).map_err(StoreError::Pixels)?;
+    let candidates: &[(Compression, usize)] = match setting {
+        CompressionSetting::None => return Ok(Compression::None),
+        CompressionSetting::Fast => &[(Compression::FAST, raw.len() * 95 / 100)],
+        CompressionSetting::Small => &[
+            (Compression::Zstd(ZSTD_LEVEL), raw.len() * 9 / 10),
+            (blosc_zstd(Shuffle::Bytes), raw.len() * 85 / 100),
+            (blosc_zstd(Shuffle::Bits), raw.len() * 85 / 100),
+        ],
+    };
+    let mut best = (
+        raw.len(),
+        match setting {
+            CompressionSetting::Small => Compression::Zstd(ZSTD_LEVEL_FAST),
+            _ => Compression::None,
+        },
+    );
+    for &(candidate, most) in candidates {
+        let Some(codec) = candidate.codec(T::DTYPE).map_err(StoreError::Pixels)? else {
+            continue;
+        };
         let size = codec
             .encode(
                 std::borrow::Cow::Borrowed(raw),
@@ -145,6 +197,15 @@ pub(crate) fn compression_of<T: Sample>(band: &[T]) -> Result<Compression, Store
         }
     }
     Ok(best.1)
+}
+
+/// Blosc zstd 1 with `shuffle`: what `--compression small` tries.
+pub(crate) fn blosc_zstd(shuffle: Shuffle) -> Compression {
+    Compression::Blosc {
+        coder: BloscCoder::Zstd,
+        level: 1,
+        shuffle,
+    }
 }
 
 /// Planes stored so far, told to a progress callback.
@@ -212,4 +273,72 @@ pub(crate) fn copy_groups<T: Sample>(
         planes.add(group.planes.len() as u64);
         Ok::<(), StoreError>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Smooth 16-bit structure (what every codec shrinks) and uniform
+    /// noise (what none does).
+    fn bands() -> (Vec<u16>, Vec<u16>) {
+        let smooth = (0..512 * 512u32)
+            .map(|i| (9000 + (i % 512) * 3 + (i / 512) * 5 + i.wrapping_mul(2654435761) % 7) as u16)
+            .collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let noise = (0..512 * 512)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u16
+            })
+            .collect();
+        (smooth, noise)
+    }
+
+    #[test]
+    fn each_setting_picks_its_codec() {
+        let (smooth, noise) = bands();
+        let pick = |setting, band: &[u16]| compression_of(setting, band).unwrap();
+        assert_eq!(pick(CompressionSetting::Fast, &smooth), Compression::FAST);
+        assert_eq!(
+            pick(CompressionSetting::Fast, &noise),
+            Compression::None,
+            "LZ4 saves nothing on noise: stored as it is"
+        );
+        let small = pick(CompressionSetting::Small, &smooth);
+        assert!(
+            matches!(
+                small,
+                Compression::Zstd(ZSTD_LEVEL)
+                    | Compression::Blosc {
+                        coder: BloscCoder::Zstd,
+                        ..
+                    }
+            ),
+            "{small}"
+        );
+        assert_eq!(
+            pick(CompressionSetting::Small, &noise),
+            Compression::Zstd(ZSTD_LEVEL_FAST)
+        );
+        for band in [&smooth, &noise] {
+            assert_eq!(pick(CompressionSetting::None, band), Compression::None);
+        }
+    }
+
+    #[test]
+    fn settings_parse_and_name_the_valid_values() {
+        for value in CompressionSetting::VALUES {
+            let parsed: CompressionSetting = value.parse().unwrap();
+            assert_eq!(parsed.to_string(), value);
+        }
+        let refused = "tiny".parse::<CompressionSetting>().unwrap_err();
+        assert!(
+            refused.contains("fast, small, none") && refused.contains("tiny"),
+            "{refused}"
+        );
+        assert_eq!(CompressionSetting::default(), CompressionSetting::Fast);
+    }
 }

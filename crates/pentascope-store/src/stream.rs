@@ -29,9 +29,9 @@ use pentascope_core::{dispatch_dtype, Axes, CoreError, Limits, Sample};
 use crate::cancel::Cancel;
 use crate::error::StoreError;
 use crate::ingest::{
-    attributes_of, compression_of, copy_groups, ingest_opened, Ingested, PlaneCount,
+    attributes_of, compression_of, copy_groups, ingest_opened, Ingested, PlaneCount, StagedImage,
 };
-use crate::pixels::{ArrayLayout, PixelStore, PixelWriter};
+use crate::pixels::{ArrayLayout, CompressionSetting, PixelStore, PixelWriter};
 use crate::record::ImageId;
 
 /// The most bytes one page's strips may span to be decoded from memory;
@@ -74,6 +74,8 @@ pub struct Target<'a> {
     pub id: ImageId,
     /// The name the image is given.
     pub name: &'a str,
+    /// How its pixels are compressed.
+    pub compression: CompressionSetting,
     /// What the file may declare.
     pub limits: &'a Limits,
     /// Told `(planes done, planes in all)` as planes are stored.
@@ -159,6 +161,7 @@ fn stream_pages<T: Sample>(
         store,
         id,
         name,
+        compression,
         limits,
         progress,
         cancel,
@@ -190,7 +193,12 @@ fn stream_pages<T: Sample>(
                     rows.start as u32..rows.end as u32,
                     &mut bands,
                 )?;
-                let created = store.create(id, layout, &attributes, compression_of(&bands[0])?)?;
+                let created = store.create(
+                    id,
+                    layout,
+                    &attributes,
+                    compression_of(compression, &bands[0])?,
+                )?;
                 let _ = writer.set(created);
             }
             let group = groups
@@ -299,12 +307,18 @@ fn spooled(target: &Target<'_>, tiff: TiffFile, bytes: u64) -> Result<StreamInge
         store,
         id,
         name,
+        compression,
         progress,
         cancel,
         ..
     } = *target;
+    let image = StagedImage {
+        id,
+        name,
+        compression,
+    };
     Ok(StreamIngested {
-        ingested: ingest_opened(store, id, name, &tiff, progress, cancel)?,
+        ingested: ingest_opened(store, &image, &tiff, progress, cancel)?,
         bytes,
         streamed_pages: 0,
     })

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use pentascope_core::{Axes, Limits, PlaneIndex};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::ingest::{ingest_tiff, Ingested, TiffSource};
-use pentascope_store::pixels::{Durability, LocalStore, PixelStore};
+use pentascope_store::pixels::{CompressionSetting, Durability, LocalStore, PixelStore};
 use pentascope_store::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::{ImageId, StoreError};
 
@@ -158,6 +158,7 @@ fn streamed_uploads_equal_files_read_from_disk() {
                 path: &file,
                 name: "file.tif",
                 axes: None,
+                compression: CompressionSetting::default(),
             };
             let from_disk = ingest_tiff(&store, ImageId(id), &source, &limits, &|_, _| {}, &cancel);
             let want = outcome(&store, ImageId(id), from_disk);
@@ -180,6 +181,7 @@ fn streamed_uploads_equal_files_read_from_disk() {
                     store: &store,
                     id: ImageId(id),
                     name: "file.tif",
+                    compression: CompressionSetting::default(),
                     limits: &limits,
                     progress: &|_, _| {},
                     cancel: &cancel,

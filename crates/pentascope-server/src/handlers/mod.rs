@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analyze;
 pub mod catalogue;
+pub mod conditional;
 pub mod images;
 pub mod jobs;
 pub mod pages;

@@ -2,15 +2,18 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap, Uri};
 use axum::response::Response;
 use axum::Extension;
 use pentascope_app::render::{RenderFormat, RenderRequest, Rendered};
+use pentascope_app::validator::Basis;
 use pentascope_app::Caller;
 use pentascope_core::composite::{parse_channels, Mode, Projection};
 
 use crate::error::ApiError;
+use crate::handlers::conditional::Validators;
 use crate::handlers::params::{index, required, Params};
+use crate::handlers::zarr::request_of;
 use crate::AppState;
 
 /// Comma-separated non-negative integers, exactly `counts` of them.
@@ -132,32 +135,49 @@ fn request(params: &Params, channels: usize) -> Result<RenderRequest, ApiError> 
     })
 }
 
-fn picture(rendered: Rendered) -> Result<Response, ApiError> {
-    Response::builder()
+fn picture(rendered: Rendered, validators: &Validators) -> Result<Response, ApiError> {
+    let mut response = Response::builder()
         .header(header::CONTENT_TYPE, rendered.content_type)
         .body(Body::from(rendered.body))
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    validators.apply(&mut response);
+    Ok(response)
 }
 
-/// `GET /render?image_id=&z=&time=&c=&m=&p=&region=&size=&tile=&format=&q=`.
+/// `GET /render?image_id=&z=&time=&c=&m=&p=&region=&size=&tile=&format=&q=`;
+/// 304 for a request holding the current tag (which changes with the
+/// image's look).
 pub async fn render(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = required(&params, "image_id")?;
     let record = app.image(&caller, id).await?;
     let request = request(&params, record.shape.c as usize)?;
-    picture(app.render(&caller, id, &request).await?)
+    let validators = Validators::new(&record, Basis::Look, &request_of(&uri), &caller);
+    if let Some(not_modified) = validators.not_modified(&headers) {
+        return Ok(not_modified);
+    }
+    picture(app.render(&caller, id, &request).await?, &validators)
 }
 
-/// `GET /thumbnail?image_id=&size=256`.
+/// `GET /thumbnail?image_id=&size=256`; 304 as for `/render`.
 pub async fn thumbnail(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = required(&params, "image_id")?;
     let size = index(&params, "size")?.unwrap_or(256);
-    picture(app.thumbnail(&caller, id, size).await?)
+    let record = app.image(&caller, id).await?;
+    let validators = Validators::new(&record, Basis::Look, &request_of(&uri), &caller);
+    if let Some(not_modified) = validators.not_modified(&headers) {
+        return Ok(not_modified);
+    }
+    picture(app.thumbnail(&caller, id, size).await?, &validators)
 }

@@ -3,23 +3,30 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap, Uri};
 use axum::response::Response;
 use pentascope_app::slice::SliceFormat;
 use pentascope_core::PlaneIndex;
 
 use axum::Extension;
+use pentascope_app::validator::Basis;
 use pentascope_app::Caller;
 
 use crate::error::ApiError;
+use crate::handlers::conditional::Validators;
 use crate::handlers::params::{index, number, required, Params};
+use crate::handlers::zarr::request_of;
 use crate::AppState;
 
-/// `GET /slice?image_id=&z=&time=&channel=[&min=&max=][&auto=plane][&bits=16][&format=npy]`.
+/// `GET /slice?image_id=&z=&time=&channel=[&min=&max=][&auto=plane][&bits=16][&format=npy]`;
+/// 304 for a request holding the current tag (which changes with the
+/// image's statistics where the window comes from them).
 pub async fn slice(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image_id = required(&params, "image_id")?;
     let plane = PlaneIndex::new(
@@ -69,13 +76,34 @@ pub async fn slice(
             )))
         }
     };
+    let basis = match format {
+        SliceFormat::Png8 {
+            low: Some(_),
+            high: Some(_),
+            ..
+        }
+        | SliceFormat::Png8 {
+            per_plane: true, ..
+        }
+        | SliceFormat::Png16
+        | SliceFormat::Npy => Basis::Pixels,
+        // the window's open ends come from the channel's statistics
+        SliceFormat::Png8 { .. } => Basis::Look,
+    };
+    let record = app.image(&caller, image_id).await?;
+    let validators = Validators::new(&record, basis, &request_of(&uri), &caller);
+    if let Some(not_modified) = validators.not_modified(&headers) {
+        return Ok(not_modified);
+    }
     let slice = app.slice(&caller, image_id, plane, format).await?;
-    Response::builder()
+    let mut response = Response::builder()
         .header(header::CONTENT_TYPE, slice.content_type)
         .header(
             header::CONTENT_DISPOSITION,
             format!("inline; filename=\"{}\"", slice.filename),
         )
         .body(Body::from(slice.body))
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    validators.apply(&mut response);
+    Ok(response)
 }

@@ -3,13 +3,15 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Extension;
+use pentascope_app::validator::Basis;
 use pentascope_app::zarr::{ByteRange, ZarrAnswer};
 use pentascope_app::Caller;
 
 use crate::error::ApiError;
+use crate::handlers::conditional::Validators;
 use crate::AppState;
 
 /// A single range of `Range: bytes=…`; `None` (the whole key is sent, as
@@ -33,15 +35,28 @@ fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
     }
 }
 
-/// `GET` or `HEAD /zarr/{id}/{key}`.
+/// `GET` or `HEAD /zarr/{id}/{key}`; 304 for a request holding the key's
+/// current tag (the group's `zarr.json` changes with the image's look, the
+/// rest never).
 pub async fn zarr_key(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     method: Method,
+    uri: Uri,
     Path((id, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let head = method == Method::HEAD;
+    let record = app.image(&caller, &id).await?;
+    let basis = if key == "zarr.json" {
+        Basis::Look
+    } else {
+        Basis::Pixels
+    };
+    let validators = Validators::new(&record, basis, &request_of(&uri), &caller);
+    if let Some(not_modified) = validators.not_modified(&headers) {
+        return Ok(not_modified);
+    }
     let answer = app
         .zarr_key(&caller, &id, &key, byte_range(&headers), head)
         .await?;
@@ -72,8 +87,17 @@ pub async fn zarr_key(
                     .status(StatusCode::PARTIAL_CONTENT)
                     .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{total}"));
             }
-            builder.body(Body::from(body))
+            builder.body(Body::from(body)).map(|mut response| {
+                validators.apply(&mut response);
+                response
+            })
         }
     };
     response.map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The path and query a tag is computed over.
+pub(crate) fn request_of(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string())
 }

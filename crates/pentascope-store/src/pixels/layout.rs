@@ -33,17 +33,38 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// two CPU-seconds per gigabyte to save a few percent.
 pub const ZSTD_LEVEL_FAST: i32 = -1;
 
-/// How an image's chunks are compressed: chosen per image by a trial on
-/// its first band (see the ingest pass).
+/// How an image's chunks are compressed: chosen per image from the
+/// `--compression` setting ([`CompressionSetting`]), for `small` by a trial
+/// on its first band (see the ingest pass). Whatever was chosen is written
+/// in the array's metadata, so images keep reading as they were stored when
+/// the setting changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Chunks stored as their bytes.
+    None,
     /// zstd over the samples as they are, at this level.
     Zstd(i32),
     /// Zarr's `blosc` codec: the samples' bytes (or bits) regrouped by
-    /// significance, then zstd level 1. The high bytes of 16-bit and float
-    /// samples vary slowly, so grouped they compress where interleaved
-    /// they do not.
-    Blosc(Shuffle),
+    /// significance, then `coder` at `level`. The high bytes of 16-bit and
+    /// float samples vary slowly, so grouped they compress where
+    /// interleaved they do not.
+    Blosc {
+        /// The compressor blosc runs on the regrouped bytes.
+        coder: BloscCoder,
+        /// Its level, 1–9.
+        level: u8,
+        /// How the sample bytes are regrouped.
+        shuffle: Shuffle,
+    },
+}
+
+/// The compressor inside blosc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BloscCoder {
+    /// LZ4: decodes at memory speed, compresses the shuffled high bytes.
+    Lz4,
+    /// zstd: smaller, several times slower to decode.
+    Zstd,
 }
 
 /// Blosc's regrouping of sample bytes before entropy coding.
@@ -56,20 +77,38 @@ pub enum Shuffle {
 }
 
 impl Compression {
-    /// The codec that applies it to chunks of `dtype` samples.
+    /// What `--compression fast` stores (where it saves anything): blosc LZ4
+    /// over byte-shuffled samples, which decodes at several GB/s per core
+    /// (BENCHMARKS.md, "Compression for readers").
+    pub const FAST: Compression = Compression::Blosc {
+        coder: BloscCoder::Lz4,
+        level: 5,
+        shuffle: Shuffle::Bytes,
+    };
+
+    /// The codec that applies it to chunks of `dtype` samples; `None` for
+    /// chunks stored as they are.
     pub fn codec(
         self,
         dtype: DType,
-    ) -> Result<std::sync::Arc<dyn zarrs::array::BytesToBytesCodecTraits>, String> {
+    ) -> Result<Option<std::sync::Arc<dyn zarrs::array::BytesToBytesCodecTraits>>, String> {
         use zarrs::array::codec::{
             BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, ZstdCodec,
         };
         Ok(match self {
-            Compression::Zstd(level) => std::sync::Arc::new(ZstdCodec::new(level, false)),
-            Compression::Blosc(shuffle) => std::sync::Arc::new(
+            Compression::None => None,
+            Compression::Zstd(level) => Some(std::sync::Arc::new(ZstdCodec::new(level, false))),
+            Compression::Blosc {
+                coder,
+                level,
+                shuffle,
+            } => Some(std::sync::Arc::new(
                 BloscCodec::new(
-                    BloscCompressor::Zstd,
-                    BloscCompressionLevel::try_from(1u8).map_err(|e| e.to_string())?,
+                    match coder {
+                        BloscCoder::Lz4 => BloscCompressor::LZ4,
+                        BloscCoder::Zstd => BloscCompressor::Zstd,
+                    },
+                    BloscCompressionLevel::try_from(level).map_err(|e| e.to_string())?,
                     None,
                     match shuffle {
                         Shuffle::Bytes => BloscShuffleMode::Shuffle,
@@ -78,8 +117,77 @@ impl Compression {
                     Some(dtype.size()),
                 )
                 .map_err(|e| e.to_string())?,
-            ),
+            )),
         })
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Zstd(level) => write!(f, "zstd {level}"),
+            Compression::Blosc {
+                coder,
+                level,
+                shuffle,
+            } => write!(
+                f,
+                "blosc {} {level} + {}",
+                match coder {
+                    BloscCoder::Lz4 => "lz4",
+                    BloscCoder::Zstd => "zstd",
+                },
+                match shuffle {
+                    Shuffle::Bytes => "byte shuffle",
+                    Shuffle::Bits => "bit shuffle",
+                }
+            ),
+        }
+    }
+}
+
+/// The `--compression` setting: what new images are stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionSetting {
+    /// For readers: blosc LZ4 with byte shuffle ([`Compression::FAST`])
+    /// where it saves at least 5% of the first band, else none.
+    #[default]
+    Fast,
+    /// For archives: the smallest of zstd 1 and blosc zstd 1 with byte or
+    /// bit shuffle, at 2–4× the decoding time of `fast`.
+    Small,
+    /// Chunks stored as their bytes.
+    None,
+}
+
+impl CompressionSetting {
+    /// Every value, as written.
+    pub const VALUES: [&'static str; 3] = ["fast", "small", "none"];
+}
+
+impl std::fmt::Display for CompressionSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CompressionSetting::Fast => "fast",
+            CompressionSetting::Small => "small",
+            CompressionSetting::None => "none",
+        })
+    }
+}
+
+impl std::str::FromStr for CompressionSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(CompressionSetting::Fast),
+            "small" => Ok(CompressionSetting::Small),
+            "none" => Ok(CompressionSetting::None),
+            other => Err(format!(
+                "compression must be one of {}, got {other:?}",
+                CompressionSetting::VALUES.join(", ")
+            )),
+        }
     }
 }
 

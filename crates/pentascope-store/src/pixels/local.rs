@@ -362,10 +362,11 @@ mod tests {
     }
 
     /// A plane over 2048 pixels on a side: shards of 512² subchunks, its
-    /// pyramid, and every compression the ingest trial may choose; regions
+    /// pyramid, and every compression an ingest may choose; regions
     /// of each level read back what was written.
     #[test]
     fn sharded_pyramid_round_trips_with_each_compression() {
+        use crate::ingest::blosc_zstd;
         use crate::pixels::Shuffle;
         use pentascope_core::pyramid::{downsample_plane, Downsample};
         let (h, w) = (2600u64, 2100u64);
@@ -373,9 +374,11 @@ mod tests {
             .map(|i| ((i % w) * 7 + (i / w) * 3 + (i * 2654435761 % 97)) as u16)
             .collect();
         for (n, compression) in [
+            Compression::None,
+            Compression::FAST,
             Compression::Zstd(ZSTD_LEVEL),
-            Compression::Blosc(Shuffle::Bytes),
-            Compression::Blosc(Shuffle::Bits),
+            blosc_zstd(Shuffle::Bytes),
+            blosc_zstd(Shuffle::Bits),
         ]
         .into_iter()
         .enumerate()

@@ -18,7 +18,9 @@ mod zarr;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use layout::{ArrayLayout, Compression, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
+pub use layout::{
+    ArrayLayout, BloscCoder, Compression, CompressionSetting, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
+};
 pub use local::{Durability, LocalStore};
 pub use s3::S3Store;
 pub use traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};

@@ -102,7 +102,7 @@ where
                 FillValue::new(vec![0u8; layout.dtype.size()]),
             );
             builder
-                .bytes_to_bytes_codecs(vec![codec.clone()])
+                .bytes_to_bytes_codecs(codec.iter().cloned().collect())
                 .dimension_names(Some(AxisOrder::Ngff.names()))
                 .attributes(
                     [(

@@ -559,6 +559,13 @@ fn signed_links_open_one_image_until_they_expire() {
     assert_eq!((png.status, png.content_type.as_str()), (200, "image/png"));
     let direct = lab.get(&format!("/slice?image_id={mine}&z=1"), Some(&bob));
     assert_eq!(png.body, direct.body, "the link serves the same plane");
+    for (resp, by) in [(&png, "link"), (&direct, "key"), (&zarr, "link")] {
+        assert_eq!(
+            resp.header("cache-control"),
+            "private, no-cache",
+            "by {by}: no shared cache may serve it to another caller"
+        );
+    }
 
     // nothing else
     assert_eq!(

@@ -12,6 +12,7 @@ mod util;
 
 mod access;
 mod api;
+mod caching;
 mod catalogue;
 mod celery;
 mod cli;

@@ -12,7 +12,6 @@
 //! runs it with `--ignored`.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -128,19 +127,12 @@ fn check_file(server: &Server, set: &FixtureSet, file: &str, cases: impl Fn(&Val
     let references: Vec<Value> = cases.iter().map(|c| c.reference.clone()).collect();
     let spec = dir.path().join("cases.json");
     std::fs::write(&spec, serde_json::to_vec(&references).unwrap()).unwrap();
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(REFERENCE)
-        .arg(&npy)
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want: Vec<Vec<u8>> = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<Vec<u8>> = serde_json::from_value(crate::util::python::run_json(
+        &python(),
+        REFERENCE,
+        &[npy.display().to_string(), spec.display().to_string()],
+    ))
+    .unwrap();
     for (case, want) in cases.iter().zip(want) {
         let resp = server.get(&format!("/render?image_id={id}&{}", case.query));
         assert_eq!(

@@ -24,3 +24,20 @@ pub fn python_with(modules: &str) -> PathBuf {
     );
     python
 }
+
+/// Runs `code` with `args` in `python`, which must succeed; the JSON it
+/// prints.
+pub fn run_json(python: &std::path::Path, code: &str, args: &[String]) -> serde_json::Value {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
