@@ -22,6 +22,7 @@
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`split`]: one statistics recompute or PCA cut into parts for many
 //!   workers, merged where the last part finishes;
+//! - [`monitoring`]: what use cases record for `/metrics`;
 //! - [`config`]: settings and their one set of defaults.
 //!
 //! Nothing here knows HTTP; errors are [`AppError`].
@@ -36,6 +37,7 @@ pub mod export;
 pub mod images;
 pub mod ingest;
 pub mod jobs;
+pub mod monitoring;
 pub mod render;
 pub mod segment;
 pub mod slice;

@@ -69,8 +69,11 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     }
     let mut response = match identify(&app, &mut req).await {
         Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
+            req.extensions_mut().insert(caller.clone());
+            let mut response = next.run(req).await;
+            // for the request's log line (crate::observe)
+            response.extensions_mut().insert(caller);
+            response
         }
         Err(e) => e.into_response(),
     };

@@ -9,7 +9,9 @@
 
 pub mod access;
 pub mod error;
+pub mod exporter;
 pub mod handlers;
+pub mod observe;
 pub mod router;
 
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ pub type AppState = Arc<App>;
 /// broker), binds the listener and serves until Ctrl-C or SIGTERM.
 /// `on_listen` is told the bound address (the port may have been 0).
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
+    exporter::install().map_err(ApiError::internal)?;
     let (app, queue) = pentascope_jobs::open_app(config.clone()).await?;
     let auth = config.auth();
     if auth == pentascope_app::access::AuthMode::Off && !config.listens_on_loopback() {

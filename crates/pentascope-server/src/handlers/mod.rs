@@ -4,6 +4,7 @@ pub mod admin;
 pub mod analyze;
 pub mod images;
 pub mod jobs;
+pub mod metrics;
 pub mod pages;
 pub mod params;
 pub mod render;

@@ -24,7 +24,7 @@ use zarrs::storage::{
 };
 
 use super::layout::{ArrayLayout, Compression};
-use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter, StoredImages};
 use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
@@ -172,6 +172,13 @@ impl PixelStore for LocalStore {
         Ok(())
     }
 
+    fn list_images(&self) -> Result<StoredImages, StoreError> {
+        Ok(StoredImages {
+            published: image_dirs(&self.root)?,
+            staged: image_dirs(&self.root.join(".staging"))?,
+        })
+    }
+
     fn clear_staging(&self) -> Result<(), StoreError> {
         let staging = self.root.join(".staging");
         if staging.exists() {
@@ -189,6 +196,30 @@ impl PixelStore for LocalStore {
         std::fs::metadata(&self.root)?;
         Ok(())
     }
+}
+
+/// The ids of the `image_<n>.zarr` directories in `dir`, ascending (none
+/// if `dir` does not exist).
+fn image_dirs(dir: &Path) -> Result<Vec<ImageId>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".zarr"))
+            .and_then(|n| n.parse::<ImageId>().ok());
+        if let (Some(id), true) = (id, entry.file_type()?.is_dir()) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 /// Moves a staged image directory to its published place, flushing it to
@@ -386,20 +417,7 @@ mod tests {
             assert_eq!(layout.levels, 3);
             assert_eq!(layout.level_subchunk(0), [512, 512]);
             let id = ImageId(n as i64 + 1);
-            let writer = store
-                .create(id, layout, &ImageAttributes::default(), compression)
-                .unwrap();
-            for rows in layout.bands() {
-                let (a, b) = ((rows.start * w) as usize, (rows.end * w) as usize);
-                writer
-                    .write_band(
-                        PlaneIndex::new(0, 0, 0),
-                        rows.start,
-                        bytemuck::cast_slice(&plane[a..b]),
-                    )
-                    .unwrap();
-            }
-            writer.commit().unwrap();
+            write_plane(&store, id, layout, compression, &plane);
             let reader = store.open(id).unwrap();
             assert_eq!(reader.layout().levels, 3, "{compression:?}");
             for level in [0, 2] {
@@ -426,6 +444,31 @@ mod tests {
                 assert!(out == want, "{compression:?} level {level}");
             }
         }
+    }
+
+    /// Writes and publishes image `id` of one plane.
+    fn write_plane(
+        store: &LocalStore,
+        id: ImageId,
+        layout: ArrayLayout,
+        compression: Compression,
+        plane: &[u16],
+    ) {
+        let w = layout.shape.x;
+        let writer = store
+            .create(id, layout, &ImageAttributes::default(), compression)
+            .unwrap();
+        for rows in layout.bands() {
+            let (a, b) = ((rows.start * w) as usize, (rows.end * w) as usize);
+            writer
+                .write_band(
+                    PlaneIndex::new(0, 0, 0),
+                    rows.start,
+                    bytemuck::cast_slice(&plane[a..b]),
+                )
+                .unwrap();
+        }
+        writer.commit().unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod celery;
 mod cli;
 mod compat;
 mod hostile;
+mod observe;
 mod openapi;
 mod outage;
 mod render;
