@@ -11,6 +11,8 @@
 //!   do, API keys and signed links;
 //! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
 //!   record and pixels published together, nothing left on failure);
+//! - [`integrity`]: every record's pixels checked, orphans found and
+//!   removed (`pentascope check`);
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`segment`]: thresholds, k-means and objects with a stored labels image;
 //! - [`images`]: look-up, listing, statistics, deletion with derived images;
@@ -36,6 +38,7 @@ pub mod error;
 pub mod export;
 pub mod images;
 pub mod ingest;
+pub mod integrity;
 pub mod jobs;
 pub mod monitoring;
 pub mod render;

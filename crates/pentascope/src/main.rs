@@ -2,6 +2,7 @@
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
 mod admin;
+mod check;
 mod ingest;
 
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ enum Command {
     /// Import TIFF files or folders of them, without HTTP: a progress bar
     /// per file, then a summary; exits non-zero if any file failed.
     Ingest(ingest::IngestArgs),
+    /// Check that every image's pixels are there and are what its record
+    /// says (--deep: decode every chunk), and list orphans (--repair:
+    /// remove them, mark broken images); exits non-zero if anything is
+    /// wrong.
+    Check(check::CheckArgs),
     /// Create and list users (access control).
     User(admin::UserArgs),
     /// Create, list and revoke API keys (access control).
@@ -394,6 +400,7 @@ fn main() -> std::process::ExitCode {
             })
         }
         Command::Ingest(args) => runtime.block_on(ingest::run(args)),
+        Command::Check(args) => runtime.block_on(check::run(args)),
         Command::User(args) => runtime.block_on(admin::user(args)),
         Command::Token(args) => runtime.block_on(admin::token(args)),
         Command::Config(settings) => {

@@ -13,6 +13,7 @@ mod util;
 mod access;
 mod api;
 mod celery;
+mod check;
 mod cli;
 mod compat;
 mod hostile;
