@@ -9,11 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::util::fixtures_dir;
+use crate::util::services::{production_env, require_production_services};
 
 const FILE: &str = "ome_tczyx_u16.ome.tif";
 
 fn pentascope(data: &Path, args: &[&str]) -> Output {
+    pentascope_with(data, &[], args)
+}
+
+/// Runs `pentascope ARGS --data-dir DATA` with the settings `env`.
+fn pentascope_with(data: &Path, env: &[(String, String)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pentascope"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .arg("--data-dir")
         .arg(data)
@@ -202,4 +209,107 @@ fn check_finds_every_planted_fault_and_repair_keeps_records() {
     let report = stdout(&again);
     assert!(report.contains(": 6 problems"), "{report}");
     expect(&report, "image_1", "[repair: already marked broken]");
+}
+
+/// The keys under `prefix` in the test bucket of the S3 server at
+/// `endpoint` (one page of a V2 listing is enough for a few images).
+fn s3_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "listing {prefix}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_string()))
+        .collect()
+}
+
+/// On PostgreSQL and S3: a deleted chunk object is found by the deep check
+/// only, a deleted record's objects are orphans, removed by `--repair`.
+#[test]
+#[ignore = "needs PostgreSQL and an S3 server; run with --ignored (.ci/run does)"]
+fn check_finds_faults_on_postgresql_and_s3() {
+    require_production_services();
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let tag = format!(
+        "check_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    // records and pixels only: no broker
+    let env: Vec<(String, String)> = production_env(&tag)
+        .into_iter()
+        .filter(|(k, _)| !k.contains("CELERY"))
+        .collect();
+    let setting = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let (endpoint, database) = (setting("AWS_ENDPOINT_URL"), setting("DATABASE_URL"));
+    let bucket = "pentascope-test";
+    let file = fixtures_dir().join("tiff").join(FILE);
+    for _ in 0..3 {
+        let out = pentascope_with(data, &env, &["ingest", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stdout(&out));
+    }
+    let clean = pentascope_with(data, &env, &["check", "--deep"]);
+    assert!(clean.status.success(), "{}", stdout(&clean));
+    assert!(stdout(&clean).contains("checked 3 image records and 3 pixel groups"));
+
+    let chunk = s3_keys(&endpoint, bucket, &format!("{tag}/image_1.zarr/0/c/"))
+        .into_iter()
+        .next()
+        .expect("a chunk object of image_1");
+    // a signed request, with the suite's credentials
+    let deleted = Command::new("curl")
+        .args(["-sf", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!(
+            "{}:{}",
+            setting("AWS_ACCESS_KEY_ID"),
+            setting("AWS_SECRET_ACCESS_KEY")
+        ))
+        .args(["-X", "DELETE", &format!("{endpoint}/{bucket}/{chunk}")])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let dropped = Command::new("psql")
+        .args([database.as_str(), "-c", "DELETE FROM images WHERE id = 3"])
+        .output()
+        .unwrap();
+    assert!(dropped.status.success(), "{dropped:?}");
+
+    let quick = pentascope_with(data, &env, &["check"]);
+    let report = stdout(&quick);
+    assert!(!quick.status.success());
+    assert!(
+        about(&report, "image_3")
+            .iter()
+            .any(|l| l.contains("pixels without a record")),
+        "{report}"
+    );
+    assert!(about(&report, "image_1").is_empty(), "{report}");
+    let deep = pentascope_with(data, &env, &["check", "--deep", "--repair"]);
+    let report = stdout(&deep);
+    assert!(
+        about(&report, "image_1")
+            .iter()
+            .any(|l| l.contains("missing") && l.contains("marked broken")),
+        "{report}"
+    );
+    assert!(
+        s3_keys(&endpoint, bucket, &format!("{tag}/image_3.zarr/")).is_empty(),
+        "the orphan's objects are removed"
+    );
+    assert!(about(&report, "image_2").is_empty(), "{report}");
 }
