@@ -131,6 +131,9 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, config: &Confi
             drop(slot);
         });
     }
+    // closed at once, so that new connections are refused (not left
+    // waiting in the backlog) while the requests in flight finish
+    drop(listener);
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all)).await;
 }

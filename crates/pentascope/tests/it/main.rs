@@ -23,6 +23,7 @@ mod outage;
 mod render;
 mod scale_out;
 mod segment;
+mod shutdown;
 mod stream;
 mod tifffile;
 mod viewer;

@@ -354,6 +354,25 @@ impl Server {
         out
     }
 
+    /// Sends SIGTERM, leaving this handle's own connections open.
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Waits up to `within` for the process to exit: its exit status, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Every line the server has written to standard error so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr
