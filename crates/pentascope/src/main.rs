@@ -274,12 +274,23 @@ impl Settings {
 /// Prints each setting with its value, source and default.
 fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
     let config = settings.config();
-    let command = Cli::command();
+    let mut command = Cli::command();
+    // built, so that the global settings (--log-format) are listed too
+    command.build();
     let args = command
         .find_subcommand("config")
         .expect("config subcommand")
         .get_arguments()
-        .filter(|a| a.get_long().is_some())
+        .filter(|a| {
+            a.get_long().is_some()
+                && !matches!(
+                    a.get_action(),
+                    clap::ArgAction::Help
+                        | clap::ArgAction::HelpLong
+                        | clap::ArgAction::HelpShort
+                        | clap::ArgAction::Version
+                )
+        })
         .cloned()
         .collect::<Vec<_>>();
     println!("{:<28} {:<44} {:<34} default", "setting", "value", "source");

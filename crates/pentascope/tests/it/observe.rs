@@ -153,10 +153,20 @@ fn json_request_lines_carry_ids_and_never_secrets() {
 }
 
 /// Text logs written to a pipe have no colour codes, and request lines
-/// still name the request id and route.
+/// still name the request id and route; `pentascope config` shows the
+/// setting.
 #[test]
 fn text_logs_to_a_pipe_are_plain() {
     let dir = tempfile::tempdir().unwrap();
+    let config = run_cli(dir.path(), &[], &["config", "--log-format", "json"]);
+    assert!(
+        config
+            .lines()
+            .any(|l| l.starts_with("PENTASCOPE_LOG_FORMAT")
+                && l.contains("json")
+                && l.contains("--log-format")),
+        "{config}"
+    );
     let (server, key) = server_with_key(dir.path(), &[]);
     let resp = server.send(
         "GET /images",
