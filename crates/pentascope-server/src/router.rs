@@ -7,6 +7,7 @@
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -20,7 +21,7 @@ use crate::error::ApiError;
 use crate::handlers::{
     admin, analyze, images, jobs, metrics, pages, render, segment, slice, upload, zarr,
 };
-use crate::observe::{observe, RouteTemplate};
+use crate::observe::{observe, RequestFacts};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -164,10 +165,12 @@ pub fn router(app: AppState) -> Router {
             let (access, allowed, path) = (route.access, route.query, route.path);
             let deadline = route.timed.then_some(timeout);
             let guarded = route.endpoint.layer(axum::middleware::from_fn(
-                move |req: Request, next: Next| async move {
-                    let mut response = guard(access, allowed, deadline, req, next).await;
-                    response.extensions_mut().insert(RouteTemplate(path));
-                    response
+                move |req: Request, next: Next| {
+                    // for the request's log line and metrics
+                    if let Some(facts) = req.extensions().get::<Arc<RequestFacts>>() {
+                        facts.set_route(path);
+                    }
+                    guard(access, allowed, deadline, req, next)
                 },
             ));
             router.route(route.path, guarded)

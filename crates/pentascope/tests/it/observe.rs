@@ -526,3 +526,49 @@ fn metrics_after_a_session_name_routes_not_images() {
     }
     assert!(queries >= 10, "{queries} queries");
 }
+
+/// A request whose client leaves before the answer still has its line:
+/// route template, and status 499 (or 200 if the answer came first).
+#[test]
+fn a_request_whose_client_leaves_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_configured(
+        dir.path(),
+        &[
+            ("PENTASCOPE_AUTH".into(), "off".into()),
+            ("PENTASCOPE_LOG_FORMAT".into(), "json".into()),
+        ],
+    );
+    // 48 planes of 512 × 512 uint16: seconds of segmentation in a debug build
+    let file = crate::util::tiff::plain_tiff(512, 512, 16, 48, |p, i| {
+        ((i.wrapping_mul(2_654_435_761) >> 9) as u8).wrapping_add(p as u8)
+    });
+    let id = server.upload_ok("noise.tif", file);
+    let gone = server
+        .request(Method::POST, "/segment")
+        .header("X-Request-Id", "client-leaves-1")
+        .json(&json!({"image_id": id, "scope": "volume"}))
+        .timeout(std::time::Duration::from_millis(400))
+        .send();
+    // the client leaves (on a fast machine the answer may come first)
+    let expected = if gone.is_err() { 499 } else { 200 };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let line = loop {
+        let found = server.stderr_lines().into_iter().find_map(|l| {
+            let record: Value = serde_json::from_str(&l).ok()?;
+            (record["message"] == "request" && record["request_id"] == "client-leaves-1")
+                .then_some(record)
+        });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line for the request\n{}",
+            server.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(line["route"], "/segment", "{line}");
+    assert_eq!(line["status"], expected, "{line}");
+}
