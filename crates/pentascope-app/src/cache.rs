@@ -12,6 +12,8 @@ use pentascope_core::PlaneIndex;
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::ImageId;
 
+use crate::monitoring::cache_lookup;
+
 /// Open readers kept at most.
 const READERS: usize = 64;
 
@@ -60,8 +62,10 @@ impl Caches {
         open: impl FnOnce() -> Result<Arc<dyn PixelReader>, E>,
     ) -> Result<Arc<dyn PixelReader>, E> {
         if let Some(r) = lock(&self.readers).get(&id) {
+            cache_lookup("reader", true);
             return Ok(r.clone());
         }
+        cache_lookup("reader", false);
         let reader = open()?;
         lock(&self.readers).put(id, reader.clone());
         Ok(reader)
@@ -69,7 +73,9 @@ impl Caches {
 
     /// A rendered slice, if cached.
     pub fn slice(&self, key: &SliceKey) -> Option<Bytes> {
-        lock(&self.slices).entries.get(key).cloned()
+        let found = lock(&self.slices).entries.get(key).cloned();
+        cache_lookup("rendered", found.is_some());
+        found
     }
 
     /// Keeps a rendered slice, evicting the least recently used ones to stay

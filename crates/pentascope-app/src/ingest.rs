@@ -288,6 +288,7 @@ impl App {
             }
         }
         self.publish(ingested.writer, &record).await?;
+        crate::monitoring::ingested(record.byte_size);
         tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");
         Ok(record)
     }

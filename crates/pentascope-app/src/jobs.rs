@@ -127,6 +127,18 @@ pub async fn run_task(
     kwargs: &Value,
     progress: Progress,
 ) -> Result<Value, AppError> {
+    let started = std::time::Instant::now();
+    let outcome = run_named_task(app, name, kwargs, progress).await;
+    crate::monitoring::job_finished(name, started.elapsed(), outcome.is_ok());
+    outcome
+}
+
+async fn run_named_task(
+    app: &Arc<App>,
+    name: &str,
+    kwargs: &Value,
+    progress: Progress,
+) -> Result<Value, AppError> {
     let (owner, kwargs) = split_owner(kwargs);
     let caller = app.job_caller(owner.as_ref()).await?;
     let kwargs = &kwargs;

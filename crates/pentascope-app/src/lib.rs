@@ -11,6 +11,8 @@
 //!   do, API keys and signed links;
 //! - [`ingest`]: a TIFF file → a published image (id reserved, pixels staged,
 //!   record and pixels published together, nothing left on failure);
+//! - [`integrity`]: every record's pixels checked, orphans found and
+//!   removed (`pentascope check`);
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`segment`]: thresholds, k-means and objects with a stored labels image;
 //! - [`catalogue`]: names, descriptions, tags, annotations, datasets and
@@ -26,6 +28,7 @@
 //! - [`jobs`]: the [`jobs::Job`] trait, the task registry and submission;
 //! - [`split`]: one statistics recompute or PCA cut into parts for many
 //!   workers, merged where the last part finishes;
+//! - [`monitoring`]: what use cases record for `/metrics`;
 //! - [`config`]: settings and their one set of defaults.
 //!
 //! Nothing here knows HTTP; errors are [`AppError`].
@@ -40,7 +43,9 @@ pub mod error;
 pub mod export;
 pub mod images;
 pub mod ingest;
+pub mod integrity;
 pub mod jobs;
+pub mod monitoring;
 pub mod render;
 pub mod segment;
 pub mod slice;

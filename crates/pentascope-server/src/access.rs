@@ -12,6 +12,7 @@ use pentascope_app::{App, Caller};
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::observe::RequestFacts;
 
 /// Where signed links live: `/s/<token>/<route>`.
 pub const LINK_PREFIX: &str = "/s/";
@@ -69,6 +70,10 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     }
     let mut response = match identify(&app, &mut req).await {
         Ok(caller) => {
+            // for the request's log line
+            if let Some(facts) = req.extensions().get::<Arc<RequestFacts>>() {
+                facts.set_caller(&caller);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }

@@ -9,7 +9,9 @@
 
 pub mod access;
 pub mod error;
+pub mod exporter;
 pub mod handlers;
+pub mod observe;
 pub mod router;
 
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ pub type AppState = Arc<App>;
 /// broker), binds the listener and serves until Ctrl-C or SIGTERM.
 /// `on_listen` is told the bound address (the port may have been 0).
 pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
+    exporter::install().map_err(ApiError::internal)?;
     let (app, queue) = pentascope_jobs::open_app(config.clone()).await?;
     let auth = config.auth();
     if auth == pentascope_app::access::AuthMode::Off && !config.listens_on_loopback() {
@@ -128,6 +131,9 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, config: &Confi
             drop(slot);
         });
     }
+    // closed at once, so that new connections are refused (not left
+    // waiting in the backlog) while the requests in flight finish
+    drop(listener);
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all)).await;
 }

@@ -7,6 +7,7 @@
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -14,13 +15,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use tower_http::trace::TraceLayer;
 
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
 use crate::handlers::{
-    admin, analyze, catalogue, images, jobs, pages, render, segment, slice, upload, zarr,
+    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, upload,
+    zarr,
 };
+use crate::observe::{observe, RequestFacts};
 use crate::AppState;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
@@ -180,6 +182,9 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
             admin::revoke_token,
         ),
         Route::new(M::GET, "/health", Public, images::health),
+        // counts and route templates only, but what a lab does and how much
+        // of it is the admins' to see
+        Route::new(M::GET, "/metrics", Key(Admin), metrics::metrics),
         Route::new(M::GET, "/openapi.json", Public, images::openapi),
         // the browser pages and their assets: they hold no data, their
         // scripts call the routes above with the user's key or link
@@ -202,10 +207,16 @@ pub fn router(app: AppState) -> Router {
     let routed = routes(upload_limit)
         .into_iter()
         .fold(Router::new(), |router, route| {
-            let (access, allowed) = (route.access, route.query);
+            let (access, allowed, path) = (route.access, route.query, route.path);
             let deadline = route.timed.then_some(timeout);
             let guarded = route.endpoint.layer(axum::middleware::from_fn(
-                move |req: Request, next: Next| guard(access, allowed, deadline, req, next),
+                move |req: Request, next: Next| {
+                    // for the request's log line and metrics
+                    if let Some(facts) = req.extensions().get::<Arc<RequestFacts>>() {
+                        facts.set_route(path);
+                    }
+                    guard(access, allowed, deadline, req, next)
+                },
             ));
             router.route(route.path, guarded)
         })
@@ -219,7 +230,7 @@ pub fn router(app: AppState) -> Router {
     // take a signed link's prefix off the path
     Router::new()
         .fallback_service(tower::Layer::layer(&front, routed))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(observe))
 }
 
 /// Whether the request's caller may call a route with `access`.
@@ -310,7 +321,7 @@ mod tests {
     /// (which hold no data: their scripts call the data routes with the
     /// user's key) are public, reading routes need `read` (those naming
     /// one image may be opened by its signed link), changing routes need
-    /// `write`, and users and keys need `admin`.
+    /// `write`, and users, keys and metrics need `admin`.
     #[test]
     fn every_route_has_the_access_rule_its_kind_needs() {
         for route in routes(1) {
@@ -324,6 +335,7 @@ mod tests {
                     Access::Public
                 }
                 (_, path) if path.starts_with("/admin/") => Access::Key(Scope::Admin),
+                ("GET", "/metrics") => Access::Key(Scope::Admin),
                 // listings and what is not one image
                 ("GET", "/images" | "/jobs/{id}" | "/tags" | "/datasets" | "/datasets/{id}") => {
                     Access::Key(Scope::Read)

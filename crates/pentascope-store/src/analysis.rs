@@ -158,6 +158,37 @@ pub fn recompute_statistics(
     dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader, part_pixels, cancel))
 }
 
+/// Reads every downsampled level of a stored image (levels 1 and up),
+/// band by band on all cores, so that every chunk of them is fetched and
+/// decoded: a missing or undecodable chunk fails. Level 0 is what
+/// [`recompute_statistics`] reads.
+pub fn read_levels(reader: &dyn PixelReader, cancel: &Cancel) -> Result<(), StoreError> {
+    use rayon::prelude::*;
+    let layout = *reader.layout();
+    let shape = layout.shape;
+    let size = layout.dtype.size() as u64;
+    let mut bands = Vec::new();
+    for level in 1..=layout.levels {
+        let [height, _] = layout.level_shape(level);
+        let [rows, _] = layout.level_chunk(level);
+        for t in 0..shape.t {
+            for z in 0..shape.z {
+                for c in 0..shape.c {
+                    for y0 in (0..height).step_by(rows.max(1) as usize) {
+                        bands.push((level, PlaneIndex::new(t, z, c), y0..(y0 + rows).min(height)));
+                    }
+                }
+            }
+        }
+    }
+    bands.into_par_iter().try_for_each(|(level, plane, rows)| {
+        cancel.check()?;
+        let [_, width] = layout.level_shape(level);
+        let mut band = vec![0u8; ((rows.end - rows.start) * width * size) as usize];
+        reader.read_region(level, plane, rows, 0..width, &mut band)
+    })
+}
+
 fn statistics_typed<T: Sample>(
     reader: &dyn PixelReader,
     part_pixels: u64,

@@ -66,6 +66,9 @@ pub enum ImageKind {
 }
 
 impl ImageKind {
+    /// Every kind.
+    pub const ALL: [ImageKind; 3] = [ImageKind::Upload, ImageKind::PcaScores, ImageKind::Labels];
+
     /// The name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,12 +80,7 @@ impl ImageKind {
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<ImageKind> {
-        match s {
-            "upload" => Some(ImageKind::Upload),
-            "pca_scores" => Some(ImageKind::PcaScores),
-            "labels" => Some(ImageKind::Labels),
-            _ => None,
-        }
+        ImageKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

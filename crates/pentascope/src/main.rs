@@ -2,6 +2,7 @@
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
 mod admin;
+mod check;
 mod ingest;
 
 use std::path::PathBuf;
@@ -20,6 +21,44 @@ use pentascope_store::pixels::{CompressionSetting, Durability};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (on standard error) are written: `text` (coloured
+    /// only on a terminal) or `json` (one object a line, for collectors).
+    #[arg(long, global = true, env = "PENTASCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines; ANSI colours only when standard error is a
+    /// terminal and NO_COLOR is unset.
+    Text,
+    /// One JSON object a line: timestamp, level, target, the event's
+    /// fields at the top level and the enclosing span's (the request id).
+    Json,
+}
+
+/// Sends log lines to standard error in `format`, filtered by `RUST_LOG`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +75,11 @@ enum Command {
     /// Import TIFF files or folders of them, without HTTP: a progress bar
     /// per file, then a summary; exits non-zero if any file failed.
     Ingest(ingest::IngestArgs),
+    /// Check that every image's pixels are there and are what its record
+    /// says (--deep: decode every chunk), and list orphans (--repair:
+    /// remove them, mark broken images); exits non-zero if anything is
+    /// wrong.
+    Check(check::CheckArgs),
     /// Create and list users (access control).
     User(admin::UserArgs),
     /// Create, list and revoke API keys (access control).
@@ -282,12 +326,23 @@ impl Settings {
 /// Prints each setting with its value, source and default.
 fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
     let config = settings.config();
-    let command = Cli::command();
+    let mut command = Cli::command();
+    // built, so that the global settings (--log-format) are listed too
+    command.build();
     let args = command
         .find_subcommand("config")
         .expect("config subcommand")
         .get_arguments()
-        .filter(|a| a.get_long().is_some())
+        .filter(|a| {
+            a.get_long().is_some()
+                && !matches!(
+                    a.get_action(),
+                    clap::ArgAction::Help
+                        | clap::ArgAction::HelpLong
+                        | clap::ArgAction::HelpShort
+                        | clap::ArgAction::Version
+                )
+        })
         .cloned()
         .collect::<Vec<_>>();
     println!("{:<28} {:<44} {:<34} default", "setting", "value", "source");
@@ -362,18 +417,12 @@ async fn worker(config: Config) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -414,6 +463,7 @@ fn main() -> std::process::ExitCode {
             })
         }
         Command::Ingest(args) => runtime.block_on(ingest::run(args)),
+        Command::Check(args) => runtime.block_on(check::run(args)),
         Command::User(args) => runtime.block_on(admin::user(args)),
         Command::Token(args) => runtime.block_on(admin::token(args)),
         Command::Config(settings) => {

@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod conditional;
 pub mod images;
 pub mod jobs;
+pub mod metrics;
 pub mod pages;
 pub mod params;
 pub mod render;

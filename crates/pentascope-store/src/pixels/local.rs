@@ -24,7 +24,7 @@ use zarrs::storage::{
 };
 
 use super::layout::{ArrayLayout, Compression};
-use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter, StoredImages};
 use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
@@ -172,6 +172,13 @@ impl PixelStore for LocalStore {
         Ok(())
     }
 
+    fn list_images(&self) -> Result<StoredImages, StoreError> {
+        Ok(StoredImages {
+            published: image_dirs(&self.root)?,
+            staged: image_dirs(&self.root.join(".staging"))?,
+        })
+    }
+
     fn clear_staging(&self) -> Result<(), StoreError> {
         let staging = self.root.join(".staging");
         if staging.exists() {
@@ -189,6 +196,30 @@ impl PixelStore for LocalStore {
         std::fs::metadata(&self.root)?;
         Ok(())
     }
+}
+
+/// The ids of the `image_<n>.zarr` directories in `dir`, ascending (none
+/// if `dir` does not exist).
+fn image_dirs(dir: &Path) -> Result<Vec<ImageId>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".zarr"))
+            .and_then(|n| n.parse::<ImageId>().ok());
+        if let (Some(id), true) = (id, entry.file_type()?.is_dir()) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 /// Moves a staged image directory to its published place, flushing it to
@@ -389,20 +420,7 @@ mod tests {
             assert_eq!(layout.levels, 3);
             assert_eq!(layout.level_subchunk(0), [512, 512]);
             let id = ImageId(n as i64 + 1);
-            let writer = store
-                .create(id, layout, &ImageAttributes::default(), compression)
-                .unwrap();
-            for rows in layout.bands() {
-                let (a, b) = ((rows.start * w) as usize, (rows.end * w) as usize);
-                writer
-                    .write_band(
-                        PlaneIndex::new(0, 0, 0),
-                        rows.start,
-                        bytemuck::cast_slice(&plane[a..b]),
-                    )
-                    .unwrap();
-            }
-            writer.commit().unwrap();
+            write_plane(&store, id, layout, compression, &plane);
             let reader = store.open(id).unwrap();
             assert_eq!(reader.layout().levels, 3, "{compression:?}");
             for level in [0, 2] {
@@ -429,6 +447,74 @@ mod tests {
                 assert!(out == want, "{compression:?} level {level}");
             }
         }
+    }
+
+    /// Every chunk of the downsampled levels is read by `read_levels`: a
+    /// level-2 chunk removed fails it, while level 0 (what the statistics
+    /// read) still reads.
+    #[test]
+    fn read_levels_reads_every_chunk_of_the_pyramid() {
+        use crate::analysis::{read_levels, recompute_statistics};
+        use crate::cancel::Cancel;
+        let (h, w) = (2600u64, 2100u64);
+        let plane: Vec<u16> = (0..h * w).map(|i| (i % 4099) as u16).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
+        let layout = ArrayLayout::for_image(Shape5::new(1, 1, 1, h, w), DType::U16);
+        assert_eq!(layout.levels, 3);
+        let id = ImageId(1);
+        write_plane(&store, id, layout, Compression::Zstd(ZSTD_LEVEL), &plane);
+        let cancel = Cancel::new();
+        read_levels(&*store.open(id).unwrap(), &cancel).unwrap();
+        let level_2 = dir.path().join("image_1.zarr/2/c");
+        let chunk = walk_files(&level_2)
+            .into_iter()
+            .next()
+            .expect("a level-2 chunk");
+        std::fs::remove_file(&chunk).unwrap();
+        let reader = store.open(id).unwrap();
+        let error = read_levels(&*reader, &cancel).unwrap_err();
+        assert!(error.to_string().contains("missing"), "{error}");
+        recompute_statistics(&*reader, 1 << 20, &cancel).unwrap();
+    }
+
+    /// Writes and publishes image `id` of one plane.
+    fn write_plane(
+        store: &LocalStore,
+        id: ImageId,
+        layout: ArrayLayout,
+        compression: Compression,
+        plane: &[u16],
+    ) {
+        let w = layout.shape.x;
+        let writer = store
+            .create(id, layout, &ImageAttributes::default(), compression)
+            .unwrap();
+        for rows in layout.bands() {
+            let (a, b) = ((rows.start * w) as usize, (rows.end * w) as usize);
+            writer
+                .write_band(
+                    PlaneIndex::new(0, 0, 0),
+                    rows.start,
+                    bytemuck::cast_slice(&plane[a..b]),
+                )
+                .unwrap();
+        }
+        writer.commit().unwrap();
+    }
+
+    fn walk_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk_files(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files.sort();
+        files
     }
 
     #[test]

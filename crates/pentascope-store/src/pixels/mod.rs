@@ -6,10 +6,12 @@
 //! - [`traits`]: what every backend offers;
 //! - [`ngff`]: the NGFF metadata written beside the array;
 //! - `zarr`: reading and writing an array through any zarrs store;
-//! - [`local`], [`s3`]: the backends.
+//! - [`local`], [`s3`]: the backends;
+//! - [`metered`]: any backend with its operations measured.
 
 pub mod layout;
 pub mod local;
+pub mod metered;
 pub mod ngff;
 pub mod s3;
 pub mod traits;
@@ -22,18 +24,21 @@ pub use layout::{
     ArrayLayout, BloscCoder, Compression, CompressionSetting, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
 };
 pub use local::{Durability, LocalStore};
+pub use metered::Metered;
 pub use s3::S3Store;
-pub use traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+pub use traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter, StoredImages};
 
 use crate::error::StoreError;
 
 /// The pixel store a storage URL names: `s3://bucket/prefix` or a local
-/// directory path. Must be called within a Tokio runtime (S3).
+/// directory path, its operations measured ([`Metered`]). Must be called
+/// within a Tokio runtime (S3).
 pub fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn PixelStore>, StoreError> {
-    if url.starts_with("s3://") {
-        Ok(Arc::new(S3Store::from_url(url)?))
+    let store: Arc<dyn PixelStore> = if url.starts_with("s3://") {
+        Arc::new(S3Store::from_url(url)?)
     } else {
         let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Arc::new(LocalStore::new(Path::new(path), durability)?))
-    }
+        Arc::new(LocalStore::new(Path::new(path), durability)?)
+    };
+    Ok(Arc::new(Metered::new(store)))
 }

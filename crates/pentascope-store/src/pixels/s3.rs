@@ -24,7 +24,7 @@ use zarrs::storage::storage_adapter::async_to_sync::{
 use zarrs_object_store::AsyncObjectStore;
 
 use super::layout::{ArrayLayout, Compression};
-use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter};
+use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter, StoredImages};
 use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
@@ -187,6 +187,32 @@ impl PixelStore for S3Store {
 
     fn delete(&self, id: ImageId) -> Result<(), StoreError> {
         self.delete_prefix(id)
+    }
+
+    fn list_images(&self) -> Result<StoredImages, StoreError> {
+        let (store, prefix) = (self.store.clone(), self.prefix.clone());
+        let listing = self.runtime.block_on(async move {
+            store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    component: S3,
+                    message: format!("listing {prefix}: {e}"),
+                })
+        })?;
+        let mut published: Vec<ImageId> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter_map(|name| name.strip_suffix(".zarr")?.parse().ok())
+            .collect();
+        published.sort();
+        // images are written in place: one whose record is missing is an
+        // orphan whether it was finished or not
+        Ok(StoredImages {
+            published,
+            staged: Vec::new(),
+        })
     }
 
     fn clear_staging(&self) -> Result<(), StoreError> {

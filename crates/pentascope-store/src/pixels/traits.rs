@@ -24,6 +24,15 @@ pub struct ImageAttributes {
     pub downsample: Downsample,
 }
 
+/// The image groups a store holds, by id, in ascending order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredImages {
+    /// Published groups (readable by [`PixelStore::open`]).
+    pub published: Vec<ImageId>,
+    /// Groups still being written, or left by a crash (backends that stage).
+    pub staged: Vec<ImageId>,
+}
+
 /// Chunked storage of image pixels.
 pub trait PixelStore: Send + Sync {
     /// Starts writing a new image; nothing is visible until
@@ -51,6 +60,9 @@ pub trait PixelStore: Send + Sync {
         start: u64,
         len: u64,
     ) -> Result<Option<bytes::Bytes>, StoreError>;
+    /// Every image group in the store, published or staged (blocking; one
+    /// listing of the store's top level).
+    fn list_images(&self) -> Result<StoredImages, StoreError>;
     /// Removes every unpublished (staged) image, left by a crash.
     fn clear_staging(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.

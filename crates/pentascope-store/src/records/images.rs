@@ -42,6 +42,9 @@ pub trait ImageRepo: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The metadata text of an image's file and its format, if it had any.
     async fn original_metadata(&self, id: ImageId) -> Result<Option<(String, String)>, StoreError>;
+    /// How many published images there are of each kind (kinds without
+    /// images left out).
+    async fn count_by_kind(&self) -> Result<Vec<(ImageKind, u64)>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.

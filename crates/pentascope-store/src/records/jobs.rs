@@ -22,6 +22,14 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state.
+    pub const ALL: [JobState; 4] = [
+        JobState::Pending,
+        JobState::Started,
+        JobState::Success,
+        JobState::Failure,
+    ];
+
     /// The stored (Celery) name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,14 +42,7 @@ impl JobState {
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<JobState> {
-        [
-            JobState::Pending,
-            JobState::Started,
-            JobState::Success,
-            JobState::Failure,
-        ]
-        .into_iter()
-        .find(|j| j.as_str() == s)
+        JobState::ALL.into_iter().find(|j| j.as_str() == s)
     }
 }
 
@@ -116,4 +117,6 @@ pub trait JobRepo: Send + Sync {
     /// Makes every `STARTED` job claimable again at once (their runners are
     /// known to be gone); returns how many.
     async fn release_started_jobs(&self) -> Result<u64, StoreError>;
+    /// How many jobs are in each state (states without jobs left out).
+    async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError>;
 }

@@ -162,6 +162,22 @@ macro_rules! job_from_row {
 job_from_row!(sqlite_job, sqlx::sqlite::SqliteRow);
 job_from_row!(pg_job, sqlx::postgres::PgRow);
 
+/// `(name, count)` rows of a `GROUP BY` as the values `parse` makes of
+/// the names.
+fn parse_counts<T>(
+    rows: Vec<(String, i64)>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<(T, u64)>, StoreError> {
+    rows.into_iter()
+        .map(|(name, n)| {
+            let value =
+                parse(&name).ok_or_else(|| StoreError::Corrupt(format!("{what} {name:?}")))?;
+            Ok((value, n.max(0) as u64))
+        })
+        .collect()
+}
+
 macro_rules! image_repo {
     ($repo:ty, $from_row:ident, $backend:expr) => {
         #[async_trait]
@@ -331,6 +347,15 @@ macro_rules! image_repo {
                 .await?)
             }
 
+            async fn count_by_kind(&self) -> Result<Vec<(ImageKind, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT kind, COUNT(*) FROM images WHERE state = 'ready' GROUP BY kind",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                parse_counts(rows, "image kind", ImageKind::parse)
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
@@ -460,6 +485,14 @@ macro_rules! job_repo {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                        .fetch_all(&self.pool)
+                        .await?;
+                parse_counts(rows, "job state", JobState::parse)
             }
 
             async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {

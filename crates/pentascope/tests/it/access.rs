@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::util::server::run_cli;
 use crate::util::services::backend_env;
-use crate::util::{fixtures_dir, image_id_of, FixtureSet, Resp, Server};
+use crate::util::{fixtures_dir, FixtureSet, Resp, Server};
 
 const FILE: &str = "ome_tczyx_u16.ome.tif";
 
@@ -86,20 +86,7 @@ impl Lab {
     }
 
     fn upload(&self, key: &str) -> String {
-        let set = FixtureSet::load(&fixtures_dir(), "tiff");
-        let part = reqwest::blocking::multipart::Part::bytes(set.read(FILE))
-            .file_name(FILE)
-            .mime_str("image/tiff")
-            .unwrap();
-        let form = reqwest::blocking::multipart::Form::new().part("file", part);
-        let resp = self.server.send(
-            "POST /upload",
-            self.server
-                .request(Method::POST, "/upload")
-                .bearer_auth(key)
-                .multipart(form),
-        );
-        image_id_of(&resp).unwrap_or_else(|e| panic!("{e}\n{}", self.server.logs()))
+        self.server.upload_with_key(key, FILE)
     }
 }
 
@@ -136,7 +123,7 @@ fn every_route_answers_401_403_or_serves_by_scope() {
             let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
             let needed = if public {
                 None
-            } else if path.starts_with("/admin/") {
+            } else if path.starts_with("/admin/") || path == "/metrics" {
                 Some("admin")
             } else if method == Method::GET {
                 Some("read")

@@ -13,7 +13,7 @@ fn pentascope() -> Command {
 fn help_names_every_subcommand() {
     let out = pentascope().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "worker", "ingest", "migrate", "config"] {
+    for sub in ["serve", "worker", "ingest", "check", "migrate", "config"] {
         assert!(
             help.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{sub} "))),

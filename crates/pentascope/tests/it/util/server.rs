@@ -36,12 +36,14 @@ fn push_log(log: &Log, line: String) {
     log.push_back(line);
 }
 
-/// Drains a child pipe line by line into `log` until EOF, forwarding each
-/// line to `tx` while someone still listens.
+/// Drains a child pipe line by line into `log` (and all of it into `all`,
+/// if given) until EOF, forwarding each line to `tx` while someone still
+/// listens.
 fn drain<R: Read + Send + 'static>(
     pipe: R,
     prefix: &'static str,
     log: Log,
+    all: Option<Arc<Mutex<Vec<String>>>>,
     tx: Option<mpsc::Sender<String>>,
 ) {
     thread::spawn(move || {
@@ -56,6 +58,11 @@ fn drain<R: Read + Send + 'static>(
                     if let Some(tx) = &tx {
                         // The receiver is gone once startup is over; keep draining.
                         let _ = tx.send(line.clone());
+                    }
+                    if let Some(all) = &all {
+                        all.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(line.clone());
                     }
                     push_log(&log, format!("{prefix}{line}"));
                 }
@@ -111,6 +118,8 @@ pub struct Server {
     data_dir: PathBuf,
     database_url: String,
     log: Log,
+    /// Every line of the server's standard error (its log).
+    stderr: Arc<Mutex<Vec<String>>>,
     client: Client,
     // Dropped after `Drop::drop` has killed the child.
     _own_dir: Option<tempfile::TempDir>,
@@ -226,17 +235,20 @@ impl Server {
             .spawn()
             .expect("spawn the pentascope binary");
         let log: Log = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         drain(
             child.stdout.take().expect("child stdout"),
             "",
             log.clone(),
+            None,
             Some(tx),
         );
         drain(
             child.stderr.take().expect("child stderr"),
             "[stderr] ",
             log.clone(),
+            Some(stderr.clone()),
             None,
         );
         let mut headers = reqwest::header::HeaderMap::new();
@@ -258,6 +270,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             database_url,
             log,
+            stderr,
             client,
             _own_dir: None,
         };
@@ -339,6 +352,33 @@ impl Server {
         }
         out.push_str("--- end of server output ---");
         out
+    }
+
+    /// Sends SIGTERM, leaving this handle's own connections open.
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Waits up to `within` for the process to exit: its exit status, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Every line the server has written to standard error so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Stops the server: SIGTERM, then SIGKILL if it has not exited within
@@ -463,6 +503,23 @@ impl Server {
             form = form.text("axes", axes.to_string());
         }
         self.post_form("/upload", &format!("file={filename} axes={axes:?}"), form)
+    }
+
+    /// Uploads fixture `file` (of the `tiff` set) with `key`, which must be
+    /// accepted; its image id.
+    pub fn upload_with_key(&self, key: &str, file: &str) -> String {
+        let set = super::FixtureSet::load(&super::fixtures_dir(), "tiff");
+        let part = multipart::Part::bytes(set.read(file))
+            .file_name(file.to_string())
+            .mime_str("image/tiff")
+            .expect("mime type");
+        let resp = self.send(
+            "POST /upload",
+            self.request(reqwest::Method::POST, "/upload")
+                .bearer_auth(key)
+                .multipart(multipart::Form::new().part("file", part)),
+        );
+        image_id_of(&resp).unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 
     /// Uploads a file that must be accepted and returns its image id.
