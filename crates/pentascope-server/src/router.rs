@@ -209,7 +209,9 @@ async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
+    let request = format!("{} {}", req.method(), req.uri().path());
     if let Err(refused) = admit(access, &req) {
+        refused.log_refusal(&request);
         return refused.into_response();
     }
     let unknown: Vec<String> = req
@@ -246,13 +248,12 @@ async fn guard(
     } else {
         allowed.join(", ")
     };
-    ApiError::bad_request(format!(
-        "unknown query parameter(s) {} for {} {}; valid: {valid}",
+    let refused = ApiError::bad_request(format!(
+        "unknown query parameter(s) {} for {request}; valid: {valid}",
         unknown.join(", "),
-        req.method(),
-        req.uri().path()
-    ))
-    .into_response()
+    ));
+    refused.log_refusal(&request);
+    refused.into_response()
 }
 
 #[cfg(test)]
