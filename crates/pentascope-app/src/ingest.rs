@@ -225,6 +225,7 @@ impl App {
                 warnings: series.warnings.clone(),
                 chunk_shape: ingested.writer.layout().chunk_shape(),
                 pca: None,
+                segmented: None,
             },
             statistics: ingested.statistics,
             owner,

@@ -108,6 +108,8 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::PATCH, "/images/{id}", Key(Write), images::patch),
         Route::new(M::DELETE, "/images/{id}", Key(Write), images::delete),
         Route::new(M::GET, "/images/{id}/download", KeyOrLink, images::download).query(&["format"]),
+        Route::new(M::GET, "/images/{id}/objects", KeyOrLink, segment::objects)
+            .query(&["format", "offset", "limit"]),
         Route::new(
             M::POST,
             "/images/{id}/links",
