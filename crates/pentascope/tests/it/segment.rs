@@ -76,6 +76,30 @@ fn labels_npy(server: &Server, result: &Value) -> Npy {
         .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()))
 }
 
+/// Uploads each reference case's file (once) and segments it as the case
+/// asks, handing `check` the case, its reference, the source image and the
+/// answer; gives the source images by file name.
+fn segment_each_case(
+    server: &Server,
+    dir: &Path,
+    refs: &Value,
+    mut check: impl FnMut(&str, &Value, &str, &Value),
+) -> std::collections::HashMap<String, String> {
+    let mut ids = std::collections::HashMap::new();
+    for (case, r) in refs.as_object().unwrap() {
+        let file = r["file"].as_str().unwrap();
+        let id = ids
+            .entry(file.to_string())
+            .or_insert_with(|| upload(server, dir, file))
+            .clone();
+        let mut body = r["request"].clone();
+        body["image_id"] = json!(id);
+        let result = segment(server, &body);
+        check(case, r, &id, &result);
+    }
+    ids
+}
+
 /// Compares an Otsu or threshold answer with the reference `r`.
 fn check_objects(case: &str, server: &Server, dir: &Path, result: &Value, r: &Value) {
     assert_eq!(
@@ -206,22 +230,13 @@ fn segmentation_matches_scikit_image_and_scikit_learn() {
     let refs = references(dir);
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("PENTASCOPE_INLINE_OBJECTS", "100000")]);
-    let mut ids = std::collections::HashMap::new();
-    for (case, r) in refs.as_object().unwrap() {
-        let file = r["file"].as_str().unwrap();
-        let id = ids
-            .entry(file.to_string())
-            .or_insert_with(|| upload(&server, dir, file))
-            .clone();
-        let mut body = r["request"].clone();
-        body["image_id"] = json!(id);
-        let result = segment(&server, &body);
+    let ids = segment_each_case(&server, dir, &refs, |case, r, id, result| {
         assert_eq!(result["image_id"], json!(id), "{case}");
         assert_eq!(result["method"], r["request"]["method"], "{case}");
         if r["request"]["method"] == "kmeans" {
-            check_kmeans(case, &server, &id, &result, r);
+            check_kmeans(case, &server, id, result, r);
         } else {
-            check_objects(case, &server, dir, &result, r);
+            check_objects(case, &server, dir, result, r);
         }
         if case == "grid" {
             assert!(result["n_objects"].as_u64().unwrap() > 65_535);
@@ -242,7 +257,7 @@ fn segmentation_matches_scikit_image_and_scikit_learn() {
                 );
             }
         }
-    }
+    });
 
     // the labels image is an image like any other, derived from its source
     let blobs = ids["blobs3d_u16.tif"].clone();
@@ -701,21 +716,12 @@ fn objects_beyond_the_inline_cap_are_listed_as_scikit_image_measures_them() {
     let refs = references(dir);
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), &[("PENTASCOPE_INLINE_OBJECTS", "1")]);
-    let mut ids = std::collections::HashMap::new();
     let mut kmeans_labels = None;
-    for (case, r) in refs.as_object().unwrap() {
-        let file = r["file"].as_str().unwrap();
-        let id = ids
-            .entry(file.to_string())
-            .or_insert_with(|| upload(&server, dir, file))
-            .clone();
-        let mut body = r["request"].clone();
-        body["image_id"] = json!(id);
-        let result = segment(&server, &body);
+    let ids = segment_each_case(&server, dir, &refs, |case, r, _, result| {
         let labels = result["labels_image_id"].as_str().unwrap();
         if r["request"]["method"] == "kmeans" {
             kmeans_labels = Some(labels.to_string());
-            continue;
+            return;
         }
         let n = r["objects"].as_array().unwrap().len();
         if n > 1 {
@@ -728,13 +734,14 @@ fn objects_beyond_the_inline_cap_are_listed_as_scikit_image_measures_them() {
         }
         // the 3D files have 0.5 µm pixels and 2 µm planes
         let volume = r["request"]["scope"] == "volume";
-        let area_unit =
-            file.starts_with("blobs3d")
-                .then_some(if volume { 0.5 * 0.5 * 2.0 } else { 0.5 * 0.5 });
+        let area_unit = r["file"]
+            .as_str()
+            .is_some_and(|file| file.starts_with("blobs3d"))
+            .then_some(if volume { 0.5 * 0.5 * 2.0 } else { 0.5 * 0.5 });
         let limit = if case == "grid" { 10_000 } else { 4 };
         let listed = list_objects(&server, labels, limit);
         check_listed(case, &listed, r, area_unit);
-    }
+    });
 
     let blobs = ids["blobs3d_u16.tif"].clone();
     let result = segment(&server, &json!({"image_id": blobs, "z": 2}));
