@@ -217,6 +217,7 @@ impl App {
                 warnings: Vec::new(),
                 chunk_shape: [0; 5],
                 pca: Some(outcome.model.clone()),
+                segmented: None,
             },
             statistics: outcome.score_statistics,
             // derived images belong to whoever owns their source

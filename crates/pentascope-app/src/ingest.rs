@@ -270,6 +270,7 @@ impl App {
                 warnings,
                 chunk_shape: ingested.writer.layout().chunk_shape(),
                 pca: None,
+                segmented: None,
             },
             statistics: ingested.statistics,
             owner,

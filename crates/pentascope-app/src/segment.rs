@@ -12,9 +12,11 @@ use pentascope_core::tiff::{Flavour, PhysicalSizes};
 use pentascope_core::{CoreError, Shape5};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
-use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
+use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, Segmented};
 use pentascope_store::records::Scope;
-use pentascope_store::segment::{labels_dtype, segment, Method, SegmentOutcome, SegmentRequest};
+use pentascope_store::segment::{
+    labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
+};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -102,6 +104,34 @@ pub struct SegmentObject {
     /// volume), when the image has physical sizes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub area_physical: Option<f64>,
+}
+
+impl SegmentObject {
+    /// An object measured in a labels image whose first plane is the
+    /// source's plane `z0`, in the source's coordinates.
+    fn in_source(mut props: RegionProps, z0: u64, pixel_area: Option<f64>) -> SegmentObject {
+        props.centroid[0] += z0 as f64;
+        props.bbox[0] += z0;
+        props.bbox[3] += z0;
+        SegmentObject {
+            area_physical: pixel_area.map(|a| a * props.area as f64),
+            props,
+        }
+    }
+}
+
+/// Every object of a labels image, measured again from it and its source:
+/// what `GET /images/{id}/objects` pages or streams.
+#[derive(Debug, Clone)]
+pub struct ObjectTable {
+    /// The labels image.
+    pub labels_image_id: ImageId,
+    /// The image segmented, whose intensities are measured.
+    pub source_image_id: ImageId,
+    /// Unit of `area_physical`, when the source has physical sizes.
+    pub area_unit: Option<String>,
+    /// The objects, in label order, as `POST /segment` gives them inline.
+    pub objects: Vec<SegmentObject>,
 }
 
 /// The outcome of a segmentation, as `POST /segment` answers it.
@@ -347,6 +377,12 @@ impl App {
                 warnings: Vec::new(),
                 chunk_shape: layout.chunk_shape(),
                 pca: None,
+                segmented: (plan.method != SegmentMethod::Kmeans).then_some(Segmented {
+                    time: plan.request.t,
+                    channel: plan.request.c,
+                    z: plan.request.z.start,
+                    volume: plan.scope == SegmentScope::Volume,
+                }),
             },
             statistics: vec![outcome.statistics.clone()],
             // derived images belong to whoever owns their source
@@ -385,22 +421,15 @@ impl App {
             outcome
                 .objects
                 .into_iter()
-                .map(|mut props| {
-                    props.centroid[0] += z0 as f64;
-                    props.bbox[0] += z0;
-                    props.bbox[3] += z0;
-                    SegmentObject {
-                        area_physical: pixel_area.map(|a| a * props.area as f64),
-                        props,
-                    }
-                })
+                .map(|props| SegmentObject::in_source(props, z0, pixel_area))
                 .collect()
         });
         let objects_omitted = (thresholded && n_objects > cap).then(|| {
             format!(
                 "{n_objects} objects exceed the inline limit of {cap} (PENTASCOPE_INLINE_OBJECTS, \
-                 --inline-objects); the labels image {labels_id} holds them \
-                 (/images/{labels_id}/download?format=npy, or /slice?image_id={labels_id}&z=…&format=npy)"
+                 --inline-objects); list them with /images/{labels_id}/objects (JSON pages, or \
+                 ?format=csv); the labels image {labels_id} holds them \
+                 (/images/{labels_id}/download?format=npy)"
             )
         });
         let clusters = outcome.clusters;
@@ -433,6 +462,102 @@ impl App {
             labels_image_id: labels_id,
             labels_dtype: labels_dtype(request.method).name().into(),
         }
+    }
+}
+
+impl App {
+    /// Every object of labels image `id` (made by a thresholded
+    /// segmentation), measured from it and its source image as the
+    /// segmentation measured them: for results beyond the inline cap. It
+    /// stops when the caller stops waiting or either image is deleted.
+    pub async fn objects(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<ObjectTable, AppError> {
+        let labels = self.image(caller, id).await?;
+        if labels.kind != ImageKind::Labels {
+            return Err(AppError::InvalidArguments(format!(
+                "{} is not a labels image: objects are listed for the labels images that \
+                 POST /segment makes (labels_image_id)",
+                labels.id
+            )));
+        }
+        let no_objects = || {
+            AppError::InvalidArguments(format!(
+                "{} holds k-means clusters, or was made by a version that did not record what \
+                 it labels: it has no objects to list; segment its source again with method \
+                 otsu or threshold",
+                labels.id
+            ))
+        };
+        let origin = labels.details.segmented.ok_or_else(no_objects)?;
+        let source_id = labels.source_image_id.ok_or_else(no_objects)?;
+        // the labels image derives its access from its source: a caller
+        // that reads it (by key or link) reads its objects
+        let source = self
+            .images
+            .get(source_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(source_id.to_string()))?;
+        // objects are 1..=max; the memory budget bounds their table
+        let count = labels.statistics.first().map_or(0.0, |s| s.max);
+        if !(0.0..=f64::from(u32::MAX)).contains(&count) {
+            return Err(StoreError::Corrupt(format!(
+                "{} has labels up to {count}, not 32-bit labels",
+                labels.id
+            ))
+            .into());
+        }
+        let count = count as u32;
+        let plane = labels.shape.y * labels.shape.x;
+        let _memory = self
+            .memory_share(
+                plane * (4 + source.dtype.size() as u64) + u64::from(count) * 200,
+                &format!("measuring the {count} objects of {}", labels.id),
+            )
+            .await?;
+        let (app, cancel) = (self.clone(), Cancel::new());
+        let observed = cancel.clone();
+        let (labels_id, source_sizes) = (labels.id, source.details.physical_sizes.clone());
+        let measured = App::detached(&cancel, async move {
+            let _reading = (
+                app.reading(labels.id, &observed),
+                app.reading(source.id, &observed),
+            );
+            let (pixels, source_id) = (app.pixels.clone(), source.id);
+            let measured = blocking(move || {
+                let labels_reader = open_pixels(&*pixels, &labels)?;
+                let source_reader = open_pixels(&*pixels, &source)?;
+                Ok(measure_objects(
+                    &*labels_reader,
+                    &*source_reader,
+                    (origin.time, origin.channel, origin.z),
+                    count,
+                    &observed,
+                )?)
+            })
+            .await;
+            match measured {
+                Ok(objects) => Ok(objects),
+                Err(e) => {
+                    let e = app.unless_deleted(labels_id, e).await;
+                    Err(app.unless_deleted(source_id, e).await)
+                }
+            }
+        })
+        .await?;
+        let (area_unit, pixel_area) = physical_area(&source_sizes, origin.volume);
+        Ok(ObjectTable {
+            labels_image_id: labels_id,
+            source_image_id: source_id,
+            area_unit,
+            objects: measured
+                .into_iter()
+                .filter(|props| props.area > 0)
+                .map(|props| SegmentObject::in_source(props, origin.z, pixel_area))
+                .collect(),
+        })
     }
 }
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use pentascope_core::pca::PcaModel;
 use pentascope_store::analysis::{
-    covariance_part, fit_parts, merge_score_statistics, merge_statistics, parts, scores_part,
-    statistics_part, PcaOutcome,
+    covariance_part, exact_score_windows, fit_parts, merge_score_statistics, merge_statistics,
+    parts, scores_part, statistics_part, PcaOutcome,
 };
 use pentascope_store::cancel::Cancel;
 use pentascope_store::ImageRecord;
@@ -202,7 +202,10 @@ impl App {
             PcaArgs::NAME => parse::<PcaArgs>(&args)?.components_for(source.shape.c) as usize,
             _ => 0,
         };
-        // the record has the type and channels: merging reads no pixels
+        // the record has the type and channels: merging reads no pixels,
+        // except for the passes that find the scores' display windows
+        let (pixels, record, part_pixels) =
+            (self.pixels.clone(), source.clone(), split.part_pixels);
         let merged = blocking(move || {
             Ok(match phase {
                 Phase::Statistics => {
@@ -210,7 +213,16 @@ impl App {
                 }
                 Phase::Covariance => MergedPass::Model(fit_parts(channels, &partials, k)?),
                 Phase::Scores { model } => {
-                    MergedPass::Scores(model, merge_score_statistics(k, &partials)?)
+                    let mut statistics = merge_score_statistics(k, &partials)?;
+                    let reader = open_pixels(&*pixels, &record)?;
+                    exact_score_windows(
+                        &*reader,
+                        &model,
+                        &mut statistics,
+                        part_pixels,
+                        &Cancel::new(),
+                    )?;
+                    MergedPass::Scores(model, statistics)
                 }
             })
         })

@@ -77,12 +77,30 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            e.log_refusal(&format!(
+                "{} {}",
+                req.method(),
+                shown_path(req.uri().path())
+            ));
+            e.into_response()
+        }
     };
     if let Some(allowed) = allowed {
         cors.decorate(allowed, response.headers_mut());
     }
     response
+}
+
+/// `path` as it may be logged: a signed link's token (a secret) hidden.
+pub fn shown_path(path: &str) -> String {
+    match path.strip_prefix(LINK_PREFIX) {
+        Some(rest) => {
+            let route = rest.split_once('/').map_or("", |(_, route)| route);
+            format!("{LINK_PREFIX}<token>/{route}")
+        }
+        None => path.to_string(),
+    }
 }
 
 fn preflight_answer(cors: &Cors, allowed: Option<HeaderValue>, headers: &HeaderMap) -> Response {

@@ -60,6 +60,22 @@ impl ApiError {
             detail: None,
         }
     }
+
+    /// Logs a refusal (4xx) at WARN with its status and reason, so that an
+    /// operator can tell a user why a request failed; faults (5xx) are
+    /// logged when answered. `request` is the method and path only: the
+    /// query and a signed link's token may hold secrets (as may
+    /// headers), and messages never quote them.
+    pub fn log_refusal(&self, request: &str) {
+        if self.status.is_client_error() {
+            tracing::warn!(
+                status = self.status.as_u16(),
+                reason = %self.message,
+                detail = self.detail.as_deref().unwrap_or(""),
+                "{request} refused"
+            );
+        }
+    }
 }
 
 impl From<AppError> for ApiError {

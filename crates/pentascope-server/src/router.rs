@@ -19,8 +19,7 @@ use axum::Router;
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
 use crate::handlers::{
-    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, upload,
-    zarr,
+    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, upload, zarr,
 };
 use crate::observe::{observe, RequestFacts};
 use crate::AppState;
@@ -156,6 +155,8 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::PATCH, "/images/{id}", Key(Write), images::patch),
         Route::new(M::DELETE, "/images/{id}", Key(Write), images::delete),
         Route::new(M::GET, "/images/{id}/download", KeyOrLink, images::download).query(&["format"]),
+        Route::new(M::GET, "/images/{id}/objects", KeyOrLink, segment::objects)
+            .query(&["format", "offset", "limit"]),
         Route::new(
             M::POST,
             "/images/{id}/links",
@@ -266,7 +267,9 @@ async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
+    let request = format!("{} {}", req.method(), req.uri().path());
     if let Err(refused) = admit(access, &req) {
+        refused.log_refusal(&request);
         return refused.into_response();
     }
     let unknown: Vec<String> = req
@@ -303,13 +306,12 @@ async fn guard(
     } else {
         allowed.join(", ")
     };
-    ApiError::bad_request(format!(
-        "unknown query parameter(s) {} for {} {}; valid: {valid}",
+    let refused = ApiError::bad_request(format!(
+        "unknown query parameter(s) {} for {request}; valid: {valid}",
         unknown.join(", "),
-        req.method(),
-        req.uri().path()
-    ))
-    .into_response()
+    ));
+    refused.log_refusal(&request);
+    refused.into_response()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Computations that stream a stored image: statistics recomputed from the
 //! chunks, PCA with pixels as samples and channels as features (one pass for
-//! the covariance, one for the scores' statistics), and the virtual reader
+//! the covariance, one for the scores' statistics, then a few that find the
+//! scores' display windows exactly), and the virtual reader
 //! that serves PCA scores as an image by projecting source planes on request.
 //!
 //! Each pass is cut into [`parts`] fixed by the layout, merged in part
@@ -357,9 +358,12 @@ fn pca_typed<T: Sample>(
         },
         |part| merge_channels(&mut scores, part),
     )?;
+    let mut score_statistics: Vec<ChannelStats> =
+        scores.iter().map(StatsAccumulator::finish).collect();
+    exact_score_windows(reader, &model, &mut score_statistics, part_pixels, cancel)?;
     Ok(PcaOutcome {
         model,
-        score_statistics: scores.iter().map(StatsAccumulator::finish).collect(),
+        score_statistics,
         inline_scores: inline.map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())),
     })
 }
@@ -481,6 +485,243 @@ pub fn merge_score_statistics(
         merge_channels(&mut scores, decode_channels::<f32>(bytes, k)?);
     }
     Ok(scores.iter().map(StatsAccumulator::finish).collect())
+}
+
+/// Bins of one narrowing pass of [`exact_score_windows`]: about 16 bytes
+/// each per sought value, two values per component.
+const WINDOW_BINS: usize = 1024;
+/// Scores of a narrowed range that are collected and sorted rather than
+/// binned again.
+const WINDOW_COLLECT: u64 = 1 << 16;
+
+/// One sought order statistic of one component's finite scores: the
+/// `rank`-th (from 0) of the `count` scores within `lo..=hi`.
+#[derive(Debug, Clone, Copy)]
+struct Sought {
+    component: usize,
+    /// Its quantile; the rank is known once the finite scores are counted.
+    quantile: f64,
+    lo: f32,
+    hi: f32,
+    /// `None` until the first pass has counted the finite scores.
+    count: Option<u64>,
+    rank: u64,
+    found: Option<f32>,
+}
+
+/// What one pass gathers for one sought value: a histogram of `lo..=hi`
+/// (count, smallest and largest score of each bin), or the scores there.
+#[derive(Debug, Clone)]
+enum Gathered {
+    Bins {
+        counts: Vec<u64>,
+        min: Vec<f32>,
+        max: Vec<f32>,
+    },
+    Scores(Vec<f32>),
+}
+
+impl Sought {
+    fn collects(&self) -> bool {
+        self.count.is_some_and(|n| n <= WINDOW_COLLECT)
+    }
+
+    fn empty(&self) -> Gathered {
+        if self.collects() {
+            Gathered::Scores(Vec::new())
+        } else {
+            Gathered::Bins {
+                counts: vec![0; WINDOW_BINS],
+                min: vec![f32::INFINITY; WINDOW_BINS],
+                max: vec![f32::NEG_INFINITY; WINDOW_BINS],
+            }
+        }
+    }
+
+    fn gather(&self, scores: &[f32], into: &mut Gathered) {
+        let (lo, hi) = (self.lo, self.hi);
+        let scale = WINDOW_BINS as f64 / (f64::from(hi) - f64::from(lo));
+        let inside = scores.iter().filter(|v| (lo..=hi).contains(*v));
+        match into {
+            Gathered::Scores(kept) => kept.extend(inside),
+            Gathered::Bins { counts, min, max } => {
+                for &v in inside {
+                    // monotonic in v, so each bin holds a range of scores
+                    let i =
+                        (((f64::from(v) - f64::from(lo)) * scale) as usize).min(WINDOW_BINS - 1);
+                    counts[i] += 1;
+                    min[i] = min[i].min(v);
+                    max[i] = max[i].max(v);
+                }
+            }
+        }
+    }
+
+    /// Narrows the range (or finds the value) from what a pass gathered.
+    fn narrow(&mut self, gathered: Gathered) -> Result<(), StoreError> {
+        let count = gathered_count(&gathered);
+        if self.count.is_none() {
+            // the first pass counted every finite score: NumPy's rank
+            self.rank = ((self.quantile * count.saturating_sub(1) as f64).floor() as u64)
+                .min(count.saturating_sub(1));
+            self.count = Some(count);
+        }
+        if count != self.count.unwrap_or(count) || count == 0 {
+            return Err(StoreError::Pixels(format!(
+                "the scores of component {} changed between passes",
+                self.component + 1
+            )));
+        }
+        match gathered {
+            Gathered::Scores(mut kept) => {
+                kept.sort_unstable_by(f32::total_cmp);
+                self.found = kept.get(self.rank as usize).copied();
+            }
+            Gathered::Bins { counts, min, max } => {
+                let mut before = 0;
+                for (i, &n) in counts.iter().enumerate() {
+                    if self.rank < before + n {
+                        (self.lo, self.hi) = (min[i], max[i]);
+                        self.rank -= before;
+                        self.count = Some(n);
+                        break;
+                    }
+                    before += n;
+                }
+                if self.lo == self.hi {
+                    self.found = Some(self.lo);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gathered_count(gathered: &Gathered) -> u64 {
+    match gathered {
+        Gathered::Scores(kept) => kept.len() as u64,
+        Gathered::Bins { counts, .. } => counts.iter().sum(),
+    }
+}
+
+fn merge_gathered(into: &mut Gathered, part: Gathered) {
+    match (into, part) {
+        (Gathered::Scores(all), Gathered::Scores(more)) => all.extend(more),
+        (
+            Gathered::Bins { counts, min, max },
+            Gathered::Bins {
+                counts: c,
+                min: lo,
+                max: hi,
+            },
+        ) => {
+            for i in 0..counts.len() {
+                counts[i] += c[i];
+                min[i] = min[i].min(lo[i]);
+                max[i] = max[i].max(hi[i]);
+            }
+        }
+        _ => unreachable!("every part gathers as the sought value says"),
+    }
+}
+
+/// Sets each component's display window (`display_min`, `display_max`) to
+/// the exact 0.1th and 99.9th percentiles of its finite scores (the
+/// order statistics [`ChannelStats`] defines), where the scores' pass only
+/// estimated them from a sample. Each further pass over the image bins
+/// the range where a percentile lies ([`WINDOW_BINS`] bins, each with its
+/// smallest and largest score) until few enough scores are left there to
+/// sort ([`WINDOW_COLLECT`]): two passes for most images, memory bounded
+/// by the bins whatever the image's size.
+pub fn exact_score_windows(
+    reader: &dyn PixelReader,
+    model: &PcaModel,
+    statistics: &mut [ChannelStats],
+    part_pixels: u64,
+    cancel: &Cancel,
+) -> Result<(), StoreError> {
+    let mut sought: Vec<Sought> = statistics
+        .iter()
+        .enumerate()
+        .flat_map(|(component, s)| {
+            // the histogram spans the finite scores
+            let (lo, hi) = (s.histogram.min as f32, s.histogram.max as f32);
+            [0.001, 0.999].map(|quantile| Sought {
+                component,
+                quantile,
+                lo,
+                hi,
+                count: None,
+                rank: 0,
+                found: (lo == hi).then_some(lo),
+            })
+        })
+        .filter(|s| s.component < model.n_components)
+        .collect();
+    let parts = parts(reader.layout(), part_pixels);
+    while sought.iter().any(|s| s.found.is_none()) {
+        let open: Vec<Sought> = sought
+            .iter()
+            .filter(|s| s.found.is_none())
+            .copied()
+            .collect();
+        let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
+        dispatch_dtype!(reader.layout().dtype, T => in_order(
+            parts.len(),
+            |i| gather_part::<T>(reader, model, &parts[i], &open, cancel),
+            |part| {
+                for (all, p) in gathered.iter_mut().zip(part) {
+                    merge_gathered(all, p);
+                }
+            },
+        )?);
+        let mut narrowed = open.into_iter().zip(gathered);
+        for s in sought.iter_mut().filter(|s| s.found.is_none()) {
+            if let Some((mut open, gathered)) = narrowed.next() {
+                open.narrow(gathered)?;
+                *s = open;
+            }
+        }
+    }
+    for s in &sought {
+        let window = &mut statistics[s.component];
+        let value = f64::from(s.found.unwrap_or(0.0));
+        if s.quantile < 0.5 {
+            window.display_min = value;
+        } else {
+            window.display_max = value;
+        }
+    }
+    Ok(())
+}
+
+/// What part `units` gathers for each of `open`.
+fn gather_part<T: Sample>(
+    reader: &dyn PixelReader,
+    model: &PcaModel,
+    units: &[Unit],
+    open: &[Sought],
+    cancel: &Cancel,
+) -> Result<Vec<Gathered>, StoreError> {
+    let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
+    let mut projected: Vec<Vec<f32>> = vec![Vec::new(); model.n_components];
+    let mut bands = Vec::new();
+    for unit in units {
+        cancel.check()?;
+        read_channels_into::<T>(reader, unit, &mut bands)?;
+        let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
+        for p in &mut projected {
+            p.resize(views[0].len(), 0.0);
+        }
+        {
+            let mut outs: Vec<&mut [f32]> = projected.iter_mut().map(Vec::as_mut_slice).collect();
+            model.project_block(&views, &mut outs);
+        }
+        for (s, g) in open.iter().zip(&mut gathered) {
+            s.gather(&projected[s.component], g);
+        }
+    }
+    Ok(gathered)
 }
 
 /// PCA scores served as a float32 image (`T, Z, k, Y, X`) without storing

@@ -108,6 +108,26 @@ pub struct ImageDetails {
     /// they are. Such images are virtual: planes are projected on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pca: Option<pentascope_core::pca::PcaModel>,
+    /// For labels images of objects: what of the source image they label,
+    /// so that the objects can be measured again from the two images
+    /// (`GET /images/{id}/objects`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmented: Option<Segmented>,
+}
+
+/// What of its source image a labels image of objects labels: the Z planes
+/// from `z` (as many as the labels image has) at `time` and `channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segmented {
+    /// Time point.
+    pub time: u64,
+    /// Channel (the intensities measured).
+    pub channel: u64,
+    /// The source's Z plane of the labels image's first plane.
+    pub z: u64,
+    /// Whether the Z planes were labelled together (scope `volume`: areas
+    /// in voxels).
+    pub volume: bool,
 }
 
 /// A channel's default look, as a user set it; unset fields keep the

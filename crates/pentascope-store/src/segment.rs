@@ -14,7 +14,7 @@ use std::ops::Range;
 use pentascope_core::segment::kmeans::{self, KMeansHistogram, LloydPass, DEFAULT_MAX_PASSES};
 use pentascope_core::segment::label::Labeler;
 use pentascope_core::segment::otsu::{OtsuHistogram, DEFAULT_MAX_INTEGER_BINS};
-use pentascope_core::segment::{RangeAccumulator, RegionProps, SampleRange};
+use pentascope_core::segment::{RangeAccumulator, RegionProps, RegionTable, SampleRange};
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
 use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample};
 use rayon::prelude::*;
@@ -422,6 +422,50 @@ fn cluster<T: Sample>(
             converged: model.converged,
         }),
         statistics: stats.finish(),
+    })
+}
+
+/// Measures the objects `1..=count` of a labels image (`u32`,
+/// `1 × planes × 1 × Y × X`) against its source: planes `z..z + planes` at
+/// time `t` and channel `c` of `source` are the intensities. The same
+/// properties [`segment`] found, in the labels image's coordinates (its
+/// first plane is Z 0). Memory: two planes and about 200 bytes per object.
+pub fn measure_objects(
+    labels: &dyn PixelReader,
+    source: &dyn PixelReader,
+    (t, c, z): (u64, u64, u64),
+    count: u32,
+    cancel: &Cancel,
+) -> Result<Vec<RegionProps>, StoreError> {
+    let (l, s) = (labels.layout(), source.layout().shape);
+    let planes = l.shape.z;
+    if l.dtype != DType::U32
+        || [l.shape.t, l.shape.c, l.shape.y, l.shape.x] != [1, 1, s.y, s.x]
+        || t >= s.t
+        || c >= s.c
+        || z.checked_add(planes).is_none_or(|end| end > s.z)
+    {
+        return Err(StoreError::Corrupt(format!(
+            "a labels image of shape {:?} and type {} does not label planes {z}.. at time {t}, \
+             channel {c} of an image of shape {:?}",
+            l.shape.to_array(),
+            l.dtype,
+            s.to_array()
+        )));
+    }
+    dispatch_dtype!(source.layout().dtype, T => {
+        let mut table = RegionTable::new(count);
+        for p in 0..planes {
+            cancel.check()?;
+            let (ids, values) = rayon::join(
+                || read_plane::<u32>(labels, PlaneIndex::new(0, p, 0)),
+                || read_plane::<T>(source, PlaneIndex::new(t, z + p, c)),
+            );
+            table
+                .add_plane(s.x as usize, &ids?, &values?)
+                .map_err(|e| StoreError::Corrupt(format!("labels plane {p}: {e}")))?;
+        }
+        Ok(table.finish())
     })
 }
 

@@ -15,9 +15,12 @@ use pentascope_app::Config;
 use pentascope_core::Limits;
 use pentascope_store::pixels::{CompressionSetting, Durability};
 
-/// pentascope: a service for 5D (TZCYX) scientific images.
+/// pentascope: a service for 5D (TZCYX) scientific images. `serve` runs the
+/// HTTP API, `worker` runs queued jobs, `ingest` imports TIFF files,
+/// `check` verifies records and pixels, `migrate` prepares the database,
+/// `config` shows the settings, `user` and `token` manage access control.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

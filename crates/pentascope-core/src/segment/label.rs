@@ -192,6 +192,91 @@ impl Region {
     }
 }
 
+/// Measures the objects of a labels image already made (by [`Labeler`] or
+/// anyone numbering objects `1..=count`, 0 for background), fed plane by
+/// plane with its intensity image: the same [`RegionProps`] the labeler
+/// gives, summed in the same way (per plane, then merged).
+///
+/// Memory: about 200 bytes per object, whatever the number of planes.
+#[derive(Debug, Clone)]
+pub struct RegionTable {
+    /// Index of the next plane.
+    z: u32,
+    /// Properties so far of objects `1..=count` (index 0 unused).
+    regions: Vec<Region>,
+    /// The current plane's part of each object (index 0 unused).
+    pieces: Vec<Piece>,
+    /// The objects the current plane holds, in order of first pixel.
+    touched: Vec<u32>,
+}
+
+impl RegionTable {
+    /// A table of objects `1..=count`.
+    pub fn new(count: u32) -> RegionTable {
+        let n = count as usize + 1;
+        RegionTable {
+            z: 0,
+            regions: vec![Region::EMPTY; n],
+            pieces: vec![Piece::new(0); n],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Adds the next plane: `labels` and `intensities`, `width` pixels a
+    /// row. Errors ([`CoreError::InvalidRequest`]): planes of different
+    /// sizes, or a label above the table's count.
+    pub fn add_plane<T: Sample>(
+        &mut self,
+        width: usize,
+        labels: &[u32],
+        intensities: &[T],
+    ) -> Result<(), CoreError> {
+        if labels.len() != intensities.len() || width == 0 || labels.len() % width != 0 {
+            return Err(CoreError::InvalidRequest(format!(
+                "a plane of {} labels and {} intensities is not rows of {width}",
+                labels.len(),
+                intensities.len()
+            )));
+        }
+        let count = self.regions.len() - 1;
+        for (i, (&label, &v)) in labels.iter().zip(intensities).enumerate() {
+            if label == 0 {
+                continue;
+            }
+            let Some(piece) = self.pieces.get_mut(label as usize) else {
+                return Err(CoreError::InvalidRequest(format!(
+                    "label {label} in a labels image of {count} objects"
+                )));
+            };
+            if piece.area == 0 {
+                *piece = Piece::new(self.z);
+                self.touched.push(label);
+            }
+            // planes are below u32::MAX pixels a side, as the labeler's
+            piece.add((i / width) as u32, (i % width) as u32, v.to_f64());
+        }
+        for &label in &self.touched {
+            let piece = std::mem::replace(&mut self.pieces[label as usize], Piece::new(0));
+            self.regions[label as usize].merge(&piece);
+        }
+        self.touched.clear();
+        self.z += 1;
+        Ok(())
+    }
+
+    /// The properties of objects `1..=count`, in label order (an object
+    /// never seen has area 0, a NaN centroid and mean, and infinite
+    /// extremes).
+    pub fn finish(&self) -> Vec<RegionProps> {
+        self.regions
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(label, r)| r.props(label as u32))
+            .collect()
+    }
+}
+
 /// Labels the connected components of a foreground fed plane by plane in Z
 /// order (see the module documentation).
 ///
@@ -588,6 +673,44 @@ mod tests {
             .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
             .collect();
         label_slice(&data, 1, h, w, |v| v > 0).unwrap()
+    }
+
+    /// A table measured from the labels of a labelled volume gives the
+    /// labeler's properties.
+    #[test]
+    fn region_table_measures_what_the_labeler_measured() {
+        let (planes, h, w) = (4, 9, 11);
+        let samples: Vec<u16> = (0..planes * h * w)
+            .map(|i| ((i * 2_654_435_761usize) >> 7) as u16 % 100)
+            .collect();
+        let labelled = label_slice(&samples, planes, h, w, |v| v > 85).unwrap();
+        assert!(labelled.regions.len() > 3);
+        let mut table = RegionTable::new(labelled.regions.len() as u32);
+        for (labels, values) in labelled.labels.chunks(h * w).zip(samples.chunks(h * w)) {
+            table.add_plane(w, labels, values).unwrap();
+        }
+        let measured = table.finish();
+        assert_eq!(measured.len(), labelled.regions.len());
+        for (m, r) in measured.iter().zip(&labelled.regions) {
+            assert_eq!(
+                (m.label, m.area, m.bbox, m.centroid),
+                (r.label, r.area, r.bbox, r.centroid)
+            );
+            for (a, b) in [
+                (m.mean_intensity, r.mean_intensity),
+                (m.min_intensity, r.min_intensity),
+                (m.max_intensity, r.max_intensity),
+            ] {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs(),
+                    "label {}: {a} vs {b}",
+                    m.label
+                );
+            }
+        }
+        let too_high = table.add_plane(w, &vec![u32::MAX; h * w], &samples[..h * w]);
+        assert!(too_high.is_err());
+        assert!(table.add_plane(w, &[1, 2], &samples[..3]).is_err());
     }
 
     #[test]

@@ -124,7 +124,7 @@ mod float;
 mod range;
 
 pub use kmeans::{KMeansHistogram, KMeansModel, LloydPass};
-pub use label::{Labeler, Labels, RegionProps};
+pub use label::{Labeler, Labels, RegionProps, RegionTable};
 pub use otsu::OtsuHistogram;
 pub use range::{RangeAccumulator, SampleRange};
 

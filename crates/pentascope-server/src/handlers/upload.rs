@@ -61,11 +61,26 @@ impl UploadBody for ReceivedBody {
 }
 
 /// `POST /upload` with multipart field `file` and optional `axes` (a form
-/// field, best before the file, or a query parameter).
+/// field, best before the file, or a query parameter). A refusal is logged
+/// with its status and reason.
 pub async fn upload(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let answer = ingest_upload(app, caller, params, headers, multipart).await;
+    if let Err(refused) = &answer {
+        refused.log_refusal("POST /upload");
+    }
+    answer
+}
+
+async fn ingest_upload(
+    app: AppState,
+    caller: Caller,
+    params: Params,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -77,9 +92,11 @@ pub async fn upload(
     if declared.is_some_and(|n| n > app.config.max_upload_bytes) {
         return Err(too_large(&app));
     }
+    // no body, or not a form: the original service's answer, with why
     let multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a multipart/form-data body with a field named file ({e})"
+        no_file_part(format!(
+            "send the TIFF as multipart/form-data field \"file\"; the body is not a \
+             multipart/form-data form ({e})"
         ))
     })?;
     let started = std::time::Instant::now();
@@ -171,11 +188,16 @@ async fn receive(
     let mut file = None;
     let mut entry = NewEntry::default();
     let mut entry_fields = 0usize;
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the multipart body: {e}")))?
-    {
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(app)
+        } else if file.is_none() {
+            // an empty or broken form before any file: Flask finds no file
+            no_file_part(format!("cannot read the multipart body: {e}"))
+        } else {
+            ApiError::bad_request(format!("cannot read the multipart body: {e}"))
+        }
+    })? {
         match field.name() {
             Some("file") if file.is_some() => {
                 return Err(ApiError::bad_request(
@@ -253,11 +275,7 @@ async fn receive(
             _ => {}
         }
     }
-    file.ok_or_else(|| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: "No file part in the request".into(),
-        detail: Some("send the TIFF as multipart/form-data field \"file\"".into()),
-    })?;
+    file.ok_or_else(|| no_file_part("send the TIFF as multipart/form-data field \"file\"".into()))?;
     let _ = pieces.send(BodyPiece::End(parse_axes(&axes_text)?)).await;
     Ok(())
 }
@@ -291,6 +309,16 @@ async fn entry_field(
     }
     String::from_utf8(bytes)
         .map_err(|_| ApiError::bad_request(format!("the {name} field is not UTF-8 text")))
+}
+
+/// 400 with the original service's text for a request without a file,
+/// and `detail` saying what to send.
+fn no_file_part(detail: String) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: "No file part in the request".into(),
+        detail: Some(detail),
+    }
 }
 
 /// 413 naming the upload limit and its setting.

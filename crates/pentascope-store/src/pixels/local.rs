@@ -25,7 +25,7 @@ use zarrs::storage::{
 
 use super::layout::{ArrayLayout, Compression};
 use super::traits::{ImageAttributes, PixelReader, PixelStore, PixelWriter, StoredImages};
-use super::zarr::{create_image, key_size, open_array, read_key, ZarrWriter};
+use super::zarr::{create_image, group_key, key_size, open_array, read_key, ZarrWriter};
 use crate::error::StoreError;
 use crate::record::ImageId;
 
@@ -98,6 +98,22 @@ impl LocalStore {
             FilesystemStore::new(dir).map_err(StoreError::pixels)?,
         )))
     }
+
+    /// The published group of `id`, if `key` names a file in it: a key
+    /// naming one of its folders (`0`, `0/c`) is no object, as on S3,
+    /// where the filesystem store would report the folder's size and then
+    /// fail to read it.
+    fn group_with_object(
+        &self,
+        id: ImageId,
+        key: &str,
+    ) -> Result<Option<Arc<FilesystemStore>>, StoreError> {
+        let Some(group) = self.group(id)? else {
+            return Ok(None);
+        };
+        let is_file = group_key(key).is_some_and(|k| group.key_to_fspath(&k).is_file());
+        Ok(is_file.then_some(group))
+    }
 }
 
 impl PixelStore for LocalStore {
@@ -131,7 +147,7 @@ impl PixelStore for LocalStore {
     }
 
     fn key_size(&self, id: ImageId, key: &str) -> Result<Option<u64>, StoreError> {
-        match self.group(id)? {
+        match self.group_with_object(id, key)? {
             Some(group) => key_size(&*group, key, None),
             None => Ok(None),
         }
@@ -144,7 +160,7 @@ impl PixelStore for LocalStore {
         start: u64,
         len: u64,
     ) -> Result<Option<bytes::Bytes>, StoreError> {
-        match self.group(id)? {
+        match self.group_with_object(id, key)? {
             Some(group) => read_key(&*group, key, start, len, None),
             None => Ok(None),
         }
@@ -567,5 +583,31 @@ mod tests {
         );
         store.delete(id).unwrap();
         assert!(store.open(id).is_err());
+    }
+
+    /// Keys naming a folder of the group (`0`, `0/c`, `0/c/0`) are no
+    /// object: no size and nothing to read, as a missing key.
+    #[test]
+    fn folder_keys_are_not_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
+        let layout = ArrayLayout::for_image(Shape5::new(1, 1, 1, 2, 2), DType::U8);
+        let id = ImageId(3);
+        let w = store
+            .create(
+                id,
+                layout,
+                &ImageAttributes::default(),
+                Compression::Zstd(ZSTD_LEVEL),
+            )
+            .unwrap();
+        w.write_band(PlaneIndex::new(0, 0, 0), 0, &[1, 2, 3, 4])
+            .unwrap();
+        w.commit().unwrap();
+        assert!(store.key_size(id, "0/zarr.json").unwrap().is_some());
+        for folder in ["0", "0/c", "0/c/0", "0/c/0/0/0/0"] {
+            assert_eq!(store.key_size(id, folder).unwrap(), None, "{folder}");
+            assert_eq!(store.read_key(id, folder, 0, 1).unwrap(), None, "{folder}");
+        }
     }
 }

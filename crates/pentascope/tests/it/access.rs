@@ -769,3 +769,136 @@ fn auth_off_on_a_public_address_is_warned_about() {
         "{log}"
     );
 }
+
+/// The server's output without terminal colours.
+fn plain_logs(server: &Server) -> String {
+    let logs = server.logs();
+    let mut out = String::with_capacity(logs.len());
+    let mut chars = logs.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every refused upload leaves a WARN line with its status and reason
+/// (no body, not a TIFF, a read key, an unknown key, a signed link, an
+/// unknown query parameter), and no key, key secret or link token is
+/// ever in the log.
+#[test]
+fn refused_uploads_are_logged_with_why_and_without_secrets() {
+    let lab = Lab::start(&[]);
+    let bob = lab.key("bob", "write", &[]);
+    let reader = lab.key("bob", "read", &[]);
+    let mine = lab.upload(&bob);
+    let link = lab
+        .call(
+            Method::POST,
+            &format!("/images/{mine}/links"),
+            Some(&bob),
+            Some(&json!({"expires_in": 600})),
+        )
+        .ok_json()
+        .unwrap();
+    let prefix = link["prefix"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let token = prefix.trim_start_matches("/s/").to_string();
+    let forged = "ps_999_averysecretsecretthatmustnotleak";
+    let not_tiff = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(b"hello, not a TIFF".to_vec()).file_name("a.tif"),
+    );
+    let sent =
+        |what: &str, request: reqwest::blocking::RequestBuilder| lab.server.send(what, request);
+    let post = |path: &str| lab.server.request(Method::POST, path);
+    // (the request, its status, words its log line must have)
+    let cases: Vec<(Resp, u16, &str)> = vec![
+        (
+            sent("no body", post("/upload").bearer_auth(&bob)),
+            400,
+            "No file part in the request",
+        ),
+        (
+            sent(
+                "not a TIFF",
+                post("/upload").bearer_auth(&bob).multipart(not_tiff),
+            ),
+            415,
+            "TIFF",
+        ),
+        (
+            sent("a read key", post("/upload").bearer_auth(&reader)),
+            403,
+            "scope write",
+        ),
+        (
+            sent("a forged key", post("/upload").bearer_auth(forged)),
+            401,
+            "invalid API key",
+        ),
+        (sent("no key", post("/upload")), 401, "needs an API key"),
+        (
+            sent("a signed link", post(&format!("{prefix}/upload"))),
+            403,
+            "signed link",
+        ),
+        (
+            sent("a bad link", post("/s/1.2.abcdef/upload")),
+            401,
+            "invalid signed link",
+        ),
+        (
+            sent(
+                "an unknown parameter",
+                post(&format!("/upload?key={bob}")).bearer_auth(&bob),
+            ),
+            400,
+            "unknown query parameter",
+        ),
+    ];
+    for (resp, status, reason) in &cases {
+        assert_eq!(resp.status, *status, "{}: {}", resp.what, resp.snippet());
+        let wanted = format!("status={status}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = plain_logs(&lab.server);
+            let logged = logs.lines().any(|line| {
+                line.contains("WARN")
+                    && line.contains("/upload refused")
+                    && line.contains(&wanted)
+                    && line.contains(reason)
+            });
+            if logged {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no WARN line with {wanted} and {reason:?}:\n{logs}",
+                resp.what
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let logs = plain_logs(&lab.server);
+    for key in [&bob, &reader] {
+        let secret = key.rsplit('_').next().unwrap();
+        assert!(!logs.contains(secret), "a key's secret is logged:\n{logs}");
+    }
+    assert!(
+        !logs.contains("averysecretsecret"),
+        "a forged key is logged:\n{logs}"
+    );
+    assert!(!logs.contains(&token), "a link's token is logged:\n{logs}");
+}

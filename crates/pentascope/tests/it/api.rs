@@ -816,22 +816,17 @@ fn async_analysis_is_a_job_with_the_same_result() {
     assert_eq!(missing.status, 404, "{}", missing.snippet());
 }
 
-/// The statistics of a float image computed by the service (PCA scores of
-/// a 25-million-sample hyperstack) describe the whole image: exact minimum
-/// and maximum, a display window at the 0.1 and 99.9 percentiles of the
-/// real values, and a histogram over the real range whose shape is the
-/// real one (total variation distance from the exact histogram < 0.1).
-#[test]
-fn float_statistics_of_a_large_derived_image_span_its_real_range() {
-    let (w, h, c, z) = (1024u32, 1024u32, 3u32, 8u32);
+/// Uploads an ImageJ hyperstack of `z` planes of `c` 16-bit channels of
+/// `w × h` whose samples are `value(x, y, channel, plane)`, and analyses
+/// it with two components: the server, the image and the answer.
+fn pca_of_hyperstack(
+    name: &str,
+    [w, h, c, z]: [u32; 4],
+    value: impl Fn(f64, f64, f64, f64) -> f64,
+) -> (Server, String, Value) {
     let sample = |page: u32, pixel: usize| -> u16 {
         let (x, y) = ((pixel % w as usize) as f64, (pixel / w as usize) as f64);
-        let (ch, plane) = (f64::from(page % c), f64::from(page / c));
-        let v = 20000.0
-            + 9000.0 * (x / 57.0 + ch).sin() * (y / 83.0).cos()
-            + 4000.0 * (x * y / 90000.0 + ch * 2.0).sin()
-            + 700.0 * plane;
-        v as u16
+        value(x, y, f64::from(page % c), f64::from(page / c)) as u16
     };
     let description = format!(
         "ImageJ=1.54f\nimages={}\nchannels={c}\nslices={z}\nhyperstack=true\n",
@@ -841,11 +836,29 @@ fn float_statistics_of_a_large_derived_image_span_its_real_range() {
         sample(page, i / 2).to_le_bytes()[i % 2]
     });
     let server = Server::start();
-    let id = server.upload_ok("smooth_zcyx_u16.tif", file);
+    let id = server.upload_ok(name, file);
     let pca = server
         .post_json("/analyze", &json!({"image_id": id, "components": 2}))
         .ok_json()
         .unwrap();
+    (server, id, pca)
+}
+
+/// The statistics of a float image computed by the service (PCA scores of
+/// a 25-million-sample hyperstack) describe the whole image: exact minimum
+/// and maximum, a display window at the 0.1 and 99.9 percentiles of the
+/// real values, and a histogram over the real range whose shape is the
+/// real one (total variation distance from the exact histogram < 0.1).
+#[test]
+fn float_statistics_of_a_large_derived_image_span_its_real_range() {
+    let (w, h, z) = (1024u32, 1024u32, 8u32);
+    let (server, _, pca) =
+        pca_of_hyperstack("smooth_zcyx_u16.tif", [w, h, 3, z], |x, y, ch, plane| {
+            20000.0
+                + 9000.0 * (x / 57.0 + ch).sin() * (y / 83.0).cos()
+                + 4000.0 * (x * y / 90000.0 + ch * 2.0).sin()
+                + 700.0 * plane
+        });
     let scores = pca["scores_image_id"].as_str().unwrap();
     let stats = server
         .get(&format!("/statistics?image_id={scores}"))
@@ -914,6 +927,109 @@ fn float_statistics_of_a_large_derived_image_span_its_real_range() {
             "channel {channel}: histogram differs from the exact one by {distance} \
              (total variation)"
         );
+    }
+}
+
+/// NumPy's 0.1 and 99.9 percentiles (`method="lower"`, the order
+/// statistic the statistics define) of scikit-learn's PCA scores of an
+/// `.npy` image (TZCYX; pixels as samples, channels as features), each
+/// component's sign turned to agree with `components` (ours).
+const SKLEARN_SCORE_PERCENTILES: &str = r#"
+import json, sys, numpy as np
+from sklearn.decomposition import PCA
+a = np.load(sys.argv[1]).astype(np.float64)
+ours = np.array(json.loads(sys.argv[2]))
+x = np.moveaxis(a, 2, -1).reshape(-1, a.shape[2])
+pca = PCA(n_components=len(ours)).fit(x)
+scores = pca.transform(x) * np.sign(np.sum(pca.components_ * ours, axis=1))
+print(json.dumps({
+    "low": np.percentile(scores, 0.1, axis=0, method="lower").tolist(),
+    "high": np.percentile(scores, 99.9, axis=0, method="lower").tolist(),
+    "min": scores.min(axis=0).tolist(),
+    "max": scores.max(axis=0).tolist(),
+}))
+"#;
+
+/// A PCA scores image's default display window is the 0.1–99.9
+/// percentile range of its scores (NumPy's percentiles of scikit-learn's
+/// scores), not an estimate from a sample: on a narrow image with many
+/// planes a sample of every k-th pixel sees only a few columns, and the
+/// scores vary along x. Checked in the statistics, the default rendering
+/// and the NGFF `omero` metadata.
+#[test]
+#[ignore = "needs a Python venv with numpy and scikit-learn; run with --ignored (.ci/run does)"]
+fn pca_scores_display_window_is_their_percentiles() {
+    let python = crate::util::python::python_with("numpy, sklearn");
+    let (server, id, pca) = pca_of_hyperstack(
+        "narrow_zcyx_u16.tif",
+        [32, 512, 3, 64],
+        |x, y, ch, plane| {
+            20000.0
+                + 9000.0 * (x / 3.0 + ch).sin()
+                + 3000.0 * (y / 41.0 + 2.0 * ch).cos()
+                + 50.0 * plane
+        },
+    );
+    let scores = pca["scores_image_id"].as_str().unwrap();
+    let source = server.get(&format!("/images/{id}/download?format=npy"));
+    assert_eq!(source.status, 200, "{}", source.snippet());
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("source.npy");
+    std::fs::write(&npy, &source.body).unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-c", SKLEARN_SCORE_PERCENTILES])
+        .arg(&npy)
+        .arg(pca["components"].to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = server
+        .get(&format!("/statistics?image_id={scores}"))
+        .ok_json()
+        .unwrap();
+    let meta = server.metadata(scores);
+    let omero: Value = server
+        .get(&format!("/zarr/{scores}/zarr.json"))
+        .json()
+        .unwrap();
+    for component in 0..2 {
+        let want = |key: &str| reference[key][component].as_f64().unwrap();
+        // float32 scores against float64 ones: a millionth of the range
+        let tolerance = 1e-6 * (want("max") - want("min"));
+        let windows = [
+            (
+                "statistics",
+                stats["display_min"][component].as_f64(),
+                stats["display_max"][component].as_f64(),
+            ),
+            (
+                "rendering",
+                meta["rendering"]["channels"][component]["window"]["start"].as_f64(),
+                meta["rendering"]["channels"][component]["window"]["end"].as_f64(),
+            ),
+            (
+                "omero",
+                omero["attributes"]["ome"]["omero"]["channels"][component]["window"]["start"]
+                    .as_f64(),
+                omero["attributes"]["ome"]["omero"]["channels"][component]["window"]["end"]
+                    .as_f64(),
+            ),
+        ];
+        for (place, low, high) in windows {
+            let (low, high) = (low.unwrap(), high.unwrap());
+            assert!(
+                (low - want("low")).abs() <= tolerance && (high - want("high")).abs() <= tolerance,
+                "PC{}: the {place} window [{low}, {high}] is not the percentiles [{}, {}]",
+                component + 1,
+                want("low"),
+                want("high")
+            );
+        }
     }
 }
 

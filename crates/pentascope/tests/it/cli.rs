@@ -9,16 +9,31 @@ fn pentascope() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pentascope"))
 }
 
+/// `--help` lists every subcommand, and its description (the text above
+/// `Usage:`, also shown by `-h`) names each of them.
 #[test]
 fn help_names_every_subcommand() {
-    let out = pentascope().arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "worker", "ingest", "check", "migrate", "config"] {
-        assert!(
-            help.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
-            "--help does not list {sub}:\n{help}"
-        );
+    const SUBCOMMANDS: [&str; 8] = [
+        "serve", "worker", "ingest", "check", "migrate", "config", "user", "token",
+    ];
+    for flag in ["--help", "-h"] {
+        let out = pentascope().arg(flag).output().unwrap();
+        assert!(out.status.success(), "{flag}: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let description = help.split("Usage:").next().unwrap_or_default();
+        for sub in SUBCOMMANDS {
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+                "{flag} does not list {sub}:\n{help}"
+            );
+            assert!(
+                description
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|word| word == sub),
+                "{flag}'s description does not name {sub}:\n{description}"
+            );
+        }
     }
 }
 

@@ -15,6 +15,34 @@ fn upload_errors_keep_the_original_texts_with_a_detail() {
     let body = resp.json().unwrap();
     assert_eq!(body["error"], "No file part in the request");
     assert!(body["detail"].as_str().unwrap().contains("file"), "{body}");
+    // no body at all, or a body that is no form: the same text, the
+    // detail saying what was wrong
+    let bodyless = server.send("no body", server.request(reqwest::Method::POST, "/upload"));
+    for (resp, why) in [
+        (bodyless, "multipart/form-data"),
+        (
+            server.post_raw("/upload", "application/json", b"{}".to_vec()),
+            "multipart/form-data",
+        ),
+        (
+            server.post_raw("/upload", "image/tiff", b"II*\0".to_vec()),
+            "multipart/form-data",
+        ),
+        (
+            server.post_raw("/upload", "multipart/form-data; boundary=x", Vec::new()),
+            "multipart body",
+        ),
+    ] {
+        assert_eq!(resp.status, 400, "{}: {}", resp.what, resp.snippet());
+        let body = resp.json().unwrap();
+        assert_eq!(
+            body["error"], "No file part in the request",
+            "{}",
+            resp.what
+        );
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(why), "{}: {detail}", resp.what);
+    }
 
     let unnamed = multipart::Form::new().part(
         "file",

@@ -144,6 +144,18 @@ fn every_response_key_is_documented() {
     for (_, path, resp) in &session[12..14] {
         assert_eq!(resp.status, 200, "{path}: {}", resp.snippet());
     }
+    let labels = session[12].2.json().unwrap()["labels_image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, status) in [
+        (format!("/images/{labels}/objects?limit=2"), 200),
+        (format!("/images/{id}/objects"), 400),
+    ] {
+        let resp = server.get(&path);
+        assert_eq!(resp.status, status, "{path}: {}", resp.snippet());
+        assert_documented(&doc, "get", "/images/{id}/objects", &resp);
+    }
     let job = session[8].2.json().unwrap();
     let job_resp = server.get(job["status_url"].as_str().unwrap());
     assert_documented(&doc, "get", "/jobs/{id}", &job_resp);

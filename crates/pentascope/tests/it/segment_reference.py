@@ -10,7 +10,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 from skimage.filters import threshold_otsu
-from skimage.measure import label, regionprops
+from skimage.measure import label, regionprops, regionprops_table
 from sklearn.cluster import KMeans
 
 out = Path(sys.argv[1])
@@ -145,6 +145,15 @@ for case, name, request in cases:
             lab = label(fg)
         np.save(out / f"{case}.labels.npy", lab.astype("<u4"))
         ref["objects"] = properties(block, lab, z0)
+        if lab.max() <= 2000:
+            # every object by scikit-image's regionprops_table, over the
+            # Z×Y×X block (Z from the first plane segmented)
+            table = regionprops_table(lab, intensity_image=block, properties=(
+                "label", "area", "centroid", "bbox",
+                "intensity_mean", "intensity_min", "intensity_max"))
+            for key in ("centroid-0", "bbox-0", "bbox-3"):
+                table[key] = table[key] + z0
+            ref["regionprops_table"] = {k: v.tolist() for k, v in table.items()}
     references[case] = ref
 
 json.dump({"cases": references}, open(out / "references.json", "w"))

@@ -209,6 +209,92 @@ fn zarr_keys_over_http_with_ranges() {
         let resp = server.get(&missing);
         assert_eq!(resp.status, 404, "{missing}: {}", resp.snippet());
     }
+    keys_that_are_no_object_are_404(&server, &id);
+}
+
+/// Keys naming a folder of the group (`0`, `0/c`, …, which a filesystem
+/// store would stat as a directory) and odd keys (`..`, empty segments,
+/// a very long key) are a JSON 404, with `GET` and `HEAD`, never a 500.
+fn keys_that_are_no_object_are_404(server: &Server, id: &str) {
+    let long = "a/".repeat(4000) + "zarr.json";
+    for key in [
+        "0",
+        "0/",
+        "0/c",
+        "0/c/0",
+        "0/c/1/2/3/0",
+        "0/c/1/2/3/0/0/",
+        "/zarr.json",
+        "0//zarr.json",
+        "0/c//1/2/3/0/0",
+        long.as_str(),
+    ] {
+        let path = format!("/zarr/{id}/{key}");
+        let shown = &path[..path.len().min(60)];
+        let resp = server.get(&path);
+        assert_eq!(resp.status, 404, "GET {shown}: {}", resp.snippet());
+        let body = resp.json().unwrap_or_else(|e| panic!("GET {shown}: {e}"));
+        assert!(body["error"].is_string(), "GET {shown}: {body}");
+        let head = server.send("HEAD", server.request(Method::HEAD, &path));
+        assert_eq!(head.status, 404, "HEAD {shown}");
+    }
+    // dot segments, which an HTTP client would resolve before sending
+    for key in [
+        "..",
+        "../zarr.json",
+        "0/../zarr.json",
+        "0/c/../zarr.json",
+        "%2e%2e/zarr.json",
+        ".",
+        "./zarr.json",
+        "0/./zarr.json",
+    ] {
+        let path = format!("/zarr/{id}/{key}");
+        let (status, body) = raw_get(server, &path);
+        assert_eq!(status, 404, "GET {path}: {body}");
+        assert!(body.contains("\"error\""), "GET {path}: {body}");
+    }
+}
+
+/// `GET path` sent as it is written (no dot segment resolved), without a
+/// key: the status and the body.
+fn raw_get(server: &Server, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// The same keys against pixels on S3 (an S3-compatible server at
+/// `PENTASCOPE_TEST_S3`, as `.ci/run` starts it): 404, as on a local disk.
+#[test]
+#[ignore = "needs an S3-compatible server (moto); run with --ignored (.ci/run does)"]
+fn keys_that_are_no_object_are_404_on_s3() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("zarr_keys_{}", std::process::id());
+    let env: Vec<(String, String)> = crate::util::services::production_env(&tag)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("AWS_") || k == "STORAGE_URL")
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(dir.path(), &env);
+    let id = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let chunk = server.get(&format!("/zarr/{id}/0/c/1/2/3/0/0"));
+    assert_eq!(chunk.status, 200, "{}", chunk.snippet());
+    keys_that_are_no_object_are_404(&server, &id);
 }
 
 /// zarr-python reads each `URL NPY` pair of its arguments: whether the
