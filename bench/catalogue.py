@@ -138,9 +138,9 @@ class Bench:
         os_rate = count / (time.perf_counter() - started)
         return {"sync": sync_rate, "os": os_rate}
 
-    def serve(self) -> subprocess.Popen[str]:
+    def serve(self, auth: str = "required") -> subprocess.Popen[str]:
         port = free_port()
-        env = dict(self.env, PENTASCOPE_AUTH="required", PORT=str(port))
+        env = dict(self.env, PENTASCOPE_AUTH=auth, PORT=str(port))
         proc = subprocess.Popen([self.args.binary, "serve"], env=env, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -191,7 +191,7 @@ class Bench:
             queries = [
                 ("first page", "/images?limit=100", admin),
                 ("page 500 by cursor", f"/images?limit=100&cursor={urllib.parse.quote(cursor)}", admin),
-                ("q= a word in 0.1%", "/images?q=zebrafishlar", admin),
+                ("q= a word in 0.2% (one dataset)", "/images?q=zebrafishlar", admin),
                 ("q= a word in ~30%", "/images?q=confocal", admin),
                 ("tag= + dataset=", f"/images?tag=confocal&dataset={dataset}", admin),
                 ("annotation=", "/images?annotation=Stain%3DDAPI", admin),
@@ -209,8 +209,35 @@ class Bench:
         finally:
             server.terminate()
             server.wait()
-            if self.backend == "postgres":
-                subprocess.run(["psql", self.pg_admin, "-qc", f"DROP DATABASE IF EXISTS {self.pg_name}"])
+        if self.args.browser:
+            self.browser()
+        if self.backend == "postgres":
+            subprocess.run(["psql", self.pg_admin, "-qc", f"DROP DATABASE IF EXISTS {self.pg_name}"])
+
+    def browser(self) -> None:
+        """`/` in headless Chromium over the whole catalogue (tests/browser's
+        driver): the time to the first screen with its thumbnails, a search
+        typed, a tag chip, a dataset."""
+        server = self.serve(auth="off")
+        try:
+            def count(query: str) -> int:
+                with urllib.request.urlopen(self.base + "/images?limit=1&" + query) as resp:
+                    return json.loads(resp.read())["count"]
+            config = {
+                "base": self.base, "shots": str(self.work / f"shots-{self.backend}"), "mode": "catalogue",
+                "total": count(""), "word": "zebrafishla", "word_count": count("q=zebrafishla"),
+                "tag": "confocal", "tag_count": count("tag=confocal"), "edit": "image_1",
+            }
+            Path(config["shots"]).mkdir(exist_ok=True)
+            out = subprocess.run(["node", str(ROOT / "tests/browser/viewer.mjs"), json.dumps(config)],
+                                 capture_output=True, text=True, cwd=ROOT / "tests/browser")
+            for line in out.stdout.splitlines():
+                print(f"[{self.backend}] chromium {line}")
+            if out.returncode != 0:
+                print(out.stderr[-3000:])
+        finally:
+            server.terminate()
+            server.wait()
 
 
 def main() -> None:
@@ -220,6 +247,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--binary", default=str(ROOT / "target/release/pentascope"))
+    parser.add_argument("--browser", action="store_true",
+                        help="also time / in headless Chromium (needs tests/browser's npm ci and Debian's chromium)")
     args = parser.parse_args()
     if not Path(args.binary).is_file():
         sys.exit(f"{args.binary} is missing: cargo build --release -p pentascope")
