@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::util::fixtures_dir;
-use crate::util::services::{production_env, require_production_services};
+use crate::util::services::{production_env, require_production_services, unique_tag};
 
 const FILE: &str = "ome_tczyx_u16.ome.tif";
 
@@ -237,14 +237,7 @@ fn check_finds_faults_on_postgresql_and_s3() {
     require_production_services();
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
-    let tag = format!(
-        "check_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let tag = unique_tag("check");
     // records and pixels only: no broker
     let env: Vec<(String, String)> = production_env(&tag)
         .into_iter()
