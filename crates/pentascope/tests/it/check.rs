@@ -178,7 +178,7 @@ fn check_finds_every_planted_fault_and_repair_keeps_records() {
     }
     assert!(report.contains(": 6 problems"), "{report}");
 
-    let deep = pentascope(data, &["check", "--deep"]);
+    let deep = pentascope(data, &["check", "--deep", "--threads", "1"]);
     let report = stdout(&deep);
     assert!(!deep.status.success());
     expect(&report, "image_1", "missing");
