@@ -165,6 +165,10 @@ pub struct Config {
     /// The user that Celery tasks naming no owner act as; `None`: such
     /// tasks act unrestricted, as before access control.
     pub service_user: Option<String>,
+    /// A second address (`HOST:PORT`) where `/metrics` alone is served
+    /// without a key, for a scraper on a private network; a `worker`'s
+    /// only HTTP listener.
+    pub metrics_addr: Option<String>,
 }
 
 /// Where Celery-compatible jobs go.
@@ -209,6 +213,7 @@ impl Config {
             secret_key: None,
             cors_origins: Vec::new(),
             service_user: None,
+            metrics_addr: None,
         }
     }
 

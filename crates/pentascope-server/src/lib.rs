@@ -56,6 +56,9 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
         Queue::InProcess(q) => pentascope_jobs::runner::spawn_runners(&app, q, config.job_runners),
     }
     spawn_sweeper(app.clone());
+    if let Some(addr) = &config.metrics_addr {
+        tokio::spawn(metrics_listener(app.clone(), addr).await?);
+    }
     let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|e| {
@@ -70,6 +73,27 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
     on_listen(addr);
     accept_loop(listener, router::router(app), &config).await;
     Ok(())
+}
+
+/// Binds `addr` and returns the server of `/metrics` alone on it, without
+/// a key (`--metrics-addr`: a private address for a scraper, and a
+/// worker's only HTTP listener). It runs until the process ends.
+pub async fn metrics_listener(
+    app: AppState,
+    addr: &str,
+) -> Result<impl std::future::Future<Output = ()>, ApiError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot listen on {addr} for metrics: {e}")))?;
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(handlers::metrics::metrics))
+        .with_state(app);
+    tracing::info!(%addr, "metrics served without a key");
+    Ok(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("the metrics listener stopped: {e}");
+        }
+    })
 }
 
 /// Every ten minutes, removes uploads abandoned by processes that stopped

@@ -29,12 +29,23 @@ pub struct CheckArgs {
     /// server running on the same data) and are left alone.
     #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
     in_progress_for: Duration,
+    /// Cores the deep check reads and decodes on (default: all); fewer
+    /// leave a server on the same machine its share.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(flatten)]
     settings: Settings,
 }
 
 /// Runs the check and prints one line per problem, then a summary.
 pub async fn run(args: CheckArgs) -> Result<(), String> {
+    if let Some(threads) = args.threads {
+        // every parallel pass of the check runs on rayon's global pool
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(threads))
+            .build_global()
+            .map_err(|e| format!("--threads {threads}: {e}"))?;
+    }
     // no runners: the check reads the stores that `serve` uses with the
     // same settings, and may run beside it
     let app = App::open(args.settings.config(), Arc::new(InProcessQueue::default()))

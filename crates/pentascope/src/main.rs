@@ -215,6 +215,11 @@ pub struct Settings {
     /// is delivered again.
     #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
     visibility_timeout: u64,
+    /// Also serve /metrics, without a key, on this address (HOST:PORT; keep
+    /// it private): for `serve` beside the API, for `worker` its metrics
+    /// (job durations). Default: `serve` has /metrics on its API address only.
+    #[arg(long, env = "PENTASCOPE_METRICS_ADDR")]
+    metrics_addr: Option<String>,
     #[command(flatten)]
     catalogue: CatalogueSettings,
 }
@@ -308,6 +313,7 @@ impl Settings {
             .filter(|o| !o.is_empty())
             .collect();
         config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
+        config.metrics_addr = self.metrics_addr.clone().filter(|a| !a.is_empty());
         config.celery = self
             .celery_broker_url
             .clone()
@@ -400,9 +406,19 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
 /// `pentascope worker`: consumes the Celery queue until stopped.
 async fn worker(config: Config) -> Result<(), String> {
     let runners = config.job_runners;
+    let metrics_addr = config.metrics_addr.clone();
+    if metrics_addr.is_some() {
+        pentascope_server::exporter::install()?;
+    }
     let (app, queue) = pentascope_jobs::open_app(config)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(addr) = metrics_addr {
+        let listener = pentascope_server::metrics_listener(app.clone(), &addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(listener);
+    }
     let pentascope_jobs::Queue::Celery(broker) = queue else {
         return Err("pentascope worker needs a broker: set CELERY_BROKER_URL \
                     (e.g. redis://127.0.0.1:6379/0)"

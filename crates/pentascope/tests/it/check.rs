@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::util::fixtures_dir;
-use crate::util::services::{production_env, require_production_services};
+use crate::util::services::{production_env, require_production_services, unique_tag};
 
 const FILE: &str = "ome_tczyx_u16.ome.tif";
 
@@ -33,13 +33,21 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `sql` on the embedded database (with the sqlite3 command).
+/// Runs `sql` on the embedded database (with Python's sqlite3 module,
+/// which every machine of the suite has); its rows, `|` between columns.
 fn sql(data: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
+    const RUN: &str = "import sqlite3, sys\n\
+        db = sqlite3.connect(sys.argv[1])\n\
+        rows = db.execute(sys.argv[2]).fetchall()\n\
+        db.commit()\n\
+        print('\\n'.join('|'.join(str(v) for v in row) for row in rows))";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(RUN)
         .arg(data.join("pentascope.sqlite"))
         .arg(sql)
         .output()
-        .expect("run sqlite3");
+        .expect("run python3");
     assert!(
         out.status.success(),
         "{sql}: {}",
@@ -170,7 +178,7 @@ fn check_finds_every_planted_fault_and_repair_keeps_records() {
     }
     assert!(report.contains(": 6 problems"), "{report}");
 
-    let deep = pentascope(data, &["check", "--deep"]);
+    let deep = pentascope(data, &["check", "--deep", "--threads", "1"]);
     let report = stdout(&deep);
     assert!(!deep.status.success());
     expect(&report, "image_1", "missing");
@@ -246,14 +254,7 @@ fn check_finds_faults_on_postgresql_and_s3() {
     require_production_services();
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
-    let tag = format!(
-        "check_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let tag = unique_tag("check");
     // records and pixels only: no broker
     let env: Vec<(String, String)> = production_env(&tag)
         .into_iter()

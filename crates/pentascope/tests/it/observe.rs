@@ -351,16 +351,7 @@ fn metrics_after_a_session_name_routes_not_images() {
         "/analyze",
         json!({"image_id": image, "components": 2, "async": true}),
     );
-    assert_eq!(job.status, 202, "{}", job.snippet());
-    let status_url = job.json().unwrap()["status_url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while get(&status_url).json().unwrap()["state"] != "SUCCESS" {
-        assert!(std::time::Instant::now() < deadline, "the job never ended");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_success(&job, |url| get(url).json().unwrap());
     let missing = server.send(
         "GET a missing image",
         server
@@ -571,4 +562,103 @@ fn a_request_whose_client_leaves_is_logged() {
     };
     assert_eq!(line["route"], "/segment", "{line}");
     assert_eq!(line["status"], expected, "{line}");
+}
+
+/// Waits for the job `submitted` (a 202 answer) to succeed, reading its
+/// status URL with `fetch`.
+fn wait_for_success(submitted: &crate::util::Resp, fetch: impl Fn(&str) -> Value) {
+    assert_eq!(submitted.status, 202, "{}", submitted.snippet());
+    let status_url = submitted.json().unwrap()["status_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while fetch(&status_url)["state"] != "SUCCESS" {
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A free port on the loopback interface (free when asked).
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// `GET http://addr/metrics` without a key, parsed.
+fn scrape_without_key(addr: &str) -> Vec<Sample> {
+    let resp = reqwest::blocking::get(format!("http://{addr}/metrics"))
+        .unwrap_or_else(|e| panic!("scraping {addr}: {e}"));
+    assert_eq!(resp.status(), 200);
+    parse_exposition(&resp.text().unwrap())
+}
+
+/// `--metrics-addr`: metrics without a key on a second address, while the
+/// API's `/metrics` still needs an admin key.
+#[test]
+fn metrics_addr_serves_metrics_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr = free_addr();
+    let (server, key) = server_with_key(dir.path(), &[("PENTASCOPE_METRICS_ADDR", &metrics_addr)]);
+    let listed = server.send(
+        "GET /images",
+        server.request(Method::GET, "/images").bearer_auth(&key),
+    );
+    assert_eq!(listed.status, 200);
+    let samples = scrape_without_key(&metrics_addr);
+    assert_eq!(
+        total(
+            &samples,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/images"),
+                ("http_response_status_code", "200")
+            ]
+        ),
+        1.0
+    );
+    let api = server.send("GET /metrics", server.request(Method::GET, "/metrics"));
+    assert_eq!(api.status, 401, "the API's /metrics still needs a key");
+}
+
+/// A `pentascope worker` with `--metrics-addr` reports the jobs it ran, by
+/// task and outcome; the API reports the jobs by state from the database.
+#[test]
+#[ignore = "needs PostgreSQL, Redis and an S3 server; run with --ignored (.ci/run does)"]
+fn a_worker_serves_its_job_metrics() {
+    crate::util::services::require_production_services();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = crate::util::services::unique_tag("metrics");
+    let mut env = crate::util::services::production_env(&tag);
+    let server = Server::start_configured(dir.path(), &env);
+    let worker_metrics = free_addr();
+    env.push(("PENTASCOPE_METRICS_ADDR".into(), worker_metrics.clone()));
+    let _worker = crate::util::Worker::start(dir.path(), &env);
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let image = server.upload_ok(FILE, set.read(FILE));
+    let job = server.post_json(
+        "/analyze",
+        &json!({"image_id": image, "components": 2, "async": true}),
+    );
+    wait_for_success(&job, |url| server.get(url).json().unwrap());
+    let worker = scrape_without_key(&worker_metrics);
+    assert_eq!(
+        total(
+            &worker,
+            "pentascope_job_duration_seconds_count",
+            &[("task", "heavy_pca"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert!(
+        total(
+            &worker,
+            "pentascope_storage_operation_duration_seconds_count",
+            &[("backend", "s3"), ("operation", "read")]
+        ) >= 1.0,
+        "the worker read the pixels from S3"
+    );
+    let api =
+        parse_exposition(&String::from_utf8(server.get("/metrics").body).expect("UTF-8 metrics"));
+    assert_eq!(total(&api, "pentascope_jobs", &[("state", "success")]), 1.0);
 }

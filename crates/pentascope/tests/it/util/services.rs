@@ -64,6 +64,19 @@ pub fn production_env(tag: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// A name no other test run uses (for a deployment's database, bucket
+/// prefix and queue): `prefix`, this process and the time.
+pub fn unique_tag(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
 /// Fails the calling test unless the services of the production
 /// configuration answer: PostgreSQL (`psql`), Redis (`redis-cli`) and the
 /// S3 server.
