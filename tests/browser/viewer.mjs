@@ -311,7 +311,9 @@ async function index(context) {
   await page.setInputFiles('#upload-file', config.upload);
   await page.click('#upload-button');
   await page.waitForSelector('#upload-progress:not([hidden])', { timeout: 10_000 });
-  await page.waitForSelector('#upload-form[data-state="done"]', { timeout: TIMEOUT });
+  await page.waitForSelector('#upload-form[data-state="done"], #upload-form[data-state="failed"]', { timeout: TIMEOUT });
+  const outcome = await page.$eval('#upload-form', (f) => f.dataset.state);
+  check(outcome === 'done', 'the upload through the form succeeds: ' + (await page.locator('#upload-status').innerText()));
   await cdp.send('Network.emulateNetworkConditions', {
     offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
   });
