@@ -2,9 +2,9 @@
 """Stored size of each image against its raw samples: pentascope's chunks
 (the compression its --compression setting chose: blosc LZ4 or zstd with
 byte or bit shuffle, zstd, or none) against the chunking pentascope used
-before them (one zstd frame per plane, or per 2048-column tile of planes over 16 MiB, zstd level 1 where
-a trial on the first plane saved at least 10%, else level -1), computed here
-with numcodecs on tifffile's array.
+before them (one zstd frame per plane, or per 2048-column tile of planes
+over 16 MiB, zstd level 1 where a trial on the first plane saved at least
+10%, else level -1), computed here with numcodecs on tifffile's array.
 
     .venv/bin/python bench/stored_size.py [--binary target/release/pentascope] FILE...
 

@@ -3,7 +3,7 @@
 //! Where images live once ingested, behind small traits:
 //!
 //! - [`pixels`]: chunked pixels behind [`pixels::PixelStore`], as OME-Zarr
-//!   (NGFF 0.5, Zarr v3, zstd) on a local directory or an S3-compatible
+//!   (NGFF 0.5, Zarr v3, blosc LZ4 or zstd) on a local directory or an S3-compatible
 //!   object store; images are staged and published whole.
 //! - [`records`]: the metadata database, [`records::ImageRepo`] for image
 //!   records and [`records::JobRepo`] for background jobs, on SQLite or

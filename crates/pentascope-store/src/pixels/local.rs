@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/image_7.zarr/zarr.json     group, attributes {"ome": {"version": "0.5", "multiscales": …}}
-//! <root>/image_7.zarr/0/zarr.json   array: t, c, z, y, x (NGFF's order), dimension_names, zstd
+//! <root>/image_7.zarr/0/zarr.json   array: t, c, z, y, x (NGFF's order), dimension_names, codecs
 //! <root>/image_7.zarr/0/c/…         chunks
 //! ```
 //!
