@@ -187,7 +187,9 @@ class Bench:
             cursor = None
             for _ in range(499):
                 cursor = self.get("/images?limit=100" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else ""), admin)["next_cursor"]
-            dataset = self.get("/datasets?limit=1&sort=name", admin)["datasets"][0]["dataset_id"]
+            # a dataset whose images carry the tag
+            tagged = self.get("/images?limit=1&tag=confocal", admin)["images"][0]["image_id"]
+            dataset = self.get(f"/images/{tagged}", admin)["datasets"][0]["dataset_id"]
             queries = [
                 ("first page", "/images?limit=100", admin),
                 ("page 500 by cursor", f"/images?limit=100&cursor={urllib.parse.quote(cursor)}", admin),
