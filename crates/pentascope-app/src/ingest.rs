@@ -107,7 +107,7 @@ impl App {
         let observed = cancel.clone();
         let (for_import, for_filing) = (caller.clone(), caller.clone());
         App::detached(&cancel, async move {
-            let record = match import {
+            let (record, entry) = match import {
                 Import::File(mut upload) => {
                     let entry = app
                         .check_entry(&for_import, std::mem::take(&mut upload.entry))
@@ -127,7 +127,6 @@ impl App {
                     (record, entry)
                 }
             };
-            let (record, entry) = record;
             app.file_entry(&for_filing, record.id, &entry).await?;
             Ok(record)
         })
