@@ -641,10 +641,7 @@ impl App {
             .map(|t| time_bound(t, "created_before"))
             .transpose()?;
         let digest = query_digest(&format!("images\n{}\n{filter:?}", sort.as_str()));
-        let after = match &search.cursor {
-            Some(c) => Some(self.read_cursor(c, &digest).await?),
-            None => None,
-        };
+        let after = self.after(search.cursor.as_deref(), &digest).await?;
         let page = self
             .catalogue
             .query_images(&ImageQuery {
@@ -655,18 +652,8 @@ impl App {
                 limit,
             })
             .await?;
-        let next = match (page.more, page.items.last()) {
-            (true, Some(last)) => Some(
-                self.write_cursor(&digest, sort.key_of(last), last.id.0)
-                    .await?,
-            ),
-            _ => None,
-        };
-        Ok(Listing {
-            count: page.count,
-            items: page.items,
-            next_cursor: next,
-        })
+        self.listing(page, &digest, |last| (sort.key_of(last), last.id.0))
+            .await
     }
 
     /// Changes an image's name, description, tags or annotations (owner or
@@ -890,10 +877,7 @@ impl App {
             "datasets\n{}\n{words:?}\n{owner:?}",
             sort.as_str()
         ));
-        let after = match &search.cursor {
-            Some(c) => Some(self.read_cursor(c, &digest).await?),
-            None => None,
-        };
+        let after = self.after(search.cursor.as_deref(), &digest).await?;
         let page: Page<DatasetRecord> = self
             .catalogue
             .query_datasets(&DatasetQuery {
@@ -905,21 +889,14 @@ impl App {
                 limit,
             })
             .await?;
-        let next = match (page.more, page.items.last()) {
-            (true, Some(last)) => {
-                let key = match sort.field {
-                    SortField::Name => SortKey::Text(last.name.clone()),
-                    _ => SortKey::Text(last.created_at.clone()),
-                };
-                Some(self.write_cursor(&digest, key, last.dataset_id.0).await?)
-            }
-            _ => None,
-        };
-        Ok(Listing {
-            count: page.count,
-            items: page.items,
-            next_cursor: next,
+        self.listing(page, &digest, |last| {
+            let key = match sort.field {
+                SortField::Name => SortKey::Text(last.name.clone()),
+                _ => SortKey::Text(last.created_at.clone()),
+            };
+            (key, last.dataset_id.0)
         })
+        .await
     }
 
     /// A page of the tags on images `caller` may see, by name, with how
@@ -946,11 +923,9 @@ impl App {
             })
             .transpose()?;
         let digest = query_digest(&format!("tags\n{prefix:?}"));
-        let after = match cursor {
-            Some(c) => match self.read_cursor(c, &digest).await?.key {
-                SortKey::Text(tag) => Some(tag),
-                SortKey::Int(_) => return Err(invalid("cursor is not a cursor of this listing")),
-            },
+        let after = match self.after(cursor, &digest).await?.map(|a| a.key) {
+            Some(SortKey::Text(tag)) => Some(tag),
+            Some(SortKey::Int(_)) => return Err(invalid("cursor is not a cursor of this listing")),
             None => None,
         };
         let page = self
@@ -962,17 +937,37 @@ impl App {
                 limit,
             )
             .await?;
-        let next = match (page.more, page.items.last()) {
-            (true, Some((tag, _))) => Some(
-                self.write_cursor(&digest, SortKey::Text(tag.clone()), 0)
-                    .await?,
-            ),
+        self.listing(page, &digest, |(tag, _)| (SortKey::Text(tag.clone()), 0))
+            .await
+    }
+
+    /// Where the page a cursor names starts (`None`: the first page).
+    async fn after(&self, cursor: Option<&str>, digest: &str) -> Result<Option<After>, AppError> {
+        match cursor {
+            Some(c) => Ok(Some(self.read_cursor(c, digest).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page with the cursor of the next one, made from its last row's
+    /// sort key and id.
+    async fn listing<T>(
+        &self,
+        page: Page<T>,
+        digest: &str,
+        key_of: impl Fn(&T) -> (SortKey, i64),
+    ) -> Result<Listing<T>, AppError> {
+        let next_cursor = match (page.more, page.items.last()) {
+            (true, Some(last)) => {
+                let (key, id) = key_of(last);
+                Some(self.write_cursor(digest, key, id).await?)
+            }
             _ => None,
         };
         Ok(Listing {
             count: page.count,
             items: page.items,
-            next_cursor: next,
+            next_cursor,
         })
     }
 

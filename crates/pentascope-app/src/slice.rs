@@ -12,7 +12,6 @@ use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::{ImageId, ImageRecord};
 
-use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::cache::SliceKey;
 use crate::error::AppError;
@@ -50,15 +49,14 @@ pub struct Slice {
 }
 
 impl App {
-    /// Plane `plane` of image `id` rendered as `format`.
+    /// Plane `plane` of `record` (as [`App::image`] gave it to its caller,
+    /// who has it already for its validators) rendered as `format`.
     pub async fn slice(
         &self,
-        caller: &Caller,
-        id: &str,
+        record: ImageRecord,
         plane: PlaneIndex,
         format: SliceFormat,
     ) -> Result<Slice, AppError> {
-        let record = self.image(caller, id).await?;
         record.shape.check_plane(plane)?;
         let rendering = match format {
             SliceFormat::Png8 {

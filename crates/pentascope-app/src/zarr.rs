@@ -12,7 +12,6 @@ use pentascope_store::pixels::ngff::{group_json, plane_array_json};
 use pentascope_store::pixels::ImageAttributes;
 use pentascope_store::{ImageRecord, StoreError};
 
-use crate::access::Caller;
 use crate::app::{blocking, App};
 use crate::error::AppError;
 use crate::images::open_pixels;
@@ -71,17 +70,16 @@ fn content_type(key: &str) -> &'static str {
 }
 
 impl App {
-    /// Key `key` of image `id`'s Zarr group, or `range` of it; only its
+    /// Key `key` of `record`'s Zarr group (`record` as [`App::image`] gave
+    /// it to its caller), or `range` of it; only its
     /// size with `head`.
     pub async fn zarr_key(
         &self,
-        caller: &Caller,
-        id: &str,
+        record: ImageRecord,
         key: &str,
         range: Option<ByteRange>,
         head: bool,
     ) -> Result<ZarrAnswer, AppError> {
-        let record = self.image(caller, id).await?;
         let missing = || {
             AppError::NotFound(format!(
                 "{} has no Zarr key {key:?}; its group is zarr.json, 0/zarr.json and chunks \

@@ -95,7 +95,7 @@ pub async fn slice(
     if let Some(not_modified) = validators.not_modified(&headers) {
         return Ok(not_modified);
     }
-    let slice = app.slice(&caller, image_id, plane, format).await?;
+    let slice = app.slice(record, plane, format).await?;
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, slice.content_type)
         .header(

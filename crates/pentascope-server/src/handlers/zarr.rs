@@ -58,7 +58,7 @@ pub async fn zarr_key(
         return Ok(not_modified);
     }
     let answer = app
-        .zarr_key(&caller, &id, &key, byte_range(&headers), head)
+        .zarr_key(record, &key, byte_range(&headers), head)
         .await?;
     let response = match answer {
         ZarrAnswer::Unsatisfiable { total } => Response::builder()

@@ -10,6 +10,7 @@ use super::catalogue::{
     dataset_words, image_words, After, CatalogueRepo, DatasetChange, DatasetId, DatasetQuery,
     DatasetRecord, ImageFilter, ImageQuery, Page, Sort, SortField, SortKey, Visibility,
 };
+use super::images::ImageRepo;
 use super::sql::{pg_record, sqlite_record, PgRepo, SqliteRepo};
 use crate::error::StoreError;
 use crate::record::{now_rfc3339, Catalogue, ImageId, ImageRecord};
@@ -41,6 +42,18 @@ impl Backend {
                 "UPDATE images SET search = to_tsvector('simple', $2) WHERE id = $1",
             ],
         }
+    }
+}
+
+/// The page of `rows` (fetched with one row over `limit`, which says
+/// whether more follow).
+fn page_of<T>(count: i64, mut rows: Vec<T>, limit: u32) -> Page<T> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Page {
+        count: count as u64,
+        items: rows,
+        more,
     }
 }
 
@@ -122,32 +135,26 @@ impl Sql {
 fn image_conditions(sql: &mut Sql, backend: Backend, visibility: &Visibility, f: &ImageFilter) {
     sql.visible("images", visibility);
     if !f.words.is_empty() {
-        match backend {
-            Backend::Sqlite => {
-                // each word quoted (it holds only letters and digits) and
-                // matched as a prefix; FTS5 joins them with AND
-                let expr = f
-                    .words
-                    .iter()
-                    .map(|w| format!("\"{w}\"*"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let p = sql.text(&expr);
-                sql.push(&format!(
-                    " AND images.id IN (SELECT rowid FROM image_search WHERE image_search MATCH {p})"
-                ));
-            }
-            Backend::Postgres => {
-                let expr = f
-                    .words
-                    .iter()
-                    .map(|w| format!("{w}:*"))
-                    .collect::<Vec<_>>()
-                    .join(" & ");
-                let p = sql.text(&expr);
-                sql.push(&format!(" AND images.search @@ to_tsquery('simple', {p})"));
-            }
-        }
+        // each word holds only letters and digits, so quoting it (FTS5) or
+        // suffixing it (tsquery) cannot make syntax of it; both match it
+        // as a prefix and join the words with AND
+        let (word, join, condition) = match backend {
+            Backend::Sqlite => (
+                "\"{}\"*",
+                " ",
+                "images.id IN (SELECT rowid FROM image_search WHERE image_search MATCH {})",
+            ),
+            Backend::Postgres => ("{}:*", " & ", "images.search @@ to_tsquery('simple', {})"),
+        };
+        let expr = f
+            .words
+            .iter()
+            .map(|w| word.replace("{}", w))
+            .collect::<Vec<_>>()
+            .join(join);
+        let p = sql.text(&expr);
+        sql.push(" AND ");
+        sql.push(&condition.replace("{}", &p));
     }
     if let Some(dataset) = f.dataset {
         let p = sql.arg(Arg::Int(dataset.0));
@@ -317,16 +324,6 @@ macro_rules! catalogue_repo {
                 Ok(names)
             }
 
-            async fn record(&self, id: ImageId) -> Result<Option<ImageRecord>, StoreError> {
-                sqlx::query("SELECT * FROM images WHERE id = $1 AND state = 'ready'")
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map($from_row)
-                    .transpose()
-            }
-
             async fn images_of(&self, dataset: DatasetId) -> Result<Vec<ImageId>, StoreError> {
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "SELECT image_id FROM dataset_images WHERE dataset_id = $1 ORDER BY image_id",
@@ -354,19 +351,13 @@ macro_rules! catalogue_repo {
                 let column = image_column(query.sort.field);
                 page.after(column, "images.id", query.sort, query.after.as_ref());
                 page.order(column, "images.id", query.sort, query.limit);
-                let mut items = bind_args!(sqlx::query(&page.text), &page.args)
+                let items = bind_args!(sqlx::query(&page.text), &page.args)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
                     .map($from_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                let more = items.len() > query.limit as usize;
-                items.truncate(query.limit as usize);
-                Ok(Page {
-                    count: count as u64,
-                    items,
-                    more,
-                })
+                Ok(page_of(count, items, query.limit))
             }
 
             async fn set_catalogue(
@@ -374,7 +365,7 @@ macro_rules! catalogue_repo {
                 id: ImageId,
                 catalogue: &Catalogue,
             ) -> Result<bool, StoreError> {
-                let Some(mut record) = self.record(id).await? else {
+                let Some(mut record) = ImageRepo::get(self, id).await? else {
                     return Ok(false);
                 };
                 record.catalogue = catalogue.clone();
@@ -387,7 +378,7 @@ macro_rules! catalogue_repo {
 
             async fn reindex(&self, ids: &[ImageId]) -> Result<(), StoreError> {
                 for &id in ids {
-                    let Some(record) = self.record(id).await? else {
+                    let Some(record) = ImageRepo::get(self, id).await? else {
                         continue;
                     };
                     let words = image_words(&record, &self.dataset_names(&record).await?);
@@ -506,19 +497,13 @@ macro_rules! catalogue_repo {
                 let column = dataset_column(query.sort.field);
                 page.after(column, "d.id", query.sort, query.after.as_ref());
                 page.order(column, "d.id", query.sort, query.limit);
-                let mut items = bind_args!(sqlx::query(&page.text), &page.args)
+                let items = bind_args!(sqlx::query(&page.text), &page.args)
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
                     .map(dataset_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                let more = items.len() > query.limit as usize;
-                items.truncate(query.limit as usize);
-                Ok(Page {
-                    count: count as u64,
-                    items,
-                    more,
-                })
+                Ok(page_of(count, items, query.limit))
             }
 
             async fn update_dataset(
@@ -639,17 +624,11 @@ macro_rules! catalogue_repo {
                 let rows = bind_args!(sqlx::query(&page.text), &page.args)
                     .fetch_all(&self.pool)
                     .await?;
-                let mut items = rows
+                let items = rows
                     .iter()
                     .map(|row| Ok((row.try_get("tag")?, row.try_get::<i64, _>("images")? as u64)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let more = items.len() > limit as usize;
-                items.truncate(limit as usize);
-                Ok(Page {
-                    count: count as u64,
-                    items,
-                    more,
-                })
+                Ok(page_of(count, items, limit))
             }
         }
     };
