@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes pentascope-core's TIFF reader with cargo-fuzz (libFuzzer), one core.
+# Fuzzes pentascope-tiff's TIFF reader with cargo-fuzz (libFuzzer), one core.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]   fuzz each target for SECONDS (default 60)
 #   fuzz/run.sh --replay [TARGET...]    run each target once over its seeds,
@@ -9,7 +9,7 @@
 # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them. A crash or timeout is written to artifacts/TARGET/:
 # copy it to regressions/TARGET/ (with a name saying what it found) and fix
-# it; crates/pentascope-core/tests/hostile.rs replays regressions/ on stable.
+# it; crates/pentascope-tiff/tests/hostile.rs replays regressions/ on stable.
 set -euo pipefail
 cd "$(dirname "$0")"
 

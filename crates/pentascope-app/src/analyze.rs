@@ -207,7 +207,7 @@ impl App {
             created_at: now_rfc3339(),
             dtype: DType::F32,
             shape,
-            flavour: pentascope_core::tiff::Flavour::Plain,
+            flavour: pentascope_tiff::Flavour::Plain,
             details: ImageDetails {
                 source_axes: "TZCYX".into(),
                 channel_names: (1..=k).map(|i| format!("PC{i}")).collect(),

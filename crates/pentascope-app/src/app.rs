@@ -189,7 +189,7 @@ impl App {
     /// shared database, unfinished work may belong to another live process,
     /// and leases (jobs) take care of processes that died.
     pub async fn recover(&self) -> Result<(), AppError> {
-        if self.images.backend() != "sqlite" {
+        if !self.images.embedded() {
             return Ok(());
         }
         let resumed = self.jobs.release_started_jobs().await?;

@@ -14,7 +14,6 @@ use std::collections::HashSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
-use pentascope_core::tiff::FileNotes;
 use pentascope_store::record::Catalogue;
 use pentascope_store::records::catalogue::{
     search_words, After, DatasetChange, DatasetId, DatasetQuery, DatasetRecord, ImageFilter,
@@ -22,6 +21,7 @@ use pentascope_store::records::catalogue::{
 };
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
+use pentascope_tiff::FileNotes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

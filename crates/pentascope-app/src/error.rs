@@ -60,3 +60,9 @@ impl From<CoreError> for AppError {
         AppError::Store(StoreError::Core(e))
     }
 }
+
+impl From<pentascope_tiff::TiffError> for AppError {
+    fn from(e: pentascope_tiff::TiffError) -> AppError {
+        AppError::Store(e.into())
+    }
+}

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pentascope_core::render::npy_header;
-use pentascope_core::tiff::writer::{BigTiff, OmeMetadata, OmeTiffLayout};
-use pentascope_core::tiff::FileNotes;
 use pentascope_core::{CoreError, PlaneIndex};
 use pentascope_store::ImageRecord;
+use pentascope_tiff::writer::{BigTiff, OmeMetadata, OmeTiffLayout};
+use pentascope_tiff::FileNotes;
 use tokio::sync::mpsc;
 
 use crate::access::Caller;

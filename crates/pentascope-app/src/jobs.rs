@@ -1,9 +1,11 @@
 //! Background jobs: the [`Job`] trait (a typed argument struct per task),
-//! the one registry of tasks ([`run_task`]), and submission to a
-//! [`JobQueue`]. A job is always a row in the database, however it is run:
+//! the one registry of tasks ([`TASKS`]: adding a task is one `impl Job`
+//! and one line there), and submission to a [`JobQueue`]. A job is always a row in the database, however it is run:
 //! by this process's runners ([`InProcessQueue`]) or by Celery-compatible
 //! workers (the Redis queue of `pentascope-jobs`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,8 +21,10 @@ use crate::app::App;
 use crate::error::AppError;
 use crate::images::{statistics_json, StatisticsArgs};
 use crate::segment::SegmentArgs;
+use crate::split::Phase;
 use crate::Progress;
 use pentascope_store::records::Scope;
+use pentascope_store::ImageRecord;
 
 /// A task that can run in the background, named as clients send it
 /// (`app.send_task("heavy_pca", kwargs=…)`), with its keyword arguments as
@@ -39,6 +43,27 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Checks what can be checked before the job is queued, so that a bad
     /// request is refused at once rather than failing later.
     async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError>;
+    /// How the job is cut into parts over workers ([`crate::split`]), or
+    /// `None` where the task never is (the default).
+    async fn split_plan(
+        &self,
+        _app: &App,
+        _caller: &Caller,
+    ) -> Result<Option<SplitPlan>, AppError> {
+        Ok(None)
+    }
+}
+
+/// What a splittable job reads and how its split starts.
+#[derive(Debug)]
+pub struct SplitPlan {
+    /// The image the parts read, checked for the job's owner.
+    pub source: ImageRecord,
+    /// The first pass, or `None` where this job is small enough to run
+    /// whole (a PCA whose scores are answered inline).
+    pub first_pass: Option<Phase>,
+    /// Components the merged model keeps (PCA; 0 for the others).
+    pub components: usize,
 }
 
 /// `heavy_pca(image_id, n_components)`: PCA with its scores image.
@@ -57,6 +82,17 @@ impl Job for PcaArgs {
 
     async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
         app.pca_source(caller, self).await.map(|_| ())
+    }
+
+    async fn split_plan(&self, app: &App, caller: &Caller) -> Result<Option<SplitPlan>, AppError> {
+        let source = app.pca_source(caller, self).await?;
+        let components = self.components_for(source.shape.c);
+        let values = source.shape.pixels_per_channel() * components;
+        Ok(Some(SplitPlan {
+            first_pass: (values > app.config.inline_scores_cap).then_some(Phase::Covariance),
+            components: components as usize,
+            source,
+        }))
     }
 }
 
@@ -88,6 +124,14 @@ impl Job for StatisticsArgs {
     async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {
         app.image(caller, &self.image_id).await.map(|_| ())
     }
+
+    async fn split_plan(&self, app: &App, caller: &Caller) -> Result<Option<SplitPlan>, AppError> {
+        Ok(Some(SplitPlan {
+            source: app.image(caller, &self.image_id).await?,
+            first_pass: Some(Phase::Statistics),
+            components: 0,
+        }))
+    }
 }
 
 /// `heavy_segmentation(image_id, z=0, t=0, c=0, method='otsu', **kwargs)`:
@@ -111,16 +155,95 @@ impl Job for SegmentArgs {
     }
 }
 
+/// The one registry of tasks: every name a client may send, and how each
+/// is run and split.
+pub static TASKS: [Task; 3] = [
+    Task::of::<PcaArgs>(),
+    Task::of::<SegmentArgs>(),
+    Task::of::<StatisticsArgs>(),
+];
+
+/// A future a task entry gives, borrowing what it was called with.
+type TaskFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'a>>;
+
+/// One task of [`TASKS`]: its [`Job`] implementation behind its name.
+pub struct Task {
+    /// The name clients send (`heavy_pca`).
+    pub name: &'static str,
+    run: for<'a> fn(&'a Arc<App>, &'a Caller, &'a Value, Progress) -> TaskFuture<'a, Value>,
+    split_plan: for<'a> fn(&'a App, &'a Caller, &'a Value) -> TaskFuture<'a, Option<SplitPlan>>,
+}
+
+impl Task {
+    const fn of<J: Job>() -> Task {
+        Task {
+            name: J::NAME,
+            run: run_job::<J>,
+            split_plan: split_plan_of::<J>,
+        }
+    }
+
+    /// Runs the task with keyword arguments `kwargs` (the owner taken out).
+    pub async fn run(
+        &self,
+        app: &Arc<App>,
+        caller: &Caller,
+        kwargs: &Value,
+        progress: Progress,
+    ) -> Result<Value, AppError> {
+        (self.run)(app, caller, kwargs, progress).await
+    }
+
+    /// How the task with `kwargs` is split, `None` where it never is.
+    pub async fn split_plan(
+        &self,
+        app: &App,
+        caller: &Caller,
+        kwargs: &Value,
+    ) -> Result<Option<SplitPlan>, AppError> {
+        (self.split_plan)(app, caller, kwargs).await
+    }
+}
+
+fn run_job<'a, J: Job>(
+    app: &'a Arc<App>,
+    caller: &'a Caller,
+    kwargs: &'a Value,
+    progress: Progress,
+) -> TaskFuture<'a, Value> {
+    Box::pin(async move { parse::<J>(kwargs)?.run(app, caller, progress).await })
+}
+
+fn split_plan_of<'a, J: Job>(
+    app: &'a App,
+    caller: &'a Caller,
+    kwargs: &'a Value,
+) -> TaskFuture<'a, Option<SplitPlan>> {
+    Box::pin(async move { parse::<J>(kwargs)?.split_plan(app, caller).await })
+}
+
+/// The task named `name`, or an error listing the known ones.
+pub fn task(name: &str) -> Result<&'static Task, AppError> {
+    TASKS
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| AppError::UnknownTask {
+            name: name.to_string(),
+            known: task_names().collect::<Vec<_>>().join(", "),
+        })
+}
+
 /// Every task name, as workers announce them.
-pub const TASK_NAMES: &[&str] = &[PcaArgs::NAME, SegmentArgs::NAME, StatisticsArgs::NAME];
+pub fn task_names() -> impl Iterator<Item = &'static str> {
+    TASKS.iter().map(|t| t.name)
+}
 
 /// The keyword argument that names the user a job acts for. Jobs submitted
 /// over HTTP carry it; Celery clients may set it.
 pub const OWNER_KWARG: &str = "owner";
 
 /// Runs task `name` with keyword arguments `kwargs` (parsed into the
-/// task's argument struct, after the owner is taken out). The one place
-/// tasks are looked up by name.
+/// task's argument struct, after the owner is taken out).
 pub async fn run_task(
     app: &Arc<App>,
     name: &str,
@@ -139,26 +262,10 @@ async fn run_named_task(
     kwargs: &Value,
     progress: Progress,
 ) -> Result<Value, AppError> {
+    let task = task(name)?;
     let (owner, kwargs) = split_owner(kwargs);
     let caller = app.job_caller(owner.as_ref()).await?;
-    let kwargs = &kwargs;
-    match name {
-        PcaArgs::NAME => parse::<PcaArgs>(kwargs)?.run(app, &caller, progress).await,
-        SegmentArgs::NAME => {
-            parse::<SegmentArgs>(kwargs)?
-                .run(app, &caller, progress)
-                .await
-        }
-        StatisticsArgs::NAME => {
-            parse::<StatisticsArgs>(kwargs)?
-                .run(app, &caller, progress)
-                .await
-        }
-        other => Err(AppError::UnknownTask {
-            name: other.to_string(),
-            known: TASK_NAMES.join(", "),
-        }),
-    }
+    task.run(app, &caller, &kwargs, progress).await
 }
 
 /// The owner named in a task's keyword arguments, and the arguments

@@ -11,7 +11,7 @@ use pentascope_store::ImageKind;
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::jobs::TASK_NAMES;
+use crate::jobs::task_names;
 
 /// Bytes of image files ingested (uploads and `pentascope ingest`).
 pub const INGESTED_BYTES: &str = "pentascope_ingested_bytes_total";
@@ -57,11 +57,7 @@ pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
 /// Records a job of task `name` that took `elapsed`.
 pub(crate) fn job_finished(name: &str, elapsed: Duration, succeeded: bool) {
     // a task name comes from a client: only known ones become labels
-    let task = TASK_NAMES
-        .iter()
-        .copied()
-        .find(|t| *t == name)
-        .unwrap_or("unknown");
+    let task = task_names().find(|t| *t == name).unwrap_or("unknown");
     let outcome = if succeeded { "success" } else { "failure" };
     metrics::histogram!(JOB_DURATION, "task" => task, "outcome" => outcome)
         .record(elapsed.as_secs_f64());

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use pentascope_core::segment::kmeans::{check_clusters, DEFAULT_CLUSTERS};
 use pentascope_core::segment::RegionProps;
-use pentascope_core::tiff::{Flavour, PhysicalSizes};
 use pentascope_core::{CoreError, Shape5};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
@@ -18,6 +17,7 @@ use pentascope_store::segment::{
     labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
 };
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
+use pentascope_tiff::{Flavour, PhysicalSizes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -18,7 +18,6 @@ use pentascope_store::analysis::{
     parts, scores_part, statistics_part, PcaOutcome,
 };
 use pentascope_store::cancel::Cancel;
-use pentascope_store::ImageRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,8 +25,8 @@ use crate::access::Caller;
 use crate::analyze::PcaArgs;
 use crate::app::{blocking, App};
 use crate::error::AppError;
-use crate::images::{open_pixels, statistics_json, StatisticsArgs};
-use crate::jobs::{parse, split_owner, Job};
+use crate::images::{open_pixels, statistics_json};
+use crate::jobs::{self, split_owner, SplitPlan};
 
 /// The pass of a split job whose parts are running.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,9 +81,6 @@ pub enum Merged {
     Done(Value),
 }
 
-/// The tasks that can be split.
-pub const SPLIT_TASKS: &[&str] = &[StatisticsArgs::NAME, PcaArgs::NAME];
-
 impl App {
     /// How `task` with `kwargs` is split, or `None` when it runs whole: a
     /// task that cannot be split, an image of one part, or a PCA small
@@ -92,25 +88,14 @@ impl App {
     /// the caller's access as running the task would.
     pub async fn split(&self, task: &str, kwargs: &Value) -> Result<Option<Split>, AppError> {
         let (caller, args) = self.task_caller(kwargs).await?;
-        let (source, phase) = match task {
-            StatisticsArgs::NAME => {
-                let args: StatisticsArgs = parse(&args)?;
-                (
-                    self.image(&caller, &args.image_id).await?,
-                    Phase::Statistics,
-                )
-            }
-            PcaArgs::NAME => {
-                let args: PcaArgs = parse(&args)?;
-                let source = self.pca_source(&caller, &args).await?;
-                let values =
-                    source.shape.pixels_per_channel() * args.components_for(source.shape.c);
-                if values <= self.config.inline_scores_cap {
-                    return Ok(None);
-                }
-                (source, Phase::Covariance)
-            }
-            _ => return Ok(None),
+        let plan = jobs::task(task)?.split_plan(self, &caller, &args).await?;
+        let Some(SplitPlan {
+            source,
+            first_pass: Some(phase),
+            ..
+        }) = plan
+        else {
+            return Ok(None);
         };
         let part_pixels = self.config.part_pixels;
         let (pixels, record) = (self.pixels.clone(), source.clone());
@@ -128,23 +113,14 @@ impl App {
         }))
     }
 
-    /// The image a split job reads, checked for the job's owner.
-    async fn split_source(&self, split: &Split) -> Result<(Caller, ImageRecord, Value), AppError> {
+    /// How a split job was planned: the image it reads, checked for the
+    /// job's owner.
+    async fn split_plan(&self, split: &Split) -> Result<SplitPlan, AppError> {
         let (caller, args) = self.task_caller(&split.kwargs).await?;
-        let source = match split.task.as_str() {
-            StatisticsArgs::NAME => {
-                let args: StatisticsArgs = parse(&args)?;
-                self.image(&caller, &args.image_id).await?
-            }
-            PcaArgs::NAME => self.pca_source(&caller, &parse(&args)?).await?,
-            other => {
-                return Err(AppError::InvalidArguments(format!(
-                    "{other} cannot be split; these can: {}",
-                    SPLIT_TASKS.join(", ")
-                )))
-            }
-        };
-        Ok((caller, source, args))
+        jobs::task(&split.task)?
+            .split_plan(self, &caller, &args)
+            .await?
+            .ok_or_else(|| AppError::InvalidArguments(format!("{} cannot be split", split.task)))
     }
 
     /// Computes part `part` of the split's current pass: its partial
@@ -160,7 +136,7 @@ impl App {
                 split.parts, split.parts
             )));
         }
-        let (_, source, _) = self.split_source(split).await?;
+        let source = self.split_plan(split).await?.source;
         let cancel = Cancel::new();
         let _reading = self.reading(source.id, &cancel);
         let (pixels, record, phase) = (self.pixels.clone(), source.clone(), split.phase.clone());
@@ -195,13 +171,13 @@ impl App {
                 split.parts
             )));
         }
-        let (_, source, args) = self.split_source(split).await?;
+        let SplitPlan {
+            source,
+            components: k,
+            ..
+        } = self.split_plan(split).await?;
         let phase = split.phase.clone();
         let (dtype, channels) = (source.dtype, source.shape.c as usize);
-        let k = match split.task.as_str() {
-            PcaArgs::NAME => parse::<PcaArgs>(&args)?.components_for(source.shape.c) as usize,
-            _ => 0,
-        };
         // the record has the type and channels: merging reads no pixels,
         // except for the passes that find the scores' display windows
         let (pixels, record, part_pixels) =
@@ -245,10 +221,11 @@ impl App {
                     score_statistics,
                     inline_scores: None,
                 };
+                // only a PCA has a scores pass
+                let (_, args) = split_owner(&split.kwargs);
+                let args = jobs::parse::<PcaArgs>(&args)?;
                 let cap = self.config.inline_scores_cap;
-                let result = self
-                    .publish_pca(&source, &parse(&args)?, outcome, cap)
-                    .await?;
+                let result = self.publish_pca(&source, &args, outcome, cap).await?;
                 Merged::Done(crate::jobs::to_json(&result)?)
             }
         })

@@ -1,14 +1,12 @@
 //! # pentascope-core
 //!
-//! Everything pentascope knows about 5D images that does not involve HTTP, a
-//! database or an object store:
+//! The computations pentascope runs on 5D images, with no HTTP, database or
+//! object store; files are read and written by `pentascope-tiff`, whose
+//! sample types and shapes are re-exported here:
 //!
 //! - [`dtype`]: the sample types (`uint8` … `float64`) and the [`Sample`] trait
 //!   that hot loops are generic over;
 //! - [`shape`]: the canonical `TZCYX` shape, plane indices and axis strings;
-//! - [`tiff`]: TIFF flavours (OME, ImageJ, ScanImage, plain) mapped onto one
-//!   [`tiff::Series`] model, and a streaming, band-by-band pixel reader with
-//!   explicit [`Limits`], and a streaming OME-TIFF writer ([`tiff::writer`]);
 //! - [`stats`]: per-channel statistics and histograms accumulated in one pass;
 //! - [`pca`]: streaming covariance and the eigendecomposition behind PCA;
 //! - [`render`]: windowing to 8 bits, PNG and NumPy `.npy` encoding;
@@ -27,18 +25,15 @@
 //! ```
 
 pub mod composite;
-pub mod dtype;
 pub mod error;
 pub mod json_f64;
 pub mod pca;
 pub mod pyramid;
 pub mod render;
 pub mod segment;
-pub mod shape;
 pub mod stats;
-pub mod tiff;
 pub mod wire;
 
-pub use dtype::{DType, Sample};
-pub use error::{CoreError, Limits};
-pub use shape::{Axes, PlaneIndex, Shape5};
+pub use error::CoreError;
+pub use pentascope_tiff::{dispatch_dtype, dtype, shape, Limits};
+pub use pentascope_tiff::{Axes, DType, PlaneIndex, Sample, Shape5};

@@ -28,7 +28,6 @@ use pentascope_store::StoreError;
 use crate::runner::run_claimed;
 use crate::split::PART_TASK;
 use crate::LEASE_SECS;
-use pentascope_app::split::SPLIT_TASKS;
 
 /// kombu's names for its bookkeeping of unacknowledged messages.
 const UNACKED: &str = "unacked";
@@ -301,25 +300,25 @@ impl CeleryBroker {
                 None,
             )
             .await;
-        if SPLIT_TASKS.contains(&d.task.as_str()) {
-            match app.split(&d.task, &d.kwargs).await {
-                Ok(None) => {}
-                Ok(Some(split)) => {
-                    if let Err(e) = self.fan_out(&d.id, &split).await {
-                        // unacknowledged: split again once Redis answers
-                        tracing::warn!(task = %d.id, "cannot send the parts: {e}");
-                        return;
-                    }
-                    if let Err(e) = self.ack(&d).await {
-                        tracing::warn!(task = %d.id, "cannot acknowledge the task: {e}");
-                    }
+        // each task's registry entry says whether and how it splits; an
+        // unknown task name fails here
+        match app.split(&d.task, &d.kwargs).await {
+            Ok(None) => {}
+            Ok(Some(split)) => {
+                if let Err(e) = self.fan_out(&d.id, &split).await {
+                    // unacknowledged: split again once Redis answers
+                    tracing::warn!(task = %d.id, "cannot send the parts: {e}");
                     return;
                 }
-                Err(e) => {
-                    self.fail(app, &d.id, &e).await;
-                    let _ = self.ack(&d).await;
-                    return;
+                if let Err(e) = self.ack(&d).await {
+                    tracing::warn!(task = %d.id, "cannot acknowledge the task: {e}");
                 }
+                return;
+            }
+            Err(e) => {
+                self.fail(app, &d.id, &e).await;
+                let _ = self.ack(&d).await;
+                return;
             }
         }
         let outcome = run_claimed(app, job).await;

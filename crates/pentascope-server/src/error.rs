@@ -10,6 +10,7 @@ use axum::Json;
 use pentascope_app::AppError;
 use pentascope_core::CoreError;
 use pentascope_store::StoreError;
+use pentascope_tiff::TiffError;
 
 /// An error with the HTTP status it is answered with.
 #[derive(Debug, thiserror::Error)]
@@ -98,15 +99,33 @@ impl From<AppError> for ApiError {
     }
 }
 
-impl From<CoreError> for ApiError {
-    fn from(e: CoreError) -> ApiError {
+impl From<TiffError> for ApiError {
+    fn from(e: TiffError) -> ApiError {
         let status = match &e {
-            CoreError::NotTiff(_) | CoreError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            CoreError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            CoreError::InvalidAxes(_) | CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => {
+            TiffError::NotTiff(_) | TiffError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TiffError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            TiffError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TiffError::InvalidAxes(_) | TiffError::OutOfRange(_) | TiffError::InvalidRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+            detail: None,
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> ApiError {
+        if let CoreError::Tiff(tiff) = e {
+            return tiff.into();
+        }
+        let status = match &e {
+            CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
@@ -140,21 +159,9 @@ impl From<StoreError> for ApiError {
                 message: e.to_string(),
                 detail: None,
             },
-            StoreError::Database(db) if is_unavailable(&db) => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("the metadata database is unavailable: {db}"),
-                detail: None,
-            },
             other => ApiError::internal(other.to_string()),
         }
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-    )
 }
 
 impl IntoResponse for ApiError {

@@ -17,9 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pentascope_core::tiff::TiffFile;
 use pentascope_core::{dispatch_dtype, DType, Limits, Sample};
 use pentascope_store::pixels::{ArrayLayout, BloscCoder, Compression, Shuffle};
+use pentascope_tiff::TiffFile;
 use zarrs::array::{BytesRepresentation, CodecOptions};
 
 /// The candidates, in table order.

@@ -16,9 +16,10 @@ pub enum StoreError {
     /// The chunked pixel store failed.
     #[error("pixel store error: {0}")]
     Pixels(String),
-    /// The metadata database failed.
+    /// The metadata database failed (a fault, not an outage: outages are
+    /// [`StoreError::Unavailable`]).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Applying database migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -47,6 +48,30 @@ pub enum StoreError {
     /// Local I/O failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A file the reader refuses keeps its cause (malformed, unsupported, too
+/// large …), as any other core error.
+impl From<pentascope_tiff::TiffError> for StoreError {
+    fn from(e: pentascope_tiff::TiffError) -> StoreError {
+        StoreError::Core(e.into())
+    }
+}
+
+/// A database that cannot be reached (connection lost, pool exhausted or
+/// closed) is an outage; anything else is a fault.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable {
+                    component: "metadata database",
+                    message: e.to_string(),
+                }
+            }
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 impl StoreError {

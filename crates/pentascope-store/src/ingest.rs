@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pentascope_core::stats::{ChannelStats, SharedChannelStats, StatsAccumulator};
-use pentascope_core::tiff::{PageGroup, Series, TiffFile};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
+use pentascope_tiff::{PageGroup, Series, TiffFile};
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;

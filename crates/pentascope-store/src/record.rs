@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use pentascope_core::stats::ChannelStats;
-use pentascope_core::tiff::{Acquisition, Flavour, PhysicalSizes};
 use pentascope_core::{DType, Shape5};
+use pentascope_tiff::{Acquisition, Flavour, PhysicalSizes};
 use serde::{Deserialize, Serialize};
 
 /// The current time as RFC 3339 (UTC, milliseconds).

@@ -14,7 +14,9 @@ use std::ops::Range;
 use pentascope_core::segment::kmeans::{self, KMeansHistogram, LloydPass, DEFAULT_MAX_PASSES};
 use pentascope_core::segment::label::Labeler;
 use pentascope_core::segment::otsu::{OtsuHistogram, DEFAULT_MAX_INTEGER_BINS};
-use pentascope_core::segment::{RangeAccumulator, RegionProps, RegionTable, SampleRange};
+use pentascope_core::segment::{
+    CompensatedSum, RangeAccumulator, RegionProps, RegionTable, SampleRange,
+};
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
 use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample};
 use rayon::prelude::*;
@@ -340,29 +342,6 @@ fn read_labels(writer: &dyn PixelWriter, z: u64) -> Result<Vec<u32>, StoreError>
     Ok(plane)
 }
 
-/// Neumaier's compensated sum.
-#[derive(Default, Clone, Copy)]
-struct Sum {
-    sum: f64,
-    compensation: f64,
-}
-
-impl Sum {
-    fn add(&mut self, v: f64) {
-        let t = self.sum + v;
-        self.compensation += if self.sum.abs() >= v.abs() {
-            (self.sum - t) + v
-        } else {
-            (v - t) + self.sum
-        };
-        self.sum = t;
-    }
-
-    fn value(self) -> f64 {
-        self.sum + self.compensation
-    }
-}
-
 fn cluster<T: Sample>(
     passes: &mut Passes<'_>,
     writer: &dyn PixelWriter,
@@ -392,7 +371,7 @@ fn cluster<T: Sample>(
     let shape = writer.layout().shape;
     let mut plane = vec![0u8; (shape.y * shape.x) as usize];
     let mut counts = vec![0u64; k];
-    let mut inertia = vec![Sum::default(); k];
+    let mut inertia = vec![CompensatedSum::default(); k];
     let mut stats = StatsAccumulator::<u8>::new();
     let mut samples = 0u64;
     passes.each::<T>(|z, values| {

@@ -22,9 +22,11 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use bytes::Bytes;
 use pentascope_core::stats::SharedChannelStats;
-use pentascope_core::tiff::ifd::{read_ifds, ChainWalk, IfdChain};
-use pentascope_core::tiff::{decode_band, Codec, PageGroup, PageLayout, ReadAt, Series, TiffFile};
 use pentascope_core::{dispatch_dtype, Axes, CoreError, Limits, Sample};
+use pentascope_tiff::incremental::{IfdStream, StreamedIfd};
+use pentascope_tiff::{
+    decode_band, Codec, PageGroup, PageLayout, ReadAt, Series, TiffError, TiffFile,
+};
 
 use crate::cancel::Cancel;
 use crate::error::StoreError;
@@ -39,8 +41,6 @@ use crate::record::ImageId;
 const MAX_PAGE_SPAN: u64 = 32 << 20;
 /// Pages held in memory at once, waiting for or in decoding.
 const MAX_PAGES_IN_FLIGHT: usize = 4;
-/// The most entries an IFD may have for it to be read while streaming.
-const MAX_STREAMED_ENTRIES: u64 = 1 << 16;
 /// Pages waiting for their strips at once. Files with all IFDs first list
 /// every page before any data: past this many, pages are spooled and read
 /// at the end, so that placing each arriving byte stays cheap.
@@ -113,7 +113,7 @@ pub fn ingest_stream(
     }
     let Some(predicted) = router.predicted.clone() else {
         // nothing can be placed before the whole chain is known
-        router.parser.stopped = true;
+        router.ifds.stop();
         while !ended {
             cancel.check()?;
             match body.next_chunk()? {
@@ -178,7 +178,7 @@ fn stream_pages<T: Sample>(
     let groups = predicted.page_groups();
     let writer: OnceLock<Box<dyn PixelWriter>> = OnceLock::new();
     let in_flight = InFlight::default();
-    let big_endian = router.parser.big_endian;
+    let big_endian = router.ifds.big_endian();
     let mut streamed: Vec<(usize, PageLayout)> = Vec::new();
     let received: Result<(), StoreError> = rayon::in_place_scope(|scope| {
         let mut on_page = |page: CapturedPage| -> Result<(), StoreError> {
@@ -254,11 +254,11 @@ fn stream_pages<T: Sample>(
                          field, or as ?axes="
                     )));
                 }
-                StoreError::Core(CoreError::Format(format!(
+                StoreError::Core(CoreError::Tiff(TiffError::Format(format!(
                     "the file's IFD chain disagrees with what its first IFD declares ({what}); \
                      its pages were stored as the first IFD said while the upload arrived: \
                      import it from a file instead (`pentascope ingest`)"
-                )))
+                ))))
             })?;
             Ok(tiff)
         });
@@ -520,7 +520,11 @@ struct Router {
     spool: File,
     /// Bytes received.
     pos: u64,
-    parser: Parser,
+    /// The file's IFDs, read as they arrive.
+    ifds: IfdStream,
+    limits: Limits,
+    /// The axes the uploader gave, if any.
+    axes: Option<Axes>,
     /// The series the first IFD predicts, once read.
     predicted: Option<Series>,
     /// IFD indexes of the predicted series' pages.
@@ -552,7 +556,9 @@ impl Router {
         Router {
             spool,
             pos: 0,
-            parser: Parser::new(max_len, limits, axes),
+            ifds: IfdStream::new(max_len, limits),
+            limits: *limits,
+            axes,
             predicted: None,
             wanted: HashSet::new(),
             captures: Vec::new(),
@@ -563,7 +569,7 @@ impl Router {
 
     /// Whether the first IFD has been read, or will not be while streaming.
     fn decided(&self) -> bool {
-        self.parser.first.is_some() || self.parser.stopped
+        self.ifds.decided()
     }
 
     fn route(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
@@ -574,7 +580,7 @@ impl Router {
             // stop where the next IFD can be read, before what follows it,
             // and where the next contiguous page is expected
             let mut n = (chunk.len() - at) as u64;
-            if let Some(need) = self.parser.need().filter(|need| *need > p) {
+            if let Some(need) = self.ifds.need().filter(|need| *need > p) {
                 n = n.min(need - p);
             }
             if let Some(next) = self.expect_contiguous() {
@@ -625,17 +631,16 @@ impl Router {
     /// Reads every IFD whose bytes are in, and captures its page where it
     /// can be decoded as it passes.
     fn read_ifds(&mut self) -> Result<(), StoreError> {
-        while let Some(need) = self.parser.need() {
+        while let Some(need) = self.ifds.need() {
             if need > self.pos {
                 return Ok(());
             }
-            let Some((index, page)) = self.parser.step(&self.spool)? else {
+            let Some(StreamedIfd { index, page }) = self.ifds.step(&self.spool)? else {
                 continue;
             };
             if index == 0 {
-                if let Some(first) = &self.parser.first {
-                    self.predicted =
-                        Series::predicted(first, self.parser.axes.as_ref(), &self.parser.limits);
+                if let Some(first) = self.ifds.first() {
+                    self.predicted = Series::predicted(first, self.axes.as_ref(), &self.limits);
                 }
                 if let Some(series) = &self.predicted {
                     self.wanted = series.page_groups().iter().filter_map(|g| g.page).collect();
@@ -660,8 +665,8 @@ impl Router {
         let end = span
             .checked_mul(pages as u64)?
             .checked_add(first.offsets[0])?;
-        let next_ifd = self.parser.first.as_ref()?.next_ifd;
-        (end <= self.parser.max_len && next_ifd.is_none_or(|ifd| ifd >= end)).then(|| {
+        let next_ifd = self.ifds.first()?.next_ifd;
+        (end <= self.ifds.max_len() && next_ifd.is_none_or(|ifd| ifd >= end)).then(|| {
             ContiguousPages {
                 first: first.clone(),
                 span,
@@ -706,7 +711,7 @@ impl Router {
         }
         // a thumbnail or reduced copy is no plane of the series; the chain,
         // read at the end, says where the planes are
-        let first = self.parser.first.as_ref().and_then(|c| c.pages.first());
+        let first = self.ifds.first().and_then(|c| c.pages.first());
         if layout.reduced || !first.is_some_and(|f| f.as_ref().is_ok_and(|f| f.same_kind(&layout)))
         {
             return;
@@ -759,222 +764,5 @@ impl Router {
     ) -> Result<TiffFile, StoreError> {
         self.spool.set_len(self.pos)?;
         Ok(TiffFile::open(spool, limits, axes)?)
-    }
-}
-
-/// Where reading the IFD chain from the arriving bytes has got to.
-#[derive(Debug, Clone, Copy)]
-enum Stage {
-    Header,
-    /// An IFD's entry count, at this offset.
-    Count(u64),
-    /// An IFD's entries.
-    Entries {
-        at: u64,
-        count: u64,
-    },
-    /// An IFD whose tag values end at `end`.
-    Values {
-        at: u64,
-        end: u64,
-    },
-}
-
-/// Reads IFDs one by one from the spool as their bytes arrive. It stops
-/// (and the file is read from the spool afterwards) at anything it does
-/// not expect: the whole chain, read then, says what is wrong.
-struct Parser {
-    stage: Stage,
-    max_len: u64,
-    limits: Limits,
-    axes: Option<Axes>,
-    big_endian: bool,
-    bigtiff: bool,
-    /// The first IFD, with the file's metadata.
-    first: Option<IfdChain>,
-    /// IFDs read.
-    ifds: usize,
-    seen: HashSet<u64>,
-    stopped: bool,
-}
-
-impl Parser {
-    fn new(max_len: u64, limits: &Limits, axes: Option<Axes>) -> Parser {
-        Parser {
-            stage: Stage::Header,
-            max_len,
-            limits: *limits,
-            axes,
-            big_endian: false,
-            bigtiff: false,
-            first: None,
-            ifds: 0,
-            seen: HashSet::new(),
-            stopped: false,
-        }
-    }
-
-    fn offset_bytes(&self) -> u64 {
-        if self.bigtiff {
-            8
-        } else {
-            4
-        }
-    }
-
-    fn count_bytes(&self) -> u64 {
-        if self.bigtiff {
-            8
-        } else {
-            2
-        }
-    }
-
-    fn entry_bytes(&self) -> u64 {
-        if self.bigtiff {
-            20
-        } else {
-            12
-        }
-    }
-
-    /// Bytes that must have arrived for the next step.
-    fn need(&self) -> Option<u64> {
-        if self.stopped {
-            return None;
-        }
-        match self.stage {
-            Stage::Header => Some(16),
-            Stage::Count(at) => at.checked_add(self.count_bytes()),
-            Stage::Entries { at, count } => count
-                .checked_mul(self.entry_bytes())
-                .and_then(|n| n.checked_add(at + self.count_bytes() + self.offset_bytes())),
-            Stage::Values { end, .. } => Some(end),
-        }
-    }
-
-    fn number(&self, bytes: &[u8]) -> u64 {
-        let mut word = [0u8; 8];
-        if self.big_endian {
-            word[8 - bytes.len()..].copy_from_slice(bytes);
-            u64::from_be_bytes(word)
-        } else {
-            word[..bytes.len()].copy_from_slice(bytes);
-            u64::from_le_bytes(word)
-        }
-    }
-
-    fn stop(&mut self) -> Result<Option<(usize, Option<PageLayout>)>, StoreError> {
-        self.stopped = true;
-        Ok(None)
-    }
-
-    /// One step; an IFD read gives its index and its page (where usable).
-    fn step(&mut self, spool: &File) -> Result<Option<(usize, Option<PageLayout>)>, StoreError> {
-        match self.stage {
-            Stage::Header => {
-                let mut header = [0u8; 16];
-                FileExt::read_exact_at(spool, &mut header, 0)?;
-                let (big_endian, bigtiff) = match &header[..4] {
-                    b"II*\0" => (false, false),
-                    b"MM\0*" => (true, false),
-                    b"II+\0" => (false, true),
-                    b"MM\0+" => (true, true),
-                    _ => return self.stop(),
-                };
-                self.big_endian = big_endian;
-                self.bigtiff = bigtiff;
-                let first = if bigtiff {
-                    self.number(&header[8..16])
-                } else {
-                    self.number(&header[4..8])
-                };
-                self.next(first)
-            }
-            Stage::Count(at) => {
-                let mut count = [0u8; 8];
-                let n = self.count_bytes() as usize;
-                FileExt::read_exact_at(spool, &mut count[..n], at)?;
-                let count = self.number(&count[..n]);
-                if count == 0 || count > MAX_STREAMED_ENTRIES {
-                    return self.stop();
-                }
-                self.stage = Stage::Entries { at, count };
-                Ok(None)
-            }
-            Stage::Entries { at, count } => {
-                let table_at = at + self.count_bytes();
-                let entry = self.entry_bytes();
-                // count ≤ MAX_STREAMED_ENTRIES: a table of at most 1.3 MB
-                let mut table = vec![0u8; (count * entry) as usize];
-                FileExt::read_exact_at(spool, &mut table, table_at)?;
-                let mut end = table_at + count * entry + self.offset_bytes();
-                let inline = self.offset_bytes();
-                for e in table.chunks_exact(entry as usize) {
-                    let kind = self.number(&e[2..4]);
-                    let (values, field) = if self.bigtiff {
-                        (self.number(&e[4..12]), &e[12..20])
-                    } else {
-                        (self.number(&e[4..8]), &e[8..12])
-                    };
-                    let size = match kind {
-                        1 | 2 | 6 | 7 => 1u64,
-                        3 | 8 => 2,
-                        4 | 9 | 11 | 13 => 4,
-                        _ => 8,
-                    };
-                    let Some(bytes) = values.checked_mul(size) else {
-                        return self.stop();
-                    };
-                    if bytes <= inline {
-                        continue;
-                    }
-                    match self.number(field).checked_add(bytes) {
-                        Some(value_end) if value_end <= self.max_len => end = end.max(value_end),
-                        _ => return self.stop(),
-                    }
-                }
-                self.stage = Stage::Values { at, end };
-                Ok(None)
-            }
-            Stage::Values { at, .. } => {
-                let walk = ChainWalk {
-                    start: (self.ifds > 0).then_some(at),
-                    max_ifds: Some(1),
-                };
-                let Ok(mut chain) = read_ifds(spool, self.max_len, &self.limits, walk) else {
-                    return self.stop();
-                };
-                let index = self.ifds;
-                self.ifds += 1;
-                let next = chain.next_ifd;
-                let page = match chain.pages.pop() {
-                    Some(Ok(page)) => Some(page),
-                    _ => None,
-                };
-                if index == 0 {
-                    // the first page stays in the chain the series is predicted from
-                    chain.pages.push(page.clone().ok_or_else(|| {
-                        CoreError::Format("the first IFD has no usable image".into())
-                    }));
-                    self.first = Some(chain);
-                }
-                match next {
-                    Some(offset) if (self.ifds as u64) < self.limits.max_pages => {
-                        self.next(offset)?;
-                    }
-                    _ => self.stopped = true,
-                }
-                Ok(Some((index, page)))
-            }
-        }
-    }
-
-    fn next(&mut self, offset: u64) -> Result<Option<(usize, Option<PageLayout>)>, StoreError> {
-        if offset == 0 || offset >= self.max_len || !self.seen.insert(offset) {
-            return self.stop();
-        }
-        self.stage = Stage::Count(offset);
-        Ok(None)
     }
 }

@@ -10,7 +10,7 @@ use pentascope_app::jobs::InProcessQueue;
 use pentascope_app::{App, Caller};
 use pentascope_store::records::{Scope, TokenRecord};
 
-use crate::Settings;
+use crate::StoreSettings;
 
 /// `pentascope user`.
 #[derive(Debug, Clone, Args)]
@@ -29,12 +29,12 @@ enum UserAction {
         #[arg(long)]
         admin: bool,
         #[command(flatten)]
-        settings: Settings,
+        settings: StoreSettings,
     },
     /// List users.
     List {
         #[command(flatten)]
-        settings: Settings,
+        settings: StoreSettings,
     },
 }
 
@@ -63,7 +63,7 @@ enum TokenAction {
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
-        settings: Settings,
+        settings: StoreSettings,
     },
     /// List keys (never their secrets).
     List {
@@ -71,18 +71,18 @@ enum TokenAction {
         #[arg(long)]
         user: Option<String>,
         #[command(flatten)]
-        settings: Settings,
+        settings: StoreSettings,
     },
     /// Revoke a key: refused from the next request on.
     Revoke {
         /// The key's id (the number in ps_<id>_…).
         id: i64,
         #[command(flatten)]
-        settings: Settings,
+        settings: StoreSettings,
     },
 }
 
-async fn open(settings: &Settings) -> Result<Arc<App>, String> {
+async fn open(settings: &StoreSettings) -> Result<Arc<App>, String> {
     Ok(Arc::new(
         App::open(settings.config(), Arc::new(InProcessQueue::default()))
             .await

@@ -11,7 +11,7 @@ use pentascope_app::integrity::{CheckOptions, CheckReport};
 use pentascope_app::jobs::InProcessQueue;
 use pentascope_app::App;
 
-use crate::Settings;
+use crate::StoreSettings;
 
 /// Arguments of `pentascope check`.
 #[derive(Debug, Clone, Args)]
@@ -34,7 +34,7 @@ pub struct CheckArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     #[command(flatten)]
-    settings: Settings,
+    settings: StoreSettings,
 }
 
 /// Runs the check and prints one line per problem, then a summary.

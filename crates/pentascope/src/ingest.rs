@@ -14,7 +14,7 @@ use pentascope_app::jobs::InProcessQueue;
 use pentascope_app::{App, Caller};
 use pentascope_core::Axes;
 
-use crate::Settings;
+use crate::{IngestSettings, StoreSettings};
 
 /// File name endings taken from folders (files named on the command line
 /// are always tried).
@@ -55,7 +55,9 @@ pub struct IngestArgs {
     #[arg(long = "dataset", value_name = "NAME")]
     datasets: Vec<String>,
     #[command(flatten)]
-    settings: Settings,
+    store: StoreSettings,
+    #[command(flatten)]
+    settings: IngestSettings,
 }
 
 impl IngestArgs {
@@ -95,9 +97,12 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
     // no runners: the command imports and leaves; the database and pixel
     // store are the ones `serve` uses with the same settings
     let app = Arc::new(
-        App::open(args.settings.config(), Arc::new(InProcessQueue::default()))
-            .await
-            .map_err(|e| e.to_string())?,
+        App::open(
+            args.settings.config(&args.store),
+            Arc::new(InProcessQueue::default()),
+        )
+        .await
+        .map_err(|e| e.to_string())?,
     );
     let caller = match &args.owner {
         Some(name) => app.act_as(name).await.map_err(|e| e.to_string())?,
@@ -105,7 +110,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
     };
     let style = ProgressStyle::with_template("{prefix:>40!} {bar:30} {pos}/{len} planes {msg}")
         .map_err(|e| e.to_string())?;
-    let limits = args.settings.config().limits;
+    let limits = args.settings.config(&args.store).limits;
     let mut failures = Vec::new();
     let (mut imported, mut read_with) = (0, 0);
     // file → the file it was read with
@@ -123,7 +128,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
             continue;
         }
         // a file that cannot be read is reported by its import
-        for other in pentascope_core::tiff::dataset_files(path, &limits).unwrap_or_default() {
+        for other in pentascope_tiff::dataset_files(path, &limits).unwrap_or_default() {
             let other = std::fs::canonicalize(&other).unwrap_or(other);
             dataset_of.entry(other).or_insert_with(|| path.clone());
         }

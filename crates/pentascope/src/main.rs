@@ -67,14 +67,14 @@ fn init_logging(format: LogFormat) {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API (and in-process job runners).
-    Serve(Settings),
+    Serve(ServeSettings),
     /// Process jobs from the Celery broker (CELERY_BROKER_URL), on any
     /// machine that shares the database and the pixel store.
-    Worker(Settings),
+    Worker(WorkerSettings),
     /// Apply database migrations and exit.
-    Migrate(Settings),
+    Migrate(StoreSettings),
     /// Show every setting, its value, where it came from and its default.
-    Config(Settings),
+    Config(ServeSettings),
     /// Import TIFF files or folders of them, without HTTP: a progress bar
     /// per file, then a summary; exits non-zero if any file failed.
     Ingest(ingest::IngestArgs),
@@ -89,15 +89,9 @@ enum Command {
     Token(admin::TokenArgs),
 }
 
-/// Every setting, from the command line or the environment.
+/// Where images and their records live: every subcommand's settings.
 #[derive(Debug, Clone, Args)]
-pub struct Settings {
-    /// Interface to listen on.
-    #[arg(long, env = "HOST", default_value = defaults::HOST)]
-    host: String,
-    /// Port to listen on (0 picks a free port; the address is printed).
-    #[arg(long, env = "PORT", default_value_t = defaults::PORT)]
-    port: u16,
+pub struct StoreSettings {
     /// Where the embedded database, pixels and upload spool live.
     #[arg(long, env = "PENTASCOPE_DATA_DIR", default_value = defaults::DATA_DIR)]
     data_dir: PathBuf,
@@ -110,6 +104,12 @@ pub struct Settings {
     /// Default: images/ in the data directory.
     #[arg(long, env = "STORAGE_URL")]
     storage_url: Option<String>,
+}
+
+/// How files are read and stored: the limits a file is checked against
+/// and how its pixels are written (`serve`, `worker`, `ingest`).
+#[derive(Debug, Clone, Args)]
+pub struct IngestSettings {
     /// Largest image accepted, in samples (T·Z·C·Y·X).
     #[arg(long, env = "PENTASCOPE_MAX_SAMPLES", default_value_t = Limits::default().max_samples)]
     max_samples: u64,
@@ -129,9 +129,25 @@ pub struct Settings {
     /// Largest metadata text (OME-XML, ImageJ description), in bytes.
     #[arg(long, env = "PENTASCOPE_MAX_METADATA_BYTES", default_value_t = Limits::default().max_metadata_bytes)]
     max_metadata_bytes: u64,
-    /// Largest upload accepted, in bytes.
-    #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
-    max_upload_bytes: u64,
+    /// When pixels are flushed to disk: `sync` (before an image is
+    /// published) or `os` (left to the operating system; faster on slow
+    /// disks, an OS crash can lose the latest uploads).
+    #[arg(long, env = "PENTASCOPE_DURABILITY", default_value_t = Durability::default())]
+    durability: Durability,
+    /// How new images' pixels are compressed: `fast` (blosc LZ4 with byte
+    /// shuffle where it saves 5%, else none: decoded at several GB/s per
+    /// core), `small` (zstd with byte or bit shuffle, for archives: up to a
+    /// fifth smaller on noisy 16-bit data, 2–10× slower to decode) or
+    /// `none`. Stored images keep the compression they were stored with.
+    #[arg(long, env = "PENTASCOPE_COMPRESSION", default_value_t = CompressionSetting::default())]
+    compression: CompressionSetting,
+    #[command(flatten)]
+    catalogue: CatalogueSettings,
+}
+
+/// How jobs run (`serve`, `worker`).
+#[derive(Debug, Clone, Args)]
+pub struct JobSettings {
     /// Most PCA score values returned inline by /analyze.
     #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = defaults::INLINE_SCORES)]
     inline_scores: u64,
@@ -149,25 +165,10 @@ pub struct Settings {
     /// /segment may hand out, about 90 bytes each.
     #[arg(long, env = "PENTASCOPE_MAX_LABELS", default_value_t = defaults::MAX_LABELS)]
     max_labels: u32,
-    /// When pixels are flushed to disk: `sync` (before an image is
-    /// published) or `os` (left to the operating system; faster on slow
-    /// disks, an OS crash can lose the latest uploads).
-    #[arg(long, env = "PENTASCOPE_DURABILITY", default_value_t = Durability::default())]
-    durability: Durability,
-    /// How new images' pixels are compressed: `fast` (blosc LZ4 with byte
-    /// shuffle where it saves 5%, else none: decoded at several GB/s per
-    /// core), `small` (zstd with byte or bit shuffle, for archives: up to a
-    /// fifth smaller on noisy 16-bit data, 2–10× slower to decode) or
-    /// `none`. Stored images keep the compression they were stored with.
-    #[arg(long, env = "PENTASCOPE_COMPRESSION", default_value_t = CompressionSetting::default())]
-    compression: CompressionSetting,
     /// Background jobs this process runs at once: in-process runners of
     /// `serve` without a broker, or tasks a `worker` runs concurrently.
     #[arg(long, env = "PENTASCOPE_JOB_RUNNERS", default_value_t = defaults::JOB_RUNNERS)]
     job_runners: usize,
-    /// MiB of rendered slices kept in memory (0: no slice cache).
-    #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = defaults::SLICE_CACHE_MIB)]
-    slice_cache_mib: usize,
     /// Celery broker (redis://HOST:PORT/DB). When set, `serve` sends jobs to
     /// it and `pentascope worker` processes run them.
     #[arg(long, env = "CELERY_BROKER_URL")]
@@ -178,6 +179,33 @@ pub struct Settings {
     /// Queue the tasks go to (Celery's default queue name).
     #[arg(long, env = "PENTASCOPE_CELERY_QUEUE", default_value = defaults::CELERY_QUEUE)]
     celery_queue: String,
+    /// The user that Celery tasks naming no owner act as (workers).
+    /// Default: such tasks are unrestricted.
+    #[arg(long, env = "PENTASCOPE_SERVICE_USER")]
+    service_user: Option<String>,
+    /// Seconds a task may stay unacknowledged (its worker stopped) before it
+    /// is delivered again.
+    #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
+    visibility_timeout: u64,
+    /// Also serve /metrics, without a key, on this address (HOST:PORT; keep
+    /// it private): for `serve` beside the API, for `worker` its metrics
+    /// (job durations). Default: `serve` has /metrics on its API address only.
+    #[arg(long, env = "PENTASCOPE_METRICS_ADDR")]
+    metrics_addr: Option<String>,
+}
+
+/// The HTTP API (`serve`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// Interface to listen on.
+    #[arg(long, env = "HOST", default_value = defaults::HOST)]
+    host: String,
+    /// Port to listen on (0 picks a free port; the address is printed).
+    #[arg(long, env = "PORT", default_value_t = defaults::PORT)]
+    port: u16,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
     /// Connections served at once; more are closed on arrival (lowered to
     /// what the open-file limit allows).
     #[arg(long, env = "PENTASCOPE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
@@ -194,6 +222,9 @@ pub struct Settings {
     /// wait for their share, and a plane larger than this is refused (413).
     #[arg(long, env = "PENTASCOPE_SLICE_MEMORY_MIB", default_value_t = defaults::SLICE_MEMORY_MIB)]
     slice_memory_mib: u64,
+    /// MiB of rendered slices kept in memory (0: no slice cache).
+    #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = defaults::SLICE_CACHE_MIB)]
+    slice_cache_mib: usize,
     /// Access control: off or required. Default: off when listening on a
     /// loopback address, required otherwise.
     #[arg(long, env = "PENTASCOPE_AUTH", value_parser = ["off", "required"])]
@@ -207,21 +238,30 @@ pub struct Settings {
     /// Default: none.
     #[arg(long, env = "PENTASCOPE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
-    /// The user that Celery tasks naming no owner act as (workers).
-    /// Default: such tasks are unrestricted.
-    #[arg(long, env = "PENTASCOPE_SERVICE_USER")]
-    service_user: Option<String>,
-    /// Seconds a task may stay unacknowledged (its worker stopped) before it
-    /// is delivered again.
-    #[arg(long, env = "PENTASCOPE_VISIBILITY_TIMEOUT", default_value_t = defaults::VISIBILITY_TIMEOUT_SECS)]
-    visibility_timeout: u64,
-    /// Also serve /metrics, without a key, on this address (HOST:PORT; keep
-    /// it private): for `serve` beside the API, for `worker` its metrics
-    /// (job durations). Default: `serve` has /metrics on its API address only.
-    #[arg(long, env = "PENTASCOPE_METRICS_ADDR")]
-    metrics_addr: Option<String>,
+}
+
+/// Every setting of `serve` (and `config`, which shows them).
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
     #[command(flatten)]
-    catalogue: CatalogueSettings,
+    store: StoreSettings,
+    #[command(flatten)]
+    ingest: IngestSettings,
+    #[command(flatten)]
+    jobs: JobSettings,
+    #[command(flatten)]
+    http: HttpSettings,
+}
+
+/// The settings of `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    #[command(flatten)]
+    store: StoreSettings,
+    #[command(flatten)]
+    ingest: IngestSettings,
+    #[command(flatten)]
+    jobs: JobSettings,
 }
 
 /// Bounds on what a lab writes about its images (names, descriptions,
@@ -265,7 +305,7 @@ impl CatalogueSettings {
     }
 }
 
-impl Settings {
+impl StoreSettings {
     fn database_url(&self) -> Option<String> {
         self.database_url
             .clone()
@@ -273,45 +313,45 @@ impl Settings {
             .filter(|u| !u.is_empty())
     }
 
-    fn config(&self) -> Config {
+    /// The configuration of a process that only opens the stores (the
+    /// other settings at their defaults).
+    pub fn config(&self) -> Config {
         let mut config = Config::new(self.data_dir.clone());
-        config.host = self.host.clone();
-        config.port = self.port;
-        config.limits = Limits {
-            max_samples: self.max_samples,
-            max_channels: self.max_channels,
-            max_plane_pixels: self.max_plane_pixels,
-            max_pages: self.max_pages,
-            max_chunk_bytes: self.max_chunk_bytes,
-            max_metadata_bytes: self.max_metadata_bytes,
-        };
+        config.database_url = self.database_url();
+        config.storage_url = self.storage_url.clone().filter(|u| !u.is_empty());
+        config
+    }
+}
+
+impl IngestSettings {
+    fn apply(&self, config: &mut Config) {
+        config.limits = Limits::default()
+            .with_max_samples(self.max_samples)
+            .with_max_channels(self.max_channels)
+            .with_max_plane_pixels(self.max_plane_pixels)
+            .with_max_pages(self.max_pages)
+            .with_max_chunk_bytes(self.max_chunk_bytes)
+            .with_max_metadata_bytes(self.max_metadata_bytes);
         config.catalogue = self.catalogue.limits();
-        config.max_upload_bytes = self.max_upload_bytes;
+        config.durability = self.durability;
+        config.compression = self.compression;
+    }
+
+    /// The configuration of `ingest`: the stores and how files are read.
+    pub fn config(&self, store: &StoreSettings) -> Config {
+        let mut config = store.config();
+        self.apply(&mut config);
+        config
+    }
+}
+
+impl JobSettings {
+    fn apply(&self, config: &mut Config) {
         config.inline_scores_cap = self.inline_scores;
         config.part_pixels = self.part_pixels;
         config.inline_objects_cap = self.inline_objects;
         config.max_labels = self.max_labels;
-        config.durability = self.durability;
-        config.compression = self.compression;
-        config.database_url = self.database_url();
         config.job_runners = self.job_runners;
-        config.storage_url = self.storage_url.clone().filter(|u| !u.is_empty());
-        config.slice_cache_bytes = self.slice_cache_mib << 20;
-        config.max_connections = self.max_connections;
-        config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
-        config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
-        config.slice_memory_bytes = self.slice_memory_mib << 20;
-        config.auth_setting = self
-            .auth
-            .as_deref()
-            .and_then(pentascope_app::access::AuthMode::parse);
-        config.secret_key = self.secret_key.clone().filter(|k| !k.is_empty());
-        config.cors_origins = self
-            .cors_origins
-            .iter()
-            .map(|o| o.trim().to_string())
-            .filter(|o| !o.is_empty())
-            .collect();
         config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
         config.metrics_addr = self.metrics_addr.clone().filter(|a| !a.is_empty());
         config.celery = self
@@ -328,12 +368,52 @@ impl Settings {
                 queue: self.celery_queue.clone(),
                 visibility_timeout: self.visibility_timeout,
             });
+    }
+}
+
+impl HttpSettings {
+    fn apply(&self, config: &mut Config) {
+        config.host = self.host.clone();
+        config.port = self.port;
+        config.max_upload_bytes = self.max_upload_bytes;
+        config.slice_cache_bytes = self.slice_cache_mib << 20;
+        config.max_connections = self.max_connections;
+        config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
+        config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
+        config.slice_memory_bytes = self.slice_memory_mib << 20;
+        config.auth_setting = self
+            .auth
+            .as_deref()
+            .and_then(pentascope_app::access::AuthMode::parse);
+        config.secret_key = self.secret_key.clone().filter(|k| !k.is_empty());
+        config.cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+    }
+}
+
+impl ServeSettings {
+    fn config(&self) -> Config {
+        let mut config = self.ingest.config(&self.store);
+        self.jobs.apply(&mut config);
+        self.http.apply(&mut config);
+        config
+    }
+}
+
+impl WorkerSettings {
+    fn config(&self) -> Config {
+        let mut config = self.ingest.config(&self.store);
+        self.jobs.apply(&mut config);
         config
     }
 }
 
 /// Prints each setting with its value, source and default.
-fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
+fn show_config(settings: &ServeSettings, matches: &clap::ArgMatches) {
     let config = settings.config();
     let mut command = Cli::command();
     // built, so that the global settings (--log-format) are listed too
@@ -369,7 +449,8 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
         };
         let value = match id {
             "database_url" => {
-                if settings.database_url.is_none() && settings.database_url().is_some() {
+                if settings.store.database_url.is_none() && settings.store.database_url().is_some()
+                {
                     source = "environment VERCEL_POSTGRES_URL".into();
                 }
                 redact_url(&config.database_url())
@@ -379,7 +460,7 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
                 source = config.auth_reason();
                 config.auth().as_str().to_string()
             }
-            "secret_key" if settings.secret_key.is_some() => "***".into(),
+            "secret_key" if settings.http.secret_key.is_some() => "***".into(),
             "cors_origins" => config.cors_origins.join(","),
             _ => matches
                 .get_raw(id)
@@ -427,7 +508,9 @@ async fn worker(config: Config) -> Result<(), String> {
     println!(
         "pentascope worker consuming {} (tasks: {})",
         broker.describe(),
-        pentascope_app::jobs::TASK_NAMES.join(", ")
+        pentascope_app::jobs::task_names()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     tokio::select! {
         _ = Arc::unwrap_or_clone(broker).work(app, runners) => Ok(()),

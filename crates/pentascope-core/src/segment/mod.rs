@@ -245,15 +245,25 @@ fn float16_refused(what: &str) -> CoreError {
 
 /// Neumaier's compensated sum: accurate to the last bit or two however many
 /// terms are added.
+///
+/// ```
+/// use pentascope_core::segment::CompensatedSum;
+/// let mut sum = CompensatedSum::default();
+/// for v in [1e16, 1.0, -1e16] {
+///     sum.add(v);
+/// }
+/// assert_eq!(sum.value(), 1.0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct CompensatedSum {
+pub struct CompensatedSum {
     sum: f64,
     compensation: f64,
 }
 
 impl CompensatedSum {
+    /// Adds `v`.
     #[inline(always)]
-    fn add(&mut self, v: f64) {
+    pub fn add(&mut self, v: f64) {
         let t = self.sum + v;
         self.compensation += if self.sum.abs() >= v.abs() {
             (self.sum - t) + v
@@ -263,12 +273,14 @@ impl CompensatedSum {
         self.sum = t;
     }
 
-    fn merge(&mut self, other: CompensatedSum) {
+    /// Adds what another sum holds (a thread's, a part's).
+    pub fn merge(&mut self, other: CompensatedSum) {
         self.add(other.sum);
         self.add(other.compensation);
     }
 
-    fn value(self) -> f64 {
+    /// The sum.
+    pub fn value(self) -> f64 {
         self.sum + self.compensation
     }
 }

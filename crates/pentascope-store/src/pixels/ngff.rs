@@ -75,14 +75,14 @@ pub fn plane_array_json(shape: pentascope_core::Shape5, dtype: DType) -> serde_j
 pub(super) fn ngff_attributes(attrs: &ImageAttributes, levels: u32) -> serde_json::Value {
     use serde_json::json;
     let p = &attrs.physical_sizes;
-    let axis = |name: &str, kind: &str, size: &Option<pentascope_core::tiff::PhysicalSize>| {
+    let axis = |name: &str, kind: &str, size: &Option<pentascope_tiff::PhysicalSize>| {
         let mut a = json!({"name": name, "type": kind});
         if let Some(unit) = size.as_ref().and_then(|s| ngff_unit(&s.unit)) {
             a["unit"] = json!(unit);
         }
         a
     };
-    let scale_of = |size: &Option<pentascope_core::tiff::PhysicalSize>| {
+    let scale_of = |size: &Option<pentascope_tiff::PhysicalSize>| {
         size.as_ref()
             .filter(|s| s.value.is_finite() && s.value > 0.0)
             .map_or(1.0, |s| s.value)

@@ -4,8 +4,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use pentascope_core::pyramid::Downsample;
-use pentascope_core::tiff::PhysicalSizes;
 use pentascope_core::PlaneIndex;
+use pentascope_tiff::PhysicalSizes;
 
 use super::layout::{ArrayLayout, Compression};
 use crate::error::StoreError;

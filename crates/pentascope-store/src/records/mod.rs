@@ -73,8 +73,8 @@ pub async fn connect(url: &str) -> Result<Records, StoreError> {
 pub(crate) mod tests {
     use super::*;
     use crate::record::{now_rfc3339, ImageDetails, ImageId, ImageKind, ImageRecord};
-    use pentascope_core::tiff::Flavour;
     use pentascope_core::{DType, Shape5};
+    use pentascope_tiff::Flavour;
     use sqlx::postgres::PgPoolOptions;
     use std::time::Duration;
 

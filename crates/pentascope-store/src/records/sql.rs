@@ -364,6 +364,10 @@ macro_rules! image_repo {
             fn backend(&self) -> &'static str {
                 $backend.name()
             }
+
+            fn embedded(&self) -> bool {
+                $backend == Backend::Sqlite
+            }
         }
     };
 }

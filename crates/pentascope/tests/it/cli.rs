@@ -9,6 +9,71 @@ fn pentascope() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pentascope"))
 }
 
+/// Each subcommand offers the settings it uses and no other: the HTTP
+/// server's (`--port`, `--cors-origins`) only where there is one, the job
+/// transport's only where jobs run, the stores' everywhere.
+#[test]
+fn each_subcommand_offers_only_its_own_settings() {
+    let offers = |args: &[&str]| {
+        let out = pentascope().args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let has = |help: &str, flag: &str| help.lines().any(|l| l.contains(&format!("{flag} ")));
+    let cases: [(&[&str], &[&str], &[&str]); 7] = [
+        (
+            &["serve"],
+            &[
+                "--port",
+                "--cors-origins",
+                "--celery-broker-url",
+                "--max-samples",
+                "--data-dir",
+            ],
+            &[],
+        ),
+        (
+            &["worker"],
+            &["--celery-broker-url", "--max-samples", "--data-dir"],
+            &["--port", "--cors-origins"],
+        ),
+        (
+            &["ingest"],
+            &["--max-samples", "--compression", "--data-dir"],
+            &["--port", "--cors-origins", "--celery-broker-url"],
+        ),
+        (
+            &["check"],
+            &["--data-dir", "--storage-url"],
+            &["--port", "--max-samples", "--celery-broker-url"],
+        ),
+        (
+            &["migrate"],
+            &["--database-url"],
+            &["--port", "--max-samples"],
+        ),
+        (
+            &["user", "create"],
+            &["--data-dir"],
+            &["--port", "--max-samples", "--celery-broker-url"],
+        ),
+        (
+            &["token", "create"],
+            &["--data-dir"],
+            &["--port", "--max-samples", "--celery-broker-url"],
+        ),
+    ];
+    for (args, offered, not_offered) in cases {
+        let help = offers(args);
+        for flag in offered {
+            assert!(has(&help, flag), "{args:?} does not offer {flag}:\n{help}");
+        }
+        for flag in not_offered {
+            assert!(!has(&help, flag), "{args:?} offers {flag}:\n{help}");
+        }
+    }
+}
+
 /// `--help` lists every subcommand, and its description (the text above
 /// `Usage:`, also shown by `-h`) names each of them.
 #[test]

@@ -17,21 +17,7 @@ use crate::util::npy::Npy;
 use crate::util::Server;
 
 fn python() -> PathBuf {
-    let python = std::env::var_os("PENTASCOPE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        });
-    let ok = Command::new(&python)
-        .args(["-c", "import numpy, scipy, skimage, sklearn, tifffile"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import numpy, scipy, skimage, sklearn and tifffile (.ci/run makes that venv)",
-        python.display()
-    );
-    python
+    crate::util::python::python_with("numpy, scipy, skimage, sklearn, tifffile")
 }
 
 /// Writes the fixtures and references into `dir`; returns the references.

@@ -46,10 +46,12 @@ fn run_printing(script: &str, args: &[&Path]) -> Vec<u8> {
 /// `PhysicalSize*`/`TimeIncrement` with their units (defaults µm and s),
 /// ImageJ's resolution in pixels per `unit`, `spacing` and `finterval`,
 /// ScanImage's stack step and frame period, and the TIFF resolution tags
-/// with ResolutionUnit inch or centimeter. Units are named as UDUNITS
+/// with ResolutionUnit inch or centimeter, and an Aperio SVS's `MPP` in
+/// micrometres (tifffile's `svs_description_metadata`). Units are named as UDUNITS
 /// names them (`micrometer`), as NGFF asks.
 const PHYSICAL_SIZES: &str = r#"
 import json, sys, tifffile
+from tifffile.tifffile import svs_description_metadata
 NAMES = {"µm": "micrometer", "μm": "micrometer", "\\u00B5m": "micrometer", "um": "micrometer",
          "micron": "micrometer", "microns": "micrometer", "nm": "nanometer", "mm": "millimeter",
          "cm": "centimeter", "m": "meter", "in": "inch", "s": "second", "sec": "second",
@@ -92,6 +94,9 @@ for path in sys.argv[1:]:
             period = frame.get("SI.hRoiManager.scanFramePeriod")
             if axes.get("T", 1) > 1 and isinstance(period, (int, float)) and period > 0:
                 t = size(period, "second")
+        elif tif.is_svs:
+            mpp = svs_description_metadata(page.description).get("MPP")
+            x = y = size(mpp, "µm") if mpp else None
         else:
             unit = {2: "inch", 3: "centimeter"}.get(int(page.resolutionunit))
             if unit:
@@ -1106,7 +1111,7 @@ fn micromanager_files_read_as_tifffile_reads_them() {
 /// PhotometricInterpretation, 1-, 2-, 4- and 12-bit packed samples, and the
 /// corpus's SVS.
 const TIFFFILE_REFERENCE: &str =
-    include_str!("../../../pentascope-core/tests/tifffile_reference.py");
+    include_str!("../../../pentascope-tiff/tests/tifffile_reference.py");
 
 /// Each of those files uploaded: its shape, sample type and every sample
 /// equal to tifffile's array (JPEG included: both decode with
@@ -1123,7 +1128,7 @@ fn flavours_and_codecs_upload_exactly_as_tifffile_reads_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap())
             .unwrap();
     let server = Server::start();
-    let mut jpeg = 0;
+    let (mut jpeg, mut svs) = (0, 0);
     for entry in &manifest {
         let path = PathBuf::from(entry["file"].as_str().unwrap());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -1138,9 +1143,13 @@ fn flavours_and_codecs_upload_exactly_as_tifffile_reads_them() {
             .collect();
         assert_eq!(server.samples_sha256(&id), want, "{name}: samples");
         jpeg += usize::from(entry["compression"] == 7);
+        if entry["kind"] == "svs" {
+            svs += 1;
+            assert_eq!(meta["flavour"], "svs", "{name}");
+        }
     }
     assert!(
-        manifest.len() >= 26 && jpeg >= 17,
+        manifest.len() >= 28 && jpeg >= 17 && svs >= 3,
         "{} files",
         manifest.len()
     );

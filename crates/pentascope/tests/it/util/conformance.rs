@@ -7,8 +7,19 @@ use sha2::{Digest, Sha256};
 
 use super::{close, f64_rows, f64s, image_id_of, shape5, FixtureSet, Resp, Server};
 
-/// The flavours `/metadata` may report.
-pub const FLAVOURS: [&str; 4] = ["ome", "imagej", "scanimage", "plain"];
+/// The flavours `/metadata` may report: every one the reader knows.
+pub const FLAVOURS: [&str; 10] = [
+    "ome",
+    "imagej",
+    "scanimage",
+    "stk",
+    "lsm",
+    "fluoview",
+    "micromanager",
+    "ndtiff",
+    "svs",
+    "plain",
+];
 
 /// Runs every file of `set` through [`check_file`] and returns one message
 /// per failing file.
@@ -151,6 +162,8 @@ fn expected_flavour(name: &str, expected: &Value) -> &'static str {
         "imagej"
     } else if name.contains("scanimage") {
         "scanimage"
+    } else if name.ends_with(".svs") {
+        "svs"
     } else {
         "plain"
     }

@@ -283,7 +283,7 @@ float_sample!(f64, DType::F64);
 /// dispatch in the loop.
 ///
 /// ```
-/// use pentascope_core::{dispatch_dtype, DType, Sample};
+/// use pentascope_tiff::{dispatch_dtype, DType, Sample};
 /// fn size_of<T: Sample>() -> usize { std::mem::size_of::<T>() }
 /// let n = dispatch_dtype!(DType::U16, T => size_of::<T>());
 /// assert_eq!(n, 2);

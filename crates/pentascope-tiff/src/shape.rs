@@ -1,6 +1,6 @@
 //! The canonical `TZCYX` shape, plane indices and axis strings.
 
-use crate::error::CoreError;
+use crate::TiffError;
 use serde::{Deserialize, Serialize};
 
 /// The canonical axis order every image is presented in.
@@ -57,14 +57,14 @@ impl Shape5 {
 
     /// Checks that `plane` lies inside this shape, naming the valid range of
     /// the first coordinate that does not.
-    pub fn check_plane(self, plane: PlaneIndex) -> Result<(), CoreError> {
+    pub fn check_plane(self, plane: PlaneIndex) -> Result<(), TiffError> {
         for (name, value, size) in [
             ("time", plane.t, self.t),
             ("z", plane.z, self.z),
             ("channel", plane.c, self.c),
         ] {
             if value >= size {
-                return Err(CoreError::OutOfRange(format!(
+                return Err(TiffError::OutOfRange(format!(
                     "{name}={value} is out of range: valid {name} values are 0..={} (size {size})",
                     size - 1
                 )));
@@ -104,10 +104,10 @@ pub struct Axes(String);
 
 impl Axes {
     /// Parses an axis string, case-insensitively.
-    pub fn parse(s: &str) -> Result<Axes, CoreError> {
+    pub fn parse(s: &str) -> Result<Axes, TiffError> {
         let up = s.trim().to_ascii_uppercase();
         let bad = |why: &str| {
-            CoreError::InvalidAxes(format!(
+            TiffError::InvalidAxes(format!(
                 "axes {s:?} {why}; use letters from T, Z, C, Y, X (and S for samples) \
                  each at most once, ending in YX, for example TYX, ZCYX or TZCYX"
             ))

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pentascope_core::tiff::{ChunkGeometry, Codec, IfdChain, PageLayout, Series, TiffFile};
-use pentascope_core::{dispatch_dtype, CoreError, DType, Limits, Sample};
+use pentascope_tiff::{dispatch_dtype, DType, Limits, Sample, TiffError};
+use pentascope_tiff::{
+    ChunkGeometry, Codec, IfdChain, MicroManager, PageLayout, Series, StkPlanes, TiffFile,
+};
 
 /// One page (IFD) of a TIFF being built. Strips or tiles are given as blob
 /// indices, so pages can share data.
@@ -35,6 +37,8 @@ pub struct PageSpec {
     pub resolution: Option<Resolution>,
     /// JPEGTables (tag 347); left out when `None`.
     pub jpeg_tables: Option<Vec<u8>>,
+    /// Further tags, as UNDEFINED bytes (vendors' private tags).
+    pub extra_tags: Vec<(u16, Vec<u8>)>,
 }
 
 /// Pixels per unit across and down, each a RATIONAL (numerator,
@@ -59,6 +63,7 @@ impl PageSpec {
             photometric: Some(1),
             resolution: None,
             jpeg_tables: None,
+            extra_tags: Vec::new(),
         }
     }
 }
@@ -70,6 +75,9 @@ pub struct TiffBuilder {
     /// Whether IFDs point at one copy of equal out-of-line tag values.
     share_values: bool,
     scanimage: Option<String>,
+    /// Bytes right after a classic header (at offset 8), where
+    /// Micro-Manager writes its own header.
+    preamble: Vec<u8>,
     blobs: Vec<Vec<u8>>,
     pages: Vec<PageSpec>,
 }
@@ -123,6 +131,12 @@ impl TiffBuilder {
         }
     }
 
+    /// Puts `bytes` right after a classic TIFF's header, at offset 8.
+    pub fn preamble(&mut self, bytes: Vec<u8>) -> &mut TiffBuilder {
+        self.preamble = bytes;
+        self
+    }
+
     /// Makes IFDs share equal tag values (such as strip offset arrays)
     /// instead of each writing its own copy.
     pub fn share_values(&mut self) -> &mut TiffBuilder {
@@ -161,6 +175,7 @@ impl TiffBuilder {
             out.extend_from_slice(b"II*\0");
             next_pointer = out.len();
             out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&self.preamble);
         }
         let mut written_values: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut blob_offsets = Vec::new();
@@ -199,6 +214,9 @@ impl TiffBuilder {
             }
             if page.predictor != 1 {
                 entries.push((317, Values::Short(vec![page.predictor])));
+            }
+            for (tag, bytes) in &page.extra_tags {
+                entries.push((u32::from(*tag), Values::Undefined(bytes.clone())));
             }
             if let Some(text) = &page.description {
                 let mut bytes = text.as_bytes().to_vec();
@@ -360,26 +378,25 @@ pub const FLAT_JPEG_16X16: [u8; 335] = [
 /// Limits for fuzzing: small enough that no input costs more than a few
 /// milliseconds or megabytes to decode.
 pub fn tight_limits() -> Limits {
-    Limits {
-        max_samples: 1 << 20,
-        max_plane_pixels: 1 << 20,
-        max_pages: 1 << 10,
-        max_chunk_bytes: 1 << 22,
-        max_metadata_bytes: 1 << 20,
-        max_channels: 64,
-    }
+    Limits::default()
+        .with_max_samples(1 << 20)
+        .with_max_plane_pixels(1 << 20)
+        .with_max_pages(1 << 10)
+        .with_max_chunk_bytes(1 << 22)
+        .with_max_metadata_bytes(1 << 20)
+        .with_max_channels(64)
 }
 
 /// Opens `path` and decodes every page of its series, in bands of a few
 /// rows (so that band edges fall inside strips and tiles). Returns the
 /// series and how many samples were decoded.
-pub fn read_every_plane(path: &Path, limits: &Limits) -> Result<(Series, u64), CoreError> {
+pub fn read_every_plane(path: &Path, limits: &Limits) -> Result<(Series, u64), TiffError> {
     let file = TiffFile::open(path, limits, None)?;
     let decoded = dispatch_dtype!(file.series().dtype, T => read_pages::<T>(&file))?;
     Ok((file.series().clone(), decoded))
 }
 
-fn read_pages<T: Sample>(file: &TiffFile) -> Result<u64, CoreError> {
+fn read_pages<T: Sample>(file: &TiffFile) -> Result<u64, TiffError> {
     const BAND_ROWS: u32 = 7;
     let shape = file.series().shape;
     let height = shape.y as u32;
@@ -418,35 +435,34 @@ pub fn run_target(target: &str, data: &[u8], limits: &Limits) -> String {
 }
 
 /// The whole reader: `data` is a TIFF file.
-pub fn reader_target(data: &[u8], limits: &Limits) -> Result<(Series, u64), CoreError> {
+pub fn reader_target(data: &[u8], limits: &Limits) -> Result<(Series, u64), TiffError> {
     let file = TempFile::with_bytes(data);
     read_every_plane(file.path(), limits)
 }
 
-/// The flavour parsers: five bytes choose the flavour and the pages'
-/// count and shape, the rest is the metadata text.
-pub fn flavour_target(data: &[u8], limits: &Limits) -> Result<Series, CoreError> {
+/// The flavour parsers, every one of them: five bytes choose the flavour
+/// and the pages' count and shape, the rest is the metadata (text, or the
+/// vendor's binary structure).
+pub fn flavour_target(data: &[u8], limits: &Limits) -> Result<Series, TiffError> {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
-    let kind = match byte(0) % 4 {
-        0 => MetadataKind::Ome,
-        1 => MetadataKind::ImageJ,
-        2 => MetadataKind::ScanImage,
-        _ => MetadataKind::Shaped,
-    };
+    let kind = MetadataKind::ALL[usize::from(byte(0)) % MetadataKind::ALL.len()];
     let pages = usize::from(byte(1) % 8) + 1;
     let shape = (
         u32::from(byte(2) % 4) + 1,
         u32::from(byte(3) % 4) + 1,
         u16::from(byte(4) % 3) + 1,
     );
-    let text = String::from_utf8_lossy(data.get(5..).unwrap_or_default());
-    interpret_metadata(kind, &text, pages, shape, limits)
+    let metadata = data.get(5..).unwrap_or_default();
+    if let MetadataKind::NdTiff = kind {
+        return ndtiff_dataset(metadata, shape, limits);
+    }
+    interpret_metadata(kind, metadata, pages, shape, limits)
 }
 
 /// The codecs and predictors: seven bytes choose the compression,
 /// predictor, sample type, page shape and strips or a tile; the rest is the
 /// compressed chunk.
-pub fn codec_target(data: &[u8], limits: &Limits) -> Result<(Series, u64), CoreError> {
+pub fn codec_target(data: &[u8], limits: &Limits) -> Result<(Series, u64), TiffError> {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let compression = COMPRESSIONS[usize::from(byte(0)) % COMPRESSIONS.len()];
     let predictor = u16::from(byte(1) % 3) + 1;
@@ -468,7 +484,7 @@ pub fn codec_target(data: &[u8], limits: &Limits) -> Result<(Series, u64), CoreE
     )
 }
 
-/// Which flavour's metadata parser [`interpret_metadata`] drives.
+/// Which flavour's metadata parser [`flavour_target`] drives.
 #[derive(Debug, Clone, Copy)]
 pub enum MetadataKind {
     /// OME-XML in the ImageDescription.
@@ -479,18 +495,88 @@ pub enum MetadataKind {
     ScanImage,
     /// tifffile's `{"shape": [...]}` ImageDescription.
     Shaped,
+    /// Zeiss LSM's CZ_LSMINFO structure.
+    Lsm,
+    /// Olympus FluoView's MM_Header.
+    FluoView,
+    /// MetaMorph STK: the first bytes give UIC2tag's plane count and
+    /// axis, the rest is the description.
+    Stk,
+    /// Micro-Manager MMStack: the summary JSON, with an index map placing
+    /// the pages by coordinates taken from the text's bytes.
+    MicroManager,
+    /// Micro-Manager NDTiff: the bytes are `NDTiff.index`, beside a
+    /// one-page NDTiff file ([`ndtiff_dataset`]).
+    NdTiff,
 }
 
-/// Interprets `text` as `kind` metadata of a file with `pages`
+impl MetadataKind {
+    /// Every flavour with a parser of its own (plain files are what any
+    /// rejected metadata falls back to).
+    pub const ALL: [MetadataKind; 9] = [
+        MetadataKind::Ome,
+        MetadataKind::ImageJ,
+        MetadataKind::ScanImage,
+        MetadataKind::Shaped,
+        MetadataKind::Lsm,
+        MetadataKind::FluoView,
+        MetadataKind::Stk,
+        MetadataKind::MicroManager,
+        MetadataKind::NdTiff,
+    ];
+}
+
+/// Opens an NDTiff dataset made of one 8-bit `width`×`height`×`samples`
+/// page and an `NDTiff.index` holding `index` (written to a temporary
+/// folder, removed afterwards), and decodes nothing.
+pub fn ndtiff_dataset(
+    index: &[u8],
+    (width, height, samples): (u32, u32, u16),
+    limits: &Limits,
+) -> Result<Series, TiffError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "pentascope-ndtiff-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("make a temporary folder");
+    // NDTiff v3's words after the TIFF header: its magic number, major and
+    // minor version, then the summary's magic number, length and JSON
+    let summary = b"{}";
+    let mut preamble = Vec::new();
+    for word in [483_729u32, 3, 0, 2_355_492, summary.len() as u32] {
+        preamble.extend_from_slice(&word.to_le_bytes());
+    }
+    preamble.extend_from_slice(summary);
+    let mut tiff = TiffBuilder::classic();
+    tiff.preamble(preamble);
+    let pixels = (width * height) as usize * usize::from(samples);
+    let blob = tiff.blob(vec![0; pixels]);
+    tiff.page(PageSpec {
+        samples,
+        photometric: Some(if samples == 3 { 2 } else { 1 }),
+        extra_tags: vec![(51123, b"{}".to_vec())],
+        ..PageSpec::new(width, height, blob)
+    });
+    let path = dir.join("fuzz_NDTiffStack.tif");
+    std::fs::write(&path, tiff.build()).expect("write the NDTiff file");
+    std::fs::write(dir.join("NDTiff.index"), index).expect("write the index");
+    let opened = TiffFile::open(&path, limits, None).map(|f| f.series().clone());
+    let _ = std::fs::remove_dir_all(&dir);
+    opened
+}
+
+/// Interprets `metadata` as `kind` metadata of a file with `pages`
 /// uncompressed `width`×`height` pages of `samples` samples, and maps it
 /// onto a series. Nothing is decoded.
 pub fn interpret_metadata(
     kind: MetadataKind,
-    text: &str,
+    metadata: &[u8],
     pages: usize,
     (width, height, samples): (u32, u32, u16),
     limits: &Limits,
-) -> Result<Series, CoreError> {
+) -> Result<Series, TiffError> {
     let page = PageLayout {
         width,
         height,
@@ -506,8 +592,12 @@ pub fn interpret_metadata(
         reduced: false,
         jpeg: None,
     };
+    let text = String::from_utf8_lossy(metadata);
+    let byte = |i: usize| metadata.get(i).copied().unwrap_or(0);
     let mut header = Vec::new();
+    let binary = |k: MetadataKind| std::mem::discriminant(&kind) == std::mem::discriminant(&k);
     let description = match kind {
+        MetadataKind::Lsm | MetadataKind::FluoView | MetadataKind::MicroManager => None,
         MetadataKind::ScanImage => {
             header.extend_from_slice(b"II+\0\x08\0\0\0\0\0\0\0\0\0\0\0");
             for word in [0x0703_0301u32, 3, text.len() as u32, 0] {
@@ -526,12 +616,35 @@ pub fn interpret_metadata(
         software: None,
         imagej_metadata: None,
         resolution: Some((2.0, 4.0, 3)),
-        ifd_offsets: vec![0; pages],
-        stk: None,
-        lsm_info: None,
-        fluoview_header: None,
-        micromanager: None,
-        micromanager_tag: false,
+        ifd_offsets: (0..pages as u64).map(|i| 8 + 100 * i).collect(),
+        stk: binary(MetadataKind::Stk).then(|| StkPlanes {
+            count: u64::from(byte(0)) + 1,
+            axis: ['Z', 'T', 'I'][usize::from(byte(1)) % 3],
+        }),
+        lsm_info: binary(MetadataKind::Lsm).then(|| metadata.to_vec()),
+        fluoview_header: binary(MetadataKind::FluoView).then(|| metadata.to_vec()),
+        micromanager: binary(MetadataKind::MicroManager).then(|| MicroManager {
+            summary: text.to_string(),
+            // channel, slice, frame, position and IFD offset of each page
+            index_map: (0..pages as u32)
+                .map(|i| {
+                    let at = 4 * i as usize;
+                    let coordinate = |k: usize| u32::from(byte(at + k) % 4);
+                    [
+                        coordinate(0),
+                        coordinate(1),
+                        coordinate(2),
+                        coordinate(3),
+                        8 + 100 * i,
+                    ]
+                })
+                .collect(),
+            display_settings: None,
+            comments: None,
+            first_image: None,
+            siblings: Vec::new(),
+        }),
+        micromanager_tag: binary(MetadataKind::MicroManager),
         file_len: u64::MAX,
         next_ifd: None,
     };
@@ -555,7 +668,7 @@ pub fn decode_one_chunk(
     tiled: bool,
     payload: &[u8],
     limits: &Limits,
-) -> Result<(Series, u64), CoreError> {
+) -> Result<(Series, u64), TiffError> {
     let mut tiff = TiffBuilder::classic();
     let blob = tiff.blob(payload.to_vec());
     let (sample_format, bits) = dtype_tags(dtype);

@@ -8,12 +8,12 @@ mod util;
 use std::io::Read;
 use std::path::PathBuf;
 
-use pentascope_core::tiff::flavour::{MAX_XML_ATTRIBUTES, MAX_XML_DEPTH};
-use pentascope_core::tiff::{Flavour, TiffFile};
-use pentascope_core::{Axes, CoreError, DType, Limits};
+use pentascope_tiff::flavour::{MAX_XML_ATTRIBUTES, MAX_XML_DEPTH};
+use pentascope_tiff::{Axes, DType, Limits, TiffError};
+use pentascope_tiff::{Flavour, TiffFile};
 use util::{PageSpec, TempFile, TiffBuilder};
 
-fn open(file: &TempFile) -> Result<TiffFile, CoreError> {
+fn open(file: &TempFile) -> Result<TiffFile, TiffError> {
     TiffFile::open(file.path(), &Limits::default(), None)
 }
 
@@ -46,7 +46,7 @@ fn zstd(data: &[u8]) -> Vec<u8> {
 }
 
 #[track_caller]
-fn expect_error(result: Result<TiffFile, CoreError>) -> CoreError {
+fn expect_error(result: Result<TiffFile, TiffError>) -> TiffError {
     match result {
         Ok(f) => panic!("accepted as {:?}", f.series()),
         Err(e) => e,
@@ -60,7 +60,7 @@ fn ome_xml_nested_5000_levels_is_refused_not_a_stack_overflow() {
     let file = one_pixel_pages(1, &ome_xml("", &nested(5000)));
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Unsupported(m) if m.contains(&format!("{MAX_XML_DEPTH} levels"))),
+        matches!(&e, TiffError::Unsupported(m) if m.contains(&format!("{MAX_XML_DEPTH} levels"))),
         "{e}"
     );
 }
@@ -78,7 +78,7 @@ fn ome_xml_element_with_thousands_of_attributes_is_refused() {
     let file = one_pixel_pages(1, &ome_xml("", &format!("<Plane{attributes}/>")));
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Unsupported(m) if m.contains(&format!("at most {MAX_XML_ATTRIBUTES}"))),
+        matches!(&e, TiffError::Unsupported(m) if m.contains(&format!("at most {MAX_XML_ATTRIBUTES}"))),
         "{e}"
     );
 }
@@ -132,7 +132,7 @@ fn ome_sizes_whose_product_overflows_are_refused() {
     let file = one_pixel_pages(1, &ome_xml(r#"SizeZ="4294967296" SizeT="4294967296""#, ""));
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Format(m) if m.contains("2^64 planes")),
+        matches!(&e, TiffError::Format(m) if m.contains("2^64 planes")),
         "{e}"
     );
 }
@@ -169,7 +169,7 @@ fn page_axis_override_outside_tzc_is_refused_not_a_panic() {
         Some(&Axes::parse("SYX").unwrap()),
     )
     .unwrap_err();
-    assert!(matches!(e, CoreError::InvalidAxes(_)), "{e}");
+    assert!(matches!(e, TiffError::InvalidAxes(_)), "{e}");
 }
 
 // 3. Decompression budget
@@ -187,10 +187,7 @@ fn huge_tile_on_a_one_pixel_page_decodes_only_the_row_in_the_image() {
     });
     let file = tiff.write();
     // the whole tile would be 16 MiB; the one row in the image is 4 KiB
-    let limits = Limits {
-        max_chunk_bytes: 1 << 16,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_chunk_bytes(1 << 16);
     let tiff = TiffFile::open(file.path(), &limits, None).unwrap();
     let mut out = vec![Vec::<u8>::new()];
     tiff.read_band(0, 0..1, &mut out).unwrap();
@@ -216,7 +213,7 @@ fn pages_sharing_one_zstd_stream_are_refused_as_a_bomb() {
     let file = tiff.write();
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Unsupported(m) if m.contains("decompression bomb")),
+        matches!(&e, TiffError::Unsupported(m) if m.contains("decompression bomb")),
         "{e}"
     );
 }
@@ -237,7 +234,7 @@ fn pages_sharing_one_strip_offset_array_are_refused() {
     }
     let e = expect_error(open(&tiff.write()));
     assert!(
-        matches!(&e, CoreError::Format(m) if m.contains("share their offset arrays")),
+        matches!(&e, TiffError::Format(m) if m.contains("share their offset arrays")),
         "{e}"
     );
 }
@@ -261,9 +258,9 @@ fn strip_stream_longer_than_the_strip_is_cut_off_unread() {
 
 // 4. Channels
 
-fn assert_names_max_channels(e: &CoreError) {
+fn assert_names_max_channels(e: &TiffError) {
     assert!(
-        matches!(e, CoreError::LimitsExceeded(m)
+        matches!(e, TiffError::LimitsExceeded(m)
             if m.contains("maximum of 1024") && m.contains("PENTASCOPE_MAX_CHANNELS")),
         "{e}"
     );
@@ -293,7 +290,7 @@ fn ome_declaring_2_pow_24_planes_over_one_page_is_refused() {
     let file = one_pixel_pages(1, &ome_xml(r#"SizeZ="4096" SizeT="4096""#, ""));
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Format(m)
+        matches!(&e, TiffError::Format(m)
             if m.contains("declares 16777216 planes") && m.contains("only 1 of them")),
         "{e}"
     );
@@ -307,7 +304,7 @@ fn ome_tiffdata_leaving_half_the_planes_empty_is_refused() {
     let file = one_pixel_pages(40, &ome_xml(r#"SizeZ="40""#, &tiffdata));
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Format(m)
+        matches!(&e, TiffError::Format(m)
             if m.contains("declares 40 planes but the file holds only 20")
                 && m.contains("at most 16 planes may be missing")),
         "{e}"
@@ -340,7 +337,7 @@ fn tile_whose_byte_size_overflows_64_bits_is_refused() {
     });
     let e = expect_error(open(&tiff.write()));
     assert!(
-        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("more than the configured maximum of 268435456 bytes")),
+        matches!(&e, TiffError::LimitsExceeded(m) if m.contains("more than the configured maximum of 268435456 bytes")),
         "{e}"
     );
 }
@@ -352,7 +349,7 @@ fn plane_of_2_pow_64_pixels_is_refused() {
     tiff.page(PageSpec::new(u32::MAX, u32::MAX, strip));
     let e = expect_error(open(&tiff.write()));
     assert!(
-        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("pixels per plane")),
+        matches!(&e, TiffError::LimitsExceeded(m) if m.contains("pixels per plane")),
         "{e}"
     );
 }
@@ -372,7 +369,7 @@ fn jpeg_page(stream: Vec<u8>, (width, height): (u32, u32), tile: (u32, u32)) -> 
     tiff.write()
 }
 
-fn read_all(file: &TempFile) -> Result<Vec<Vec<u8>>, CoreError> {
+fn read_all(file: &TempFile) -> Result<Vec<Vec<u8>>, TiffError> {
     let tiff = open(file)?;
     let mut out = vec![Vec::new()];
     let rows = tiff.series().shape.y as u32;
@@ -410,7 +407,7 @@ fn jpeg_garbage_and_truncated_streams_are_format_errors() {
     ] {
         let e = read_all(&jpeg_page(stream, (16, 16), (16, 16))).unwrap_err();
         assert!(
-            matches!(&e, CoreError::Format(m) if m.contains("JPEG")),
+            matches!(&e, TiffError::Format(m) if m.contains("JPEG")),
             "{what}: {e}"
         );
     }
@@ -423,7 +420,7 @@ fn jpeg_frame_larger_than_its_tile_is_refused_before_decoding() {
     stream[94..98].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
     let e = read_all(&jpeg_page(stream, (16, 16), (16, 16))).unwrap_err();
     assert!(
-        matches!(&e, CoreError::Format(m) if m.contains("JPEG")),
+        matches!(&e, TiffError::Format(m) if m.contains("JPEG")),
         "{e}"
     );
 }
@@ -432,13 +429,10 @@ fn jpeg_frame_larger_than_its_tile_is_refused_before_decoding() {
 fn jpeg_tile_past_max_chunk_bytes_is_refused_when_opened() {
     // a JPEG decoder produces the whole 4096×4096 tile, even of a 1×1 page
     let file = jpeg_page(util::FLAT_JPEG_16X16.to_vec(), (1, 1), (4096, 4096));
-    let limits = Limits {
-        max_chunk_bytes: 1 << 16,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_chunk_bytes(1 << 16);
     let e = expect_error(TiffFile::open(file.path(), &limits, None));
     assert!(
-        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("4096×4096")),
+        matches!(&e, TiffError::LimitsExceeded(m) if m.contains("4096×4096")),
         "{e}"
     );
 }
@@ -453,7 +447,7 @@ fn old_style_and_12_bit_jpeg_are_unsupported() {
     });
     let e = expect_error(open(&tiff.write()));
     assert!(
-        matches!(&e, CoreError::Unsupported(m) if m.contains("old-style JPEG")),
+        matches!(&e, TiffError::Unsupported(m) if m.contains("old-style JPEG")),
         "{e}"
     );
 
@@ -466,7 +460,7 @@ fn old_style_and_12_bit_jpeg_are_unsupported() {
     });
     let e = expect_error(open(&tiff.write()));
     assert!(
-        matches!(&e, CoreError::Unsupported(m) if m.contains("12-bit JPEG")),
+        matches!(&e, TiffError::Unsupported(m) if m.contains("12-bit JPEG")),
         "{e}"
     );
 }
@@ -480,25 +474,22 @@ fn imagej_images_beyond_the_end_of_the_file_are_refused() {
     let file = util::imagej_contiguous((7, 5), (1, 1000, 1), &planes, Some(1000)).write();
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::Format(m) if m.contains("images=1000") && m.contains("truncated")),
+        matches!(&e, TiffError::Format(m) if m.contains("images=1000") && m.contains("truncated")),
         "{e}"
     );
     // 2^40 declared: more than max_pages, refused before the file's length
     let file = util::imagej_contiguous((7, 5), (1, 1 << 40, 1), &planes, Some(1 << 40)).write();
     let e = expect_error(open(&file));
     assert!(
-        matches!(&e, CoreError::LimitsExceeded(m) if m.contains("images=1099511627776")),
+        matches!(&e, TiffError::LimitsExceeded(m) if m.contains("images=1099511627776")),
         "{e}"
     );
     // a plane size times the count past 2^64 is refused, not wrapped
     let file = util::imagej_contiguous((7, 5), (1, 1 << 62, 1), &planes, Some(1 << 62)).write();
-    let limits = Limits {
-        max_pages: u64::MAX,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_pages(u64::MAX);
     let e = expect_error(TiffFile::open(file.path(), &limits, None));
     assert!(
-        matches!(&e, CoreError::Format(m) if m.contains("images=")),
+        matches!(&e, TiffError::Format(m) if m.contains("images=")),
         "{e}"
     );
 }

@@ -1,22 +1,48 @@
-//! Reading multi-dimensional TIFF files as one 5D `TZCYX` series.
+//! Reads multi-dimensional TIFF files as one 5D `TZCYX` series, the way
+//! tifffile reads them, and writes OME-TIFF.
 //!
-//! [`TiffFile::open`] walks the IFD chain ([`ifd`]), recognises the flavour
-//! ([`flavour`]: OME, ImageJ, ScanImage, plain) and maps every page onto
+//! [`TiffFile::open`] walks the IFD chain ([`ifd`]), recognises the file's
+//! flavour ([`flavour`]: OME-TIFF, ImageJ hyperstacks, Micro-Manager MMStack
+//! and NDTiff, MetaMorph STK, Zeiss LSM, Olympus FluoView, ScanImage,
+//! tifffile's shaped description, plain stacks) and maps every page onto
 //! `(t, z, c)`. [`TiffFile::read_band`] then decodes a band of rows of one
-//! page, decoding its strips or tiles in parallel ([`codec`]). Nothing here
-//! holds more than one band in memory; the caller decides what a band is.
+//! page, decoding its strips or tiles in parallel. Nothing here holds more
+//! than one band in memory; the caller decides what a band is.
 //!
-//! Limits are checked before allocation: the declared shape against
-//! [`Limits::max_samples`], each page against the plane and chunk limits.
+//! Every size a file declares is checked against [`Limits`] before it
+//! drives an allocation, a loop or a decompressor; a hostile file is an
+//! error ([`TiffError`]), never a panic.
 //!
 //! [`writer`] goes the other way: it plans an OME-TIFF of a whole image so
 //! that it can be streamed plane by plane with a known length.
+//!
+//! ```no_run
+//! use pentascope_tiff::{Limits, TiffFile};
+//! # fn main() -> Result<(), pentascope_tiff::TiffError> {
+//! let file = TiffFile::open("stack.ome.tif".as_ref(), &Limits::default(), None)?;
+//! let series = file.series();
+//! println!("{:?} {:?} {:?}", series.flavour, series.dtype, series.shape);
+//! // the first 16 rows of the first page, one buffer per sample (channel)
+//! let first = &series.page_groups()[0];
+//! let mut band = vec![Vec::<u16>::new(); first.planes.len()];
+//! if let Some(page) = first.page {
+//!     file.read_band(page, 0..16, &mut band)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 mod codec;
+pub mod dtype;
+mod error;
 pub mod flavour;
 pub mod ifd;
+pub mod incremental;
 mod jpeg;
-mod ndtiff;
+mod limits;
+pub mod shape;
 pub mod writer;
 
 use std::borrow::Cow;
@@ -28,16 +54,16 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 pub use flavour::{
-    Acquisition, ChannelAcquisition, ContiguousPlanes, FileNotes, Flavour, Objective,
-    OriginalMetadata, PhysicalSize, PhysicalSizes,
+    Acquisition, ChannelAcquisition, ContiguousPlanes, FileNotes, Flavour, MicroManager,
+    MicroManagerSibling, Objective, OriginalMetadata, PhysicalSize, PhysicalSizes, StkPlanes,
 };
-pub use ifd::{
-    ChunkGeometry, Codec, IfdChain, MicroManager, MicroManagerSibling, PageLayout, StkPlanes,
-};
+pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
-use crate::error::{CoreError, Limits};
-use crate::shape::{Axes, PlaneIndex, Shape5};
-use crate::{DType, Sample};
+pub use dtype::{DType, Sample};
+pub use error::TiffError;
+pub use limits::Limits;
+pub use shape::{Axes, PlaneIndex, Shape5};
+
 use codec::{decode_chunk, ChunkRef};
 
 /// The image a TIFF file holds, in canonical `TZCYX` terms.
@@ -95,20 +121,20 @@ impl Series {
         header: &[u8],
         axes: Option<&Axes>,
         limits: &Limits,
-    ) -> Result<Series, CoreError> {
+    ) -> Result<Series, TiffError> {
         first_page(&chain.pages)?;
-        let interpretation = flavour::interpret(chain, header, limits)?;
+        let interpretation = flavour::detect(chain, header, limits)?;
         Series::from_interpretation(&chain.pages, interpretation, axes, limits)
     }
 
     /// The series an interpretation gives `pages`, each of which must be
     /// of the first's kind.
     fn from_interpretation(
-        pages: &[Result<PageLayout, CoreError>],
+        pages: &[Result<PageLayout, TiffError>],
         interpretation: flavour::Interpretation,
         axes: Option<&Axes>,
         limits: &Limits,
-    ) -> Result<Series, CoreError> {
+    ) -> Result<Series, TiffError> {
         let first = first_page(pages)?;
         let series = build_series(first, interpretation, axes, limits)?;
         if series.contiguous.is_some() {
@@ -119,7 +145,7 @@ impl Series {
             match &pages[*page] {
                 Ok(p) if p.same_kind(first) => {}
                 Ok(p) => {
-                    return Err(CoreError::Format(format!(
+                    return Err(TiffError::Format(format!(
                         "page {page} is {}×{}×{} {} but the first page is {}×{}×{} {}",
                         p.width,
                         p.height,
@@ -216,7 +242,7 @@ pub struct TiffFile {
     /// with the first of the pages it holds.
     files: Vec<(usize, File)>,
     big_endian: bool,
-    pages: Vec<Result<PageLayout, CoreError>>,
+    pages: Vec<Result<PageLayout, TiffError>>,
     series: Series,
 }
 
@@ -229,11 +255,11 @@ impl TiffFile {
     /// the others beside it, as tifffile reads it (see
     /// [`micromanager_siblings`]), and so is an NDTiff file with the
     /// `NDTiff.index` beside it that lists the dataset's images.
-    pub fn open(path: &Path, limits: &Limits, axes: Option<&Axes>) -> Result<TiffFile, CoreError> {
+    pub fn open(path: &Path, limits: &Limits, axes: Option<&Axes>) -> Result<TiffFile, TiffError> {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
         let mut chain = ifd::read_chain(&file, file_len, limits)?;
-        if let Some(dataset) = ndtiff::open(path, &file, &chain, limits)? {
+        if let Some(dataset) = flavour::ndtiff::open(path, &file, &chain, limits)? {
             let series =
                 Series::from_interpretation(&dataset.pages, dataset.interpretation, axes, limits)?;
             let dataset_len = dataset
@@ -298,7 +324,7 @@ impl TiffFile {
     /// How page `page` of [`Series::page_groups`] is laid out: its IFD,
     /// or for planes stored back to back ([`Series::contiguous`]) the
     /// plane's place after the first page's data.
-    pub fn layout_of(&self, page: usize) -> Result<Cow<'_, PageLayout>, CoreError> {
+    pub fn layout_of(&self, page: usize) -> Result<Cow<'_, PageLayout>, TiffError> {
         match self.series.contiguous {
             Some(planes) => {
                 let first = self.pages[0].as_ref().map_err(clone_error)?;
@@ -308,7 +334,7 @@ impl TiffFile {
                 self.pages
                     .get(page)
                     .ok_or_else(|| {
-                        CoreError::OutOfRange(format!(
+                        TiffError::OutOfRange(format!(
                             "page {page} does not exist; the file has {}",
                             self.pages.len()
                         ))
@@ -327,7 +353,7 @@ impl TiffFile {
         page: usize,
         rows: Range<u32>,
         out: &mut [Vec<T>],
-    ) -> Result<(), CoreError> {
+    ) -> Result<(), TiffError> {
         let layout = self.layout_of(page)?;
         // the last file whose pages start at or before `page` (the first
         // starts at 0)
@@ -355,11 +381,11 @@ pub const MAX_DATASET_FILES: usize = 512;
 /// summary's `Prefix`; then every other `{Prefix}_MMStack*.tif` in its
 /// folder (the prefix being the name before `_MMStack` without a
 /// `Prefix`), in name order. Empty for any other file.
-pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBuf>, CoreError> {
+pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBuf>, TiffError> {
     let Some(prefix) = chain
         .micromanager
         .as_ref()
-        .and_then(flavour::micromanager_dataset)
+        .and_then(flavour::micromanager::dataset)
     else {
         return Ok(Vec::new());
     };
@@ -388,7 +414,7 @@ pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBu
         };
         if other != name && other.starts_with(&pattern) && other.ends_with(".tif") {
             if siblings.len() == MAX_DATASET_FILES {
-                return Err(CoreError::LimitsExceeded(format!(
+                return Err(TiffError::LimitsExceeded(format!(
                     "the Micro-Manager dataset of {name} has more than {MAX_DATASET_FILES} \
                      files named {pattern}*.tif beside it"
                 )));
@@ -403,7 +429,7 @@ pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBu
 /// The other files read with the file at `path` when it is opened: those
 /// of its Micro-Manager dataset ([`micromanager_siblings`]), none for any
 /// other file.
-pub fn dataset_files(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, CoreError> {
+pub fn dataset_files(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, TiffError> {
     // only such names have siblings: no other file's IFDs are read
     if !path
         .file_name()
@@ -426,7 +452,7 @@ fn add_micromanager_siblings(
     path: &Path,
     chain: &mut IfdChain,
     limits: &Limits,
-) -> Result<Vec<Sibling>, CoreError> {
+) -> Result<Vec<Sibling>, TiffError> {
     let paths = micromanager_siblings(path, chain)?;
     let mut siblings = Vec::with_capacity(paths.len());
     for sibling_path in paths {
@@ -434,8 +460,8 @@ fn add_micromanager_siblings(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let in_sibling = |e: CoreError| {
-            CoreError::Format(format!(
+        let in_sibling = |e: TiffError| {
+            TiffError::Format(format!(
                 "{name}, a file of the same Micro-Manager dataset: {e}"
             ))
         };
@@ -446,18 +472,18 @@ fn add_micromanager_siblings(
             ..*limits
         };
         let sibling = ifd::read_chain(&file, len, &remaining).map_err(|e| match e {
-            CoreError::LimitsExceeded(m) => CoreError::LimitsExceeded(format!(
+            TiffError::LimitsExceeded(m) => TiffError::LimitsExceeded(format!(
                 "the Micro-Manager dataset's files (with {name}): {m}"
             )),
             e => in_sibling(e),
         })?;
         let Some(sibling_mm) = sibling.micromanager else {
-            return Err(in_sibling(CoreError::Format(
+            return Err(in_sibling(TiffError::Format(
                 "it has no Micro-Manager index map".into(),
             )));
         };
         if sibling.big_endian != chain.big_endian {
-            return Err(in_sibling(CoreError::Format(
+            return Err(in_sibling(TiffError::Format(
                 "its byte order differs".into(),
             )));
         }
@@ -506,15 +532,15 @@ pub fn decode_band<T: Sample, R: ReadAt + ?Sized>(
     big_endian: bool,
     rows: Range<u32>,
     out: &mut [Vec<T>],
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     if rows.is_empty() || rows.end > layout.height {
-        return Err(CoreError::OutOfRange(format!(
+        return Err(TiffError::OutOfRange(format!(
             "rows {rows:?} are not within the page's {} rows",
             layout.height
         )));
     }
     if T::DTYPE != layout.dtype {
-        return Err(CoreError::InvalidRequest(format!(
+        return Err(TiffError::InvalidRequest(format!(
             "the page holds {} samples, not {}",
             layout.dtype,
             T::DTYPE
@@ -539,7 +565,7 @@ pub fn decode_band<T: Sample, R: ReadAt + ?Sized>(
             decode_chunk(source, layout, big_endian, &c, &mut buf)?;
             Ok((c, buf))
         })
-        .collect::<Result<_, CoreError>>()?;
+        .collect::<Result<_, TiffError>>()?;
     for (c, data) in decoded {
         let x1 = c.x0.saturating_add(chunk_w).min(layout.width);
         let cols = (x1 - c.x0) as usize;
@@ -572,9 +598,9 @@ fn contiguous_plane(
     first: &PageLayout,
     planes: ContiguousPlanes,
     page: usize,
-) -> Result<PageLayout, CoreError> {
+) -> Result<PageLayout, TiffError> {
     if page as u64 >= planes.count {
-        return Err(CoreError::OutOfRange(format!(
+        return Err(TiffError::OutOfRange(format!(
             "page {page} does not exist; the file has {} planes",
             planes.count
         )));
@@ -647,10 +673,10 @@ const MAX_CHUNK_BYTES_PER_FILE_BYTE: u64 = 2;
 /// Refuses a series whose pages share their compressed data: see
 /// [`MAX_CHUNK_BYTES_PER_FILE_BYTE`].
 fn check_chunks_not_shared(
-    pages: &[Result<PageLayout, CoreError>],
+    pages: &[Result<PageLayout, TiffError>],
     series: &Series,
     file_len: u64,
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     if series.contiguous.is_some() {
         // the planes lie within the file, one after another
         return Ok(());
@@ -665,7 +691,7 @@ fn check_chunks_not_shared(
             sum.saturating_add(layout.stored_bytes())
         });
     if stored > file_len.saturating_mul(MAX_CHUNK_BYTES_PER_FILE_BYTE) {
-        return Err(CoreError::Unsupported(format!(
+        return Err(TiffError::Unsupported(format!(
             "the strips and tiles of the image add up to {stored} bytes but the file has only \
              {file_len}: they share data, which pentascope refuses as a decompression bomb"
         )));
@@ -674,20 +700,20 @@ fn check_chunks_not_shared(
 }
 
 /// The first page, which every series has.
-fn first_page(pages: &[Result<PageLayout, CoreError>]) -> Result<&PageLayout, CoreError> {
+fn first_page(pages: &[Result<PageLayout, TiffError>]) -> Result<&PageLayout, TiffError> {
     match pages.first() {
         Some(Ok(page)) => Ok(page),
         Some(Err(e)) => Err(clone_error(e)),
-        None => Err(CoreError::Format("the file has no image directory".into())),
+        None => Err(TiffError::Format("the file has no image directory".into())),
     }
 }
 
-fn clone_error(e: &CoreError) -> CoreError {
+fn clone_error(e: &TiffError) -> TiffError {
     match e {
-        CoreError::NotTiff(m) => CoreError::NotTiff(m.clone()),
-        CoreError::Unsupported(m) => CoreError::Unsupported(m.clone()),
-        CoreError::LimitsExceeded(m) => CoreError::LimitsExceeded(m.clone()),
-        other => CoreError::Format(
+        TiffError::NotTiff(m) => TiffError::NotTiff(m.clone()),
+        TiffError::Unsupported(m) => TiffError::Unsupported(m.clone()),
+        TiffError::LimitsExceeded(m) => TiffError::LimitsExceeded(m.clone()),
+        other => TiffError::Format(
             other
                 .to_string()
                 .trim_start_matches("malformed TIFF: ")
@@ -702,7 +728,7 @@ fn build_series(
     mut interp: flavour::Interpretation,
     axes: Option<&Axes>,
     limits: &Limits,
-) -> Result<Series, CoreError> {
+) -> Result<Series, TiffError> {
     if let Some(axes) = axes {
         interp.axes = override_axes(&interp.axes, axes)?;
     }
@@ -722,18 +748,18 @@ fn build_series(
         .checked_mul(z)
         .and_then(|n| n.checked_mul(cp))
         .ok_or_else(|| {
-            CoreError::LimitsExceeded(format!(
+            TiffError::LimitsExceeded(format!(
                 "the image declares {t}×{z}×{cp} TZC pages, more than 2^64"
             ))
         })?;
     if pages_declared == 0 {
-        return Err(CoreError::Format(format!(
+        return Err(TiffError::Format(format!(
             "the image declares {t}×{z}×{cp} TZC pages: it has no plane"
         )));
     }
     let channels = cp.saturating_mul(u64::from(samples));
     if channels > limits.max_channels {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "the image has {channels} channels ({cp} per page × {samples} samples per pixel), \
              more than the configured maximum of {} (max_channels, set with \
              PENTASCOPE_MAX_CHANNELS)",
@@ -748,7 +774,7 @@ fn build_series(
         u64::from(first.width),
     );
     if shape.total_samples() > limits.max_samples {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "the image declares {} samples ({}×{}×{}×{}×{} TZCYX), more than the configured \
              maximum of {}",
             shape.total_samples(),
@@ -833,7 +859,7 @@ fn channel_names(names: Vec<String>, channels: u64, samples: u16) -> Vec<String>
 }
 
 /// Relabels page axes with the letters of an explicit `axes` string.
-fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>, CoreError> {
+fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>, TiffError> {
     let wanted: Vec<char> = axes.page_axes().chars().collect();
     let total: u64 = found.iter().map(|(_, n)| n).product();
     if wanted.len() == found.len() {
@@ -845,7 +871,7 @@ fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>,
     match wanted.len() {
         1 => Ok(vec![(wanted[0], total)]),
         0 if total == 1 => Ok(Vec::new()),
-        _ => Err(CoreError::InvalidAxes(format!(
+        _ => Err(TiffError::InvalidAxes(format!(
             "axes={} names {} page axes but the file's {total} page(s) form {} axes ({}); \
              give one page axis (e.g. TYX) or {} letters before YX",
             axes.as_str(),
@@ -864,7 +890,7 @@ fn override_axes(found: &[(char, u64)], axes: &Axes) -> Result<Vec<(char, u64)>,
 /// Canonical letters for page axes: unlabelled axes (`I`) take the free
 /// letters among T, Z, C, outermost first, except that a single unlabelled
 /// axis is Z.
-pub(crate) fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreError> {
+pub(crate) fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, TiffError> {
     let unlabelled = axes.iter().filter(|(a, _)| *a == 'I').count();
     let mut free: Vec<char> = "TZC"
         .chars()
@@ -874,7 +900,7 @@ pub(crate) fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreE
         free = vec!['Z'];
     }
     if unlabelled > free.len() {
-        return Err(CoreError::InvalidAxes(format!(
+        return Err(TiffError::InvalidAxes(format!(
             "the file has {unlabelled} unlabelled page axes but only {} of T, Z, C are free; \
              pass axes explicitly",
             free.len()
@@ -893,12 +919,12 @@ pub(crate) fn canonical_letters(axes: &[(char, u64)]) -> Result<Vec<char>, CoreE
         .collect();
     for (i, l) in letters.iter().enumerate() {
         if !"TZC".contains(*l) {
-            return Err(CoreError::InvalidAxes(format!(
+            return Err(TiffError::InvalidAxes(format!(
                 "page axis {l} is not one of T, Z, C"
             )));
         }
         if letters[..i].contains(l) {
-            return Err(CoreError::InvalidAxes(format!(
+            return Err(TiffError::InvalidAxes(format!(
                 "axis {l} appears twice among the page axes"
             )));
         }

@@ -19,11 +19,11 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use crate::error::{CoreError, Limits};
-use crate::tiff::flavour::{Interpretation, OriginalMetadata};
-use crate::tiff::ifd::{self, ChainWalk, Codec, IfdChain, PageLayout};
-use crate::tiff::{Flavour, MAX_DATASET_FILES};
+use crate::flavour::{Interpretation, OriginalMetadata};
+use crate::ifd::{self, ChainWalk, Codec, IfdChain, PageLayout};
 use crate::DType;
+use crate::{Flavour, MAX_DATASET_FILES};
+use crate::{Limits, TiffError};
 
 /// The index file's name, beside the dataset's TIFF files.
 pub const INDEX_NAME: &str = "NDTiff.index";
@@ -46,7 +46,7 @@ const ENTRY_FIELDS_BYTES: usize = 32;
 /// first page of each file) and how they are placed.
 pub(crate) struct Dataset {
     pub files: Vec<(usize, File, u64)>,
-    pub pages: Vec<Result<PageLayout, CoreError>>,
+    pub pages: Vec<Result<PageLayout, TiffError>>,
     pub interpretation: Interpretation,
 }
 
@@ -61,7 +61,7 @@ fn ndtiff_summary(
     file: &File,
     chain: &IfdChain,
     limits: &Limits,
-) -> Result<Option<Json>, CoreError> {
+) -> Result<Option<Json>, TiffError> {
     if !chain.micromanager_tag || chain.file_len < 28 {
         return Ok(None);
     }
@@ -166,7 +166,7 @@ pub(crate) fn open(
     file: &File,
     chain: &IfdChain,
     limits: &Limits,
-) -> Result<Option<Dataset>, CoreError> {
+) -> Result<Option<Dataset>, TiffError> {
     let Some(summary) = ndtiff_summary(file, chain, limits)? else {
         return Ok(None);
     };
@@ -200,7 +200,7 @@ pub(crate) fn open(
     for entry in &entries {
         if !file_of.contains_key(&entry.file) {
             if names.len() == MAX_DATASET_FILES {
-                return Err(CoreError::LimitsExceeded(format!(
+                return Err(TiffError::LimitsExceeded(format!(
                     "{INDEX_NAME} names more than {MAX_DATASET_FILES} files"
                 )));
             }
@@ -316,10 +316,10 @@ pub(crate) fn open(
         .iter()
         .try_fold(1u64, |n, size| n.checked_mul(*size))
         .filter(|planes| {
-            planes.saturating_sub(listed) <= super::flavour::allowed_missing_planes(*planes)
+            planes.saturating_sub(listed) <= crate::flavour::allowed_missing_planes(*planes)
         })
         .ok_or_else(|| {
-            CoreError::Format(format!(
+            TiffError::Format(format!(
                 "{INDEX_NAME}'s {listed} images span {} ({}), far more planes than it lists",
                 sizes
                     .iter()
@@ -423,7 +423,7 @@ fn check_entry(
     file_len: u64,
     name: &str,
     k: usize,
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     let dtype = match entry.pixel_type {
         0 | 2 => DType::U8,
         1 | 3..=6 => DType::U16,
@@ -448,7 +448,7 @@ fn check_entry(
         )));
     }
     if entry.compression != 0 || key_frame.codec != Codec::None || key_frame.offsets.len() != 1 {
-        return Err(CoreError::Unsupported(format!(
+        return Err(TiffError::Unsupported(format!(
             "NDTiff images that are compressed or in several strips ({name}) are not supported"
         )));
     }
@@ -464,7 +464,7 @@ fn check_entry(
 }
 
 /// Reads the index's entries, each bounded before it is read.
-fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
+fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, TiffError> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut entries = Vec::new();
     // the names and coordinates kept, bounded as a whole like other metadata
@@ -477,7 +477,7 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
             _ => reader.read_exact(&mut len[1..]).map_err(truncated)?,
         }
         if entries.len() as u64 >= limits.max_pages {
-            return Err(CoreError::LimitsExceeded(format!(
+            return Err(TiffError::LimitsExceeded(format!(
                 "{INDEX_NAME} lists more than {} images, the configured maximum of pages",
                 limits.max_pages
             )));
@@ -519,10 +519,10 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, CoreError> {
 
 /// The index bytes kept once `len` more are: refused past the metadata
 /// limit, so that many entries of long names cannot add up unbounded.
-fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, CoreError> {
+fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, TiffError> {
     let kept = kept.saturating_add(u64::from(len));
     if kept > limits.max_metadata_bytes {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "{INDEX_NAME} holds more than the configured maximum of {} bytes of metadata \
              in its coordinates and file names",
             limits.max_metadata_bytes
@@ -532,9 +532,9 @@ fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, CoreError> {
 }
 
 /// `len` bytes of the index, refused past `most`.
-fn bounded(reader: &mut impl Read, len: u32, most: u32, what: &str) -> Result<Vec<u8>, CoreError> {
+fn bounded(reader: &mut impl Read, len: u32, most: u32, what: &str) -> Result<Vec<u8>, TiffError> {
     if len > most {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "an entry of {INDEX_NAME} has {len} bytes of {what}, more than the {most} \
              pentascope reads"
         )));
@@ -544,10 +544,10 @@ fn bounded(reader: &mut impl Read, len: u32, most: u32, what: &str) -> Result<Ve
     Ok(bytes)
 }
 
-fn truncated(_: std::io::Error) -> CoreError {
+fn truncated(_: std::io::Error) -> TiffError {
     format_error("ends inside an entry (truncated?)".into())
 }
 
-fn format_error(what: String) -> CoreError {
-    CoreError::Format(format!("the NDTiff dataset's {INDEX_NAME} {what}"))
+fn format_error(what: String) -> TiffError {
+    TiffError::Format(format!("the NDTiff dataset's {INDEX_NAME} {what}"))
 }

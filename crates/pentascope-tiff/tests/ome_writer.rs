@@ -11,11 +11,10 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use pentascope_core::render::encode_npy;
-use pentascope_core::tiff::flavour::unit_name;
-use pentascope_core::tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
-use pentascope_core::tiff::{FileNotes, Flavour, PhysicalSize, PhysicalSizes, TiffFile};
-use pentascope_core::{dispatch_dtype, DType, Limits, Sample, Shape5};
+use pentascope_tiff::flavour::unit_name;
+use pentascope_tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
+use pentascope_tiff::{dispatch_dtype, DType, Limits, Sample, Shape5};
+use pentascope_tiff::{FileNotes, Flavour, PhysicalSize, PhysicalSizes, TiffFile};
 
 /// One image to write and read back.
 struct Case {
@@ -214,8 +213,8 @@ fn check_with_reader<T: Sample>(case: &Case, path: &Path, planes: &[Vec<T>]) {
         let mut out: Vec<Vec<T>> = vec![Vec::new()];
         file.read_band(page, 0..case.shape.y as u32, &mut out)
             .unwrap();
-        let got = pentascope_core::dtype::as_bytes(&out[0]);
-        let want = pentascope_core::dtype::as_bytes(&planes[k]);
+        let got = pentascope_tiff::dtype::as_bytes(&out[0]);
+        let want = pentascope_tiff::dtype::as_bytes(&planes[k]);
         assert!(got == want, "{}: plane {k} differs", case.name);
     }
 }
@@ -231,8 +230,24 @@ fn record_for_python<T: Sample>(
     manifest: &mut Vec<serde_json::Value>,
 ) {
     let all: Vec<T> = planes.iter().flatten().copied().collect();
-    let npy = format!("{file}.npy");
-    std::fs::write(dir.join(&npy), encode_npy(&case.shape.to_array(), &all)).unwrap();
+    // raw little-endian samples in C order: the check reads them with the
+    // manifest's dtype and shape
+    let raw = format!("{file}.raw");
+    let little_endian: Vec<T> = all
+        .iter()
+        .map(|v| {
+            if cfg!(target_endian = "big") {
+                v.swap_bytes()
+            } else {
+                *v
+            }
+        })
+        .collect();
+    std::fs::write(
+        dir.join(&raw),
+        pentascope_tiff::dtype::as_bytes(&little_endian),
+    )
+    .unwrap();
     let size = |p: &Option<PhysicalSize>| {
         p.as_ref()
             .map(|p| serde_json::json!({"value": p.value, "unit": p.unit}))
@@ -240,7 +255,7 @@ fn record_for_python<T: Sample>(
     let p = &case.meta.physical_sizes;
     manifest.push(serde_json::json!({
         "file": file,
-        "expected": npy,
+        "expected": raw,
         "shape": case.shape.to_array(),
         "dtype": case.dtype.name(),
         "bigtiff": bigtiff,

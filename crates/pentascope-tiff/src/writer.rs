@@ -22,8 +22,8 @@
 //! reader, tifffile and Bio-Formats (Fiji) read it back as `TZCYX`.
 //!
 //! ```
-//! use pentascope_core::tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
-//! use pentascope_core::{DType, Shape5};
+//! use pentascope_tiff::writer::{write_samples_le, BigTiff, OmeMetadata, OmeTiffLayout};
+//! use pentascope_tiff::{DType, Shape5};
 //!
 //! let shape = Shape5::new(1, 2, 1, 3, 4);
 //! let layout = OmeTiffLayout::plan(shape, DType::U16, &OmeMetadata::default(), BigTiff::Auto)?;
@@ -38,9 +38,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::flavour::{FileNotes, PhysicalSize, PhysicalSizes};
-use crate::error::CoreError;
+use crate::flavour::{FileNotes, PhysicalSize, PhysicalSizes};
 use crate::shape::{PlaneIndex, Shape5};
+use crate::TiffError;
 use crate::{DType, Sample};
 
 /// The `Software` tag of the first page.
@@ -127,33 +127,33 @@ pub struct OmeTiffLayout {
 impl OmeTiffLayout {
     /// Plans the OME-TIFF of an image of `shape` and `dtype` with `meta`.
     ///
-    /// Fails with [`CoreError::InvalidRequest`] for an empty shape or
+    /// Fails with [`TiffError::InvalidRequest`] for an empty shape or
     /// channel names that do not match the channels,
-    /// [`CoreError::Unsupported`] for 64-bit integer samples (OME has no
-    /// such pixel type) and [`CoreError::LimitsExceeded`] when a plane is
+    /// [`TiffError::Unsupported`] for 64-bit integer samples (OME has no
+    /// such pixel type) and [`TiffError::LimitsExceeded`] when a plane is
     /// wider or taller than TIFF's 2^32 − 1 pixels or a size overflows.
     pub fn plan(
         shape: Shape5,
         dtype: DType,
         meta: &OmeMetadata,
         bigtiff: BigTiff,
-    ) -> Result<OmeTiffLayout, CoreError> {
+    ) -> Result<OmeTiffLayout, TiffError> {
         if shape.to_array().contains(&0) {
-            return Err(CoreError::InvalidRequest(format!(
+            return Err(TiffError::InvalidRequest(format!(
                 "cannot write an image of shape {:?}: every size must be at least 1",
                 shape.to_array()
             )));
         }
         for (name, n) in [("width", shape.x), ("height", shape.y)] {
             if n > u64::from(u32::MAX) {
-                return Err(CoreError::LimitsExceeded(format!(
+                return Err(TiffError::LimitsExceeded(format!(
                     "a TIFF page is at most {} pixels in {name}, the image has {n}",
                     u32::MAX
                 )));
             }
         }
         if !meta.channel_names.is_empty() && meta.channel_names.len() as u64 != shape.c {
-            return Err(CoreError::InvalidRequest(format!(
+            return Err(TiffError::InvalidRequest(format!(
                 "{} channel names for {} channels",
                 meta.channel_names.len(),
                 shape.c
@@ -164,7 +164,7 @@ impl OmeTiffLayout {
             .checked_mul(shape.z)
             .and_then(|n| n.checked_mul(shape.c))
             .ok_or_else(|| {
-                CoreError::LimitsExceeded(format!(
+                TiffError::LimitsExceeded(format!(
                     "{}×{}×{} TZC planes is more than 2^64",
                     shape.t, shape.z, shape.c
                 ))
@@ -183,9 +183,9 @@ impl OmeTiffLayout {
         dtype: DType,
         xml: Vec<u8>,
         bigtiff: bool,
-    ) -> Result<OmeTiffLayout, CoreError> {
+    ) -> Result<OmeTiffLayout, TiffError> {
         let too_large = || {
-            CoreError::LimitsExceeded(format!(
+            TiffError::LimitsExceeded(format!(
                 "an OME-TIFF of {}×{}×{}×{}×{} {dtype} samples would be larger than 2^64 bytes",
                 shape.t, shape.z, shape.c, shape.y, shape.x
             ))
@@ -210,7 +210,7 @@ impl OmeTiffLayout {
         } else {
             0
         };
-        let ifd_len = |tags: u64| -> Result<u64, CoreError> {
+        let ifd_len = |tags: u64| -> Result<u64, TiffError> {
             let entries = add(add(count_len, mul(tags, entry_len)?)?, word)?;
             align(add(entries, table)?, IFD_ALIGN)
         };
@@ -484,7 +484,7 @@ pub fn write_samples_le<T: Sample, W: Write>(w: &mut W, samples: &[T]) -> io::Re
 
 /// OME's name of a pixel type; OME has none for 64-bit integers or
 /// half-precision floats.
-fn ome_pixel_type(dtype: DType) -> Result<&'static str, CoreError> {
+fn ome_pixel_type(dtype: DType) -> Result<&'static str, TiffError> {
     Ok(match dtype {
         DType::U8 => "uint8",
         DType::U16 => "uint16",
@@ -495,7 +495,7 @@ fn ome_pixel_type(dtype: DType) -> Result<&'static str, CoreError> {
         DType::F32 => "float",
         DType::F64 => "double",
         DType::U64 | DType::I64 | DType::F16 => {
-            return Err(CoreError::Unsupported(format!(
+            return Err(TiffError::Unsupported(format!(
                 "OME-TIFF has no {dtype} pixel type; download the image as .npy instead"
             )))
         }
@@ -509,7 +509,7 @@ fn ome_xml(
     dtype: DType,
     planes: u64,
     meta: &OmeMetadata,
-) -> Result<String, CoreError> {
+) -> Result<String, TiffError> {
     let pixel_type = ome_pixel_type(dtype)?;
     let mut x = String::with_capacity(1024 + 64 * meta.channel_names.len());
     x.push_str(
@@ -758,22 +758,22 @@ mod tests {
         let huge = Shape5::new(u64::MAX, 2, 1, 4, 4);
         assert!(matches!(
             OmeTiffLayout::plan(huge, DType::U8, &meta, BigTiff::Auto),
-            Err(CoreError::LimitsExceeded(_))
+            Err(TiffError::LimitsExceeded(_))
         ));
         let wide = Shape5::new(1, 1, 1, 1, 1 << 32);
         assert!(matches!(
             OmeTiffLayout::plan(wide, DType::U8, &meta, BigTiff::Auto),
-            Err(CoreError::LimitsExceeded(_))
+            Err(TiffError::LimitsExceeded(_))
         ));
         let empty = Shape5::new(1, 0, 1, 4, 4);
         assert!(matches!(
             OmeTiffLayout::plan(empty, DType::U8, &meta, BigTiff::Auto),
-            Err(CoreError::InvalidRequest(_))
+            Err(TiffError::InvalidRequest(_))
         ));
         let one = Shape5::new(1, 1, 1, 4, 4);
         assert!(matches!(
             OmeTiffLayout::plan(one, DType::I64, &meta, BigTiff::Auto),
-            Err(CoreError::Unsupported(_))
+            Err(TiffError::Unsupported(_))
         ));
         let names = OmeMetadata {
             channel_names: vec!["a".into(), "b".into()],
@@ -781,7 +781,7 @@ mod tests {
         };
         assert!(matches!(
             OmeTiffLayout::plan(one, DType::U8, &names, BigTiff::Auto),
-            Err(CoreError::InvalidRequest(_))
+            Err(TiffError::InvalidRequest(_))
         ));
     }
 

@@ -6,7 +6,7 @@
 //! interpretation (ImageJ palettes, writers that leave the tag out) can still
 //! be read as raw samples, and the page count is limited.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -15,10 +15,13 @@ use std::sync::Arc;
 use tiff::decoder::ifd::Value;
 use tiff::decoder::{Decoder, Limits as TiffLimits};
 use tiff::tags::{IfdPointer, Tag};
-use tiff::TiffError;
+use tiff::TiffError as DecoderError;
 
-use crate::error::{CoreError, Limits};
-use crate::DType;
+use crate::flavour::fluoview::{MM_HEADER_TAG, MM_STAMP_TAG};
+use crate::flavour::lsm::CZ_LSMINFO_TAG;
+use crate::flavour::micromanager::{self, json_text, MICROMANAGER_TAG};
+use crate::flavour::{stk, MicroManager, StkPlanes};
+use crate::{DType, Limits, TiffError};
 
 /// How a page's pixels are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub enum Codec {
 }
 
 impl Codec {
-    fn from_tag(value: u16) -> Result<Codec, CoreError> {
+    fn from_tag(value: u16) -> Result<Codec, TiffError> {
         Ok(match value {
             1 => Codec::None,
             5 => Codec::Lzw,
@@ -48,7 +51,7 @@ impl Codec {
             50000 => Codec::Zstd,
             7 => Codec::Jpeg,
             6 => {
-                return Err(CoreError::Unsupported(
+                return Err(TiffError::Unsupported(
                     "old-style JPEG (TIFF compression 6, from before TIFF technical note 2) \
                      is not supported; re-save the image uncompressed, with LZW, Deflate or \
                      Zstd, or as new-style JPEG (compression 7)"
@@ -56,14 +59,14 @@ impl Codec {
                 ))
             }
             33007 | 34892 => {
-                return Err(CoreError::Unsupported(format!(
+                return Err(TiffError::Unsupported(format!(
                     "{} (TIFF compression {value}) is not supported; supported are none, LZW, \
                      Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
                     codec_name(value)
                 )))
             }
             other => {
-                return Err(CoreError::Unsupported(format!(
+                return Err(TiffError::Unsupported(format!(
                     "TIFF compression {other} ({}) is not supported; supported are none, \
                      LZW, Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
                     codec_name(other)
@@ -256,7 +259,7 @@ pub struct IfdChain {
     pub big_endian: bool,
     /// One entry per IFD in chain order. `Err` holds why a page could not be
     /// used (it is only fatal if the series needs that page).
-    pub pages: Vec<Result<PageLayout, CoreError>>,
+    pub pages: Vec<Result<PageLayout, TiffError>>,
     /// ImageDescription of the first page.
     pub description: Option<String>,
     /// Software tag of the first page.
@@ -291,7 +294,7 @@ pub struct IfdChain {
 
 /// Which IFDs [`read_ifds`] reads.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ChainWalk {
+pub(crate) struct ChainWalk {
     /// The IFD to start at, or `None` for the file's first (whose tags
     /// also give the chain's metadata: description, resolution, flavours).
     pub start: Option<u64>,
@@ -299,351 +302,18 @@ pub struct ChainWalk {
     pub max_ifds: Option<usize>,
 }
 
-/// The planes of a MetaMorph STK file, from its first page's UIC2tag (six
-/// little-endian LONGs per plane: ZDistance as a rational, then creation and
-/// modification dates and times), read as tifffile reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StkPlanes {
-    /// Planes (UIC2tag's count).
-    pub count: u64,
-    /// `Z` where every plane has a non-zero ZDistance, else `T` where each
-    /// plane was created at another time than the one before, else `I`
-    /// (unlabelled), as tifffile decides.
-    pub axis: char,
-}
-
-/// The metadata of a Micro-Manager (MMStack) file that places its images,
-/// read as tifffile's `read_micromanager_metadata` reads them: the blocks
-/// Micro-Manager's header (at offset 8) points to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MicroManager {
-    /// The summary metadata: JSON text (bounded as metadata text), up to a
-    /// NUL.
-    pub summary: String,
-    /// One entry per image: its channel, slice, frame and position, and the
-    /// offset of its IFD.
-    pub index_map: Vec<[u32; 5]>,
-    /// The display settings and the comments blocks (JSON text), where the
-    /// header points to them with their magic numbers and they fit in what
-    /// the metadata limit leaves after the summary.
-    pub display_settings: Option<String>,
-    /// See `display_settings`.
-    pub comments: Option<String>,
-    /// The first image's own metadata (its MicroManagerMetadata tag, JSON
-    /// text), within the same budget.
-    pub first_image: Option<String>,
-    /// The dataset's other files, where the file was read from disk beside
-    /// them (`TiffFile::open`).
-    pub siblings: Vec<MicroManagerSibling>,
-}
-
-/// Another file of a Micro-Manager dataset: its index map, and for each of
-/// its IFDs' offsets the page it is among the dataset's pages (after the
-/// first file's and the siblings' before it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MicroManagerSibling {
-    /// As [`MicroManager::index_map`].
-    pub index_map: Vec<[u32; 5]>,
-    /// IFD offset in that file → page.
-    pub ifd_pages: HashMap<u64, usize>,
-}
-
-/// MicroManagerMetadata (per-page JSON), whose presence on the first page
-/// makes tifffile read Micro-Manager's header.
-const MICROMANAGER_TAG: u16 = 51123;
-/// The magic numbers of Micro-Manager's header (index map, comments,
-/// summary) and of the index map block, as tifffile checks them; NDTiff's
-/// in place of the comments' marks an NDTiff v1 file, which is no MMStack.
-const MM_INDEX_MAP_HEADER: u32 = 54_773_648;
-const MM_INDEX_MAP_BLOCK: u32 = 3_453_623;
-const MM_SUMMARY_HEADER: u32 = 2_355_492;
-const MM_DISPLAY_SETTINGS_HEADER: u32 = 483_765_892;
-const MM_DISPLAY_SETTINGS_BLOCK: u32 = 347_834_724;
-const MM_COMMENTS_HEADER: u32 = 99_384_722;
-const MM_COMMENTS_BLOCK: u32 = 84_720_485;
-const NDTIFF_HEADER: u32 = 483_729;
-/// Where the summary JSON starts: after the TIFF header and Micro-Manager's
-/// eight words.
-const MM_SUMMARY_AT: u64 = 40;
-/// Bytes of one index map entry: five LONGs.
-const MM_INDEX_ENTRY_BYTES: u64 = 20;
-
-/// The Micro-Manager metadata of a file whose first page has a
-/// MicroManagerMetadata tag, or `None` where its header is not an MMStack
-/// file's (tifffile then reads the file as another flavour). Refused where
-/// the index map counts more images than the page limit, or the summary
-/// more bytes than the metadata limit, or either runs past the file's end.
-fn micromanager(
-    file: &File,
-    big_endian: bool,
-    file_len: u64,
-    limits: &Limits,
-) -> Result<Option<MicroManager>, CoreError> {
-    if file_len < MM_SUMMARY_AT {
-        return Ok(None);
-    }
-    let word = |bytes: &[u8]| {
-        let bytes: [u8; 4] = bytes.try_into().expect("four bytes");
-        if big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
-        }
-    };
-    let mut header = [0u8; 32];
-    file.read_exact_at(&mut header, 8)?;
-    let header: Vec<u32> = header.chunks_exact(4).map(word).collect();
-    let (index_header, index_offset) = (header[0], u64::from(header[1]));
-    let (display_header, display_offset) = (header[2], u64::from(header[3]));
-    let (comments_header, comments_offset) = (header[4], header[5]);
-    let (summary_header, summary_len) = (header[6], u64::from(header[7]));
-    if index_header != MM_INDEX_MAP_HEADER
-        || summary_header != MM_SUMMARY_HEADER
-        || (comments_header == NDTIFF_HEADER && comments_offset != 0)
-    {
-        return Ok(None);
-    }
-    if summary_len > limits.max_metadata_bytes {
-        return Err(CoreError::LimitsExceeded(format!(
-            "the Micro-Manager summary metadata has {summary_len} bytes, more than the \
-             configured maximum of {} bytes of metadata",
-            limits.max_metadata_bytes
-        )));
-    }
-    if MM_SUMMARY_AT + summary_len > file_len {
-        return Err(CoreError::Format(format!(
-            "the Micro-Manager summary metadata of {summary_len} bytes runs past the file's \
-             {file_len} bytes (truncated?)"
-        )));
-    }
-    let mut summary = vec![0u8; summary_len as usize];
-    file.read_exact_at(&mut summary, MM_SUMMARY_AT)?;
-    let mut budget = limits.max_metadata_bytes - summary_len;
-    let mut optional_block = |header: u32, want_header: u32, offset: u64, block: u32| {
-        if header != want_header {
-            return Ok(None);
-        }
-        let text = json_block(file, word, file_len, offset, block, budget)?;
-        budget -= text.as_ref().map_or(0, |t| t.len() as u64);
-        Ok::<_, CoreError>(text)
-    };
-    let display_settings = optional_block(
-        display_header,
-        MM_DISPLAY_SETTINGS_HEADER,
-        display_offset,
-        MM_DISPLAY_SETTINGS_BLOCK,
-    )?;
-    let comments = optional_block(
-        comments_header,
-        MM_COMMENTS_HEADER,
-        u64::from(comments_offset),
-        MM_COMMENTS_BLOCK,
-    )?;
-    if index_offset.saturating_add(8) > file_len {
-        return Err(CoreError::Format(format!(
-            "the Micro-Manager index map is at offset {index_offset} but the file has only \
-             {file_len} bytes (truncated?)"
-        )));
-    }
-    let mut block = [0u8; 8];
-    file.read_exact_at(&mut block, index_offset)?;
-    let count = u64::from(word(&block[4..]));
-    if word(&block[..4]) != MM_INDEX_MAP_BLOCK {
-        return Ok(None);
-    }
-    if count > limits.max_pages {
-        return Err(CoreError::LimitsExceeded(format!(
-            "the Micro-Manager index map counts {count} images, more than the configured \
-             maximum of {} pages",
-            limits.max_pages
-        )));
-    }
-    // below max_pages entries of 20 bytes: the offset and the count are the
-    // file's, so the end is checked before anything of that size is read
-    let bytes = count * MM_INDEX_ENTRY_BYTES;
-    if index_offset + 8 + bytes > file_len {
-        return Err(CoreError::Format(format!(
-            "the Micro-Manager index map of {count} images at offset {index_offset} runs past \
-             the file's {file_len} bytes (truncated?)"
-        )));
-    }
-    let mut entries = vec![0u8; bytes as usize];
-    file.read_exact_at(&mut entries, index_offset + 8)?;
-    let index_map = entries
-        .chunks_exact(MM_INDEX_ENTRY_BYTES as usize)
-        .map(|entry| {
-            let mut fields = [0u32; 5];
-            for (field, bytes) in fields.iter_mut().zip(entry.chunks_exact(4)) {
-                *field = word(bytes);
-            }
-            fields
-        })
-        .collect();
-    Ok(Some(MicroManager {
-        summary: json_text(&summary),
-        index_map,
-        display_settings,
-        comments,
-        first_image: None,
-        siblings: Vec::new(),
-    }))
-}
-
-/// JSON text as Micro-Manager writes it: up to a NUL; tifffile decodes
-/// UTF-8, else cp1252, and JSON's own syntax is ASCII.
-fn json_text(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
-/// One of the optional blocks Micro-Manager's header points to (display
-/// settings, comments): its magic number, its length and its JSON. `None`
-/// where the block is not there, or longer than `budget` bytes: tifffile
-/// warns and goes on without it, and so does the reader (the pixels do not
-/// depend on it). Micro-Manager's 32-bit offset may have wrapped past 4 GB:
-/// as in tifffile, the block is looked for 2³² bytes further on too.
-fn json_block(
-    file: &File,
-    word: impl Fn(&[u8]) -> u32,
-    file_len: u64,
-    offset: u64,
-    magic: u32,
-    budget: u64,
-) -> Result<Option<String>, CoreError> {
-    let mut head = [0u8; 8];
-    let mut found = None;
-    for offset in [offset, offset + (1 << 32)] {
-        if offset + 8 > file_len {
-            break;
-        }
-        file.read_exact_at(&mut head, offset)?;
-        if word(&head[..4]) == magic {
-            found = Some(offset);
-            break;
-        }
-    }
-    let Some(offset) = found else {
-        return Ok(None);
-    };
-    let len = u64::from(word(&head[4..]));
-    if len > budget || offset + 8 + len > file_len {
-        return Ok(None);
-    }
-    let mut text = vec![0u8; len as usize];
-    file.read_exact_at(&mut text, offset + 8)?;
-    Ok(Some(json_text(&text)))
-}
-
-/// FluoView's MM_Header and MM_Stamp (whose presence makes a file
-/// FluoView, as tifffile decides).
-const MM_HEADER_TAG: u16 = 34361;
-const MM_STAMP_TAG: u16 = 34362;
-/// CZ_LSMINFO, whose presence makes a file Zeiss LSM.
-const CZ_LSMINFO_TAG: u16 = 34412;
-/// UIC1tag (whose presence makes a file STK, as tifffile decides) and
-/// UIC2tag.
-const UIC1_TAG: u16 = 33628;
-const UIC2_TAG: u16 = 33629;
-/// Bytes of one plane's UIC2tag entry.
-const UIC2_PLANE_BYTES: u64 = 24;
-
-/// The STK planes of the IFD at `ifd`, or `None` where it is not an STK
-/// page of several planes. Only little-endian files, whose UIC2tag is typed
-/// RATIONAL, as tifffile requires.
-fn stk_planes(
-    file: &File,
-    ifd: u64,
-    big_endian: bool,
-    bigtiff: bool,
-    file_len: u64,
-    limits: &Limits,
-) -> Result<Option<StkPlanes>, CoreError> {
-    if big_endian {
-        return Ok(None);
-    }
-    let word = |at: u64, len: usize| -> Result<u64, CoreError> {
-        let mut bytes = [0u8; 8];
-        file.read_exact_at(&mut bytes[..len], at)?;
-        Ok(u64::from_le_bytes(bytes))
-    };
-    let (count_len, entry_len, value_len) = if bigtiff { (8, 20, 8) } else { (2, 12, 4) };
-    // the directory was read by the decoder already, so it lies in the file
-    let entries = word(ifd, count_len)?.min(u64::from(u16::MAX));
-    let (mut uic1, mut uic2) = (false, None);
-    for i in 0..entries {
-        let at = ifd + count_len as u64 + i * entry_len;
-        if at + entry_len > file_len {
-            break;
-        }
-        let tag = word(at, 2)? as u16;
-        let kind = word(at + 2, 2)?;
-        let count = word(at + 4, value_len)?;
-        let value = word(at + 4 + value_len as u64, value_len)?;
-        match tag {
-            UIC1_TAG => uic1 = true,
-            UIC2_TAG if kind == 5 => uic2 = Some((count, value)),
-            _ => {}
-        }
-    }
-    let Some((count, offset)) = uic2.filter(|(count, _)| uic1 && *count > 1) else {
-        return Ok(None);
-    };
-    if count > limits.max_pages {
-        return Err(CoreError::LimitsExceeded(format!(
-            "the MetaMorph UIC2tag counts {count} planes, more than the configured maximum of \
-             {} pages",
-            limits.max_pages
-        )));
-    }
-    // checked: the count and the offset come from the file
-    let end = count
-        .checked_mul(UIC2_PLANE_BYTES)
-        .and_then(|n| n.checked_add(offset));
-    if end.is_none_or(|end| end > file_len) {
-        return Err(CoreError::Format(format!(
-            "the MetaMorph UIC2tag of {count} planes at offset {offset} runs past the file's \
-             {file_len} bytes (truncated?)"
-        )));
-    }
-    let (mut every_z, mut every_time_new, mut previous_time) = (true, true, None);
-    let mut block = vec![0u8; 4096 * UIC2_PLANE_BYTES as usize];
-    let mut plane = 0;
-    while plane < count {
-        let n = (count - plane).min(4096);
-        let bytes = &mut block[..(n * UIC2_PLANE_BYTES) as usize];
-        file.read_exact_at(bytes, offset + plane * UIC2_PLANE_BYTES)?;
-        for entry in bytes.chunks_exact(UIC2_PLANE_BYTES as usize) {
-            let long = |k: usize| u32::from_le_bytes(entry[4 * k..4 * k + 4].try_into().unwrap());
-            // ZDistance = numerator / denominator; 0/0 is NaN, which is not 0
-            every_z &= !(long(0) == 0 && long(1) != 0);
-            let time = long(3);
-            every_time_new &= previous_time != Some(time);
-            previous_time = Some(time);
-        }
-        plane += n;
-    }
-    let axis = if every_z {
-        'Z'
-    } else if every_time_new {
-        'T'
-    } else {
-        'I'
-    };
-    Ok(Some(StkPlanes { count, axis }))
-}
-
-fn map_tiff_error(e: TiffError) -> CoreError {
+fn map_tiff_error(e: DecoderError) -> TiffError {
     match e {
-        TiffError::FormatError(f) => CoreError::Format(f.to_string()),
-        TiffError::UnsupportedError(u) => CoreError::Unsupported(u.to_string()),
-        TiffError::LimitsExceeded => {
-            CoreError::LimitsExceeded("a TIFF directory value exceeds the decoder's limits".into())
+        DecoderError::FormatError(f) => TiffError::Format(f.to_string()),
+        DecoderError::UnsupportedError(u) => TiffError::Unsupported(u.to_string()),
+        DecoderError::LimitsExceeded => {
+            TiffError::LimitsExceeded("a TIFF directory value exceeds the decoder's limits".into())
         }
-        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            CoreError::Format("the file ends in the middle of a TIFF directory (truncated?)".into())
+        DecoderError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            TiffError::Format("the file ends in the middle of a TIFF directory (truncated?)".into())
         }
-        TiffError::IoError(io) => CoreError::Io(io),
-        other => CoreError::Format(other.to_string()),
+        DecoderError::IoError(io) => TiffError::Io(io),
+        other => TiffError::Format(other.to_string()),
     }
 }
 
@@ -723,10 +393,10 @@ fn first_ifd_offset(
     file_len: u64,
     big_endian: bool,
     bigtiff: bool,
-) -> Result<u64, CoreError> {
+) -> Result<u64, TiffError> {
     let header_len = if bigtiff { 16 } else { 8 };
     if file_len < header_len {
-        return Err(CoreError::Format(format!(
+        return Err(TiffError::Format(format!(
             "the file has only {file_len} bytes, less than a TIFF header (truncated?)"
         )));
     }
@@ -744,7 +414,7 @@ fn first_ifd_offset(
     };
     if bigtiff {
         if number(&header[4..6]) != 8 || number(&header[6..8]) != 0 {
-            return Err(CoreError::Format(
+            return Err(TiffError::Format(
                 "the BigTIFF header does not declare 8-byte offsets".into(),
             ));
         }
@@ -774,20 +444,20 @@ fn tag_number(value: Value) -> Option<f64> {
 const MIN_BYTES_PER_LISTED_CHUNK: u64 = 2;
 
 /// Reads the header and every IFD of `file`.
-pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, CoreError> {
+pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, TiffError> {
     read_ifds(file, file_len, limits, ChainWalk::default())
 }
 
 /// Reads the IFDs of `file` that `walk` says, as [`read_chain`] reads them:
 /// what an upload that streams in needs, one IFD at a time as it arrives.
-pub fn read_ifds(
+pub(crate) fn read_ifds(
     file: &File,
     file_len: u64,
     limits: &Limits,
     walk: ChainWalk,
-) -> Result<IfdChain, CoreError> {
+) -> Result<IfdChain, TiffError> {
     if file_len == 0 {
-        return Err(CoreError::NotTiff("the file is empty".into()));
+        return Err(TiffError::NotTiff("the file is empty".into()));
     }
     let mut magic = [0u8; 4];
     {
@@ -798,7 +468,7 @@ pub fn read_ifds(
                 || magic == *b"II+\0"
                 || magic == *b"MM\0+")
         {
-            return Err(CoreError::NotTiff(
+            return Err(TiffError::NotTiff(
                 "the file does not start with a TIFF signature (II*/MM* or BigTIFF II+/MM+); \
                  upload a .tif/.tiff file"
                     .into(),
@@ -843,20 +513,20 @@ pub fn read_ifds(
             break;
         }
         if !seen.insert(ptr.0) {
-            return Err(CoreError::Format(format!(
+            return Err(TiffError::Format(format!(
                 "the IFD chain loops back to offset {} after {} pages",
                 ptr.0,
                 pages.len()
             )));
         }
         if pages.len() as u64 >= limits.max_pages {
-            return Err(CoreError::LimitsExceeded(format!(
+            return Err(TiffError::LimitsExceeded(format!(
                 "the file has more than {} pages (IFDs), the configured maximum",
                 limits.max_pages
             )));
         }
         if ptr.0 >= file_len {
-            return Err(CoreError::Format(format!(
+            return Err(TiffError::Format(format!(
                 "IFD {} is at offset {} but the file has only {file_len} bytes (truncated?)",
                 pages.len(),
                 ptr.0
@@ -866,7 +536,7 @@ pub fn read_ifds(
         next = dir.next();
         let mut tags = decoder.read_directory_tags(&dir);
         if pages.is_empty() && walk.start.is_none() {
-            stk = stk_planes(file, ptr.0, big_endian, bigtiff, file_len, limits)?;
+            stk = stk::read_planes(file, ptr.0, big_endian, bigtiff, file_len, limits)?;
             lsm_info = (!big_endian)
                 .then(|| tags.find_tag(Tag::Unknown(CZ_LSMINFO_TAG)).ok().flatten())
                 .flatten()
@@ -879,7 +549,8 @@ pub fn read_ifds(
                 .filter(|header| header.len() as u64 <= limits.max_metadata_bytes);
             if let Some(entry) = tags.find_entry(Tag::Unknown(MICROMANAGER_TAG)) {
                 micromanager_tag = true;
-                micromanager_metadata = micromanager(file, big_endian, file_len, limits)?;
+                micromanager_metadata =
+                    micromanager::read_header(file, big_endian, file_len, limits)?;
                 if let Some(mm) = &mut micromanager_metadata {
                     let kept = [&mm.display_settings, &mm.comments]
                         .iter()
@@ -956,7 +627,7 @@ pub fn read_ifds(
             // memory at 16 bytes a chunk, shared arrays would multiply it
             chunks_listed += layout.offsets.len() as u64;
             if chunks_listed > file_len / MIN_BYTES_PER_LISTED_CHUNK {
-                return Err(CoreError::Format(format!(
+                return Err(TiffError::Format(format!(
                     "the first {} IFDs list {chunks_listed} strips or tiles, more than a file \
                      of {file_len} bytes can hold: they share their offset arrays",
                     pages.len() + 1
@@ -967,7 +638,7 @@ pub fn read_ifds(
         ifd_offsets.push(ptr.0);
     }
     if pages.is_empty() {
-        return Err(CoreError::Format("the file has no image directory".into()));
+        return Err(TiffError::Format("the file has no image directory".into()));
     }
     Ok(IfdChain {
         bigtiff,
@@ -990,7 +661,7 @@ pub fn read_ifds(
 
 /// Whether a JPEG chunk of `count` bytes at `offset` starts with a JFIF
 /// APP0 segment, tested as tifffile does (`is_jfif`: "JFIF" at byte 6).
-fn starts_as_jfif(file: &File, offset: u64, count: u64) -> Result<bool, CoreError> {
+fn starts_as_jfif(file: &File, offset: u64, count: u64) -> Result<bool, TiffError> {
     if offset == 0 || count < 11 {
         return Ok(false);
     }
@@ -1016,9 +687,9 @@ fn jpeg_layout(
     sample_format: u16,
     samples: u16,
     planar_separate: bool,
-) -> Result<JpegLayout, CoreError> {
+) -> Result<JpegLayout, TiffError> {
     if bits_per_sample != 8 || sample_format != 1 {
-        return Err(CoreError::Unsupported(format!(
+        return Err(TiffError::Unsupported(format!(
             "{bits_per_sample}-bit JPEG (TIFF compression 7{}) is not supported; pentascope \
              decodes 8-bit JPEG only: re-save the image uncompressed or with LZW, Deflate or \
              Zstd",
@@ -1031,7 +702,7 @@ fn jpeg_layout(
     }
     let photometric: u16 = tags
         .find_tag_unsigned(Tag::PhotometricInterpretation)
-        .map_err(|x| CoreError::Format(format!("cannot read PhotometricInterpretation: {x}")))?
+        .map_err(|x| TiffError::Format(format!("cannot read PhotometricInterpretation: {x}")))?
         .unwrap_or(1);
     let supported = match samples {
         1 => matches!(photometric, 0 | 1),
@@ -1039,7 +710,7 @@ fn jpeg_layout(
         _ => false,
     };
     if !supported {
-        return Err(CoreError::Unsupported(format!(
+        return Err(TiffError::Unsupported(format!(
             "JPEG-compressed pages of {samples} samples per pixel with photometric \
              interpretation {photometric} ({}) are not supported; supported are grayscale \
              (1 sample) and RGB or YCbCr (3 samples)",
@@ -1058,7 +729,7 @@ fn jpeg_layout(
     }
     // planar YCbCr would need the chroma planes' subsampling undone here
     if planar_separate && photometric == 6 {
-        return Err(CoreError::Unsupported(
+        return Err(TiffError::Unsupported(
             "JPEG-compressed YCbCr pages with planar configuration 2 (separate planes) are \
              not supported"
                 .into(),
@@ -1067,7 +738,7 @@ fn jpeg_layout(
     let tables = match tags.find_entry(Tag::JPEGTables) {
         None => None,
         Some(entry) if entry.count() > MAX_JPEG_TABLES_BYTES as u64 => {
-            return Err(CoreError::Unsupported(format!(
+            return Err(TiffError::Unsupported(format!(
                 "JPEGTables holds {} bytes, more than the {MAX_JPEG_TABLES_BYTES} pentascope \
                  reads (real tables take about a kilobyte)",
                 entry.count()
@@ -1075,10 +746,10 @@ fn jpeg_layout(
         }
         Some(_) => tags
             .find_tag(Tag::JPEGTables)
-            .map_err(|x| CoreError::Format(format!("cannot read JPEGTables: {x}")))?
+            .map_err(|x| TiffError::Format(format!("cannot read JPEGTables: {x}")))?
             .map(|v| v.into_u8_vec())
             .transpose()
-            .map_err(|x| CoreError::Format(format!("cannot read JPEGTables: {x}")))?
+            .map_err(|x| TiffError::Format(format!("cannot read JPEGTables: {x}")))?
             .map(Arc::from),
     };
     Ok(JpegLayout {
@@ -1093,9 +764,9 @@ fn page_layout(
     file_len: u64,
     limits: &Limits,
     lsm_file: Option<&File>,
-) -> Result<PageLayout, CoreError> {
-    let bad = |msg: String| CoreError::Format(msg);
-    let e = |t: &str, err: TiffError| CoreError::Format(format!("cannot read {t}: {err}"));
+) -> Result<PageLayout, TiffError> {
+    let bad = |msg: String| TiffError::Format(msg);
+    let e = |t: &str, err: DecoderError| TiffError::Format(format!("cannot read {t}: {err}"));
     let width: u32 = tags
         .find_tag_unsigned(Tag::ImageWidth)
         .map_err(|x| e("ImageWidth", x))?
@@ -1109,7 +780,7 @@ fn page_layout(
     }
     let plane_pixels = u64::from(width) * u64::from(height);
     if plane_pixels > limits.max_plane_pixels {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "a page declares {width}×{height} = {plane_pixels} pixels, more than the configured \
              maximum of {} pixels per plane",
             limits.max_plane_pixels
@@ -1144,7 +815,7 @@ fn page_layout(
         return Err(bad("BitsPerSample or SampleFormat is empty".into()));
     }
     if bits.iter().any(|b| *b != bits[0]) || format.iter().any(|f| *f != format[0]) {
-        return Err(CoreError::Unsupported(
+        return Err(TiffError::Unsupported(
             "samples of one pixel have different types".into(),
         ));
     }
@@ -1157,7 +828,7 @@ fn page_layout(
         (format, bits) => DType::from_tiff(format, bits),
     }
     .ok_or_else(|| {
-        CoreError::Unsupported(format!(
+        TiffError::Unsupported(format!(
             "{bits_per_sample}-bit {} samples are not supported; supported are 8, 16, 32 and \
              64-bit integers, unsigned integers of 1 to 16 bits and 32 and 64-bit floats",
             match format[0] {
@@ -1203,7 +874,7 @@ fn page_layout(
         || (predictor == 3 && !dtype.is_float())
         || (predictor != 1 && packed)
     {
-        return Err(CoreError::Unsupported(format!(
+        return Err(TiffError::Unsupported(format!(
             "TIFF predictor {predictor} is not supported for {bits_per_sample}-bit {dtype} \
              samples"
         )));
@@ -1305,7 +976,7 @@ fn page_layout(
     .into_iter()
     .try_fold(u64::from(cw), u64::checked_mul);
     if chunk_bytes.is_none_or(|n| n > limits.max_chunk_bytes) {
-        return Err(CoreError::LimitsExceeded(format!(
+        return Err(TiffError::LimitsExceeded(format!(
             "one strip or tile of {cw}×{ch} pixels decodes to {} bytes, more than the \
              configured maximum of {} bytes",
             chunk_bytes.map_or("over 2^64".to_string(), |n| n.to_string()),

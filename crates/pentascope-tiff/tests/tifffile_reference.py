@@ -229,6 +229,32 @@ for bits, dtype in [(2, numpy.uint8), (4, numpy.uint8), (12, numpy.uint16)]:
           rng.integers(0, 1 << bits, (3, 11, 19)).astype(dtype),
           bitspersample=bits, photometric='minisblack')
 
+# Aperio SVS layouts: the baseline (tiled), the thumbnail (stripped; here of
+# the baseline's size, which must not make it a plane), a pyramid level,
+# focal planes, then the label (NewSubfileType 1) and the macro (9)
+APERIO = 'Aperio Image Library v12.0.15\r\n64x48 [0,0 64x48] (16x16) RAW|AppMag = 20|MPP = 0.4990'
+
+
+def svs(name, focal_planes, thumbnail_size):
+    # metadata=None: no shaped description, which tifffile would read first
+    path = os.path.join(out, name)
+    with tifffile.TiffWriter(path) as tif:
+        base = [picture(48, 64, 3) for _ in range(focal_planes)]
+        tif.write(base[0], tile=(16, 16), photometric='rgb', description=APERIO,
+                  metadata=None)
+        tif.write(picture(*thumbnail_size, 3), photometric='rgb', description='thumbnail', metadata=None)
+        for plane in base[1:]:
+            tif.write(plane, tile=(16, 16), photometric='rgb', description='focal plane', metadata=None)
+        for _ in range(focal_planes):
+            tif.write(picture(24, 32, 3), tile=(16, 16), photometric='rgb', description='level', metadata=None)
+        tif.write(picture(10, 12, 3), photometric='rgb', subfiletype=1, description='label', metadata=None)
+        tif.write(picture(14, 30, 3), photometric='rgb', subfiletype=9, description='macro', metadata=None)
+    files.append(path)
+
+
+svs('svs_thumbnail_of_baseline_size.svs', 1, (48, 64))
+svs('svs_focal_planes.svs', 3, (12, 16))
+
 LETTERS = 'TZC'
 
 

@@ -6,11 +6,11 @@
 
 use std::io::Read;
 
-use crate::error::CoreError;
-use crate::tiff::ifd::{Codec, PageLayout};
-use crate::tiff::jpeg;
-use crate::tiff::ReadAt;
+use crate::ifd::{Codec, PageLayout};
+use crate::jpeg;
+use crate::ReadAt;
 use crate::Sample;
+use crate::TiffError;
 
 /// Where a chunk sits and how many of its rows are stored.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub(crate) fn decode_chunk<T: Sample, R: ReadAt + ?Sized>(
     big_endian: bool,
     chunk: &ChunkRef,
     out: &mut [T],
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     let samples_in_chunk = if page.planar_separate {
         1
     } else {
@@ -46,7 +46,7 @@ pub(crate) fn decode_chunk<T: Sample, R: ReadAt + ?Sized>(
     if page.codec == Codec::Jpeg {
         // JPEG pages hold uint8 samples only (checked when the IFD is read)
         let out: &mut [u8] = bytemuck::try_cast_slice_mut(out).map_err(|_| {
-            CoreError::Format(format!("a JPEG page decoded as {} samples", T::DTYPE))
+            TiffError::Format(format!("a JPEG page decoded as {} samples", T::DTYPE))
         })?;
         return jpeg::decode(file, page, chunk, samples_in_chunk, out);
     }
@@ -86,12 +86,12 @@ fn read_stored<R: ReadAt + ?Sized>(
     page: &PageLayout,
     chunk: &ChunkRef,
     out_bytes: &mut [u8],
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     let offset = page.offsets[chunk.index];
     let count = page.byte_counts[chunk.index] as usize;
     let expected = out_bytes.len();
     let corrupt = |what: String| {
-        CoreError::Format(format!(
+        TiffError::Format(format!(
             "strip/tile {} of a {}×{} page: {what}",
             chunk.index, page.width, page.height
         ))

@@ -23,17 +23,17 @@
 //! (each a pass over the frame's coefficients) is refused. libjpeg's errors
 //! and its warnings that pixels are missing or corrupt (a truncated
 //! stream, a bad Huffman code: libjpeg and tifffile would fill the rest
-//! with grey) become [`CoreError::Format`]; warnings that lose nothing
+//! with grey) become [`TiffError::Format`]; warnings that lose nothing
 //! (extraneous bytes between markers) are ignored, as tifffile ignores them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mozjpeg::{ColorSpace, Decompress};
 
-use crate::error::CoreError;
-use crate::tiff::codec::ChunkRef;
-use crate::tiff::ifd::PageLayout;
-use crate::tiff::ReadAt;
+use crate::codec::ChunkRef;
+use crate::ifd::PageLayout;
+use crate::ReadAt;
+use crate::TiffError;
 
 /// The most scans a chunk's stream may have. A progressive JPEG has about
 /// ten; each scan is a pass over the frame, so a stream of many tiny scans
@@ -48,9 +48,9 @@ pub(crate) fn decode<R: ReadAt + ?Sized>(
     chunk: &ChunkRef,
     samples: usize,
     out: &mut [u8],
-) -> Result<(), CoreError> {
+) -> Result<(), TiffError> {
     let corrupt = |what: String| {
-        CoreError::Format(format!(
+        TiffError::Format(format!(
             "JPEG strip/tile {} of a {}×{} page: {what}",
             chunk.index, page.width, page.height
         ))

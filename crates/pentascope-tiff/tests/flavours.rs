@@ -14,11 +14,11 @@ mod util;
 use std::io::Write;
 use std::path::PathBuf;
 
-use pentascope_core::tiff::{Flavour, PhysicalSize, PhysicalSizes, TiffFile};
-use pentascope_core::{CoreError, DType, Limits, PlaneIndex, Sample};
+use pentascope_tiff::{DType, Limits, PlaneIndex, Sample, TiffError};
+use pentascope_tiff::{Flavour, PhysicalSize, PhysicalSizes, TiffFile};
 use util::{PageSpec, TempFile, TiffBuilder};
 
-fn open(file: &TempFile) -> Result<TiffFile, CoreError> {
+fn open(file: &TempFile) -> Result<TiffFile, TiffError> {
     TiffFile::open(file.path(), &Limits::default(), None)
 }
 
@@ -468,7 +468,7 @@ fn packed_with_predictor_is_unsupported_and_float16_is_read() {
         ..PageSpec::new(2, 2, blob)
     });
     let err = open(&tiff.write()).unwrap_err();
-    assert!(matches!(err, CoreError::Unsupported(_)), "{err}");
+    assert!(matches!(err, TiffError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("predictor 2"), "{err}");
 
     let mut tiff = TiffBuilder::classic();

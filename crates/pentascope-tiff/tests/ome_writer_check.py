@@ -1,5 +1,5 @@
 """Reads the OME-TIFFs that tests/ome_writer.rs wrote with tifffile and
-compares them with what was written (manifest.json and one .npy each).
+compares them with what was written (manifest.json and one .raw of little-endian samples each).
 
 Run by that test when PENTASCOPE_TEST_PYTHON names a Python with tifffile
 and numpy; or by hand: python ome_writer_check.py DIR
@@ -19,7 +19,9 @@ OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 def check(directory: Path, case: dict) -> None:
     name = case["file"]
     shape = tuple(case["shape"])
-    expected = numpy.load(directory / case["expected"])
+    expected = numpy.fromfile(
+        directory / case["expected"], dtype=numpy.dtype(case["dtype"]).newbyteorder("<")
+    ).reshape(shape)
     assert expected.shape == shape, (name, expected.shape, shape)
     with tifffile.TiffFile(directory / name) as tif:
         assert tif.is_ome, f"{name}: not recognised as OME-TIFF"

@@ -1,0 +1,95 @@
+//! The limits a reader is given: every size a file declares is checked
+//! against them before it drives an allocation or a loop.
+
+/// Limits checked before any large allocation, as image-tiff's `Limits`.
+///
+/// New limits may be added in later versions, so the struct is built from
+/// [`Limits::default`] and the `with_` methods:
+///
+/// ```
+/// use pentascope_tiff::Limits;
+/// let limits = Limits::default().with_max_pages(10_000).with_max_channels(64);
+/// assert_eq!(limits.max_pages, 10_000);
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest image accepted, in samples (T·Z·C·Y·X).
+    pub max_samples: u64,
+    /// Largest single plane accepted, in pixels (Y·X).
+    pub max_plane_pixels: u64,
+    /// Most IFDs (pages) a file may have.
+    pub max_pages: u64,
+    /// Largest decoded strip or tile, in bytes.
+    pub max_chunk_bytes: u64,
+    /// Largest metadata text (OME-XML, ImageJ description), in bytes.
+    pub max_metadata_bytes: u64,
+    /// Most channels (C, samples per pixel included) an image may have;
+    /// default 1024. Per-channel state (statistics, display ranges, PCA)
+    /// grows with it, so a file declaring 65535 samples per pixel on a
+    /// 2×1 image is refused before any of it is allocated.
+    pub max_channels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_samples: 1 << 34,
+            max_plane_pixels: 1 << 32,
+            max_pages: 1 << 20,
+            max_chunk_bytes: 1 << 28,
+            max_metadata_bytes: 1 << 26,
+            max_channels: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with [`Limits::max_samples`] set to `value`.
+    pub fn with_max_samples(self, value: u64) -> Limits {
+        Limits {
+            max_samples: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_plane_pixels`] set to `value`.
+    pub fn with_max_plane_pixels(self, value: u64) -> Limits {
+        Limits {
+            max_plane_pixels: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_pages`] set to `value`.
+    pub fn with_max_pages(self, value: u64) -> Limits {
+        Limits {
+            max_pages: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_chunk_bytes`] set to `value`.
+    pub fn with_max_chunk_bytes(self, value: u64) -> Limits {
+        Limits {
+            max_chunk_bytes: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_metadata_bytes`] set to `value`.
+    pub fn with_max_metadata_bytes(self, value: u64) -> Limits {
+        Limits {
+            max_metadata_bytes: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_channels`] set to `value`.
+    pub fn with_max_channels(self, value: u64) -> Limits {
+        Limits {
+            max_channels: value,
+            ..self
+        }
+    }
+}
