@@ -5,7 +5,8 @@
 #   fuzz/run.sh --replay [TARGET...]    run each target once over its seeds,
 #                                       regressions and corpus, then stop
 #
-# Targets: reader (whole files), flavour (metadata text), codec (one chunk).
+# Targets: reader (whole files), flavour (every flavour parser: metadata text
+# or vendor structures, a seed for each in seeds/flavour/), codec (one chunk).
 # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them. A crash or timeout is written to artifacts/TARGET/:
 # copy it to regressions/TARGET/ (with a name saying what it found) and fix

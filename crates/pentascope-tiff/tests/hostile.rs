@@ -522,6 +522,46 @@ fn every_fuzz_regression_is_decoded_or_refused() {
     eprintln!("{replayed} regression inputs replayed");
 }
 
+/// The flavour harness reaches every flavour's parser: each seed (one per
+/// parser, `fuzz/seeds/flavour/`) is read by its parser, and every
+/// truncation and byte flip of it is read or refused, never a panic, within
+/// the fuzzing limits.
+#[test]
+fn every_flavour_parser_survives_its_seed_cut_and_flipped() {
+    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/flavour");
+    let mut kinds = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(&seeds).unwrap() {
+        let path = entry.unwrap().path();
+        let seed = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        kinds.insert(usize::from(seed[0]) % util::MetadataKind::ALL.len());
+        // each seed is read by the parser it is named after (a shaped
+        // description is a plain file's)
+        let series = util::flavour_target(&seed, &util::tight_limits())
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        let flavour = serde_json::to_value(series.flavour).unwrap();
+        let want = if name == "shaped" {
+            "plain"
+        } else {
+            name.as_str()
+        };
+        assert_eq!(flavour, want, "seed {name}: {:?}", series.warnings);
+        for cut in 0..seed.len() {
+            let _ = util::flavour_target(&seed[..cut], &util::tight_limits());
+        }
+        for at in 5..seed.len() {
+            let mut flipped = seed.clone();
+            flipped[at] ^= 0xA5;
+            let _ = util::flavour_target(&flipped, &util::tight_limits());
+        }
+    }
+    assert_eq!(
+        kinds.len(),
+        util::MetadataKind::ALL.len(),
+        "a seed per parser"
+    );
+}
+
 #[test]
 fn codec_harness_round_trips_every_sample_type() {
     // the fuzz harness itself must reach the decoders: a valid chunk decodes
