@@ -132,6 +132,11 @@ pub struct Settings {
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
+    /// Seconds a resumable upload (/uploads) is kept after its last byte
+    /// arrived; unfinished uploads older than this are removed.
+    #[arg(long, env = "PENTASCOPE_UPLOAD_EXPIRY", default_value_t = defaults::UPLOAD_EXPIRY_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    upload_expiry: u64,
     /// Most PCA score values returned inline by /analyze.
     #[arg(long, env = "PENTASCOPE_INLINE_SCORES", default_value_t = defaults::INLINE_SCORES)]
     inline_scores: u64,
@@ -287,6 +292,7 @@ impl Settings {
         };
         config.catalogue = self.catalogue.limits();
         config.max_upload_bytes = self.max_upload_bytes;
+        config.upload_expiry = std::time::Duration::from_secs(self.upload_expiry);
         config.inline_scores_cap = self.inline_scores;
         config.part_pixels = self.part_pixels;
         config.inline_objects_cap = self.inline_objects;
