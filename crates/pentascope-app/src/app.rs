@@ -64,7 +64,7 @@ impl Drop for Reading<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // the map stays consistent whatever panicked while it was held
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

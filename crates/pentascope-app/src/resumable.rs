@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::access::Caller;
-use crate::app::{blocking, App};
+use crate::app::{blocking, lock, App};
 use crate::catalogue::NewEntry;
 use crate::error::AppError;
 use crate::ingest::UploadStream;
@@ -243,10 +243,6 @@ impl UploadBody for StagedBody {
     fn axes(&self) -> Option<Axes> {
         self.axes.clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unix_now() -> u64 {
@@ -478,14 +474,22 @@ impl App {
         if !visible {
             return Err(not_found(id));
         }
-        if let Some(refused) = lock(&live.failure).take() {
-            lock(&self.uploads.open).remove(id);
-            return Err(refused);
-        }
+        self.told_failure(&live)?;
         if live.is_gone() {
             return Err(not_found(id));
         }
         Ok(live)
+    }
+
+    /// Why the ingest refused `live`'s file, told once: the upload is then
+    /// forgotten.
+    fn told_failure(&self, live: &Live) -> Result<(), AppError> {
+        let Some(refused) = lock(&live.failure).take() else {
+            return Ok(());
+        };
+        let id = live.snapshot().id;
+        lock(&self.uploads.open).remove(&id);
+        Err(refused)
     }
 
     /// Where upload `id` stands (`HEAD`). A complete upload whose ingest is
@@ -553,9 +557,7 @@ impl App {
         live.takeover.send_modify(|g| *g += 1);
         let takeover = live.takeover.subscribe();
         let writer = live.writer.lock().await;
-        if let Some(refused) = lock(&live.failure).take() {
-            return Err(refused);
-        }
+        self.told_failure(&live)?;
         if live.is_gone() {
             return Err(not_found(id));
         }
@@ -668,9 +670,7 @@ impl App {
         if !pending.is_empty() {
             written = write_at(&file, written, pending.split().freeze()).await?;
         }
-        if let Some(refused) = lock(&live.failure).take() {
-            return Err(refused);
-        }
+        self.told_failure(live)?;
         let kept = match (hasher, checksum) {
             (Some(hasher), Some(expected)) => {
                 let matches = complete && refusal.is_none() && hasher.finalize()[..] == expected;
@@ -791,8 +791,9 @@ impl App {
             }
             Err(refused) => {
                 tracing::warn!(%id, "resumable upload refused: {refused}");
-                live.remove(&dir);
+                // told before the upload is gone: waiters look for it first
                 *lock(&live.failure) = Some(refused);
+                live.remove(&dir);
             }
         }
         live.settled.notify_waiters();
@@ -808,9 +809,7 @@ impl App {
             let settled = live.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if let Some(refused) = lock(&live.failure).take() {
-                return Err(refused);
-            }
+            self.told_failure(live)?;
             let state = live.snapshot();
             if let Some(image) = &state.image_id {
                 return self.image(caller, image).await;

@@ -203,6 +203,7 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::GET, "/assets/index.js", Public, pages::index_js),
         Route::new(M::GET, "/assets/viewer.js", Public, pages::viewer_js),
         Route::new(M::GET, "/assets/docs.js", Public, pages::docs_js),
+        Route::new(M::GET, "/assets/tus.min.js", Public, pages::tus_js),
         Route::new(M::GET, "/assets/style.css", Public, pages::style_css),
     ]
 }
