@@ -822,6 +822,14 @@ impl App {
         }
     }
 
+    /// Stops every live ingest, as the process stops: after the restart,
+    /// the next append ingests its upload again from the staged bytes.
+    pub fn stop_live_ingests(&self) {
+        for live in lock(&self.uploads.open).values() {
+            live.stop_ingest();
+        }
+    }
+
     /// Removes expired uploads and stops live ingests that wait too long;
     /// returns how many uploads were removed.
     pub async fn sweep_uploads(&self) -> Result<usize, AppError> {

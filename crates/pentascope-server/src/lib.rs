@@ -72,7 +72,9 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
         .local_addr()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     on_listen(addr);
-    accept_loop(listener, router::router(app), &config).await;
+    accept_loop(listener, router::router(app.clone()), &config).await;
+    // a live ingest waits for bytes on a thread the runtime would wait for
+    app.stop_live_ingests();
     Ok(())
 }
 

@@ -92,13 +92,12 @@ async fn create_upload(
     if length > app.config.max_upload_bytes {
         return Err(too_large(&app));
     }
-    let with_bytes = match headers.get(header::CONTENT_TYPE) {
-        Some(_) => {
-            check_content_type(&headers)?;
-            true
-        }
-        None => false,
-    };
+    // creation-with-upload when the body is the file's first bytes
+    let declared_body = number(&headers, &header::CONTENT_LENGTH)?.is_some_and(|n| n > 0);
+    let with_bytes = headers.contains_key(header::CONTENT_TYPE) && check_content_type(&headers).is_ok();
+    if declared_body && !with_bytes {
+        check_content_type(&headers)?;
+    }
     let raw = match headers.get(UPLOAD_METADATA) {
         Some(v) => v
             .to_str()

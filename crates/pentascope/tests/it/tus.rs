@@ -6,7 +6,7 @@
 //! the test knows; with `--ignored`, a large file written by tifffile,
 //! compared with tifffile's reading of it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
@@ -98,8 +98,11 @@ fn offset_of(server: &Server, upload: &str) -> usize {
     resp.header("upload-offset").parse().unwrap()
 }
 
+/// The image id in the answer of the request that brought the last byte
+/// (200 to a PATCH, 201 to a creation with the whole file).
 fn image_of(resp: &Resp) -> String {
-    let body = resp.ok_json().unwrap();
+    assert!([200, 201].contains(&resp.status), "{}", resp.snippet());
+    let body = resp.json().unwrap();
     assert_eq!(body["message"], "File uploaded successfully", "{body}");
     body["image_id"].as_str().unwrap().to_string()
 }
