@@ -242,6 +242,11 @@ fn answer(request: &str, answered: Result<Response, ApiError>) -> Response {
             refused.log_refusal(request);
             let precondition = refused.status == StatusCode::PRECONDITION_FAILED;
             let mut response = refused.into_response();
+            // the body may be left unread: the connection cannot carry
+            // another request, and the client must not try
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
             if precondition {
                 response
                     .headers_mut()
