@@ -159,10 +159,14 @@ fn cut_at(server: &Server, upload: &str, file: &[u8], offset: usize, cut: usize,
         wait_offset(server, upload, cut);
         return cut;
     }
+    // the offset moves while the server writes what it read (it is
+    // persisted every few MiB): wait until it stays put
     let mut kept = offset;
-    let moved = within(Duration::from_secs(20), || {
+    let moved = within(Duration::from_secs(30), || {
+        let before = offset_of(server, upload);
+        std::thread::sleep(Duration::from_secs(1));
         kept = offset_of(server, upload);
-        kept > offset
+        kept > offset && kept == before
     });
     assert!(moved && kept <= cut, "offset {kept} after a reset at {cut}\n{}", server.logs());
     kept
