@@ -500,6 +500,16 @@ impl App {
         id: &str,
     ) -> Result<UploadState, AppError> {
         caller.require(Scope::Write)?;
+        self.current_state(caller, id).await
+    }
+
+    /// Upload `id`'s state; a complete upload without its image and
+    /// without a running ingest is ingested again.
+    async fn current_state(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<UploadState, AppError> {
         let live = self.open_upload(caller, id).await?;
         let state = live.snapshot();
         if state.offset == state.length && state.image_id.is_none() {
@@ -514,7 +524,8 @@ impl App {
         caller: &Caller,
         id: &str,
     ) -> Result<UploadProgress, AppError> {
-        let state = self.upload_state(caller, id).await?;
+        caller.require(Scope::Read)?;
+        let state = self.current_state(caller, id).await?;
         let image = match &state.image_id {
             Some(image) => Some(self.image(caller, image).await?),
             None => None,
