@@ -74,7 +74,7 @@ class CuttingProxy:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> tuple[Path, np.ndarray[Any, Any]]:
-    data = np.random.default_rng(26).integers(0, 65535, (3, 8, 2, 96, 80), dtype=np.uint16)
+    data = np.random.default_rng(26).integers(0, 65535, (3, 8, 2, 192, 160), dtype=np.uint16)
     path = tmp_path / "resumable.tif"
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TZCYX"})
     return path, data
@@ -101,7 +101,10 @@ def test_large_files_go_through_tus_and_resume_after_a_cut(
             tags=["tus", "resumed"],
             annotations={"Stain": "DAPI"},
         )
-        assert proxy.connections > 4, "the upload went in several requests"
+        chunks = -(-path.stat().st_size // client.resumable_chunk)
+        # the creation, one PATCH a chunk, and after the cut a HEAD and the
+        # cut chunk's rest again
+        assert proxy.connections >= 1 + chunks + 2, proxy.connections
     finally:
         proxy.close()
     local = server.client()
@@ -116,9 +119,7 @@ def test_large_files_go_through_tus_and_resume_after_a_cut(
         image.delete()
 
 
-def test_a_refused_resumable_upload_raises_the_servers_reason(
-    server: Any, tmp_path: Path
-) -> None:
+def test_a_refused_resumable_upload_raises_the_servers_reason(server: Any, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.tif"
     garbage.write_bytes(b"this is not a TIFF file\n" * 100_000)
     client = server.client(resumable_threshold=1 << 20)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import json as json_module
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,7 +20,7 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from tqdm.auto import tqdm
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
-from tusclient.uploader import Uploader
+from tusclient.uploader.uploader import Uploader
 
 from .errors import JobFailed, PentascopeError, error_for
 
@@ -239,13 +240,14 @@ class Client:
             chunk_size=self.resumable_chunk,
             metadata=metadata,
             retries=self.retries,
-            retry_delay=self.backoff,
+            # whole seconds, as tuspy types it
+            retry_delay=max(1, math.ceil(self.backoff)),
             upload_checksum=True,
         )
         bar.reset(total=path.stat().st_size)
         try:
             while uploader.offset < uploader.stop_at or uploader.url is None:
-                uploader.upload_chunk()
+                uploader.upload_chunk()  # type: ignore[no-untyped-call]
                 bar.update(uploader.offset - bar.n)
         except (TusCommunicationError, TusUploadFailed) as e:
             raise _tus_error(e) from e
@@ -692,7 +694,7 @@ class Job:
                 time.sleep(interval)
 
 
-class _Sha256Uploader(Uploader):  # type: ignore[misc]
+class _Sha256Uploader(Uploader):
     """tuspy's uploader with the checksum the server speaks (sha256)."""
 
     CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
@@ -703,7 +705,7 @@ class _Sha256Uploader(Uploader):  # type: ignore[misc]
         status = error.status_code
         if status is not None and 400 <= int(status) < 500 and int(status) not in (409, 423, 460):
             raise error
-        super()._retry_or_cry(error)
+        super()._retry_or_cry(error)  # type: ignore[no-untyped-call]
 
 
 def _tus_error(e: TusCommunicationError) -> PentascopeError:
