@@ -260,7 +260,10 @@ fn not_found(id: &str) -> AppError {
 
 /// Whether `id` can name an upload (and a file in its directory).
 fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 fn io_error(what: &str, e: std::io::Error) -> AppError {
@@ -582,9 +585,7 @@ impl App {
         }
         if state.offset < state.length {
             self.start_ingest(&live, caller, false)?;
-            let written = self
-                .receive(&live, &state, checksum, body, takeover)
-                .await;
+            let written = self.receive(&live, &state, checksum, body, takeover).await;
             let written = written?;
             if written < state.length {
                 drop(writer);
@@ -883,7 +884,12 @@ impl App {
 }
 
 /// Flushes the staged bytes and saves `offset` as the upload's.
-async fn persist(app: &App, live: &Arc<Live>, file: &Arc<File>, offset: u64) -> Result<(), AppError> {
+async fn persist(
+    app: &App,
+    live: &Arc<Live>,
+    file: &Arc<File>,
+    offset: u64,
+) -> Result<(), AppError> {
     let file = file.clone();
     blocking(move || {
         file.sync_data()

@@ -117,7 +117,8 @@ fn spawn_sweeper(app: AppState) {
 /// Removes expired resumable uploads, checking a few times per expiry
 /// period (at most once a minute, at least once a second).
 fn spawn_upload_sweeper(app: AppState) {
-    let every = (app.config.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let every =
+        (app.config.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

@@ -19,7 +19,8 @@ use axum::Router;
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
 use crate::handlers::{
-    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, tus, upload, zarr,
+    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, tus, upload,
+    zarr,
 };
 use crate::observe::{observe, RequestFacts};
 use crate::AppState;
@@ -353,9 +354,7 @@ mod tests {
                     "GET",
                     "/images" | "/jobs/{id}" | "/tags" | "/datasets" | "/datasets/{id}"
                     | "/uploads/{id}",
-                ) => {
-                    Access::Key(Scope::Read)
-                }
+                ) => Access::Key(Scope::Read),
                 ("GET", _) => Access::KeyOrLink,
                 _ => Access::Key(Scope::Write),
             };

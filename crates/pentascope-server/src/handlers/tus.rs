@@ -72,7 +72,10 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer("POST /uploads", create_upload(app, caller, headers, body).await)
+    answer(
+        "POST /uploads",
+        create_upload(app, caller, headers, body).await,
+    )
 }
 
 async fn create_upload(
@@ -94,7 +97,8 @@ async fn create_upload(
     }
     // creation-with-upload when the body is the file's first bytes
     let declared_body = number(&headers, &header::CONTENT_LENGTH)?.is_some_and(|n| n > 0);
-    let with_bytes = headers.contains_key(header::CONTENT_TYPE) && check_content_type(&headers).is_ok();
+    let with_bytes =
+        headers.contains_key(header::CONTENT_TYPE) && check_content_type(&headers).is_ok();
     if declared_body && !with_bytes {
         check_content_type(&headers)?;
     }
@@ -337,7 +341,9 @@ fn checksum(headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
         .ok()
         .and_then(|d| <[u8; 32]>::try_from(d).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::bad_request("the sha256 in Upload-Checksum is not 32 bytes in base64"))
+        .ok_or_else(|| {
+            ApiError::bad_request("the sha256 in Upload-Checksum is not 32 bytes in base64")
+        })
 }
 
 /// The upload described by `Upload-Metadata`: comma-separated `key

@@ -29,7 +29,7 @@ const OFFSET_STREAM: &str = "application/offset+octet-stream";
 /// An 8-bit stack of `pages` planes of 64 × 48 whose samples the test
 /// knows: sample `i` of page `p` is `(p * 31 + i * 7) % 251`.
 fn stack(pages: u32) -> Vec<u8> {
-    plain_tiff(64, 48, 8, pages, |page, i| sample(page, i))
+    plain_tiff(64, 48, 8, pages, sample)
 }
 
 fn sample(page: u32, i: usize) -> u8 {
@@ -57,9 +57,7 @@ fn metadata(pairs: &[(&str, &str)]) -> String {
 }
 
 fn tus(server: &Server, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
-    server
-        .keyed(method, path)
-        .header("Tus-Resumable", VERSION)
+    server.keyed(method, path).header("Tus-Resumable", VERSION)
 }
 
 /// Creates an upload of `length` bytes; its path.
@@ -146,14 +144,25 @@ fn wait_offset(server: &Server, upload: &str, want: usize) {
         last = offset_of(server, upload);
         last == want
     });
-    assert!(reached, "offset of {upload} is {last}, not {want}\n{}", server.logs());
+    assert!(
+        reached,
+        "offset of {upload} is {last}, not {want}\n{}",
+        server.logs()
+    );
 }
 
 /// Leaves a PATCH from `offset` to `cut` (closing or resetting the
 /// connection) and returns the offset the server kept: all of it when the
 /// connection was closed; after a reset, what it had read (the reset
 /// throws away the rest), which is more than before.
-fn cut_at(server: &Server, upload: &str, file: &[u8], offset: usize, cut: usize, reset: bool) -> usize {
+fn cut_at(
+    server: &Server,
+    upload: &str,
+    file: &[u8],
+    offset: usize,
+    cut: usize,
+    reset: bool,
+) -> usize {
     patch_and_leave(server, upload, offset, &file[offset..cut], reset);
     if !reset {
         wait_offset(server, upload, cut);
@@ -168,7 +177,11 @@ fn cut_at(server: &Server, upload: &str, file: &[u8], offset: usize, cut: usize,
         kept = offset_of(server, upload);
         kept > offset && kept == before
     });
-    assert!(moved && kept <= cut, "offset {kept} after a reset at {cut}\n{}", server.logs());
+    assert!(
+        moved && kept <= cut,
+        "offset {kept} after a reset at {cut}\n{}",
+        server.logs()
+    );
     kept
 }
 
@@ -179,7 +192,10 @@ fn tus_protocol_answers_as_the_spec_says() {
     let file = stack(12);
 
     // discovery
-    let resp = server.send("OPTIONS /uploads", server.request(Method::OPTIONS, "/uploads"));
+    let resp = server.send(
+        "OPTIONS /uploads",
+        server.request(Method::OPTIONS, "/uploads"),
+    );
     assert_eq!(resp.status, 204);
     assert_eq!(resp.header("tus-resumable"), VERSION);
     assert_eq!(resp.header("tus-version"), VERSION);
@@ -266,7 +282,10 @@ fn tus_protocol_answers_as_the_spec_says() {
         tus(&server, Method::PATCH, &upload)
             .header("Upload-Offset", "0")
             .header("Content-Type", OFFSET_STREAM)
-            .header("Upload-Checksum", format!("sha256 {}", digest(&file[..part])))
+            .header(
+                "Upload-Checksum",
+                format!("sha256 {}", digest(&file[..part])),
+            )
             .body(file[..part].to_vec()),
     );
     assert_eq!(resp.status, 204, "{}", resp.snippet());
@@ -316,7 +335,10 @@ fn tus_protocol_answers_as_the_spec_says() {
     assert_eq!(resp.status, 204, "{}", resp.snippet());
     assert_eq!(head(&server, &upload).status, 404);
     assert_eq!(patch(&server, &upload, 3000, &file[3000..]).status, 404);
-    assert_eq!(head(&server, "/uploads/0123456789abcdef0123456789abcdef").status, 404);
+    assert_eq!(
+        head(&server, "/uploads/0123456789abcdef0123456789abcdef").status,
+        404
+    );
     assert_eq!(head(&server, "/uploads/..%2Fpentascope.sqlite").status, 404);
 
     // a file the ingest refuses: the append that shows it answers why
@@ -405,7 +427,9 @@ fn unfinished_uploads_expire_and_are_swept() {
     assert_eq!(patch(&server, &upload, 0, &file[..2000]).status, 204);
     let staged = server.data_dir().join("uploads");
     assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 2);
-    let gone = within(Duration::from_secs(15), || head(&server, &upload).status == 404);
+    let gone = within(Duration::from_secs(15), || {
+        head(&server, &upload).status == 404
+    });
     assert!(gone, "the expired upload is still there\n{}", server.logs());
     assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 0);
     assert_eq!(patch(&server, &upload, 2000, &file[2000..]).status, 404);
@@ -456,7 +480,10 @@ fn uploads_resume_after_a_server_restart() {
     );
     // a second restart after a completed part
     let second = file.len() * 3 / 4;
-    assert_eq!(patch(&server, &upload, offset, &file[offset..second]).status, 204);
+    assert_eq!(
+        patch(&server, &upload, offset, &file[offset..second]).status,
+        204
+    );
     server.kill();
     let server = Server::start_in(dir.path());
     assert_eq!(offset_of(&server, &upload), second);
@@ -492,13 +519,21 @@ print(json.dumps({"sha256": hashlib.sha256(np.ascontiguousarray(b).reshape(a.sha
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want: Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = std::fs::read(&path).unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::start_in(data.path());
     let upload = create(&server, file.len(), &metadata(&[("filename", "large.tif")]));
-    let cuts = [file.len() / 4 + 12_345, file.len() / 2 + 777, file.len() * 5 / 6];
+    let cuts = [
+        file.len() / 4 + 12_345,
+        file.len() / 2 + 777,
+        file.len() * 5 / 6,
+    ];
     let mut offset = 0;
     for (n, &cut) in cuts.iter().enumerate() {
         offset = match n {

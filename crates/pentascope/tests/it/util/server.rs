@@ -422,11 +422,7 @@ impl Server {
     }
 
     /// A request to `path` with the suite's key (if any), like [`Server::get`]'s.
-    pub fn keyed(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-    ) -> reqwest::blocking::RequestBuilder {
+    pub fn keyed(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
         self.client.request(method, self.url(path))
     }
 
