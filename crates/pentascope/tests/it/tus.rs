@@ -9,13 +9,11 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use reqwest::Method;
-use serde_json::Value;
 use sha2::Digest;
 
 use crate::access::Lab;
@@ -360,15 +358,7 @@ fn another_users_upload_is_not_found() {
     let bob = lab.key("bob", "write", &[]);
     let carol = lab.key("carol", "write", &[]);
     let file = stack(4);
-    let call = |method: Method, path: &str, key: &str| {
-        lab.server.send(
-            &format!("{method} {path}"),
-            lab.server
-                .request(method, path)
-                .bearer_auth(key)
-                .header("Tus-Resumable", VERSION),
-        )
-    };
+
     let created = lab.server.send(
         "POST /uploads",
         lab.server
@@ -379,20 +369,31 @@ fn another_users_upload_is_not_found() {
     );
     assert_eq!(created.status, 201, "{}", created.snippet());
     let upload = created.header("location").to_string();
+    let as_user = |method: Method, path: &str, key: &str| {
+        lab.server
+            .request(method, path)
+            .bearer_auth(key)
+            .header("Tus-Resumable", VERSION)
+    };
+    let call = |method: Method, path: &str, key: &str| {
+        lab.server.send(
+            &format!("{method} {path}"),
+            as_user(method.clone(), path, key),
+        )
+    };
+    let append = |key: &str, body: Vec<u8>| {
+        lab.server.send(
+            "PATCH",
+            as_user(Method::PATCH, &upload, key)
+                .header("Upload-Offset", "0")
+                .header("Content-Type", OFFSET_STREAM)
+                .body(body),
+        )
+    };
     assert_eq!(call(Method::HEAD, &upload, &carol).status, 404);
     assert_eq!(call(Method::GET, &upload, &carol).status, 404);
     assert_eq!(call(Method::DELETE, &upload, &carol).status, 404);
-    let resp = lab.server.send(
-        "PATCH as carol",
-        lab.server
-            .request(Method::PATCH, &upload)
-            .bearer_auth(&carol)
-            .header("Tus-Resumable", VERSION)
-            .header("Upload-Offset", "0")
-            .header("Content-Type", OFFSET_STREAM)
-            .body(file.clone()),
-    );
-    assert_eq!(resp.status, 404);
+    assert_eq!(append(&carol, file.clone()).status, 404);
     // without a key: 401, still naming the protocol
     let anonymous = lab.server.send(
         "HEAD without a key",
@@ -403,17 +404,7 @@ fn another_users_upload_is_not_found() {
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.header("tus-resumable"), VERSION);
     // bob finishes it, and the image is his
-    let resp = lab.server.send(
-        "PATCH as bob",
-        lab.server
-            .request(Method::PATCH, &upload)
-            .bearer_auth(&bob)
-            .header("Tus-Resumable", VERSION)
-            .header("Upload-Offset", "0")
-            .header("Content-Type", OFFSET_STREAM)
-            .body(file),
-    );
-    let id = image_of(&resp);
+    let id = image_of(&append(&bob, file));
     assert_eq!(lab.get(&format!("/images/{id}"), Some(&carol)).status, 404);
     assert_eq!(lab.get(&format!("/images/{id}"), Some(&bob)).status, 200);
 }
@@ -503,10 +494,9 @@ fn a_large_upload_cut_three_times_equals_tifffile() {
     let work = tempfile::tempdir().unwrap();
     let python = crate::util::python::python_with("tifffile, numpy");
     let path = work.path().join("large.tif");
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(
-            r#"
+    let want = crate::util::python::run_json(
+        &python,
+        r#"
 import hashlib, json, sys, numpy as np, tifffile
 rng = np.random.default_rng(26)
 a = rng.integers(0, 65535, (4, 25, 1, 1000, 1000), dtype=np.uint16)
@@ -515,16 +505,8 @@ b = tifffile.imread(sys.argv[1])
 print(json.dumps({"sha256": hashlib.sha256(np.ascontiguousarray(b).reshape(a.shape).tobytes()).hexdigest(),
                   "shape": list(a.shape)}))
 "#,
-        )
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[path.display().to_string()],
     );
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = std::fs::read(&path).unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut server = Server::start_in(data.path());
