@@ -252,6 +252,8 @@
       headers: P.headers(),
       metadata: tusMetadata(file),
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+      // bounded requests pass proxies with a body limit; 0: one request
+      chunkSize: Number(form.dataset.resumableChunk) || Infinity,
       removeFingerprintOnSuccess: true,
       onProgress: (sent, total) => {
         showProgress(file, sent, total);
