@@ -792,10 +792,14 @@ impl App {
         match outcome {
             Ok(record) => {
                 let expires_at = self.expiry_from_now();
+                let image_id = record.id.to_string();
                 if let Err(e) = live.update(&dir, |u| {
-                    u.image_id = Some(record.id.to_string());
+                    u.image_id = Some(image_id.clone());
                     u.expires_at = expires_at;
                 }) {
+                    // known to this process at least, so that it is not
+                    // ingested twice
+                    lock(&live.state).upload.image_id = Some(image_id);
                     tracing::error!(%id, "cannot record the published image of the upload: {e}");
                 }
                 let _ = std::fs::remove_file(Paths::of(&dir, &id).bytes);
