@@ -507,7 +507,9 @@ impl App {
     }
 
     /// Upload `id`'s state; a complete upload without its image and
-    /// without a running ingest is ingested again.
+    /// without a running ingest is ingested again (for a caller who may
+    /// write: an ingest as a reader would be refused, and take the upload
+    /// with it).
     async fn current_state(
         self: &Arc<Self>,
         caller: &Caller,
@@ -515,7 +517,7 @@ impl App {
     ) -> Result<UploadState, AppError> {
         let live = self.open_upload(caller, id).await?;
         let state = live.snapshot();
-        if state.offset == state.length && state.image_id.is_none() {
+        if state.offset == state.length && state.image_id.is_none() && caller.has(Scope::Write) {
             self.start_ingest(&live, caller, true)?;
         }
         Ok(state)
