@@ -13,6 +13,8 @@
 //   { "base": ..., "shots": ..., "mode": "catalogue", "total": 130,
 //     "word": "kidney", "word_count": 10, "tag": "DAPI", "tag_count": 65,
 //     "edit": "image_7" }             // the catalogue browser on `/`
+//   { "base": ..., "shots": ..., "mode": "resumable", "file": "/path/to.tif",
+//     "size": 1572864 }               // a resumable upload and a reload
 //
 // Prints one line per check and exits non-zero at the first failure.
 // Screenshots go to `shots`.
@@ -488,6 +490,61 @@ async function catalogue(context) {
   await viewer.close();
 }
 
+// the form's resumable uploads (tus) for a small file: thresholds lowered,
+// the upload slowed, the page reloaded a third of the way; after the reload
+// the page shows the unfinished upload's progress, and the same file
+// chosen again resumes from the server's offset and is published
+async function resumable(context) {
+  const page = await context.newPage();
+  const w = watch(page, 'resumable');
+  const small = async () => {
+    await page.waitForSelector('#upload-form');
+    await page.$eval('#upload-form', (f) => {
+      f.dataset.resumableThreshold = '1000';
+      f.dataset.resumableChunk = String(256 * 1024);
+    });
+  };
+  await page.goto(base + '/');
+  await small();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 300_000,
+  });
+  await page.setInputFiles('#upload-file', config.file);
+  await page.click('#upload-button');
+  await page.waitForFunction(
+    (size) => window.pentascopeUploads.some((e) => e.loaded > size / 3), config.size, { timeout: TIMEOUT });
+  const sentBefore = await page.evaluate(() => Math.max(...window.pentascopeUploads.map((e) => e.loaded)));
+  await page.reload();
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
+  await page.waitForSelector('#upload-form[data-state="unfinished"]', { timeout: TIMEOUT });
+  const shown = await page.$eval('#upload-form', (f) => Number(f.dataset.resumeOffset));
+  const bar = await page.$eval('#upload-progress', (p) => ({ hidden: p.hidden, value: p.value }));
+  const text = await page.locator('#upload-status').innerText();
+  check(shown > 0 && !bar.hidden && bar.value > 0 && text.includes('unfinished upload'),
+    'after the reload the page shows the unfinished upload at ' + shown + ' bytes (' +
+    Math.round(bar.value) + '%): ' + text);
+  await shot(page, 'resumable-after-reload');
+  // the server ends the request the reload cut before it is resumed
+  await page.waitForTimeout(1500);
+  await small();
+  await page.setInputFiles('#upload-file', config.file);
+  await page.click('#upload-button');
+  await page.waitForSelector('#upload-form[data-state="done"], #upload-form[data-state="failed"]', { timeout: TIMEOUT });
+  const form = await page.$eval('#upload-form', (f) => ({ ...f.dataset }));
+  check(form.state === 'done', 'the resumed upload is published: ' + (await page.locator('#upload-status').innerText()));
+  check(form.resumed === 'true', 'the same file chosen again resumed the stored upload');
+  const events = await page.evaluate(() => window.pentascopeUploads);
+  check(events.length > 0 && events[0].loaded >= shown,
+    'the progress went on from ' + events[0].loaded + ' bytes (' + sentBefore + ' were sent before the reload), not from 0');
+  console.log('image: ' + form.imageId);
+  noProblems(w, 'resumable upload');
+  await page.close();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -496,6 +553,10 @@ let failure = null;
 try {
   if (config.mode === 'auth') {
     await auth(browser);
+  } else if (config.mode === 'resumable') {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    await resumable(context);
+    await context.close();
   } else if (config.mode === 'catalogue') {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     await catalogue(context);

@@ -41,6 +41,8 @@ pub struct App {
     pub(crate) slice_memory: Arc<tokio::sync::Semaphore>,
     /// The passes reading each image, cancelled when it is deleted.
     readers: Mutex<HashMap<ImageId, Vec<Cancel>>>,
+    /// The resumable uploads this process has opened.
+    pub(crate) uploads: crate::resumable::Uploads,
 }
 
 /// Registers a pass reading an image until dropped.
@@ -62,7 +64,7 @@ impl Drop for Reading<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // the map stays consistent whatever panicked while it was held
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -138,6 +140,7 @@ impl App {
             pixels,
             queue,
             readers: Mutex::new(HashMap::new()),
+            uploads: crate::resumable::Uploads::default(),
             slice_memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(slice_memory_mib).unwrap_or(usize::MAX),
             )),

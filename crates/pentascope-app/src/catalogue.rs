@@ -171,7 +171,7 @@ impl CatalogueChange {
 }
 
 /// What an upload or an import says about its image, fields as sent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewEntry {
     /// Its name (default: the file's name).
     pub name: Option<String>,

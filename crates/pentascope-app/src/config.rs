@@ -46,6 +46,9 @@ pub mod defaults {
     pub const HEADER_TIMEOUT_SECS: u64 = 10;
     /// Seconds a request other than an upload may take.
     pub const REQUEST_TIMEOUT_SECS: u64 = 600;
+    /// Seconds an unfinished resumable upload is kept after its last
+    /// byte arrived (and a finished one's answer after it was published).
+    pub const UPLOAD_EXPIRY_SECS: u64 = 24 * 3600;
     /// Hours after which an upload that was never published is taken for
     /// abandoned by a process that stopped, and swept away.
     pub const STALE_UPLOAD_HOURS: u64 = 6;
@@ -116,6 +119,8 @@ pub struct Config {
     pub catalogue: CatalogueLimits,
     /// Largest upload body accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// How long a resumable upload is kept after its last byte arrived.
+    pub upload_expiry: std::time::Duration,
     /// Most PCA score values returned inline in `pca_result`; larger results
     /// are only stored as the derived image.
     pub inline_scores_cap: u64,
@@ -194,6 +199,7 @@ impl Config {
             limits: Limits::default(),
             catalogue: CatalogueLimits::default(),
             max_upload_bytes: defaults::MAX_UPLOAD_BYTES,
+            upload_expiry: std::time::Duration::from_secs(defaults::UPLOAD_EXPIRY_SECS),
             inline_scores_cap: defaults::INLINE_SCORES,
             part_pixels: defaults::PART_PIXELS,
             inline_objects_cap: defaults::INLINE_OBJECTS,
@@ -264,6 +270,12 @@ impl Config {
     /// Where uploads are spooled while they arrive.
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("spool")
+    }
+
+    /// Where resumable uploads keep their bytes and state between requests
+    /// (and restarts).
+    pub fn resumable_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
     }
 }
 

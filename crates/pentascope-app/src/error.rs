@@ -33,6 +33,12 @@ pub enum AppError {
     /// Something that exists already.
     #[error("{0}")]
     Conflict(String),
+    /// A request body larger than a configured limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Bytes whose checksum is not the one the client sent.
+    #[error("{0}")]
+    ChecksumMismatch(String),
     /// A record other than an image that does not exist.
     #[error("{0}")]
     NotFound(String),

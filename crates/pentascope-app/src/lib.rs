@@ -21,6 +21,9 @@
 //! - [`slice`]: one plane rendered as PNG or `.npy`, cached;
 //! - [`render`]: colour composites, projections, regions, tiles and
 //!   thumbnails;
+//! - [`resumable`]: resumable uploads (tus): bytes staged across
+//!   interruptions and restarts, stored as they arrive, ingested as
+//!   uploads are;
 //! - [`export`]: a whole image streamed as one file (`.npy`, OME-TIFF);
 //! - [`zarr`]: each image's OME-Zarr group, key by key, with byte ranges;
 //! - [`validator`]: entity tags for what is computed from an image, which
@@ -47,6 +50,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod monitoring;
 pub mod render;
+pub mod resumable;
 pub mod segment;
 pub mod slice;
 pub mod split;

@@ -1,7 +1,10 @@
 // `/`: the catalogue. A search box, the datasets and tags the user may
 // see, and one page of thumbnails at a time (only that page is asked for,
 // with the server's keyset cursors for next and previous); an upload form
-// whose progress bar follows the XMLHttpRequest upload.
+// whose progress bar follows the XMLHttpRequest upload, or for files over
+// the form's data-resumable-threshold, tus-js-client's resumable upload to
+// /uploads (resumed after a dropped connection, and after a reload once
+// the same file is chosen again).
 'use strict';
 
 (() => {
@@ -187,10 +190,137 @@
     }
   }
 
+  // the catalogue fields of the form, as tus Upload-Metadata
+  function tusMetadata(file) {
+    const meta = { filename: file.name };
+    const axes = axesInput.value.trim();
+    if (axes) meta.axes = axes;
+    if (nameInput.value.trim()) meta.name = nameInput.value.trim();
+    const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
+    if (tags.length) meta.tag = tags.join('\n');
+    if (datasetInput.value.trim()) meta.dataset = datasetInput.value.trim();
+    return meta;
+  }
+
+  function showProgress(file, sent, total) {
+    window.pentascopeUploads.push({ loaded: sent, total });
+    progress.value = (100 * sent) / total;
+    uploadStatus.textContent =
+      'sending ' + file.name + ': ' + P.bytes(sent) + ' of ' + P.bytes(total);
+  }
+
+  // unfinished resumable uploads this browser knows: shown with their
+  // progress after a reload, resumed when the same file is chosen again
+  async function showUnfinished() {
+    if (!window.tus || !tus.isSupported) return;
+    let stored = [];
+    try {
+      stored = await tus.defaultOptions.urlStorage.findAllUploads();
+    } catch (_) {
+      return;
+    }
+    for (const previous of stored) {
+      try {
+        const resp = await fetch(previous.uploadUrl, {
+          method: 'HEAD',
+          headers: P.headers({ 'Tus-Resumable': '1.0.0' }),
+        });
+        if (!resp.ok) {
+          await tus.defaultOptions.urlStorage.removeUpload(previous.urlStorageKey);
+          continue;
+        }
+        const sent = Number(resp.headers.get('Upload-Offset'));
+        const total = Number(resp.headers.get('Upload-Length'));
+        const name = (previous.metadata && previous.metadata.filename) || 'a file';
+        progress.hidden = false;
+        progress.value = (100 * sent) / total;
+        uploadStatus.textContent =
+          'unfinished upload of ' + name + ': ' + P.bytes(sent) + ' of ' + P.bytes(total) +
+          ' sent; choose the file again to resume';
+        form.dataset.state = 'unfinished';
+        form.dataset.resumeOffset = String(sent);
+        return;
+      } catch (_) {
+        // the server is not reachable: nothing to show
+      }
+    }
+  }
+
+  function uploadResumable(file, done) {
+    const upload = new tus.Upload(file, {
+      endpoint: P.url('/uploads'),
+      headers: P.headers(),
+      metadata: tusMetadata(file),
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+      // bounded requests pass proxies with a body limit; 0: one request
+      chunkSize: Number(form.dataset.resumableChunk) || Infinity,
+      removeFingerprintOnSuccess: true,
+      onProgress: (sent, total) => {
+        showProgress(file, sent, total);
+        if (sent === total) {
+          uploadStatus.textContent = 'sent; pentascope is reading and storing ' + file.name + '…';
+        }
+      },
+      onError: (error) => {
+        const resp = error.originalResponse;
+        let message = error.message;
+        if (resp) {
+          try {
+            message = JSON.parse(resp.getBody()).error || message;
+          } catch (_) {
+            // not JSON
+          }
+        }
+        const status = resp ? resp.getStatus() : 0;
+        done('upload failed: ' + P.explain(new P.ApiError(status, message)), 'failed', null);
+      },
+      onSuccess: async ({ lastResponse }) => {
+        let body = null;
+        try {
+          body = JSON.parse(lastResponse.getBody());
+        } catch (_) {
+          // a resumed upload that was complete answers with no body
+        }
+        if (!body || !body.image_id) {
+          // the last answer was lost: the upload keeps it
+          body = await P.json(upload.url.slice(upload.url.indexOf('/uploads/')));
+        }
+        done('uploaded ' + file.name + ' as ' + body.image_id, 'done', body.image_id);
+      },
+    });
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        form.dataset.resumed = 'true';
+      }
+      upload.start();
+    });
+  }
+
   function upload(event) {
     event.preventDefault();
     const file = fileInput.files[0];
     if (!file) return;
+    const threshold = Number(form.dataset.resumableThreshold);
+    if (window.tus && tus.isSupported && file.size > threshold) {
+      progress.hidden = false;
+      progress.value = 0;
+      button.disabled = true;
+      uploadStatus.textContent = 'sending ' + file.name + ' (' + P.bytes(file.size) + ')…';
+      form.dataset.state = 'sending';
+      uploadResumable(file, (text, state, imageId) => {
+        button.disabled = false;
+        uploadStatus.textContent = text;
+        form.dataset.state = state;
+        if (imageId) {
+          form.dataset.imageId = imageId;
+          fileInput.value = '';
+          nameInput.value = '';
+          restart();
+        }
+      });
+      return;
+    }
     const data = new FormData();
     const axes = axesInput.value.trim();
     if (axes) data.append('axes', axes);
@@ -251,6 +381,7 @@
   }
 
   form.addEventListener('submit', upload);
+  showUnfinished();
   let typing = 0;
   search.addEventListener('input', () => {
     clearTimeout(typing);

@@ -52,7 +52,12 @@ impl Cors {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges, ETag"),
+            HeaderValue::from_static(
+                "Content-Range, Content-Length, Accept-Ranges, ETag, Location, Tus-Resumable, \
+                 Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, \
+                 Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, \
+                 Pentascope-Image-Id",
+            ),
         );
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
@@ -68,6 +73,8 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     if preflight {
         return preflight_answer(&cors, allowed, req.headers());
     }
+    let path = req.uri().path();
+    let tus_path = path == "/uploads" || path.starts_with("/uploads/");
     let mut response = match identify(&app, &mut req).await {
         Ok(caller) => {
             // for the request's log line
@@ -88,6 +95,13 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     };
     if let Some(allowed) = allowed {
         cors.decorate(allowed, response.headers_mut());
+    }
+    if tus_path {
+        // tus: every answer names the protocol version, refusals too
+        response.headers_mut().insert(
+            crate::handlers::tus::TUS_RESUMABLE,
+            HeaderValue::from_static(crate::handlers::tus::TUS_VERSION),
+        );
     }
     response
 }
@@ -133,7 +147,10 @@ fn preflight_answer(cors: &Cors, allowed: Option<HeaderValue>, headers: &HeaderM
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Range, Content-Type"),
+        HeaderValue::from_static(
+            "Authorization, Range, Content-Type, Tus-Resumable, Upload-Length, Upload-Offset, \
+             Upload-Metadata, Upload-Checksum, Upload-Defer-Length",
+        ),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -56,6 +56,7 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
         Queue::InProcess(q) => pentascope_jobs::runner::spawn_runners(&app, q, config.job_runners),
     }
     spawn_sweeper(app.clone());
+    spawn_upload_sweeper(app.clone());
     if let Some(addr) = &config.metrics_addr {
         tokio::spawn(metrics_listener(app.clone(), addr).await?);
     }
@@ -71,7 +72,9 @@ pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result
         .local_addr()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     on_listen(addr);
-    accept_loop(listener, router::router(app), &config).await;
+    accept_loop(listener, router::router(app.clone()), &config).await;
+    // a live ingest waits for bytes on a thread the runtime would wait for
+    app.stop_live_ingests();
     Ok(())
 }
 
@@ -106,6 +109,21 @@ fn spawn_sweeper(app: AppState) {
             tokio::time::sleep(Duration::from_secs(600)).await;
             if let Err(e) = app.sweep(max_age).await {
                 tracing::warn!("cannot sweep abandoned uploads: {e}");
+            }
+        }
+    });
+}
+
+/// Removes expired resumable uploads, checking a few times per expiry
+/// period (at most once a minute, at least once a second).
+fn spawn_upload_sweeper(app: AppState) {
+    let every =
+        (app.config.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = app.sweep_uploads().await {
+                tracing::warn!("cannot sweep expired resumable uploads: {e}");
             }
         }
     });

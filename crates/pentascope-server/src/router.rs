@@ -19,7 +19,8 @@ use axum::Router;
 use crate::access::{front_door, Cors};
 use crate::error::ApiError;
 use crate::handlers::{
-    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, upload, zarr,
+    admin, analyze, catalogue, images, jobs, metrics, pages, render, segment, slice, tus, upload,
+    zarr,
 };
 use crate::observe::{observe, RequestFacts};
 use crate::AppState;
@@ -94,6 +95,13 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::POST, "/upload", Key(Write), upload::upload)
             .query(&["axes"])
             .upload(upload_limit),
+        // resumable uploads (tus 1.0.0); OPTIONS is the protocol's discovery
+        Route::new(M::OPTIONS, "/uploads", Public, tus::options),
+        Route::new(M::POST, "/uploads", Key(Write), tus::create).upload(upload_limit),
+        Route::new(M::HEAD, "/uploads/{id}", Key(Write), tus::head),
+        Route::new(M::PATCH, "/uploads/{id}", Key(Write), tus::patch).upload(upload_limit),
+        Route::new(M::DELETE, "/uploads/{id}", Key(Write), tus::terminate),
+        Route::new(M::GET, "/uploads/{id}", Key(Read), tus::get),
         Route::new(M::GET, "/metadata", KeyOrLink, images::metadata).query(IMAGE),
         Route::new(M::GET, "/slice", KeyOrLink, slice::slice).query(&[
             "image_id", "z", "time", "channel", "min", "max", "auto", "bits", "format",
@@ -196,6 +204,7 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
         Route::new(M::GET, "/assets/index.js", Public, pages::index_js),
         Route::new(M::GET, "/assets/viewer.js", Public, pages::viewer_js),
         Route::new(M::GET, "/assets/docs.js", Public, pages::docs_js),
+        Route::new(M::GET, "/assets/tus.min.js", Public, pages::tus_js),
         Route::new(M::GET, "/assets/style.css", Public, pages::style_css),
     ]
 }
@@ -329,6 +338,8 @@ mod tests {
         for route in routes(1) {
             let expected = match (route.method.as_str(), route.path) {
                 ("GET", "/health" | "/openapi.json") => Access::Public,
+                // tus' discovery of the protocol's version and extensions
+                ("OPTIONS", "/uploads") => Access::Public,
                 ("GET", "/" | "/docs" | "/view/{id}") => Access::Public,
                 ("GET", path)
                     if path.starts_with("/assets/")
@@ -339,9 +350,11 @@ mod tests {
                 (_, path) if path.starts_with("/admin/") => Access::Key(Scope::Admin),
                 ("GET", "/metrics") => Access::Key(Scope::Admin),
                 // listings and what is not one image
-                ("GET", "/images" | "/jobs/{id}" | "/tags" | "/datasets" | "/datasets/{id}") => {
-                    Access::Key(Scope::Read)
-                }
+                (
+                    "GET",
+                    "/images" | "/jobs/{id}" | "/tags" | "/datasets" | "/datasets/{id}"
+                    | "/uploads/{id}",
+                ) => Access::Key(Scope::Read),
                 ("GET", _) => Access::KeyOrLink,
                 _ => Access::Key(Scope::Write),
             };

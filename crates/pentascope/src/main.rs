@@ -206,6 +206,11 @@ pub struct HttpSettings {
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "PENTASCOPE_MAX_UPLOAD_BYTES", default_value_t = defaults::MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
+    /// Seconds a resumable upload (/uploads) is kept after its last byte
+    /// arrived; unfinished uploads older than this are removed.
+    #[arg(long, env = "PENTASCOPE_UPLOAD_EXPIRY", default_value_t = defaults::UPLOAD_EXPIRY_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    upload_expiry: u64,
     /// Connections served at once; more are closed on arrival (lowered to
     /// what the open-file limit allows).
     #[arg(long, env = "PENTASCOPE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
@@ -376,6 +381,7 @@ impl HttpSettings {
         config.host = self.host.clone();
         config.port = self.port;
         config.max_upload_bytes = self.max_upload_bytes;
+        config.upload_expiry = std::time::Duration::from_secs(self.upload_expiry);
         config.slice_cache_bytes = self.slice_cache_mib << 20;
         config.max_connections = self.max_connections;
         config.header_timeout = std::time::Duration::from_secs(self.header_timeout);

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+import json as json_module
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,10 +18,17 @@ import numpy as np
 import requests
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from tqdm.auto import tqdm
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.uploader.uploader import Uploader
 
 from .errors import JobFailed, PentascopeError, error_for
 
 DEFAULT_URL = "http://127.0.0.1:5000"
+# Files over this size are uploaded resumably (tus), in chunks of this size
+# (tuspy holds one chunk in memory).
+RESUMABLE_THRESHOLD = 64 << 20
+RESUMABLE_CHUNK = 8 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
 Json = dict[str, Any]
@@ -40,7 +50,9 @@ class Client:
     Requests answered with 503, or that cannot connect, are retried up to
     ``retries`` times, waiting ``backoff * 2**attempt`` seconds (at most
     ``max_backoff``, or the server's ``Retry-After``) between attempts.
-    ``timeout`` is requests' (connect, read) timeout in seconds.
+    ``timeout`` is requests' (connect, read) timeout in seconds. Uploads of
+    files over ``resumable_threshold`` bytes use the resumable ``/uploads``
+    (tus) in chunks of ``resumable_chunk`` bytes.
     """
 
     def __init__(
@@ -53,6 +65,8 @@ class Client:
         max_backoff: float = 30.0,
         timeout: Timeout = (10.0, 600.0),
         session: requests.Session | None = None,
+        resumable_threshold: int = RESUMABLE_THRESHOLD,
+        resumable_chunk: int = RESUMABLE_CHUNK,
     ) -> None:
         self.url = (url or os.environ.get("PENTASCOPE_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("PENTASCOPE_TOKEN") or None
@@ -61,6 +75,8 @@ class Client:
         self.max_backoff = max_backoff
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.resumable_threshold = resumable_threshold
+        self.resumable_chunk = resumable_chunk
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -139,10 +155,14 @@ class Client:
         tags: Iterable[str] = (),
         annotations: Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]] = (),
         datasets: Iterable[str | Dataset] = (),
+        resumable: bool | None = None,
     ) -> Image:
         """Uploads the TIFF at ``path``, streamed from disk (never read whole)
         as the multipart field ``file``, with a progress bar (``progress=None``:
-        only on a terminal). ``axes`` (e.g. ``"TYX"``) reinterprets the page
+        only on a terminal). Files larger than ``resumable_threshold`` (or any
+        with ``resumable=True``) go to ``/uploads`` with tus (tuspy) instead,
+        in chunks that are retried from where the server is after a dropped
+        connection. ``axes`` (e.g. ``"TYX"``) reinterprets the page
         axes of an ambiguous file. ``name`` (default: the file's name),
         ``description``, ``tags``, ``annotations`` (a mapping, or key-value
         pairs) and ``datasets`` (datasets, ids, or names of your datasets,
@@ -178,6 +198,14 @@ class Client:
             monitor = MultipartEncoderMonitor(encoder, lambda m: bar.update(m.bytes_read - bar.n))
             return monitor, {"Content-Type": monitor.content_type}
 
+        if resumable is None:
+            resumable = path.stat().st_size > self.resumable_threshold
+        if resumable:
+            try:
+                doc = self._upload_resumable(path, axes, fields, bar)
+            finally:
+                bar.close()
+            return Image(self, doc["image_id"])
         try:
             doc = self._json("POST", "/upload", params={"axes": axes} if axes else None, body=body)
         finally:
@@ -185,6 +213,49 @@ class Client:
                 f.close()
             bar.close()
         return Image(self, doc["image_id"])
+
+    def _upload_resumable(
+        self, path: Path, axes: str | None, fields: list[tuple[str, Any]], bar: Any
+    ) -> Json:
+        """Sends ``path`` to ``/uploads`` with tuspy (tus 1.0.0) in chunks of
+        ``self.resumable_chunk`` bytes, each with its sha256; a chunk that
+        fails (dropped connection, 5xx, 409, 460) is retried ``self.retries``
+        times from the offset the server holds. Returns the last answer
+        (``POST /upload``'s)."""
+        metadata: dict[str, str] = {"filename": path.name}
+        if axes:
+            metadata["axes"] = axes
+        lists: dict[str, list[str]] = {}
+        for key, value in fields:
+            if key in ("tag", "annotation", "dataset"):
+                lists.setdefault(key, []).append(str(value))
+            else:
+                metadata[key] = str(value)
+        metadata.update({key: "\n".join(values) for key, values in lists.items()})
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        tus = TusClient(self.url + "/uploads", headers=headers)
+        uploader = _Sha256Uploader(
+            file_path=str(path),
+            client=tus,
+            chunk_size=self.resumable_chunk,
+            metadata=metadata,
+            retries=self.retries,
+            # whole seconds, as tuspy types it
+            retry_delay=max(1, math.ceil(self.backoff)),
+            upload_checksum=True,
+        )
+        bar.reset(total=path.stat().st_size)
+        try:
+            while uploader.offset < uploader.stop_at or uploader.url is None:
+                uploader.upload_chunk()  # type: ignore[no-untyped-call]
+                bar.update(uploader.offset - bar.n)
+        except (TusCommunicationError, TusUploadFailed) as e:
+            raise _tus_error(e) from e
+        request = uploader.request
+        if request is None or request.response_content is None:
+            raise PentascopeError("the resumable upload ended without an answer")
+        doc: Json = json_module.loads(request.response_content)
+        return doc
 
     def images(
         self,
@@ -621,6 +692,34 @@ class Job:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"job {self.id} still {state} after {timeout} s")
                 time.sleep(interval)
+
+
+class _Sha256Uploader(Uploader):
+    """tuspy's uploader with the checksum the server speaks (sha256)."""
+
+    CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+    def _retry_or_cry(self, error: TusCommunicationError) -> None:
+        # a refusal (a file the server will not take) is final: retrying
+        # would only find the upload gone and hide why
+        status = error.status_code
+        if status is not None and 400 <= int(status) < 500 and int(status) not in (409, 423, 460):
+            raise error
+        super()._retry_or_cry(error)  # type: ignore[no-untyped-call]
+
+
+def _tus_error(e: TusCommunicationError) -> PentascopeError:
+    """A tuspy error as the error the server answered."""
+    status = e.status_code
+    content = e.response_content or b""
+    try:
+        doc = json_module.loads(content)
+        message = str(doc["error"]) if isinstance(doc, dict) and "error" in doc else str(e)
+    except (ValueError, TypeError):
+        message = content.decode("utf-8", "replace").strip() or str(e)
+    if status is None:
+        return PentascopeError(message)
+    return error_for(int(status), message)
 
 
 def _message(resp: requests.Response) -> str:

@@ -12,6 +12,7 @@ pub mod params;
 pub mod render;
 pub mod segment;
 pub mod slice;
+pub mod tus;
 pub mod upload;
 pub mod zarr;
 

@@ -76,6 +76,12 @@ pub async fn docs_js() -> Response {
     asset(JS, include_str!("../../assets/docs.js"))
 }
 
+/// `GET /assets/tus.min.js`: tus-js-client's browser bundle, vendored
+/// (`assets/vendor/update.sh`), for the upload form's resumable uploads.
+pub async fn tus_js() -> Response {
+    asset(JS, include_str!("../../assets/tus.min.js"))
+}
+
 /// `GET /assets/style.css`.
 pub async fn style_css() -> Response {
     asset(

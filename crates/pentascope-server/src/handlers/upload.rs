@@ -14,7 +14,7 @@ use pentascope_app::catalogue::NewEntry;
 use pentascope_app::ingest::UploadStream;
 use pentascope_core::Axes;
 use pentascope_store::stream::UploadBody;
-use pentascope_store::StoreError;
+use pentascope_store::{ImageRecord, StoreError};
 use serde_json::{json, Value};
 
 use axum::Extension;
@@ -140,15 +140,18 @@ async fn ingest_upload(
         mb_per_s = record.byte_size as f64 / 1e6 / started.elapsed().as_secs_f64(),
         "upload published"
     );
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "message": "File uploaded successfully",
-            "image_id": record.id,
-            "shape": record.shape.to_array(),
-            "dtype": record.dtype,
-        })),
-    ))
+    Ok((StatusCode::OK, Json(upload_answer(&record))))
+}
+
+/// What an upload answers once its image is published (`POST /upload`, and
+/// the last append of a resumable upload).
+pub(crate) fn upload_answer(record: &ImageRecord) -> Value {
+    json!({
+        "message": "File uploaded successfully",
+        "image_id": record.id,
+        "shape": record.shape.to_array(),
+        "dtype": record.dtype,
+    })
 }
 
 /// What the ingest needs to begin: the file's name, the axes known so far,
@@ -164,7 +167,7 @@ const ENTRY_FIELDS: &[&str] = &["name", "description", "tag", "annotation", "dat
 
 /// The most catalogue fields one upload may carry (tags and annotations
 /// are bounded again, each by its own limit).
-const MAX_ENTRY_FIELDS: usize = 4096;
+pub(crate) const MAX_ENTRY_FIELDS: usize = 4096;
 
 /// Reads the form: fields before the file, then the file's bytes, handed to
 /// the ingest as they come (`start` with its name, the axes known so far
@@ -322,7 +325,7 @@ fn no_file_part(detail: String) -> ApiError {
 }
 
 /// 413 naming the upload limit and its setting.
-fn too_large(app: &AppState) -> ApiError {
+pub(crate) fn too_large(app: &AppState) -> ApiError {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         message: format!(

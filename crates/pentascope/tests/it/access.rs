@@ -134,16 +134,23 @@ fn every_route_answers_401_403_or_serves_by_scope() {
             // so the access decision is all that is tested
             let body = json!({"not_a_field": true});
             let anonymous = lab.call(method.clone(), &url, None, Some(&body));
+            // HEAD answers carry no body to read a message from
+            let has_body = method != Method::HEAD;
             match needed {
-                None => assert_eq!(status(&anonymous), 200, "{method} {url} is public"),
+                None => assert!(
+                    (200..300).contains(&status(&anonymous)),
+                    "{method} {url} is public"
+                ),
                 Some(_) => {
                     assert_eq!(status(&anonymous), 401, "{method} {url} without a key");
                     assert_eq!(
                         anonymous.header("www-authenticate"),
                         "Bearer realm=\"pentascope\""
                     );
-                    let message = anonymous.error(&[401]).unwrap();
-                    assert!(message.contains("Bearer"), "{message}");
+                    if has_body {
+                        let message = anonymous.error(&[401]).unwrap();
+                        assert!(message.contains("Bearer"), "{message}");
+                    }
                 }
             }
             for (scope, key) in &keys {
@@ -168,8 +175,10 @@ fn every_route_answers_401_403_or_serves_by_scope() {
                         "{method} {url} with a {scope} key: {}",
                         resp.snippet()
                     );
-                    let message = resp.error(&[403]).unwrap();
-                    assert!(message.contains("needs scope"), "{message}");
+                    if has_body {
+                        let message = resp.error(&[403]).unwrap();
+                        assert!(message.contains("needs scope"), "{message}");
+                    }
                 }
             }
             checked += 1;

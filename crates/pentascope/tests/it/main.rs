@@ -28,5 +28,6 @@ mod segment;
 mod shutdown;
 mod stream;
 mod tifffile;
+mod tus;
 mod viewer;
 mod zarr;

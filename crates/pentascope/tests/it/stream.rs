@@ -106,7 +106,7 @@ print(json.dumps(out))
 "#;
 
 /// How many pages the server said it stored as they arrived for image `id`.
-fn streamed_pages(server: &Server, id: &str) -> Option<u64> {
+pub(crate) fn streamed_pages(server: &Server, id: &str) -> Option<u64> {
     let logs = server.logs();
     // the log is coloured: drop the escape sequences
     let mut plain = String::with_capacity(logs.len());

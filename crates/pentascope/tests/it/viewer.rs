@@ -257,3 +257,41 @@ fn catalogue_page_in_chromium() {
         }),
     );
 }
+
+/// The upload form's resumable uploads in Chromium (tus-js-client, served
+/// from the binary): a file sent slowly in pieces, the page reloaded a
+/// third of the way; after the reload the page shows the unfinished
+/// upload's progress, the same file chosen again resumes where the server
+/// is, and the image has the file's planes.
+#[test]
+#[ignore = "needs Chromium and node; run with --ignored (.ci/run does)"]
+fn resumable_upload_in_chromium_survives_a_reload() {
+    let server = Server::start();
+    let files = tempfile::tempdir().unwrap();
+    let sample = |page: u32, i: usize| ((page as usize * 13 + i * 5) % 253) as u8;
+    let pages = 24;
+    let bytes = crate::util::tiff::plain_tiff(256, 256, 8, pages, sample);
+    let path = files.path().join("resumed.tif");
+    std::fs::write(&path, &bytes).unwrap();
+    drive_chromium(
+        &server,
+        json!({
+            "base": server.url(""),
+            "shots": shots_dir("resumable"),
+            "mode": "resumable",
+            "file": path,
+            "size": bytes.len(),
+        }),
+    );
+    let listed = server.get("/images").ok_json().unwrap();
+    let images = listed["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "one image: {listed}");
+    let id = images[0]["image_id"].as_str().unwrap();
+    assert_eq!(images[0]["original_filename"], "resumed.tif");
+    assert_eq!(server.metadata(id)["shape"], json!([1, pages, 1, 256, 256]));
+    for z in [0, pages / 2, pages - 1] {
+        let plane = server.plane_npy(id, 0, u64::from(z), 0);
+        let want: Vec<u8> = (0..256 * 256).map(|i| sample(z, i)).collect();
+        assert!(plane.data == want, "plane z={z} differs");
+    }
+}

@@ -121,6 +121,8 @@ pub struct Server {
     /// Every line of the server's standard error (its log).
     stderr: Arc<Mutex<Vec<String>>>,
     client: Client,
+    /// The suite's admin key, when access control is required.
+    token: Option<String>,
     // Dropped after `Drop::drop` has killed the child.
     _own_dir: Option<tempfile::TempDir>,
 }
@@ -272,6 +274,7 @@ impl Server {
             log,
             stderr,
             client,
+            token,
             _own_dir: None,
         };
 
@@ -416,6 +419,23 @@ impl Server {
             .build()
             .expect("build HTTP client")
             .request(method, self.url(path))
+    }
+
+    /// A request to `path` with the suite's key (if any), like [`Server::get`]'s.
+    pub fn keyed(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// The `Authorization` header value the suite's requests carry, if any.
+    pub fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or power loss would
+    /// stop it; the data directory is left in place.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends a request made with [`Server::request`].
