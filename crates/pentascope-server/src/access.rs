@@ -4,11 +4,12 @@
 //! then checks it against the route's [`crate::router::Access`], and use
 //! cases check ownership.
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pentascope_app::{App, Caller};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::error::ApiError;
@@ -70,6 +71,11 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     }
     let mut response = match identify(&app, &mut req).await {
         Ok(caller) => {
+            let address = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip());
+            let caller = caller.at_address(address);
             // for the request's log line
             if let Some(facts) = req.extensions().get::<Arc<RequestFacts>>() {
                 facts.set_caller(&caller);

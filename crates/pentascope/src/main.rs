@@ -2,6 +2,8 @@
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
 mod admin;
+mod audit;
+mod backup;
 mod check;
 mod ingest;
 
@@ -87,6 +89,14 @@ enum Command {
     User(admin::UserArgs),
     /// Create, list and revoke API keys (access control).
     Token(admin::TokenArgs),
+    /// Show the audit trail (who did what to which object, when, from
+    /// where), newest first, filtered.
+    Audit(audit::AuditArgs),
+    /// Copy an embedded installation (SQLite database and local pixels)
+    /// into an empty directory, consistently, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Make a data directory from a backup (into an empty directory).
+    Restore(backup::RestoreArgs),
 }
 
 /// Every setting, from the command line or the environment.
@@ -220,6 +230,11 @@ pub struct Settings {
     /// (job durations). Default: `serve` has /metrics on its API address only.
     #[arg(long, env = "PENTASCOPE_METRICS_ADDR")]
     metrics_addr: Option<String>,
+    /// How long the audit trail keeps an action (e.g. 365days, 90d; 0:
+    /// forever); older ones are swept away every ten minutes.
+    #[arg(long, env = "PENTASCOPE_AUDIT_RETENTION", default_value = defaults::AUDIT_RETENTION,
+          value_parser = humantime::parse_duration)]
+    audit_retention: std::time::Duration,
     #[command(flatten)]
     catalogue: CatalogueSettings,
 }
@@ -314,6 +329,7 @@ impl Settings {
             .collect();
         config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
         config.metrics_addr = self.metrics_addr.clone().filter(|a| !a.is_empty());
+        config.audit_retention = Some(self.audit_retention).filter(|d| !d.is_zero());
         config.celery = self
             .celery_broker_url
             .clone()
@@ -485,6 +501,9 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => runtime.block_on(check::run(args)),
         Command::User(args) => runtime.block_on(admin::user(args)),
         Command::Token(args) => runtime.block_on(admin::token(args)),
+        Command::Audit(args) => runtime.block_on(audit::run(args)),
+        Command::Backup(args) => runtime.block_on(backup::backup(args)),
+        Command::Restore(args) => runtime.block_on(backup::restore(args)),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")

@@ -49,4 +49,7 @@ pub trait ImageRepo: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.
     fn backend(&self) -> &'static str;
+    /// Closes the connections, waiting until they are closed (an embedded
+    /// database's write-ahead log is then merged into its file).
+    async fn close(&self);
 }
