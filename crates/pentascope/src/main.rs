@@ -20,7 +20,9 @@ use pentascope_store::pixels::{CompressionSetting, Durability};
 /// pentascope: a service for 5D (TZCYX) scientific images. `serve` runs the
 /// HTTP API, `worker` runs queued jobs, `ingest` imports TIFF files,
 /// `check` verifies records and pixels, `migrate` prepares the database,
-/// `config` shows the settings, `user` and `token` manage access control.
+/// `config` shows the settings, `user` and `token` manage access control,
+/// `audit` shows who did what, `backup` and `restore` copy an embedded
+/// installation.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {

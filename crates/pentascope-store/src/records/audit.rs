@@ -145,32 +145,37 @@ macro_rules! audit_repo {
             }
 
             async fn query_audit(&self, q: &AuditQuery) -> Result<Page<AuditRecord>, StoreError> {
-                let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit {WHERE}"))
-                    .bind(&q.user)
-                    .bind(&q.action)
-                    .bind(&q.object_kind)
-                    .bind(&q.object_id)
-                    .bind(&q.after)
-                    .bind(&q.before)
+                // $1–$6, in WHERE's order
+                let filters = [
+                    &q.user,
+                    &q.action,
+                    &q.object_kind,
+                    &q.object_id,
+                    &q.after,
+                    &q.before,
+                ];
+                let count_sql = format!("SELECT COUNT(*) FROM audit {WHERE}");
+                let count: i64 = filters
+                    .iter()
+                    .fold(sqlx::query_scalar(&count_sql), |query, value| {
+                        query.bind(*value)
+                    })
                     .fetch_one(&self.pool)
                     .await?;
-                let mut items = sqlx::query(&format!(
+                let page_sql = format!(
                     "SELECT * FROM audit {WHERE} AND ($7 IS NULL OR id < $7) \
                      ORDER BY id DESC LIMIT $8"
-                ))
-                .bind(&q.user)
-                .bind(&q.action)
-                .bind(&q.object_kind)
-                .bind(&q.object_id)
-                .bind(&q.after)
-                .bind(&q.before)
-                .bind(q.below_id)
-                .bind(i64::from(q.limit) + 1)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map($from_row)
-                .collect::<Result<Vec<_>, _>>()?;
+                );
+                let mut items = filters
+                    .iter()
+                    .fold(sqlx::query(&page_sql), |query, value| query.bind(*value))
+                    .bind(q.below_id)
+                    .bind(i64::from(q.limit) + 1)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let more = items.len() > q.limit as usize;
                 items.truncate(q.limit as usize);
                 Ok(Page {

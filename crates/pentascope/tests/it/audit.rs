@@ -3,12 +3,13 @@
 //! `GET /admin/audit` (and `pentascope audit`) with who did it (user and
 //! key id), what, to which object and from which address, and no secret
 //! appears in it; filters and cursor pages select and walk it; only
-//! admins read it.
+//! admins read it; entries past the retention are swept.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::access::Lab;
+use crate::util::{fixtures_dir, FixtureSet, Server};
 
 /// The id in a key `ps_<id>_<secret>`.
 fn key_id(key: &str) -> i64 {
@@ -290,5 +291,43 @@ fn every_action_is_audited_with_who_what_and_where_and_no_secret() {
             "bob (key {bob_id})  from 127.0.0.1  image.delete  image {image}"
         )),
         "{text}"
+    );
+}
+
+/// Entries older than `--audit-retention` are swept away (a server sweeps
+/// when it starts, then every ten minutes); younger ones stay.
+#[test]
+fn entries_past_the_retention_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = |server: &Server| -> u64 {
+        server.get("/admin/audit").ok_json().unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    };
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let server = Server::start_configured(dir.path(), &[]);
+    server.upload_ok("plain_2d_u8.tif", set.read("plain_2d_u8.tif"));
+    assert_eq!(count(&server), 1);
+    drop(server);
+    // the default (365 days) keeps it
+    let server = Server::start_configured(dir.path(), &[]);
+    assert_eq!(count(&server), 1);
+    drop(server);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let retention = [("PENTASCOPE_AUDIT_RETENTION".to_string(), "1s".to_string())];
+    let server = Server::start_configured(dir.path(), &retention);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&server) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not swept: {}",
+            server.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        server.logs().contains("audit entries past the retention"),
+        "{}",
+        server.logs()
     );
 }
