@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
+use crate::check::pentascope_with;
 use crate::util::{fixtures_dir, FixtureSet, Server};
 
 const FILES: [&str; 3] = [
@@ -19,15 +20,6 @@ const FILES: [&str; 3] = [
     "imagej_zcyx_u8.tif",
     "ome_zcyx_f32_zstd_fpred.ome.tif",
 ];
-
-/// `pentascope ARGS` with `NO_COLOR`, its output.
-fn pentascope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pentascope"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run the pentascope binary")
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -54,6 +46,11 @@ fn pixels_by_image(server: &Server) -> BTreeMap<String, String> {
 
 fn dir_arg(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// `pentascope ARGS --data-dir DATA` on the embedded defaults.
+fn pentascope(data: &Path, args: &[&str]) -> Output {
+    pentascope_with(data, &[], args)
 }
 
 #[test]
@@ -89,7 +86,7 @@ fn a_backup_taken_during_uploads_restores_every_image_exactly() {
                 })
                 .collect::<Vec<_>>()
         });
-        let out = pentascope(&["backup", dir_arg(&backup), "--data-dir", dir_arg(&data)]);
+        let out = pentascope(&data, &["backup", dir_arg(&backup)]);
         (out, uploads.join().unwrap())
     });
     assert!(backed_up.status.success(), "{}", text(&backed_up));
@@ -108,31 +105,21 @@ fn a_backup_taken_during_uploads_restores_every_image_exactly() {
     assert!(std::fs::metadata(&zarr_json).unwrap().nlink() >= 2);
 
     // restore: refused into a directory that holds anything
-    let refused = pentascope(&["restore", dir_arg(&backup), "--data-dir", dir_arg(&data)]);
+    let refused = pentascope(&data, &["restore", dir_arg(&backup)]);
     assert!(!refused.status.success());
     assert!(text(&refused).contains("not empty"), "{}", text(&refused));
-    let not_a_backup = pentascope(&[
-        "restore",
-        dir_arg(&data),
-        "--data-dir",
-        dir_arg(&work.path().join("elsewhere")),
-    ]);
+    let not_a_backup = pentascope(&work.path().join("elsewhere"), &["restore", dir_arg(&data)]);
     assert!(!not_a_backup.status.success());
     assert!(
         text(&not_a_backup).contains("not a finished backup"),
         "{}",
         text(&not_a_backup)
     );
-    let out = pentascope(&[
-        "restore",
-        dir_arg(&backup),
-        "--data-dir",
-        dir_arg(&restored),
-    ]);
+    let out = pentascope(&restored, &["restore", dir_arg(&backup)]);
     assert!(out.status.success(), "{}", text(&out));
 
     // the restored installation is clean and serves the same pixels
-    let check = pentascope(&["check", "--deep", "--data-dir", dir_arg(&restored)]);
+    let check = pentascope(&restored, &["check", "--deep"]);
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("clean"), "{}", text(&check));
     let copy = Server::start_configured(&restored, &[]);

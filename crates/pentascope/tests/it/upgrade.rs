@@ -10,6 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::check::pentascope_with;
 use crate::util::services::unique_tag;
 use crate::util::Server;
 
@@ -90,14 +91,8 @@ fn serves_as_recorded(server: &Server, images: &Value, fixture: &Path) {
     }
 }
 
-fn check_clean(env: &[(&str, &str)], data_dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pentascope"))
-        .args(["check", "--deep", "--data-dir"])
-        .arg(data_dir)
-        .envs(env.iter().copied())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+fn check_clean(env: &[(String, String)], data_dir: &Path) {
+    let out = pentascope_with(data_dir, env, &["check", "--deep"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && said.contains("clean"), "{said}");
 }
@@ -148,7 +143,6 @@ fn postgres_dumps_of_earlier_releases_restore_migrate_and_serve_every_image_exac
         let server = Server::start_configured(dir.path(), &env);
         serves_as_recorded(&server, &expected(&fixture)["postgres"], &fixture);
         drop(server);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         check_clean(&env, dir.path());
         psql(&admin, &["-c", &format!("DROP DATABASE {name}")]);
     }
