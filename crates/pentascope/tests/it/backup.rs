@@ -144,3 +144,45 @@ fn a_backup_taken_during_uploads_restores_every_image_exactly() {
     let again = Server::start_configured(&restored, &[]);
     assert_eq!(pixels_by_image(&again), restored_pixels);
 }
+
+/// An image whose pixels are gone by the time the backup copies them (it
+/// was deleted after the database was copied; here its group is removed
+/// beforehand, which the backup cannot tell apart) is left out of the
+/// backup, record and all, and said so; the rest restores clean.
+#[test]
+fn an_image_deleted_during_the_backup_is_left_out_whole() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let work = tempfile::tempdir().unwrap();
+    let (data, backup, restored) = (
+        work.path().join("data"),
+        work.path().join("backup"),
+        work.path().join("restored"),
+    );
+    let server = Server::start_configured(&data, &[]);
+    let kept = server.upload_ok(FILES[0], set.read(FILES[0]));
+    let gone = server.upload_ok(FILES[1], set.read(FILES[1]));
+    let kept_pixels = server.samples_sha256(&kept);
+    drop(server);
+    std::fs::remove_dir_all(data.join("images").join(format!("{gone}.zarr"))).unwrap();
+    let out = pentascope(&data, &["backup", dir_arg(&backup)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{gone} was deleted while the backup ran")),
+        "{}",
+        text(&out)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(backup.join("pentascope-backup.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["images"], 1);
+    assert_eq!(manifest["left_out"], json!([gone]));
+    let out = pentascope(&restored, &["restore", dir_arg(&backup)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let check = pentascope(&restored, &["check"]);
+    assert!(check.status.success(), "{}", text(&check));
+    let copy = Server::start_configured(&restored, &[]);
+    assert_eq!(
+        pixels_by_image(&copy),
+        BTreeMap::from([(kept, kept_pixels)])
+    );
+}
