@@ -178,6 +178,9 @@ pub struct Config {
     pub metrics_addr: Option<String>,
     /// How long the audit trail keeps an action (`None`: forever).
     pub audit_retention: Option<std::time::Duration>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// audit trail); from any other peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Where Celery-compatible jobs go.
@@ -224,6 +227,7 @@ impl Config {
             service_user: None,
             metrics_addr: None,
             audit_retention: humantime::parse_duration(defaults::AUDIT_RETENTION).ok(),
+            trusted_proxies: Vec::new(),
         }
     }
 

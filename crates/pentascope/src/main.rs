@@ -237,6 +237,11 @@ pub struct Settings {
     #[arg(long, env = "PENTASCOPE_AUDIT_RETENTION", default_value = defaults::AUDIT_RETENTION,
           value_parser = humantime::parse_duration)]
     audit_retention: std::time::Duration,
+    /// Addresses of reverse proxies (comma-separated) whose X-Forwarded-For
+    /// header names the client in the audit trail; from any other peer the
+    /// header is ignored. Default: none (the peer's address is recorded).
+    #[arg(long, env = "PENTASCOPE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     #[command(flatten)]
     catalogue: CatalogueSettings,
 }
@@ -332,6 +337,7 @@ impl Settings {
         config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
         config.metrics_addr = self.metrics_addr.clone().filter(|a| !a.is_empty());
         config.audit_retention = Some(self.audit_retention).filter(|d| !d.is_zero());
+        config.trusted_proxies = self.trusted_proxies.clone();
         config.celery = self
             .celery_broker_url
             .clone()

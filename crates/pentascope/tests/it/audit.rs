@@ -331,3 +331,41 @@ fn entries_past_the_retention_are_swept() {
         server.logs()
     );
 }
+
+/// Behind a trusted proxy (`--trusted-proxies`) the trail records the
+/// client `X-Forwarded-For` names; from any other peer the header is
+/// ignored, so a client cannot choose the address it is recorded under.
+#[test]
+fn x_forwarded_for_counts_from_trusted_proxies_only() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let upload_from = |server: &Server, forwarded: &str| {
+        let part = reqwest::blocking::multipart::Part::bytes(set.read("plain_2d_u8.tif"))
+            .file_name("plain_2d_u8.tif");
+        let resp = server.send(
+            "POST /upload",
+            server
+                .request(Method::POST, "/upload")
+                .header("x-forwarded-for", forwarded)
+                .multipart(reqwest::blocking::multipart::Form::new().part("file", part)),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.snippet());
+        let trail = server.get("/admin/audit?limit=1").ok_json().unwrap();
+        trail["entries"][0]["address"].as_str().unwrap().to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Server::start_configured(dir.path(), &[]);
+    assert_eq!(upload_from(&direct, "203.0.113.9"), "127.0.0.1");
+    drop(direct);
+    let proxies = [(
+        "PENTASCOPE_TRUSTED_PROXIES".to_string(),
+        "127.0.0.1,10.0.0.2".to_string(),
+    )];
+    let proxied = Server::start_configured(dir.path(), &proxies);
+    // the client, then two proxies: the nearest untrusted entry is the client
+    assert_eq!(
+        upload_from(&proxied, "198.51.100.1, 203.0.113.9, 10.0.0.2"),
+        "203.0.113.9"
+    );
+    // garbage where the client should be: the proxy's own address
+    assert_eq!(upload_from(&proxied, "not-an-address"), "127.0.0.1");
+}
