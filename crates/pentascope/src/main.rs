@@ -240,8 +240,9 @@ pub struct Settings {
     /// Addresses of reverse proxies (comma-separated) whose X-Forwarded-For
     /// header names the client in the audit trail; from any other peer the
     /// header is ignored. Default: none (the peer's address is recorded).
-    #[arg(long, env = "PENTASCOPE_TRUSTED_PROXIES", value_delimiter = ',')]
-    trusted_proxies: Vec<std::net::IpAddr>,
+    #[arg(long, env = "PENTASCOPE_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = proxy_address)]
+    trusted_proxies: Vec<Option<std::net::IpAddr>>,
     #[command(flatten)]
     catalogue: CatalogueSettings,
 }
@@ -285,6 +286,18 @@ impl CatalogueSettings {
             max_annotations: self.max_annotations,
         }
     }
+}
+
+/// An address of `--trusted-proxies`; empty (an unset variable in a
+/// compose file) names none.
+fn proxy_address(text: &str) -> Result<Option<std::net::IpAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("{text:?} is not an IP address"))
 }
 
 impl Settings {
@@ -337,7 +350,7 @@ impl Settings {
         config.service_user = self.service_user.clone().filter(|u| !u.is_empty());
         config.metrics_addr = self.metrics_addr.clone().filter(|a| !a.is_empty());
         config.audit_retention = Some(self.audit_retention).filter(|d| !d.is_zero());
-        config.trusted_proxies = self.trusted_proxies.clone();
+        config.trusted_proxies = self.trusted_proxies.iter().flatten().copied().collect();
         config.celery = self
             .celery_broker_url
             .clone()
@@ -405,6 +418,12 @@ fn show_config(settings: &Settings, matches: &clap::ArgMatches) {
             }
             "secret_key" if settings.secret_key.is_some() => "***".into(),
             "cors_origins" => config.cors_origins.join(","),
+            "trusted_proxies" => config
+                .trusted_proxies
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             _ => matches
                 .get_raw(id)
                 .and_then(|mut v| v.next())
