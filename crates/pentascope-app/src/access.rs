@@ -7,6 +7,7 @@
 //! link is `<image_id>.<expiry>.<signature>`, an HMAC-SHA256 over the
 //! image, the scope `read` and the expiry with the server's link key.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
+use crate::audit::Action;
 use crate::error::AppError;
 
 /// Whether requests must present a key.
@@ -49,36 +51,67 @@ impl AuthMode {
     }
 }
 
-/// Who is calling a use case.
+/// Who is calling a use case, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub struct Caller {
+    /// Whose rights the call has.
+    pub who: Who,
+    /// The client's address, for the audit trail; `None` for the command
+    /// line and jobs.
+    pub address: Option<IpAddr>,
+}
+
+/// Whose rights a call has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
     /// Access control is off, or the caller is the local operator (the
     /// command line): everything is allowed and nothing is owned.
     Open,
     /// No credentials, with access control required.
     Anonymous,
-    /// A user's API key.
+    /// A user, by an API key or as whom a job acts.
     User {
         /// The user.
         name: String,
         /// What the key may do.
         scope: Scope,
+        /// The key's id (`None`: acting for the user without a key).
+        key: Option<i64>,
     },
     /// A signed link: reading one image.
     Link {
         /// The image it opens.
         image: ImageId,
+        /// When it stops working (seconds since the Unix epoch).
+        expires_at: i64,
     },
 }
 
 impl Caller {
+    /// The local operator (the command line), or anyone with access
+    /// control off when the address is unknown.
+    pub const OPEN: Caller = Caller {
+        who: Who::Open,
+        address: None,
+    };
+
+    /// `who`, calling from nowhere in particular.
+    pub fn new(who: Who) -> Caller {
+        Caller { who, address: None }
+    }
+
+    /// The same caller, calling from `address`.
+    pub fn at_address(self, address: Option<IpAddr>) -> Caller {
+        Caller { address, ..self }
+    }
+
     /// Whether the caller holds at least `scope`.
     pub fn has(&self, scope: Scope) -> bool {
-        match self {
-            Caller::Open => true,
-            Caller::User { scope: held, .. } => *held >= scope,
-            Caller::Link { .. } => scope == Scope::Read,
-            Caller::Anonymous => false,
+        match &self.who {
+            Who::Open => true,
+            Who::User { scope: held, .. } => *held >= scope,
+            Who::Link { .. } => scope == Scope::Read,
+            Who::Anonymous => false,
         }
     }
 
@@ -87,52 +120,59 @@ impl Caller {
         if self.has(scope) {
             return Ok(());
         }
-        Err(match self {
-            Caller::Anonymous => AppError::Unauthenticated(format!(
+        Err(match &self.who {
+            Who::Anonymous => AppError::Unauthenticated(format!(
                 "this needs an API key with scope {}: send Authorization: Bearer <key>",
                 scope.as_str()
             )),
-            Caller::Link { .. } => {
+            Who::Link { .. } => {
                 AppError::Forbidden("a signed link only reads the image it was made for".into())
             }
-            Caller::User { scope: held, .. } => AppError::Forbidden(format!(
+            Who::User { scope: held, .. } => AppError::Forbidden(format!(
                 "this needs scope {}; the key has scope {}",
                 scope.as_str(),
                 held.as_str()
             )),
-            Caller::Open => unreachable!("an open caller has every scope"),
+            Who::Open => unreachable!("an open caller has every scope"),
         })
     }
 
     /// The owner recorded on what this caller creates.
     pub fn owner(&self) -> Option<&str> {
-        match self {
-            Caller::User { name, .. } => Some(name),
+        match &self.who {
+            Who::User { name, .. } => Some(name),
             _ => None,
         }
     }
 
     /// Whether the caller may read an image.
     pub fn can_read(&self, r: &ImageRecord) -> bool {
-        match self {
-            Caller::Open => true,
-            Caller::Anonymous => false,
-            Caller::Link { image } => *image == r.id,
-            Caller::User { name, scope } => {
+        match &self.who {
+            Who::Open => true,
+            Who::Anonymous => false,
+            Who::Link { image, .. } => *image == r.id,
+            Who::User { name, scope, .. } => {
                 *scope == Scope::Admin || r.public || r.owner.as_deref() == Some(name)
             }
         }
     }
 
+    /// Whether the caller may change what `owner` owns (an image's
+    /// visibility, a dataset, a job's result): its owner with a write key,
+    /// or an admin.
+    pub fn may_change(&self, owner: Option<&str>) -> bool {
+        match &self.who {
+            Who::Open => true,
+            Who::User { name, scope, .. } => {
+                *scope == Scope::Admin || *scope == Scope::Write && owner == Some(name)
+            }
+            Who::Anonymous | Who::Link { .. } => false,
+        }
+    }
+
     /// Whether the caller may delete an image or change its visibility.
     pub fn can_modify(&self, r: &ImageRecord) -> bool {
-        match self {
-            Caller::Open => true,
-            Caller::User { name, scope } => {
-                *scope == Scope::Admin || *scope == Scope::Write && r.owner.as_deref() == Some(name)
-            }
-            Caller::Anonymous | Caller::Link { .. } => false,
-        }
+        self.may_change(r.owner.as_deref())
     }
 }
 
@@ -191,14 +231,14 @@ fn check_name(what: &str, name: &str) -> Result<(), AppError> {
 
 impl App {
     /// Who sends `authorization` (the header's value, if any). With access
-    /// control off everyone is [`Caller::Open`]. A key that is unknown,
+    /// control off everyone is [`Caller::OPEN`]. A key that is unknown,
     /// revoked, expired or malformed is refused at once (401).
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AppError> {
         if self.config.auth() == AuthMode::Off {
-            return Ok(Caller::Open);
+            return Ok(Caller::OPEN);
         }
         let Some(header) = authorization else {
-            return Ok(Caller::Anonymous);
+            return Ok(Caller::new(Who::Anonymous));
         };
         let invalid = |why: &str| AppError::Unauthenticated(format!("invalid API key: {why}"));
         // the scheme is case-insensitive (RFC 9110)
@@ -249,10 +289,11 @@ impl App {
         } else {
             token.scope
         };
-        Ok(Caller::User {
+        Ok(Caller::new(Who::User {
             name: token.user,
             scope,
-        })
+            key: Some(id),
+        }))
     }
 
     /// The caller a signed link token stands for; 401 if it is tampered
@@ -277,7 +318,7 @@ impl App {
                 "this signed link has expired; ask its owner for a new one".into(),
             ));
         }
-        Ok(Caller::Link { image })
+        Ok(Caller::new(Who::Link { image, expires_at }))
     }
 
     /// A link that lets anyone holding it read image `id` for
@@ -302,10 +343,18 @@ impl App {
             .finalize()
             .into_bytes();
         let at = std::time::UNIX_EPOCH + Duration::from_secs(expires_at as u64);
+        let until = humantime::format_rfc3339_seconds(at).to_string();
+        self.audit(
+            caller,
+            Action::LinkCreate,
+            &record.id.to_string(),
+            &format!("until {until}"),
+        )
+        .await;
         Ok(SignedLink {
             image_id: record.id,
             token: format!("{}.{expires_at}.{}", record.id, hex::encode(signature)),
-            expires_at: humantime::format_rfc3339_seconds(at).to_string(),
+            expires_at: until,
         })
     }
 
@@ -349,14 +398,15 @@ impl App {
                 "{name:?} is not a user (pentascope user create {name})"
             ))
         })?;
-        Ok(Caller::User {
+        Ok(Caller::new(Who::User {
             name: user.name,
             scope: if user.admin {
                 Scope::Admin
             } else {
                 Scope::Write
             },
-        })
+            key: None,
+        }))
     }
 
     /// Creates a user (admin).
@@ -368,10 +418,14 @@ impl App {
     ) -> Result<UserRecord, AppError> {
         caller.require(Scope::Admin)?;
         check_name("user name", name)?;
-        self.access
+        let user = self
+            .access
             .create_user(name, admin)
             .await?
-            .ok_or_else(|| AppError::Conflict(format!("user {name:?} already exists")))
+            .ok_or_else(|| AppError::Conflict(format!("user {name:?} already exists")))?;
+        let detail = if admin { "admin" } else { "" };
+        self.audit(caller, Action::UserCreate, name, detail).await;
+        Ok(user)
     }
 
     /// Every user (admin).
@@ -429,6 +483,9 @@ impl App {
             .token(id)
             .await?
             .ok_or_else(|| AppError::Internal(format!("key {id} vanished")))?;
+        let detail = format!("for {user}, scope {}", scope.as_str());
+        self.audit(caller, Action::TokenCreate, &id.to_string(), &detail)
+            .await;
         Ok(CreatedToken {
             record,
             key: format!("ps_{id}_{secret}"),
@@ -453,8 +510,10 @@ impl App {
             .token(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("API key {id} not found")))?;
-        if token.revoked_at.is_none() {
-            self.access.revoke_token(id).await?;
+        if token.revoked_at.is_none() && self.access.revoke_token(id).await? {
+            let detail = format!("of {}", token.user);
+            self.audit(caller, Action::TokenRevoke, &id.to_string(), &detail)
+                .await;
         }
         Ok(TokenRecord {
             revoked_at: Some(token.revoked_at.unwrap_or_else(now_rfc3339)),
@@ -475,6 +534,14 @@ impl App {
         if !self.access.set_public(record.id, public).await? {
             return Err(StoreError::NotFound(record.id.to_string()).into());
         }
+        let detail = if public { "public" } else { "private" };
+        self.audit(
+            caller,
+            Action::ImageVisibility,
+            &record.id.to_string(),
+            detail,
+        )
+        .await;
         self.image(caller, id).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{open_store, PixelStore};
 use pentascope_store::record::now_rfc3339;
-use pentascope_store::records::{AccessRepo, CatalogueRepo, ImageRepo, JobRepo};
+use pentascope_store::records::{AccessRepo, AuditRepo, CatalogueRepo, ImageRepo, JobRepo};
 use pentascope_store::ImageId;
 use serde::Serialize;
 
@@ -29,6 +29,8 @@ pub struct App {
     pub access: Arc<dyn AccessRepo>,
     /// Names, tags, annotations, datasets, search.
     pub catalogue: Arc<dyn CatalogueRepo>,
+    /// Who did what, when, from where.
+    pub audit: Arc<dyn AuditRepo>,
     /// The key that signs links, when not configured: read from (or
     /// stored into) the database once.
     pub(crate) link_key: tokio::sync::OnceCell<String>,
@@ -136,6 +138,7 @@ impl App {
             jobs: records.jobs,
             access: records.access,
             catalogue: records.catalogue,
+            audit: records.audit,
             link_key: tokio::sync::OnceCell::new(),
             pixels,
             queue,

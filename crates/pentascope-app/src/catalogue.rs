@@ -25,8 +25,9 @@ use pentascope_tiff::FileNotes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::access::Caller;
+use crate::access::{Caller, Who};
 use crate::app::App;
+use crate::audit::{fields_set, Action};
 use crate::config::CatalogueLimits;
 use crate::error::AppError;
 
@@ -161,12 +162,19 @@ pub struct CatalogueChange {
 impl CatalogueChange {
     /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.name.is_none()
-            && self.description.is_none()
-            && self.tags.is_none()
-            && self.annotations.is_none()
-            && self.add_tags.is_none()
-            && self.remove_tags.is_none()
+        self.fields().is_empty()
+    }
+
+    /// The names of the fields it sets.
+    pub fn fields(&self) -> Vec<&'static str> {
+        fields_set([
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("tags", self.tags.is_some()),
+            ("annotations", self.annotations.is_some()),
+            ("add_tags", self.add_tags.is_some()),
+            ("remove_tags", self.remove_tags.is_some()),
+        ])
     }
 }
 
@@ -284,18 +292,18 @@ struct CursorBody {
 
 /// What a caller may see in listings.
 pub fn visibility(caller: &Caller) -> Visibility {
-    match caller {
-        Caller::Open => Visibility::All,
-        Caller::User {
+    match &caller.who {
+        Who::Open => Visibility::All,
+        Who::User {
             scope: Scope::Admin,
             ..
         } => Visibility::All,
-        Caller::User { name, .. } => Visibility::OwnOrPublic(name.clone()),
-        Caller::Anonymous | Caller::Link { .. } => Visibility::Nothing,
+        Who::User { name, .. } => Visibility::OwnOrPublic(name.clone()),
+        Who::Anonymous | Who::Link { .. } => Visibility::Nothing,
     }
 }
 
-fn invalid(message: impl Into<String>) -> AppError {
+pub(crate) fn invalid(message: impl Into<String>) -> AppError {
     AppError::InvalidArguments(message.into())
 }
 
@@ -444,7 +452,7 @@ fn query_words(q: &str, parameter: &str) -> Result<Vec<String>, AppError> {
     Ok(words)
 }
 
-fn limit(text: Option<&str>) -> Result<u32, AppError> {
+pub(crate) fn limit(text: Option<&str>) -> Result<u32, AppError> {
     let Some(text) = text else {
         return Ok(DEFAULT_LIMIT);
     };
@@ -461,7 +469,7 @@ fn limit(text: Option<&str>) -> Result<u32, AppError> {
 
 /// An RFC 3339 time in UTC (`…Z`) or a date, as the stored form (UTC,
 /// milliseconds) so that it compares as text.
-fn time_bound(text: &str, parameter: &str) -> Result<String, AppError> {
+pub(crate) fn time_bound(text: &str, parameter: &str) -> Result<String, AppError> {
     let trimmed = text.trim();
     let full = if trimmed.len() == 10 {
         format!("{trimmed}T00:00:00Z")
@@ -482,7 +490,7 @@ fn time_bound(text: &str, parameter: &str) -> Result<String, AppError> {
 
 /// A filter value compared as text: bounded, with no control characters
 /// (PostgreSQL refuses NUL in text).
-fn filter_text(value: &str, parameter: &str) -> Result<String, AppError> {
+pub(crate) fn filter_text(value: &str, parameter: &str) -> Result<String, AppError> {
     if value.len() > 4096 + 256 {
         return Err(invalid(format!("{parameter} is too long")));
     }
@@ -666,6 +674,7 @@ impl App {
     ) -> Result<ImageRecord, AppError> {
         caller.require(Scope::Write)?;
         let record = self.image_to_modify(caller, id).await?;
+        let fields = change.fields().join(", ");
         let limits = &self.config.catalogue;
         let mut entry = record.catalogue.clone();
         if let Some(name) = change.name {
@@ -691,6 +700,8 @@ impl App {
         if !self.catalogue.set_catalogue(record.id, &entry).await? {
             return Err(StoreError::NotFound(record.id.to_string()).into());
         }
+        self.audit(caller, Action::ImageUpdate, &record.id.to_string(), &fields)
+            .await;
         self.image(caller, id).await
     }
 
@@ -738,10 +749,18 @@ impl App {
         caller.require(Scope::Write)?;
         self.config.catalogue.name("the dataset name", name)?;
         self.config.catalogue.description(description)?;
-        Ok(self
+        let dataset = self
             .catalogue
             .create_dataset(name, description, caller.owner())
-            .await?)
+            .await?;
+        self.audit(
+            caller,
+            Action::DatasetCreate,
+            &dataset.dataset_id.to_string(),
+            "",
+        )
+        .await;
+        Ok(dataset)
     }
 
     /// A dataset `caller` may see (404 otherwise).
@@ -765,14 +784,7 @@ impl App {
     ) -> Result<DatasetRecord, AppError> {
         caller.require(Scope::Write)?;
         let dataset = self.dataset(caller, id).await?;
-        let may = match caller {
-            Caller::Open => true,
-            Caller::User { name, scope } => {
-                *scope == Scope::Admin || dataset.owner.as_deref() == Some(name)
-            }
-            Caller::Anonymous | Caller::Link { .. } => false,
-        };
-        if !may {
+        if !caller.may_change(dataset.owner.as_deref()) {
             return Err(AppError::Forbidden(format!(
                 "only the owner of {} or an admin can change it",
                 dataset.dataset_id
@@ -798,6 +810,18 @@ impl App {
         self.catalogue
             .update_dataset(dataset.dataset_id, &change)
             .await?;
+        let fields = fields_set([
+            ("name", change.name.is_some()),
+            ("description", change.description.is_some()),
+            ("public", change.public.is_some()),
+        ]);
+        self.audit(
+            caller,
+            Action::DatasetUpdate,
+            &dataset.dataset_id.to_string(),
+            &fields.join(", "),
+        )
+        .await;
         self.dataset(caller, id).await
     }
 
@@ -809,6 +833,13 @@ impl App {
     ) -> Result<DatasetRecord, AppError> {
         let dataset = self.dataset_to_modify(caller, id).await?;
         self.catalogue.delete_dataset(dataset.dataset_id).await?;
+        self.audit(
+            caller,
+            Action::DatasetDelete,
+            &dataset.dataset_id.to_string(),
+            &dataset.name,
+        )
+        .await;
         Ok(dataset)
     }
 
@@ -822,7 +853,17 @@ impl App {
     ) -> Result<bool, AppError> {
         let dataset = self.dataset_to_modify(caller, dataset).await?;
         let image = self.image(caller, image).await?;
-        Ok(self.catalogue.link(dataset.dataset_id, image.id).await?)
+        let linked = self.catalogue.link(dataset.dataset_id, image.id).await?;
+        if linked {
+            self.audit(
+                caller,
+                Action::DatasetLink,
+                &dataset.dataset_id.to_string(),
+                &image.id.to_string(),
+            )
+            .await;
+        }
+        Ok(linked)
     }
 
     /// Takes an image out of a dataset `caller` may change.
@@ -840,6 +881,13 @@ impl App {
                 image.id, dataset.dataset_id
             )));
         }
+        self.audit(
+            caller,
+            Action::DatasetUnlink,
+            &dataset.dataset_id.to_string(),
+            &image.id.to_string(),
+        )
+        .await;
         Ok(())
     }
 
@@ -942,7 +990,11 @@ impl App {
     }
 
     /// Where the page a cursor names starts (`None`: the first page).
-    async fn after(&self, cursor: Option<&str>, digest: &str) -> Result<Option<After>, AppError> {
+    pub(crate) async fn after(
+        &self,
+        cursor: Option<&str>,
+        digest: &str,
+    ) -> Result<Option<After>, AppError> {
         match cursor {
             Some(c) => Ok(Some(self.read_cursor(c, digest).await?)),
             None => Ok(None),
@@ -951,7 +1003,7 @@ impl App {
 
     /// A page with the cursor of the next one, made from its last row's
     /// sort key and id.
-    async fn listing<T>(
+    pub(crate) async fn listing<T>(
         &self,
         page: Page<T>,
         digest: &str,
@@ -1022,7 +1074,7 @@ fn visible(caller: &Caller, dataset: &DatasetRecord) -> bool {
     }
 }
 
-fn query_digest(canonical: &str) -> String {
+pub(crate) fn query_digest(canonical: &str) -> String {
     hex::encode(&Sha256::digest(canonical.as_bytes())[..12])
 }
 

@@ -69,7 +69,14 @@ pub mod defaults {
     pub const MAX_VALUE_BYTES: usize = 4 << 10;
     /// Most annotations on one image.
     pub const MAX_ANNOTATIONS: usize = 1024;
+    /// How long the audit trail keeps an action (a duration; 0: forever).
+    pub const AUDIT_RETENTION: &str = "365days";
 }
+
+/// The database file in a data directory (SQLite), and in a backup.
+pub const DATABASE: &str = "pentascope.sqlite";
+/// The pixel directory in a data directory (local pixels), and in a backup.
+pub const IMAGES: &str = "images";
 
 /// Bounds on what a lab writes about its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +181,11 @@ pub struct Config {
     /// without a key, for a scraper on a private network; a `worker`'s
     /// only HTTP listener.
     pub metrics_addr: Option<String>,
+    /// How long the audit trail keeps an action (`None`: forever).
+    pub audit_retention: Option<std::time::Duration>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// audit trail); from any other peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Where Celery-compatible jobs go.
@@ -220,6 +232,8 @@ impl Config {
             cors_origins: Vec::new(),
             service_user: None,
             metrics_addr: None,
+            audit_retention: humantime::parse_duration(defaults::AUDIT_RETENTION).ok(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -254,17 +268,14 @@ impl Config {
     pub fn storage_url(&self) -> String {
         self.storage_url
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("images").display().to_string())
+            .unwrap_or_else(|| self.data_dir.join(IMAGES).display().to_string())
     }
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}",
-                self.data_dir.join("pentascope.sqlite").display()
-            )
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(DATABASE).display()))
     }
 
     /// Where uploads are spooled while they arrive.

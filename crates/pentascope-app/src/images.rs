@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
+use crate::audit::Action;
 use crate::error::AppError;
 use pentascope_store::records::Scope;
 
@@ -245,6 +246,18 @@ impl App {
             Ok(())
         })
         .await?;
+        let detail = match derived.as_slice() {
+            [] => String::new(),
+            some => format!(
+                "with derived {}",
+                some.iter()
+                    .map(ImageId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.audit(caller, Action::ImageDelete, &id.to_string(), &detail)
+            .await;
         Ok(Deleted {
             image_id: id,
             derived_images_deleted: derived,

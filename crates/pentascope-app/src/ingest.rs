@@ -15,6 +15,7 @@ use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
+use crate::audit::Action;
 use crate::catalogue::{CheckedEntry, NewEntry};
 use crate::error::AppError;
 use pentascope_store::records::Scope;
@@ -128,6 +129,18 @@ impl App {
                 }
             };
             app.file_entry(&for_filing, record.id, &entry).await?;
+            let detail = format!(
+                "{} ({} bytes)",
+                record.original_filename.as_deref().unwrap_or("-"),
+                record.byte_size
+            );
+            app.audit(
+                &for_filing,
+                Action::ImageUpload,
+                &record.id.to_string(),
+                &detail,
+            )
+            .await;
             Ok(record)
         })
         .await

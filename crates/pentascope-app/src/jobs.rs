@@ -15,9 +15,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::access::Caller;
+use crate::access::{Caller, Who};
 use crate::analyze::{PcaArgs, PcaResult};
 use crate::app::App;
+use crate::audit::Action;
 use crate::error::AppError;
 use crate::images::{statistics_json, StatisticsArgs};
 use crate::segment::SegmentArgs;
@@ -348,6 +349,7 @@ impl App {
             .await?;
         let job = self.job(caller, &id).await?;
         self.queue.send(&job).await?;
+        self.audit(caller, Action::JobSubmit, &id, J::NAME).await;
         Ok(job)
     }
 
@@ -357,12 +359,12 @@ impl App {
         self.jobs
             .get_job(id)
             .await?
-            .filter(|job| match caller {
-                Caller::Open => true,
-                Caller::User { name, scope } => {
+            .filter(|job| match &caller.who {
+                Who::Open => true,
+                Who::User { name, scope, .. } => {
                     *scope == Scope::Admin || job.owner.as_deref() == Some(name)
                 }
-                Caller::Anonymous | Caller::Link { .. } => false,
+                Who::Anonymous | Who::Link { .. } => false,
             })
             .ok_or_else(|| AppError::JobNotFound(id.to_string()))
     }
@@ -382,7 +384,7 @@ impl App {
         };
         match name {
             Some(name) => self.act_as(name).await,
-            None => Ok(Caller::Open),
+            None => Ok(Caller::OPEN),
         }
     }
 }

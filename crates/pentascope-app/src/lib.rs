@@ -13,6 +13,8 @@
 //!   record and pixels published together, nothing left on failure);
 //! - [`integrity`]: every record's pixels checked, orphans found and
 //!   removed (`pentascope check`);
+//! - [`audit`]: who did what to which object, when, from where;
+//! - [`backup`]: a consistent copy of an embedded installation, restored;
 //! - [`analyze`]: PCA with its (virtual) scores image;
 //! - [`segment`]: thresholds, k-means and objects with a stored labels image;
 //! - [`catalogue`]: names, descriptions, tags, annotations, datasets and
@@ -39,6 +41,8 @@
 pub mod access;
 pub mod analyze;
 mod app;
+pub mod audit;
+pub mod backup;
 pub mod cache;
 pub mod catalogue;
 pub mod config;
@@ -57,7 +61,7 @@ pub mod split;
 pub mod validator;
 pub mod zarr;
 
-pub use access::Caller;
+pub use access::{Caller, Who};
 pub use app::{blocking, App, Health};
 pub use config::Config;
 pub use error::AppError;

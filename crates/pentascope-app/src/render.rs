@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
+use crate::audit::Action;
 use crate::cache::SliceKey;
 use crate::error::AppError;
 use crate::images::open_pixels;
@@ -434,6 +435,8 @@ impl App {
             return Err(StoreError::NotFound(record.id.to_string()).into());
         }
         self.caches.forget(record.id);
+        self.audit(caller, Action::ImageRendering, &record.id.to_string(), "")
+            .await;
         self.image(caller, id).await
     }
 

@@ -34,7 +34,7 @@ use pentascope_store::{ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::access::Caller;
+use crate::access::{Caller, Who};
 use crate::app::{blocking, lock, App};
 use crate::catalogue::NewEntry;
 use crate::error::AppError;
@@ -469,10 +469,10 @@ impl App {
             }
         };
         let owner = live.snapshot().owner;
-        let visible = match caller {
-            Caller::Open => true,
-            Caller::User { name, .. } => owner.as_deref() == Some(name.as_str()),
-            Caller::Anonymous | Caller::Link { .. } => false,
+        let visible = match &caller.who {
+            Who::Open => true,
+            Who::User { name, .. } => owner.as_deref() == Some(name.as_str()),
+            Who::Anonymous | Who::Link { .. } => false,
         };
         if !visible {
             return Err(not_found(id));

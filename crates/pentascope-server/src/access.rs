@@ -4,11 +4,12 @@
 //! then checks it against the route's [`crate::router::Access`], and use
 //! cases check ownership.
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pentascope_app::{App, Caller};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::error::ApiError;
@@ -77,6 +78,8 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
     let tus_path = path == "/uploads" || path.starts_with("/uploads/");
     let mut response = match identify(&app, &mut req).await {
         Ok(caller) => {
+            let address = client_address(&app.config.trusted_proxies, &req);
+            let caller = caller.at_address(address);
             // for the request's log line
             if let Some(facts) = req.extensions().get::<Arc<RequestFacts>>() {
                 facts.set_caller(&caller);
@@ -104,6 +107,36 @@ pub async fn front_door(app: Arc<App>, cors: Cors, mut req: Request, next: Next)
         );
     }
     response
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted
+/// proxy, the nearest address in `X-Forwarded-For` that is not one (each
+/// proxy appends the address it was called from; what precedes a trusted
+/// proxy's entry may be made up by the client).
+fn client_address(trusted: &[IpAddr], req: &Request) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for entry in forwarded.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(address) if trusted.contains(&address) => continue,
+            Ok(address) => return Some(address),
+            // garbage: what precedes it cannot be trusted either
+            Err(_) => break,
+        }
+    }
+    Some(peer)
 }
 
 /// `path` as it may be logged: a signed link's token (a secret) hidden.

@@ -18,9 +18,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -101,11 +102,17 @@ pub async fn metrics_listener(
 
 /// Every ten minutes, removes uploads abandoned by processes that stopped
 /// (with a shared database, a process cannot tell them at start-up from
-/// uploads in progress elsewhere).
+/// uploads in progress elsewhere) and audit entries older than the
+/// retention (`--audit-retention`).
 fn spawn_sweeper(app: AppState) {
     let max_age = Duration::from_secs(pentascope_app::config::defaults::STALE_UPLOAD_HOURS * 3600);
     tokio::spawn(async move {
         loop {
+            match app.sweep_audit().await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "audit entries past the retention"),
+                Err(e) => tracing::warn!("cannot sweep the audit trail: {e}"),
+            }
             tokio::time::sleep(Duration::from_secs(600)).await;
             if let Err(e) = app.sweep(max_age).await {
                 tracing::warn!("cannot sweep abandoned uploads: {e}");
@@ -148,9 +155,9 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, config: &Confi
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // out of descriptors or a connection reset before it
                     // was accepted: keep serving the connections we have
@@ -165,7 +172,12 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, config: &Confi
             tracing::warn!(cap, "connection refused: the connection cap is reached");
             continue;
         };
-        let (builder, service) = (builder.clone(), TowerToHyperService::new(router.clone()));
+        let (builder, router) = (builder.clone(), router.clone());
+        // the client's address, for the audit trail
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::Service::call(&mut router.clone(), req)
+        });
         tokio::spawn(async move {
             let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

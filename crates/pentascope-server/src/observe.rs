@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use pentascope_app::Caller;
+use pentascope_app::{Caller, Who};
 use tracing::Instrument;
 
 use crate::exporter::{HTTP_ACTIVE, HTTP_DURATION};
@@ -66,11 +66,11 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
 /// signed link (its secret never), `anonymous` without credentials, `-`
 /// with access control off or before the caller is known.
 fn user_label(caller: &Caller) -> String {
-    match caller {
-        Caller::User { name, .. } => name.clone(),
-        Caller::Link { .. } => "link".into(),
-        Caller::Anonymous => "anonymous".into(),
-        Caller::Open => "-".into(),
+    match &caller.who {
+        Who::User { name, .. } => name.clone(),
+        Who::Link { .. } => "link".into(),
+        Who::Anonymous => "anonymous".into(),
+        Who::Open => "-".into(),
     }
 }
 

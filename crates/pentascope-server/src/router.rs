@@ -24,7 +24,7 @@ use crate::handlers::{
 };
 use crate::observe::{observe, RequestFacts};
 use crate::AppState;
-use pentascope_app::Caller;
+use pentascope_app::{Caller, Who};
 use pentascope_store::records::Scope;
 
 /// Who may call a route (with access control required; with it off,
@@ -190,6 +190,9 @@ pub fn routes(upload_limit: usize) -> Vec<Route> {
             Key(Admin),
             admin::revoke_token,
         ),
+        Route::new(M::GET, "/admin/audit", Key(Admin), admin::audit).query(&[
+            "user", "action", "kind", "object", "after", "before", "limit", "cursor",
+        ]),
         Route::new(M::GET, "/health", Public, images::health),
         // counts and route templates only, but what a lab does and how much
         // of it is the admins' to see
@@ -249,9 +252,9 @@ fn admit(access: Access, req: &Request) -> Result<(), ApiError> {
         .extensions()
         .get::<Caller>()
         .ok_or_else(|| ApiError::internal("no caller: the front door was bypassed"))?;
-    match (access, caller) {
-        (Access::Public, _) | (Access::KeyOrLink, Caller::Link { .. }) => Ok(()),
-        (Access::Key(_), Caller::Link { image }) => Err(ApiError {
+    match (access, &caller.who) {
+        (Access::Public, _) | (Access::KeyOrLink, Who::Link { .. }) => Ok(()),
+        (Access::Key(_), Who::Link { image, .. }) => Err(ApiError {
             status: StatusCode::FORBIDDEN,
             message: format!(
                 "a signed link only opens the GET routes of {image} (metadata, slice, render, thumbnail, statistics, download); {} {} needs an API key",
@@ -260,8 +263,8 @@ fn admit(access: Access, req: &Request) -> Result<(), ApiError> {
             ),
             detail: None,
         }),
-        (Access::Key(scope), caller) => Ok(caller.require(scope)?),
-        (Access::KeyOrLink, caller) => Ok(caller.require(Scope::Read)?),
+        (Access::Key(scope), _) => Ok(caller.require(scope)?),
+        (Access::KeyOrLink, _) => Ok(caller.require(Scope::Read)?),
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn user(args: UserArgs) -> Result<(), String> {
     match args.action {
         UserAction::Create { name, admin, .. } => {
             let user = app
-                .create_user(&Caller::Open, &name, admin)
+                .create_user(&Caller::OPEN, &name, admin)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -108,7 +108,7 @@ pub async fn user(args: UserArgs) -> Result<(), String> {
             );
         }
         UserAction::List { .. } => {
-            let users = app.users(&Caller::Open).await.map_err(|e| e.to_string())?;
+            let users = app.users(&Caller::OPEN).await.map_err(|e| e.to_string())?;
             println!("{:<6} {:<24} {:<6} created", "id", "name", "admin");
             for u in users {
                 println!(
@@ -130,7 +130,7 @@ pub async fn token(args: TokenArgs) -> Result<(), String> {
     | TokenAction::List { settings, .. }
     | TokenAction::Revoke { settings, .. }) = &args.action;
     let app = open(settings).await?;
-    let open = Caller::Open;
+    let open = Caller::OPEN;
     match args.action {
         TokenAction::Create {
             user,

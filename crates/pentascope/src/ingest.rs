@@ -106,7 +106,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
     );
     let caller = match &args.owner {
         Some(name) => app.act_as(name).await.map_err(|e| e.to_string())?,
-        None => Caller::Open,
+        None => Caller::OPEN,
     };
     let style = ProgressStyle::with_template("{prefix:>40!} {bar:30} {pos}/{len} planes {msg}")
         .map_err(|e| e.to_string())?;

@@ -2,6 +2,8 @@
 //! command line, dispatches to a subcommand and maps errors to an exit code.
 
 mod admin;
+mod audit;
+mod backup;
 mod check;
 mod ingest;
 
@@ -18,7 +20,9 @@ use pentascope_store::pixels::{CompressionSetting, Durability};
 /// pentascope: a service for 5D (TZCYX) scientific images. `serve` runs the
 /// HTTP API, `worker` runs queued jobs, `ingest` imports TIFF files,
 /// `check` verifies records and pixels, `migrate` prepares the database,
-/// `config` shows the settings, `user` and `token` manage access control.
+/// `config` shows the settings, `user` and `token` manage access control,
+/// `audit` shows who did what, `backup` and `restore` copy an embedded
+/// installation.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -87,6 +91,14 @@ enum Command {
     User(admin::UserArgs),
     /// Create, list and revoke API keys (access control).
     Token(admin::TokenArgs),
+    /// Show the audit trail (who did what to which object, when, from
+    /// where), newest first, filtered.
+    Audit(audit::AuditArgs),
+    /// Copy an embedded installation (SQLite database and local pixels)
+    /// into an empty directory, consistently, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Make a data directory from a backup (into an empty directory).
+    Restore(backup::RestoreArgs),
 }
 
 /// Where images and their records live: every subcommand's settings.
@@ -243,6 +255,17 @@ pub struct HttpSettings {
     /// Default: none.
     #[arg(long, env = "PENTASCOPE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// How long the audit trail keeps an action (e.g. 365days, 90d; 0:
+    /// forever); older ones are swept away every ten minutes.
+    #[arg(long, env = "PENTASCOPE_AUDIT_RETENTION", default_value = defaults::AUDIT_RETENTION,
+          value_parser = humantime::parse_duration)]
+    audit_retention: std::time::Duration,
+    /// Addresses of reverse proxies (comma-separated) whose X-Forwarded-For
+    /// header names the client in the audit trail; from any other peer the
+    /// header is ignored. Default: none (the peer's address is recorded).
+    #[arg(long, env = "PENTASCOPE_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = proxy_address)]
+    trusted_proxies: Vec<Option<std::net::IpAddr>>,
 }
 
 /// Every setting of `serve` (and `config`, which shows them).
@@ -308,6 +331,18 @@ impl CatalogueSettings {
             max_annotations: self.max_annotations,
         }
     }
+}
+
+/// An address of `--trusted-proxies`; empty (an unset variable in a
+/// compose file) names none.
+fn proxy_address(text: &str) -> Result<Option<std::net::IpAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("{text:?} is not an IP address"))
 }
 
 impl StoreSettings {
@@ -398,6 +433,8 @@ impl HttpSettings {
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect();
+        config.audit_retention = Some(self.audit_retention).filter(|d| !d.is_zero());
+        config.trusted_proxies = self.trusted_proxies.iter().flatten().copied().collect();
     }
 }
 
@@ -468,6 +505,12 @@ fn show_config(settings: &ServeSettings, matches: &clap::ArgMatches) {
             }
             "secret_key" if settings.http.secret_key.is_some() => "***".into(),
             "cors_origins" => config.cors_origins.join(","),
+            "trusted_proxies" => config
+                .trusted_proxies
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             _ => matches
                 .get_raw(id)
                 .and_then(|mut v| v.next())
@@ -574,6 +617,9 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => runtime.block_on(check::run(args)),
         Command::User(args) => runtime.block_on(admin::user(args)),
         Command::Token(args) => runtime.block_on(admin::token(args)),
+        Command::Audit(args) => runtime.block_on(audit::run(args)),
+        Command::Backup(args) => runtime.block_on(backup::backup(args)),
+        Command::Restore(args) => runtime.block_on(backup::restore(args)),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")

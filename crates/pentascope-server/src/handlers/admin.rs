@@ -1,10 +1,12 @@
-//! `/admin/users` and `/admin/tokens`: what `pentascope user` and
-//! `pentascope token` do, over HTTP, for admins.
+//! `/admin/users`, `/admin/tokens` and `/admin/audit`: what `pentascope
+//! user`, `pentascope token` and `pentascope audit` do, over HTTP, for
+//! admins.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use pentascope_app::audit::AuditSearch;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
 use serde::de::DeserializeOwned;
@@ -12,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::handlers::catalogue::{once, query_pairs};
 use crate::handlers::params::Params;
 use crate::AppState;
 
@@ -112,6 +115,37 @@ pub async fn revoke_token(
         .parse()
         .map_err(|_| ApiError::not_found(format!("API key {id:?} not found")))?;
     Ok(Json(json!(app.revoke_token(&caller, id).await?)))
+}
+
+/// `GET /admin/audit`: a page of the audit trail, newest first, filtered
+/// by user, action, object kind, object and time, paged by cursor.
+pub async fn audit(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let mut s = AuditSearch::default();
+    for (name, value) in query_pairs(raw) {
+        let slot = match name.as_str() {
+            "user" => &mut s.user,
+            "action" => &mut s.action,
+            "kind" => &mut s.kind,
+            "object" => &mut s.object,
+            "after" => &mut s.after,
+            "before" => &mut s.before,
+            "limit" => &mut s.limit,
+            "cursor" => &mut s.cursor,
+            // the route's guard refuses every other name
+            _ => continue,
+        };
+        once(slot, &name, value)?;
+    }
+    let listing = app.audit_trail(&caller, &s).await?;
+    Ok(Json(json!({
+        "count": listing.count,
+        "entries": listing.items,
+        "next_cursor": listing.next_cursor,
+    })))
 }
 
 /// `read`, `write` or `admin`.

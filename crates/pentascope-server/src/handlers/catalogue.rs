@@ -16,7 +16,7 @@ use crate::handlers::images::metadata_json;
 use crate::AppState;
 
 /// Query parameters in order, repeated names kept.
-fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
     raw.map(|q| {
         form_urlencoded::parse(q.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -26,7 +26,7 @@ fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
 }
 
 /// Sets a parameter that may be given once.
-fn once(slot: &mut Option<String>, name: &str, value: String) -> Result<(), ApiError> {
+pub(crate) fn once(slot: &mut Option<String>, name: &str, value: String) -> Result<(), ApiError> {
     if slot.replace(value).is_some() {
         return Err(ApiError::bad_request(format!(
             "the query parameter {name} is given twice; it takes one value"

@@ -17,7 +17,7 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pentascope_app::validator::{entity_tag, Basis};
-use pentascope_app::Caller;
+use pentascope_app::{Caller, Who};
 use pentascope_store::ImageRecord;
 
 /// The validators of one response.
@@ -43,8 +43,8 @@ impl Validators {
         Validators {
             etag: HeaderValue::from_str(&etag).expect("a quoted hex digest is a header value"),
             last_modified,
-            cache_control: HeaderValue::from_static(match caller {
-                Caller::Open => "no-cache",
+            cache_control: HeaderValue::from_static(match caller.who {
+                Who::Open => "no-cache",
                 _ => "private, no-cache",
             }),
         }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use axum::Extension;
-use pentascope_app::Caller;
+use pentascope_app::{Caller, Who};
 
 use crate::access::LINK_PREFIX;
 use crate::error::ApiError;
@@ -202,7 +202,7 @@ pub async fn health(
         "status": if health.ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
     });
-    if matches!(caller, Caller::Open | Caller::User { .. }) {
+    if matches!(caller.who, Who::Open | Who::User { .. }) {
         body["database"] = json!(health.database);
         body["storage"] = json!(health.storage);
         body["broker"] = json!(health.broker);

@@ -81,7 +81,14 @@ impl LocalStore {
     }
 
     fn published(&self, id: ImageId) -> PathBuf {
-        self.root.join(format!("{id}.zarr"))
+        LocalStore::published_path(&self.root, id)
+    }
+
+    /// The directory of image `id`'s published group in a store rooted at
+    /// `root` (a backup links its files: they are written once, in
+    /// staging, and never again).
+    pub fn published_path(root: &Path, id: ImageId) -> PathBuf {
+        root.join(format!("{id}.zarr"))
     }
 
     fn staged(&self, id: ImageId) -> PathBuf {
@@ -259,6 +266,52 @@ fn publish_directory(
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
+}
+
+/// How [`copy_tree`] copied files.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// Files hard-linked.
+    pub linked: u64,
+    /// Files copied.
+    pub copied: u64,
+    /// Bytes of the files.
+    pub bytes: u64,
+}
+
+/// Copies the directory tree `from` to `to` (which must not exist). With
+/// `link`, each file is hard-linked where the file system allows (for
+/// files never written again after they are published, a link is as good
+/// as a copy and costs nothing) and copied otherwise. Symbolic links and
+/// other special files are refused.
+pub fn copy_tree(from: &Path, to: &Path, link: bool) -> Result<Copied, StoreError> {
+    std::fs::create_dir(to)?;
+    let mut done = Copied::default();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            let inner = copy_tree(&source, &target, link)?;
+            done.linked += inner.linked;
+            done.copied += inner.copied;
+            done.bytes += inner.bytes;
+        } else if kind.is_file() {
+            done.bytes += entry.metadata()?.len();
+            if link && std::fs::hard_link(&source, &target).is_ok() {
+                done.linked += 1;
+            } else {
+                std::fs::copy(&source, &target)?;
+                done.copied += 1;
+            }
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "{} is neither a file nor a directory",
+                source.display()
+            )));
+        }
+    }
+    Ok(done)
 }
 
 /// Flushes every file and directory below `dir` to disk.

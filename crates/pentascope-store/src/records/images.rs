@@ -52,4 +52,7 @@ pub trait ImageRepo: Send + Sync {
     /// Whether the database is this process's alone (embedded), so that
     /// what a crash left unfinished in it is nobody else's work.
     fn embedded(&self) -> bool;
+    /// Closes the connections, waiting until they are closed (an embedded
+    /// database's write-ahead log is then merged into its file).
+    async fn close(&self);
 }

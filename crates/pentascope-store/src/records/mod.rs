@@ -4,6 +4,7 @@
 //! and hands out both repositories.
 
 pub mod access;
+pub mod audit;
 pub mod catalogue;
 mod catalogue_sql;
 pub mod images;
@@ -13,10 +14,11 @@ mod sql;
 use std::sync::Arc;
 
 pub use access::{AccessRepo, NewToken, Scope, TokenRecord, UserRecord};
+pub use audit::{AuditQuery, AuditRecord, AuditRepo, NewAuditEntry};
 pub use catalogue::{CatalogueRepo, DatasetId, DatasetRecord, Visibility};
 pub use images::ImageRepo;
 pub use jobs::{JobRecord, JobRepo, JobState};
-pub use sql::{PgRepo, SqliteRepo};
+pub use sql::{sqlite_snapshot, PgRepo, SqliteRepo};
 
 use crate::error::StoreError;
 
@@ -31,16 +33,21 @@ pub struct Records {
     pub access: Arc<dyn AccessRepo>,
     /// Names, tags, annotations, datasets and search.
     pub catalogue: Arc<dyn CatalogueRepo>,
+    /// Who did what, when, from where.
+    pub audit: Arc<dyn AuditRepo>,
 }
 
 impl Records {
-    fn of<R: ImageRepo + JobRepo + AccessRepo + CatalogueRepo + 'static>(repo: R) -> Records {
+    fn of<R: ImageRepo + JobRepo + AccessRepo + CatalogueRepo + AuditRepo + 'static>(
+        repo: R,
+    ) -> Records {
         let repo = Arc::new(repo);
         Records {
             images: repo.clone(),
             jobs: repo.clone(),
             access: repo.clone(),
-            catalogue: repo,
+            catalogue: repo.clone(),
+            audit: repo,
         }
     }
 }
@@ -615,6 +622,145 @@ pub(crate) mod tests {
         assert_eq!(cat.index_unindexed().await.unwrap(), 0);
     }
 
+    /// The audit trail: appended in order, filtered, paged newest first,
+    /// forgotten by age.
+    async fn audit_records_behave(url: &str) {
+        let audit = connect(url).await.unwrap().audit;
+        let entry = |user, action, kind, object| NewAuditEntry {
+            user,
+            key_id: user.map(|_| 7),
+            link: None,
+            address: Some("192.0.2.1"),
+            action,
+            object_kind: kind,
+            object_id: object,
+            detail: "",
+        };
+        let first = audit
+            .record(&entry(Some("ada"), "image.upload", "image", "image_1"))
+            .await
+            .unwrap();
+        let second = audit
+            .record(&NewAuditEntry {
+                link: Some("image_1 until 2026-12-07T00:00:00Z"),
+                ..entry(None, "image.delete", "image", "image_1")
+            })
+            .await
+            .unwrap();
+        let third = audit
+            .record(&entry(
+                Some("bob"),
+                "dataset.create",
+                "dataset",
+                "dataset_1",
+            ))
+            .await
+            .unwrap();
+        assert!(first < second && second < third);
+        let all = |limit| AuditQuery {
+            limit,
+            ..AuditQuery::default()
+        };
+        let page = audit.query_audit(&all(10)).await.unwrap();
+        let ids: Vec<i64> = page.items.iter().map(|r| r.id).collect();
+        assert_eq!(
+            (page.count, ids, page.more),
+            (3, vec![third, second, first], false)
+        );
+        let deleted = &page.items[1];
+        assert_eq!(
+            (
+                deleted.user.as_deref(),
+                deleted.link.as_deref(),
+                deleted.address.as_deref(),
+                deleted.action.as_str()
+            ),
+            (
+                None,
+                Some("image_1 until 2026-12-07T00:00:00Z"),
+                Some("192.0.2.1"),
+                "image.delete"
+            )
+        );
+        assert_eq!(page.items[2].key_id, Some(7));
+        // keyset pages walk every row once
+        let page = audit.query_audit(&all(2)).await.unwrap();
+        assert!(page.more);
+        let rest = audit
+            .query_audit(&AuditQuery {
+                below_id: Some(page.items[1].id),
+                ..all(2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (rest.items.len(), rest.items[0].id, rest.more),
+            (1, first, false)
+        );
+        let only = |q: AuditQuery| {
+            let audit = audit.clone();
+            async move {
+                let page = audit.query_audit(&q).await.unwrap();
+                (
+                    page.count,
+                    page.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+                )
+            }
+        };
+        assert_eq!(
+            only(AuditQuery {
+                user: Some("ada".into()),
+                ..all(10)
+            })
+            .await,
+            (1, vec![first])
+        );
+        assert_eq!(
+            only(AuditQuery {
+                object_kind: Some("image".into()),
+                object_id: Some("image_1".into()),
+                ..all(10)
+            })
+            .await,
+            (2, vec![second, first])
+        );
+        assert_eq!(
+            only(AuditQuery {
+                action: Some("dataset.create".into()),
+                ..all(10)
+            })
+            .await,
+            (1, vec![third])
+        );
+        assert_eq!(
+            only(AuditQuery {
+                before: Some("2000-01-01T00:00:00.000Z".into()),
+                ..all(10)
+            })
+            .await
+            .0,
+            0
+        );
+        assert_eq!(
+            only(AuditQuery {
+                after: Some("2000-01-01T00:00:00.000Z".into()),
+                ..all(10)
+            })
+            .await
+            .0,
+            3
+        );
+        assert_eq!(
+            audit
+                .forget_audit_before("2000-01-01T00:00:00.000Z")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(audit.forget_audit_before("9999").await.unwrap(), 3);
+        assert_eq!(only(all(10)).await.0, 0);
+    }
+
     #[tokio::test]
     async fn sqlite_meets_the_repository_contract() {
         let dir = tempfile::tempdir().unwrap();
@@ -623,6 +769,7 @@ pub(crate) mod tests {
         jobs_are_claimed_once_and_leases_expire(&url).await;
         access_records_behave(&url.replace("db.sqlite", "access.sqlite")).await;
         catalogue_queries_behave(&url.replace("db.sqlite", "catalogue.sqlite")).await;
+        audit_records_behave(&url.replace("db.sqlite", "audit.sqlite")).await;
     }
 
     #[tokio::test]
@@ -633,6 +780,7 @@ pub(crate) mod tests {
         jobs_are_claimed_once_and_leases_expire(&url).await;
         access_records_behave(&fresh_postgres().await).await;
         catalogue_queries_behave(&fresh_postgres().await).await;
+        audit_records_behave(&fresh_postgres().await).await;
     }
 
     #[tokio::test]

@@ -58,6 +58,27 @@ impl SqliteRepo {
     }
 }
 
+/// Writes a copy of the SQLite database at `url` to the new file `dest`,
+/// consistent as of one moment, while other connections go on writing to
+/// it (`VACUUM INTO`, which reads in one transaction and leaves out free
+/// pages).
+pub async fn sqlite_snapshot(url: &str, dest: &Path) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Corrupt(format!("{} is not UTF-8", dest.display())))?;
+    let mut connection = SqliteConnectOptions::from_str(url)?
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(dest)
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(())
+}
+
 /// PostgreSQL, shared by any number of API processes and workers.
 #[derive(Debug, Clone)]
 pub struct PgRepo {
@@ -367,6 +388,10 @@ macro_rules! image_repo {
 
             fn embedded(&self) -> bool {
                 $backend == Backend::Sqlite
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
             }
         }
     };

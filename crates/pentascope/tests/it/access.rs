@@ -46,7 +46,7 @@ impl Lab {
         lab
     }
 
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let env: Vec<(&str, &str)> = self
             .env
             .iter()

@@ -18,7 +18,7 @@ fn pentascope(data: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs `pentascope ARGS --data-dir DATA` with the settings `env`.
-fn pentascope_with(data: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+pub(crate) fn pentascope_with(data: &Path, env: &[(String, String)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pentascope"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)

@@ -137,6 +137,8 @@ fn every_response_key_is_documented() {
             "/segment",
             server.post_json("/segment", &json!({"image_id": id, "async": true})),
         ),
+        // after the actions above, which it lists
+        ("get", "/admin/audit", server.get("/admin/audit")),
     ];
     for (method, path, resp) in &session {
         assert_documented(&doc, method, path, resp);
