@@ -13,6 +13,7 @@
 //! that it can be streamed plane by plane with a known length.
 
 mod codec;
+mod codecs;
 pub mod flavour;
 pub mod ifd;
 mod jpeg;

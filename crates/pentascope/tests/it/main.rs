@@ -17,6 +17,7 @@ mod catalogue;
 mod celery;
 mod check;
 mod cli;
+mod codecs;
 mod compat;
 mod hostile;
 mod observe;
