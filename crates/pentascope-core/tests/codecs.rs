@@ -6,6 +6,7 @@
 //! refused as corrupt; frames larger than their tile are refused before
 //! they are decoded, and a bomb stops at the chunk's size.
 
+#[allow(dead_code)]
 mod util;
 
 use std::path::PathBuf;
@@ -14,12 +15,13 @@ use pentascope_core::{CoreError, DType, Limits};
 
 /// The seeds of the codecs this file covers, by name: (file, samples
 /// decoded from it).
-const SEEDS: [(&str, u64); 7] = [
+const SEEDS: [(&str, u64); 8] = [
     ("lzma_hpredict_u16", 256),
     ("ccitt_rle", 256),
     ("ccitt_g3", 256),
     ("ccitt_g4", 256),
     ("webp_rgb", 768),
+    ("webp_rgba_lossless", 1024),
     ("jpeg2000_u16", 256),
     ("jpegxl_rgb", 768),
 ];

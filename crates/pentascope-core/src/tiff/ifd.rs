@@ -1182,7 +1182,7 @@ fn page_layout(
         .unwrap_or(1)
         == 2
         && samples > 1;
-    let jpeg = if codec == Codec::Jpeg {
+    let mut jpeg = if codec == Codec::Jpeg {
         Some(jpeg_layout(
             tags,
             bits_per_sample,

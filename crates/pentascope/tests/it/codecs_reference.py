@@ -63,11 +63,13 @@ write('lzma_rgb.tif', picture(75, 91, 3), compression='lzma', photometric='rgb')
 # WebP: lossy RGB in tiles (edge tiles padded), lossless RGBA in strips, and
 # the older compression number
 write('webp_rgb_lossy_tiled.tif', picture(75, 91, 3), compression='webp',
-      compressionargs={'level': 80}, tile=(32, 48), photometric='rgb')
+      compressionargs={'level': 80, 'lossless': False}, tile=(32, 48),
+      photometric='rgb')
 write('webp_rgba_lossless.tif', picture(75, 91, 4), compression='webp',
       compressionargs={'lossless': True}, rowsperstrip=32, photometric='rgb',
       extrasamples=['unassalpha'])
-write('webp_34927_rgb.tif', picture(75, 91, 3), compression=34927, photometric='rgb')
+write('webp_34927_rgb.tif', picture(75, 91, 3), compression=34927,
+      compressionargs={'level': 90, 'lossless': False}, photometric='rgb')
 
 # JPEG 2000: lossless gray uint8 and uint16 (tiled), lossy uint16 (float
 # wavelet: within one unit), and Aperio's YCbCr (33003, component
