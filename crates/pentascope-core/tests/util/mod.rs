@@ -544,7 +544,9 @@ pub fn interpret_metadata(
 /// after the others, so that the seeds' first bytes keep choosing them):
 /// none, LZW, Deflate, PackBits, Zstd, JPEG, then LZMA, CCITT RLE, Group 3
 /// and Group 4, WebP, JPEG 2000 and JPEG XL.
-pub const COMPRESSIONS: [u16; 13] = [1, 5, 8, 32773, 50000, 7, 34925, 2, 3, 4, 50001, 34712, 50002];
+pub const COMPRESSIONS: [u16; 13] = [
+    1, 5, 8, 32773, 50000, 7, 34925, 2, 3, 4, 50001, 34712, 50002,
+];
 
 /// Decodes a one-page TIFF whose only strip (or tile, padded to multiples
 /// of 16) is `payload`, compressed with `compression` (a TIFF tag value),

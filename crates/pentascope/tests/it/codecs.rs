@@ -43,10 +43,18 @@ fn reference(dir: &Path) -> Vec<Value> {
 /// little-endian bytes of `dtype`), or why they cannot be compared.
 fn largest_difference(dtype: &str, got: &[u8], want: &[u8]) -> Result<f64, String> {
     if got.len() != want.len() {
-        return Err(format!("{} bytes served, tifffile {}", got.len(), want.len()));
+        return Err(format!(
+            "{} bytes served, tifffile {}",
+            got.len(),
+            want.len()
+        ));
     }
     let pairs: Vec<(f64, f64)> = match dtype {
-        "uint8" => got.iter().zip(want).map(|(a, b)| (*a as f64, *b as f64)).collect(),
+        "uint8" => got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (*a as f64, *b as f64))
+            .collect(),
         "uint16" => got
             .chunks_exact(2)
             .zip(want.chunks_exact(2))
@@ -65,10 +73,7 @@ fn largest_difference(dtype: &str, got: &[u8], want: &[u8]) -> Result<f64, Strin
             .collect(),
         other => return Err(format!("no comparison for {other}")),
     };
-    Ok(pairs
-        .iter()
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max))
+    Ok(pairs.iter().map(|(a, b)| (a - b).abs()).fold(0.0, f64::max))
 }
 
 /// Every file uploads, and its shape, type and samples are tifffile's

@@ -103,7 +103,9 @@ impl Decoder for Rows<'_> {
         // changes alternate to black and back to white, each row starting white
         for run in changes.chunks(2) {
             let from = (run[0] as usize).min(self.width);
-            let to = run.get(1).map_or(self.width, |&x| (x as usize).min(self.width));
+            let to = run
+                .get(1)
+                .map_or(self.width, |&x| (x as usize).min(self.width));
             row[from..to.max(from)].fill(1);
         }
         self.done += 1;

@@ -18,8 +18,8 @@ use crate::DType;
 
 pub(super) fn decode(raw: &[u8], frame: &Frame, out: &mut [u8]) -> Result<(), String> {
     let invalid = |e: jpeg2k::error::Error| format!("invalid JPEG 2000 data: {e}");
-    let image = DumpImage::from_bytes_with(raw, DecodeParameters::new().strict(true))
-        .map_err(invalid)?;
+    let image =
+        DumpImage::from_bytes_with(raw, DecodeParameters::new().strict(true)).map_err(invalid)?;
     let (width, height) = (image.img.width(), image.img.height());
     let components = image.img.components();
     frame.check(u64::from(width), u64::from(height), components.len())?;
@@ -56,7 +56,10 @@ pub(super) fn decode(raw: &[u8], frame: &Frame, out: &mut [u8]) -> Result<(), St
         for plane in &planes {
             let slot = samples.next().ok_or("the output is too small")?;
             // within the component's precision, so within the page's type
-            let value = plane.get(i).copied().ok_or("a component has too few samples")?;
+            let value = plane
+                .get(i)
+                .copied()
+                .ok_or("a component has too few samples")?;
             match frame.dtype {
                 DType::U8 => slot.copy_from_slice(&[value.clamp(0, 255) as u8]),
                 _ => slot.copy_from_slice(&(value.clamp(0, 65535) as u16).to_ne_bytes()),

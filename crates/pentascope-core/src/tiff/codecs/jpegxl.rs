@@ -29,7 +29,8 @@ pub const WORK_BYTES_BASE: usize = 16 << 20;
 const FIRST_FEED: usize = 256;
 
 pub(super) fn decode(raw: &[u8], frame: &Frame, out: &mut [u8]) -> Result<(), String> {
-    let invalid = |e: Box<dyn std::error::Error + Send + Sync>| format!("invalid JPEG XL data: {e}");
+    let invalid =
+        |e: Box<dyn std::error::Error + Send + Sync>| format!("invalid JPEG XL data: {e}");
     let budget = (frame.width as usize * frame.height as usize * frame.samples)
         .saturating_mul(WORK_BYTES_PER_SAMPLE)
         .saturating_add(WORK_BYTES_BASE);

@@ -158,7 +158,7 @@ impl Frame {
     }
 
     /// Samples in the rows given back.
-    pub fn len(&self) -> usize {
+    pub fn output_samples(&self) -> usize {
         self.width as usize * self.rows as usize * self.samples
     }
 }
@@ -195,8 +195,10 @@ pub(crate) fn decode_frame<R: ReadAt + ?Sized>(
         samples,
         dtype: page.dtype,
     };
-    if out.len() != frame.len() * frame.dtype.size() {
-        return Err(corrupt("the output does not hold the chunk's samples".into()));
+    if out.len() != frame.output_samples() * frame.dtype.size() {
+        return Err(corrupt(
+            "the output does not hold the chunk's samples".into(),
+        ));
     }
     let decoded = catch_unwind(AssertUnwindSafe(|| match page.codec {
         Codec::Ccitt(fax) => ccitt::decode(fax, &raw, &frame, out),
