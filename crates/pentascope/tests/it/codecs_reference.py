@@ -50,8 +50,8 @@ def write(name, data, tolerance=0, **kwargs):
     files.append((name, tolerance))
 
 
-# LZMA: a horizontal predictor on uint16 strips, the floating-point one on
-# float32 tiles, RGB bytes
+# LZMA: a horizontal predictor on uint16 strips (and big-endian), the
+# floating-point one on float32 tiles, RGB bytes
 write('lzma_u16_predictor.tif', picture(75, 91, dtype=numpy.uint16)[None].repeat(3, 0),
       compression='lzma', predictor=True, rowsperstrip=16, photometric='minisblack',
       metadata={'axes': 'ZYX'})
@@ -59,6 +59,8 @@ write('lzma_f32_fpredictor_tiled.tif',
       picture(75, 91, dtype=numpy.uint16).astype(numpy.float32) / 7.5,
       compression='lzma', predictor=True, tile=(32, 48), photometric='minisblack')
 write('lzma_rgb.tif', picture(75, 91, 3), compression='lzma', photometric='rgb')
+write('lzma_u16_bigendian.tif', picture(75, 91, dtype=numpy.uint16), byteorder='>',
+      compression='lzma', predictor=True, photometric='minisblack')
 
 # WebP: lossy RGB in tiles (edge tiles padded), lossless RGBA in strips, and
 # the older compression number
@@ -72,7 +74,7 @@ write('webp_34927_rgb.tif', picture(75, 91, 3), compression=34927,
       compressionargs={'level': 90, 'lossless': False}, photometric='rgb')
 
 # JPEG 2000: lossless gray uint8 and uint16 (tiled), lossy uint16 (float
-# wavelet: within one unit), and Aperio's YCbCr (33003, component
+# wavelet: within one unit), RGB in separate planes, and Aperio's YCbCr (33003, component
 # transform) and RGB (33005) forms of lossy RGB tiles
 write('j2k_u8_gray.tif', picture(75, 91), compression='jpeg2000',
       compressionargs={'reversible': True}, rowsperstrip=40, photometric='minisblack')
@@ -85,12 +87,15 @@ write('j2k_u16_lossy.tif', picture(75, 91, dtype=numpy.uint16), tolerance=1,
 write('j2k_rgb_33003_ycbcr.tif', picture(75, 91, 3), compression=33003,
       compressionargs={'level': 40, 'reversible': False, 'mct': True}, tile=(32, 48),
       photometric='rgb')
+write('j2k_rgb_planar.tif', picture(75, 91, 3).transpose(2, 0, 1).copy(),
+      compression='jpeg2000', compressionargs={'reversible': True}, planarconfig='separate',
+      photometric='rgb')
 write('j2k_rgb_33005.tif', picture(75, 91, 3), compression=33005,
       compressionargs={'level': 40, 'reversible': False, 'mct': False}, tile=(32, 48),
       photometric='rgb')
 
 # JPEG XL: lossy gray and RGB (floating-point rendering: within one unit),
-# lossless uint16 gray and RGB, and DNG's compression number
+# lossless uint16 gray, RGB and RGBA, and DNG's compression number
 write('jxl_gray_lossy.tif', picture(75, 91), tolerance=1, compression='jpegxl',
       compressionargs={'level': 90, 'lossless': False}, photometric='minisblack')
 write('jxl_rgb_lossy_tiled.tif', picture(75, 91, 3), tolerance=1, compression='jpegxl',
@@ -99,6 +104,8 @@ write('jxl_u16_lossless.tif', picture(75, 91, dtype=numpy.uint16), compression='
       compressionargs={'lossless': True}, rowsperstrip=32, photometric='minisblack')
 write('jxl_rgb_lossless.tif', picture(75, 91, 3), compression='jpegxl',
       compressionargs={'lossless': True}, photometric='rgb')
+write('jxl_rgba_lossless.tif', picture(75, 91, 4), compression='jpegxl',
+      compressionargs={'lossless': True}, photometric='rgb', extrasamples=['unassalpha'])
 write('jxl_52546_gray.tif', picture(75, 91), compression=52546,
       compressionargs={'lossless': True}, photometric='minisblack')
 
