@@ -95,7 +95,8 @@ write('j2k_rgb_33005.tif', picture(75, 91, 3), compression=33005,
       photometric='rgb')
 
 # JPEG XL: lossy gray and RGB (floating-point rendering: within one unit),
-# lossless uint16 gray, RGB and RGBA, and DNG's compression number
+# lossless uint16 gray, RGB and RGBA, tiles of 512×512 (within the decoder's
+# memory budget), and DNG's compression number
 write('jxl_gray_lossy.tif', picture(75, 91), tolerance=1, compression='jpegxl',
       compressionargs={'level': 90, 'lossless': False}, photometric='minisblack')
 write('jxl_rgb_lossy_tiled.tif', picture(75, 91, 3), tolerance=1, compression='jpegxl',
@@ -106,6 +107,11 @@ write('jxl_rgb_lossless.tif', picture(75, 91, 3), compression='jpegxl',
       compressionargs={'lossless': True}, photometric='rgb')
 write('jxl_rgba_lossless.tif', picture(75, 91, 4), compression='jpegxl',
       compressionargs={'lossless': True}, photometric='rgb', extrasamples=['unassalpha'])
+write('jxl_rgb_lossy_512_tiles.tif', picture(600, 700, 3), tolerance=1, compression='jpegxl',
+      compressionargs={'level': 90, 'lossless': False}, tile=(512, 512), photometric='rgb')
+write('jxl_u16_lossless_512_tiles.tif', picture(600, 700, dtype=numpy.uint16),
+      compression='jpegxl', compressionargs={'lossless': True}, tile=(512, 512),
+      photometric='minisblack')
 write('jxl_52546_gray.tif', picture(75, 91), compression=52546,
       compressionargs={'lossless': True}, photometric='minisblack')
 
