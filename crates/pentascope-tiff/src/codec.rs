@@ -6,6 +6,7 @@
 
 use std::io::Read;
 
+use crate::codecs;
 use crate::ifd::{Codec, PageLayout};
 use crate::jpeg;
 use crate::ReadAt;
@@ -49,6 +50,15 @@ pub(crate) fn decode_chunk<T: Sample, R: ReadAt + ?Sized>(
             TiffError::Format(format!("a JPEG page decoded as {} samples", T::DTYPE))
         })?;
         return jpeg::decode(file, page, chunk, samples_in_chunk, out);
+    }
+    if page.codec.decodes_frames() {
+        return codecs::decode_frame(
+            file,
+            page,
+            chunk,
+            samples_in_chunk,
+            bytemuck::cast_slice_mut(out),
+        );
     }
     if page.is_packed() {
         // the packed rows take at most as many bytes as their widened samples
@@ -227,6 +237,11 @@ fn decompress(codec: Codec, raw: &[u8], out: &mut [u8]) -> Result<usize, String>
         }
         // decoded whole by `jpeg::decode`, never as a byte stream
         Codec::Jpeg => Err("JPEG data cannot be decompressed as a byte stream".into()),
+        Codec::Lzma => codecs::lzma::decompress(raw, out),
+        // decoded whole by `codecs::decode_frame`
+        Codec::Ccitt(_) | Codec::WebP | Codec::Jpeg2000 | Codec::JpegXl => {
+            Err("image codecs' data cannot be decompressed as a byte stream".into())
+        }
         Codec::PackBits => {
             let (mut i, mut done) = (0usize, 0usize);
             while i < raw.len() && done < out.len() {

@@ -17,6 +17,7 @@ use tiff::decoder::{Decoder, Limits as TiffLimits};
 use tiff::tags::{IfdPointer, Tag};
 use tiff::TiffError as DecoderError;
 
+use crate::codecs::{self, Fax, SUPPORTED};
 use crate::flavour::fluoview::{MM_HEADER_TAG, MM_STAMP_TAG};
 use crate::flavour::lsm::CZ_LSMINFO_TAG;
 use crate::flavour::micromanager::{self, json_text, MICROMANAGER_TAG};
@@ -39,6 +40,17 @@ pub enum Codec {
     /// "New-style" JPEG (7), 8-bit baseline or progressive, with the
     /// page's JPEGTables ([`JpegLayout`]).
     Jpeg,
+    /// LZMA (34925): an xz stream, as imagecodecs writes it.
+    Lzma,
+    /// CCITT bilevel: modified Huffman RLE (2), Group 3 (3) or Group 4 (4),
+    /// with the page's T4Options and FillOrder.
+    Ccitt(Fax),
+    /// WebP (50001, and 34927 of older writers).
+    WebP,
+    /// A JPEG 2000 codestream (34712, and Aperio's 33003, 33004, 33005).
+    Jpeg2000,
+    /// JPEG XL (50002, and DNG's 52546).
+    JpegXl,
 }
 
 impl Codec {
@@ -49,26 +61,23 @@ impl Codec {
             8 | 32946 => Codec::Deflate,
             32773 => Codec::PackBits,
             50000 => Codec::Zstd,
-            7 => Codec::Jpeg,
-            6 => {
-                return Err(TiffError::Unsupported(
-                    "old-style JPEG (TIFF compression 6, from before TIFF technical note 2) \
-                     is not supported; re-save the image uncompressed, with LZW, Deflate or \
-                     Zstd, or as new-style JPEG (compression 7)"
-                        .into(),
-                ))
-            }
+            // old-style JPEG (6) where its strips are JPEG streams, as tifffile reads it
+            6 | 7 => Codec::Jpeg,
+            34925 => Codec::Lzma,
+            2..=4 => Codec::Ccitt(Fax::of_compression(value)),
+            50001 | 34927 => Codec::WebP,
+            33003 | 33004 | 33005 | 34712 => Codec::Jpeg2000,
+            50002 | 52546 => Codec::JpegXl,
             33007 | 34892 => {
                 return Err(TiffError::Unsupported(format!(
-                    "{} (TIFF compression {value}) is not supported; supported are none, LZW, \
-                     Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
+                    "{} (TIFF compression {value}) is not supported; supported are {SUPPORTED}",
                     codec_name(value)
                 )))
             }
             other => {
                 return Err(TiffError::Unsupported(format!(
-                    "TIFF compression {other} ({}) is not supported; supported are none, \
-                     LZW, Deflate, PackBits, Zstd and 8-bit JPEG (compression 7)",
+                    "TIFF compression {other} ({}) is not supported; supported are \
+                     {SUPPORTED}",
                     codec_name(other)
                 )))
             }
@@ -78,16 +87,9 @@ impl Codec {
 
 fn codec_name(value: u16) -> &'static str {
     match value {
-        2 => "CCITT RLE",
-        3 => "CCITT Group 3",
-        4 => "CCITT Group 4",
         33007 => "Kodak/ALT JPEG",
         34892 => "lossless JPEG (DNG)",
-        34712 => "JPEG 2000",
         34887 => "LERC",
-        34925 => "LZMA",
-        50001 => "WebP",
-        50002 => "JPEG XL",
         _ => "unknown",
     }
 }
@@ -707,13 +709,14 @@ fn jpeg_layout(
     let supported = match samples {
         1 => matches!(photometric, 0 | 1),
         3 => matches!(photometric, 0 | 1 | 2 | 6),
+        4 => photometric == 5,
         _ => false,
     };
     if !supported {
         return Err(TiffError::Unsupported(format!(
             "JPEG-compressed pages of {samples} samples per pixel with photometric \
              interpretation {photometric} ({}) are not supported; supported are grayscale \
-             (1 sample) and RGB or YCbCr (3 samples)",
+             (1 sample), RGB or YCbCr (3 samples) and CMYK (4 samples)",
             match photometric {
                 0 => "min-is-white",
                 1 => "min-is-black",
@@ -843,14 +846,14 @@ fn page_layout(
         .find_tag_unsigned(Tag::Compression)
         .map_err(|x| e("Compression", x))?
         .unwrap_or(1);
-    let codec = Codec::from_tag(compression)?;
+    let codec = codecs::with_page_tags(Codec::from_tag(compression)?, tags)?;
     let planar_separate = tags
         .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
         .map_err(|x| e("PlanarConfiguration", x))?
         .unwrap_or(1)
         == 2
         && samples > 1;
-    let jpeg = if codec == Codec::Jpeg {
+    let mut jpeg = if codec == Codec::Jpeg {
         Some(jpeg_layout(
             tags,
             bits_per_sample,
@@ -861,9 +864,15 @@ fn page_layout(
     } else {
         None
     };
-    // tifffile ignores a predictor on JPEG pages (libtiff writes none)
+    if let (6, Some(jpeg)) = (compression, &mut jpeg) {
+        codecs::old_style_jpeg(tags, samples, jpeg);
+    }
+    codecs::check_page(codec, bits_per_sample, dtype, samples, planar_separate)?;
+    // tifffile ignores a predictor on JPEG pages (libtiff writes none), and
+    // on those of the other image codecs
     let predictor: u16 = match codec {
         Codec::Jpeg => 1,
+        codec if codec.decodes_frames() => 1,
         _ => tags
             .find_tag_unsigned(Tag::Predictor)
             .map_err(|x| e("Predictor", x))?
@@ -958,10 +967,11 @@ fn page_layout(
     layout.offsets.truncate(expected as usize);
     layout.byte_counts.truncate(expected as usize);
     // only the rows of a chunk that lie in the image are decoded, except
-    // that a JPEG decoder produces the whole frame of a tile
+    // that a JPEG decoder (or another image codec's) produces the whole
+    // frame of a tile
     let (cw, ch) = layout.chunk_size();
     let chunk_bytes = [
-        u64::from(if codec == Codec::Jpeg {
+        u64::from(if codec == Codec::Jpeg || codec.decodes_frames() {
             ch
         } else {
             ch.min(height)

@@ -12,6 +12,7 @@
 //! - three-sample pages come out as RGB: YCbCr data (photometric 6, or a
 //!   JFIF stream) is converted, while RGB pages without a JFIF marker
 //!   (Aperio SVS) are taken as RGB as stored, whatever the stream says;
+//!   four-sample (CMYK) pages come out as CMYK;
 //!   grayscale and separate sample planes come out as one sample;
 //! - 8-bit samples only: 12-bit JPEG is refused by the layout checks
 //!   before the decoder is reached.
@@ -112,7 +113,7 @@ struct Frame {
     height: u32,
     /// Rows that lie in the image: the fewest the frame may have.
     rows: u32,
-    /// Components per pixel: 1 or 3.
+    /// Components per pixel: 1, 3 or 4.
     samples: usize,
     /// Take three components as RGB as stored, without colour conversion.
     rgb_as_stored: bool,
@@ -164,6 +165,9 @@ impl Frame {
         }
         let out = if self.samples == 1 {
             ColorSpace::JCS_GRAYSCALE
+        } else if self.samples == 4 {
+            // CMYK as stored (YCCK converted), as tifffile asks libjpeg
+            ColorSpace::JCS_CMYK
         } else if self.rgb_as_stored {
             // what libjpeg does when told the stream is RGB: no conversion
             match decoder.color_space() {

@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod codec;
+mod codecs;
 pub mod dtype;
 mod error;
 pub mod flavour;

@@ -653,9 +653,13 @@ pub fn interpret_metadata(
     Ok(series)
 }
 
-/// The compressions the reader decodes, by TIFF tag value (JPEG last, so
-/// that the seeds' first bytes keep choosing the others).
-pub const COMPRESSIONS: [u16; 6] = [1, 5, 8, 32773, 50000, 7];
+/// The compressions the reader decodes, by TIFF tag value (each added
+/// after the others, so that the seeds' first bytes keep choosing them):
+/// none, LZW, Deflate, PackBits, Zstd, JPEG, then LZMA, CCITT RLE, Group 3
+/// and Group 4, WebP, JPEG 2000 and JPEG XL.
+pub const COMPRESSIONS: [u16; 13] = [
+    1, 5, 8, 32773, 50000, 7, 34925, 2, 3, 4, 50001, 34712, 50002,
+];
 
 /// Decodes a one-page TIFF whose only strip (or tile, padded to multiples
 /// of 16) is `payload`, compressed with `compression` (a TIFF tag value),
@@ -671,7 +675,11 @@ pub fn decode_one_chunk(
 ) -> Result<(Series, u64), TiffError> {
     let mut tiff = TiffBuilder::classic();
     let blob = tiff.blob(payload.to_vec());
-    let (sample_format, bits) = dtype_tags(dtype);
+    // CCITT codes bilevel pages
+    let (sample_format, bits) = match compression {
+        2..=4 => (1, 1),
+        _ => dtype_tags(dtype),
+    };
     tiff.page(PageSpec {
         samples,
         bits,

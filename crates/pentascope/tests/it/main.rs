@@ -19,6 +19,7 @@ mod catalogue;
 mod celery;
 mod check;
 mod cli;
+mod codecs;
 mod compat;
 mod deploy;
 mod hostile;
