@@ -36,6 +36,15 @@ pub enum AppError {
     /// A request body larger than a configured limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A ZIP archive that cannot be read (415 for what is not read, such
+    /// as encrypted entries; 422 for a broken archive).
+    #[error("{message}")]
+    Archive {
+        /// Whether the archive is valid but uses what is not read.
+        unsupported: bool,
+        /// What is wrong, naming the entry.
+        message: String,
+    },
     /// Bytes whose checksum is not the one the client sent.
     #[error("{0}")]
     ChecksumMismatch(String),

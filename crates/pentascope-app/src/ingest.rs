@@ -15,6 +15,7 @@ use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
+use crate::archive;
 use crate::audit::Action;
 use crate::catalogue::{CheckedEntry, NewEntry};
 use crate::error::AppError;
@@ -158,6 +159,7 @@ impl App {
         let pixels = self.pixels.clone();
         let (limits, compression) = (self.config.limits, self.config.compression);
         let name = upload.name.clone();
+        let (spool_path, archive_progress) = (upload.spool.clone(), progress.clone());
         let observed = cancel.clone();
         let staged = blocking(move || {
             let UploadStream {
@@ -186,6 +188,22 @@ impl App {
             }
             Err(e) => (Err(e), 0),
         };
+        // a ZIP archive is no TIFF: it arrives spooled whole, and is
+        // imported from there as a file is
+        if staged.is_err() && !cancel.is_cancelled() && archive::is_zip(&spool_path) {
+            self.images.discard(id).await?;
+            let byte_size = std::fs::metadata(&spool_path).map_or(0, |m| m.len());
+            let upload = Upload {
+                path: spool_path,
+                name,
+                byte_size,
+                axes: None,
+                entry: NewEntry::default(),
+            };
+            return self
+                .ingest_until_cancelled(owner, upload, entry, archive_progress, cancel)
+                .await;
+        }
         let file = Arrived {
             catalogue: entry.catalogue(&name),
             name,
@@ -195,7 +213,54 @@ impl App {
             .await
     }
 
+    /// Imports a file: a TIFF, or a ZIP archive of one dataset's files
+    /// ([`archive`]), unpacked into the spool for the import.
     async fn ingest_until_cancelled(
+        &self,
+        owner: Option<String>,
+        upload: Upload,
+        entry: &CheckedEntry,
+        progress: PlaneProgress,
+        cancel: Cancel,
+    ) -> Result<ImageRecord, AppError> {
+        if !archive::is_zip(&upload.path) {
+            return self
+                .ingest_tiff_file(owner, upload, entry, progress, cancel)
+                .await;
+        }
+        let (spool, max_bytes, limits) = (
+            self.config.spool_dir(),
+            self.config.max_upload_bytes,
+            self.config.limits,
+        );
+        let (path, observed) = (upload.path.clone(), cancel.clone());
+        let unpacked =
+            blocking(move || archive::unpack(&path, &spool, max_bytes, &limits, &observed)).await?;
+        if archive::is_zip(&unpacked.main) {
+            return Err(AppError::Archive {
+                unsupported: true,
+                message: format!(
+                    "{} is itself a ZIP archive; archives inside archives are not read",
+                    unpacked.inner_name
+                ),
+            });
+        }
+        let inner = Upload {
+            path: unpacked.main.clone(),
+            name: format!("{}/{}", upload.name, unpacked.inner_name),
+            byte_size: upload.byte_size,
+            axes: upload.axes,
+            entry: upload.entry,
+        };
+        // the unpacked folder lives until the import is over
+        let record = self
+            .ingest_tiff_file(owner, inner, entry, progress, cancel)
+            .await;
+        drop(unpacked);
+        record
+    }
+
+    async fn ingest_tiff_file(
         &self,
         owner: Option<String>,
         upload: Upload,

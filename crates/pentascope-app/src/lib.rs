@@ -41,6 +41,7 @@
 pub mod access;
 pub mod analyze;
 mod app;
+pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod cache;

@@ -89,6 +89,13 @@ impl From<AppError> for ApiError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Archive { unsupported, .. } => {
+                if unsupported {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+            }
             // tus' checksum extension: "460 Checksum Mismatch"
             AppError::ChecksumMismatch(_) => {
                 StatusCode::from_u16(460).expect("460 is a valid status code")

@@ -427,6 +427,17 @@ pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBu
     Ok(siblings)
 }
 
+/// File name endings of the TIFF files taken from a folder (files named
+/// one by one are always tried).
+pub const TIFF_ENDINGS: &[&str] = &["tif", "tiff", "btf", "tf2", "tf8", "svs", "lsm", "stk"];
+
+/// Whether `path`'s name ends as a TIFF file's does ([`TIFF_ENDINGS`]).
+pub fn is_tiff_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| TIFF_ENDINGS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// The other files read with the file at `path` when it is opened: those
 /// of its Micro-Manager dataset ([`micromanager_siblings`]), none for any
 /// other file.

@@ -16,10 +16,6 @@ use pentascope_core::Axes;
 
 use crate::{IngestSettings, StoreSettings};
 
-/// File name endings taken from folders (files named on the command line
-/// are always tried).
-const TIFF_ENDINGS: &[&str] = &["tif", "tiff", "btf", "tf2", "tf8", "svs", "lsm", "stk"];
-
 /// Arguments of `pentascope ingest`.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
@@ -243,15 +239,9 @@ fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), Str
             if recursive {
                 walk(&path, recursive, found)?;
             }
-        } else if is_tiff_name(&path) {
+        } else if pentascope_tiff::is_tiff_name(&path) {
             found.push(path);
         }
     }
     Ok(())
-}
-
-fn is_tiff_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| TIFF_ENDINGS.contains(&e.to_ascii_lowercase().as_str()))
 }

@@ -12,6 +12,7 @@ mod util;
 
 mod access;
 mod api;
+mod archive;
 mod audit;
 mod backup;
 mod caching;

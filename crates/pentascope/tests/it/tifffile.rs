@@ -22,7 +22,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs `script` with `args`; its standard output parsed as JSON.
-fn run(script: &str, args: &[&Path]) -> Value {
+pub(crate) fn run(script: &str, args: &[&Path]) -> Value {
     serde_json::from_slice(&run_printing(script, args)).expect("python printed JSON")
 }
 
@@ -615,7 +615,7 @@ fn olympus_fluoview_files_read_as_tifffile_reads_them() {
     }
 }
 
-const MICROMANAGER: &str = r#"
+pub(crate) const MICROMANAGER: &str = r#"
 import hashlib, json, os, struct, sys, numpy as np, tifffile
 folder = sys.argv[1]
 rng = np.random.default_rng(11)
