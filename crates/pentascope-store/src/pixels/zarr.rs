@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use pentascope_core::pyramid::{Downsample, PyramidBand};
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample, Shape5};
-use zarrs::array::{Array, ArrayBuilder, ArrayBytes, CodecOptions, FillValue};
+use zarrs::array::codec::Crc32cCodec;
+use zarrs::array::{
+    Array, ArrayBuilder, ArrayBytes, BytesToBytesCodecTraits, CodecOptions, FillValue,
+};
 use zarrs::group::GroupBuilder;
 use zarrs::storage::{ReadableStorageTraits, ReadableWritableStorageTraits, StoreKey};
 
@@ -84,9 +87,15 @@ where
         group.attributes_mut().extend(map);
     }
     group.store_metadata().map_err(StoreError::pixels)?;
-    let codec = compression
+    // every chunk carries a CRC32C of its encoded bytes (the Zarr v3
+    // `crc32c` codec, last), so that `pentascope check --deep`, and any
+    // other reader, notices a chunk changed on disk
+    let codecs: Vec<Arc<dyn BytesToBytesCodecTraits>> = compression
         .codec(layout.dtype)
-        .map_err(StoreError::Pixels)?;
+        .map_err(StoreError::Pixels)?
+        .into_iter()
+        .chain([Arc::new(Crc32cCodec::new()) as Arc<dyn BytesToBytesCodecTraits>])
+        .collect();
     (0..=layout.levels)
         .map(|k| {
             let [height, width] = layout.level_shape(k);
@@ -102,7 +111,7 @@ where
                 FillValue::new(vec![0u8; layout.dtype.size()]),
             );
             builder
-                .bytes_to_bytes_codecs(codec.iter().cloned().collect())
+                .bytes_to_bytes_codecs(codecs.clone())
                 .dimension_names(Some(AxisOrder::Ngff.names()))
                 .attributes(
                     [(
