@@ -2,7 +2,7 @@
 //! (a no-op until a front door installs an exporter): bytes ingested,
 //! cache hits and misses, job durations by task and outcome, and the
 //! gauges read from the database when metrics are scraped (images by kind,
-//! jobs by state). Label values come from fixed sets, never from a request.
+//! jobs by state, the pool's connections). Label values come from fixed sets, never from a request.
 
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub const JOBS: &str = "pentascope_jobs";
 pub const JOB_DURATION: &str = "pentascope_job_duration_seconds";
 /// Cache look-ups by cache and result (hit or miss).
 pub const CACHE_REQUESTS: &str = "pentascope_cache_requests_total";
+/// The database pool's connections, by state (idle or in use).
+pub const DB_CONNECTIONS: &str = "pentascope_db_pool_connections";
 
 /// The help text of each metric recorded here.
 pub fn describe() {
@@ -41,6 +43,10 @@ pub fn describe() {
         JOB_DURATION,
         Unit::Seconds,
         "Duration of jobs, by task and outcome (success or failure)."
+    );
+    describe_gauge!(
+        DB_CONNECTIONS,
+        "Connections of the metadata database's pool, by state (idle or in_use)."
     );
     describe_counter!(
         CACHE_REQUESTS,
@@ -90,6 +96,10 @@ impl App {
             };
             metrics::gauge!(JOBS, "state" => label).set(n as f64);
         }
+        let (open, idle) = self.images.pool_connections();
+        let in_use = (open as usize).saturating_sub(idle);
+        metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(idle as f64);
+        metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(in_use as f64);
         Ok(())
     }
 }

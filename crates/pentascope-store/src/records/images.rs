@@ -49,6 +49,8 @@ pub trait ImageRepo: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name, for `/health` and logs.
     fn backend(&self) -> &'static str;
+    /// The connection pool: connections open, and how many of them idle.
+    fn pool_connections(&self) -> (u32, usize);
     /// Whether the database is this process's alone (embedded), so that
     /// what a crash left unfinished in it is nobody else's work.
     fn embedded(&self) -> bool;

@@ -390,6 +390,10 @@ macro_rules! image_repo {
                 $backend == Backend::Sqlite
             }
 
+            fn pool_connections(&self) -> (u32, usize) {
+                (self.pool.size(), self.pool.num_idle())
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }

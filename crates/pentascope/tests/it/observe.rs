@@ -438,6 +438,18 @@ fn metrics_after_a_session_name_routes_not_images() {
         );
     }
     assert!(total(&first, "pentascope_jobs", &[("state", "success")]) >= 1.0);
+    // the scrape's own queries leave at least one connection open
+    assert!(
+        total(
+            &first,
+            "pentascope_db_pool_connections",
+            &[("state", "idle")]
+        ) + total(
+            &first,
+            "pentascope_db_pool_connections",
+            &[("state", "in_use")]
+        ) >= 1.0
+    );
     assert_eq!(
         total(&first, "pentascope_jobs", &[("state", "pending")]),
         0.0
