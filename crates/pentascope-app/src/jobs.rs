@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::images::{statistics_json, StatisticsArgs};
 use crate::segment::SegmentArgs;
 use crate::split::Phase;
+use crate::trace::TRACE_KWARG;
 use crate::Progress;
 use pentascope_store::records::Scope;
 use pentascope_store::ImageRecord;
@@ -269,13 +270,14 @@ async fn run_named_task(
     task.run(app, &caller, &kwargs, progress).await
 }
 
-/// The owner named in a task's keyword arguments, and the arguments
-/// without it.
+/// The owner named in a task's keyword arguments, and the task's own
+/// arguments: without the owner nor the trace context.
 pub(crate) fn split_owner(kwargs: &Value) -> (Option<Value>, Value) {
     let mut kwargs = kwargs.clone();
-    let owner = kwargs
-        .as_object_mut()
-        .and_then(|args| args.remove(OWNER_KWARG));
+    let owner = kwargs.as_object_mut().and_then(|args| {
+        args.remove(TRACE_KWARG);
+        args.remove(OWNER_KWARG)
+    });
     (owner, kwargs)
 }
 
@@ -341,8 +343,14 @@ impl App {
         let id = uuid::Uuid::new_v4().to_string();
         let mut kwargs =
             serde_json::to_value(&args).map_err(|e| AppError::Internal(e.to_string()))?;
-        if let (Some(owner), Some(map)) = (caller.owner(), kwargs.as_object_mut()) {
-            map.insert(OWNER_KWARG.into(), owner.into());
+        if let Some(map) = kwargs.as_object_mut() {
+            if let Some(owner) = caller.owner() {
+                map.insert(OWNER_KWARG.into(), owner.into());
+            }
+            // the job continues the submitting request's trace
+            if let Some(trace) = crate::trace::current() {
+                map.insert(TRACE_KWARG.into(), trace.to_string().into());
+            }
         }
         self.jobs
             .create_job(&id, J::NAME, &kwargs, caller.owner())

@@ -34,6 +34,7 @@
 //! - [`split`]: one statistics recompute or PCA cut into parts for many
 //!   workers, merged where the last part finishes;
 //! - [`monitoring`]: what use cases record for `/metrics`;
+//! - [`trace`]: the W3C trace context of a request, carried into its jobs;
 //! - [`config`]: settings and their one set of defaults.
 //!
 //! Nothing here knows HTTP; errors are [`AppError`].
@@ -59,6 +60,7 @@ pub mod resumable;
 pub mod segment;
 pub mod slice;
 pub mod split;
+pub mod trace;
 pub mod validator;
 pub mod zarr;
 

@@ -3,6 +3,10 @@
 //! Producer side ([`CeleryBroker::send`]): a task message in Celery's
 //! message protocol v2, pushed on the queue list as kombu's Redis transport
 //! does (`LPUSH celery <envelope>`), so Python workers could consume it too.
+//! A job's W3C trace context travels in the message's `traceparent` header
+//! (where Celery's OpenTelemetry instrumentation puts it) as well as in its
+//! keyword arguments; a message from a client that set only the header has
+//! it copied into its keyword arguments, so the job's row keeps it.
 //!
 //! Worker side ([`CeleryBroker::work`]): `BRPOP` a message, record it as
 //! unacknowledged exactly as kombu does (`unacked` hash and `unacked_index`
@@ -18,14 +22,16 @@ use std::time::Duration;
 use base64::Engine;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use pentascope_app::jobs::JobQueue;
+use pentascope_app::trace::TRACE_KWARG;
 use pentascope_app::{App, AppError};
 use pentascope_store::records::JobRecord;
 use pentascope_store::StoreError;
 
-use crate::runner::run_claimed;
+use crate::runner::{job_span, run_claimed};
 use crate::split::PART_TASK;
 use crate::LEASE_SECS;
 
@@ -64,7 +70,7 @@ pub struct Delivery {
     pub id: String,
     /// The task name.
     pub task: String,
-    /// Keyword arguments.
+    /// Keyword arguments (with the message's trace context, if any).
     pub kwargs: Value,
     /// kombu's delivery tag, the key of its unacknowledged record.
     tag: String,
@@ -102,8 +108,18 @@ impl CeleryBroker {
 
     /// Queues task `task` with id `id` and keyword arguments `kwargs`.
     pub async fn send(&self, id: &str, task: &str, kwargs: &Value) -> Result<(), CeleryError> {
+        let envelope = self.envelope(id, task, kwargs);
+        let mut c = self.broker.get_multiplexed_async_connection().await?;
+        let _: () = c.lpush(&self.queue, envelope.to_string()).await?;
+        Ok(())
+    }
+
+    /// The task message (protocol v2) of task `task` with id `id` and
+    /// keyword arguments `kwargs`, whose trace context, if any, also goes
+    /// in the headers.
+    fn envelope(&self, id: &str, task: &str, kwargs: &Value) -> Value {
         let body = json!([[], kwargs, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]);
-        let envelope = json!({
+        let mut envelope = json!({
             "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
             "content-encoding": "utf-8",
             "content-type": "application/json",
@@ -123,9 +139,10 @@ impl CeleryBroker {
                 "delivery_tag": uuid::Uuid::new_v4().to_string(),
             },
         });
-        let mut c = self.broker.get_multiplexed_async_connection().await?;
-        let _: () = c.lpush(&self.queue, envelope.to_string()).await?;
-        Ok(())
+        if let Some(trace) = kwargs.get(TRACE_KWARG) {
+            envelope["headers"][TRACE_KWARG] = trace.clone();
+        }
+        envelope
     }
 
     /// Takes the next message, waiting up to `wait`; it is recorded as
@@ -253,10 +270,14 @@ impl CeleryBroker {
             match self.next(Duration::from_secs(1)).await {
                 Ok(Some(delivery)) => {
                     let (broker, app) = (self.clone(), app.clone());
-                    tokio::spawn(async move {
-                        broker.handle(&app, delivery).await;
-                        drop(permit);
-                    });
+                    let span = job_span(&delivery.kwargs);
+                    tokio::spawn(
+                        async move {
+                            broker.handle(&app, delivery).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Ok(None) => drop(permit),
                 Err(CeleryError::Message(m)) => {
@@ -413,14 +434,18 @@ fn parse(raw: &str) -> Result<Delivery, CeleryError> {
     if envelope["content-type"].as_str() != Some("application/json") {
         return Err(bad("only application/json task messages are supported"));
     }
-    let body: Value = serde_json::from_slice(&body).map_err(|e| bad(&e.to_string()))?;
+    let mut body: Value = serde_json::from_slice(&body).map_err(|e| bad(&e.to_string()))?;
     if body[0].as_array().is_some_and(|a| !a.is_empty()) {
         return Err(bad("positional arguments are not supported; pass kwargs"));
+    }
+    let mut kwargs = body[1].take();
+    if let (Some(trace), Some(args)) = (headers.get(TRACE_KWARG), kwargs.as_object_mut()) {
+        args.entry(TRACE_KWARG).or_insert_with(|| trace.clone());
     }
     Ok(Delivery {
         id: id.to_string(),
         task: task.to_string(),
-        kwargs: body[1].clone(),
+        kwargs,
         tag: tag.to_string(),
     })
 }
@@ -441,4 +466,38 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn broker() -> CeleryBroker {
+        CeleryBroker::new("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0", "q").unwrap()
+    }
+
+    #[test]
+    fn a_jobs_trace_context_goes_in_the_headers_and_comes_back() {
+        let kwargs = json!({"image_id": "image_1", TRACE_KWARG: TRACE});
+        let envelope = broker().envelope("t1", "heavy_pca", &kwargs);
+        assert_eq!(envelope["headers"]["traceparent"], TRACE);
+        let delivery = parse(&envelope.to_string()).unwrap();
+        assert_eq!(delivery.kwargs, kwargs);
+        let untraced = broker().envelope("t2", "heavy_pca", &json!({"image_id": "image_1"}));
+        assert!(untraced["headers"].get("traceparent").is_none());
+    }
+
+    #[test]
+    fn a_trace_context_only_in_the_headers_joins_the_kwargs() {
+        // as a Celery client with OpenTelemetry instrumentation sends it
+        let mut envelope = broker().envelope("t3", "heavy_pca", &json!({"image_id": "image_1"}));
+        envelope["headers"]["traceparent"] = json!(TRACE);
+        let delivery = parse(&envelope.to_string()).unwrap();
+        assert_eq!(
+            delivery.kwargs,
+            json!({"image_id": "image_1", TRACE_KWARG: TRACE})
+        );
+    }
 }

@@ -5,14 +5,20 @@
 //! `release_started_jobs`), and fails for good after
 //! [`MAX_ATTEMPTS`](crate::MAX_ATTEMPTS) interrupted runs: no job stays
 //! `STARTED` forever, none is dropped.
+//!
+//! A job's log lines are in a `job` span holding its trace id: the trace of
+//! the request that submitted it, so that one id finds both.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pentascope_app::jobs::{run_task, InProcessQueue};
+use pentascope_app::trace::{TraceContext, TRACE_KWARG};
 use pentascope_app::{App, AppError};
 use pentascope_store::records::JobRecord;
+use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{LEASE_SECS, MAX_ATTEMPTS};
 
@@ -26,7 +32,8 @@ pub fn spawn_runners(app: &Arc<App>, queue: &Arc<InProcessQueue>, n: usize) {
             loop {
                 match app.jobs.claim_job(LEASE_SECS).await {
                     Ok(Some(job)) => {
-                        let _ = run_claimed(&app, job).await;
+                        let span = job_span(&job.kwargs);
+                        let _ = run_claimed(&app, job).instrument(span).await;
                     }
                     Ok(None) => {
                         let _ = tokio::time::timeout(
@@ -43,6 +50,18 @@ pub fn spawn_runners(app: &Arc<App>, queue: &Arc<InProcessQueue>, n: usize) {
             }
         });
     }
+}
+
+/// The span of a job's log lines, whose `trace_id` is that of the trace
+/// context in the job's keyword arguments (a new trace when there is none:
+/// a job sent by a Celery client without one).
+pub fn job_span(kwargs: &Value) -> tracing::Span {
+    let trace = kwargs
+        .get(TRACE_KWARG)
+        .and_then(Value::as_str)
+        .and_then(TraceContext::parse)
+        .unwrap_or_else(TraceContext::new_root);
+    tracing::info_span!("job", trace_id = %trace.trace_id())
 }
 
 /// Runs a job this process has started (claimed), renewing its lease with

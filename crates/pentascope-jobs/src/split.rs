@@ -18,6 +18,7 @@ use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 use pentascope_app::split::{Merged, Split};
+use pentascope_app::trace::TRACE_KWARG;
 use pentascope_app::{App, AppError};
 
 use crate::celery::{CeleryBroker, CeleryError, Delivery};
@@ -62,7 +63,10 @@ impl CeleryBroker {
             .query_async(&mut c)
             .await?;
         for part in 0..split.parts {
-            let kwargs = json!({"job": job, "pass": pass, "part": part});
+            let mut kwargs = json!({"job": job, "pass": pass, "part": part});
+            if let Some(trace) = split.kwargs.get(TRACE_KWARG) {
+                kwargs[TRACE_KWARG] = trace.clone();
+            }
             self.send(&format!("{job}-{pass}-{part}"), PART_TASK, &kwargs)
                 .await?;
         }

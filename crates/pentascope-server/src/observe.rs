@@ -1,6 +1,8 @@
 //! What every request leaves behind: a request id (the client's
-//! `X-Request-Id` when it is sane, else a new one), returned in the
-//! response and carried by every log line of the request; one log line
+//! `X-Request-Id` when it is sane, else a new one) and a W3C trace context
+//! (continuing the client's `traceparent` when valid, else a new trace),
+//! both returned in the response and carried by every log line of the
+//! request, the trace also into the jobs it submits; one log line
 //! when it ends with its route template, status, duration and user; and
 //! its duration in the metrics (by method, route template and status). A
 //! request whose client leaves before the answer ends too, with status 499
@@ -15,6 +17,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use pentascope_app::trace::TraceContext;
 use pentascope_app::{Caller, Who};
 use tracing::Instrument;
 
@@ -22,6 +25,9 @@ use crate::exporter::{HTTP_ACTIVE, HTTP_DURATION};
 
 /// The header carrying a request's id, both ways.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The W3C Trace Context header, both ways.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Longest request id taken from a client.
 const MAX_REQUEST_ID: usize = 128;
@@ -62,6 +68,21 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// This request's span in the client's trace (a child of its
+/// `traceparent`), or a new trace when there is no valid one; several
+/// `traceparent` headers are invalid, as the recommendation says.
+fn request_trace(req: &Request) -> TraceContext {
+    let mut values = req.headers().get_all(&TRACEPARENT).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(TraceContext::parse)
+            .map_or_else(TraceContext::new_root, |parent| parent.child()),
+        _ => TraceContext::new_root(),
+    }
+}
+
 /// Who made a request, as logs name them: a user's name, `link` for a
 /// signed link (its secret never), `anonymous` without credentials, `-`
 /// with access control off or before the caller is known.
@@ -97,6 +118,7 @@ struct InFlight {
     method: Method,
     method_label: &'static str,
     request_id: String,
+    trace: TraceContext,
     span: tracing::Span,
     facts: Arc<RequestFacts>,
     status: Option<u16>,
@@ -109,14 +131,20 @@ impl InFlight {
             .get(&REQUEST_ID)
             .and_then(sane_request_id)
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let trace = request_trace(req);
         let method_label = method_label(req.method());
         metrics::gauge!(HTTP_ACTIVE, "http_request_method" => method_label).increment(1.0);
         InFlight {
             started: Instant::now(),
             method: req.method().clone(),
             method_label,
-            span: tracing::info_span!("request", request_id = %request_id),
+            span: tracing::info_span!(
+                "request",
+                request_id = %request_id,
+                trace_id = %trace.trace_id()
+            ),
             request_id,
+            trace,
             facts: Arc::default(),
             status: None,
         }
@@ -143,6 +171,7 @@ impl Drop for InFlight {
             tracing::info!(
                 target: "pentascope::request",
                 request_id = %self.request_id,
+                trace_id = %self.trace.trace_id(),
                 method = %self.method,
                 route = %route,
                 status,
@@ -154,15 +183,23 @@ impl Drop for InFlight {
     }
 }
 
-/// Gives the request its id, logs its outcome and records its duration
-/// (outermost layer).
+/// Gives the request its id and trace context, logs its outcome and
+/// records its duration (outermost layer).
 pub async fn observe(mut req: Request, next: Next) -> Response {
     let mut in_flight = InFlight::start(&req);
     req.extensions_mut().insert(in_flight.facts.clone());
-    let mut response = next.run(req).instrument(in_flight.span.clone()).await;
+    let mut response = in_flight
+        .trace
+        .scope(next.run(req))
+        .instrument(in_flight.span.clone())
+        .await;
     in_flight.status = Some(response.status().as_u16());
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&in_flight.request_id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
+        headers.insert(REQUEST_ID.clone(), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&in_flight.trace.to_string()) {
+        headers.insert(TRACEPARENT.clone(), value);
     }
     response
 }

@@ -395,6 +395,18 @@ macro_rules! image_repo {
             }
 
             async fn close(&self) {
+                if $backend == Backend::Sqlite {
+                    // merge the write-ahead log into the file now: the last
+                    // connection's close would, but may end after the
+                    // process has, leaving a file without its last writes
+                    // (a backup copies the file alone)
+                    let merged = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .execute(&self.pool)
+                        .await;
+                    if let Err(e) = merged {
+                        tracing::warn!("cannot merge the SQLite write-ahead log: {e}");
+                    }
+                }
                 self.pool.close().await;
             }
         }

@@ -557,3 +557,75 @@ fn one_job_split_over_two_workers_equals_one_process() {
     }
     let _ = redis(&broker, &["DEL", &queue]);
 }
+
+/// A job sent through Redis continues the submitting request's W3C trace:
+/// its task message carries the request's `traceparent` in its headers,
+/// and the worker's log lines for it have the trace id.
+#[test]
+#[ignore = "needs Redis; run with --ignored (.ci/run does)"]
+fn task_messages_and_worker_lines_carry_the_trace() {
+    let broker = redis_url();
+    let queue = format!("pentascope-trace-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CELERY_BROKER_URL", broker.as_str()),
+        ("PENTASCOPE_CELERY_QUEUE", queue.as_str()),
+    ];
+    let server = Server::start_with(dir.path(), &env);
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let image = server.upload_ok("ome_tczyx_u16.ome.tif", set.read("ome_tczyx_u16.ome.tif"));
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let job = server.send(
+        "POST /analyze",
+        server
+            .request(reqwest::Method::POST, "/analyze")
+            .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+            .json(&json!({"image_id": image, "components": 2, "async": true})),
+    );
+    assert_eq!(job.status, 202, "{}", job.snippet());
+    let job = job.json().unwrap();
+    let job_id = job["job_id"].as_str().unwrap();
+
+    // no worker yet: the message waits in the queue
+    let queued = redis(&broker, &["LRANGE", &queue, "0", "-1"]);
+    let message: Value = serde_json::from_str(queued.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no task message queued ({e}): {queued}"));
+    assert_eq!(message["headers"]["id"], job_id);
+    let header = message["headers"]["traceparent"].as_str().unwrap_or("");
+    assert_eq!(
+        header.split('-').nth(1),
+        Some(trace),
+        "the message's traceparent header: {message}"
+    );
+
+    let log = dir.path().join("worker.log");
+    let mut worker_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    worker_env.push(("PENTASCOPE_LOG_FORMAT".into(), "json".into()));
+    let _worker = Worker::start_logged(dir.path(), &worker_env, Some(&log));
+    let status_url = job["status_url"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.get(status_url).ok_json().unwrap()["state"] != "SUCCESS" {
+        assert!(Instant::now() < deadline, "the job never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the worker logs the outcome after recording it; give it a moment
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let of_job: Vec<&Value> = lines.iter().filter(|l| l["job"] == job_id).collect();
+    assert!(
+        of_job.iter().any(|l| l["message"] == "job started")
+            && of_job.iter().any(|l| l["message"] == "job succeeded"),
+        "the worker's lines:\n{text}"
+    );
+    for line in of_job {
+        assert_eq!(line["span"]["trace_id"], trace, "{line}");
+    }
+    let _ = redis(&broker, &["DEL", &queue]);
+}

@@ -674,3 +674,141 @@ fn a_worker_serves_its_job_metrics() {
         parse_exposition(&String::from_utf8(server.get("/metrics").body).expect("UTF-8 metrics"));
     assert_eq!(total(&api, "pentascope_jobs", &[("state", "success")]), 1.0);
 }
+
+/// The parts of a `traceparent` value: trace id, parent id, flags; `None`
+/// unless it is a well-formed version 00 value (checked independently of
+/// the server's parser: lowercase hex of the right lengths, no id all
+/// zeros).
+fn traceparent_parts(value: &str) -> Option<(String, String, String)> {
+    let fields: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let [version, trace, parent, flags] = fields[..] else {
+        return None;
+    };
+    let valid = version == "00"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| (trace.into(), parent.into(), flags.into()))
+}
+
+/// The JSON log lines of `server` so far.
+fn json_lines(server: &Server) -> Vec<Value> {
+    server
+        .stderr_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// W3C `traceparent`: a valid one is continued (same trace id and flags, a
+/// new parent id: the server's span) in the response and the request's log
+/// lines; an invalid or missing one is replaced by a new trace; an async
+/// job carries the submitting request's trace into the runner's lines and
+/// its keyword arguments.
+#[test]
+fn traceparent_is_continued_into_logs_responses_and_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_configured(
+        dir.path(),
+        &[
+            ("PENTASCOPE_AUTH".into(), "off".into()),
+            ("PENTASCOPE_LOG_FORMAT".into(), "json".into()),
+        ],
+    );
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let image = server.upload_ok(FILE, set.read(FILE));
+    let traced = |method: Method, path: &str, request_id: &str, traceparent: Option<&str>| {
+        let mut request = server
+            .request(method.clone(), path)
+            .header("X-Request-Id", request_id);
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
+        if method == Method::POST {
+            request = request.json(&json!({"image_id": image, "components": 2, "async": true}));
+        }
+        server.send(&format!("{method} {path}"), request)
+    };
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let sent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let resp = traced(
+        Method::GET,
+        &format!("/images/{image}"),
+        "trace-valid",
+        Some(&sent),
+    );
+    assert_eq!(resp.status, 200);
+    let (returned, parent, flags) = traceparent_parts(resp.header("traceparent"))
+        .unwrap_or_else(|| panic!("no valid traceparent: {:?}", resp.headers));
+    assert_eq!((returned.as_str(), flags.as_str()), (trace, "01"));
+    assert_ne!(parent, "00f067aa0ba902b7", "the server's span is a new one");
+
+    // invalid ones (uppercase hex, a zero trace id, an unknown layout,
+    // version ff) and none at all start new, distinct traces
+    let mut replaced = Vec::new();
+    for (n, bad) in [
+        Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+        Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
+        Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        None,
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let resp = traced(Method::GET, "/images", &format!("trace-new-{n}"), bad);
+        assert_eq!(resp.status, 200);
+        let (new, _, _) = traceparent_parts(resp.header("traceparent"))
+            .unwrap_or_else(|| panic!("{bad:?}: no valid traceparent: {:?}", resp.headers));
+        assert_ne!(new, trace, "{bad:?} was not replaced");
+        replaced.push(new);
+    }
+    let distinct: std::collections::BTreeSet<_> = replaced.iter().collect();
+    assert_eq!(distinct.len(), replaced.len(), "{replaced:?}");
+
+    // an async job continues the request's trace
+    let job_trace = "0af7651916cd43dd8448eb211c80319c";
+    let job = traced(
+        Method::POST,
+        "/analyze",
+        "trace-job",
+        Some(&format!("00-{job_trace}-b7ad6b7169203331-00")),
+    );
+    let job_id = job.json().unwrap()["job_id"].as_str().unwrap().to_string();
+    wait_for_success(&job, |url| server.get(url).json().unwrap());
+    let kwargs = &server.get(&format!("/jobs/{job_id}")).json().unwrap()["kwargs"];
+    let (kept, _, _) = traceparent_parts(kwargs["traceparent"].as_str().unwrap_or(""))
+        .unwrap_or_else(|| panic!("no traceparent in the job's kwargs: {kwargs}"));
+    assert_eq!(kept, job_trace);
+
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let records = json_lines(&server);
+    let request_line = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["message"] == "request" && r["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request line {id}:\n{}", server.logs()))
+    };
+    assert_eq!(request_line("trace-valid")["trace_id"], trace);
+    for (n, new) in replaced.iter().enumerate() {
+        assert_eq!(request_line(&format!("trace-new-{n}"))["trace_id"], *new);
+    }
+    assert_eq!(request_line("trace-job")["trace_id"], job_trace);
+    // the runner's lines for the job, in its span
+    for message in ["job started", "job succeeded"] {
+        let line = records
+            .iter()
+            .find(|r| r["message"] == message && r["job"] == job_id.as_str())
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{}", server.logs()));
+        assert_eq!(line["span"]["trace_id"], job_trace, "{line}");
+    }
+}

@@ -104,9 +104,33 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        end_child(&mut self.0);
     }
+}
+
+/// Whether this is a coverage run (`cargo llvm-cov` sets
+/// `LLVM_PROFILE_FILE`): only a process that exits writes its coverage
+/// counters, so children are stopped rather than killed.
+fn coverage_run() -> bool {
+    std::env::var_os("LLVM_PROFILE_FILE").is_some()
+}
+
+/// Ends a child process: at once (SIGKILL), except in a coverage run,
+/// where it gets a SIGTERM and a few seconds to exit.
+fn end_child(child: &mut Child) {
+    if coverage_run() {
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A running `pentascope serve` child process, killed on drop.
@@ -613,7 +637,10 @@ pub fn run_cli(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if coverage_run() {
+            // a graceful shutdown would wait for our keep-alive connections
+            drop(std::mem::replace(&mut self.client, Client::new()));
+        }
+        end_child(&mut self.child);
     }
 }
