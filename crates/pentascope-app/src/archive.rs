@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use pentascope_core::Limits;
 use pentascope_store::cancel::Cancel;
 use pentascope_store::StoreError;
+use pentascope_tiff::flavour::ndtiff;
 use zip::CompressionMethod;
 
 use crate::error::AppError;
@@ -27,9 +28,6 @@ pub const MAX_ARCHIVE_ENTRIES: usize = 1024;
 /// Most bytes an archive may unpack to per byte of archive (a deflated
 /// entry of zeros grows a thousandfold; microscopy data a few times).
 pub const MAX_UNPACKED_PER_ARCHIVE_BYTE: u64 = 64;
-
-/// The name of NDTiff's index, whose folder is one dataset.
-const NDTIFF_INDEX: &str = "NDTiff.index";
 
 /// Whether the file at `path` begins as a ZIP archive does (a local file
 /// header); TIFF files begin with `II` or `MM`, so the two never meet.
@@ -264,7 +262,7 @@ fn walk(
         let path = entry.map_err(StoreError::Io)?.path();
         if path.is_dir() {
             walk(&path, tiffs, ndtiff_folders)?;
-        } else if path.file_name().is_some_and(|n| n == NDTIFF_INDEX) {
+        } else if path.file_name().is_some_and(|n| n == ndtiff::INDEX_NAME) {
             ndtiff_folders.insert(dir.to_path_buf());
         } else if pentascope_tiff::is_tiff_name(&path) {
             tiffs.push(path);

@@ -204,14 +204,6 @@ async fn restore_into(src: &Path, data_dir: &Path) -> Result<(), AppError> {
     let database = data_dir.join(DATABASE);
     std::fs::copy(src.join(DATABASE), &database)
         .map_err(|e| io("cannot copy", &src.join(DATABASE), e))?;
-    // the copy's last changes (images left out) may still be in its
-    // write-ahead log, if the backup's connections closed without merging
-    // it: SQLite replays it when the restored database is opened
-    let wal = format!("{DATABASE}-wal");
-    if src.join(&wal).exists() {
-        std::fs::copy(src.join(&wal), data_dir.join(&wal))
-            .map_err(|e| io("cannot copy", &src.join(&wal), e))?;
-    }
     let (from, to) = (src.join(IMAGES), data_dir.join(IMAGES));
     blocking(move || Ok(copy_tree(&from, &to, false)?)).await?;
     let records =

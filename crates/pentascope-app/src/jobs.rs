@@ -35,6 +35,8 @@ use pentascope_store::ImageRecord;
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The task name.
     const NAME: &'static str;
+    /// Whether [`Job::split_plan`] may cut it into parts.
+    const SPLITS: bool = false;
     /// Runs the task for `caller`; `progress` is told the fraction done.
     async fn run(
         self,
@@ -72,6 +74,7 @@ pub struct SplitPlan {
 #[async_trait]
 impl Job for PcaArgs {
     const NAME: &'static str = "heavy_pca";
+    const SPLITS: bool = true;
 
     async fn run(
         self,
@@ -112,6 +115,7 @@ pub(crate) fn to_json(result: &PcaResult) -> Result<Value, AppError> {
 #[async_trait]
 impl Job for StatisticsArgs {
     const NAME: &'static str = "heavy_statistics";
+    const SPLITS: bool = true;
 
     async fn run(
         self,
@@ -172,6 +176,8 @@ type TaskFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send
 pub struct Task {
     /// The name clients send (`heavy_pca`).
     pub name: &'static str,
+    /// Whether it may be cut into parts ([`Job::SPLITS`]).
+    pub splits: bool,
     run: for<'a> fn(&'a Arc<App>, &'a Caller, &'a Value, Progress) -> TaskFuture<'a, Value>,
     split_plan: for<'a> fn(&'a App, &'a Caller, &'a Value) -> TaskFuture<'a, Option<SplitPlan>>,
 }
@@ -180,6 +186,7 @@ impl Task {
     const fn of<J: Job>() -> Task {
         Task {
             name: J::NAME,
+            splits: J::SPLITS,
             run: run_job::<J>,
             split_plan: split_plan_of::<J>,
         }

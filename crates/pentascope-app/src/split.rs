@@ -87,8 +87,12 @@ impl App {
     /// enough to answer with its scores inline. Checks the arguments and
     /// the caller's access as running the task would.
     pub async fn split(&self, task: &str, kwargs: &Value) -> Result<Option<Split>, AppError> {
+        let task = jobs::task(task)?;
+        if !task.splits {
+            return Ok(None);
+        }
         let (caller, args) = self.task_caller(kwargs).await?;
-        let plan = jobs::task(task)?.split_plan(self, &caller, &args).await?;
+        let plan = task.split_plan(self, &caller, &args).await?;
         let Some(SplitPlan {
             source,
             first_pass: Some(phase),
@@ -105,7 +109,7 @@ impl App {
             )
             .await?;
         Ok((n > 1).then(|| Split {
-            task: task.to_string(),
+            task: task.name.to_string(),
             kwargs: kwargs.clone(),
             phase,
             parts: n,

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
+use super::micromanager::{MM_SUMMARY_HEADER, NDTIFF_HEADER};
 use crate::flavour::{Interpretation, OriginalMetadata};
 use crate::ifd::{self, ChainWalk, Codec, IfdChain, PageLayout};
 use crate::DType;
@@ -27,10 +28,6 @@ use crate::{Limits, TiffError};
 
 /// The index file's name, beside the dataset's TIFF files.
 pub const INDEX_NAME: &str = "NDTiff.index";
-/// The major version word's magic number, at offset 8 of an NDTiff file.
-const NDTIFF_HEADER: u32 = 483_729;
-/// The summary metadata's magic number.
-const SUMMARY_HEADER: u32 = 2_355_492;
 /// The most bytes of one entry's coordinates (a small JSON object).
 const MAX_AXES_BYTES: u32 = 64 << 10;
 /// The most coordinates (dimensions) an image may have.
@@ -80,13 +77,13 @@ fn ndtiff_summary(
     }
     // version 2: magic, length at 16; version 3: minor version, magic,
     // length at 20
-    let (magic, len, at) = if word(2) == SUMMARY_HEADER {
+    let (magic, len, at) = if word(2) == MM_SUMMARY_HEADER {
         (word(2), word(3), 24)
     } else {
         (word(3), word(4), 28)
     };
     let len = u64::from(len);
-    if magic != SUMMARY_HEADER || len > limits.max_metadata_bytes || at + len > chain.file_len {
+    if magic != MM_SUMMARY_HEADER || len > limits.max_metadata_bytes || at + len > chain.file_len {
         return Ok(Some(Json::Null));
     }
     let mut text = vec![0u8; len as usize];
