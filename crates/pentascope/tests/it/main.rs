@@ -23,6 +23,7 @@ mod cli;
 mod codecs;
 mod compat;
 mod deploy;
+mod docs;
 mod hostile;
 mod observe;
 mod openapi;
