@@ -452,7 +452,7 @@ impl App {
             .access
             .user(user)
             .await?
-            .ok_or_else(|| AppError::InvalidArguments(format!("no user {user:?}")))?;
+            .ok_or_else(|| AppError::NotFound(format!("no user {user:?}")))?;
         if scope == Scope::Admin && !owner.admin {
             return Err(AppError::InvalidArguments(format!(
                 "user {user:?} is not an admin; admin keys are for admins \
@@ -543,5 +543,50 @@ impl App {
         )
         .await;
         self.image(caller, id).await
+    }
+}
+
+/// A key's lifetime as people write it: a positive whole number of days,
+/// hours, minutes or seconds (`90d`, `12h`, `30m`, `45s`), at most 999,999
+/// of them, without leading zeros.
+pub fn parse_lifetime(text: &str) -> Option<Duration> {
+    let (at, _) = text.char_indices().next_back()?;
+    let (count, unit) = text.split_at(at);
+    if count.is_empty()
+        || count.len() > 6
+        || count.starts_with('0')
+        || !count.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let count: u64 = count.parse().ok().filter(|&n| n > 0)?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count * seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_are_whole_days_hours_or_minutes() {
+        assert_eq!(
+            parse_lifetime("90d"),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(parse_lifetime("12h"), Some(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_lifetime("30m"), Some(Duration::from_secs(1_800)));
+        assert_eq!(parse_lifetime("2s"), Some(Duration::from_secs(2)));
+        for refused in [
+            "", "d", "0d", "01d", "1.5h", "-1d", "90", "1w", "1234567d", "5é", "é", " 1d",
+        ] {
+            assert_eq!(parse_lifetime(refused), None, "{refused:?}");
+        }
     }
 }

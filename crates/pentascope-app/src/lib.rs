@@ -64,7 +64,7 @@ pub mod trace;
 pub mod validator;
 pub mod zarr;
 
-pub use access::{Caller, Who};
+pub use access::{parse_lifetime, Caller, Who};
 pub use app::{blocking, App, Health};
 pub use config::Config;
 pub use error::AppError;

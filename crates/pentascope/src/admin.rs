@@ -143,8 +143,9 @@ pub async fn token(args: TokenArgs) -> Result<(), String> {
             let expires = expires
                 .as_deref()
                 .map(|e| {
-                    humantime::parse_duration(e)
-                        .map_err(|_| format!("--expires must be like 90d or 12h, got {e:?}"))
+                    pentascope_app::parse_lifetime(e).ok_or_else(|| {
+                        format!("--expires must be a whole number of days, hours, minutes or seconds such as 90d, 12h or 30m, got {e:?}")
+                    })
                 })
                 .transpose()?;
             let created = app

@@ -157,12 +157,9 @@ pub fn parse_scope(s: &str) -> Result<Scope, ApiError> {
 
 /// A lifetime such as `90d`, `12h` or `30m`.
 pub fn parse_expiry(s: &str) -> Result<std::time::Duration, ApiError> {
-    humantime::parse_duration(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "expires must be a duration such as 90d, 12h or 30m, got {s:?}"
-            ))
-        })
+    pentascope_app::parse_lifetime(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "expires must be a whole number of days, hours, minutes or seconds such as 90d, 12h or 30m, got {s:?}"
+        ))
+    })
 }

@@ -295,12 +295,29 @@ pub async fn patch(
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     /// Seconds the link works for (default an hour).
-    #[serde(default = "an_hour")]
+    #[serde(default = "an_hour", deserialize_with = "whole_seconds")]
     expires_in: u64,
 }
 
 fn an_hour() -> u64 {
     3600
+}
+
+/// A whole number of seconds, also when written as a JSON fraction such as
+/// `3600.0` (JSON has one number type; JavaScript writes either).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expires_in must be a whole number of seconds, got {n}"
+            ))
+        })
 }
 
 /// `POST /images/{id}/links` with `{"expires_in": 3600}`: a URL prefix that
@@ -310,12 +327,11 @@ pub async fn create_link(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<Value>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: LinkRequest = serde_json::from_value(
-        body.map(|Json(v)| v).unwrap_or_else(|| json!({})),
-    )
-    .map_err(|e| {
+    // no body: the defaults
+    let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
+    let request: LinkRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"expires_in\": <seconds>}} ({e})"
         ))

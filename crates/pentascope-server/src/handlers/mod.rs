@@ -24,12 +24,16 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 
 /// A body streamed from the chunks a use case sends (an export, PCA rows).
+/// The status is sent before the first chunk is made, so a failure later
+/// can only end the connection: it is logged, with its cause, here.
 pub(crate) fn streamed(
     chunks: mpsc::Receiver<Result<Bytes, AppError>>,
 ) -> impl Stream<Item = Result<Bytes, ApiError>> {
     futures::stream::unfold(chunks, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (chunk.map_err(ApiError::from), rx))
+        let chunk = rx.recv().await?.map_err(|e| {
+            tracing::error!("a streamed answer failed after its status was sent: {e}");
+            ApiError::from(e)
+        });
+        Some((chunk, rx))
     })
 }

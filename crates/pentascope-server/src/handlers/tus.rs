@@ -20,6 +20,7 @@ use base64::Engine;
 use pentascope_app::catalogue::NewEntry;
 use pentascope_app::resumable::{NewUpload, UploadState};
 use pentascope_app::Caller;
+use pentascope_store::ImageRecord;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -121,10 +122,7 @@ async fn create_upload(
     } else {
         (StatusCode::CREATED, upload, None)
     };
-    let mut response = match &image {
-        Some(record) => (status, Json(upload_answer(record))).into_response(),
-        None => status.into_response(),
-    };
+    let mut response = (status, Json(status_document(&state, image.as_ref()))).into_response();
     let h = response.headers_mut();
     h.insert(
         header::LOCATION,
@@ -219,23 +217,29 @@ pub async fn get(
 ) -> Response {
     let answered = async {
         let progress = app.upload_progress(&caller, &id).await?;
-        let state = &progress.state;
-        let mut body = json!({
-            "upload_id": state.id,
-            "offset": state.offset,
-            "length": state.length,
-            "file_name": state.file_name,
-            "expires": httpdate::fmt_http_date(expiry_time(state)),
-            "published": progress.image.is_some(),
-        });
-        if let (Some(record), Value::Object(fields)) = (&progress.image, &mut body) {
-            if let Value::Object(answer) = upload_answer(record) {
-                fields.extend(answer);
-            }
-        }
+        let body = status_document(&progress.state, progress.image.as_ref());
         Ok((StatusCode::OK, Json(body)).into_response())
     };
     answer("GET /uploads/{id}", answered.await)
+}
+
+/// Where an upload stands (the answer of `GET /uploads/{id}` and of its
+/// creation) and, once its image is published, what `POST /upload` answers.
+fn status_document(state: &UploadState, image: Option<&ImageRecord>) -> Value {
+    let mut body = json!({
+        "upload_id": state.id,
+        "offset": state.offset,
+        "length": state.length,
+        "file_name": state.file_name,
+        "expires": httpdate::fmt_http_date(expiry_time(state)),
+        "published": image.is_some(),
+    });
+    if let (Some(record), Value::Object(fields)) = (image, &mut body) {
+        if let Value::Object(answer) = upload_answer(record) {
+            fields.extend(answer);
+        }
+    }
+    body
 }
 
 /// The response, or the refusal logged and answered.
