@@ -122,7 +122,7 @@ async fn create_upload(
         (StatusCode::CREATED, upload, None)
     };
     let mut response = match &image {
-        Some(record) => (status, Json(upload_answer(record))).into_response(),
+        Some(record) => (status, Json(upload_answer(&app, &caller, record).await?)).into_response(),
         None => status.into_response(),
     };
     let h = response.headers_mut();
@@ -184,7 +184,11 @@ pub async fn patch(
             .append_upload(&caller, &id, offset, checksum, body.into_data_stream())
             .await?;
         let mut response = match &appended.image {
-            Some(record) => (StatusCode::OK, Json(upload_answer(record))).into_response(),
+            Some(record) => (
+                StatusCode::OK,
+                Json(upload_answer(&app, &caller, record).await?),
+            )
+                .into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         };
         let h = response.headers_mut();
@@ -229,7 +233,7 @@ pub async fn get(
             "published": progress.image.is_some(),
         });
         if let (Some(record), Value::Object(fields)) = (&progress.image, &mut body) {
-            if let Value::Object(answer) = upload_answer(record) {
+            if let Value::Object(answer) = upload_answer(&app, &caller, record).await? {
                 fields.extend(answer);
             }
         }
