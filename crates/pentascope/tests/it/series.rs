@@ -350,3 +350,69 @@ with tifffile.TiffWriter(f"{out_dir}/kinds.tif") as tif:
     assert_eq!(listed["images"].as_array().unwrap().len(), 0, "{listed}");
     assert!(leftovers(&server).is_empty());
 }
+
+/// Siblings are listed as far as the caller may see them: another user
+/// shown a file's first image (made public) sees only the siblings that
+/// are public too.
+#[test]
+#[ignore = "needs a Python venv with tifffile and numpy; run with --ignored (.ci/run does)"]
+fn siblings_are_listed_as_far_as_the_caller_may_see_them() {
+    let python = python_with("tifffile, numpy");
+    let dir = tempfile::tempdir().unwrap();
+    run_json(&python, WRITE, &[dir.path().display().to_string()]);
+    let lab = crate::access::Lab::start(&[]);
+    let bob = lab.key("bob", "write", &[]);
+    let carol = lab.key("carol", "read", &[]);
+    let part = reqwest::blocking::multipart::Part::bytes(
+        std::fs::read(dir.path().join("images.ome.tif")).unwrap(),
+    )
+    .file_name("images.ome.tif");
+    let answer = lab
+        .server
+        .send(
+            "POST /upload",
+            lab.server
+                .request(Method::POST, "/upload")
+                .bearer_auth(&bob)
+                .multipart(reqwest::blocking::multipart::Form::new().part("file", part)),
+        )
+        .ok_json()
+        .unwrap();
+    let ids: Vec<&str> = answer["image_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{answer}");
+    let siblings = |id: &str, key: &str| -> Vec<String> {
+        lab.get(&format!("/images/{id}"), Some(key))
+            .ok_json()
+            .unwrap()["siblings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["image_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let public = serde_json::json!({"public": true});
+    let make_public = |id: &str| {
+        lab.call(
+            Method::PATCH,
+            &format!("/images/{id}"),
+            Some(&bob),
+            Some(&public),
+        )
+        .ok_json()
+        .unwrap();
+    };
+    make_public(ids[0]);
+    assert_eq!(siblings(ids[0], &bob), [ids[1], ids[2]]);
+    assert!(siblings(ids[0], &carol).is_empty());
+    make_public(ids[2]);
+    assert_eq!(siblings(ids[0], &carol), [ids[2]]);
+    assert_eq!(
+        lab.get(&format!("/images/{}", ids[1]), Some(&carol)).status,
+        404
+    );
+}
