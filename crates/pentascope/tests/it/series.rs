@@ -264,9 +264,15 @@ fn siblings_stay_when_one_is_deleted_and_ingest_stores_every_series() {
     let dir = tempfile::tempdir().unwrap();
     let want = run_json(&python, WRITE, &[dir.path().display().to_string()]);
     let data = tempfile::tempdir().unwrap();
+    // the stores the server started below uses
+    let backend = crate::util::services::backend_env(data.path());
+    let env: Vec<(&str, &str)> = backend
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let out = run_cli(
         data.path(),
-        &[],
+        &env,
         &[
             "ingest",
             &dir.path().join("images.ome.tif").display().to_string(),
