@@ -112,6 +112,24 @@ def test_image_lifecycle(
     assert image not in client.images()
 
 
+def test_series_of_one_file(client: Client, tmp_path: Path) -> None:
+    """An OME-TIFF of two images: the upload is the first, the second its sibling."""
+    rng = np.random.default_rng(26)
+    first = rng.integers(0, 65535, (3, 16, 20), dtype=np.uint16)
+    second = rng.integers(0, 255, (12, 10), dtype=np.uint8)
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(first, metadata={"axes": "ZYX", "Name": "first"})
+        tif.write(second, metadata={"axes": "YX", "Name": "second"})
+    image = client.upload(path, progress=False)
+    assert image.series is not None and image.series["kind"] == "main"
+    (sibling,) = image.siblings
+    assert sibling.series is not None and sibling.series["name"] == "second"
+    assert sibling.siblings == [image]
+    np.testing.assert_array_equal(sibling.slice(), second)
+    np.testing.assert_array_equal(image.slice(z=2), first[2])
+
+
 def test_upload_axes(client: Client, fixtures_dir: Path) -> None:
     path = fixtures_dir / "tiff" / "plain_multipage_u16.tif"
     as_z = client.upload(path, progress=False)

@@ -217,6 +217,8 @@ impl App {
                 warnings: Vec::new(),
                 chunk_shape: [0; 5],
                 pca: Some(outcome.model.clone()),
+                series: None,
+                levels_from_file: Vec::new(),
                 segmented: None,
             },
             statistics: outcome.score_statistics,

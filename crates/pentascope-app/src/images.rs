@@ -151,6 +151,29 @@ impl App {
             .ok_or_else(|| StoreError::NotFound(parsed.to_string()))?)
     }
 
+    /// The images of `record`'s file that `caller` may read, in the order
+    /// of the file's series (tifffile's): `record` alone for a file of one
+    /// series. Images of the file that were deleted are gone from it.
+    pub async fn file_images(
+        &self,
+        caller: &Caller,
+        record: &ImageRecord,
+    ) -> Result<Vec<ImageRecord>, AppError> {
+        let Some(series) = &record.details.series else {
+            return Ok(vec![record.clone()]);
+        };
+        let mut images = Vec::new();
+        for id in self.images.series_of(series.first).await? {
+            if id == record.id {
+                images.push(record.clone());
+            } else if let Some(r) = self.images.get(id).await?.filter(|r| caller.can_read(r)) {
+                images.push(r);
+            }
+        }
+        images.sort_by_key(|r| r.details.series.as_ref().map_or(0, |s| s.index));
+        Ok(images)
+    }
+
     /// An image `caller` may delete or change: 404 if they cannot read it,
     /// 403 if they can read but not change it (a public image of another).
     pub(crate) async fn image_to_modify(

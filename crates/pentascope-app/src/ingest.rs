@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use pentascope_core::Axes;
 use pentascope_store::cancel::Cancel;
-use pentascope_store::ingest::{ingest_tiff, Ingested, TiffSource};
+use pentascope_store::ingest::{ingest_series, ingest_tiff, Ingested, TiffSource};
 use pentascope_store::pixels::PixelWriter;
-use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
+use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, SeriesOfFile};
 use pentascope_store::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
+use pentascope_tiff::TiffFile;
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
@@ -129,7 +130,10 @@ impl App {
                     (record, entry)
                 }
             };
-            app.file_entry(&for_filing, record.id, &entry).await?;
+            // each series of the file goes where the form puts the file
+            for image in app.file_images(&for_filing, &record).await? {
+                app.file_entry(&for_filing, image.id, &entry).await?;
+            }
             let detail = format!(
                 "{} ({} bytes)",
                 record.original_filename.as_deref().unwrap_or("-"),
@@ -301,7 +305,10 @@ impl App {
     }
 
     /// Publishes staged pixels as image `id` with its record, or discards
-    /// them (and the reserved id) if staging failed or was cancelled.
+    /// them (and the reserved id) if staging failed or was cancelled. A
+    /// file of several series has each of the others staged and published
+    /// as an image of its own after the first ([`App::file_images`]); if
+    /// any fails, none is published.
     async fn publish_ingested(
         &self,
         id: ImageId,
@@ -310,7 +317,7 @@ impl App {
         staged: Result<Ingested, AppError>,
         cancel: &Cancel,
     ) -> Result<ImageRecord, AppError> {
-        let ingested = match staged {
+        let mut ingested = match staged {
             Ok(i) if !cancel.is_cancelled() => i,
             Ok(i) => {
                 abort(i.writer).await;
@@ -322,37 +329,47 @@ impl App {
                 return Err(e);
             }
         };
-        let series = &ingested.series;
-        let mut warnings = series.warnings.clone();
-        let catalogue =
-            self.config
-                .catalogue
-                .with_file_notes(file.catalogue, &series.notes, &mut warnings);
-        let record = ImageRecord {
-            id,
-            kind: ImageKind::Upload,
-            source_image_id: None,
-            original_filename: Some(file.name),
-            byte_size: file.byte_size,
-            created_at: now_rfc3339(),
-            dtype: series.dtype,
-            shape: series.shape,
-            flavour: series.flavour,
-            details: ImageDetails {
-                source_axes: series.source_axes.clone(),
-                channel_names: series.channel_names.clone(),
-                physical_sizes: series.physical_sizes.clone(),
-                acquisition: series.acquisition.clone(),
-                rendering: Vec::new(),
-                warnings,
-                chunk_shape: ingested.writer.layout().chunk_shape(),
-                pca: None,
-                segmented: None,
+        let further = match ingested.file.take() {
+            Some(tiff) => match self.stage_further_series(tiff, &file.name, cancel).await {
+                Ok(further) => further,
+                Err(e) => {
+                    abort(ingested.writer).await;
+                    self.images.discard(id).await?;
+                    return Err(e);
+                }
             },
-            statistics: ingested.statistics,
-            owner,
-            public: false,
-            catalogue,
+            None => Vec::new(),
+        };
+        let several = !further.is_empty();
+        let series_of = |index: usize, series: &pentascope_tiff::Series| {
+            several.then(|| SeriesOfFile {
+                first: id,
+                index: index as u64,
+                name: series.name.clone(),
+                kind: series.kind,
+            })
+        };
+        let record = self.record_of(id, &owner, &file, &ingested, series_of(0, &ingested.series));
+        let siblings: Vec<(ImageRecord, Ingested)> = further
+            .into_iter()
+            .enumerate()
+            .map(|(k, (sibling, staged))| {
+                let mut catalogue = file.catalogue.clone();
+                catalogue.name = sibling_name(&catalogue.name, k + 1, &staged.series);
+                let arrived = Arrived {
+                    name: file.name.clone(),
+                    byte_size: file.byte_size,
+                    catalogue,
+                };
+                let series = series_of(k + 1, &staged.series);
+                (
+                    self.record_of(sibling, &owner, &arrived, &staged, series),
+                    staged,
+                )
+            })
+            .collect();
+        let discard_siblings = |siblings: Vec<(ImageRecord, Ingested)>| {
+            self.discard_staged(siblings.into_iter().map(|(r, s)| (r.id, s)).collect())
         };
         if let Some(original) = &ingested.series.original_metadata {
             if let Err(e) = self
@@ -362,13 +379,142 @@ impl App {
             {
                 abort(ingested.writer).await;
                 self.images.discard(id).await?;
+                discard_siblings(siblings).await;
                 return Err(e.into());
             }
         }
-        self.publish(ingested.writer, &record).await?;
+        if let Err(e) = self.publish(ingested.writer, &record).await {
+            discard_siblings(siblings).await;
+            return Err(e);
+        }
+        let mut published = vec![id];
+        let mut pending = siblings.into_iter();
+        while let Some((sibling, staged)) = pending.next() {
+            if let Err(e) = self.publish(staged.writer, &sibling).await {
+                discard_siblings(pending.collect()).await;
+                self.unpublish(&published).await;
+                return Err(e);
+            }
+            published.push(sibling.id);
+        }
         crate::monitoring::ingested(record.byte_size);
-        tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype, "image ingested");
+        tracing::info!(%id, shape = ?record.shape.to_array(), dtype = %record.dtype,
+            series = published.len(), "image ingested");
         Ok(record)
+    }
+
+    /// The record of staged image `id` read from `file`.
+    fn record_of(
+        &self,
+        id: ImageId,
+        owner: &Option<String>,
+        file: &Arrived,
+        ingested: &Ingested,
+        series: Option<SeriesOfFile>,
+    ) -> ImageRecord {
+        let staged = &ingested.series;
+        let mut warnings = staged.warnings.clone();
+        let catalogue = self.config.catalogue.with_file_notes(
+            file.catalogue.clone(),
+            &staged.notes,
+            &mut warnings,
+        );
+        ImageRecord {
+            id,
+            kind: ImageKind::Upload,
+            source_image_id: None,
+            original_filename: Some(file.name.clone()),
+            byte_size: file.byte_size,
+            created_at: now_rfc3339(),
+            dtype: staged.dtype,
+            shape: staged.shape,
+            flavour: staged.flavour,
+            details: ImageDetails {
+                source_axes: staged.source_axes.clone(),
+                channel_names: staged.channel_names.clone(),
+                physical_sizes: staged.physical_sizes.clone(),
+                acquisition: staged.acquisition.clone(),
+                rendering: Vec::new(),
+                warnings,
+                chunk_shape: ingested.writer.layout().chunk_shape(),
+                pca: None,
+                series,
+                levels_from_file: ingested.levels_from_file.clone(),
+                segmented: None,
+            },
+            statistics: ingested.statistics.clone(),
+            owner: owner.clone(),
+            public: false,
+            catalogue,
+        }
+    }
+
+    /// Stages every series of `tiff` after its first, each as an image of
+    /// its own with a reserved id; on any failure, none stays staged.
+    async fn stage_further_series(
+        &self,
+        tiff: TiffFile,
+        name: &str,
+        cancel: &Cancel,
+    ) -> Result<Vec<(ImageId, Ingested)>, AppError> {
+        let tiff = Arc::new(tiff);
+        let mut staged: Vec<(ImageId, Ingested)> = Vec::new();
+        for index in 1..tiff.all_series().len() {
+            let outcome = match self.images.reserve(ImageKind::Upload).await {
+                Ok(id) => {
+                    let (pixels, tiff, observed) =
+                        (self.pixels.clone(), tiff.clone(), cancel.clone());
+                    let compression = self.config.compression;
+                    let name = name.to_string();
+                    let stored = blocking(move || {
+                        Ok(ingest_series(
+                            &*pixels,
+                            id,
+                            &name,
+                            compression,
+                            (&*tiff, index),
+                            &|_, _| {},
+                            &observed,
+                        )?)
+                    })
+                    .await;
+                    match stored {
+                        Ok(ingested) => Ok((id, ingested)),
+                        Err(e) => {
+                            let _ = self.images.discard(id).await;
+                            Err(e)
+                        }
+                    }
+                }
+                Err(e) => Err(e.into()),
+            };
+            match outcome {
+                Ok(one) => staged.push(one),
+                Err(e) => {
+                    self.discard_staged(staged).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Throws staged images away with their reserved ids.
+    async fn discard_staged(&self, staged: Vec<(ImageId, Ingested)>) {
+        for (id, ingested) in staged {
+            abort(ingested.writer).await;
+            let _ = self.images.discard(id).await;
+        }
+    }
+
+    /// Removes images just published (records, then pixels), when a later
+    /// series of their file could not be.
+    async fn unpublish(&self, ids: &[ImageId]) {
+        for id in ids.iter().copied() {
+            let _ = self.images.delete(id).await;
+            let pixels = self.pixels.clone();
+            let _ = blocking(move || Ok(pixels.delete(id)?)).await;
+        }
     }
 
     /// The metadata text of image `id`'s file, as written, with its format
@@ -421,4 +567,14 @@ async fn abort(writer: Box<dyn PixelWriter>) {
         Ok(())
     })
     .await;
+}
+
+/// The catalogue name of series `index` of a file whose first image is
+/// named `name`: the series' own name, or its kind and place.
+fn sibling_name(name: &str, index: usize, series: &pentascope_tiff::Series) -> String {
+    if series.name.is_empty() {
+        format!("{name} [{} {index}]", series.kind.as_str())
+    } else {
+        format!("{name} [{}]", series.name)
+    }
 }

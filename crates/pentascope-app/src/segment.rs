@@ -325,6 +325,7 @@ impl App {
             physical_sizes: physical_sizes.clone(),
             // levels of a labels image hold labels, not their means
             downsample: pentascope_core::pyramid::Downsample::Nearest,
+            levels_from_file: Vec::new(),
         };
         let labels_id = self.images.reserve(ImageKind::Labels).await?;
         let (pixels, reading_record, request) =
@@ -377,6 +378,8 @@ impl App {
                 warnings: Vec::new(),
                 chunk_shape: layout.chunk_shape(),
                 pca: None,
+                series: None,
+                levels_from_file: Vec::new(),
                 segmented: (plan.method != SegmentMethod::Kmeans).then_some(Segmented {
                     time: plan.request.t,
                     channel: plan.request.c,

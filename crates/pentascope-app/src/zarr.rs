@@ -157,6 +157,7 @@ impl App {
                     channel_names: record.details.channel_names.clone(),
                     physical_sizes: record.details.physical_sizes.clone(),
                     downsample: Default::default(),
+                    levels_from_file: Vec::new(),
                 },
                 0,
             )

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pentascope_core::stats::{ChannelStats, SharedChannelStats, StatsAccumulator};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
-use pentascope_tiff::{PageGroup, Series, TiffFile};
+use pentascope_tiff::{PageGroup, Series, SeriesLevel, TiffFile};
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
@@ -26,6 +26,12 @@ pub struct Ingested {
     pub statistics: Vec<ChannelStats>,
     /// The pixels, staged: commit to publish, abort to discard.
     pub writer: Box<dyn PixelWriter>,
+    /// The stored pyramid levels that are the file's own (its scanner's
+    /// downsampling, read from its pages), not computed.
+    pub levels_from_file: Vec<u32>,
+    /// The file, still open, where it holds further series
+    /// ([`TiffFile::all_series`]) for [`ingest_series`] to store.
+    pub file: Option<TiffFile>,
 }
 
 /// A TIFF file to ingest.
@@ -58,7 +64,30 @@ pub fn ingest_tiff(
         name: source.name,
         compression: source.compression,
     };
-    ingest_opened(store, &image, &tiff, progress, cancel)
+    ingest_opened(store, &image, tiff, progress, cancel)
+}
+
+/// Stores series `index` of `tiff` (one of [`TiffFile::all_series`]) as
+/// image `id` (staged), as [`ingest_tiff`] stores the first.
+pub fn ingest_series(
+    store: &dyn PixelStore,
+    id: ImageId,
+    name: &str,
+    compression: CompressionSetting,
+    (tiff, index): (&TiffFile, usize),
+    progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &Cancel,
+) -> Result<Ingested, StoreError> {
+    let series = tiff
+        .all_series()
+        .get(index)
+        .ok_or_else(|| StoreError::Pixels(format!("the file has no series {index}")))?;
+    let image = StagedImage {
+        id,
+        name,
+        compression,
+    };
+    ingest_series_of(store, &image, tiff, series, progress, cancel)
 }
 
 /// The image an ingest stages.
@@ -72,42 +101,115 @@ pub(crate) struct StagedImage<'a> {
     pub compression: CompressionSetting,
 }
 
-/// Stores the whole of an open TIFF as `image` (staged).
+/// Stores the first series of an open TIFF as `image` (staged), keeping
+/// the file open in the answer where it holds further series.
 pub(crate) fn ingest_opened(
     store: &dyn PixelStore,
     image: &StagedImage<'_>,
-    tiff: &TiffFile,
+    tiff: TiffFile,
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
 ) -> Result<Ingested, StoreError> {
-    let series = tiff.series().clone();
+    let mut ingested = ingest_series_of(store, image, &tiff, tiff.series(), progress, cancel)?;
+    ingested.file = (tiff.all_series().len() > 1).then_some(tiff);
+    Ok(ingested)
+}
+
+/// Stores `series` of `tiff` as `image` (staged): its pages, and those of
+/// the file's own pyramid levels where they have the size of a stored
+/// level ([`file_levels`]).
+fn ingest_series_of(
+    store: &dyn PixelStore,
+    image: &StagedImage<'_>,
+    tiff: &TiffFile,
+    series: &Series,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &Cancel,
+) -> Result<Ingested, StoreError> {
     let layout = ArrayLayout::for_image(series.shape, series.dtype);
     let compression = dispatch_dtype!(series.dtype, T => {
-        compression_for::<T>(image.compression, tiff, &layout)
+        compression_for::<T>(image.compression, tiff, series, &layout)
     })?;
-    let writer = store.create(
-        image.id,
-        layout,
-        &attributes_of(&series, image.name),
-        compression,
-    )?;
+    let from_file = file_levels(series, &layout);
+    let mut attributes = attributes_of(series, image.name);
+    attributes.levels_from_file = from_file.iter().map(|(k, _)| *k).collect();
+    let writer = store.create(image.id, layout, &attributes, compression)?;
     let copied = dispatch_dtype!(series.dtype, T => {
         let channels = SharedChannelStats::<T>::new(series.shape.c as usize);
         let planes = PlaneCount::new(series.shape.planes(), progress);
         copy_groups::<T>(tiff, &*writer, &series.page_groups(), &channels, &planes, cancel)
+            .and_then(|()| {
+                from_file.iter().try_for_each(|(k, level)| {
+                    copy_level::<T>(tiff, &*writer, *k, level, cancel)
+                })
+            })
             .map(|()| channels.finish())
     });
     match copied {
         Ok(statistics) => Ok(Ingested {
-            series,
+            series: series.clone(),
             statistics,
             writer,
+            levels_from_file: attributes.levels_from_file,
+            file: None,
         }),
         Err(e) => {
             writer.abort();
             Err(e)
         }
     }
+}
+
+/// The file's own levels of `series` ([`Series::levels`]) that have the
+/// size of a level of `layout` (`⌈size / 2^k⌉`, each level halving the
+/// one above), with that level `k`: these are stored as the file has them,
+/// the others computed.
+fn file_levels<'a>(series: &'a Series, layout: &ArrayLayout) -> Vec<(u32, &'a SeriesLevel)> {
+    (1..=layout.levels)
+        .filter_map(|k| {
+            let [height, width] = layout.level_shape(k);
+            series
+                .levels
+                .iter()
+                .find(|l| l.height == height && l.width == width)
+                .map(|l| (k, l))
+        })
+        .collect()
+}
+
+/// Decodes the pages of the file's level `level` and stores them as level
+/// `k` through `writer`, in bands of that level's chunk rows.
+fn copy_level<T: Sample>(
+    tiff: &TiffFile,
+    writer: &dyn PixelWriter,
+    k: u32,
+    level: &SeriesLevel,
+    cancel: &Cancel,
+) -> Result<(), StoreError> {
+    let [rows_per_band, _] = writer.layout().level_chunk(k);
+    level.page_groups().par_iter().try_for_each(|group| {
+        let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
+        for y0 in (0..level.height).step_by(rows_per_band as usize) {
+            cancel.check()?;
+            let rows = y0..(y0 + rows_per_band).min(level.height);
+            match group.page {
+                Some(page) => {
+                    tiff.read_band(page, rows.start as u32..rows.end as u32, &mut bands)?
+                }
+                None => {
+                    let n = ((rows.end - rows.start) * level.width) as usize;
+                    for band in &mut bands {
+                        band.clear();
+                        band.resize(n, T::default());
+                    }
+                }
+            }
+            for (plane, band) in group.planes.iter().zip(&bands) {
+                writer.write_level_band(k, *plane, y0, pentascope_core::dtype::as_bytes(band))?;
+            }
+        }
+        Ok::<(), StoreError>(())
+    })
 }
 
 /// What the stored array says about the image named `name`.
@@ -117,25 +219,22 @@ pub(crate) fn attributes_of(series: &Series, name: &str) -> ImageAttributes {
         channel_names: series.channel_names.clone(),
         physical_sizes: series.physical_sizes.clone(),
         downsample: Default::default(),
+        levels_from_file: Vec::new(),
     }
 }
 
-/// The compression `setting` gives this image, from a trial on its first
-/// band ([`compression_of`]).
+/// The compression `setting` gives this image, from a trial on the first
+/// band of `series` ([`compression_of`]).
 pub(crate) fn compression_for<T: Sample>(
     setting: CompressionSetting,
     tiff: &TiffFile,
+    series: &Series,
     layout: &ArrayLayout,
 ) -> Result<Compression, StoreError> {
     if setting == CompressionSetting::None {
         return Ok(Compression::None);
     }
-    let Some(group) = tiff
-        .series()
-        .page_groups()
-        .into_iter()
-        .find(|g| g.page.is_some())
-    else {
+    let Some(group) = series.page_groups().into_iter().find(|g| g.page.is_some()) else {
         // every plane is zeros, which any codec shrinks
         return Ok(match setting {
             CompressionSetting::Small => Compression::Zstd(ZSTD_LEVEL),

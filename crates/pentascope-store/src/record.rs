@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use pentascope_core::stats::ChannelStats;
 use pentascope_core::{DType, Shape5};
-use pentascope_tiff::{Acquisition, Flavour, PhysicalSizes};
+use pentascope_tiff::{Acquisition, Flavour, PhysicalSizes, SeriesKind};
 use serde::{Deserialize, Serialize};
 
 /// The current time as RFC 3339 (UTC, milliseconds).
@@ -108,11 +108,33 @@ pub struct ImageDetails {
     /// they are. Such images are virtual: planes are projected on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pca: Option<pentascope_core::pca::PcaModel>,
+    /// For an image of a file of several series: which one it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesOfFile>,
+    /// The stored pyramid levels whose pixels are the file's own (its
+    /// scanner's downsampling, as tifffile's `series.levels`), not
+    /// pentascope's block means.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels_from_file: Vec<u32>,
     /// For labels images of objects: what of the source image they label,
     /// so that the objects can be measured again from the two images
     /// (`GET /images/{id}/objects`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segmented: Option<Segmented>,
+}
+
+/// Which series of its file an image is: each series of a file of
+/// several is stored as an image of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesOfFile {
+    /// The image of the file's first series (tifffile's `series[0]`).
+    pub first: ImageId,
+    /// Its place among the file's series, from 0.
+    pub index: u64,
+    /// The series' name as tifffile gives it (may be empty).
+    pub name: String,
+    /// What it is (`main`, `thumbnail`, `label`, `macro`, `image`).
+    pub kind: SeriesKind,
 }
 
 /// What of its source image a labels image of objects labels: the Z planes

@@ -294,6 +294,8 @@ fn stream_pages<T: Sample>(
             series: tiff.series().clone(),
             statistics: channels.finish(),
             writer,
+            levels_from_file: Vec::new(),
+            file: (tiff.all_series().len() > 1).then_some(tiff),
         },
         bytes: router.pos,
         streamed_pages: streamed.len() as u64,
@@ -318,7 +320,7 @@ fn spooled(target: &Target<'_>, tiff: TiffFile, bytes: u64) -> Result<StreamInge
         compression,
     };
     Ok(StreamIngested {
-        ingested: ingest_opened(store, &image, &tiff, progress, cancel)?,
+        ingested: ingest_opened(store, &image, tiff, progress, cancel)?,
         bytes,
         streamed_pages: 0,
     })

@@ -160,6 +160,9 @@ pub struct PageLayout {
     pub byte_counts: Vec<u64>,
     /// NewSubfileType bit 0: a reduced-resolution copy of another page.
     pub reduced: bool,
+    /// NewSubfileType as written (0 where absent): Aperio tells its label
+    /// (1) from its macro image (9) by it.
+    pub subfile_type: u32,
     /// Colour space and tables of a JPEG-compressed page ([`Codec::Jpeg`]).
     pub jpeg: Option<JpegLayout>,
 }
@@ -947,6 +950,7 @@ fn page_layout(
         offsets,
         byte_counts,
         reduced: subfile & 1 == 1,
+        subfile_type: subfile,
         jpeg,
     };
     let (across, down) = layout.chunk_grid();

@@ -56,7 +56,8 @@ use rayon::prelude::*;
 
 pub use flavour::{
     Acquisition, ChannelAcquisition, ContiguousPlanes, FileNotes, Flavour, MicroManager,
-    MicroManagerSibling, Objective, OriginalMetadata, PhysicalSize, PhysicalSizes, StkPlanes,
+    MicroManagerSibling, Objective, OriginalMetadata, PhysicalSize, PhysicalSizes, SeriesKind,
+    StkPlanes,
 };
 pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
@@ -91,12 +92,41 @@ pub struct Series {
     pub original_metadata: Option<OriginalMetadata>,
     /// Problems in the metadata that were worked around.
     pub warnings: Vec<String>,
+    /// The series' name as tifffile gives it (`Baseline`, `Thumbnail`,
+    /// `Label`, `Macro` in an SVS, an OME `Image`'s `Name`), or empty.
+    pub name: String,
+    /// What the series is to its file.
+    pub kind: SeriesKind,
+    /// The file's own downsampled copies of the series (an SVS's pyramid),
+    /// largest first: tifffile's `series.levels[1..]`.
+    pub levels: Vec<SeriesLevel>,
     samples: u16,
     /// Page for each `(t, z, page-channel)`, in that C order.
     page_of: Vec<Option<usize>>,
     /// Set where the pages are planes stored back to back after the first
     /// IFD's data (ImageJ past 4 GB) rather than IFDs.
     contiguous: Option<ContiguousPlanes>,
+}
+
+/// One of the file's own downsampled copies of a series: the same planes,
+/// each on a page of its own size.
+#[derive(Debug, Clone)]
+pub struct SeriesLevel {
+    /// Rows.
+    pub height: u64,
+    /// Columns.
+    pub width: u64,
+    samples: u16,
+    shape: Shape5,
+    page_of: Vec<Option<usize>>,
+}
+
+impl SeriesLevel {
+    /// Every page group of the level, as [`Series::page_groups`] gives the
+    /// series' own (the same planes, in the same order).
+    pub fn page_groups(&self) -> Vec<PageGroup> {
+        page_groups(self.shape, self.samples, &self.page_of)
+    }
 }
 
 /// The pages of a series grouped by what one decode produces: a page and
@@ -220,20 +250,126 @@ impl Series {
 
     /// Every page group in `TZC` order of their first plane.
     pub fn page_groups(&self) -> Vec<PageGroup> {
-        let s = u64::from(self.samples);
-        let cp = self.shape.c / s;
-        let mut groups = Vec::with_capacity(self.page_of.len());
-        for t in 0..self.shape.t {
-            for z in 0..self.shape.z {
-                for c in 0..cp {
-                    let page = self.page_of[((t * self.shape.z + z) * cp + c) as usize];
-                    let planes = (0..s).map(|k| PlaneIndex::new(t, z, c * s + k)).collect();
-                    groups.push(PageGroup { page, planes });
+        page_groups(self.shape, self.samples, &self.page_of)
+    }
+
+    /// Every series of the file the IFD chain `chain` is (see
+    /// [`Series::from_chain`]), in tifffile's order: the first, with the
+    /// file's own pyramid levels of it, then the series an SVS, an
+    /// OME-TIFF of several images or a plain file of pages of several
+    /// kinds hold beside it ([`flavour::file_series`]). `axes` applies to
+    /// the first only. A further series that cannot be read is left out
+    /// with a warning on the first.
+    fn all_from_chain(
+        chain: &IfdChain,
+        header: &[u8],
+        axes: Option<&Axes>,
+        limits: &Limits,
+    ) -> Result<Vec<Series>, TiffError> {
+        first_page(&chain.pages)?;
+        let interpretation = flavour::detect(chain, header, limits)?;
+        let found = flavour::file_series(chain, &interpretation, limits)?;
+        let first_pages = interpretation.pages.clone();
+        let mut main = Series::from_interpretation(&chain.pages, interpretation, axes, limits)?;
+        main.name = found.name;
+        main.warnings.extend(found.warnings);
+        main.levels = found
+            .levels
+            .into_iter()
+            .filter_map(|pages| main.level_of(&chain.pages, &first_pages, &pages))
+            .collect();
+        let mut all = vec![main];
+        for further in found.further {
+            // from_interpretation takes the first of the pages it is given
+            // for the series' first page: give it the pages from its lowest on
+            let key = further.interpretation.pages.iter().flatten().min().copied();
+            let pages = key.map_or(&chain.pages[..0], |key| &chain.pages[key..]);
+            let shifted = flavour::Interpretation {
+                pages: further
+                    .interpretation
+                    .pages
+                    .iter()
+                    .map(|p| p.map(|p| p - key.unwrap_or(0)))
+                    .collect(),
+                ..further.interpretation
+            };
+            match Series::from_interpretation(pages, shifted, None, limits) {
+                Ok(mut series) => {
+                    for page in series.page_of.iter_mut().flatten() {
+                        *page += key.unwrap_or(0);
+                    }
+                    series.name = further.name;
+                    series.kind = further.kind;
+                    all.push(series);
                 }
+                Err(e) => all[0].warnings.push(format!(
+                    "the file's {} series {:?} is left out: {e}",
+                    further.kind.as_str(),
+                    further.name
+                )),
             }
         }
-        groups
+        Ok(all)
     }
+
+    /// The level whose pages are `level_pages`, one for each of
+    /// `series_pages` (the interpretation's, in its order), where every one
+    /// is readable, of one size and of the series' samples and type.
+    fn level_of(
+        &self,
+        pages: &[Result<PageLayout, TiffError>],
+        series_pages: &[Option<usize>],
+        level_pages: &[Option<usize>],
+    ) -> Option<SeriesLevel> {
+        let first = pages.get((*level_pages.first()?)?)?.as_ref().ok()?;
+        let fits = level_pages.iter().all(|p| {
+            matches!(p.and_then(|p| pages.get(p)), Some(Ok(l))
+                if l.same_kind(first) && l.samples == self.samples && l.dtype == self.dtype)
+        });
+        if !fits || level_pages.len() != series_pages.len() {
+            return None;
+        }
+        // the level's page in place of each of the series' pages
+        let page_of = self
+            .page_of
+            .iter()
+            .map(|page| {
+                let at = series_pages.iter().position(|p| p == page)?;
+                level_pages[at]
+            })
+            .collect();
+        Some(SeriesLevel {
+            height: u64::from(first.height),
+            width: u64::from(first.width),
+            samples: self.samples,
+            shape: Shape5::new(
+                self.shape.t,
+                self.shape.z,
+                self.shape.c,
+                u64::from(first.height),
+                u64::from(first.width),
+            ),
+            page_of,
+        })
+    }
+}
+
+/// The page groups of planes of `shape` whose pages hold `samples` each,
+/// in `TZC` order of their first plane.
+fn page_groups(shape: Shape5, samples: u16, page_of: &[Option<usize>]) -> Vec<PageGroup> {
+    let s = u64::from(samples);
+    let cp = shape.c / s;
+    let mut groups = Vec::with_capacity(page_of.len());
+    for t in 0..shape.t {
+        for z in 0..shape.z {
+            for c in 0..cp {
+                let page = page_of[((t * shape.z + z) * cp + c) as usize];
+                let planes = (0..s).map(|k| PlaneIndex::new(t, z, c * s + k)).collect();
+                groups.push(PageGroup { page, planes });
+            }
+        }
+    }
+    groups
 }
 
 /// An open TIFF file and its series.
@@ -244,7 +380,8 @@ pub struct TiffFile {
     files: Vec<(usize, File)>,
     big_endian: bool,
     pages: Vec<Result<PageLayout, TiffError>>,
-    series: Series,
+    /// The file's series in tifffile's order: never empty.
+    series: Vec<Series>,
 }
 
 impl TiffFile {
@@ -267,7 +404,7 @@ impl TiffFile {
                 .files
                 .iter()
                 .fold(0u64, |sum, (_, _, len)| sum.saturating_add(*len));
-            check_chunks_not_shared(&dataset.pages, &series, dataset_len)?;
+            check_chunks_not_shared(&dataset.pages, std::slice::from_ref(&series), dataset_len)?;
             return Ok(TiffFile {
                 files: dataset
                     .files
@@ -276,7 +413,7 @@ impl TiffFile {
                     .collect(),
                 big_endian: chain.big_endian,
                 pages: dataset.pages,
-                series,
+                series: vec![series],
             });
         }
         let own_pages = chain.pages.len();
@@ -291,8 +428,8 @@ impl TiffFile {
             }
         ];
         FileExt::read_exact_at(&file, &mut header, 0)?;
-        let mut series = Series::from_chain(&chain, &header, axes, limits)?;
-        if !siblings.is_empty() && series.flavour != Flavour::MicroManager {
+        let mut series = Series::all_from_chain(&chain, &header, axes, limits)?;
+        if !siblings.is_empty() && series[0].flavour != Flavour::MicroManager {
             // read as another flavour, which knows nothing of the other
             // files: the file alone
             chain.pages.truncate(own_pages);
@@ -300,7 +437,7 @@ impl TiffFile {
             if let Some(mm) = &mut chain.micromanager {
                 mm.siblings.clear();
             }
-            series = Series::from_chain(&chain, &header, axes, limits)?;
+            series = Series::all_from_chain(&chain, &header, axes, limits)?;
         }
         let dataset_len = siblings
             .iter()
@@ -317,8 +454,15 @@ impl TiffFile {
         })
     }
 
-    /// The interpreted series.
+    /// The interpreted series: the file's first, as tifffile orders them.
     pub fn series(&self) -> &Series {
+        &self.series[0]
+    }
+
+    /// Every series of the file, the first ([`TiffFile::series`]) first:
+    /// an SVS's baseline, thumbnail, label and macro, an OME-TIFF's
+    /// images, a plain file's pages of each kind.
+    pub fn all_series(&self) -> &[Series] {
         &self.series
     }
 
@@ -326,7 +470,7 @@ impl TiffFile {
     /// or for planes stored back to back ([`Series::contiguous`]) the
     /// plane's place after the first page's data.
     pub fn layout_of(&self, page: usize) -> Result<Cow<'_, PageLayout>, TiffError> {
-        match self.series.contiguous {
+        match self.series[0].contiguous {
             Some(planes) => {
                 let first = self.pages[0].as_ref().map_err(clone_error)?;
                 Ok(Cow::Owned(contiguous_plane(first, planes, page)?))
@@ -640,6 +784,7 @@ fn contiguous_plane(
         offsets,
         byte_counts,
         reduced: false,
+        subfile_type: first.subfile_type,
         jpeg: None,
     })
 }
@@ -682,18 +827,27 @@ fn band_chunks(layout: &PageLayout, rows: Range<u32>) -> Vec<ChunkRef> {
 /// or pages would decompress to gigabytes (a decompression bomb).
 const MAX_CHUNK_BYTES_PER_FILE_BYTE: u64 = 2;
 
-/// Refuses a series whose pages share their compressed data: see
-/// [`MAX_CHUNK_BYTES_PER_FILE_BYTE`].
+/// Refuses series whose pages (levels included) share their compressed
+/// data: see [`MAX_CHUNK_BYTES_PER_FILE_BYTE`].
 fn check_chunks_not_shared(
     pages: &[Result<PageLayout, TiffError>],
-    series: &Series,
+    series: &[Series],
     file_len: u64,
 ) -> Result<(), TiffError> {
-    if series.contiguous.is_some() {
+    if series.iter().any(|s| s.contiguous.is_some()) {
         // the planes lie within the file, one after another
         return Ok(());
     }
-    let mut used: Vec<usize> = series.page_of.iter().flatten().copied().collect();
+    let mut used: Vec<usize> = series
+        .iter()
+        .flat_map(|s| {
+            s.page_of
+                .iter()
+                .chain(s.levels.iter().flat_map(|l| &l.page_of))
+        })
+        .flatten()
+        .copied()
+        .collect();
     used.sort_unstable();
     used.dedup();
     let stored: u64 = used
@@ -837,6 +991,9 @@ fn build_series(
         notes: interp.notes,
         original_metadata: interp.original,
         warnings: interp.warnings,
+        name: String::new(),
+        kind: SeriesKind::Main,
+        levels: Vec::new(),
         samples,
         page_of,
         contiguous: interp.contiguous,

@@ -29,6 +29,12 @@ pub struct Limits {
     /// grows with it, so a file declaring 65535 samples per pixel on a
     /// 2×1 image is refused before any of it is allocated.
     pub max_channels: u64,
+    /// Most series (images) one file may hold, each stored as an image of
+    /// its own: an SVS's slide, thumbnail, label and macro, an OME-TIFF's
+    /// `Image`s, a plain file's pages of different shapes; default 1024
+    /// (a 384-well plate imaged at two fields). A file declaring more is
+    /// refused before any of them is read.
+    pub max_series: u64,
 }
 
 impl Default for Limits {
@@ -40,6 +46,7 @@ impl Default for Limits {
             max_chunk_bytes: 1 << 28,
             max_metadata_bytes: 1 << 26,
             max_channels: 1024,
+            max_series: 1024,
         }
     }
 }
@@ -89,6 +96,14 @@ impl Limits {
     pub fn with_max_channels(self, value: u64) -> Limits {
         Limits {
             max_channels: value,
+            ..self
+        }
+    }
+
+    /// These limits with [`Limits::max_series`] set to `value`.
+    pub fn with_max_series(self, value: u64) -> Limits {
+        Limits {
+            max_series: value,
             ..self
         }
     }

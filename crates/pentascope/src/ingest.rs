@@ -200,13 +200,31 @@ async fn import(
         .ingest(caller, upload, progress)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(format!(
+    let mut line = format!(
         "→ {} ({:?} {}, {:?})",
         record.id,
         record.shape.to_array(),
         record.dtype,
         record.flavour
-    ))
+    );
+    // the file's other series, each an image of its own
+    let images = app
+        .file_images(caller, &record)
+        .await
+        .map_err(|e| e.to_string())?;
+    for image in images.iter().filter(|i| i.id != record.id) {
+        if let Some(series) = &image.details.series {
+            line.push_str(&format!(
+                "; {} {} {:?} → {} ({:?})",
+                series.kind.as_str(),
+                series.index,
+                series.name,
+                image.id,
+                image.shape.to_array()
+            ));
+        }
+    }
+    Ok(line)
 }
 
 /// The files to import, in a stable order: named files as given, folders'

@@ -129,6 +129,10 @@ pub struct IngestSettings {
     /// per-channel state and PCA's covariance grow with it.
     #[arg(long, env = "PENTASCOPE_MAX_CHANNELS", default_value_t = Limits::default().max_channels)]
     max_channels: u64,
+    /// Most series (images) one file may hold: an SVS's slide, thumbnail,
+    /// label and macro, an OME-TIFF's Images; each is stored as an image.
+    #[arg(long, env = "PENTASCOPE_MAX_SERIES", default_value_t = Limits::default().max_series)]
+    max_series: u64,
     /// Largest plane accepted, in pixels (Y·X).
     #[arg(long, env = "PENTASCOPE_MAX_PLANE_PIXELS", default_value_t = Limits::default().max_plane_pixels)]
     max_plane_pixels: u64,
@@ -368,6 +372,7 @@ impl IngestSettings {
         config.limits = Limits::default()
             .with_max_samples(self.max_samples)
             .with_max_channels(self.max_channels)
+            .with_max_series(self.max_series)
             .with_max_plane_pixels(self.max_plane_pixels)
             .with_max_pages(self.max_pages)
             .with_max_chunk_bytes(self.max_chunk_bytes)

@@ -372,6 +372,22 @@ class Image:
         return self._metadata
 
     @property
+    def series(self) -> Json | None:
+        """Which series of its file the image is (``index``, ``name``, ``kind``:
+        ``main``, ``thumbnail``, ``label``, ``macro`` or ``image``), or None
+        for a file of one series."""
+        series: Json | None = self.metadata.get("series")
+        return series
+
+    @property
+    def siblings(self) -> list[Image]:
+        """The other images of the image's file, one per series in the
+        file's order (an SVS's thumbnail, label and macro; an OME-TIFF's
+        further images), as far as the caller may see them."""
+        doc = self.metadata if "siblings" in self.metadata else self.refresh()
+        return [Image(self.client, s["image_id"]) for s in doc.get("siblings", [])]
+
+    @property
     def shape(self) -> tuple[int, int, int, int, int]:
         """(T, Z, C, Y, X)."""
         t, z, c, y, x = (int(n) for n in self.metadata["shape"])

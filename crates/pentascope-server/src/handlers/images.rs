@@ -59,6 +59,15 @@ pub fn metadata_json(r: &ImageRecord) -> Value {
         "annotations": r.catalogue.annotations,
         // tiles of /render?tile=level,column,row, and the default look
         "levels": pentascope_app::render::levels(s),
+        // which series of its file the image is, and which stored levels
+        // are the file's own pyramid
+        "series": r.details.series.as_ref().map(|f| json!({
+            "index": f.index,
+            "name": f.name,
+            "kind": f.kind,
+            "first_image_id": f.first,
+        })),
+        "levels_from_file": r.details.levels_from_file,
         "rendering": pentascope_app::render::default_rendering_json(r),
     })
 }
@@ -114,6 +123,13 @@ async fn with_datasets(
     record: &ImageRecord,
 ) -> Result<Value, ApiError> {
     let mut document = metadata_json(record);
+    document["siblings"] = app
+        .file_images(caller, record)
+        .await?
+        .iter()
+        .filter(|r| r.id != record.id)
+        .map(crate::handlers::upload::series_entry)
+        .collect();
     let datasets = app.datasets_of(caller, record).await?;
     document["datasets"] = datasets
         .into_iter()

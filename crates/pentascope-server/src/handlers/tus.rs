@@ -122,7 +122,8 @@ async fn create_upload(
     } else {
         (StatusCode::CREATED, upload, None)
     };
-    let mut response = (status, Json(status_document(&state, image.as_ref()))).into_response();
+    let document = status_document(&app, &caller, &state, image.as_ref()).await?;
+    let mut response = (status, Json(document)).into_response();
     let h = response.headers_mut();
     h.insert(
         header::LOCATION,
@@ -182,7 +183,11 @@ pub async fn patch(
             .append_upload(&caller, &id, offset, checksum, body.into_data_stream())
             .await?;
         let mut response = match &appended.image {
-            Some(record) => (StatusCode::OK, Json(upload_answer(record))).into_response(),
+            Some(record) => (
+                StatusCode::OK,
+                Json(upload_answer(&app, &caller, record).await?),
+            )
+                .into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         };
         let h = response.headers_mut();
@@ -217,7 +222,7 @@ pub async fn get(
 ) -> Response {
     let answered = async {
         let progress = app.upload_progress(&caller, &id).await?;
-        let body = status_document(&progress.state, progress.image.as_ref());
+        let body = status_document(&app, &caller, &progress.state, progress.image.as_ref()).await?;
         Ok((StatusCode::OK, Json(body)).into_response())
     };
     answer("GET /uploads/{id}", answered.await)
@@ -225,7 +230,12 @@ pub async fn get(
 
 /// Where an upload stands (the answer of `GET /uploads/{id}` and of its
 /// creation) and, once its image is published, what `POST /upload` answers.
-fn status_document(state: &UploadState, image: Option<&ImageRecord>) -> Value {
+async fn status_document(
+    app: &AppState,
+    caller: &Caller,
+    state: &UploadState,
+    image: Option<&ImageRecord>,
+) -> Result<Value, ApiError> {
     let mut body = json!({
         "upload_id": state.id,
         "offset": state.offset,
@@ -235,11 +245,11 @@ fn status_document(state: &UploadState, image: Option<&ImageRecord>) -> Value {
         "published": image.is_some(),
     });
     if let (Some(record), Value::Object(fields)) = (image, &mut body) {
-        if let Value::Object(answer) = upload_answer(record) {
+        if let Value::Object(answer) = upload_answer(app, caller, record).await? {
             fields.extend(answer);
         }
     }
-    body
+    Ok(body)
 }
 
 /// The response, or the refusal logged and answered.

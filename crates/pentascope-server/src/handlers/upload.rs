@@ -140,15 +140,40 @@ async fn ingest_upload(
         mb_per_s = record.byte_size as f64 / 1e6 / started.elapsed().as_secs_f64(),
         "upload published"
     );
-    Ok((StatusCode::OK, Json(upload_answer(&record))))
+    Ok((
+        StatusCode::OK,
+        Json(upload_answer(&app, &caller, &record).await?),
+    ))
 }
 
 /// What an upload answers once its image is published (`POST /upload`, and
-/// the last append of a resumable upload).
-pub(crate) fn upload_answer(record: &ImageRecord) -> Value {
-    json!({
+/// the last append of a resumable upload): the image of the file's first
+/// series, and in `image_ids` every image of the file (one per series, in
+/// tifffile's order) that `caller` may see.
+pub(crate) async fn upload_answer(
+    app: &AppState,
+    caller: &Caller,
+    record: &ImageRecord,
+) -> Result<Value, ApiError> {
+    let images = app.file_images(caller, record).await?;
+    Ok(json!({
         "message": "File uploaded successfully",
         "image_id": record.id,
+        "shape": record.shape.to_array(),
+        "dtype": record.dtype,
+        "image_ids": images.iter().map(series_entry).collect::<Vec<_>>(),
+    }))
+}
+
+/// An image of a file's series as uploads and `GET /images/{id}` list
+/// them: its id, the series' name and kind, shape and type.
+pub(crate) fn series_entry(record: &ImageRecord) -> Value {
+    let series = record.details.series.as_ref();
+    json!({
+        "image_id": record.id,
+        "series": series.map_or(0, |s| s.index),
+        "name": series.map_or("", |s| s.name.as_str()),
+        "kind": series.map_or("main", |s| s.kind.as_str()),
         "shape": record.shape.to_array(),
         "dtype": record.dtype,
     })

@@ -146,6 +146,7 @@ impl PixelStore for LocalStore {
             arrays,
             layout,
             downsample: attributes.downsample,
+            levels_from_file: attributes.levels_from_file.clone(),
             on_commit: Box::new(move || publish_directory(&staged, &published, durability)),
             on_abort: Box::new(move || {
                 let _ = std::fs::remove_dir_all(&dir);

@@ -163,6 +163,18 @@ impl PixelWriter for MeteredWriter {
         })
     }
 
+    fn write_level_band(
+        &self,
+        level: u32,
+        plane: PlaneIndex,
+        y0: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        timed(self.backend, "write", || {
+            self.inner.write_level_band(level, plane, y0, bytes)
+        })
+    }
+
     fn read_rows(
         &self,
         plane: PlaneIndex,

@@ -158,6 +158,7 @@ impl PixelStore for S3Store {
             arrays,
             layout,
             downsample: attributes.downsample,
+            levels_from_file: attributes.levels_from_file.clone(),
             on_commit: Box::new(|| Ok(())),
             on_abort: Box::new(move || {
                 if let Err(e) = this.delete_prefix(id) {

@@ -22,6 +22,10 @@ pub struct ImageAttributes {
     pub physical_sizes: PhysicalSizes,
     /// How the pyramid's levels are made (labels keep labels).
     pub downsample: Downsample,
+    /// Levels (1 and up) whose pixels the writer is given with
+    /// [`PixelWriter::write_level_band`] (a file's own pyramid), rather
+    /// than computing them from full resolution.
+    pub levels_from_file: Vec<u32>,
 }
 
 /// The image groups a store holds, by id, in ascending order.
@@ -78,6 +82,17 @@ pub trait PixelWriter: Send + Sync {
     /// Stores rows `y0..y0 + n` of `plane` from native-endian `bytes`
     /// (`n` rows of full width). `y0` is a multiple of the chunk height.
     fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores rows `y0..y0 + n` of `plane` at pyramid level `level`, one of
+    /// [`ImageAttributes::levels_from_file`], from native-endian `bytes`
+    /// (`n` rows of the level's width). `y0` is a multiple of the level's
+    /// chunk height ([`ArrayLayout::level_chunk`]).
+    fn write_level_band(
+        &self,
+        level: u32,
+        plane: PlaneIndex,
+        y0: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError>;
     /// Reads back rows `rows` of `plane` as written so far, as native-endian
     /// bytes into `out` (for passes that rewrite what they staged, such as
     /// relabelling a labels image). Rows never written read as zeros.

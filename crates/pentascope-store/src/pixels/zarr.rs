@@ -292,6 +292,8 @@ pub(super) struct ZarrWriter<S: ?Sized> {
     pub(super) arrays: Vec<Array<S>>,
     pub(super) layout: ArrayLayout,
     pub(super) downsample: Downsample,
+    /// Levels written by [`PixelWriter::write_level_band`], not computed.
+    pub(super) levels_from_file: Vec<u32>,
     pub(super) on_commit: Box<dyn FnOnce() -> Result<(), StoreError> + Send + Sync>,
     pub(super) on_abort: Box<dyn FnOnce() + Send + Sync>,
 }
@@ -337,29 +339,31 @@ where
 
     fn write_band(&self, plane: PlaneIndex, y0: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let layout = &self.layout;
-        let size = layout.dtype.size() as u64;
-        // chunks of fill values too: a missing chunk then means lost data
-        let options = CodecOptions::default().with_store_empty_chunks(true);
-        let store = |k: u32, y0: u64, bytes: &[u8]| {
-            let [_, width] = layout.level_shape(k);
-            let rows = bytes.len() as u64 / (width * size);
-            let subset = plane_subset(AxisOrder::Ngff, plane, y0..y0 + rows, 0..width);
-            self.arrays[k as usize]
-                .store_array_subset_opt(
-                    &subset,
-                    ArrayBytes::new_flen(Cow::Borrowed(bytes)),
-                    &options,
-                )
-                .map_err(|e| storage_error(self.remote, e))
-        };
-        store(0, y0, bytes)?;
+        self.store_level(0, plane, y0, bytes)?;
         if layout.levels > 0 {
             let levels = dispatch_dtype!(layout.dtype, T => pyramid_band::<T>(layout, self.downsample, y0, bytes));
             for (k, (y0, bytes)) in (1..).zip(levels) {
-                store(k, y0, &bytes)?;
+                if !self.levels_from_file.contains(&k) {
+                    self.store_level(k, plane, y0, &bytes)?;
+                }
             }
         }
         Ok(())
+    }
+
+    fn write_level_band(
+        &self,
+        level: u32,
+        plane: PlaneIndex,
+        y0: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        if !self.levels_from_file.contains(&level) {
+            return Err(StoreError::Pixels(format!(
+                "level {level} is computed from full resolution, not written"
+            )));
+        }
+        self.store_level(level, plane, y0, bytes)
     }
 
     fn read_rows(
@@ -379,6 +383,34 @@ where
 
     fn abort(self: Box<Self>) {
         (self.on_abort)()
+    }
+}
+
+impl<S> ZarrWriter<S>
+where
+    S: ReadableWritableStorageTraits + ?Sized + 'static,
+{
+    /// Stores rows from `y0` of `plane` at level `k` (whole rows of it).
+    fn store_level(
+        &self,
+        k: u32,
+        plane: PlaneIndex,
+        y0: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let size = self.layout.dtype.size() as u64;
+        // chunks of fill values too: a missing chunk then means lost data
+        let options = CodecOptions::default().with_store_empty_chunks(true);
+        let [_, width] = self.layout.level_shape(k);
+        let rows = bytes.len() as u64 / (width * size);
+        let subset = plane_subset(AxisOrder::Ngff, plane, y0..y0 + rows, 0..width);
+        self.arrays[k as usize]
+            .store_array_subset_opt(
+                &subset,
+                ArrayBytes::new_flen(Cow::Borrowed(bytes)),
+                &options,
+            )
+            .map_err(|e| storage_error(self.remote, e))
     }
 }
 

@@ -24,6 +24,9 @@ pub trait ImageRepo: Send + Sync {
     async fn list(&self) -> Result<Vec<ImageRecord>, StoreError>;
     /// Published images derived from `source` (PCA scores).
     async fn derived_from(&self, source: ImageId) -> Result<Vec<ImageId>, StoreError>;
+    /// Published images of the file whose first image is `first`
+    /// ([`ImageDetails::series`]), `first` among them while it exists.
+    async fn series_of(&self, first: ImageId) -> Result<Vec<ImageId>, StoreError>;
     /// Replaces a published image's metadata document; `false` if there is
     /// no such image.
     async fn update_details(&self, id: ImageId, details: &ImageDetails)

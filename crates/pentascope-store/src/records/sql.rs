@@ -228,8 +228,8 @@ macro_rules! image_repo {
                     "UPDATE images SET state = 'ready', kind = $1, source_image_id = $2, \
                      original_filename = $3, byte_size = $4, created_at = $5, dtype = $6, \
                      size_t = $7, size_z = $8, size_c = $9, size_y = $10, size_x = $11, \
-                     flavour = $12, metadata = $13, statistics = $14, owner = $15, public = $16 \
-                     WHERE id = $17 AND state = 'pending'",
+                     flavour = $12, metadata = $13, statistics = $14, owner = $15, public = $16, \
+                     series_of = $17 WHERE id = $18 AND state = 'pending'",
                 )
                 .bind(r.kind.as_str())
                 .bind(r.source_image_id.map(|s| s.to_string()))
@@ -247,6 +247,7 @@ macro_rules! image_repo {
                 .bind(json(serde_json::to_string(&r.statistics))?)
                 .bind(&r.owner)
                 .bind(r.public)
+                .bind(r.details.series.as_ref().map(|s| s.first.0))
                 .bind(r.id.0)
                 .execute(&mut *tx)
                 .await?;
@@ -291,6 +292,16 @@ macro_rules! image_repo {
                      ORDER BY id",
                 )
                 .bind(source.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(ImageId).collect())
+            }
+
+            async fn series_of(&self, first: ImageId) -> Result<Vec<ImageId>, StoreError> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM images WHERE series_of = $1 AND state = 'ready' ORDER BY id",
+                )
+                .bind(first.0)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(ids.into_iter().map(ImageId).collect())

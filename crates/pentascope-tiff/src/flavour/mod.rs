@@ -66,6 +66,90 @@ pub enum Flavour {
     Plain,
 }
 
+/// What a series is to the file that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesKind {
+    /// The file's first series, as tifffile orders them (an SVS's slide).
+    Main,
+    /// A slide's small overview (Aperio's second page).
+    Thumbnail,
+    /// A slide's label (Aperio's page of NewSubfileType 1).
+    Label,
+    /// A photograph of the whole slide (Aperio's page of NewSubfileType 9).
+    Macro,
+    /// Any further image: an OME-TIFF's `Image`s after the first, a plain
+    /// file's pages of another shape or type.
+    Image,
+}
+
+impl SeriesKind {
+    /// The name the API gives it (`main`, `thumbnail`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeriesKind::Main => "main",
+            SeriesKind::Thumbnail => "thumbnail",
+            SeriesKind::Label => "label",
+            SeriesKind::Macro => "macro",
+            SeriesKind::Image => "image",
+        }
+    }
+}
+
+/// A series of a file beyond its first: its name as tifffile gives it,
+/// what it is, and how its pages are laid out.
+#[derive(Debug)]
+pub(crate) struct FurtherSeries {
+    pub name: String,
+    pub kind: SeriesKind,
+    pub interpretation: Interpretation,
+}
+
+/// What a file holds beside its first series' planes: that series' name
+/// and own pyramid levels (the pages of each level, in the order of the
+/// series' pages), and the file's further series, in tifffile's order.
+#[derive(Debug, Default)]
+pub(crate) struct FileSeries {
+    pub name: String,
+    pub levels: Vec<Vec<Option<usize>>>,
+    pub further: Vec<FurtherSeries>,
+    /// Series that were left out, and why (added to the first's warnings).
+    pub warnings: Vec<String>,
+}
+
+/// The series of the file beyond `first` (what [`detect`] found), as
+/// tifffile lists them: an Aperio SVS's thumbnail, label and macro and its
+/// baseline's pyramid levels, an OME-TIFF's further `Image`s, a plain
+/// file's pages of other shapes. Every other flavour holds one series.
+/// More than [`Limits::max_series`] series are refused.
+pub(crate) fn file_series(
+    chain: &IfdChain,
+    first: &Interpretation,
+    limits: &Limits,
+) -> Result<FileSeries, TiffError> {
+    let desc = chain.description.as_deref().unwrap_or("");
+    let found = match first.flavour {
+        Flavour::Svs => svs::file_series(chain, first),
+        Flavour::Ome => ome::file_series(chain, desc, limits)?,
+        Flavour::Plain => plain::file_series(chain, first, limits)?,
+        _ => FileSeries::default(),
+    };
+    check_series_count(found.further.len() as u64 + 1, limits)?;
+    Ok(found)
+}
+
+/// Refuses a file of more than [`Limits::max_series`] series.
+pub(crate) fn check_series_count(series: u64, limits: &Limits) -> Result<(), TiffError> {
+    if series > limits.max_series {
+        return Err(TiffError::LimitsExceeded(format!(
+            "the file holds {series} series (images), more than the configured maximum of {} \
+             (max_series, set with PENTASCOPE_MAX_SERIES)",
+            limits.max_series
+        )));
+    }
+    Ok(())
+}
+
 /// A physical size with its unit, such as 0.65 micrometer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalSize {
@@ -236,6 +320,22 @@ pub(crate) struct Interpretation {
 }
 
 impl Interpretation {
+    /// A series of page `page` alone (a slide's thumbnail, label or macro).
+    pub fn one_page(flavour: Flavour, page: usize) -> Self {
+        Interpretation {
+            flavour,
+            axes: Vec::new(),
+            pages: vec![Some(page)],
+            channel_names: Vec::new(),
+            physical: PhysicalSizes::default(),
+            acquisition: Acquisition::default(),
+            notes: FileNotes::default(),
+            original: None,
+            warnings: Vec::new(),
+            contiguous: None,
+        }
+    }
+
     /// Drops size-1 axes, which carry no information.
     pub fn squeezed(mut self) -> Self {
         self.axes.retain(|(_, n)| *n != 1);

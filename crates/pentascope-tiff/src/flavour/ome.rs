@@ -59,21 +59,116 @@ pub(crate) fn declared_pages(chain: &IfdChain, xml: &str) -> Option<u64> {
 }
 
 pub(crate) fn interpret(chain: &IfdChain, xml: &str) -> Result<Interpretation, Rejection> {
+    let doc = parse(xml)?;
+    let image = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "Image")
+        .ok_or("no Image element")?;
+    of_image(chain, &doc, image, false)
+}
+
+/// The OME-XML `xml` parsed, within the limits on its structure.
+fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Rejection> {
     check_xml_structure(xml).map_err(Rejection::Refused)?;
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_XML_NODES,
     };
-    let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| match e {
+    roxmltree::Document::parse_with_options(xml, options).map_err(|e| match e {
         roxmltree::Error::NodesLimitReached => Rejection::Refused(TiffError::Unsupported(format!(
             "the OME-XML has more than {MAX_XML_NODES} XML nodes, the most pentascope reads"
         ))),
         e => Rejection::Ignored(format!("invalid XML: {e}")),
-    })?;
-    let image = doc
+    })
+}
+
+/// The first image's name, then the document's further `Image`s as series
+/// of their own, as tifffile lists them: each with its own pages
+/// (TiffData), sizes and channels; those without TiffData (no pages, which
+/// tifffile skips) or whose metadata cannot be used are left out with a
+/// warning. A document of more than [`Limits::max_series`] images is
+/// refused before any is read, and so are images that together declare
+/// far more planes than the file has pages.
+pub(crate) fn file_series(
+    chain: &IfdChain,
+    xml: &str,
+    limits: &Limits,
+) -> Result<FileSeries, TiffError> {
+    // most files hold one image: their XML, possibly large, is not parsed
+    // a second time
+    if image_tags(xml) < 2 {
+        return Ok(FileSeries::default());
+    }
+    let doc = match parse(xml) {
+        Ok(doc) => doc,
+        Err(Rejection::Refused(e)) => return Err(e),
+        Err(Rejection::Ignored(_)) => return Ok(FileSeries::default()),
+    };
+    let images: Vec<_> = doc
         .descendants()
-        .find(|n| n.tag_name().name() == "Image")
-        .ok_or("no Image element")?;
+        .filter(|n| n.tag_name().name() == "Image")
+        .collect();
+    check_series_count(images.len() as u64, limits)?;
+    let name = |image: &roxmltree::Node| image.attribute("Name").unwrap_or("").to_string();
+    let mut found = FileSeries {
+        name: images.first().map(name).unwrap_or_default(),
+        ..FileSeries::default()
+    };
+    let n_pages = chain.pages.len() as u64;
+    let most_planes = n_pages.saturating_mul(2) + MIN_MISSING_PLANES;
+    let mut planes = 0u64;
+    for (index, image) in images.iter().enumerate().skip(1) {
+        let interpretation = match of_image(chain, &doc, *image, true) {
+            Ok(i) => i,
+            Err(Rejection::Refused(e)) => return Err(e),
+            Err(Rejection::Ignored(why)) => {
+                found.warnings.push(format!(
+                    "OME Image {index} ({}) left out: {why}",
+                    name(image)
+                ));
+                continue;
+            }
+        };
+        planes += interpretation.pages.len() as u64;
+        if planes > most_planes {
+            return Err(TiffError::Format(format!(
+                "the OME-XML's images declare more than {most_planes} planes together, \
+                 more than twice the file's {n_pages} pages"
+            )));
+        }
+        found.further.push(FurtherSeries {
+            name: name(image),
+            kind: SeriesKind::Image,
+            interpretation,
+        });
+    }
+    Ok(found)
+}
+
+/// How many start tags named `Image` (with any namespace prefix) `xml`
+/// has, counted without parsing it: at least as many as its `Image`
+/// elements.
+fn image_tags(xml: &str) -> usize {
+    xml.split('<')
+        .skip(1)
+        .filter(|tag| {
+            let name = tag
+                .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .next();
+            name.is_some_and(|n| n == "Image" || n.ends_with(":Image"))
+        })
+        .count()
+}
+
+/// How OME `image` places its planes on the file's pages; `further` for
+/// an image after the first, whose first TiffData names its first page
+/// (the first image's is the file's first page).
+fn of_image(
+    chain: &IfdChain,
+    doc: &roxmltree::Document,
+    image: roxmltree::Node,
+    further: bool,
+) -> Result<Interpretation, Rejection> {
     let pixels = image
         .children()
         .find(|n| n.tag_name().name() == "Pixels")
@@ -92,9 +187,20 @@ pub(crate) fn interpret(chain: &IfdChain, xml: &str) -> Result<Interpretation, R
         size("SizeC")?,
         size("SizeT")?,
     );
+    let first_tiffdata = pixels
+        .children()
+        .find(|n| n.tag_name().name() == "TiffData");
+    if further && first_tiffdata.is_none() {
+        return Err("it has no TiffData (no pages)".into());
+    }
+    let key = first_tiffdata
+        .filter(|_| further)
+        .and_then(|td| td.attribute("IFD"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     let first = chain
         .pages
-        .first()
+        .get(key)
         .and_then(|p| p.as_ref().ok())
         .ok_or("the first page cannot be read")?;
     if sx != u64::from(first.width) || sy != u64::from(first.height) {
@@ -237,8 +343,8 @@ pub(crate) fn interpret(chain: &IfdChain, xml: &str) -> Result<Interpretation, R
             z: physical_of("PhysicalSizeZ", "µm"),
             t: physical_of("TimeIncrement", "s"),
         },
-        acquisition: acquisition(&doc, image, pixels),
-        notes: notes(&doc, image),
+        acquisition: acquisition(doc, image, pixels),
+        notes: notes(doc, image),
         original: None,
         warnings,
         contiguous: None,
@@ -476,6 +582,18 @@ mod tests {
 
     fn depth_ok(xml: &str) -> bool {
         check_xml_structure(xml).is_ok()
+    }
+
+    #[test]
+    fn image_tags_count_every_image_start_tag() {
+        assert_eq!(image_tags("<OME><Image ID='a'/><Pixels/></OME>"), 1);
+        assert_eq!(
+            image_tags(
+                "<ome:OME><ome:Image ID='a'></ome:Image><Image>x</Image><ImageRef/></ome:OME>"
+            ),
+            2
+        );
+        assert_eq!(image_tags("<OME/>"), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Files with no axis metadata: pages of the first page's kind in order,
-//! or the page axes of tifffile's shaped JSON description.
+//! or the page axes of tifffile's shaped JSON description. Pages of other
+//! kinds are further series, one per kind ([`file_series`]).
 
 use super::*;
 
@@ -97,4 +98,51 @@ pub(crate) fn shaped_page_axes(chain: &IfdChain, desc: &str) -> Option<(Vec<char
     dims.truncate(dims.len() - 2);
     letters.truncate(letters.len() - 2);
     Some((letters, dims))
+}
+
+/// The series of a plain file beyond `first`: as tifffile's generic series,
+/// the pages of each other kind (size, samples, type), in the order of each
+/// kind's first page, reduced-resolution pages left out. Refused past
+/// [`Limits::max_series`] kinds, before their pages are gathered further.
+pub(crate) fn file_series(
+    chain: &IfdChain,
+    first: &Interpretation,
+    limits: &Limits,
+) -> Result<FileSeries, TiffError> {
+    let used: std::collections::HashSet<usize> = first.pages.iter().flatten().copied().collect();
+    let mut kinds: HashMap<(u32, u32, u16, crate::DType), usize> = HashMap::new();
+    let mut further: Vec<Vec<usize>> = Vec::new();
+    for (index, page) in chain.pages.iter().enumerate() {
+        let Ok(p) = page else { continue };
+        if p.reduced || used.contains(&index) {
+            continue;
+        }
+        let kind = (p.width, p.height, p.samples, p.dtype);
+        let at = match kinds.get(&kind) {
+            Some(at) => *at,
+            None => {
+                check_series_count(further.len() as u64 + 2, limits)?;
+                kinds.insert(kind, further.len());
+                further.push(Vec::new());
+                further.len() - 1
+            }
+        };
+        further[at].push(index);
+    }
+    Ok(FileSeries {
+        further: further
+            .into_iter()
+            .map(|pages| FurtherSeries {
+                name: String::new(),
+                kind: SeriesKind::Image,
+                interpretation: Interpretation {
+                    axes: vec![('Z', pages.len() as u64)],
+                    pages: pages.into_iter().map(Some).collect(),
+                    ..Interpretation::one_page(Flavour::Plain, 0)
+                }
+                .squeezed(),
+            })
+            .collect(),
+        ..FileSeries::default()
+    })
 }

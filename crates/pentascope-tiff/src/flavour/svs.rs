@@ -3,7 +3,9 @@
 //! the baseline is the first page and the tiled pages of its size that
 //! follow the thumbnail (focal planes, along Z); the second page is the
 //! thumbnail, never a plane of the baseline, whatever its size. The
-//! description's `MPP` gives the pixel size in micrometres.
+//! description's `MPP` gives the pixel size in micrometres. The tiled pages
+//! of other sizes are the baseline's pyramid levels, and the thumbnail, the
+//! label and the macro image are series of their own ([`file_series`]).
 
 use super::*;
 use crate::ifd::{ChunkGeometry, PageLayout};
@@ -72,4 +74,61 @@ pub(crate) fn interpret(chain: &IfdChain, desc: &str) -> Result<Interpretation, 
         contiguous: None,
     }
     .squeezed())
+}
+
+/// The baseline's name and pyramid levels (the tiled pages of other sizes
+/// after the thumbnail, where each has as many focal planes as the
+/// baseline, in `first`'s page order), then the thumbnail (the second page)
+/// and the label and macro image (the two pages after the levels; the macro
+/// has NewSubfileType 9), as tifffile's `_series_svs` lists them.
+pub(crate) fn file_series(chain: &IfdChain, first: &Interpretation) -> FileSeries {
+    let mut found = FileSeries {
+        name: "Baseline".into(),
+        ..FileSeries::default()
+    };
+    let Some(Ok(base)) = chain.pages.first() else {
+        return found;
+    };
+    if chain.pages.len() < 2 {
+        return found;
+    }
+    let mut levels: Vec<((u32, u32, u16), Vec<usize>)> = Vec::new();
+    let mut index = 2;
+    while let Some(Ok(p)) = chain.pages.get(index) {
+        if !matches!(p.geometry, ChunkGeometry::Tiles { .. }) || p.reduced {
+            break;
+        }
+        let size = (p.width, p.height, p.samples);
+        if size != (base.width, base.height, base.samples) {
+            match levels.iter_mut().find(|(s, _)| *s == size) {
+                Some((_, pages)) => pages.push(index),
+                None => levels.push((size, vec![index])),
+            }
+        }
+        index += 1;
+    }
+    found.levels = levels
+        .into_iter()
+        .filter(|(_, pages)| pages.len() == first.pages.len())
+        .map(|(_, pages)| pages.into_iter().map(Some).collect())
+        .collect();
+    found.further.push(FurtherSeries {
+        name: "Thumbnail".into(),
+        kind: SeriesKind::Thumbnail,
+        interpretation: Interpretation::one_page(Flavour::Svs, 1),
+    });
+    for page in index..chain.pages.len().min(index + 2) {
+        let macro_image = matches!(&chain.pages[page], Ok(p) if p.subfile_type == 9);
+        let (name, kind) = if macro_image {
+            ("Macro", SeriesKind::Macro)
+        } else {
+            ("Label", SeriesKind::Label)
+        };
+        found.further.push(FurtherSeries {
+            name: name.into(),
+            kind,
+            interpretation: Interpretation::one_page(Flavour::Svs, page),
+        });
+    }
+    found
 }

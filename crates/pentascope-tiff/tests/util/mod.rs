@@ -590,6 +590,7 @@ pub fn interpret_metadata(
         offsets: vec![0],
         byte_counts: vec![u64::from(width) * u64::from(height) * u64::from(samples)],
         reduced: false,
+        subfile_type: 0,
         jpeg: None,
     };
     let text = String::from_utf8_lossy(metadata);

@@ -31,6 +31,7 @@ mod outage;
 mod render;
 mod scale_out;
 mod segment;
+mod series;
 mod shutdown;
 mod stream;
 mod tifffile;
