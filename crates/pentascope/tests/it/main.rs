@@ -25,6 +25,7 @@ mod compat;
 mod deploy;
 mod hostile;
 mod observe;
+mod omeset;
 mod openapi;
 mod outage;
 mod render;
