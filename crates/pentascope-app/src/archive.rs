@@ -1,5 +1,5 @@
 //! ZIP archives of one dataset's files (a Micro-Manager or NDTiff folder,
-//! or a single TIFF), uploaded or imported whole: unpacked under limits into
+//! a multi-file OME-TIFF set, or a single TIFF), uploaded or imported whole: unpacked under limits into
 //! a folder of the spool, then the dataset is imported as `pentascope
 //! ingest` imports that folder. An archive is hostile input like any file:
 //! entry count, unpacked bytes, names (no path leaves the folder, no name
@@ -201,8 +201,9 @@ fn declared_entries(file: &File, len: u64) -> std::io::Result<Option<usize>> {
 }
 
 /// The first file of the one dataset under `root`: its TIFF files grouped
-/// as `pentascope ingest` groups a folder's (a Micro-Manager dataset's files
-/// together, an NDTiff folder's together), in path order.
+/// as `pentascope ingest` groups a folder's (a Micro-Manager dataset's or
+/// a multi-file OME-TIFF set's files together, an NDTiff folder's
+/// together), in path order.
 fn one_dataset(root: &Path, limits: &Limits) -> Result<(PathBuf, String), AppError> {
     let mut tiffs = Vec::new();
     let mut ndtiff_folders = HashSet::new();
@@ -245,7 +246,7 @@ fn one_dataset(root: &Path, limits: &Limits) -> Result<(PathBuf, String), AppErr
             let listed: Vec<String> = datasets.values().take(5).map(|p| inner(p)).collect();
             Err(AppError::InvalidArguments(format!(
                 "the archive holds {n} images ({}{}); upload one dataset (one image, or one \
-                 Micro-Manager or NDTiff folder) per archive",
+                 Micro-Manager, NDTiff or multi-file OME-TIFF folder) per archive",
                 listed.join(", "),
                 if n > 5 { ", …" } else { "" }
             )))

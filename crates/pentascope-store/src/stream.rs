@@ -765,6 +765,14 @@ impl Router {
         limits: &Limits,
     ) -> Result<TiffFile, StoreError> {
         self.spool.set_len(self.pos)?;
-        Ok(TiffFile::open(spool, limits, axes)?)
+        // opened alone in a folder of its own: the spool is no dataset's
+        // folder, and the other uploads' files in it are no files of this
+        // one's (a multi-file OME-XML could name them)
+        let folder = tempfile::Builder::new()
+            .prefix("alone-")
+            .tempdir_in(spool.parent().unwrap_or(Path::new(".")))?;
+        let alone = folder.path().join("upload.tif");
+        std::os::unix::fs::symlink(std::fs::canonicalize(spool)?, &alone)?;
+        Ok(TiffFile::open(&alone, limits, axes)?)
     }
 }

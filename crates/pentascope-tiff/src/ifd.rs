@@ -21,7 +21,7 @@ use crate::codecs::{self, Fax, SUPPORTED};
 use crate::flavour::fluoview::{MM_HEADER_TAG, MM_STAMP_TAG};
 use crate::flavour::lsm::CZ_LSMINFO_TAG;
 use crate::flavour::micromanager::{self, json_text, MICROMANAGER_TAG};
-use crate::flavour::{stk, MicroManager, StkPlanes};
+use crate::flavour::{stk, MicroManager, OmeFileSet, StkPlanes};
 use crate::{DType, Limits, TiffError};
 
 /// How a page's pixels are compressed.
@@ -291,6 +291,10 @@ pub struct IfdChain {
     /// The first page has a MicroManagerMetadata tag: a Micro-Manager file
     /// (MMStack, or NDTiff by its own header).
     pub micromanager_tag: bool,
+    /// Where the pages of a multi-file OME-TIFF set's files are among
+    /// `pages`, once [`TiffFile::open`](crate::TiffFile::open) has read
+    /// them beside the file; `None` for a file read alone.
+    pub ome_files: Option<OmeFileSet>,
     /// Length of the file in bytes.
     pub file_len: u64,
     /// The IFD after the last one read, where a [`ChainWalk`] stopped early.
@@ -659,6 +663,7 @@ pub(crate) fn read_ifds(
         fluoview_header,
         micromanager: micromanager_metadata,
         micromanager_tag,
+        ome_files: None,
         file_len,
         next_ifd: next.map(|p| p.0),
     })

@@ -56,8 +56,8 @@ use rayon::prelude::*;
 
 pub use flavour::{
     Acquisition, ChannelAcquisition, ContiguousPlanes, FileNotes, Flavour, MicroManager,
-    MicroManagerSibling, Objective, OriginalMetadata, PhysicalSize, PhysicalSizes, SeriesKind,
-    StkPlanes,
+    MicroManagerSibling, Objective, OmeFileSet, OriginalMetadata, PhysicalSize, PhysicalSizes,
+    SeriesKind, StkPlanes,
 };
 pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
@@ -230,6 +230,7 @@ impl Series {
             fluoview_header: None,
             micromanager: None,
             micromanager_tag: false,
+            ome_files: None,
             file_len: first.file_len,
             next_ifd: None,
         };
@@ -417,7 +418,14 @@ impl TiffFile {
             });
         }
         let own_pages = chain.pages.len();
+        let own_description = chain.description.clone();
         let mut siblings = add_micromanager_siblings(path, &mut chain, limits)?;
+        let set_flavour = if chain.micromanager.is_some() {
+            Flavour::MicroManager
+        } else {
+            siblings = add_ome_set_files(path, &mut chain, limits)?;
+            Flavour::Ome
+        };
         // only ScanImage BigTIFFs keep metadata after the header
         let mut header = vec![
             0u8;
@@ -429,7 +437,7 @@ impl TiffFile {
         ];
         FileExt::read_exact_at(&file, &mut header, 0)?;
         let mut series = Series::all_from_chain(&chain, &header, axes, limits)?;
-        if !siblings.is_empty() && series[0].flavour != Flavour::MicroManager {
+        if (!siblings.is_empty() || chain.ome_files.is_some()) && series[0].flavour != set_flavour {
             // read as another flavour, which knows nothing of the other
             // files: the file alone
             chain.pages.truncate(own_pages);
@@ -437,6 +445,8 @@ impl TiffFile {
             if let Some(mm) = &mut chain.micromanager {
                 mm.siblings.clear();
             }
+            chain.ome_files = None;
+            chain.description = own_description;
             series = Series::all_from_chain(&chain, &header, axes, limits)?;
         }
         let dataset_len = siblings
@@ -583,20 +593,28 @@ pub fn is_tiff_name(path: &Path) -> bool {
 }
 
 /// The other files read with the file at `path` when it is opened: those
-/// of its Micro-Manager dataset ([`micromanager_siblings`]), none for any
+/// of its Micro-Manager dataset ([`micromanager_siblings`]) or of its
+/// multi-file OME-TIFF set ([`flavour::omeset`]: the files its OME-XML
+/// names that are there, even where others are missing, so that a folder's
+/// files stay one dataset and its import says what is wrong); none for any
 /// other file.
 pub fn dataset_files(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, TiffError> {
-    // only such names have siblings: no other file's IFDs are read
-    if !path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.contains("_MMStack"))
-    {
-        return Ok(Vec::new());
-    }
     let file = File::open(path)?;
-    let chain = ifd::read_chain(&file, file.metadata()?.len(), limits)?;
-    micromanager_siblings(path, &chain)
+    // the first IFD's metadata says which files are read with it
+    let walk = ifd::ChainWalk {
+        start: None,
+        max_ifds: Some(1),
+    };
+    let chain = ifd::read_ifds(&file, file.metadata()?.len(), limits, walk)?;
+    if chain.micromanager.is_some() {
+        return micromanager_siblings(path, &chain);
+    }
+    match chain.description.as_deref().filter(|d| d.contains("<OME")) {
+        Some(description) => Ok(flavour::omeset::resolve(path, description, limits)?
+            .map(|set| set.others)
+            .unwrap_or_default()),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Opens the other files of `path`'s Micro-Manager dataset
@@ -612,58 +630,117 @@ fn add_micromanager_siblings(
     let paths = micromanager_siblings(path, chain)?;
     let mut siblings = Vec::with_capacity(paths.len());
     for sibling_path in paths {
-        let name = sibling_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let in_sibling = |e: TiffError| {
-            TiffError::Format(format!(
-                "{name}, a file of the same Micro-Manager dataset: {e}"
-            ))
-        };
-        let file = File::open(&sibling_path)?;
-        let len = file.metadata()?.len();
-        let remaining = Limits {
-            max_pages: limits.max_pages.saturating_sub(chain.pages.len() as u64),
-            ..*limits
-        };
-        let sibling = ifd::read_chain(&file, len, &remaining).map_err(|e| match e {
-            TiffError::LimitsExceeded(m) => TiffError::LimitsExceeded(format!(
-                "the Micro-Manager dataset's files (with {name}): {m}"
-            )),
-            e => in_sibling(e),
-        })?;
-        let Some(sibling_mm) = sibling.micromanager else {
-            return Err(in_sibling(TiffError::Format(
-                "it has no Micro-Manager index map".into(),
+        let (sibling, other) =
+            read_dataset_file(&sibling_path, chain, limits, "Micro-Manager dataset")?;
+        let Some(sibling_mm) = other.micromanager else {
+            return Err(TiffError::Format(format!(
+                "{}, a file of the same Micro-Manager dataset: it has no Micro-Manager index map",
+                sibling_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
             )));
         };
-        if sibling.big_endian != chain.big_endian {
-            return Err(in_sibling(TiffError::Format(
-                "its byte order differs".into(),
-            )));
-        }
-        let first_page = chain.pages.len();
-        let ifd_pages = sibling
+        let ifd_pages = other
             .ifd_offsets
             .iter()
             .enumerate()
-            .map(|(page, offset)| (*offset, first_page + page))
+            .map(|(page, offset)| (*offset, sibling.first_page + page))
             .collect();
-        chain.pages.extend(sibling.pages);
+        chain.pages.extend(other.pages);
         if let Some(mm) = &mut chain.micromanager {
             mm.siblings.push(MicroManagerSibling {
                 index_map: sibling_mm.index_map,
                 ifd_pages,
             });
         }
-        siblings.push(Sibling {
-            file,
-            len,
-            first_page,
-        });
+        siblings.push(sibling);
     }
     Ok(siblings)
+}
+
+/// Opens the other files of the multi-file OME-TIFF set `path` is one of
+/// ([`flavour::omeset`]) and adds their pages to `chain`, where each file's
+/// are in its [`IfdChain::ome_files`]; the set's OME-XML becomes the
+/// chain's description where it is another file's. Fails where a file the
+/// OME-XML names cannot be read beside `path`.
+fn add_ome_set_files(
+    path: &Path,
+    chain: &mut IfdChain,
+    limits: &Limits,
+) -> Result<Vec<Sibling>, TiffError> {
+    let Some(description) = chain.description.as_deref().filter(|d| d.contains("<OME")) else {
+        return Ok(Vec::new());
+    };
+    let Some(set) = flavour::omeset::resolve(path, description, limits)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(refusal) = set.refusal {
+        return Err(refusal);
+    }
+    let mut ranges = Vec::with_capacity(set.others.len() + 1);
+    ranges.push(0..chain.pages.len());
+    let mut others = Vec::with_capacity(set.others.len());
+    for other_path in &set.others {
+        let (sibling, other) =
+            read_dataset_file(other_path, chain, limits, "multi-file OME-TIFF set")?;
+        chain.pages.extend(other.pages);
+        ranges.push(sibling.first_page..chain.pages.len());
+        others.push(sibling);
+    }
+    let mut files = OmeFileSet {
+        own: ranges[0].clone(),
+        ..OmeFileSet::default()
+    };
+    for (uuid, (file, name)) in set.files {
+        files.pages.insert(uuid.clone(), ranges[file].clone());
+        files.names.insert(uuid, name);
+    }
+    chain.ome_files = Some(files);
+    if let Some(xml) = set.xml {
+        chain.description = Some(xml);
+    }
+    Ok(others)
+}
+
+/// Reads the IFDs of another file of `chain`'s dataset (`dataset` says
+/// which kind), within what [`Limits::max_pages`] leaves, and checks it
+/// has the chain's byte order; the pages it will hold follow `chain`'s.
+fn read_dataset_file(
+    path: &Path,
+    chain: &IfdChain,
+    limits: &Limits,
+    dataset: &str,
+) -> Result<(Sibling, IfdChain), TiffError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let in_sibling =
+        |e: TiffError| TiffError::Format(format!("{name}, a file of the same {dataset}: {e}"));
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let remaining = Limits {
+        max_pages: limits.max_pages.saturating_sub(chain.pages.len() as u64),
+        ..*limits
+    };
+    let other = ifd::read_chain(&file, len, &remaining).map_err(|e| match e {
+        TiffError::LimitsExceeded(m) => {
+            TiffError::LimitsExceeded(format!("the {dataset}'s files (with {name}): {m}"))
+        }
+        e => in_sibling(e),
+    })?;
+    if other.big_endian != chain.big_endian {
+        return Err(in_sibling(TiffError::Format(
+            "its byte order differs".into(),
+        )));
+    }
+    let sibling = Sibling {
+        file,
+        len,
+        first_page: chain.pages.len(),
+    };
+    Ok((sibling, other))
 }
 
 /// Positioned reads of a TIFF's bytes: the file itself, or one page's bytes

@@ -70,8 +70,9 @@ impl IngestArgs {
 }
 
 /// Imports every file, one at a time (each import uses every core). A file
-/// read with an earlier one (a Micro-Manager dataset's other files, which
-/// the first imports with it) is not imported again.
+/// read with an earlier one (a Micro-Manager dataset's or a multi-file
+/// OME-TIFF set's other files, which the first imports with it) is not
+/// imported again.
 pub async fn run(args: IngestArgs) -> Result<(), String> {
     let axes = args
         .axes
@@ -117,7 +118,7 @@ pub async fn run(args: IngestArgs) -> Result<(), String> {
         if let Some(first) = dataset_of.get(&canonical) {
             read_with += 1;
             println!(
-                "{position} {} was read with {} (a file of its Micro-Manager dataset)",
+                "{position} {} was read with {} (a file of its dataset)",
                 path.display(),
                 first.display()
             );

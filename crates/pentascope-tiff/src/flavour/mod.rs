@@ -10,6 +10,7 @@ pub mod lsm;
 pub mod micromanager;
 pub mod ndtiff;
 pub mod ome;
+pub mod omeset;
 pub mod plain;
 pub mod scanimage;
 pub mod stk;
@@ -25,6 +26,7 @@ use crate::{Limits, TiffError};
 
 pub use micromanager::{MicroManager, MicroManagerSibling};
 pub use ome::{MAX_XML_ATTRIBUTES, MAX_XML_DEPTH, MAX_XML_NODES};
+pub use omeset::OmeFileSet;
 pub use stk::StkPlanes;
 
 /// Planes an OME-XML may declare without a page (IFD) of their own, which

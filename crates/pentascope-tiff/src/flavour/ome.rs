@@ -247,19 +247,37 @@ fn of_image(
     // planes mapped by all TiffData together; bounded so that many elements
     // each mapping every plane cannot cost elements × planes
     let mut mapped = 0u64;
+    let own_pages = chain
+        .ome_files
+        .as_ref()
+        .map_or(0..chain.pages.len(), |s| s.own.clone());
     for td in &tiffdata {
-        if let Some(uuid) = td.children().find(|n| n.tag_name().name() == "UUID") {
-            if let Some(name) = uuid.attribute("FileName") {
-                let own = doc.root_element().attribute("UUID");
-                if uuid.text().map(str::trim) != own {
-                    return Err(format!(
-                        "planes are stored in another file ({name}); multi-file OME-TIFF \
-                         datasets are not supported"
-                    )
-                    .into());
+        // the pages of the file the TiffData names: this file's, or those
+        // of another file of its set (read beside it, see `omeset`)
+        let (file_pages, named_by_uuid) = match td
+            .children()
+            .find(|n| n.tag_name().name() == "UUID")
+            .and_then(|uuid| {
+                Some((
+                    uuid.text().unwrap_or("").trim(),
+                    uuid.attribute("FileName")?,
+                ))
+            }) {
+            None => (own_pages.clone(), false),
+            Some((uuid, name)) => match chain.ome_files.as_ref().and_then(|s| s.pages_of(uuid)) {
+                Some(pages) => (pages, true),
+                None if Some(uuid) == doc.root_element().attribute("UUID") => {
+                    (own_pages.clone(), false)
                 }
-            }
-        }
+                None => {
+                    return Err(format!(
+                        "planes are stored in another file ({name}), which was not read \
+                         with this one"
+                    )
+                    .into())
+                }
+            },
+        };
         let attr = |name: &str| td.attribute(name).and_then(|v| v.parse::<u64>().ok());
         let first_ifd = attr("IFD").unwrap_or(0);
         let count = attr("PlaneCount")
@@ -276,7 +294,15 @@ fn of_image(
             start = start * n + first.min(n - 1);
         }
         let left = n_planes - start;
-        let count = if count == 0 { left } else { count.min(left) };
+        let count = match count {
+            // the named file's pages from the first named on, as tifffile
+            // reads them
+            0 if named_by_uuid => (file_pages.len() as u64)
+                .saturating_sub(first_ifd)
+                .min(left),
+            0 => left,
+            count => count.min(left),
+        };
         mapped += count;
         if mapped > n_planes.saturating_mul(2) {
             return Err(format!(
@@ -284,12 +310,13 @@ fn of_image(
             )
             .into());
         }
+        let file_len = file_pages.len() as u64;
         for k in 0..count {
-            match first_ifd.checked_add(k).filter(|page| *page < n_pages) {
-                Some(page) => pages[(start + k) as usize] = Some(page as usize),
+            match first_ifd.checked_add(k).filter(|page| *page < file_len) {
+                Some(page) => pages[(start + k) as usize] = Some(file_pages.start + page as usize),
                 None => {
                     warnings.push(format!(
-                        "OME TiffData refers to IFD {} but the file has {n_pages}; \
+                        "OME TiffData refers to IFD {} but the file has {file_len}; \
                          {} plane(s) from there on are left as zeros",
                         first_ifd.saturating_add(k),
                         count - k

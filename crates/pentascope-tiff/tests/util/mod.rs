@@ -646,6 +646,7 @@ pub fn interpret_metadata(
             siblings: Vec::new(),
         }),
         micromanager_tag: binary(MetadataKind::MicroManager),
+        ome_files: None,
         file_len: u64::MAX,
         next_ifd: None,
     };

@@ -117,7 +117,7 @@ fn zipped_datasets_import_as_their_folders_and_hostile_archives_are_refused() {
 }
 
 /// Nothing an upload unpacked or spooled is left once it is answered.
-fn assert_spool_empty(data_dir: &Path) {
+pub(crate) fn assert_spool_empty(data_dir: &Path) {
     let spool = data_dir.join("spool");
     let left: Vec<String> = std::fs::read_dir(&spool)
         .map(|entries| {

@@ -26,6 +26,7 @@ mod deploy;
 mod docs;
 mod hostile;
 mod observe;
+mod omeset;
 mod openapi;
 mod outage;
 mod render;
