@@ -620,66 +620,93 @@ struct Job {
 
 impl Job {
     /// Reads the region band by band (each active channel, each plane of
-    /// the projection), folds and composites it.
+    /// the projection), folds and composites it. Bands are read and folded
+    /// on all cores, a few at a time (memory follows the threads, not the
+    /// region), and composited in order.
     fn run<T: Sample>(
         self,
         reader: &dyn PixelReader,
     ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
-        let g = self.source;
-        let columns = (g.columns.end - g.columns.start) as usize;
+        use rayon::prelude::*;
+        let g = &self.source;
         let region_rows = (g.rows.end - g.rows.start) as usize;
         let layers: Vec<Layer> = self.layers.iter().map(|(_, l)| *l).collect();
         let mut compositor = Compositor::new(
             layers,
             self.mode,
-            g.resample_columns,
-            g.resample_rows,
+            g.resample_columns.clone(),
+            g.resample_rows.clone(),
             region_rows,
         );
-        let n = self.layers.len();
-        let mut raw: Vec<T> = Vec::new();
-        let mut values: Vec<f64> = Vec::new();
-        let mut folded: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let columns = (g.columns.end - g.columns.start) as usize;
+        // whole subchunk rows: a band that cut one would decode it twice
         let chunk_rows = reader.layout().level_subchunk(g.level)[0].max(1);
+        let mut bands = Vec::new();
         let mut band_start = g.rows.start;
         while band_start < g.rows.end {
+            let end = ((band_start / chunk_rows + 1) * chunk_rows).min(g.rows.end);
+            bands.push(band_start..end);
+            band_start = end;
+        }
+        for batch in bands.chunks(rayon::current_num_threads().max(1)) {
             self.cancel.check()?;
-            // whole subchunk rows: a band that cut one would decode it twice
-            let band = band_start..((band_start / chunk_rows + 1) * chunk_rows).min(g.rows.end);
-            let rows = (band.end - band.start) as usize;
-            for (k, (channel, _)) in self.layers.iter().enumerate() {
-                let acc = &mut folded[k];
-                acc.resize(rows * columns, 0.0);
-                for (i, z) in self.z_range.clone().enumerate() {
-                    raw.resize(rows * columns, T::default());
-                    reader.read_region(
-                        g.level,
-                        PlaneIndex::new(self.t, z, *channel as u64),
-                        band.clone(),
-                        g.columns.clone(),
-                        bytemuck::cast_slice_mut(&mut raw),
-                    )?;
-                    values.clear();
-                    values.extend(raw.iter().map(|v| v.to_f64()));
-                    match self.projection {
-                        Some(p) => p.fold(acc, &values, i == 0),
-                        None => acc.copy_from_slice(&values),
-                    }
-                }
-                if let Some(p) = self.projection {
-                    p.finish(acc, self.z_range.clone().count());
+            let fold = |band: &Range<u64>| self.fold_band::<T>(reader, band.clone());
+            // one band (a tile) stays on this thread
+            let folded = if batch.len() > 1 {
+                batch.par_iter().map(fold).collect::<Result<Vec<_>, _>>()?
+            } else {
+                batch.iter().map(fold).collect::<Result<Vec<_>, _>>()?
+            };
+            for (band, folded) in batch.iter().zip(&folded) {
+                for r in 0..(band.end - band.start) as usize {
+                    let slices: Vec<&[f64]> = folded
+                        .iter()
+                        .map(|f| &f[r * columns..(r + 1) * columns])
+                        .collect();
+                    compositor.add_row((band.start - g.rows.start) as usize + r, &slices);
                 }
             }
-            for r in 0..rows {
-                let slices: Vec<&[f64]> = folded
-                    .iter()
-                    .map(|f| &f[r * columns..(r + 1) * columns])
-                    .collect();
-                compositor.add_row((band.start - g.rows.start) as usize + r, &slices);
-            }
-            band_start = band.end;
         }
         let size = compositor.size();
         Ok((compositor.finish(), size))
+    }
+
+    /// Rows `band` of the region, one folded plane per active channel.
+    fn fold_band<T: Sample>(
+        &self,
+        reader: &dyn PixelReader,
+        band: Range<u64>,
+    ) -> Result<Vec<Vec<f64>>, StoreError> {
+        let g = &self.source;
+        let n = ((band.end - band.start) * (g.columns.end - g.columns.start)) as usize;
+        let mut raw: Vec<T> = vec![T::default(); n];
+        let planes = self.z_range.clone().count();
+        let mut folded = Vec::with_capacity(self.layers.len());
+        for (channel, _) in &self.layers {
+            let mut acc = vec![0f64; n];
+            for (i, z) in self.z_range.clone().enumerate() {
+                self.cancel.check()?;
+                reader.read_region(
+                    g.level,
+                    PlaneIndex::new(self.t, z, *channel as u64),
+                    band.clone(),
+                    g.columns.clone(),
+                    bytemuck::cast_slice_mut(&mut raw),
+                )?;
+                match self.projection {
+                    Some(p) => p.fold_samples(&mut acc, &raw, i == 0),
+                    None => {
+                        for (a, v) in acc.iter_mut().zip(&raw) {
+                            *a = v.to_f64();
+                        }
+                    }
+                }
+            }
+            if let Some(p) = self.projection {
+                p.finish(&mut acc, planes);
+            }
+            folded.push(acc);
+        }
+        Ok(folded)
     }
 }

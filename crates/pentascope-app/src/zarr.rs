@@ -2,14 +2,16 @@
 //! with HTTP byte ranges: what napari, zarr-python, vizarr and
 //! neuroglancer open by URL. Stored images are served from the pixel store
 //! as they are (chunks are not recompressed); derived images whose planes
-//! are computed on request (PCA scores) are served as an uncompressed
-//! array whose chunks are computed when asked for.
+//! are computed on request (PCA scores) are served with the pyramid and
+//! the chunk grid a stored image of their shape and type has (its shards'
+//! subchunks as chunks, uncompressed), each chunk computed when asked for.
 
 use bytes::Bytes;
-use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
-use pentascope_store::analysis::read_plane;
+use std::ops::Range;
+
+use pentascope_core::{dispatch_dtype, PlaneIndex, Sample, Shape5};
 use pentascope_store::pixels::ngff::{group_json, plane_array_json};
-use pentascope_store::pixels::ImageAttributes;
+use pentascope_store::pixels::{ArrayLayout, ImageAttributes, PixelReader};
 use pentascope_store::{ImageRecord, StoreError};
 
 use crate::app::{blocking, App};
@@ -82,8 +84,8 @@ impl App {
     ) -> Result<ZarrAnswer, AppError> {
         let missing = || {
             AppError::NotFound(format!(
-                "{} has no Zarr key {key:?}; its group is zarr.json, 0/zarr.json and chunks \
-                 0/c/<t>/<c>/<z>/<row>/<column>",
+                "{} has no Zarr key {key:?}; its group is zarr.json, <level>/zarr.json and \
+                 chunks <level>/c/<t>/<c>/<z>/<row>/<column>",
                 record.id
             ))
         };
@@ -159,7 +161,7 @@ impl App {
                     downsample: Default::default(),
                     levels_from_file: Vec::new(),
                 },
-                0,
+                ArrayLayout::for_image(record.shape, record.dtype).levels,
             )
         } else {
             let (pixels, id) = (self.pixels.clone(), record.id);
@@ -176,49 +178,78 @@ impl App {
         Ok(Bytes::from(group.to_string()))
     }
 
-    /// A key of a derived image's group, computed.
+    /// A key of a derived image's group, computed: `<level>/zarr.json`
+    /// or a chunk `<level>/c/<t>/<c>/<z>/<row>/<column>` of the chunk grid
+    /// [`ArrayLayout::for_image`] gives its shape and type.
     async fn derived_key(
         &self,
         record: &ImageRecord,
         key: &str,
     ) -> Result<Option<Bytes>, AppError> {
         let s = record.shape;
-        if key == "0/zarr.json" {
+        let layout = ArrayLayout::for_image(s, record.dtype);
+        let Some((level, rest)) = key.split_once('/') else {
+            return Ok(None);
+        };
+        let Some(level) = level
+            .parse::<u32>()
+            .ok()
+            .filter(|k| *k <= layout.levels && k.to_string() == level)
+        else {
+            return Ok(None);
+        };
+        let [height, width] = layout.level_shape(level);
+        let [chunk_rows, chunk_columns] = layout.level_subchunk(level);
+        if rest == "zarr.json" {
+            let shape = Shape5::new(s.t, s.z, s.c, height, width);
             return Ok(Some(Bytes::from(
-                plane_array_json(s, record.dtype).to_string(),
+                plane_array_json(shape, record.dtype, [chunk_rows, chunk_columns]).to_string(),
             )));
         }
-        // 0/c/<t>/<c>/<z>/0/0: one plane per chunk
-        let Some(indices) = key.strip_prefix("0/c/") else {
+        let Some(indices) = rest.strip_prefix("c/") else {
             return Ok(None);
         };
         let parts: Vec<u64> = match indices.split('/').map(str::parse).collect() {
             Ok(parts) => parts,
             Err(_) => return Ok(None),
         };
-        let [t, c, z, 0, 0] = parts[..] else {
+        let [t, c, z, row, column] = parts[..] else {
+            return Ok(None);
+        };
+        let first_row = row.checked_mul(chunk_rows).filter(|r| *r < height);
+        let first_column = column.checked_mul(chunk_columns).filter(|x| *x < width);
+        let (Some(y0), Some(x0)) = (first_row, first_column) else {
             return Ok(None);
         };
         if t >= s.t || c >= s.c || z >= s.z {
             return Ok(None);
         }
-        // the computed plane, its source's channels (as f64 at most) and
-        // the bytes sent
-        let plane_pixels = s.y * s.x;
+        let rows = y0..(y0 + chunk_rows).min(height);
+        let columns = x0..(x0 + chunk_columns).min(width);
+        // the full-resolution pixels under the chunk (a strip of them at a
+        // time for downsampled levels), its source's channels (as f64 at
+        // most) and the chunk sent
+        let under = ((rows.end - rows.start) * (columns.end - columns.start))
+            .saturating_mul(1 << (2 * level))
+            .min(s.y * s.x);
         let sources = record.details.pca.as_ref().map_or(1, |m| m.mean.len()) as u64;
         let _memory = self
             .memory_share(
-                plane_pixels * (sources * 8 + 2 * record.dtype.size() as u64),
-                &format!("a {}×{} chunk of {}", s.y, s.x, record.id),
+                under * (sources * 8 + 2 * record.dtype.size() as u64),
+                &format!(
+                    "a {chunk_rows}×{chunk_columns} chunk of level {level} of {}",
+                    record.id
+                ),
             )
             .await?;
         let (pixels, caches, reading) = (self.pixels.clone(), self.caches.clone(), record.clone());
         let id = record.id;
         let plane = PlaneIndex::new(t, z, c);
+        let chunk = [chunk_rows, chunk_columns];
         let computed = blocking(move || {
             let reader = caches.reader(id, || open_pixels(&*pixels, &reading))?;
             let dtype = reader.layout().dtype;
-            Ok(dispatch_dtype!(dtype, T => little_endian::<T>(read_plane::<T>(&*reader, plane)?)))
+            Ok(dispatch_dtype!(dtype, T => chunk_bytes::<T>(&*reader, level, plane, rows, columns, chunk)?))
         })
         .await;
         match computed {
@@ -226,6 +257,40 @@ impl App {
             Err(e) => Err(self.unless_deleted(id, e).await),
         }
     }
+}
+
+/// One chunk (`[rows, columns]` samples, little-endian) of level `level`
+/// of `plane` holding `rows` × `columns` of it: a chunk at the plane's
+/// edge is filled out with zeros (the array's fill value), as Zarr stores
+/// edge chunks whole.
+fn chunk_bytes<T: Sample>(
+    reader: &dyn PixelReader,
+    level: u32,
+    plane: PlaneIndex,
+    rows: Range<u64>,
+    columns: Range<u64>,
+    [chunk_rows, chunk_columns]: [u64; 2],
+) -> Result<Vec<u8>, AppError> {
+    let width = (columns.end - columns.start) as usize;
+    let mut region = vec![T::default(); (rows.end - rows.start) as usize * width];
+    reader.read_region(
+        level,
+        plane,
+        rows,
+        columns,
+        bytemuck::cast_slice_mut(&mut region),
+    )?;
+    if width as u64 == chunk_columns && region.len() as u64 == chunk_rows * chunk_columns {
+        return Ok(little_endian::<T>(region));
+    }
+    let mut chunk = vec![T::default(); (chunk_rows * chunk_columns) as usize];
+    for (to, from) in chunk
+        .chunks_exact_mut(chunk_columns as usize)
+        .zip(region.chunks_exact(width))
+    {
+        to[..width].copy_from_slice(from);
+    }
+    Ok(little_endian::<T>(chunk))
 }
 
 /// Samples as little-endian bytes.

@@ -157,24 +157,28 @@ impl Projection {
         }
     }
 
-    /// Folds plane `values` into `acc` (the first plane initialises it).
-    pub fn fold(self, acc: &mut [f64], values: &[f64], first: bool) {
+    /// Folds plane `values` into `acc` (the first plane initialises it),
+    /// converting each sample as it goes.
+    pub fn fold_samples<T: crate::Sample>(self, acc: &mut [f64], values: &[T], first: bool) {
         if first {
-            acc.copy_from_slice(values);
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a = v.to_f64();
+            }
             return;
         }
         match self {
             Projection::Max => {
                 for (a, v) in acc.iter_mut().zip(values) {
+                    let v = v.to_f64();
                     // NaN propagates, as NumPy's max does
-                    if v.is_nan() || *v > *a {
-                        *a = *v;
+                    if v.is_nan() || v > *a {
+                        *a = v;
                     }
                 }
             }
             Projection::Mean | Projection::Sum => {
                 for (a, v) in acc.iter_mut().zip(values) {
-                    *a += v;
+                    *a += v.to_f64();
                 }
             }
         }
@@ -342,28 +346,49 @@ impl Compositor {
         if targets.is_empty() {
             return;
         }
+        // layer by layer over the row (each pixel's sum still adds the
+        // layers in order), so that each loop is one simple pass
         let columns = self.rgb_row.len() / 3;
-        for x in 0..columns {
-            let mut rgb = [0f32; 3];
-            for (layer, channel) in self.layers.iter().zip(values) {
-                let raw = channel.get(x).copied().unwrap_or(0.0);
-                let v = ((raw - layer.start) / (layer.end - layer.start)).clamp(0.0, 1.0);
-                let v = if v.is_nan() { 0.0 } else { v as f32 };
-                match self.mode {
-                    Mode::Color => {
-                        for (sum, c) in rgb.iter_mut().zip(layer.color) {
-                            *sum += v * f32::from(c) / 255.0;
+        self.rgb_row.fill(0.0);
+        let used = match self.mode {
+            Mode::Color => self.layers.len(),
+            Mode::Grey => self.layers.len().min(1),
+        };
+        for (layer, channel) in self.layers[..used].iter().zip(values) {
+            let width = layer.end - layer.start;
+            let value = |raw: f64| {
+                let v = ((raw - layer.start) / width).clamp(0.0, 1.0);
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v as f32
+                }
+            };
+            let known = channel.len().min(columns);
+            let pixels = self.rgb_row.chunks_exact_mut(3);
+            let raws = channel[..known]
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(0.0));
+            match self.mode {
+                Mode::Color => {
+                    let colour = layer.color.map(f32::from);
+                    for (rgb, raw) in pixels.zip(raws) {
+                        let v = value(raw);
+                        for (sum, c) in rgb.iter_mut().zip(colour) {
+                            *sum += v * c / 255.0;
                         }
                     }
-                    Mode::Grey => {
-                        rgb = [v; 3];
-                        break;
+                }
+                Mode::Grey => {
+                    for (rgb, raw) in pixels.zip(raws) {
+                        rgb.fill(value(raw));
                     }
                 }
             }
-            for (k, sum) in rgb.iter().enumerate() {
-                self.rgb_row[x * 3 + k] = sum.clamp(0.0, 1.0) * 255.0;
-            }
+        }
+        for v in &mut self.rgb_row {
+            *v = v.clamp(0.0, 1.0) * 255.0;
         }
         for (out, (first, weights)) in self.columns.taps.iter().enumerate() {
             let mut rgb = [0f32; 3];

@@ -704,6 +704,18 @@ fn gather_part<T: Sample>(
     cancel: &Cancel,
 ) -> Result<Vec<Gathered>, StoreError> {
     let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
+    // the two percentiles of a component share its whole range on the
+    // first pass: what they gather is the same, so it is gathered once
+    let same_as: Vec<Option<usize>> = open
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            open[..i].iter().position(|o| {
+                (o.component, o.lo.to_bits(), o.hi.to_bits(), o.collects())
+                    == (s.component, s.lo.to_bits(), s.hi.to_bits(), s.collects())
+            })
+        })
+        .collect();
     let mut projected: Vec<Vec<f32>> = vec![Vec::new(); model.n_components];
     let mut bands = Vec::new();
     for unit in units {
@@ -717,8 +729,15 @@ fn gather_part<T: Sample>(
             let mut outs: Vec<&mut [f32]> = projected.iter_mut().map(Vec::as_mut_slice).collect();
             model.project_block(&views, &mut outs);
         }
-        for (s, g) in open.iter().zip(&mut gathered) {
-            s.gather(&projected[s.component], g);
+        for ((s, g), same) in open.iter().zip(&mut gathered).zip(&same_as) {
+            if same.is_none() {
+                s.gather(&projected[s.component], g);
+            }
+        }
+    }
+    for (i, same) in same_as.iter().enumerate() {
+        if let Some(j) = *same {
+            gathered[i] = gathered[j].clone();
         }
     }
     Ok(gathered)
@@ -726,6 +745,10 @@ fn gather_part<T: Sample>(
 
 /// PCA scores served as a float32 image (`T, Z, k, Y, X`) without storing
 /// them: each read projects the source image's channels at that (t, z).
+/// It has the chunking and the pyramid a stored image of its shape and
+/// type would have ([`ArrayLayout::for_image`]): level `k` is computed from
+/// the full-resolution scores under it, as ingest computes a stored
+/// image's levels.
 pub struct ScoresReader {
     source: Arc<dyn PixelReader>,
     /// One single-component model per score channel, so that a read
@@ -734,18 +757,16 @@ pub struct ScoresReader {
     layout: ArrayLayout,
 }
 
+/// Full-resolution scores a downsampled read holds at once, at most (more
+/// when one block row of the level is wider).
+const SCORES_STRIP_PIXELS: u64 = 1 << 22;
+
 impl ScoresReader {
     /// The scores of `model` over `source`.
     pub fn new(source: Arc<dyn PixelReader>, model: PcaModel) -> ScoresReader {
         let s = source.layout().shape;
         let shape = Shape5::new(s.t, s.z, model.n_components as u64, s.y, s.x);
-        let layout = ArrayLayout {
-            shape,
-            dtype: DType::F32,
-            // computed on request: no stored pyramid
-            levels: 0,
-            ..*source.layout()
-        };
+        let layout = ArrayLayout::for_image(shape, DType::F32);
         let components = model
             .components
             .iter()
@@ -761,6 +782,37 @@ impl ScoresReader {
             layout,
         }
     }
+
+    /// Full-resolution scores of `rows` × `columns` of `plane` into `out`.
+    fn project(
+        &self,
+        plane: PlaneIndex,
+        rows: Range<u64>,
+        columns: Range<u64>,
+        out: &mut [f32],
+    ) -> Result<(), StoreError> {
+        let component = &self.components[plane.c as usize];
+        let channels = self.source.layout().shape.c;
+        dispatch_dtype!(self.source.layout().dtype, T => {
+            // only the region's columns of each source channel
+            let n = ((rows.end - rows.start) * (columns.end - columns.start)) as usize;
+            let mut bands: Vec<Vec<T>> = Vec::with_capacity(channels as usize);
+            for c in 0..channels {
+                let mut band = vec![T::default(); n];
+                self.source.read_region(
+                    0,
+                    PlaneIndex::new(plane.t, plane.z, c),
+                    rows.clone(),
+                    columns.clone(),
+                    bytemuck::cast_slice_mut(&mut band),
+                )?;
+                bands.push(band);
+            }
+            let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
+            component.project_block(&views, &mut [out]);
+        });
+        Ok(())
+    }
 }
 
 impl PixelReader for ScoresReader {
@@ -768,8 +820,9 @@ impl PixelReader for ScoresReader {
         &self.layout
     }
 
-    /// Scores are computed over whole rows of the source (full
-    /// resolution only); a region's columns are cut from them.
+    /// Level 0 projects the source's samples under the region; level `k`
+    /// projects the `2^k`-blocks under it, strip by strip of whole blocks,
+    /// and takes their means.
     fn read_region(
         &self,
         level: u32,
@@ -779,35 +832,53 @@ impl PixelReader for ScoresReader {
         out: &mut [u8],
     ) -> Result<(), StoreError> {
         self.layout.shape.check_plane(plane)?;
-        let width = self.layout.shape.x;
-        if level != 0 || columns.end > width || rows.end > self.layout.shape.y {
+        let [height, width] = self.layout.level_shape(level);
+        if level > self.layout.levels
+            || rows.end > height
+            || columns.end > width
+            || rows.start > rows.end
+            || columns.start > columns.end
+        {
             return Err(StoreError::Pixels(format!(
-                "scores are computed at full resolution for rows and columns within the \
-                 plane, not level {level}, rows {rows:?}, columns {columns:?}"
+                "scores have levels 0 to {}, each within its plane: not level {level}, rows \
+                 {rows:?}, columns {columns:?}",
+                self.layout.levels
             )));
         }
-        let component = &self.components[plane.c as usize];
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let mut full = Vec::new();
-        let whole = columns == (0..width);
-        if !whole {
-            full.resize((rows.end - rows.start) as usize * width as usize, 0f32);
+        if out.len() as u64 != (rows.end - rows.start) * (columns.end - columns.start) {
+            return Err(StoreError::Pixels(format!(
+                "a buffer of {} scores for {rows:?} × {columns:?}",
+                out.len()
+            )));
         }
-        dispatch_dtype!(self.source.layout().dtype, T => {
-            let mut bands = Vec::new();
-            read_channels_into::<T>(&*self.source, &(plane.t, plane.z, rows.clone()), &mut bands)?;
-            let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
-            let target: &mut [f32] = if whole { &mut *out } else { &mut full };
-            component.project_block(&views, &mut [target]);
-        });
-        if !whole {
-            let (x0, x1) = (columns.start as usize, columns.end as usize);
-            for (to, from) in out
-                .chunks_exact_mut(x1 - x0)
-                .zip(full.chunks_exact(width as usize))
-            {
-                to.copy_from_slice(&from[x0..x1]);
-            }
+        if level == 0 {
+            return self.project(plane, rows, columns, out);
+        }
+        let shape = self.layout.shape;
+        let block = 1u64 << level;
+        let full_columns = (columns.start * block)..(columns.end * block).min(shape.x);
+        let full_width = full_columns.end - full_columns.start;
+        // strips of whole block rows: each strip's means are its own
+        let strip_blocks = (SCORES_STRIP_PIXELS / (full_width * block).max(1)).max(1);
+        let mut scores = Vec::new();
+        let mut written = 0;
+        for first in (rows.start..rows.end).step_by(strip_blocks as usize) {
+            let last = (first + strip_blocks).min(rows.end);
+            let full_rows = (first * block)..(last * block).min(shape.y);
+            scores.resize(
+                ((full_rows.end - full_rows.start) * full_width) as usize,
+                0f32,
+            );
+            self.project(plane, full_rows, full_columns.clone(), &mut scores)?;
+            let means = pentascope_core::pyramid::downsample_plane(
+                &scores,
+                full_width as usize,
+                level,
+                pentascope_core::pyramid::Downsample::Mean,
+            );
+            out[written..written + means.len()].copy_from_slice(&means);
+            written += means.len();
         }
         Ok(())
     }

@@ -54,16 +54,21 @@ pub fn group_json(attrs: &ImageAttributes, levels: u32) -> serde_json::Value {
     })
 }
 
-/// The `0/zarr.json` of an uncompressed array of `shape` (canonical) in
-/// NGFF's order, one plane per chunk: what derived images whose planes are
-/// computed on request are served as.
-pub fn plane_array_json(shape: pentascope_core::Shape5, dtype: DType) -> serde_json::Value {
+/// The `zarr.json` of one level of an uncompressed array of `shape`
+/// (canonical) in NGFF's order, in chunks of `[rows, columns]` of one
+/// plane: what derived images whose planes are computed on request are
+/// served as.
+pub fn plane_array_json(
+    shape: pentascope_core::Shape5,
+    dtype: DType,
+    [rows, columns]: [u64; 2],
+) -> serde_json::Value {
     serde_json::json!({
         "zarr_format": 3,
         "node_type": "array",
         "shape": [shape.t, shape.c, shape.z, shape.y, shape.x],
         "data_type": dtype.name(),
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, 1, shape.y, shape.x]}},
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, 1, rows, columns]}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": 0,
         "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],

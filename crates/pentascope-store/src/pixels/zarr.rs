@@ -12,7 +12,11 @@ use zarrs::array::{
     Array, ArrayBuilder, ArrayBytes, BytesToBytesCodecTraits, CodecOptions, FillValue,
 };
 use zarrs::group::GroupBuilder;
-use zarrs::storage::{ReadableStorageTraits, ReadableWritableStorageTraits, StoreKey};
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{
+    MaybeBytesIterator, ReadableStorageTraits, ReadableWritableStorageTraits, StorageError,
+    StoreKey,
+};
 
 use super::layout::{ArrayLayout, Compression};
 use super::ngff::{dtype_of, ngff_attributes, zarr_type};
@@ -183,7 +187,8 @@ where
             zarrs::storage::byte_range::ByteRange::FromStart(start, Some(len)),
         )
         .map_err(|e| storage_error(remote, e))?;
-    Ok(bytes.map(|b| bytes::Bytes::copy_from_slice(&b)))
+    // zarrs' buffer is a `bytes::Bytes`: handed on as it is, not copied
+    Ok(bytes)
 }
 
 /// Opens the array of a published image in `store`.
@@ -204,7 +209,11 @@ where
         return Err(StoreError::NotFound(id.to_string()));
     }
     let array = Array::open(store.clone(), "/0").map_err(|e| storage_error(remote, e))?;
-    let every_chunk_stored = array.attributes().get(EVERY_CHUNK_STORED) == Some(&true.into());
+    let chunks = Arc::new(ChunkStore {
+        every_chunk_stored: array.attributes().get(EVERY_CHUNK_STORED) == Some(&true.into()),
+        inner: store.clone(),
+        image: id,
+    });
     let names: Option<Vec<String>> = array.dimension_names().as_ref().map(|names| {
         names
             .iter()
@@ -224,20 +233,11 @@ where
     if shape.len() != 5 || chunk.len() != 5 {
         return Err(StoreError::Pixels(format!("{id} is not a 5D array")));
     }
-    let mut arrays = vec![LevelArray {
-        chunk: [chunk[3].get(), chunk[4].get()],
-        array,
-    }];
+    let mut arrays = vec![array.with_storage(chunks.clone())];
     for k in 1..=stored_levels(&*store, remote)? {
         let array =
             Array::open(store.clone(), &format!("/{k}")).map_err(|e| storage_error(remote, e))?;
-        let chunk = array
-            .chunk_shape(&[0, 0, 0, 0, 0])
-            .map_err(StoreError::pixels)?;
-        arrays.push(LevelArray {
-            chunk: [chunk[3].get(), chunk[4].get()],
-            array,
-        });
+        arrays.push(array.with_storage(chunks.clone()));
     }
     let layout = ArrayLayout {
         shape: order.canonical(&shape),
@@ -250,11 +250,48 @@ where
         remote,
         order,
         arrays,
-        store,
         layout,
         id,
-        every_chunk_stored,
     }))
+}
+
+/// What a missing chunk's error says: zarrs would read it as fill values.
+const MISSING_CHUNK: &str = "is missing, though every chunk of the image was stored";
+
+/// An image's store as its reader reads chunks through it: a chunk missing
+/// from an array that holds every chunk (its files were deleted or lost)
+/// is an error, where zarrs would read fill values. The read itself
+/// notices, so a read costs no look-up beforehand.
+struct ChunkStore<S: ?Sized> {
+    inner: Arc<S>,
+    image: ImageId,
+    every_chunk_stored: bool,
+}
+
+impl<S: ReadableStorageTraits + ?Sized> ReadableStorageTraits for ChunkStore<S> {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        let got = self.inner.get_partial_many(key, byte_ranges)?;
+        // chunk keys: `<level>/c/…`
+        if got.is_none() && self.every_chunk_stored && key.as_str().split('/').nth(1) == Some("c") {
+            return Err(StorageError::Other(format!(
+                "chunk {key} of {} {MISSING_CHUNK}",
+                self.image
+            )));
+        }
+        Ok(got)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
 }
 
 /// The downsampled levels the group's NGFF `multiscales` lists beside
@@ -414,67 +451,18 @@ where
     }
 }
 
-/// One stored level and its chunk `[rows, columns]`.
-struct LevelArray<S: ?Sized> {
-    array: Array<S>,
-    chunk: [u64; 2],
-}
-
 struct ZarrReader<S: ?Sized> {
     remote: Option<&'static str>,
     order: AxisOrder,
     /// Full resolution, then each downsampled level.
-    arrays: Vec<LevelArray<S>>,
-    store: Arc<S>,
+    arrays: Vec<Array<ChunkStore<S>>>,
     layout: ArrayLayout,
     id: ImageId,
-    every_chunk_stored: bool,
-}
-
-impl<S> ZarrReader<S>
-where
-    S: ReadableStorageTraits + ?Sized + 'static,
-{
-    /// Fails if a chunk under `subset` of level `level` is missing from a
-    /// store that holds every chunk: its image was deleted or its files
-    /// lost, and zarrs would read the gap as zeros.
-    fn check_chunks(
-        &self,
-        level: &LevelArray<S>,
-        subset: &[Range<u64>; 5],
-    ) -> Result<(), StoreError> {
-        let [.., rows, columns] = subset;
-        if !self.every_chunk_stored || rows.is_empty() || columns.is_empty() {
-            return Ok(());
-        }
-        let [cy, cx] = level.chunk;
-        for iy in rows.start / cy..=(rows.end - 1) / cy {
-            for ix in columns.start / cx..=(columns.end - 1) / cx {
-                let key = level.array.chunk_key(&[
-                    subset[0].start,
-                    subset[1].start,
-                    subset[2].start,
-                    iy,
-                    ix,
-                ]);
-                let size = self
-                    .store
-                    .size_key(&key)
-                    .map_err(|e| storage_error(self.remote, e))?;
-                if size.is_none() {
-                    return Err(StoreError::MissingChunk(format!(
-                        "chunk {key} of {} is missing",
-                        self.id
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Reads `subset` of `array` into `out` (exactly its size): what the
-/// writer (reading back what it staged) and the reader share.
+/// writer (reading back what it staged) and the reader share. zarrs
+/// decodes each chunk straight into `out`, with no buffer of its own.
 fn read_subset<S>(
     array: &Array<S>,
     subset: &[Range<u64>; 5],
@@ -484,19 +472,46 @@ fn read_subset<S>(
 where
     S: ReadableStorageTraits + ?Sized + 'static,
 {
-    let bytes: ArrayBytes<'static> = array
-        .retrieve_array_subset(subset)
-        .map_err(|e| storage_error(remote, e))?;
-    let data = bytes.into_fixed().map_err(StoreError::pixels)?;
-    if data.len() != out.len() {
+    let shape: Vec<u64> = subset.iter().map(|r| r.end - r.start).collect();
+    let size = array.data_type().fixed_size().unwrap_or(0);
+    let elements = shape.iter().product::<u64>();
+    if size == 0 || elements.checked_mul(size as u64) != Some(out.len() as u64) {
         return Err(StoreError::Pixels(format!(
-            "read {} bytes where {} were expected",
-            data.len(),
+            "a buffer of {} bytes for {elements} samples of {size} bytes",
             out.len()
         )));
     }
-    out.copy_from_slice(&data);
-    Ok(())
+    decode_into(array, subset, &shape, size, out).map_err(|e| storage_error(remote, e))
+}
+
+/// zarrs' decoding of `subset` (of `shape`) into `out`, which holds
+/// exactly its samples of `size` bytes.
+#[allow(unsafe_code)]
+fn decode_into<S>(
+    array: &Array<S>,
+    subset: &[Range<u64>; 5],
+    shape: &[u64],
+    size: usize,
+    out: &mut [u8],
+) -> Result<(), zarrs::array::ArrayError>
+where
+    S: ReadableStorageTraits + ?Sized + 'static,
+{
+    use zarrs::array::{ArrayBytesFixedDisjointView, ArraySubset};
+    let whole = ArraySubset::new_with_shape(shape.to_vec());
+    // SAFETY: the view spans all of `out`, which this function borrows
+    // mutably, so no other view or reference to those bytes exists while
+    // zarrs writes through it; zarrs writes each chunk's disjoint part.
+    let mut view = unsafe {
+        ArrayBytesFixedDisjointView::new(
+            unsafe_cell_slice::UnsafeCellSlice::new(out),
+            size,
+            shape,
+            whole,
+        )
+    }
+    .map_err(|e| zarrs::array::ArrayError::Other(e.to_string()))?;
+    array.retrieve_array_subset_into(subset, (&mut view).into())
 }
 
 /// A zarrs error of a store: an outage of `remote` when the store is one.
@@ -505,6 +520,9 @@ pub(super) fn storage_error(remote: Option<&'static str>, e: impl std::fmt::Disp
     // zarrs reports I/O failures as text; a full disk is the client's 507
     if message.contains("No space left on device") {
         return StoreError::StorageFull(message);
+    }
+    if message.contains(MISSING_CHUNK) {
+        return StoreError::MissingChunk(message);
     }
     match remote {
         Some(component) => StoreError::Unavailable { component, message },
@@ -547,7 +565,6 @@ where
             )));
         }
         let subset = plane_subset(self.order, plane, rows, columns);
-        self.check_chunks(stored, &subset)?;
-        read_subset(&stored.array, &subset, out, self.remote)
+        read_subset(stored, &subset, out, self.remote)
     }
 }

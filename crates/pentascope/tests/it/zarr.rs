@@ -3,8 +3,8 @@
 //! (which equal tifffile's, by expected.json's hash), ome-zarr-models
 //! validates every group as NGFF 0.5, and ome-zarr-py reads it by URL; the
 //! pyramid levels of a plane over 2048 pixels on a side equal NumPy's block
-//! means; a derived (PCA scores) image is served with chunks computed on
-//! request.
+//! means; a derived (PCA scores) image is served with the levels and chunks
+//! of a stored one, computed on request.
 //! Byte ranges, `HEAD`, missing keys and hostile keys over plain HTTP.
 
 use reqwest::Method;
@@ -92,13 +92,9 @@ fn zarr_python_ome_zarr_and_models_read_every_group_by_url() {
         args.push(npy.display().to_string());
     }
     // a plane over 2048 pixels on a side, in bands (over 16 MiB): stored
-    // with four downsampled levels, odd-sized at every level
-    let (width, height) = (4099u32, 2101u32);
-    let big = crate::util::tiff::plain_tiff(width, height, 16, 2, |page, i| {
-        ((i as u32 / 2 % width + (i as u32 / 2 / width) * 3 + page * 7) % 251) as u8
-            ^ (i as u8).wrapping_mul(37)
-    });
-    let id = server.upload_ok("big.tif", big);
+    // with four downsampled levels, odd-sized at every level; two channels,
+    // so that its PCA scores are a derived image with levels too
+    let id = server.upload_ok("big.tif", two_channel_big_tiff());
     let body = server
         .get(&format!("/images/{id}/download?format=npy"))
         .body;
@@ -109,29 +105,38 @@ fn zarr_python_ome_zarr_and_models_read_every_group_by_url() {
     args.push(npy.display().to_string());
     let big_id = id;
 
-    // a derived image, its chunks computed on request
-    let pca = server
-        .post_json(
-            "/analyze",
-            &json!({"image_id": images[0].0, "components": 2}),
-        )
-        .ok_json()
-        .unwrap();
-    let scores = pca["scores_image_id"].as_str().unwrap().to_string();
-    let body = server
-        .get(&format!("/images/{scores}/download?format=npy"))
-        .body;
-    let npy = dir.path().join("scores.npy");
-    std::fs::write(&npy, &body).unwrap();
-    images.push((scores.clone(), server.metadata(&scores)));
-    args.push(server.url(&format!("/zarr/{scores}")));
-    args.push(npy.display().to_string());
+    // derived images, their chunks computed on request: of a small image
+    // (no levels) and of the big one (its levels)
+    let mut big_scores = String::new();
+    for (source, name) in [
+        (images[0].0.clone(), "scores.npy"),
+        (big_id.clone(), "big_scores.npy"),
+    ] {
+        let pca = server
+            .post_json("/analyze", &json!({"image_id": source, "components": 2}))
+            .ok_json()
+            .unwrap();
+        let scores = pca["scores_image_id"].as_str().unwrap().to_string();
+        let body = server
+            .get(&format!("/images/{scores}/download?format=npy"))
+            .body;
+        let npy = dir.path().join(name);
+        std::fs::write(&npy, &body).unwrap();
+        images.push((scores.clone(), server.metadata(&scores)));
+        args.push(server.url(&format!("/zarr/{scores}")));
+        args.push(npy.display().to_string());
+        big_scores = scores;
+    }
 
     let read = run_json(&python, READERS, &args);
     for (id, meta) in &images {
         let got = &read[server.url(&format!("/zarr/{id}"))];
         assert_eq!(got["zarr_equal"], true, "{id}: zarr-python's array");
-        let levels = if *id == big_id { 4 } else { 0 };
+        let levels = if *id == big_id || *id == big_scores {
+            4
+        } else {
+            0
+        };
         assert_eq!(
             got["levels_equal"],
             json!(vec![true; levels]),
@@ -149,6 +154,153 @@ fn zarr_python_ome_zarr_and_models_read_every_group_by_url() {
         );
         if let Some(unit) = p["x"]["unit"].as_str() {
             assert_eq!(got["units"][4], unit, "{id}: unit");
+        }
+    }
+}
+
+/// A two-channel image over 2048 pixels on a side (4099 × 2101, uint16,
+/// so with four downsampled levels, odd-sized at every level), as
+/// ImageJ writes it.
+fn two_channel_big_tiff() -> Vec<u8> {
+    let (width, height) = (4099u32, 2101u32);
+    crate::util::tiff::described_tiff(
+        width,
+        height,
+        16,
+        2,
+        "ImageJ=1.54f\nimages=2\nchannels=2\nhyperstack=true\n",
+        |page, i| {
+            let (x, y) = (i as u32 / 2 % width, i as u32 / 2 / width);
+            ((x / 9 + y / 5 + page * 40) % 251) as u8 ^ (i as u8).wrapping_mul(29)
+        },
+    )
+}
+
+/// The mean of each `2^k`-block of a `height × width` plane (over its
+/// pixels inside the plane), as float32: a downsampled level's definition.
+fn block_means(plane: &[f32], width: usize, k: u32) -> Vec<f32> {
+    let height = plane.len() / width;
+    let f = 1usize << k;
+    let (h, w) = (height.div_ceil(f), width.div_ceil(f));
+    let mut out = Vec::with_capacity(h * w);
+    for i in 0..h {
+        for j in 0..w {
+            let (mut sum, mut n) = (0f64, 0f64);
+            for y in i * f..((i + 1) * f).min(height) {
+                for x in j * f..((j + 1) * f).min(width) {
+                    sum += f64::from(plane[y * width + x]);
+                    n += 1.0;
+                }
+            }
+            out.push((sum / n) as f32);
+        }
+    }
+    out
+}
+
+/// A derived image (PCA scores) is served as a stored image of its shape
+/// is: its group lists the same pyramid levels as its source's, each
+/// level's chunks are no larger than the stored ones (no whole-plane
+/// chunk), its chunks at the corners of every level hold the block means
+/// of the full-resolution scores (computed here from their download),
+/// edge chunks filled out with zeros, and the viewer's tiles render at
+/// every level.
+#[test]
+fn derived_images_have_the_levels_and_chunks_of_stored_ones() {
+    let server = Server::start();
+    let id = server.upload_ok("two_channels.tif", two_channel_big_tiff());
+    let pca = server
+        .post_json("/analyze", &json!({"image_id": id, "components": 2}))
+        .ok_json()
+        .unwrap();
+    let scores = pca["scores_image_id"].as_str().unwrap().to_string();
+    let datasets = |id: &str| {
+        let group = server
+            .get(&format!("/zarr/{id}/zarr.json"))
+            .ok_json()
+            .unwrap();
+        group["attributes"]["ome"]["multiscales"][0]["datasets"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(datasets(&id), 5, "the source has four downsampled levels");
+    assert_eq!(datasets(&scores), 5, "the scores have its levels");
+    let npy = crate::util::npy::Npy::parse(
+        &server
+            .get(&format!("/images/{scores}/download?format=npy"))
+            .body,
+    )
+    .unwrap();
+    assert_eq!(npy.shape, vec![1, 1, 2, 2101, 4099]);
+    let full: Vec<f32> = npy
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let (height, width) = (2101usize, 4099usize);
+    for k in 0..5u32 {
+        let array = server
+            .get(&format!("/zarr/{scores}/{k}/zarr.json"))
+            .ok_json()
+            .unwrap();
+        let stored = server
+            .get(&format!("/zarr/{id}/{k}/zarr.json"))
+            .ok_json()
+            .unwrap();
+        let chunk_of = |a: &Value| -> Vec<u64> {
+            a["chunk_grid"]["configuration"]["chunk_shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect()
+        };
+        let (chunk, stored_chunk) = (chunk_of(&array), chunk_of(&stored));
+        assert_eq!(array["shape"], stored["shape"], "level {k}");
+        assert!(
+            chunk[3] <= stored_chunk[3].min(512) && chunk[4] <= stored_chunk[4].min(512),
+            "level {k}: chunks {chunk:?}, stored {stored_chunk:?}"
+        );
+        let (level_h, level_w) = (height.div_ceil(1 << k), width.div_ceil(1 << k));
+        let (cy, cx) = (chunk[3] as usize, chunk[4] as usize);
+        for c in 0..2usize {
+            let plane = &full[c * height * width..(c + 1) * height * width];
+            let level = if k == 0 {
+                plane.to_vec()
+            } else {
+                block_means(plane, width, k)
+            };
+            let last = ((level_h - 1) / cy, (level_w - 1) / cx);
+            for (row, column) in [(0, 0), last] {
+                let body = server
+                    .get(&format!("/zarr/{scores}/{k}/c/0/{c}/0/{row}/{column}"))
+                    .body;
+                assert_eq!(body.len(), cy * cx * 4, "level {k} chunk {row},{column}");
+                let got: Vec<f32> = body
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                for (i, value) in got.iter().enumerate() {
+                    let (y, x) = (row * cy + i / cx, column * cx + i % cx);
+                    let want = if y < level_h && x < level_w {
+                        level[y * level_w + x]
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        value.to_bits() == want.to_bits(),
+                        "level {k}, channel {c}, pixel ({y}, {x}): {value}, want {want}"
+                    );
+                }
+            }
+            let tile = server.get(&format!(
+                "/render?image_id={scores}&tile={k},{},{}",
+                last.1.min((level_w - 1) / 512),
+                last.0.min((level_h - 1) / 512)
+            ));
+            assert_eq!(tile.status, 200, "tile of level {k}: {}", tile.snippet());
+            tile.png_header().unwrap();
         }
     }
 }
