@@ -8,6 +8,7 @@ use std::sync::Arc;
 use pentascope_core::{CoreError, DType, Shape5};
 use pentascope_store::analysis::{pca, PcaOutcome};
 use pentascope_store::cancel::Cancel;
+use pentascope_store::pixels::ArrayLayout;
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,16 @@ pub struct PcaResult {
 /// Checks that `components` principal components can be computed for
 /// `source`, with a message that names the valid range.
 pub fn check_pca(source: &ImageRecord, components: u64) -> Result<(), AppError> {
+    // scores are computed from their source when read, not stored: scores
+    // of scores would have nothing stored to read (and are the scores
+    // again, rotated)
+    if let (Some(_), Some(of)) = (&source.details.pca, source.source_image_id) {
+        return Err(CoreError::InvalidRequest(format!(
+            "{} holds the PCA scores of {of}: analyse {of} instead",
+            source.id
+        ))
+        .into());
+    }
     let c = source.shape.c;
     if c < 2 {
         return Err(CoreError::InvalidRequest(format!(
@@ -215,7 +226,12 @@ impl App {
                 acquisition: Default::default(),
                 rendering: Vec::new(),
                 warnings: Vec::new(),
-                chunk_shape: [0; 5],
+                // the chunk grid its full resolution is served in (`/zarr`)
+                chunk_shape: {
+                    let [rows, columns] =
+                        ArrayLayout::for_image(shape, DType::F32).level_subchunk(0);
+                    [1, 1, 1, rows, columns]
+                },
                 pca: Some(outcome.model.clone()),
                 series: None,
                 levels_from_file: Vec::new(),
