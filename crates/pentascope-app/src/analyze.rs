@@ -84,27 +84,24 @@ pub fn check_pca(source: &ImageRecord, components: u64) -> Result<(), AppError> 
     // of scores would have nothing stored to read (and are the scores
     // again, rotated)
     if let (Some(_), Some(of)) = (&source.details.pca, source.source_image_id) {
-        return Err(CoreError::InvalidRequest(format!(
+        return Err(AppError::InvalidArguments(format!(
             "{} holds the PCA scores of {of}: analyse {of} instead",
             source.id
-        ))
-        .into());
+        )));
     }
     let c = source.shape.c;
     if c < 2 {
-        return Err(CoreError::InvalidRequest(format!(
+        return Err(AppError::InvalidArguments(format!(
             "PCA needs at least 2 channels (channels are the features, pixels the samples); \
              {} has 1 channel",
             source.id
-        ))
-        .into());
+        )));
     }
     if components < 1 || components > c {
-        return Err(CoreError::InvalidRequest(format!(
+        return Err(AppError::InvalidArguments(format!(
             "components must be between 1 and {c} (the number of channels of {}), got {components}",
             source.id
-        ))
-        .into());
+        )));
     }
     Ok(())
 }

@@ -13,9 +13,16 @@ pub enum AppError {
     /// and refused files).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Arguments the use case refuses, with what is valid.
+    /// Argument values the use case refuses (out of range, not what the
+    /// image can answer), with what is valid: the one way a use case
+    /// raises a 400 (a Celery client sees `ValueError`).
     #[error("{0}")]
     InvalidArguments(String),
+    /// Arguments without the shape a task takes (unknown or missing
+    /// fields, wrong types): a Celery client sees `TypeError`, as Python
+    /// raises for a call with such arguments.
+    #[error("{0}")]
+    MalformedArguments(String),
     /// A job name that no task has.
     #[error("unknown task {name:?}; known tasks: {known}")]
     UnknownTask {

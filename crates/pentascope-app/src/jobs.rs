@@ -298,7 +298,7 @@ pub fn parse<J: Job>(kwargs: &Value) -> Result<J, AppError> {
         } else {
             format!("{path}: ")
         };
-        AppError::InvalidArguments(format!(
+        AppError::MalformedArguments(format!(
             "invalid arguments for {}: {at}{}",
             J::NAME,
             e.inner()
@@ -392,7 +392,7 @@ impl App {
             Some(Value::String(name)) => Some(name.as_str()),
             Some(Value::Null) | None => self.config.service_user.as_deref(),
             Some(other) => {
-                return Err(AppError::InvalidArguments(format!(
+                return Err(AppError::MalformedArguments(format!(
                     "{OWNER_KWARG} must be a user name, got {other}"
                 )))
             }

@@ -297,7 +297,7 @@ impl Geometry {
 }
 
 fn invalid(message: String) -> AppError {
-    CoreError::InvalidRequest(message).into()
+    AppError::InvalidArguments(message)
 }
 
 fn geometry(shape: Shape5, request: &RenderRequest) -> Result<Geometry, AppError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pentascope_core::segment::kmeans::{check_clusters, DEFAULT_CLUSTERS};
 use pentascope_core::segment::RegionProps;
-use pentascope_core::{CoreError, Shape5};
+use pentascope_core::Shape5;
 use pentascope_store::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, Segmented};
@@ -191,7 +191,7 @@ struct Plan {
 impl App {
     fn segment_plan(&self, source: ImageRecord, args: &SegmentArgs) -> Result<Plan, AppError> {
         let s = source.shape;
-        let bad = |m: String| AppError::Store(StoreError::Core(CoreError::InvalidRequest(m)));
+        let bad = AppError::InvalidArguments;
         let check = |name: &str, value: Option<u64>, size: u64| match value {
             Some(v) if v >= size => Err(bad(format!(
                 "{name} = {v} is out of range: {} has {size} {name} value{} (0..={})",

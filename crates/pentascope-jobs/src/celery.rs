@@ -396,7 +396,8 @@ async fn start_job(app: &App, d: &Delivery) -> Result<Option<JobRecord>, StoreEr
 fn python_exception(e: &AppError) -> &'static str {
     match e {
         AppError::UnknownTask { .. } => "NotImplementedError",
-        AppError::InvalidArguments(_) => "TypeError",
+        AppError::MalformedArguments(_) => "TypeError",
+        AppError::InvalidArguments(_) => "ValueError",
         AppError::Forbidden(_) | AppError::Unauthenticated(_) => "PermissionError",
         AppError::Store(StoreError::NotFound(_)) => "LookupError",
         AppError::Store(StoreError::Core(_)) => "ValueError",

@@ -83,7 +83,9 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let status = match e {
             AppError::Store(store) => return store.into(),
-            AppError::InvalidArguments(_) | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
+            AppError::InvalidArguments(_)
+            | AppError::MalformedArguments(_)
+            | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
             AppError::JobNotFound(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -60,12 +60,22 @@ queue = os.environ["QUEUE"]
 ok = app.send_task("heavy_pca", kwargs={"image_id": os.environ["IMAGE"], "n_components": 2}, queue=queue)
 result = ok.get(timeout=120)
 bad = app.send_task("heavy_pca", kwargs={"image_id": "image_999999", "n_components": 2}, queue=queue)
+def raised(kwargs):
+    try:
+        app.send_task("heavy_pca", kwargs=kwargs, queue=queue).get(timeout=120)
+        return None
+    except Exception as e:
+        return {"type": type(e).__name__, "message": str(e)}
 try:
     bad.get(timeout=120)
     error = None
 except Exception as e:
     error = {"type": type(e).__name__, "message": str(e)}
-print(json.dumps({"id": ok.id, "state": ok.state, "result": result, "error": error, "bad_state": bad.state}))
+# a value the image cannot answer, and arguments a call cannot take
+too_many = raised({"image_id": os.environ["IMAGE"], "n_components": 9})
+unknown = raised({"image_id": os.environ["IMAGE"], "colour": "red"})
+print(json.dumps({"id": ok.id, "state": ok.state, "result": result, "error": error, "bad_state": bad.state,
+                  "too_many": too_many, "unknown": unknown}))
 "#;
 
 #[test]
@@ -137,6 +147,16 @@ fn python_celery_client_drives_pentascope_workers() {
     }
     assert_eq!(out["bad_state"], "FAILURE");
     assert_eq!(out["error"]["type"], "LookupError", "{out}");
+    // as docs/deployment.md says: ValueError for a value the image cannot
+    // answer, TypeError for arguments the task does not take
+    assert_eq!(out["too_many"]["type"], "ValueError", "{out}");
+    assert!(
+        out["too_many"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("between 1 and 3")),
+        "{out}"
+    );
+    assert_eq!(out["unknown"]["type"], "TypeError", "{out}");
     assert!(
         out["error"]["message"]
             .as_str()
