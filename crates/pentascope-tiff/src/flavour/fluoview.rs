@@ -91,17 +91,11 @@ pub(crate) fn interpret(chain: &IfdChain, header: &[u8]) -> Result<Interpretatio
             *letter = canonical;
         }
     }
-    Ok(Interpretation {
-        flavour: Flavour::Fluoview,
+    Ok(Interpretation::of_pages(
+        Flavour::Fluoview,
         axes,
-        pages: pages.into_iter().map(Some).collect(),
-        channel_names: Vec::new(),
+        pages.into_iter().map(Some).collect(),
         physical,
-        acquisition: Acquisition::default(),
-        notes: FileNotes::default(),
-        original: None,
-        warnings: Vec::new(),
-        contiguous: None,
-    }
+    )
     .squeezed())
 }

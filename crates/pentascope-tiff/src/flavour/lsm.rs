@@ -77,17 +77,11 @@ pub(crate) fn interpret(chain: &IfdChain, info: &[u8]) -> Result<Interpretation,
         z: metres(56).filter(|_| z > 1),
         t: interval.filter(|_| t > 1),
     };
-    Ok(Interpretation {
-        flavour: Flavour::Lsm,
+    Ok(Interpretation::of_pages(
+        Flavour::Lsm,
         axes,
-        pages: pages.into_iter().map(Some).collect(),
-        channel_names: Vec::new(),
+        pages.into_iter().map(Some).collect(),
         physical,
-        acquisition: Acquisition::default(),
-        notes: FileNotes::default(),
-        original: None,
-        warnings: Vec::new(),
-        contiguous: None,
-    }
+    )
     .squeezed())
 }

@@ -322,20 +322,36 @@ pub(crate) struct Interpretation {
 }
 
 impl Interpretation {
-    /// A series of page `page` alone (a slide's thumbnail, label or macro).
-    pub fn one_page(flavour: Flavour, page: usize) -> Self {
+    /// `pages` along `axes` with sizes `physical`, and nothing else the
+    /// metadata says (no names, notes or acquisition).
+    pub fn of_pages(
+        flavour: Flavour,
+        axes: Vec<(char, u64)>,
+        pages: Vec<Option<usize>>,
+        physical: PhysicalSizes,
+    ) -> Self {
         Interpretation {
             flavour,
-            axes: Vec::new(),
-            pages: vec![Some(page)],
+            axes,
+            pages,
             channel_names: Vec::new(),
-            physical: PhysicalSizes::default(),
+            physical,
             acquisition: Acquisition::default(),
             notes: FileNotes::default(),
             original: None,
             warnings: Vec::new(),
             contiguous: None,
         }
+    }
+
+    /// A series of page `page` alone (a slide's thumbnail, label or macro).
+    pub fn one_page(flavour: Flavour, page: usize) -> Self {
+        Interpretation::of_pages(
+            flavour,
+            Vec::new(),
+            vec![Some(page)],
+            PhysicalSizes::default(),
+        )
     }
 
     /// Drops size-1 axes, which carry no information.

@@ -27,18 +27,12 @@ pub(crate) fn interpret(
             *letter = canonical;
         }
     }
-    Interpretation {
-        flavour: Flavour::Plain,
+    Interpretation::of_pages(
+        Flavour::Plain,
         axes,
-        pages: pages.into_iter().map(Some).collect(),
-        channel_names: Vec::new(),
-        physical: resolution_sizes(chain, None),
-        acquisition: Acquisition::default(),
-        notes: FileNotes::default(),
-        original: None,
-        warnings: Vec::new(),
-        contiguous: None,
-    }
+        pages.into_iter().map(Some).collect(),
+        resolution_sizes(chain, None),
+    )
     .squeezed()
 }
 
@@ -135,11 +129,12 @@ pub(crate) fn file_series(
             .map(|pages| FurtherSeries {
                 name: String::new(),
                 kind: SeriesKind::Image,
-                interpretation: Interpretation {
-                    axes: vec![('Z', pages.len() as u64)],
-                    pages: pages.into_iter().map(Some).collect(),
-                    ..Interpretation::one_page(Flavour::Plain, 0)
-                }
+                interpretation: Interpretation::of_pages(
+                    Flavour::Plain,
+                    vec![('Z', pages.len() as u64)],
+                    pages.into_iter().map(Some).collect(),
+                    PhysicalSizes::default(),
+                )
                 .squeezed(),
             })
             .collect(),

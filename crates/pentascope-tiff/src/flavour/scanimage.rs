@@ -86,17 +86,11 @@ pub(crate) fn interpret(chain: &IfdChain, text: &str) -> Result<Interpretation, 
             .flatten(),
         ..PhysicalSizes::default()
     };
-    Ok(Interpretation {
-        flavour: Flavour::ScanImage,
-        axes: vec![('Z', slices), ('T', frames), ('C', channels)],
-        pages: pages.into_iter().map(Some).collect(),
-        channel_names: Vec::new(),
+    Ok(Interpretation::of_pages(
+        Flavour::ScanImage,
+        vec![('Z', slices), ('T', frames), ('C', channels)],
+        pages.into_iter().map(Some).collect(),
         physical,
-        acquisition: Acquisition::default(),
-        notes: FileNotes::default(),
-        original: None,
-        warnings: Vec::new(),
-        contiguous: None,
-    }
+    )
     .squeezed())
 }

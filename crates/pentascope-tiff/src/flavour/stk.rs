@@ -141,17 +141,14 @@ pub(crate) fn interpret(
         axes[0].0 = letters[0];
     }
     Ok(Interpretation {
-        flavour: Flavour::Stk,
-        axes,
-        // below max_pages, checked by stk_planes
-        pages: (0..stk.count as usize).map(Some).collect(),
-        channel_names: Vec::new(),
-        physical: resolution_sizes(chain, None),
-        acquisition: Acquisition::default(),
-        notes: FileNotes::default(),
-        original: None,
-        warnings: Vec::new(),
         contiguous: Some(planes),
+        ..Interpretation::of_pages(
+            Flavour::Stk,
+            axes,
+            // below max_pages, checked by stk_planes
+            (0..stk.count as usize).map(Some).collect(),
+            resolution_sizes(chain, None),
+        )
     }
     .squeezed())
 }

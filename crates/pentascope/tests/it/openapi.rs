@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::util::python::python_with;
+use crate::util::server::run_cli;
 use crate::util::{fixtures_dir, FixtureSet, Resp, Server};
 
 /// The schema `schema` points at (following `$ref`).
@@ -196,16 +197,7 @@ fn schemathesis_finds_no_failure_over_every_route() {
     let python = python_with("schemathesis");
     let schemathesis = python.with_file_name("schemathesis");
     let dir = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pentascope"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let cli = |args: &[&str]| run_cli(dir.path(), &[], args).trim().to_string();
     cli(&["user", "create", "schemathesis", "--admin"]);
     let key = cli(&[
         "token",
