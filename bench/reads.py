@@ -6,8 +6,8 @@ machine (other work on a shared machine skews any one run).
     .venv/bin/python bench/reads.py --data bench/out/structured_10x10x3x1024x1024_u16.tif \\
         --binary old=/path/to/old/pentascope --binary new=target/release/pentascope [--rounds 2]
 
-Each run starts a fresh server, ingests the file (untimed) and measures,
-over HTTP: the statistics recompute (`/statistics?recompute=true`, best of
+Each run starts a fresh server, ingests the file (curl to published,
+timed once) and measures, over HTTP: the statistics recompute (`/statistics?recompute=true`, best of
 two), PCA with 2 components, 50 sequential random slices (median), random
 slices at 32 connections (wrk, 10 s, when installed), 40 sequential random
 full-resolution chunks by `/zarr` (median), the maximum projection over Z
@@ -41,7 +41,9 @@ def one_run(label, binary, path, dims, run_dir, seed):
                           os.path.join(run_dir, f"server-{label}.log"))
     r = {"label": label, "load": os.getloadavg()[0]}
     try:
+        started = time.perf_counter()
         image_id = bench.upload(server, path, os.path.join(run_dir, f"up-{label}.json"))["image_id"]
+        r["ingest_s"] = time.perf_counter() - started
         rng = random.Random(seed)
         r["stats_s"] = min(timed(lambda: get(server, f"/statistics?image_id={image_id}&recompute=true"), 2))
 
@@ -127,13 +129,14 @@ def main():
     ms = lambda s: f"{s * 1000:.1f}" if s is not None else "–"  # noqa: E731
     print(f"\nRead paths, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}, {os.path.basename(args.data)} "
           f"{'×'.join(map(str, dims))}, {os.cpu_count()} cores\n")
-    print("| run | load avg (start → end) | statistics recompute ms | PCA ms | slice median ms | "
+    print("| run | load avg (start → end) | ingest s | statistics recompute ms | PCA ms | slice median ms | "
           "slices wrk req/s (errors) | /zarr chunk ms | max projection ms | tiles 32 conn req/s (errors) | "
           "scores chunk level 0 ms | scores chunk top level ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         wrk = f"{r['wrk_rps']:.0f} ({r['wrk_errors']})" if r.get("wrk_rps") else "–"
-        print(f"| {r['label']} | {r['load']:.1f} → {r['load_after']:.1f} | {ms(r['stats_s'])} | "
+        print(f"| {r['label']} | {r['load']:.1f} → {r['load_after']:.1f} | {r['ingest_s']:.2f} | "
+              f"{ms(r['stats_s'])} | "
               f"{ms(r['pca_s'])} | {ms(r['slice_s'])} | {wrk} | {ms(r['zarr_chunk_s'])} | "
               f"{ms(r['projection_s'])} | {r['tiles_rps']:.0f} ({r['tiles_errors']}) | "
               f"{ms(r['scores_chunk0_s'])} ({r['scores_chunk0_shape']}) | "
