@@ -299,6 +299,117 @@ pub struct IfdChain {
     pub file_len: u64,
     /// The IFD after the last one read, where a [`ChainWalk`] stopped early.
     pub next_ifd: Option<u64>,
+    /// The SubIFDs (tag 330) of each page of the file's own chain, in chain
+    /// order: for each one the page lists, its index in `sub_pages`, or
+    /// `None` where the chain was read only in part
+    /// ([`ChainWalk::max_ifds`]) and the SubIFDs were not.
+    pub subifds: Vec<Vec<Option<usize>>>,
+    /// The pages of the SubIFDs: reduced-resolution copies of the pages
+    /// that list them (an OME-TIFF's pyramid). Not among `pages`, which
+    /// the flavours read as tifffile's pages; [`IfdChain::subifd_page`]
+    /// numbers them after `pages`.
+    pub sub_pages: Vec<Result<PageLayout, TiffError>>,
+    /// SubIFD lists that were ignored, and why.
+    pub subifd_warnings: Vec<String>,
+    /// Hamamatsu NDPI's tags of each page in chain order, where the first
+    /// page has NDPI's FileFormat tag and a Make tag (as tifffile
+    /// recognises NDPI).
+    pub ndpi: Option<Vec<NdpiPage>>,
+    /// The ImageDescriptions of the chain's pages where the flavour needs
+    /// them, with their page's index, in chain order: where the first page
+    /// has tifffile's shaped description, the pages that have one (the
+    /// first of each shaped series); in a Ventana BIF, every page that has
+    /// one. Bounded as metadata text.
+    pub descriptions: Vec<(usize, String)>,
+    /// The file is a Ventana (Roche) BIF slide, as tifffile recognises it:
+    /// the first page has XMP metadata, and Ventana's or ScanOutputManager's
+    /// Software or a BIF label's or probability map's description.
+    pub bif: bool,
+}
+
+/// Whether a description is tifffile's shaped JSON one, as pentascope
+/// recognises it.
+pub(crate) fn is_shaped(description: &str) -> bool {
+    description.trim_start().starts_with('{')
+}
+
+/// Whether the first page, whose tags are `tags`, makes the file a Ventana
+/// BIF, as tifffile's `is_bif` decides.
+fn is_bif(
+    tags: &mut tiff::decoder::IfdDecoder<'_>,
+    software: Option<&str>,
+    description: Option<&str>,
+) -> bool {
+    let software = software.unwrap_or("");
+    tags.find_entry(Tag::Unknown(XMP_TAG)).is_some()
+        && (software.contains("Ventana")
+            || software.starts_with("ScanOutputManager")
+            || matches!(
+                description,
+                Some("Label Image" | "Label_Image" | "Probability_Image")
+            ))
+}
+
+/// XMP metadata (tag 700).
+const XMP_TAG: u16 = 700;
+
+/// Hamamatsu NDPI's FileFormat tag: with a Make tag on the first page, the
+/// file is an NDPI.
+pub const NDPI_FILE_FORMAT_TAG: u16 = 65420;
+/// NDPI's Magnification (source lens) tag: -1 on the macro image, -2 on
+/// the map.
+pub const NDPI_MAGNIFICATION_TAG: u16 = 65421;
+/// NDPI's SlideLabel tag.
+pub const NDPI_SLIDE_LABEL_TAG: u16 = 65427;
+
+/// What an NDPI page's own tags say about it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NdpiPage {
+    /// Magnification (65421): the objective's, or -1 for the macro image
+    /// and -2 for the map.
+    pub magnification: Option<f64>,
+    /// SlideLabel (65427), which tifffile names the pyramid by.
+    pub slide_label: Option<String>,
+}
+
+impl NdpiPage {
+    /// The page's NDPI tags; `text` is what is left of the bytes of slide
+    /// labels that may be kept, and labels past it are left out.
+    fn of(tags: &mut tiff::decoder::IfdDecoder<'_>, text: &mut u64) -> NdpiPage {
+        let magnification = tags
+            .find_tag(Tag::Unknown(NDPI_MAGNIFICATION_TAG))
+            .ok()
+            .flatten()
+            .and_then(tag_number);
+        let slide_label = tags
+            .find_entry(Tag::Unknown(NDPI_SLIDE_LABEL_TAG))
+            .filter(|entry| entry.count() <= *text)
+            .and_then(|_| ascii(tags, Tag::Unknown(NDPI_SLIDE_LABEL_TAG)));
+        if let Some(label) = &slide_label {
+            *text = text.saturating_sub(label.len() as u64);
+        }
+        NdpiPage {
+            magnification,
+            slide_label,
+        }
+    }
+}
+
+impl IfdChain {
+    /// The page number of page `page`'s SubIFD `k`, counting the SubIFDs'
+    /// pages after `pages` (as [`TiffFile`](crate::TiffFile) keeps them),
+    /// where the page lists one.
+    pub fn subifd_page(&self, page: usize, k: usize) -> Option<usize> {
+        Some(self.pages.len() + (*self.subifds.get(page)?.get(k)?)?)
+    }
+
+    /// Page `index`, counting the SubIFDs' pages after `pages`.
+    pub fn page(&self, index: usize) -> Option<&Result<PageLayout, TiffError>> {
+        match index.checked_sub(self.pages.len()) {
+            None => self.pages.get(index),
+            Some(sub) => self.sub_pages.get(sub),
+        }
+    }
 }
 
 /// Which IFDs [`read_ifds`] reads.
@@ -452,6 +563,109 @@ fn tag_number(value: Value) -> Option<f64> {
 /// byte count arrays (2-byte SHORTs each), halved as a margin.
 const MIN_BYTES_PER_LISTED_CHUNK: u64 = 2;
 
+/// The most SubIFDs (tag 330) read from one page: a pyramid halving a
+/// plane of 2^32 pixels a side down to one pixel has 32 levels.
+pub const MAX_SUBIFDS: usize = 64;
+
+/// What reading the pages of one file keeps from page to page.
+struct PageListing<'a> {
+    file: &'a File,
+    file_len: u64,
+    limits: &'a Limits,
+    /// JPEGTables by content: pages sharing tables share one copy, so that
+    /// the tables kept in memory are no more than the file holds.
+    jpeg_tables: HashSet<Arc<[u8]>>,
+    /// Strips and tiles the pages read so far list.
+    chunks_listed: u64,
+}
+
+impl PageListing<'_> {
+    /// The page of the IFD whose tags are `tags`, the `nth` page read:
+    /// `Err` inside where it cannot be used, `Err` outside where the file
+    /// cannot be read on.
+    fn page(
+        &mut self,
+        tags: &mut tiff::decoder::IfdDecoder<'_>,
+        lsm_file: Option<&File>,
+        nth: usize,
+    ) -> Result<Result<PageLayout, TiffError>, TiffError> {
+        let mut page = page_layout(tags, self.file_len, self.limits, lsm_file);
+        if let Ok(layout) = &mut page {
+            if let Some(jpeg) = &mut layout.jpeg {
+                if let Some(tables) = jpeg.tables.take() {
+                    let shared = match self.jpeg_tables.get(&tables) {
+                        Some(shared) => shared.clone(),
+                        None => {
+                            self.jpeg_tables.insert(tables.clone());
+                            tables
+                        }
+                    };
+                    jpeg.tables = Some(shared);
+                }
+                jpeg.jfif = starts_as_jfif(self.file, layout.offsets[0], layout.byte_counts[0])?;
+            }
+            // each strip or tile takes at least 4 bytes of offset and byte
+            // count arrays in the file, unless IFDs share one array; kept in
+            // memory at 16 bytes a chunk, shared arrays would multiply it
+            self.chunks_listed += layout.offsets.len() as u64;
+            if self.chunks_listed > self.file_len / MIN_BYTES_PER_LISTED_CHUNK {
+                return Err(TiffError::Format(format!(
+                    "the first {nth} IFDs list {} strips or tiles, more than a file of {} bytes \
+                     can hold: they share their offset arrays",
+                    self.chunks_listed, self.file_len
+                )));
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// The offsets of the SubIFDs (tag 330) a page lists: its reduced-resolution
+/// copies, as OME-TIFF pyramids store them. Offsets outside the file and
+/// lists of more than [`MAX_SUBIFDS`] are left out, with a warning.
+fn subifd_offsets(
+    tags: &mut tiff::decoder::IfdDecoder<'_>,
+    file_len: u64,
+    warnings: &mut Vec<String>,
+) -> Vec<u64> {
+    let Some(entry) = tags.find_entry(Tag::SubIfd) else {
+        return Vec::new();
+    };
+    if entry.count() > MAX_SUBIFDS as u64 {
+        warnings.push(format!(
+            "a page lists {} SubIFDs, more than the {MAX_SUBIFDS} read: its SubIFDs are ignored",
+            entry.count()
+        ));
+        return Vec::new();
+    }
+    let offsets = match tags
+        .find_tag(Tag::SubIfd)
+        .map(|v| v.map(Value::into_ifd_vec))
+    {
+        Ok(Some(Ok(pointers))) => pointers,
+        Ok(None) => return Vec::new(),
+        Ok(Some(Err(e))) | Err(e) => {
+            warnings.push(format!(
+                "a page's SubIFDs cannot be read ({e}): they are ignored"
+            ));
+            return Vec::new();
+        }
+    };
+    let (inside, outside): (Vec<u64>, Vec<u64>) = offsets
+        .into_iter()
+        .map(|p| p.0)
+        .partition(|offset| (8..file_len).contains(offset));
+    if !outside.is_empty() {
+        warnings.push(format!(
+            "a page lists SubIFDs at {outside:?}, outside the file of {file_len} bytes: they \
+             are ignored"
+        ));
+        // the levels after one that is missing would be taken for it
+        return Vec::new();
+    }
+    inside
+}
+
 /// Reads the header and every IFD of `file`.
 pub fn read_chain(file: &File, file_len: u64, limits: &Limits) -> Result<IfdChain, TiffError> {
     read_ifds(file, file_len, limits, ChainWalk::default())
@@ -507,16 +721,28 @@ pub(crate) fn read_ifds(
     let mut software = None;
     let mut imagej_metadata = None;
     let mut resolution = None;
-    let mut chunks_listed = 0u64;
+    let mut listing = PageListing {
+        file,
+        file_len,
+        limits,
+        jpeg_tables: HashSet::new(),
+        chunks_listed: 0,
+    };
+    let mut subifds: Vec<Vec<u64>> = Vec::new();
+    let mut ndpi: Option<Vec<NdpiPage>> = None;
+    let mut bif = false;
+    let mut descriptions = Vec::new();
+    // bytes of the pages' descriptions kept, bounded as metadata text
+    let mut description_bytes = limits.max_metadata_bytes;
+    // bytes of NDPI slide labels kept, bounded as metadata text
+    let mut ndpi_text = limits.max_metadata_bytes;
+    let mut subifd_warnings = Vec::new();
     let mut ifd_offsets = Vec::new();
     let mut stk = None;
     let mut lsm_info: Option<Vec<u8>> = None;
     let mut fluoview_header: Option<Vec<u8>> = None;
     let mut micromanager_metadata = None;
     let mut micromanager_tag = false;
-    // JPEGTables by content: pages sharing tables share one copy, so that
-    // the tables kept in memory are no more than the file holds
-    let mut jpeg_tables: HashSet<Arc<[u8]>> = HashSet::new();
     while let Some(ptr) = next {
         if walk.max_ifds.is_some_and(|most| pages.len() >= most) {
             break;
@@ -580,7 +806,16 @@ pub(crate) fn read_ifds(
                 }
             }
             description = ascii(&mut tags, Tag::ImageDescription);
+            // as tifffile recognises a Hamamatsu NDPI
+            if tags
+                .find_entry(Tag::Unknown(NDPI_FILE_FORMAT_TAG))
+                .is_some()
+                && tags.find_entry(Tag::Make).is_some()
+            {
+                ndpi = Some(Vec::new());
+            }
             software = ascii(&mut tags, Tag::Software);
+            bif = is_bif(&mut tags, software.as_deref(), description.as_deref());
             let counts = tags
                 .find_tag(Tag::Unknown(50838))
                 .ok()
@@ -616,36 +851,71 @@ pub(crate) fn read_ifds(
         // LSM writers store two BitsPerSample values at an offset although
         // they fit in the entry, as tifffile corrects
         let lsm_file = lsm_info.is_some().then_some(file);
-        let mut page = page_layout(&mut tags, file_len, limits, lsm_file);
-        if let Ok(layout) = &mut page {
-            if let Some(jpeg) = &mut layout.jpeg {
-                if let Some(tables) = jpeg.tables.take() {
-                    let shared = match jpeg_tables.get(&tables) {
-                        Some(shared) => shared.clone(),
-                        None => {
-                            jpeg_tables.insert(tables.clone());
-                            tables
-                        }
-                    };
-                    jpeg.tables = Some(shared);
-                }
-                jpeg.jfif = starts_as_jfif(file, layout.offsets[0], layout.byte_counts[0])?;
-            }
-            // each strip or tile takes at least 4 bytes of offset and byte
-            // count arrays in the file, unless IFDs share one array; kept in
-            // memory at 16 bytes a chunk, shared arrays would multiply it
-            chunks_listed += layout.offsets.len() as u64;
-            if chunks_listed > file_len / MIN_BYTES_PER_LISTED_CHUNK {
-                return Err(TiffError::Format(format!(
-                    "the first {} IFDs list {chunks_listed} strips or tiles, more than a file \
-                     of {file_len} bytes can hold: they share their offset arrays",
-                    pages.len() + 1
-                )));
+        let page = listing.page(&mut tags, lsm_file, pages.len() + 1)?;
+        subifds.push(subifd_offsets(&mut tags, file_len, &mut subifd_warnings));
+        if let Some(ndpi) = &mut ndpi {
+            ndpi.push(NdpiPage::of(&mut tags, &mut ndpi_text));
+        }
+        // tifffile's shaped series each begin with a page of its own
+        // shaped description; a BIF's pages say what they are in theirs
+        let shaped = description.as_deref().is_some_and(is_shaped);
+        if shaped || bif {
+            let text = if pages.is_empty() {
+                description.clone()
+            } else {
+                tags.find_entry(Tag::ImageDescription)
+                    .filter(|entry| entry.count() <= description_bytes)
+                    .and_then(|_| ascii(&mut tags, Tag::ImageDescription))
+                    .filter(|text| bif || is_shaped(text))
+            };
+            if let Some(text) = text {
+                description_bytes = description_bytes.saturating_sub(text.len() as u64);
+                descriptions.push((pages.len(), text));
             }
         }
         pages.push(page);
         ifd_offsets.push(ptr.0);
     }
+    // a page's SubIFDs are read once the chain is known, and only where it
+    // is read whole (an upload that streams in has not got them yet)
+    let mut sub_pages = Vec::new();
+    let subifds = if walk.max_ifds.is_none() {
+        let mut read = Vec::with_capacity(subifds.len());
+        for offsets in subifds {
+            let mut indexes = Vec::with_capacity(offsets.len());
+            for offset in offsets {
+                if (pages.len() + sub_pages.len()) as u64 >= limits.max_pages {
+                    return Err(TiffError::LimitsExceeded(format!(
+                        "the file has more than {} pages (IFDs and SubIFDs), the configured \
+                         maximum",
+                        limits.max_pages
+                    )));
+                }
+                let page = if seen.insert(offset) {
+                    match decoder.read_directory(IfdPointer(offset)) {
+                        Ok(dir) => {
+                            let mut tags = decoder.read_directory_tags(&dir);
+                            listing.page(&mut tags, None, pages.len() + sub_pages.len() + 1)?
+                        }
+                        Err(e) => Err(map_tiff_error(e)),
+                    }
+                } else {
+                    Err(TiffError::Format(format!(
+                        "the SubIFD at offset {offset} is also another IFD of the file"
+                    )))
+                };
+                indexes.push(Some(sub_pages.len()));
+                sub_pages.push(page);
+            }
+            read.push(indexes);
+        }
+        read
+    } else {
+        subifds
+            .into_iter()
+            .map(|offsets| vec![None; offsets.len()])
+            .collect()
+    };
     if pages.is_empty() {
         return Err(TiffError::Format("the file has no image directory".into()));
     }
@@ -666,6 +936,12 @@ pub(crate) fn read_ifds(
         ome_files: None,
         file_len,
         next_ifd: next.map(|p| p.0),
+        subifds,
+        sub_pages,
+        subifd_warnings,
+        ndpi,
+        descriptions,
+        bif,
     })
 }
 

@@ -202,7 +202,9 @@ impl Series {
     /// the last word. `None` where the first IFD does not decide the series.
     pub fn predicted(first: &IfdChain, axes: Option<&Axes>, limits: &Limits) -> Option<Series> {
         let pages = flavour::declared_pages(first)?;
-        if pages == 0 || pages > limits.max_pages {
+        // a page with SubIFDs has its own pyramid, which is read from the
+        // whole file
+        if pages == 0 || pages > limits.max_pages || first.subifds.iter().any(|s| !s.is_empty()) {
             return None;
         }
         let page = first.pages.first()?.as_ref().ok()?;
@@ -233,6 +235,12 @@ impl Series {
             ome_files: None,
             file_len: first.file_len,
             next_ifd: None,
+            subifds: Vec::new(),
+            sub_pages: Vec::new(),
+            subifd_warnings: Vec::new(),
+            ndpi: None,
+            descriptions: first.descriptions.clone(),
+            bif: false,
         };
         let series = Series::from_chain(&chain, &[], axes, limits).ok()?;
         (series.contiguous.is_none()
@@ -277,7 +285,7 @@ impl Series {
         main.levels = found
             .levels
             .into_iter()
-            .filter_map(|pages| main.level_of(&chain.pages, &first_pages, &pages))
+            .filter_map(|pages| main.level_of(chain, &first_pages, &pages))
             .collect();
         let mut all = vec![main];
         for further in found.further {
@@ -285,6 +293,7 @@ impl Series {
             // for the series' first page: give it the pages from its lowest on
             let key = further.interpretation.pages.iter().flatten().min().copied();
             let pages = key.map_or(&chain.pages[..0], |key| &chain.pages[key..]);
+            let series_pages = further.interpretation.pages.clone();
             let shifted = flavour::Interpretation {
                 pages: further
                     .interpretation
@@ -301,6 +310,11 @@ impl Series {
                     }
                     series.name = further.name;
                     series.kind = further.kind;
+                    series.levels = further
+                        .levels
+                        .iter()
+                        .filter_map(|level| series.level_of(chain, &series_pages, level))
+                        .collect();
                     all.push(series);
                 }
                 Err(e) => all[0].warnings.push(format!(
@@ -318,13 +332,13 @@ impl Series {
     /// is readable, of one size and of the series' samples and type.
     fn level_of(
         &self,
-        pages: &[Result<PageLayout, TiffError>],
+        chain: &IfdChain,
         series_pages: &[Option<usize>],
         level_pages: &[Option<usize>],
     ) -> Option<SeriesLevel> {
-        let first = pages.get((*level_pages.first()?)?)?.as_ref().ok()?;
+        let first = chain.page((*level_pages.first()?)?)?.as_ref().ok()?;
         let fits = level_pages.iter().all(|p| {
-            matches!(p.and_then(|p| pages.get(p)), Some(Ok(l))
+            matches!(p.and_then(|p| chain.page(p)), Some(Ok(l))
                 if l.same_kind(first) && l.samples == self.samples && l.dtype == self.dtype)
         });
         if !fits || level_pages.len() != series_pages.len() {
@@ -452,9 +466,15 @@ impl TiffFile {
         let dataset_len = siblings
             .iter()
             .fold(file_len, |sum, sibling| sum.saturating_add(sibling.len));
+        // the SubIFDs' pages, numbered after the others
+        // (IfdChain::subifd_page), are read from the file itself
+        let sub_pages = chain.pages.len();
+        let own_file = file.try_clone()?;
+        chain.pages.append(&mut chain.sub_pages);
         check_chunks_not_shared(&chain.pages, &series, dataset_len)?;
         let files = std::iter::once((0, file))
             .chain(siblings.into_iter().map(|s| (s.first_page, s.file)))
+            .chain(std::iter::once((sub_pages, own_file)))
             .collect();
         Ok(TiffFile {
             files,

@@ -298,3 +298,72 @@ fn twelve_bit_jpeg_fixture_is_refused_as_unsupported() {
         Ok(f) => panic!("accepted as {:?}", f.series()),
     }
 }
+
+/// Prints, for each file named, tifffile's series: for each, the rows and
+/// columns of its own levels (`levels[1:]`).
+const SERIES_LEVELS: &str = r#"
+import json, sys, tifffile
+out = {}
+for path in sys.argv[1:]:
+    try:
+        with tifffile.TiffFile(path) as f:
+            out[path] = [[[l.keyframe.imagelength, l.keyframe.imagewidth] for l in s.levels[1:]]
+                         for s in f.series]
+    except Exception as e:
+        out[path] = str(e)
+print(json.dumps(out))
+"#;
+
+/// Every fixture the reader accepts has tifffile's series, each with
+/// tifffile's levels (an SVS's pyramid pages, OME-TIFF pyramids in
+/// SubIFDs): as many series, and levels of the same sizes.
+#[test]
+#[ignore = "needs a Python venv with tifffile; run with --ignored (.ci/run does)"]
+fn every_fixtures_series_have_tifffiles_levels() {
+    let python = tifffile_python();
+    let root = fixtures_dir();
+    let mut paths = Vec::new();
+    for set in ["tiff", "real"] {
+        for entry in std::fs::read_dir(root.join(set)).unwrap() {
+            let path = entry.unwrap().path();
+            if pentascope_tiff::is_tiff_name(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    paths.sort();
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(SERIES_LEVELS)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (mut failures, mut pyramids) = (Vec::new(), 0);
+    for path in &paths {
+        let Ok(file) = TiffFile::open(path, &Limits::default(), None) else {
+            continue;
+        };
+        let ours: Vec<Vec<[u64; 2]>> = file
+            .all_series()
+            .iter()
+            .map(|s| s.levels.iter().map(|l| [l.height, l.width]).collect())
+            .collect();
+        let theirs = &want[path.display().to_string()];
+        let theirs: Option<Vec<Vec<[u64; 2]>>> = serde_json::from_value(theirs.clone()).ok();
+        pyramids += usize::from(ours.first().is_some_and(|levels| !levels.is_empty()));
+        if theirs.as_ref() != Some(&ours) {
+            failures.push(format!(
+                "{}: {ours:?} != tifffile's {theirs:?}",
+                path.display()
+            ));
+        }
+    }
+    assert!(pyramids >= 3, "only {pyramids} fixtures with levels");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -559,6 +559,117 @@ fn every_flavour_parser_survives_its_seed_cut_and_flipped() {
     );
 }
 
+// SubIFDs (tag 330): a page's own pyramid levels
+
+/// A 4×4 page whose SubIFDs are `subifds(first IFD, second IFD, blob)`,
+/// and a 2×2 page after it whose IFD is taken out of the chain (the first
+/// IFD's next offset is 0), so that only a SubIFD can reach it.
+fn page_with_subifds(subifds: impl Fn(u32, u32, u32) -> Vec<u32>) -> TempFile {
+    let build = |listed: Vec<u32>| {
+        let mut tiff = TiffBuilder::classic();
+        let big = tiff.blob((0..16).collect());
+        let small = tiff.blob(vec![100, 101, 102, 103]);
+        tiff.page(PageSpec {
+            subifds: listed,
+            ..PageSpec::new(4, 4, big)
+        });
+        tiff.page(PageSpec::new(2, 2, small));
+        tiff.build()
+    };
+    let word = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    // the layout does not depend on the offsets' values: find the IFDs
+    // with as many SubIFDs listed, then list the ones wanted
+    let count = subifds(0, 0, 0).len();
+    let probe = build(vec![0; count]);
+    let first = word(&probe, 4);
+    let entries = u16::from_le_bytes([probe[first as usize], probe[first as usize + 1]]);
+    let next_at = first as usize + 2 + 12 * usize::from(entries);
+    let second = word(&probe, next_at);
+    let mut bytes = build(subifds(first, second, 8));
+    assert_eq!(word(&bytes, 4), first);
+    bytes[next_at..next_at + 4].copy_from_slice(&[0; 4]);
+    TempFile::with_bytes(&bytes)
+}
+
+#[test]
+fn subifd_outside_the_chain_is_the_pages_pyramid_level() {
+    let file = open(&page_with_subifds(|_, second, _| vec![second])).unwrap();
+    let series = file.series();
+    assert_eq!(series.levels.len(), 1, "{series:?}");
+    let level = &series.levels[0];
+    assert_eq!((level.height, level.width), (2, 2));
+    let page = level.page_groups()[0].page.unwrap();
+    let mut band = vec![Vec::<u8>::new()];
+    file.read_band(page, 0..2, &mut band).unwrap();
+    assert_eq!(band[0], [100, 101, 102, 103]);
+}
+
+#[test]
+fn hostile_subifds_leave_the_page_without_levels_not_a_panic() {
+    // its own IFD (a loop), the middle of its pixels, past the end, and
+    // more SubIFDs than are read
+    let cases: [(&str, Box<dyn Fn(u32, u32, u32) -> Vec<u32>>, Option<&str>); 4] = [
+        ("loop", Box::new(|first, _, _| vec![first]), None),
+        ("pixels", Box::new(|_, _, blob| vec![blob + 3]), None),
+        (
+            "past the end",
+            Box::new(|_, second, _| vec![second, u32::MAX]),
+            Some("outside the file"),
+        ),
+        (
+            "too many",
+            Box::new(|_, second, _| vec![second; 65]),
+            Some("more than the 64 read"),
+        ),
+    ];
+    for (name, subifds, warning) in cases {
+        let file = open(&page_with_subifds(subifds)).unwrap();
+        let series = file.series();
+        assert!(series.levels.is_empty(), "{name}: {series:?}");
+        assert_eq!(series.shape.to_array(), [1, 1, 1, 4, 4], "{name}");
+        if let Some(warning) = warning {
+            assert!(
+                series.warnings.iter().any(|w| w.contains(warning)),
+                "{name}: {:?}",
+                series.warnings
+            );
+        }
+    }
+}
+
+#[test]
+fn subifds_past_max_pages_are_refused() {
+    // every page lists 64 SubIFDs at distinct offsets inside its pixels
+    let mut tiff = TiffBuilder::classic();
+    let pixels = tiff.blob(vec![0; 4096]);
+    for _ in 0..20 {
+        tiff.page(PageSpec {
+            subifds: (0..64).map(|k| 8 + 2 * k).collect(),
+            ..PageSpec::new(64, 64, pixels)
+        });
+    }
+    let limits = Limits::default().with_max_pages(1024);
+    let e = expect_error(TiffFile::open(tiff.write().path(), &limits, None));
+    assert!(
+        matches!(&e, TiffError::LimitsExceeded(m) if m.contains("IFDs and SubIFDs")),
+        "{e}"
+    );
+}
+
+#[test]
+fn reader_seed_with_an_ome_subifd_pyramid_has_its_levels() {
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/reader/ome-subifd-pyramid.ome.tif");
+    let file = TiffFile::open(&seed, &Limits::default(), None).unwrap();
+    let levels: Vec<(u64, u64)> = file
+        .series()
+        .levels
+        .iter()
+        .map(|l| (l.height, l.width))
+        .collect();
+    assert_eq!(levels, [(8, 6), (4, 3)]);
+}
+
 #[test]
 fn codec_harness_round_trips_every_sample_type() {
     // the fuzz harness itself must reach the decoders: a valid chunk decodes

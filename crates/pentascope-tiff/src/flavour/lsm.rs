@@ -1,5 +1,5 @@
 //! Zeiss LSM: CZ_LSMINFO's dimensions, scan type and voxel sizes; every
-//! other page is a thumbnail.
+//! other page is a thumbnail, and the thumbnails are a series of their own.
 
 use super::*;
 
@@ -84,4 +84,44 @@ pub(crate) fn interpret(chain: &IfdChain, info: &[u8]) -> Result<Interpretation,
         physical,
     )
     .squeezed())
+}
+
+/// The thumbnails of an LSM file as a series of their own, as tifffile's
+/// second LSM series: every other page from the second on, where the
+/// second is a reduced-resolution page, along the image's page axes.
+/// Left out (with a warning) where the thumbnails are not one per image
+/// page, all of one kind.
+pub(crate) fn file_series(chain: &IfdChain, first: &Interpretation) -> FileSeries {
+    let mut found = FileSeries::default();
+    let Some(Ok(thumbnail)) = chain.pages.get(1) else {
+        return found;
+    };
+    if !thumbnail.reduced {
+        return found;
+    }
+    let pages: Vec<Option<usize>> = (1..chain.pages.len()).step_by(2).map(Some).collect();
+    let fits = pages
+        .iter()
+        .flatten()
+        .all(|page| matches!(&chain.pages[*page], Ok(p) if p.same_kind(thumbnail)));
+    if !fits || pages.len() != first.pages.len() {
+        found.warnings.push(format!(
+            "the LSM thumbnails are left out: {} pages from the second on, every other one, \
+             are not one thumbnail of one size per image page ({})",
+            pages.len(),
+            first.pages.len()
+        ));
+        return found;
+    }
+    found.further.push(FurtherSeries::flat(
+        "",
+        SeriesKind::Thumbnail,
+        Interpretation::of_pages(
+            Flavour::Lsm,
+            first.axes.clone(),
+            pages,
+            PhysicalSizes::default(),
+        ),
+    ));
+    found
 }

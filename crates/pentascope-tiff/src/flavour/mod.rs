@@ -13,6 +13,7 @@ pub mod ome;
 pub mod omeset;
 pub mod plain;
 pub mod scanimage;
+pub mod scn;
 pub mod stk;
 pub mod svs;
 
@@ -105,6 +106,20 @@ pub(crate) struct FurtherSeries {
     pub name: String,
     pub kind: SeriesKind,
     pub interpretation: Interpretation,
+    /// Its own pyramid levels, as [`FileSeries::levels`].
+    pub levels: Vec<Vec<Option<usize>>>,
+}
+
+impl FurtherSeries {
+    /// A series without pyramid levels of its own.
+    pub fn flat(name: &str, kind: SeriesKind, interpretation: Interpretation) -> Self {
+        FurtherSeries {
+            name: name.to_string(),
+            kind,
+            interpretation,
+            levels: Vec::new(),
+        }
+    }
 }
 
 /// What a file holds beside its first series' planes: that series' name
@@ -130,14 +145,48 @@ pub(crate) fn file_series(
     limits: &Limits,
 ) -> Result<FileSeries, TiffError> {
     let desc = chain.description.as_deref().unwrap_or("");
-    let found = match first.flavour {
+    let mut found = match first.flavour {
         Flavour::Svs => svs::file_series(chain, first),
-        Flavour::Ome => ome::file_series(chain, desc, limits)?,
+        Flavour::Ome => ome::file_series(chain, desc, first, limits)?,
         Flavour::Plain => plain::file_series(chain, first, limits)?,
+        Flavour::Lsm => lsm::file_series(chain, first),
         _ => FileSeries::default(),
     };
     check_series_count(found.further.len() as u64 + 1, limits)?;
+    found.warnings.extend(chain.subifd_warnings.iter().cloned());
     Ok(found)
+}
+
+/// The pyramid levels the SubIFDs (tag 330) of a series' `pages` hold,
+/// as tifffile reads OME-TIFF pyramids (and the SubIFDs of plain and
+/// shaped files): level k is the k-th SubIFD of each page, for as many
+/// levels as the series' first page lists; the levels stop at the first
+/// of which no page has a SubIFD.
+pub(crate) fn subifd_levels(chain: &IfdChain, pages: &[Option<usize>]) -> Vec<Vec<Option<usize>>> {
+    let Some(key) = pages.iter().flatten().next() else {
+        return Vec::new();
+    };
+    let listed = chain.subifds.get(*key).map_or(0, Vec::len);
+    (0..listed)
+        .map(|k| {
+            pages
+                .iter()
+                .map(|page| page.and_then(|page| chain.subifd_page(page, k)))
+                .collect::<Vec<_>>()
+        })
+        .take_while(|level| level.iter().any(Option::is_some))
+        .collect()
+}
+
+/// Whether the first of a series' `pages` lists SubIFDs: tifffile names
+/// such an OME series `Baseline` where its `Image` has no name.
+pub(crate) fn has_subifds(chain: &IfdChain, pages: &[Option<usize>]) -> bool {
+    pages
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|key| chain.subifds.get(*key))
+        .is_some_and(|listed| !listed.is_empty())
 }
 
 /// Refuses a file of more than [`Limits::max_series`] series.

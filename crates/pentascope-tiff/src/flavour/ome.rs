@@ -68,7 +68,7 @@ pub(crate) fn interpret(chain: &IfdChain, xml: &str) -> Result<Interpretation, R
 }
 
 /// The OME-XML `xml` parsed, within the limits on its structure.
-fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Rejection> {
+pub(crate) fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Rejection> {
     check_xml_structure(xml).map_err(Rejection::Refused)?;
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
@@ -82,8 +82,9 @@ fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Rejection> {
     })
 }
 
-/// The first image's name, then the document's further `Image`s as series
-/// of their own, as tifffile lists them: each with its own pages
+/// The first image's name and pyramid levels (its pages' SubIFDs, see
+/// [`subifd_levels`]), then the document's further `Image`s as series of
+/// their own, as tifffile lists them: each with its own levels, pages
 /// (TiffData), sizes and channels; those without TiffData (no pages, which
 /// tifffile skips) or whose metadata cannot be used are left out with a
 /// warning. A document of more than [`Limits::max_series`] images is
@@ -92,11 +93,13 @@ fn parse(xml: &str) -> Result<roxmltree::Document<'_>, Rejection> {
 pub(crate) fn file_series(
     chain: &IfdChain,
     xml: &str,
+    first: &Interpretation,
     limits: &Limits,
 ) -> Result<FileSeries, TiffError> {
-    // most files hold one image: their XML, possibly large, is not parsed
-    // a second time
-    if image_tags(xml) < 2 {
+    // most files hold one image and no pyramid: their XML, possibly large,
+    // is not parsed a second time
+    let pyramidal = chain.subifds.iter().any(|listed| !listed.is_empty());
+    if image_tags(xml) < 2 && !pyramidal {
         return Ok(FileSeries::default());
     }
     let doc = match parse(xml) {
@@ -109,9 +112,20 @@ pub(crate) fn file_series(
         .filter(|n| n.tag_name().name() == "Image")
         .collect();
     check_series_count(images.len() as u64, limits)?;
-    let name = |image: &roxmltree::Node| image.attribute("Name").unwrap_or("").to_string();
+    // a series with a pyramid and no name is tifffile's `Baseline`
+    let name = |image: &roxmltree::Node, pages: &[Option<usize>]| match image
+        .attribute("Name")
+        .unwrap_or("")
+    {
+        "" if has_subifds(chain, pages) => "Baseline".to_string(),
+        name => name.to_string(),
+    };
     let mut found = FileSeries {
-        name: images.first().map(name).unwrap_or_default(),
+        name: images
+            .first()
+            .map(|image| name(image, &first.pages))
+            .unwrap_or_default(),
+        levels: subifd_levels(chain, &first.pages),
         ..FileSeries::default()
     };
     let n_pages = chain.pages.len() as u64;
@@ -124,7 +138,7 @@ pub(crate) fn file_series(
             Err(Rejection::Ignored(why)) => {
                 found.warnings.push(format!(
                     "OME Image {index} ({}) left out: {why}",
-                    name(image)
+                    name(image, &[])
                 ));
                 continue;
             }
@@ -137,8 +151,9 @@ pub(crate) fn file_series(
             )));
         }
         found.further.push(FurtherSeries {
-            name: name(image),
+            name: name(image, &interpretation.pages),
             kind: SeriesKind::Image,
+            levels: subifd_levels(chain, &interpretation.pages),
             interpretation,
         });
     }

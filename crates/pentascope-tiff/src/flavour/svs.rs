@@ -112,11 +112,11 @@ pub(crate) fn file_series(chain: &IfdChain, first: &Interpretation) -> FileSerie
         .filter(|(_, pages)| pages.len() == first.pages.len())
         .map(|(_, pages)| pages.into_iter().map(Some).collect())
         .collect();
-    found.further.push(FurtherSeries {
-        name: "Thumbnail".into(),
-        kind: SeriesKind::Thumbnail,
-        interpretation: Interpretation::one_page(Flavour::Svs, 1),
-    });
+    found.further.push(FurtherSeries::flat(
+        "Thumbnail",
+        SeriesKind::Thumbnail,
+        Interpretation::one_page(Flavour::Svs, 1),
+    ));
     for page in index..chain.pages.len().min(index + 2) {
         let macro_image = matches!(&chain.pages[page], Ok(p) if p.subfile_type == 9);
         let (name, kind) = if macro_image {
@@ -124,11 +124,11 @@ pub(crate) fn file_series(chain: &IfdChain, first: &Interpretation) -> FileSerie
         } else {
             ("Label", SeriesKind::Label)
         };
-        found.further.push(FurtherSeries {
-            name: name.into(),
+        found.further.push(FurtherSeries::flat(
+            name,
             kind,
-            interpretation: Interpretation::one_page(Flavour::Svs, page),
-        });
+            Interpretation::one_page(Flavour::Svs, page),
+        ));
     }
     found
 }

@@ -39,6 +39,8 @@ pub struct PageSpec {
     pub jpeg_tables: Option<Vec<u8>>,
     /// Further tags, as UNDEFINED bytes (vendors' private tags).
     pub extra_tags: Vec<(u16, Vec<u8>)>,
+    /// SubIFDs (tag 330, LONG offsets); left out when empty.
+    pub subifds: Vec<u32>,
 }
 
 /// Pixels per unit across and down, each a RATIONAL (numerator,
@@ -64,6 +66,7 @@ impl PageSpec {
             resolution: None,
             jpeg_tables: None,
             extra_tags: Vec::new(),
+            subifds: Vec::new(),
         }
     }
 }
@@ -214,6 +217,9 @@ impl TiffBuilder {
             }
             if page.predictor != 1 {
                 entries.push((317, Values::Short(vec![page.predictor])));
+            }
+            if !page.subifds.is_empty() {
+                entries.push((330, Values::Long(page.subifds.clone())));
             }
             for (tag, bytes) in &page.extra_tags {
                 entries.push((u32::from(*tag), Values::Undefined(bytes.clone())));
@@ -649,6 +655,12 @@ pub fn interpret_metadata(
         ome_files: None,
         file_len: u64::MAX,
         next_ifd: None,
+        subifds: Vec::new(),
+        sub_pages: Vec::new(),
+        subifd_warnings: Vec::new(),
+        ndpi: None,
+        descriptions: Vec::new(),
+        bif: false,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;
     series.page_groups();
