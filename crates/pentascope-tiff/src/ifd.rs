@@ -319,12 +319,16 @@ pub struct IfdChain {
     /// them, with their page's index, in chain order: where the first page
     /// has tifffile's shaped description, the pages that have one (the
     /// first of each shaped series); in a Ventana BIF, every page that has
-    /// one. Bounded as metadata text.
+    /// one, and so in a Philips DP slide. Bounded as metadata text.
     pub descriptions: Vec<(usize, String)>,
     /// The file is a Ventana (Roche) BIF slide, as tifffile recognises it:
     /// the first page has XMP metadata, and Ventana's or ScanOutputManager's
     /// Software or a BIF label's or probability map's description.
     pub bif: bool,
+    /// The file is a Philips DP slide, as tifffile recognises it: the
+    /// first page's Software starts `Philips DP` and its description (the
+    /// slide's XML) ends with `</DataObject>`.
+    pub philips: bool,
 }
 
 /// Whether a description is tifffile's shaped JSON one, as pentascope
@@ -731,6 +735,7 @@ pub(crate) fn read_ifds(
     let mut subifds: Vec<Vec<u64>> = Vec::new();
     let mut ndpi: Option<Vec<NdpiPage>> = None;
     let mut bif = false;
+    let mut philips = false;
     let mut descriptions = Vec::new();
     // bytes of the pages' descriptions kept, bounded as metadata text
     let mut description_bytes = limits.max_metadata_bytes;
@@ -816,6 +821,11 @@ pub(crate) fn read_ifds(
             }
             software = ascii(&mut tags, Tag::Software);
             bif = is_bif(&mut tags, software.as_deref(), description.as_deref());
+            // as tifffile recognises a Philips DP slide
+            philips = software.as_deref().is_some_and(|s| s.starts_with("Philips DP"))
+                && description
+                    .as_deref()
+                    .is_some_and(|d| d.trim_end().ends_with("</DataObject>"));
             let counts = tags
                 .find_tag(Tag::Unknown(50838))
                 .ok()
@@ -859,14 +869,14 @@ pub(crate) fn read_ifds(
         // tifffile's shaped series each begin with a page of its own
         // shaped description; a BIF's pages say what they are in theirs
         let shaped = description.as_deref().is_some_and(is_shaped);
-        if shaped || bif {
+        if shaped || bif || philips {
             let text = if pages.is_empty() {
                 description.clone()
             } else {
                 tags.find_entry(Tag::ImageDescription)
                     .filter(|entry| entry.count() <= description_bytes)
                     .and_then(|_| ascii(&mut tags, Tag::ImageDescription))
-                    .filter(|text| bif || is_shaped(text))
+                    .filter(|text| bif || philips || is_shaped(text))
             };
             if let Some(text) = text {
                 description_bytes = description_bytes.saturating_sub(text.len() as u64);
@@ -942,6 +952,7 @@ pub(crate) fn read_ifds(
         ndpi,
         descriptions,
         bif,
+        philips,
     })
 }
 

@@ -241,6 +241,7 @@ impl Series {
             ndpi: None,
             descriptions: first.descriptions.clone(),
             bif: false,
+            philips: false,
         };
         let series = Series::from_chain(&chain, &[], axes, limits).ok()?;
         (series.contiguous.is_none()
@@ -279,7 +280,20 @@ impl Series {
         let interpretation = flavour::detect(chain, header, limits)?;
         let found = flavour::file_series(chain, &interpretation, limits)?;
         let first_pages = interpretation.pages.clone();
-        let mut main = Series::from_interpretation(&chain.pages, interpretation, axes, limits)?;
+        // a slide's first series may start past the file's first page (a
+        // BIF's label comes first): its own lowest page is its first
+        let key = match interpretation.contiguous {
+            Some(_) => 0,
+            None => first_pages.iter().flatten().min().copied().unwrap_or(0),
+        };
+        let shifted = flavour::Interpretation {
+            pages: first_pages.iter().map(|p| p.map(|p| p - key)).collect(),
+            ..interpretation
+        };
+        let mut main = Series::from_interpretation(&chain.pages[key..], shifted, axes, limits)?;
+        for page in main.page_of.iter_mut().flatten() {
+            *page += key;
+        }
         main.name = found.name;
         main.warnings.extend(found.warnings);
         main.levels = found

@@ -2,8 +2,8 @@
 //! or the page axes of tifffile's shaped JSON description. Pages of other
 //! kinds are further series, one per kind, or pyramid levels
 //! ([`file_series`]); tifffile's shaped series, a Hamamatsu NDPI's, a
-//! Ventana BIF's and a Leica SCN's ([`scn`]) series are read as tifffile
-//! lists them.
+//! Ventana BIF's, a Philips DP slide's and a Leica SCN's ([`scn`]) series
+//! are read as tifffile lists them.
 
 use super::*;
 
@@ -12,8 +12,8 @@ pub(crate) fn interpret(
     desc: &str,
     warnings: &mut Vec<String>,
 ) -> Interpretation {
-    if let Some(bif) = bif_series(chain) {
-        return Interpretation::one_page(Flavour::Plain, bif.baseline);
+    if let Some(slide) = bif_series(chain).or_else(|| philips_series(chain)) {
+        return Interpretation::one_page(Flavour::Plain, slide.baseline);
     }
     match scn::images(chain, desc) {
         Ok(Some(mut images)) => {
@@ -72,21 +72,24 @@ fn lettered(mut axes: Vec<(char, u64)>) -> Vec<(char, u64)> {
     axes
 }
 
-/// A Ventana BIF's series, as tifffile's `_series_bif` lists them.
-struct Bif {
+/// A slide scanner's series of one page each: a Ventana BIF's, as
+/// tifffile's `_series_bif` lists them, or a Philips DP slide's
+/// (`_series_philips`).
+struct Slide {
     /// The first page whose description names a `level`.
     baseline: usize,
     /// The later pages that name one: the baseline's pyramid levels.
     levels: Vec<usize>,
-    /// The other pages in order, each a series of its own: `Label`
-    /// (description `Label…`), `Thumbnail` (`Thumbnail`, `Probability…`)
-    /// or `Unknown`.
+    /// The other pages, each a series of its own, with its name and kind.
     others: Vec<(usize, &'static str, SeriesKind)>,
 }
 
 /// A Ventana BIF's series (one page each), where the file is one
-/// ([`IfdChain::bif`]) and a page's description names a `level`.
-fn bif_series(chain: &IfdChain) -> Option<Bif> {
+/// ([`IfdChain::bif`]) and a page's description names a `level`: the
+/// first such page is the baseline, the later ones its levels; the others
+/// in order are `Label` (description `Label…`), `Thumbnail` (`Thumbnail`,
+/// `Probability…`) or `Unknown`.
+fn bif_series(chain: &IfdChain) -> Option<Slide> {
     if !chain.bif {
         return None;
     }
@@ -111,9 +114,76 @@ fn bif_series(chain: &IfdChain) -> Option<Bif> {
             levels.push(index);
         }
     }
-    Some(Bif {
+    Some(Slide {
         baseline: baseline?,
         levels,
+        others,
+    })
+}
+
+/// A Philips DP slide's series (one page each), where the file is one
+/// ([`IfdChain::philips`]): its tiled pages are the baseline and its
+/// levels, as many as the XML's pixel spacings (at least two); then the
+/// untiled pages (`Other`), and the last page whose description starts
+/// `Macro` and the last that starts `Label`, in the order of the first of
+/// each. The levels are the pages as stored: tifffile crops those padded
+/// past the size the pixel spacing gives, pentascope leaves such a level
+/// out of the stored pyramid (it is not the size of a stored level).
+fn philips_series(chain: &IfdChain) -> Option<Slide> {
+    if !chain.philips {
+        return None;
+    }
+    let doc = ome::parse(chain.description.as_deref()?).ok()?;
+    let root = doc.root_element();
+    let spacings = doc
+        .descendants()
+        .filter(|n| {
+            n.tag_name().name() == "DataObject"
+                && n.attribute("ObjectType") == Some("PixelDataRepresentation")
+                && n.parent_element().is_some_and(|p| p != root)
+        })
+        .flat_map(|n| n.children())
+        .filter(|a| {
+            a.tag_name().name() == "Attribute"
+                && a.attribute("Name") == Some("DICOM_PIXEL_SPACING")
+                && a.text().is_some()
+        })
+        .count();
+    let mut tiled = Vec::new();
+    let mut others = Vec::new();
+    // the macro image and the label: where each comes first, and its page
+    let mut named: Vec<(&'static str, SeriesKind, usize)> = Vec::new();
+    let mut described = chain.descriptions.iter().peekable();
+    for (index, page) in chain.pages.iter().enumerate() {
+        let description = match described.next_if(|(page, _)| *page == index) {
+            Some((_, text)) => text.as_str(),
+            None => "",
+        };
+        let kind = if description.starts_with("Macro") {
+            Some(("Macro", SeriesKind::Macro))
+        } else if description.starts_with("Label") {
+            Some(("Label", SeriesKind::Label))
+        } else {
+            None
+        };
+        match (kind, page) {
+            (Some((name, kind)), _) => match named.iter_mut().find(|(n, _, _)| *n == name) {
+                Some(entry) => entry.2 = index,
+                None => named.push((name, kind, index)),
+            },
+            (None, Ok(p)) if matches!(p.geometry, crate::ChunkGeometry::Tiles { .. }) => {
+                tiled.push(index)
+            }
+            (None, _) => others.push((index, "Other", SeriesKind::Image)),
+        }
+    }
+    if spacings < 2 || tiled.len() != spacings {
+        return None;
+    }
+    others.extend(named.into_iter().map(|(name, kind, page)| (page, name, kind)));
+    Some(Slide {
+        baseline: tiled[0],
+        levels: tiled[1..].to_vec(),
         others,
     })
 }
@@ -238,16 +308,16 @@ pub(crate) fn file_series(
     first: &Interpretation,
     limits: &Limits,
 ) -> Result<FileSeries, TiffError> {
-    if let Some(bif) = bif_series(chain) {
-        check_series_count(bif.others.len() as u64 + 1, limits)?;
+    if let Some(slide) = bif_series(chain).or_else(|| philips_series(chain)) {
+        check_series_count(slide.others.len() as u64 + 1, limits)?;
         return Ok(FileSeries {
             name: "Baseline".into(),
-            levels: bif
+            levels: slide
                 .levels
                 .into_iter()
                 .map(|page| vec![Some(page)])
                 .collect(),
-            further: bif
+            further: slide
                 .others
                 .into_iter()
                 .map(|(page, name, kind)| {

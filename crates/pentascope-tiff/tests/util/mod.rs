@@ -661,6 +661,7 @@ pub fn interpret_metadata(
         ndpi: None,
         descriptions: Vec::new(),
         bif: false,
+        philips: false,
     };
     let series = Series::from_chain(&chain, &header, None, limits)?;
     series.page_groups();
