@@ -625,20 +625,26 @@ impl PageListing<'_> {
 }
 
 /// The offsets of the SubIFDs (tag 330) a page lists: its reduced-resolution
-/// copies, as OME-TIFF pyramids store them. Offsets outside the file and
-/// lists of more than [`MAX_SUBIFDS`] are left out, with a warning.
+/// copies, as OME-TIFF pyramids store them. A list of more than
+/// [`MAX_SUBIFDS`], one that cannot be read and one pointing outside the
+/// file are ignored, with a warning (once per reason, however many pages
+/// have one).
 fn subifd_offsets(
     tags: &mut tiff::decoder::IfdDecoder<'_>,
     file_len: u64,
     warnings: &mut Vec<String>,
 ) -> Vec<u64> {
+    let mut warn = |message: String| {
+        if !warnings.contains(&message) {
+            warnings.push(message);
+        }
+    };
     let Some(entry) = tags.find_entry(Tag::SubIfd) else {
         return Vec::new();
     };
     if entry.count() > MAX_SUBIFDS as u64 {
-        warnings.push(format!(
-            "a page lists {} SubIFDs, more than the {MAX_SUBIFDS} read: its SubIFDs are ignored",
-            entry.count()
+        warn(format!(
+            "a page lists more SubIFDs than the {MAX_SUBIFDS} read: its SubIFDs are ignored"
         ));
         return Vec::new();
     }
@@ -649,25 +655,21 @@ fn subifd_offsets(
         Ok(Some(Ok(pointers))) => pointers,
         Ok(None) => return Vec::new(),
         Ok(Some(Err(e))) | Err(e) => {
-            warnings.push(format!(
+            warn(format!(
                 "a page's SubIFDs cannot be read ({e}): they are ignored"
             ));
             return Vec::new();
         }
     };
-    let (inside, outside): (Vec<u64>, Vec<u64>) = offsets
-        .into_iter()
-        .map(|p| p.0)
-        .partition(|offset| (8..file_len).contains(offset));
-    if !outside.is_empty() {
-        warnings.push(format!(
-            "a page lists SubIFDs at {outside:?}, outside the file of {file_len} bytes: they \
-             are ignored"
+    // the levels after one that is missing would be taken for it: a list
+    // with one offset outside the file is ignored whole
+    if offsets.iter().any(|p| !(8..file_len).contains(&p.0)) {
+        warn(format!(
+            "a page lists SubIFDs outside the file of {file_len} bytes: its SubIFDs are ignored"
         ));
-        // the levels after one that is missing would be taken for it
         return Vec::new();
     }
-    inside
+    offsets.into_iter().map(|p| p.0).collect()
 }
 
 /// Reads the header and every IFD of `file`.
@@ -822,7 +824,9 @@ pub(crate) fn read_ifds(
             software = ascii(&mut tags, Tag::Software);
             bif = is_bif(&mut tags, software.as_deref(), description.as_deref());
             // as tifffile recognises a Philips DP slide
-            philips = software.as_deref().is_some_and(|s| s.starts_with("Philips DP"))
+            philips = software
+                .as_deref()
+                .is_some_and(|s| s.starts_with("Philips DP"))
                 && description
                     .as_deref()
                     .is_some_and(|d| d.trim_end().ends_with("</DataObject>"));

@@ -619,7 +619,7 @@ fn hostile_subifds_leave_the_page_without_levels_not_a_panic() {
         (
             "too many",
             Box::new(|_, second, _| vec![second; 65]),
-            Some("more than the 64 read"),
+            Some("more SubIFDs than the 64 read"),
         ),
     ];
     for (name, subifds, warning) in cases {

@@ -180,7 +180,11 @@ fn philips_series(chain: &IfdChain) -> Option<Slide> {
     if spacings < 2 || tiled.len() != spacings {
         return None;
     }
-    others.extend(named.into_iter().map(|(name, kind, page)| (page, name, kind)));
+    others.extend(
+        named
+            .into_iter()
+            .map(|(name, kind, page)| (page, name, kind)),
+    );
     Some(Slide {
         baseline: tiled[0],
         levels: tiled[1..].to_vec(),
