@@ -561,6 +561,10 @@ fn every_flavour_parser_survives_its_seed_cut_and_flipped() {
 
 // SubIFDs (tag 330): a page's own pyramid levels
 
+/// The SubIFDs a page lists, given its IFD's offset, the offset of an IFD
+/// outside the chain and that of the pixels.
+type Listing = fn(u32, u32, u32) -> Vec<u32>;
+
 /// A 4×4 page whose SubIFDs are `subifds(first IFD, second IFD, blob)`,
 /// and a 2×2 page after it whose IFD is taken out of the chain (the first
 /// IFD's next offset is 0), so that only a SubIFD can reach it.
@@ -608,17 +612,17 @@ fn subifd_outside_the_chain_is_the_pages_pyramid_level() {
 fn hostile_subifds_leave_the_page_without_levels_not_a_panic() {
     // its own IFD (a loop), the middle of its pixels, past the end, and
     // more SubIFDs than are read
-    let cases: [(&str, Box<dyn Fn(u32, u32, u32) -> Vec<u32>>, Option<&str>); 4] = [
-        ("loop", Box::new(|first, _, _| vec![first]), None),
-        ("pixels", Box::new(|_, _, blob| vec![blob + 3]), None),
+    let cases: [(&str, Listing, Option<&str>); 4] = [
+        ("loop", |first, _, _| vec![first], None),
+        ("pixels", |_, _, blob| vec![blob + 3], None),
         (
             "past the end",
-            Box::new(|_, second, _| vec![second, u32::MAX]),
+            |_, second, _| vec![second, u32::MAX],
             Some("outside the file"),
         ),
         (
             "too many",
-            Box::new(|_, second, _| vec![second; 65]),
+            |_, second, _| vec![second; 65],
             Some("more SubIFDs than the 64 read"),
         ),
     ];

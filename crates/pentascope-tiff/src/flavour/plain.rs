@@ -476,8 +476,8 @@ fn ndpi_name(ndpi: &[crate::ifd::NdpiPage], kind: &Kind) -> (String, SeriesKind)
         );
     }
     match page.and_then(|p| p.magnification) {
-        Some(m) if m == -1.0 => ("Macro".into(), SeriesKind::Macro),
-        Some(m) if m == -2.0 => ("Map".into(), SeriesKind::Image),
+        Some(-1.0) => ("Macro".into(), SeriesKind::Macro),
+        Some(-2.0) => ("Map".into(), SeriesKind::Image),
         _ => (String::new(), SeriesKind::Image),
     }
 }

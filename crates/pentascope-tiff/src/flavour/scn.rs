@@ -21,6 +21,10 @@ pub(crate) struct ScnImage {
     pub levels: Vec<Vec<Option<usize>>>,
 }
 
+/// One resolution of an SCN image: its highest channel and focal plane,
+/// and the page (IFD) of each channel and plane listed.
+type Resolution = (u64, u64, Vec<(u64, u64, u64)>);
+
 /// Whether the first page's description makes the file a Leica SCN, as
 /// tifffile decides.
 pub(crate) fn recognised(desc: &str) -> bool {
@@ -56,9 +60,7 @@ pub(crate) fn images(chain: &IfdChain, desc: &str) -> Result<Option<Vec<ScnImage
                 return Ok(None);
             }
             for pixels in image.children().filter(|n| is(n, "pixels")) {
-                // resolution → (highest channel, highest plane, pages)
-                let mut resolutions: BTreeMap<u64, (u64, u64, Vec<(u64, u64, u64)>)> =
-                    BTreeMap::new();
+                let mut resolutions: BTreeMap<u64, Resolution> = BTreeMap::new();
                 for dimension in pixels.children().filter(|n| is(n, "dimension")) {
                     let (Some(c), Some(z), Some(r)) = (
                         number(&dimension, "c"),
