@@ -622,10 +622,26 @@ impl Job {
     /// Reads the region band by band (each active channel, each plane of
     /// the projection), folds and composites it. Bands are read and folded
     /// on all cores, a few at a time (memory follows the threads, not the
-    /// region), and composited in order.
+    /// region), and composited in order. A plane, or the maximum over
+    /// planes, stays in the sample type; sums and means fold in `f64`.
     fn run<T: Sample>(
         self,
         reader: &dyn PixelReader,
+    ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
+        match self.projection {
+            Some(p) if !p.keeps_type() => {
+                self.composite(reader, |band| self.fold_band_sum::<T>(reader, band, p))
+            }
+            _ => self.composite(reader, |band| self.fold_band_max::<T>(reader, band)),
+        }
+    }
+
+    /// The composite of the region, whose bands `fold` reads and folds into
+    /// one plane per active channel.
+    fn composite<V: Sample>(
+        &self,
+        reader: &dyn PixelReader,
+        fold: impl Fn(Range<u64>) -> Result<Vec<Vec<V>>, StoreError> + Sync,
     ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
         use rayon::prelude::*;
         let g = &self.source;
@@ -650,20 +666,24 @@ impl Job {
         }
         for batch in bands.chunks(rayon::current_num_threads().max(1)) {
             self.cancel.check()?;
-            let fold = |band: &Range<u64>| self.fold_band::<T>(reader, band.clone());
             // one band (a tile) stays on this thread
             let folded = if batch.len() > 1 {
-                batch.par_iter().map(fold).collect::<Result<Vec<_>, _>>()?
+                batch
+                    .par_iter()
+                    .map(|band| fold(band.clone()))
+                    .collect::<Result<Vec<_>, _>>()?
             } else {
-                batch.iter().map(fold).collect::<Result<Vec<_>, _>>()?
+                batch
+                    .iter()
+                    .map(|band| fold(band.clone()))
+                    .collect::<Result<Vec<_>, _>>()?
             };
+            let mut row: Vec<&[V]> = Vec::with_capacity(self.layers.len());
             for (band, folded) in batch.iter().zip(&folded) {
                 for r in 0..(band.end - band.start) as usize {
-                    let slices: Vec<&[f64]> = folded
-                        .iter()
-                        .map(|f| &f[r * columns..(r + 1) * columns])
-                        .collect();
-                    compositor.add_row((band.start - g.rows.start) as usize + r, &slices);
+                    row.clear();
+                    row.extend(folded.iter().map(|f| &f[r * columns..(r + 1) * columns]));
+                    compositor.add_row((band.start - g.rows.start) as usize + r, &row);
                 }
             }
         }
@@ -671,11 +691,50 @@ impl Job {
         Ok((compositor.finish(), size))
     }
 
-    /// Rows `band` of the region, one folded plane per active channel.
-    fn fold_band<T: Sample>(
+    /// Rows `band` of the region, one plane per active channel: the plane
+    /// itself, or the maximum over the projection's planes, as samples.
+    fn fold_band_max<T: Sample>(
         &self,
         reader: &dyn PixelReader,
         band: Range<u64>,
+    ) -> Result<Vec<Vec<T>>, StoreError> {
+        let g = &self.source;
+        let n = ((band.end - band.start) * (g.columns.end - g.columns.start)) as usize;
+        let mut raw: Vec<T> = Vec::new();
+        let mut folded = Vec::with_capacity(self.layers.len());
+        for (channel, _) in &self.layers {
+            let mut acc = vec![T::default(); n];
+            for (i, z) in self.z_range.clone().enumerate() {
+                self.cancel.check()?;
+                let into = if i == 0 {
+                    &mut acc
+                } else {
+                    raw.resize(n, T::default());
+                    &mut raw
+                };
+                reader.read_region(
+                    g.level,
+                    PlaneIndex::new(self.t, z, *channel as u64),
+                    band.clone(),
+                    g.columns.clone(),
+                    bytemuck::cast_slice_mut(into),
+                )?;
+                if i > 0 {
+                    Projection::fold_max(&mut acc, &raw);
+                }
+            }
+            folded.push(acc);
+        }
+        Ok(folded)
+    }
+
+    /// Rows `band` of the region, one plane per active channel: the sum
+    /// or mean `projection` over its planes.
+    fn fold_band_sum<T: Sample>(
+        &self,
+        reader: &dyn PixelReader,
+        band: Range<u64>,
+        projection: Projection,
     ) -> Result<Vec<Vec<f64>>, StoreError> {
         let g = &self.source;
         let n = ((band.end - band.start) * (g.columns.end - g.columns.start)) as usize;
@@ -693,18 +752,9 @@ impl Job {
                     g.columns.clone(),
                     bytemuck::cast_slice_mut(&mut raw),
                 )?;
-                match self.projection {
-                    Some(p) => p.fold_samples(&mut acc, &raw, i == 0),
-                    None => {
-                        for (a, v) in acc.iter_mut().zip(&raw) {
-                            *a = v.to_f64();
-                        }
-                    }
-                }
+                Projection::fold_sum(&mut acc, &raw, i == 0);
             }
-            if let Some(p) = self.projection {
-                p.finish(&mut acc, planes);
-            }
+            projection.finish(&mut acc, planes);
             folded.push(acc);
         }
         Ok(folded)

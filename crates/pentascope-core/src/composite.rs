@@ -157,29 +157,34 @@ impl Projection {
         }
     }
 
-    /// Folds plane `values` into `acc` (the first plane initialises it),
-    /// converting each sample as it goes.
-    pub fn fold_samples<T: crate::Sample>(self, acc: &mut [f64], values: &[T], first: bool) {
+    /// Whether the projection of samples is itself a sample of their type
+    /// (the maximum), so that planes fold without conversion; the mean and
+    /// the sum fold in `f64`.
+    pub fn keeps_type(self) -> bool {
+        self == Projection::Max
+    }
+
+    /// Folds plane `values` into `acc` by maximum. NaN propagates, as
+    /// NumPy's max does; converting afterwards gives what converting first
+    /// would, as every sample type's conversion to `f64` keeps order.
+    pub fn fold_max<T: crate::Sample>(acc: &mut [T], values: &[T]) {
+        for (a, &v) in acc.iter_mut().zip(values) {
+            // a select, not a conditional store, so that the loop vectorises
+            let nan = v.partial_cmp(&v).is_none();
+            *a = if nan || v > *a { v } else { *a };
+        }
+    }
+
+    /// Folds plane `values` into the sum `acc` (the first plane
+    /// initialises it), converting each sample as it goes.
+    pub fn fold_sum<T: crate::Sample>(acc: &mut [f64], values: &[T], first: bool) {
         if first {
             for (a, v) in acc.iter_mut().zip(values) {
                 *a = v.to_f64();
             }
-            return;
-        }
-        match self {
-            Projection::Max => {
-                for (a, v) in acc.iter_mut().zip(values) {
-                    let v = v.to_f64();
-                    // NaN propagates, as NumPy's max does
-                    if v.is_nan() || v > *a {
-                        *a = v;
-                    }
-                }
-            }
-            Projection::Mean | Projection::Sum => {
-                for (a, v) in acc.iter_mut().zip(values) {
-                    *a += v.to_f64();
-                }
+        } else {
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a += v.to_f64();
             }
         }
     }
@@ -261,6 +266,14 @@ impl Resample {
         self.taps.is_empty()
     }
 
+    /// Whether every output pixel is the input pixel of its index.
+    fn is_identity(&self) -> bool {
+        self.taps
+            .iter()
+            .enumerate()
+            .all(|(i, (first, weights))| *first == i && weights[..] == [1.0])
+    }
+
     /// The input range output pixel `i` reads.
     fn span(&self, i: usize) -> std::ops::Range<usize> {
         let (first, weights) = &self.taps[i];
@@ -288,6 +301,15 @@ pub struct Layer {
     pub color: [u8; 3],
 }
 
+/// Where the output rows are gathered.
+enum Picture {
+    /// Output rows averaging several input rows, in `f32` RGB until the end.
+    Sums(Vec<f32>),
+    /// Output rows that are input rows (a tile at its level's scale), as
+    /// the final bytes: RGB, or grey in greyscale mode.
+    Bytes(Vec<u8>),
+}
+
 /// Accumulates the composite of bands of region rows into the output
 /// picture: windowing and colour per input pixel, box resampling across
 /// and then down, rounding to 8 bits at the end. Holds the output (as
@@ -299,7 +321,16 @@ pub struct Compositor {
     rows: Resample,
     /// For each input row, the output rows it contributes to.
     row_targets: Vec<Vec<(usize, f32)>>,
-    acc: Vec<f32>,
+    /// Whether output columns are the input columns (a tile at its level's
+    /// scale), so that the row needs no resampling.
+    columns_identity: bool,
+    picture: Picture,
+    /// One layer's values over the row.
+    value_row: Vec<f32>,
+    /// The row's red, green and blue sums.
+    component_rows: [Vec<f32>; 3],
+    /// The row's red, green and blue bytes, where they are final.
+    component_bytes: [Vec<u8>; 3],
     rgb_row: Vec<f32>,
     resampled_row: Vec<f32>,
 }
@@ -328,7 +359,16 @@ impl Compositor {
         Compositor {
             layers,
             mode,
-            acc: vec![0.0; width * height * 3],
+            columns_identity: columns.is_identity(),
+            picture: if rows.is_identity() && input_rows == height {
+                let channels = if mode == Mode::Grey { 1 } else { 3 };
+                Picture::Bytes(vec![0; width * height * channels])
+            } else {
+                Picture::Sums(vec![0.0; width * height * 3])
+            },
+            value_row: vec![0.0; input_columns],
+            component_rows: std::array::from_fn(|_| vec![0.0; input_columns]),
+            component_bytes: std::array::from_fn(|_| vec![0; input_columns]),
             rgb_row: vec![0.0; input_columns * 3],
             resampled_row: vec![0.0; width * 3],
             columns,
@@ -339,25 +379,29 @@ impl Compositor {
 
     /// Adds input row `y` of the region, whose channel values (one slice
     /// per layer, region columns only) are `values`.
-    pub fn add_row(&mut self, y: usize, values: &[&[f64]]) {
+    pub fn add_row<V: crate::Sample>(&mut self, y: usize, values: &[&[V]]) {
         let Some(targets) = self.row_targets.get(y) else {
             return;
         };
         if targets.is_empty() {
             return;
         }
-        // layer by layer over the row (each pixel's sum still adds the
-        // layers in order), so that each loop is one simple pass
+        // layer by layer over the row into one plane per colour component
+        // (each pixel's sum still adds the layers in order), so that each
+        // loop is one simple pass that vectorises; a component a colour
+        // lacks is not touched, as adding zero would change nothing
         let columns = self.rgb_row.len() / 3;
-        self.rgb_row.fill(0.0);
+        for sums in &mut self.component_rows {
+            sums.fill(0.0);
+        }
         let used = match self.mode {
             Mode::Color => self.layers.len(),
             Mode::Grey => self.layers.len().min(1),
         };
         for (layer, channel) in self.layers[..used].iter().zip(values) {
-            let width = layer.end - layer.start;
+            let (start, scale) = (layer.start, 1.0 / (layer.end - layer.start));
             let value = |raw: f64| {
-                let v = ((raw - layer.start) / width).clamp(0.0, 1.0);
+                let v = ((raw - start) * scale).clamp(0.0, 1.0);
                 if v.is_nan() {
                     0.0
                 } else {
@@ -365,47 +409,112 @@ impl Compositor {
                 }
             };
             let known = channel.len().min(columns);
-            let pixels = self.rgb_row.chunks_exact_mut(3);
-            let raws = channel[..known]
-                .iter()
-                .copied()
-                .chain(std::iter::repeat(0.0));
+            if V::HISTOGRAM_BINS.is_some() {
+                // 8- and 16-bit samples are exact in f32, and four of them
+                // fit a vector where two f64 do; the window's bounds, rounded
+                // to f32, move a value by far less than an 8-bit step
+                let (start, scale) = (start as f32, scale as f32);
+                for (v, raw) in self.value_row[..known].iter_mut().zip(&channel[..known]) {
+                    let x = ((raw.to_f64() as f32 - start) * scale).clamp(0.0, 1.0);
+                    *v = if x.is_nan() { 0.0 } else { x };
+                }
+            } else {
+                for (v, raw) in self.value_row[..known].iter_mut().zip(&channel[..known]) {
+                    *v = value(raw.to_f64());
+                }
+            }
+            // columns the band does not reach read as zeros
+            self.value_row[known..].fill(value(0.0));
             match self.mode {
                 Mode::Color => {
-                    let colour = layer.color.map(f32::from);
-                    for (rgb, raw) in pixels.zip(raws) {
-                        let v = value(raw);
-                        for (sum, c) in rgb.iter_mut().zip(colour) {
-                            *sum += v * c / 255.0;
+                    for (sums, c) in self.component_rows.iter_mut().zip(layer.color) {
+                        if c == 0 {
+                            continue;
+                        }
+                        let c = f32::from(c) / 255.0;
+                        for (sum, v) in sums.iter_mut().zip(&self.value_row) {
+                            *sum += v * c;
                         }
                     }
                 }
                 Mode::Grey => {
-                    for (rgb, raw) in pixels.zip(raws) {
-                        rgb.fill(value(raw));
+                    for sums in &mut self.component_rows {
+                        sums.copy_from_slice(&self.value_row);
                     }
                 }
             }
         }
-        for v in &mut self.rgb_row {
-            *v = v.clamp(0.0, 1.0) * 255.0;
-        }
-        for (out, (first, weights)) in self.columns.taps.iter().enumerate() {
-            let mut rgb = [0f32; 3];
-            for (i, w) in weights.iter().enumerate() {
-                let x = first + i;
-                for (k, sum) in rgb.iter_mut().enumerate() {
-                    *sum += self.rgb_row[x * 3 + k] * w;
-                }
+        for sums in &mut self.component_rows {
+            for v in sums.iter_mut() {
+                *v = v.clamp(0.0, 1.0) * 255.0;
             }
-            self.resampled_row[out * 3..out * 3 + 3].copy_from_slice(&rgb);
         }
         let width = self.columns.len();
-        for &(out, w) in targets {
-            let row = &mut self.acc[out * width * 3..(out + 1) * width * 3];
-            for (a, v) in row.iter_mut().zip(&self.resampled_row) {
-                *a += v * w;
+        if let (true, Picture::Bytes(bytes)) = (self.columns_identity, &mut self.picture) {
+            // the one target is row `y` itself, at weight 1: its final bytes
+            // (a tile at its level's scale), component by component, then
+            // interleaved
+            for (row, sums) in self.component_bytes.iter_mut().zip(&self.component_rows) {
+                for (b, v) in row.iter_mut().zip(sums) {
+                    *b = round_to_byte(*v);
+                }
             }
+            match self.mode {
+                Mode::Color => {
+                    let row = &mut bytes[y * width * 3..(y + 1) * width * 3];
+                    let [r, g, b] = &self.component_bytes;
+                    for (((rgb, r), g), b) in row.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+                        rgb.copy_from_slice(&[*r, *g, *b]);
+                    }
+                }
+                Mode::Grey => bytes[y * width..(y + 1) * width]
+                    .copy_from_slice(&self.component_bytes[0][..width]),
+            }
+            return;
+        }
+        let [r, g, b] = &self.component_rows;
+        for (((rgb, r), g), b) in self.rgb_row.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+            rgb.copy_from_slice(&[*r, *g, *b]);
+        }
+        let resampled = if self.columns_identity {
+            &self.rgb_row
+        } else {
+            for (out, (first, weights)) in self.columns.taps.iter().enumerate() {
+                let mut rgb = [0f32; 3];
+                for (i, w) in weights.iter().enumerate() {
+                    let x = first + i;
+                    for (k, sum) in rgb.iter_mut().enumerate() {
+                        *sum += self.rgb_row[x * 3 + k] * w;
+                    }
+                }
+                self.resampled_row[out * 3..out * 3 + 3].copy_from_slice(&rgb);
+            }
+            &self.resampled_row
+        };
+        match &mut self.picture {
+            Picture::Sums(sums) => {
+                for &(out, w) in targets {
+                    let row = &mut sums[out * width * 3..(out + 1) * width * 3];
+                    for (a, v) in row.iter_mut().zip(resampled) {
+                        *a += v * w;
+                    }
+                }
+            }
+            // the one target is row `y` itself, at weight 1
+            Picture::Bytes(bytes) => match self.mode {
+                Mode::Color => {
+                    let row = &mut bytes[y * width * 3..(y + 1) * width * 3];
+                    for (b, v) in row.iter_mut().zip(resampled) {
+                        *b = round_to_byte(*v);
+                    }
+                }
+                Mode::Grey => {
+                    let row = &mut bytes[y * width..(y + 1) * width];
+                    for (b, v) in row.iter_mut().zip(resampled.chunks_exact(3)) {
+                        *b = round_to_byte(v[0]);
+                    }
+                }
+            },
         }
     }
 
@@ -416,12 +525,19 @@ impl Compositor {
 
     /// The picture: RGB bytes, or grey bytes in greyscale mode.
     pub fn finish(self) -> Vec<u8> {
-        let round = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
-        match self.mode {
-            Mode::Color => self.acc.iter().map(|v| round(*v)).collect(),
-            Mode::Grey => self.acc.chunks_exact(3).map(|p| round(p[0])).collect(),
+        match (self.picture, self.mode) {
+            (Picture::Bytes(bytes), _) => bytes,
+            (Picture::Sums(sums), Mode::Color) => sums.into_iter().map(round_to_byte).collect(),
+            (Picture::Sums(sums), Mode::Grey) => {
+                sums.chunks_exact(3).map(|p| round_to_byte(p[0])).collect()
+            }
         }
     }
+}
+
+/// An 8-bit channel value of the picture, rounded half up.
+fn round_to_byte(v: f32) -> u8 {
+    (v + 0.5).clamp(0.0, 255.0) as u8
 }
 
 #[cfg(test)]
@@ -509,5 +625,73 @@ mod tests {
         c.add_row(0, &[&[5.0, 20.0], &[5.0, -3.0]]);
         // pixel 0: red 0.5 + 0.5 = 1 → 255, green 0.5 → 128; pixel 1: red 1
         assert_eq!(c.finish(), vec![255, 128, 0, 255, 0, 0]);
+    }
+
+    #[test]
+    fn maxima_fold_in_the_sample_type_and_keep_nan() {
+        let mut acc = [1u16, 5, 0];
+        Projection::fold_max(&mut acc, &[3, 2, 0]);
+        assert_eq!(acc, [3, 5, 0]);
+        let mut acc = [1.0f32, f32::NAN, 3.0];
+        Projection::fold_max(&mut acc, &[2.0, 0.0, f32::NAN]);
+        assert_eq!(acc[0], 2.0);
+        assert!(acc[1].is_nan() && acc[2].is_nan());
+    }
+
+    #[test]
+    fn a_tile_at_scale_gives_the_bytes_of_a_resampled_composite() {
+        // the same pixels through the direct path (rows and columns one to
+        // one) and through the summing path (rows resampled 2 → 1 from a
+        // doubled row): the same picture, for narrow and wide samples
+        let layers = vec![
+            Layer {
+                start: 100.0,
+                end: 4100.0,
+                color: [255, 0, 128],
+            },
+            Layer {
+                start: 0.0,
+                end: 1000.0,
+                color: [0, 255, 255],
+            },
+        ];
+        let red: [u16; 4] = [0, 1100, 3000, 65535];
+        let green: [u16; 4] = [999, 250, 0, 500];
+        for mode in [Mode::Color, Mode::Grey] {
+            let mut direct = Compositor::new(
+                layers.clone(),
+                mode,
+                Resample::new(4, 4),
+                Resample::new(1, 1),
+                1,
+            );
+            direct.add_row(0, &[&red[..], &green[..]]);
+            let mut summed = Compositor::new(
+                layers.clone(),
+                mode,
+                Resample::new(4, 4),
+                Resample::new(2, 1),
+                2,
+            );
+            let wide: Vec<Vec<f64>> = [&red, &green]
+                .iter()
+                .map(|c| c.iter().map(|v| f64::from(*v)).collect())
+                .collect();
+            summed.add_row(0, &[&wide[0][..], &wide[1][..]]);
+            summed.add_row(1, &[&wide[0][..], &wide[1][..]]);
+            let (direct, summed) = (direct.finish(), summed.finish());
+            assert_eq!(direct, summed, "{mode:?}");
+            let expected_first = match mode {
+                // red 0 → 0; green 999/1000 of 255 → 255 (rounded); blue
+                // 0 + 999/1000 → clamps at 1 → 255
+                Mode::Color => vec![0, 255, 255],
+                Mode::Grey => vec![0],
+            };
+            assert_eq!(
+                direct[..expected_first.len()],
+                expected_first[..],
+                "{mode:?}"
+            );
+        }
     }
 }

@@ -15,8 +15,10 @@ pub struct Window {
     pub high: f64,
 }
 
-/// Samples one thread maps through the lookup table at a time.
-const MAP_PIECE: usize = 128 * 1024;
+/// Samples one thread maps through the lookup table at a time: a plane of
+/// a few megapixels stays on its thread (handing pieces to others cost more
+/// than the lookups, under concurrent requests).
+const MAP_PIECE: usize = 4 * 1024 * 1024;
 
 /// Below this many samples per table entry, mapping every sample directly is
 /// cheaper than building a lookup table over all possible values.

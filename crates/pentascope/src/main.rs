@@ -17,6 +17,12 @@ use pentascope_app::Config;
 use pentascope_core::Limits;
 use pentascope_store::pixels::{CompressionSetting, Durability};
 
+/// mimalloc rather than the system allocator: requests allocate planes and
+/// pictures of megabytes, which glibc hands back to the kernel and takes
+/// again zeroed (page clearing was 43% of a tile request's time).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// pentascope: a service for 5D (TZCYX) scientific images. `serve` runs the
 /// HTTP API, `worker` runs queued jobs, `ingest` imports TIFF files,
 /// `check` verifies records and pixels, `migrate` prepares the database,
