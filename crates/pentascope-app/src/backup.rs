@@ -16,9 +16,9 @@
 use std::path::Path;
 
 use pentascope_store::pixels::local::{copy_tree, Copied};
-use pentascope_store::pixels::LocalStore;
+use pentascope_store::pixels::{local_root, LocalStore};
 use pentascope_store::record::now_rfc3339;
-use pentascope_store::records::{backend_of, sqlite_snapshot};
+use pentascope_store::records::{is_one_file, sqlite_snapshot};
 use pentascope_store::ImageId;
 use serde::{Deserialize, Serialize};
 
@@ -88,17 +88,17 @@ fn clean_up(dir: &Path) {
 pub async fn backup(config: &Config, dest: &Path) -> Result<Manifest, AppError> {
     let url = config.database_url();
     let storage = config.storage_url();
-    if backend_of(&url) != Some("sqlite") || storage.starts_with("s3://") {
+    let Some(pixel_root) = local_root(&storage).filter(|_| is_one_file(&url)) else {
         return Err(AppError::InvalidArguments(
             "pentascope backup copies an embedded installation (SQLite and pixels on a local \
              disk); back up PostgreSQL with pg_dump and S3 with bucket versioning \
              (docs/operations.md)"
                 .into(),
         ));
-    }
+    };
     require_empty(dest, "the backup directory")?;
     std::fs::create_dir_all(dest).map_err(|e| io("cannot create", dest, e))?;
-    let made = take_backup(&url, Path::new(storage.trim_start_matches("file://")), dest).await;
+    let made = take_backup(&url, pixel_root, dest).await;
     if made.is_err() {
         clean_up(dest);
     }
