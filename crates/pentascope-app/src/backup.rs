@@ -211,3 +211,31 @@ async fn restore_into(src: &Path, data_dir: &Path) -> Result<(), AppError> {
     records.images.close().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only an embedded installation (one database file, pixels on a
+    /// local disk) is backed up; the others are refused before anything
+    /// is written, naming their own tools.
+    #[tokio::test]
+    async fn only_embedded_installations_are_backed_up() {
+        let dir = tempfile::tempdir().unwrap();
+        for (database, storage) in [
+            (Some("postgres://u@127.0.0.1:1/db"), None),
+            (None, Some("s3://bucket/prefix")),
+        ] {
+            let mut config = Config::new(dir.path().join("data"));
+            config.database_url = database.map(str::to_string);
+            config.storage_url = storage.map(str::to_string);
+            let dest = dir.path().join("backup");
+            let refused = backup(&config, &dest).await.unwrap_err();
+            assert!(
+                matches!(&refused, AppError::InvalidArguments(m) if m.contains("pg_dump")),
+                "{refused}"
+            );
+            assert!(!dest.exists(), "{database:?} {storage:?}");
+        }
+    }
+}

@@ -50,3 +50,18 @@ pub fn local_root(url: &str) -> Option<&Path> {
         Some(Path::new(url.strip_prefix("file://").unwrap_or(url)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_name_a_local_root_or_an_object_store() {
+        assert_eq!(local_root("/srv/images"), Some(Path::new("/srv/images")));
+        assert_eq!(
+            local_root("file:///srv/images"),
+            Some(Path::new("/srv/images"))
+        );
+        assert_eq!(local_root("s3://bucket/prefix"), None);
+    }
+}

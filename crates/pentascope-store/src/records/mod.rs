@@ -790,6 +790,15 @@ pub(crate) mod tests {
         audit_records_behave(&fresh_postgres().await).await;
     }
 
+    #[test]
+    fn only_sqlite_is_one_file() {
+        assert!(is_one_file(
+            "sqlite:///var/lib/pentascope/pentascope.sqlite"
+        ));
+        assert!(!is_one_file("postgres://u@host/db"));
+        assert!(!is_one_file("postgresql://u@host/db"));
+    }
+
     #[tokio::test]
     async fn unknown_schemes_are_refused_without_leaking_credentials() {
         let err = connect("mysql://user:secret@host/db").await.err().unwrap();
