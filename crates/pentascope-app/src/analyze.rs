@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use pentascope_core::{CoreError, DType, Shape5};
-use pentascope_store::analysis::{pca, PcaOutcome};
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::analysis::{pca, PcaOutcome};
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::ArrayLayout;
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};

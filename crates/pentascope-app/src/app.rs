@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::{open_store, PixelStore};
 use pentascope_store::record::now_rfc3339;
 use pentascope_store::records::{AccessRepo, AuditRepo, CatalogueRepo, ImageRepo, JobRepo};

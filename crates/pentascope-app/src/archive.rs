@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use pentascope_core::Limits;
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::StoreError;
 use pentascope_tiff::flavour::ndtiff;
 use zip::CompressionMethod;

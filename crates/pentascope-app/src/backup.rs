@@ -16,9 +16,9 @@
 use std::path::Path;
 
 use pentascope_store::pixels::local::{copy_tree, Copied};
-use pentascope_store::pixels::LocalStore;
+use pentascope_store::pixels::{local_root, LocalStore};
 use pentascope_store::record::now_rfc3339;
-use pentascope_store::records::{backend_of, sqlite_snapshot};
+use pentascope_store::records::{is_one_file, sqlite_snapshot};
 use pentascope_store::ImageId;
 use serde::{Deserialize, Serialize};
 
@@ -88,17 +88,17 @@ fn clean_up(dir: &Path) {
 pub async fn backup(config: &Config, dest: &Path) -> Result<Manifest, AppError> {
     let url = config.database_url();
     let storage = config.storage_url();
-    if backend_of(&url) != Some("sqlite") || storage.starts_with("s3://") {
+    let Some(pixel_root) = local_root(&storage).filter(|_| is_one_file(&url)) else {
         return Err(AppError::InvalidArguments(
             "pentascope backup copies an embedded installation (SQLite and pixels on a local \
              disk); back up PostgreSQL with pg_dump and S3 with bucket versioning \
              (docs/operations.md)"
                 .into(),
         ));
-    }
+    };
     require_empty(dest, "the backup directory")?;
     std::fs::create_dir_all(dest).map_err(|e| io("cannot create", dest, e))?;
-    let made = take_backup(&url, Path::new(storage.trim_start_matches("file://")), dest).await;
+    let made = take_backup(&url, pixel_root, dest).await;
     if made.is_err() {
         clean_up(dest);
     }
@@ -210,4 +210,32 @@ async fn restore_into(src: &Path, data_dir: &Path) -> Result<(), AppError> {
         pentascope_store::records::connect(&format!("sqlite://{}", database.display())).await?;
     records.images.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only an embedded installation (one database file, pixels on a
+    /// local disk) is backed up; the others are refused before anything
+    /// is written, naming their own tools.
+    #[tokio::test]
+    async fn only_embedded_installations_are_backed_up() {
+        let dir = tempfile::tempdir().unwrap();
+        for (database, storage) in [
+            (Some("postgres://u@127.0.0.1:1/db"), None),
+            (None, Some("s3://bucket/prefix")),
+        ] {
+            let mut config = Config::new(dir.path().join("data"));
+            config.database_url = database.map(str::to_string);
+            config.storage_url = storage.map(str::to_string);
+            let dest = dir.path().join("backup");
+            let refused = backup(&config, &dest).await.unwrap_err();
+            assert!(
+                matches!(&refused, AppError::InvalidArguments(m) if m.contains("pg_dump")),
+                "{refused}"
+            );
+            assert!(!dest.exists(), "{database:?} {storage:?}");
+        }
+    }
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use pentascope_core::stats::ChannelStats;
-use pentascope_store::analysis::{recompute_statistics, ScoresReader};
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::analysis::{recompute_statistics, ScoresReader};
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::{PixelReader, PixelStore};
 use pentascope_store::{ImageId, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};

@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use pentascope_core::Axes;
-use pentascope_store::cancel::Cancel;
-use pentascope_store::ingest::{ingest_series, ingest_tiff, Ingested, TiffSource};
+use pentascope_passes::cancel::Cancel;
+use pentascope_passes::ingest::{ingest_series, ingest_tiff, Ingested, TiffSource};
+use pentascope_passes::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::pixels::PixelWriter;
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, SeriesOfFile};
-use pentascope_store::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use pentascope_tiff::TiffFile;
 
@@ -37,9 +38,56 @@ pub struct Upload {
     pub entry: NewEntry,
 }
 
+/// What a front door hands the ingest of an upload as its body arrives
+/// (through the channel of a [`ChannelBody`]).
+#[derive(Debug)]
+pub enum BodyPiece {
+    /// The file's next bytes.
+    Bytes(Bytes),
+    /// The file is complete; the form's axes, if any came after it.
+    End(Option<Axes>),
+}
+
+/// An upload's body sent piece by piece through a channel as a front door
+/// receives it; a channel closed before [`BodyPiece::End`] is an upload
+/// that broke off (the ingest stops with [`StoreError::Cancelled`], and the
+/// front door answers with why).
+pub struct ChannelBody {
+    pieces: tokio::sync::mpsc::Receiver<BodyPiece>,
+    axes: Option<Axes>,
+}
+
+impl ChannelBody {
+    /// The body arriving through `pieces`, with the axes override known
+    /// before it.
+    pub fn new(pieces: tokio::sync::mpsc::Receiver<BodyPiece>, axes: Option<Axes>) -> Self {
+        ChannelBody { pieces, axes }
+    }
+}
+
+impl UploadBody for ChannelBody {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        match self.pieces.blocking_recv() {
+            Some(BodyPiece::Bytes(bytes)) => Ok(Some(bytes)),
+            Some(BodyPiece::End(axes)) => {
+                if axes.is_some() {
+                    self.axes = axes;
+                }
+                Ok(None)
+            }
+            None => Err(StoreError::Cancelled),
+        }
+    }
+
+    fn axes(&self) -> Option<Axes> {
+        self.axes.clone()
+    }
+}
+
 /// A file arriving over the network, stored while it arrives.
 pub struct UploadStream {
-    /// The file's pieces as they arrive, and the axes override.
+    /// The file's pieces as they arrive, and the axes override (a
+    /// [`ChannelBody`], or a resumable upload's staged file).
     pub body: Box<dyn UploadBody>,
     /// An empty file for the bytes that cannot be placed as they pass
     /// (deleted by the caller).
@@ -86,7 +134,7 @@ impl App {
 
     /// Imports a TIFF as it arrives: pages whose IFD precedes their strips
     /// are stored as they pass, the rest once the upload is complete
-    /// ([`pentascope_store::stream`]). Otherwise as [`App::ingest`].
+    /// ([`pentascope_passes::stream`]). Otherwise as [`App::ingest`].
     pub async fn ingest_stream(
         self: &Arc<Self>,
         caller: &Caller,

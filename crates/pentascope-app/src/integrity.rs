@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pentascope_core::stats::ChannelStats;
-use pentascope_store::analysis::{read_levels, recompute_statistics};
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::analysis::{read_levels, recompute_statistics};
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::{ImageId, ImageRecord};
 
 use crate::app::{blocking, App};

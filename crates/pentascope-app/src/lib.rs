@@ -1,7 +1,8 @@
 //! # pentascope-app
 //!
 //! The use cases of pentascope, one function each, over the stores of
-//! `pentascope-store` and the computations of `pentascope-core`. Every front
+//! `pentascope-store`, the passes of `pentascope-passes` and the
+//! computations of `pentascope-core`. Every front
 //! door is a thin caller of this crate: the HTTP handlers
 //! (`pentascope-server`), the job runners and the Celery worker
 //! (`pentascope-jobs`), and the command line (`pentascope ingest`).

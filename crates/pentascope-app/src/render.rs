@@ -12,7 +12,7 @@ use pentascope_core::composite::{
 };
 use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8, encode_webp};
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
 use pentascope_store::record::ChannelLook;
 use pentascope_store::records::Scope;

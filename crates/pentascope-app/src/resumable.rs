@@ -13,7 +13,7 @@
 //! off when the upload is next opened.
 //!
 //! While bytes arrive, a live ingest reads the staged file as it grows, so
-//! pages are stored as they pass ([`pentascope_store::stream`]) across the
+//! pages are stored as they pass ([`pentascope_passes::stream`]) across the
 //! client's interruptions. After a restart, or when a live ingest was
 //! stopped (idle, too old, too many at once), the next append starts one
 //! again from the staged file's first byte.
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use pentascope_core::Axes;
+use pentascope_passes::stream::UploadBody;
 use pentascope_store::records::Scope;
-use pentascope_store::stream::UploadBody;
 use pentascope_store::{ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

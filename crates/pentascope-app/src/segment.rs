@@ -2,20 +2,20 @@
 //! threshold or k-means on the intensities, with the objects of a
 //! thresholded foreground (connected components, scikit-image's numbering
 //! and `regionprops`) and a stored labels image derived from the source
-//! (see `pentascope_store::segment` and `pentascope_core::segment`).
+//! (see `pentascope_passes::segment` and `pentascope_core::segment`).
 
 use std::sync::Arc;
 
 use pentascope_core::segment::kmeans::{check_clusters, DEFAULT_CLUSTERS};
 use pentascope_core::segment::RegionProps;
 use pentascope_core::Shape5;
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::cancel::Cancel;
+use pentascope_passes::segment::{
+    labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
+};
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, Segmented};
 use pentascope_store::records::Scope;
-use pentascope_store::segment::{
-    labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
-};
 use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
 use pentascope_tiff::{Flavour, PhysicalSizes};
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,6 @@ use pentascope_core::render::{
 use pentascope_core::stats::accumulate_par;
 use pentascope_core::CoreError;
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
-use pentascope_store::analysis::read_plane;
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::{ImageId, ImageRecord};
 
@@ -205,7 +204,7 @@ fn render<T: Sample>(
     rendering: Rendering,
 ) -> Result<Vec<u8>, AppError> {
     let shape = reader.layout().shape;
-    let samples = read_plane::<T>(reader, plane)?;
+    let samples = reader.read_plane::<T>(plane)?;
     let (w, h) = (shape.x as u32, shape.y as u32);
     Ok(match rendering {
         Rendering::Npy => encode_npy(&[shape.y, shape.x], &samples),

@@ -1,5 +1,5 @@
 //! One large job on many workers: a statistics recompute or a PCA of one
-//! image cut into parts over chunk ranges (`pentascope_store::analysis::parts`),
+//! image cut into parts over chunk ranges (`pentascope_passes::analysis::parts`),
 //! each part a task of its own, the partial results merged where the last
 //! part finishes. The parts and their merge order depend only on the image,
 //! so the result is the one a single worker computes, bit for bit.
@@ -13,11 +13,11 @@
 use std::sync::Arc;
 
 use pentascope_core::pca::PcaModel;
-use pentascope_store::analysis::{
+use pentascope_passes::analysis::{
     covariance_part, exact_score_windows, fit_parts, merge_score_statistics, merge_statistics,
     parts, scores_part, statistics_part, PcaOutcome,
 };
-use pentascope_store::cancel::Cancel;
+use pentascope_passes::cancel::Cancel;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -75,7 +75,8 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn pixels(e: impl std::fmt::Display) -> StoreError {
+    /// A pixel store error with `e`'s message.
+    pub fn pixels(e: impl std::fmt::Display) -> StoreError {
         StoreError::Pixels(e.to_string())
     }
 }

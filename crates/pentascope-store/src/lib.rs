@@ -10,24 +10,17 @@
 //!   PostgreSQL through `sqlx` with migrations; ids are allocated by the
 //!   database.
 //!
-//! On top of those, the passes that stream pixels between a TIFF, the store
-//! and the core computations: [`ingest`] (TIFF → store, statistics in the
-//! same pass) and [`analysis`] (statistics and PCA from the store, PCA
-//! scores as a virtual image) and [`segment`] (thresholds, k-means and
-//! object labels from the store into a stored labels image).
-//!
-//! Nothing here knows HTTP, jobs or configuration; the use cases that combine
-//! records and pixels live in `pentascope-app`. Errors are [`StoreError`].
+//! Storage only: the passes that stream pixels between a TIFF, the store
+//! and the core computations (ingest, statistics, PCA, segmentation) are
+//! `pentascope-passes`'s. Nothing here knows HTTP, jobs or configuration;
+//! the use cases that combine records and pixels live in `pentascope-app`.
+//! Errors are [`StoreError`]; an outage of the database or the object store
+//! is told from a fault here, as [`StoreError::Unavailable`].
 
-pub mod analysis;
-pub mod cancel;
 pub mod error;
-pub mod ingest;
 pub mod pixels;
 pub mod record;
 pub mod records;
-pub mod segment;
-pub mod stream;
 
 pub use error::StoreError;
 pub use record::{ImageId, ImageKind, ImageRecord};

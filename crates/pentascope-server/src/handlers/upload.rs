@@ -1,7 +1,7 @@
 //! `POST /upload`: the file field is handed to the ingest as it arrives,
-//! which stores what it can place at once and spools the rest
-//! ([`pentascope_store::stream`]); the image is published only when
-//! everything is written.
+//! piece by piece through a [`ChannelBody`]; the ingest stores what it can
+//! place at once and spools the rest (`pentascope_passes::stream`); the
+//! image is published only when everything is written.
 
 use std::sync::Arc;
 
@@ -9,12 +9,10 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use bytes::Bytes;
 use pentascope_app::catalogue::NewEntry;
-use pentascope_app::ingest::UploadStream;
+use pentascope_app::ingest::{BodyPiece, ChannelBody, UploadStream};
 use pentascope_core::Axes;
-use pentascope_store::stream::UploadBody;
-use pentascope_store::{ImageRecord, StoreError};
+use pentascope_store::ImageRecord;
 use serde_json::{json, Value};
 
 use axum::Extension;
@@ -26,39 +24,6 @@ use crate::AppState;
 
 /// Pieces of the body queued between the connection and the ingest.
 const QUEUED_PIECES: usize = 64;
-
-/// What the connection hands the ingest.
-enum BodyPiece {
-    Bytes(Bytes),
-    /// The file is complete; the form's axes, if any came after it.
-    End(Option<Axes>),
-}
-
-/// The file field's bytes as the connection receives them.
-struct ReceivedBody {
-    pieces: tokio::sync::mpsc::Receiver<BodyPiece>,
-    axes: Option<Axes>,
-}
-
-impl UploadBody for ReceivedBody {
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
-        match self.pieces.blocking_recv() {
-            Some(BodyPiece::Bytes(bytes)) => Ok(Some(bytes)),
-            Some(BodyPiece::End(axes)) => {
-                if axes.is_some() {
-                    self.axes = axes;
-                }
-                Ok(None)
-            }
-            // the upload broke off: the handler answers with why
-            None => Err(StoreError::Cancelled),
-        }
-    }
-
-    fn axes(&self) -> Option<Axes> {
-        self.axes.clone()
-    }
-}
 
 /// `POST /upload` with multipart field `file` and optional `axes` (a form
 /// field, best before the file, or a query parameter). A refusal is logged
@@ -118,7 +83,7 @@ async fn ingest_upload(
     let ingest = async {
         let FileStart { name, axes, entry } = start_rx.await.ok()?;
         let upload = UploadStream {
-            body: Box::new(ReceivedBody { pieces, axes }),
+            body: Box::new(ChannelBody::new(pieces, axes)),
             spool: spool.to_path_buf(),
             name,
             max_len: declared.unwrap_or(app.config.max_upload_bytes),

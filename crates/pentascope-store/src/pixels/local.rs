@@ -467,13 +467,17 @@ mod tests {
     /// of each level read back what was written.
     #[test]
     fn sharded_pyramid_round_trips_with_each_compression() {
-        use crate::ingest::blosc_zstd;
-        use crate::pixels::Shuffle;
+        use crate::pixels::{BloscCoder, Shuffle};
         use pentascope_core::pyramid::{downsample_plane, Downsample};
         let (h, w) = (2600u64, 2100u64);
         let plane: Vec<u16> = (0..h * w)
             .map(|i| ((i % w) * 7 + (i / w) * 3 + (i * 2654435761 % 97)) as u16)
             .collect();
+        let blosc_zstd = |shuffle| Compression::Blosc {
+            coder: BloscCoder::Zstd,
+            level: 1,
+            shuffle,
+        };
         for (n, compression) in [
             Compression::None,
             Compression::FAST,
@@ -519,35 +523,6 @@ mod tests {
         }
     }
 
-    /// Every chunk of the downsampled levels is read by `read_levels`: a
-    /// level-2 chunk removed fails it, while level 0 (what the statistics
-    /// read) still reads.
-    #[test]
-    fn read_levels_reads_every_chunk_of_the_pyramid() {
-        use crate::analysis::{read_levels, recompute_statistics};
-        use crate::cancel::Cancel;
-        let (h, w) = (2600u64, 2100u64);
-        let plane: Vec<u16> = (0..h * w).map(|i| (i % 4099) as u16).collect();
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
-        let layout = ArrayLayout::for_image(Shape5::new(1, 1, 1, h, w), DType::U16);
-        assert_eq!(layout.levels, 3);
-        let id = ImageId(1);
-        write_plane(&store, id, layout, Compression::Zstd(ZSTD_LEVEL), &plane);
-        let cancel = Cancel::new();
-        read_levels(&*store.open(id).unwrap(), &cancel).unwrap();
-        let level_2 = dir.path().join("image_1.zarr/2/c");
-        let chunk = walk_files(&level_2)
-            .into_iter()
-            .next()
-            .expect("a level-2 chunk");
-        std::fs::remove_file(&chunk).unwrap();
-        let reader = store.open(id).unwrap();
-        let error = read_levels(&*reader, &cancel).unwrap_err();
-        assert!(error.to_string().contains("missing"), "{error}");
-        recompute_statistics(&*reader, 1 << 20, &cancel).unwrap();
-    }
-
     /// Writes and publishes image `id` of one plane.
     fn write_plane(
         store: &LocalStore,
@@ -571,20 +546,6 @@ mod tests {
                 .unwrap();
         }
         writer.commit().unwrap();
-    }
-
-    fn walk_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                files.extend(walk_files(&path));
-            } else {
-                files.push(path);
-            }
-        }
-        files.sort();
-        files
     }
 
     #[test]

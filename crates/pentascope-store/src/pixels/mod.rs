@@ -34,11 +34,34 @@ use crate::error::StoreError;
 /// directory path, its operations measured ([`Metered`]). Must be called
 /// within a Tokio runtime (S3).
 pub fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn PixelStore>, StoreError> {
-    let store: Arc<dyn PixelStore> = if url.starts_with("s3://") {
-        Arc::new(S3Store::from_url(url)?)
-    } else {
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        Arc::new(LocalStore::new(Path::new(path), durability)?)
+    let store: Arc<dyn PixelStore> = match local_root(url) {
+        Some(root) => Arc::new(LocalStore::new(root, durability)?),
+        None => Arc::new(S3Store::from_url(url)?),
     };
     Ok(Arc::new(Metered::new(store)))
+}
+
+/// The directory of the local store a storage URL names (a path, or
+/// `file://` and a path); `None` for an object store (`s3://…`).
+pub fn local_root(url: &str) -> Option<&Path> {
+    if url.starts_with("s3://") {
+        None
+    } else {
+        Some(Path::new(url.strip_prefix("file://").unwrap_or(url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_name_a_local_root_or_an_object_store() {
+        assert_eq!(local_root("/srv/images"), Some(Path::new("/srv/images")));
+        assert_eq!(
+            local_root("file:///srv/images"),
+            Some(Path::new("/srv/images"))
+        );
+        assert_eq!(local_root("s3://bucket/prefix"), None);
+    }
 }

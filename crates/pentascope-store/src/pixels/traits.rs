@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use pentascope_core::pyramid::Downsample;
-use pentascope_core::PlaneIndex;
+use pentascope_core::{PlaneIndex, Sample};
 use pentascope_tiff::PhysicalSizes;
 
 use super::layout::{ArrayLayout, Compression};
@@ -134,4 +134,14 @@ pub trait PixelReader: Send + Sync {
         columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError>;
+}
+
+impl dyn PixelReader + '_ {
+    /// Reads one whole plane as samples of type `T` (the image's own type).
+    pub fn read_plane<T: Sample>(&self, plane: PlaneIndex) -> Result<Vec<T>, StoreError> {
+        let shape = self.layout().shape;
+        let mut out = vec![T::default(); (shape.y * shape.x) as usize];
+        self.read_rows(plane, 0..shape.y, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
 }

@@ -52,8 +52,15 @@ impl Records {
     }
 }
 
+/// Whether the database `url` names is one file on this machine, which
+/// [`sqlite_snapshot`] copies while it is in use (SQLite; a PostgreSQL
+/// server is backed up with its own tools).
+pub fn is_one_file(url: &str) -> bool {
+    backend_of(url) == Some("sqlite")
+}
+
 /// Which backend a connection URL names.
-pub fn backend_of(url: &str) -> Option<&'static str> {
+fn backend_of(url: &str) -> Option<&'static str> {
     if url.starts_with("sqlite:") {
         Some("sqlite")
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -781,6 +788,15 @@ pub(crate) mod tests {
         access_records_behave(&fresh_postgres().await).await;
         catalogue_queries_behave(&fresh_postgres().await).await;
         audit_records_behave(&fresh_postgres().await).await;
+    }
+
+    #[test]
+    fn only_sqlite_is_one_file() {
+        assert!(is_one_file(
+            "sqlite:///var/lib/pentascope/pentascope.sqlite"
+        ));
+        assert!(!is_one_file("postgres://u@host/db"));
+        assert!(!is_one_file("postgresql://u@host/db"));
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! Uploads stored while they arrive (`pentascope_store::stream`): files
+//! Uploads stored while they arrive (`pentascope_passes::stream`): files
 //! written by tifffile and ImageJ, and one whose IFDs follow their data,
 //! must be stored exactly as tifffile reads them, whichever of their pages
 //! could be placed as they passed; a file whose first IFD lies, an axes

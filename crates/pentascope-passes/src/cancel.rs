@@ -3,10 +3,9 @@
 //! client that leaves or an image that is deleted stops the work within one
 //! band.
 
+use pentascope_store::StoreError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use crate::error::StoreError;
 
 /// A flag shared by whoever may cancel a pass and the pass itself.
 #[derive(Debug, Clone, Default)]

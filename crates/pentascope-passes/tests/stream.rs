@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pentascope_core::{Axes, Limits, PlaneIndex};
-use pentascope_store::cancel::Cancel;
-use pentascope_store::ingest::{ingest_tiff, Ingested, TiffSource};
+use pentascope_passes::cancel::Cancel;
+use pentascope_passes::ingest::{ingest_tiff, Ingested, TiffSource};
+use pentascope_passes::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::pixels::{CompressionSetting, Durability, LocalStore, PixelStore};
-use pentascope_store::stream::{ingest_stream, Target, UploadBody};
 use pentascope_store::{ImageId, StoreError};
 
 /// A file handed over in pieces of `piece` bytes.

@@ -19,21 +19,10 @@ use pentascope_core::pca::{fit, CovarianceAccumulator, PcaModel};
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
 use pentascope_core::wire::{WireReader, WireWriter};
 use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample, Shape5};
+use pentascope_store::pixels::{ArrayLayout, PixelReader};
+use pentascope_store::StoreError;
 
 use crate::cancel::Cancel;
-use crate::error::StoreError;
-use crate::pixels::{ArrayLayout, PixelReader};
-
-/// Reads one whole plane as samples of type `T` (the image's own type).
-pub fn read_plane<T: Sample>(
-    reader: &dyn PixelReader,
-    plane: PlaneIndex,
-) -> Result<Vec<T>, StoreError> {
-    let shape = reader.layout().shape;
-    let mut out = vec![T::default(); (shape.y * shape.x) as usize];
-    reader.read_rows(plane, 0..shape.y, bytemuck::cast_slice_mut(&mut out))?;
-    Ok(out)
-}
 
 /// One unit of work: rows `rows` of every channel at (t, z).
 type Unit = (u64, u64, Range<u64>);
@@ -881,5 +870,69 @@ impl PixelReader for ScoresReader {
             written += means.len();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pentascope_store::pixels::{
+        Compression, Durability, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL,
+    };
+    use pentascope_store::ImageId;
+
+    /// The first file under `dir`, in name order, depth first.
+    fn first_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+        entries.sort_by_key(|e| e.path());
+        entries.into_iter().find_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                first_file(&path)
+            } else {
+                Some(path)
+            }
+        })
+    }
+
+    /// Every chunk of the downsampled levels is read by `read_levels`: a
+    /// level-2 chunk removed fails it, while level 0 (what the statistics
+    /// read) still reads.
+    #[test]
+    fn read_levels_reads_every_chunk_of_the_pyramid() {
+        let (h, w) = (2600u64, 2100u64);
+        let plane: Vec<u16> = (0..h * w).map(|i| (i % 4099) as u16).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
+        let layout = ArrayLayout::for_image(Shape5::new(1, 1, 1, h, w), DType::U16);
+        assert_eq!(layout.levels, 3);
+        let id = ImageId(1);
+        let writer = store
+            .create(
+                id,
+                layout,
+                &ImageAttributes::default(),
+                Compression::Zstd(ZSTD_LEVEL),
+            )
+            .unwrap();
+        for rows in layout.bands() {
+            let band = &plane[(rows.start * w) as usize..(rows.end * w) as usize];
+            writer
+                .write_band(
+                    PlaneIndex::new(0, 0, 0),
+                    rows.start,
+                    bytemuck::cast_slice(band),
+                )
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let cancel = Cancel::new();
+        read_levels(&*store.open(id).unwrap(), &cancel).unwrap();
+        let chunk = first_file(&dir.path().join("image_1.zarr/2/c")).expect("a level-2 chunk");
+        std::fs::remove_file(&chunk).unwrap();
+        let reader = store.open(id).unwrap();
+        let error = read_levels(&*reader, &cancel).unwrap_err();
+        assert!(error.to_string().contains("missing"), "{error}");
+        recompute_statistics(&*reader, 1 << 20, &cancel).unwrap();
     }
 }

@@ -23,18 +23,18 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use bytes::Bytes;
 use pentascope_core::stats::SharedChannelStats;
 use pentascope_core::{dispatch_dtype, Axes, CoreError, Limits, Sample};
+use pentascope_store::pixels::{ArrayLayout, CompressionSetting, PixelStore, PixelWriter};
+use pentascope_store::ImageId;
+use pentascope_store::StoreError;
 use pentascope_tiff::incremental::{IfdStream, StreamedIfd};
 use pentascope_tiff::{
     decode_band, Codec, PageGroup, PageLayout, ReadAt, Series, TiffError, TiffFile,
 };
 
 use crate::cancel::Cancel;
-use crate::error::StoreError;
 use crate::ingest::{
     attributes_of, compression_of, copy_groups, ingest_opened, Ingested, PlaneCount, StagedImage,
 };
-use crate::pixels::{ArrayLayout, CompressionSetting, PixelStore, PixelWriter};
-use crate::record::ImageId;
 
 /// The most bytes one page's strips may span to be decoded from memory;
 /// larger pages are spooled and read afterwards.

@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pentascope_core::stats::{ChannelStats, SharedChannelStats, StatsAccumulator};
 use pentascope_core::{dispatch_dtype, Axes, Limits, Sample};
+use pentascope_store::pixels::{
+    ArrayLayout, BloscCoder, Compression, CompressionSetting, ImageAttributes, PixelStore,
+    PixelWriter, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
+};
+use pentascope_store::ImageId;
+use pentascope_store::StoreError;
 use pentascope_tiff::{PageGroup, Series, SeriesLevel, TiffFile};
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
-use crate::error::StoreError;
-use crate::pixels::{
-    ArrayLayout, BloscCoder, Compression, CompressionSetting, ImageAttributes, PixelStore,
-    PixelWriter, Shuffle, ZSTD_LEVEL, ZSTD_LEVEL_FAST,
-};
-use crate::record::ImageId;
 
 /// A decoded and stored (but not yet published) image.
 pub struct Ingested {

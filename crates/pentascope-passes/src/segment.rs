@@ -19,12 +19,11 @@ use pentascope_core::segment::{
 };
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
 use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample};
+use pentascope_store::pixels::{PixelReader, PixelWriter};
+use pentascope_store::StoreError;
 use rayon::prelude::*;
 
-use crate::analysis::read_plane;
 use crate::cancel::Cancel;
-use crate::error::StoreError;
-use crate::pixels::{PixelReader, PixelWriter};
 
 /// How the foreground (or the clusters) are found.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -146,7 +145,7 @@ impl Passes<'_> {
     ) -> Result<(), StoreError> {
         let (t, c) = (self.request.t, self.request.c);
         let reader = self.reader;
-        let read = |z: u64| read_plane::<T>(reader, PlaneIndex::new(t, z, c));
+        let read = |z: u64| reader.read_plane::<T>(PlaneIndex::new(t, z, c));
         let mut zs = self.request.z.clone();
         let Some(first) = zs.next() else {
             return Ok(());
@@ -437,8 +436,8 @@ pub fn measure_objects(
         for p in 0..planes {
             cancel.check()?;
             let (ids, values) = rayon::join(
-                || read_plane::<u32>(labels, PlaneIndex::new(0, p, 0)),
-                || read_plane::<T>(source, PlaneIndex::new(t, z + p, c)),
+                || labels.read_plane::<u32>(PlaneIndex::new(0, p, 0)),
+                || source.read_plane::<T>(PlaneIndex::new(t, z + p, c)),
             );
             table
                 .add_plane(s.x as usize, &ids?, &values?)
@@ -451,12 +450,12 @@ pub fn measure_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pixels::{
-        ArrayLayout, Compression, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL,
-    };
-    use crate::record::ImageId;
     use pentascope_core::segment::label::label_slice;
     use pentascope_core::Shape5;
+    use pentascope_store::pixels::{
+        ArrayLayout, Compression, ImageAttributes, LocalStore, PixelStore, ZSTD_LEVEL,
+    };
+    use pentascope_store::ImageId;
 
     /// A U shape whose arms meet only in the last plane: labelled plane by
     /// plane, the arms get two provisional labels that merge at the end, so
@@ -465,7 +464,7 @@ mod tests {
     #[test]
     fn volume_objects_merged_across_planes_are_relabelled_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path(), crate::pixels::Durability::Os).unwrap();
+        let store = LocalStore::new(dir.path(), pentascope_store::pixels::Durability::Os).unwrap();
         let (z, y, x) = (4u64, 5u64, 6u64);
         let mut volume = vec![0u16; (z * y * x) as usize];
         for zz in 0..z {
@@ -524,7 +523,7 @@ mod tests {
         let stored = store.open(ImageId(2)).unwrap();
         let mut all = Vec::new();
         for zz in 0..z {
-            all.extend(read_plane::<u32>(&*stored, PlaneIndex::new(0, zz, 0)).unwrap());
+            all.extend(stored.read_plane::<u32>(PlaneIndex::new(0, zz, 0)).unwrap());
         }
         assert_eq!(all, expected.labels);
         assert_eq!(outcome.statistics.max, 2.0);
