@@ -28,14 +28,10 @@ use crate::util::python::{python_with, run_json};
 use crate::util::server::run_cli;
 use crate::util::Server;
 
-/// Writes the files into `argv[1]` and prints, per file, tifffile's series:
-/// name, kind, canonical (TZCYX) shape and the sha256 of the canonical
-/// samples (little-endian, C order), and the shapes of the first series'
-/// levels.
-const WRITE: &str = r#"
-import hashlib, json, os, sys, numpy as np, tifffile
-out_dir = sys.argv[1]
-rng = np.random.default_rng(26)
+/// What the scripts below share (prepended to each): the canonical TZCYX
+/// array of a series, and random pictures from the script's `rng`.
+const HELPERS: &str = r#"
+import numpy as np
 
 def canonical(data, axes):
     # samples are channels; one unlabelled page axis is Z
@@ -48,6 +44,17 @@ def canonical(data, axes):
 
 def picture(*shape, dtype=np.uint8):
     return rng.integers(0, 200, shape).astype(dtype)
+"#;
+
+/// Writes the files into `argv[1]` and prints, per file, tifffile's series:
+/// name, kind, canonical (TZCYX) shape and the sha256 of the canonical
+/// samples (little-endian, C order), and the shapes of the first series'
+/// levels.
+const WRITE: &str = r#"
+import hashlib, json, os, sys, numpy as np, tifffile
+out_dir = sys.argv[1]
+rng = np.random.default_rng(26)
+
 
 # Aperio SVS: baseline 64 x 2100 (stored with three pyramid levels), the
 # thumbnail, levels at 1/2 and 1/4 (which halve exactly) and one that does
@@ -185,7 +192,11 @@ fn assert_series_equal(server: &Server, file: &str, answer: &Value, want: &Value
 fn every_series_uploads_as_tifffile_reads_it_with_the_files_own_levels() {
     let python = python_with("tifffile, numpy, zarr, fsspec, aiohttp");
     let dir = tempfile::tempdir().unwrap();
-    let want = run_json(&python, WRITE, &[dir.path().display().to_string()]);
+    let want = run_json(
+        &python,
+        &[HELPERS, WRITE].concat(),
+        &[dir.path().display().to_string()],
+    );
     let server = Server::start();
     let mut first = String::new();
     for file in ["slide.svs", "images.ome.tif", "kinds.tif", "shaped.tif"] {
@@ -275,7 +286,11 @@ fn every_series_uploads_as_tifffile_reads_it_with_the_files_own_levels() {
 fn siblings_stay_when_one_is_deleted_and_ingest_stores_every_series() {
     let python = python_with("tifffile, numpy");
     let dir = tempfile::tempdir().unwrap();
-    let want = run_json(&python, WRITE, &[dir.path().display().to_string()]);
+    let want = run_json(
+        &python,
+        &[HELPERS, WRITE].concat(),
+        &[dir.path().display().to_string()],
+    );
     let data = tempfile::tempdir().unwrap();
     // the stores the server started below uses
     let backend = crate::util::services::backend_env(data.path());
@@ -378,7 +393,11 @@ with tifffile.TiffWriter(f"{out_dir}/kinds.tif") as tif:
 fn siblings_are_listed_as_far_as_the_caller_may_see_them() {
     let python = python_with("tifffile, numpy");
     let dir = tempfile::tempdir().unwrap();
-    run_json(&python, WRITE, &[dir.path().display().to_string()]);
+    run_json(
+        &python,
+        &[HELPERS, WRITE].concat(),
+        &[dir.path().display().to_string()],
+    );
     let lab = crate::access::Lab::start(&[]);
     let bob = lab.key("bob", "write", &[]);
     let carol = lab.key("carol", "read", &[]);
@@ -447,17 +466,6 @@ import hashlib, json, os, struct, sys, numpy as np, tifffile
 out_dir = sys.argv[1]
 rng = np.random.default_rng(27)
 
-def canonical(data, axes):
-    # samples are channels; one unlabelled page axis is Z
-    axes = axes.replace("S", "C").replace("I", "Z").replace("Q", "Z")
-    for a in "TZCYX":
-        if a not in axes:
-            data, axes = data[np.newaxis], a + axes
-    data = np.transpose(data, [axes.index(a) for a in "TZCYX"])
-    return np.ascontiguousarray(data.astype(data.dtype.newbyteorder("<")))
-
-def picture(*shape, dtype=np.uint8):
-    return rng.integers(0, 200, shape).astype(dtype)
 
 tiled = dict(tile=(16, 16), compression="zlib")
 # OME-TIFF of two images, each with its pyramid in SubIFDs (tifffile's,
@@ -667,7 +675,11 @@ print(json.dumps(out))
 fn pyramids_of_subifds_and_slide_vendors_and_lsm_thumbnails_upload_as_tifffile_reads_them() {
     let python = python_with("tifffile, numpy, zarr, fsspec, aiohttp");
     let dir = tempfile::tempdir().unwrap();
-    let want = run_json(&python, WRITE_PYRAMIDS, &[dir.path().display().to_string()]);
+    let want = run_json(
+        &python,
+        &[HELPERS, WRITE_PYRAMIDS].concat(),
+        &[dir.path().display().to_string()],
+    );
     let server = Server::start();
     let files = want.as_object().unwrap();
     assert_eq!(files.len(), 10, "{want}");
