@@ -632,7 +632,7 @@ impl Job {
             Some(p) if !p.keeps_type() => {
                 self.composite(reader, |band| self.fold_band_sum::<T>(reader, band, p))
             }
-            _ => self.composite(reader, |band| self.fold_band_max::<T>(reader, band)),
+            _ => self.composite(reader, |band| self.fold_band_in_type::<T>(reader, band)),
         }
     }
 
@@ -693,7 +693,7 @@ impl Job {
 
     /// Rows `band` of the region, one plane per active channel: the plane
     /// itself, or the maximum over the projection's planes, as samples.
-    fn fold_band_max<T: Sample>(
+    fn fold_band_in_type<T: Sample>(
         &self,
         reader: &dyn PixelReader,
         band: Range<u64>,

@@ -356,21 +356,36 @@ impl Compositor {
         }
         let (width, height) = (columns.len(), rows.len());
         let input_columns = columns.taps.last().map_or(0, |(first, w)| first + w.len());
+        let columns_identity = columns.is_identity();
+        let picture = if rows.is_identity() && input_rows == height {
+            let channels = if mode == Mode::Grey { 1 } else { 3 };
+            Picture::Bytes(vec![0; width * height * channels])
+        } else {
+            Picture::Sums(vec![0.0; width * height * 3])
+        };
+        let direct = columns_identity && matches!(picture, Picture::Bytes(_));
         Compositor {
             layers,
             mode,
-            columns_identity: columns.is_identity(),
-            picture: if rows.is_identity() && input_rows == height {
-                let channels = if mode == Mode::Grey { 1 } else { 3 };
-                Picture::Bytes(vec![0; width * height * channels])
-            } else {
-                Picture::Sums(vec![0.0; width * height * 3])
-            },
+            columns_identity,
+            picture,
             value_row: vec![0.0; input_columns],
             component_rows: std::array::from_fn(|_| vec![0.0; input_columns]),
-            component_bytes: std::array::from_fn(|_| vec![0; input_columns]),
-            rgb_row: vec![0.0; input_columns * 3],
-            resampled_row: vec![0.0; width * 3],
+            // each row's buffers for the way it is written: final bytes
+            // directly, or an interleaved row (resampled across unless
+            // columns are one to one)
+            component_bytes: std::array::from_fn(|_| {
+                vec![0; if direct { input_columns } else { 0 }]
+            }),
+            rgb_row: vec![0.0; if direct { 0 } else { input_columns * 3 }],
+            resampled_row: vec![
+                0.0;
+                if direct || columns_identity {
+                    0
+                } else {
+                    width * 3
+                }
+            ],
             columns,
             rows,
             row_targets,
@@ -390,8 +405,13 @@ impl Compositor {
         // (each pixel's sum still adds the layers in order), so that each
         // loop is one simple pass that vectorises; a component a colour
         // lacks is not touched, as adding zero would change nothing
-        let columns = self.rgb_row.len() / 3;
-        for sums in &mut self.component_rows {
+        let columns = self.value_row.len();
+        // greyscale keeps its one value in the red row
+        let components = match self.mode {
+            Mode::Color => 3,
+            Mode::Grey => 1,
+        };
+        for sums in &mut self.component_rows[..components] {
             sums.fill(0.0);
         }
         let used = match self.mode {
@@ -437,14 +457,10 @@ impl Compositor {
                         }
                     }
                 }
-                Mode::Grey => {
-                    for sums in &mut self.component_rows {
-                        sums.copy_from_slice(&self.value_row);
-                    }
-                }
+                Mode::Grey => self.component_rows[0].copy_from_slice(&self.value_row),
             }
         }
-        for sums in &mut self.component_rows {
+        for sums in &mut self.component_rows[..components] {
             for v in sums.iter_mut() {
                 *v = v.clamp(0.0, 1.0) * 255.0;
             }
@@ -454,7 +470,10 @@ impl Compositor {
             // the one target is row `y` itself, at weight 1: its final bytes
             // (a tile at its level's scale), component by component, then
             // interleaved
-            for (row, sums) in self.component_bytes.iter_mut().zip(&self.component_rows) {
+            for (row, sums) in self.component_bytes[..components]
+                .iter_mut()
+                .zip(&self.component_rows)
+            {
                 for (b, v) in row.iter_mut().zip(sums) {
                     *b = round_to_byte(*v);
                 }
@@ -473,6 +492,10 @@ impl Compositor {
             return;
         }
         let [r, g, b] = &self.component_rows;
+        let (g, b) = match self.mode {
+            Mode::Color => (g, b),
+            Mode::Grey => (r, r),
+        };
         for (((rgb, r), g), b) in self.rgb_row.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
             rgb.copy_from_slice(&[*r, *g, *b]);
         }

@@ -100,6 +100,22 @@ for name in ["slide.svs", "images.ome.tif", "kinds.tif", "shaped.tif"]:
 print(json.dumps(out))
 "#;
 
+/// What the level checks share (prepended to each): level `k` as
+/// pentascope computes it, the means of `2^k` blocks of full resolution
+/// over the pixels inside the plane, rounded half away from zero.
+const BLOCK_MEANS: &str = r#"
+import numpy as np
+
+def block_means(full, k):
+    f = 2 ** k
+    *lead, H, W = full.shape
+    oh, ow = -(-H // f), -(-W // f)
+    sums = np.zeros((*lead, oh * f, ow * f)); sums[..., :H, :W] = full
+    ones = np.zeros((oh * f, ow * f)); ones[:H, :W] = 1
+    m = sums.reshape(*lead, oh, f, ow, f).sum(axis=(-3, -1)) / ones.reshape(oh, f, ow, f).sum(axis=(1, 3))
+    return (np.sign(m) * np.floor(np.abs(m) + 0.5)).astype(full.dtype)
+"#;
+
 /// For the image at URL `argv[1]` read from the file `argv[2]`: each
 /// stored level beyond full resolution, whether it has the size of one of
 /// the file's own levels (tifffile's `series[0].levels[1:]`), and whether
@@ -119,13 +135,7 @@ for k in range(1, len(group.attrs["ome"]["multiscales"][0]["datasets"])):
     if match:
         want = match[0].transpose(2, 0, 1)[None, :, None]
     else:
-        f = 2 ** k
-        *lead, H, W = full.shape
-        oh, ow = -(-H // f), -(-W // f)
-        sums = np.zeros((*lead, oh * f, ow * f)); sums[..., :H, :W] = full
-        ones = np.zeros((oh * f, ow * f)); ones[:H, :W] = 1
-        m = sums.reshape(*lead, oh, f, ow, f).sum(axis=(-3, -1)) / ones.reshape(oh, f, ow, f).sum(axis=(1, 3))
-        want = (np.sign(m) * np.floor(np.abs(m) + 0.5)).astype(full.dtype)
+        want = block_means(full, k)
     out.append({"level": k, "shape": list(level.shape), "file": bool(match),
                 "equal": bool(level.shape == want.shape and np.array_equal(level, want))})
 print(json.dumps(out))
@@ -259,7 +269,7 @@ fn every_series_uploads_as_tifffile_reads_it_with_the_files_own_levels() {
     );
     let levels = run_json(
         &python,
-        LEVELS,
+        &[BLOCK_MEANS, LEVELS].concat(),
         &[
             server.url(&format!("/zarr/{first}")),
             dir.path().join("slide.svs").display().to_string(),
@@ -648,13 +658,7 @@ for k in range(1, len(group.attrs["ome"]["multiscales"][0]["datasets"])):
     if match:
         want = match[0]
     else:
-        f = 2 ** k
-        *lead, H, W = full.shape
-        oh, ow = -(-H // f), -(-W // f)
-        sums = np.zeros((*lead, oh * f, ow * f)); sums[..., :H, :W] = full
-        ones = np.zeros((oh * f, ow * f)); ones[:H, :W] = 1
-        m = sums.reshape(*lead, oh, f, ow, f).sum(axis=(-3, -1)) / ones.reshape(oh, f, ow, f).sum(axis=(1, 3))
-        want = (np.sign(m) * np.floor(np.abs(m) + 0.5)).astype(full.dtype)
+        want = block_means(full, k)
     out.append({"level": k, "shape": list(level.shape), "file": bool(match),
                 "equal": bool(level.shape == want.shape and np.array_equal(level, want))})
 print(json.dumps(out))
@@ -705,7 +709,7 @@ fn pyramids_of_subifds_and_slide_vendors_and_lsm_thumbnails_upload_as_tifffile_r
             );
             let levels = run_json(
                 &python,
-                SERIES_LEVELS,
+                &[BLOCK_MEANS, SERIES_LEVELS].concat(),
                 &[
                     server.url(&format!("/zarr/{id}")),
                     path.display().to_string(),
