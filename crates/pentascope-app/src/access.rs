@@ -177,7 +177,7 @@ impl Caller {
 }
 
 /// A key as `token create` answers it: its record and, this once, the key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CreatedToken {
     /// The key's record.
     #[serde(flatten)]

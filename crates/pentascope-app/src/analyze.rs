@@ -45,8 +45,11 @@ impl PcaArgs {
     }
 }
 
-/// The outcome of a PCA, as `POST /analyze` answers it.
-#[derive(Debug, Clone, Serialize)]
+/// The outcome of a PCA, as `POST /analyze` answers it: a fitted PCA with
+/// scikit-learn's attribute names and conventions (C = channels of the
+/// source image, k = components kept).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AnalyzeResponse")]
 pub struct PcaResult {
     /// The source image.
     pub image_id: ImageId,

@@ -85,7 +85,7 @@ pub struct Health {
 }
 
 /// One dependency's state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DependencyHealth {
     /// `ok`, `unavailable` or `not configured`.
     pub status: &'static str,

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use pentascope_core::stats::ChannelStats;
+use pentascope_core::stats::{ChannelStats, Histogram};
 use pentascope_passes::analysis::{recompute_statistics, ScoresReader};
 use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::{PixelReader, PixelStore};
 use pentascope_store::{ImageId, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::access::Caller;
 use crate::app::{blocking, App};
@@ -18,17 +17,21 @@ use pentascope_store::records::Scope;
 
 /// Statistics over every sample of every channel, as NumPy computes them
 /// on the whole array (NaN if any sample is NaN).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 pub struct Overall {
     /// Samples.
     pub count: u64,
     /// Smallest sample.
+    #[schemars(with = "Option<f64>")]
     pub min: f64,
     /// Largest sample.
+    #[schemars(with = "Option<f64>")]
     pub max: f64,
     /// Mean.
+    #[schemars(with = "Option<f64>")]
     pub mean: f64,
     /// Population standard deviation.
+    #[schemars(with = "Option<f64>")]
     pub std: f64,
 }
 
@@ -41,25 +44,96 @@ pub struct StatisticsArgs {
 }
 
 /// Per-channel statistics as `GET /statistics` and `heavy_statistics`
-/// answer them: one array per statistic, the histograms, and the original
-/// service's `per_channel` and `global` shapes of the same numbers.
-pub fn statistics_json(id: ImageId, statistics: &[ChannelStats]) -> Value {
-    let col = |f: fn(&ChannelStats) -> f64| statistics.iter().map(f).collect::<Vec<f64>>();
-    json!({
-        "image_id": id,
-        "mean": col(|c| c.mean),
-        "std": col(|c| c.std),
-        "min": col(|c| c.min),
-        "max": col(|c| c.max),
-        "count": statistics.iter().map(|c| c.count).collect::<Vec<_>>(),
-        "display_min": col(|c| c.display_min),
-        "display_max": col(|c| c.display_max),
-        "histograms": statistics.iter().map(|c| &c.histogram).collect::<Vec<_>>(),
-        "per_channel": statistics.iter().enumerate().map(|(channel, c)| json!({
-            "channel": channel, "min": c.min, "max": c.max, "mean": c.mean, "std": c.std,
-        })).collect::<Vec<_>>(),
-        "global": overall(statistics),
-    })
+/// answer them: one array per statistic (one entry per channel), the
+/// histograms, and the original service's `per_channel` and `global`
+/// shapes of the same numbers. NaN follows NumPy: any NaN sample makes
+/// that channel's mean, std, min and max NaN, infinities propagate into
+/// mean, min and max and make std NaN; JSON writes NaN and infinities as
+/// null. Percentiles and histograms consider only finite samples.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Statistics {
+    /// The image.
+    pub image_id: ImageId,
+    /// Mean, as `arr.astype(numpy.float64).mean()` over the channel.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub mean: Vec<f64>,
+    /// Population standard deviation (ddof = 0), as
+    /// `arr.astype(numpy.float64).std()`.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub std: Vec<f64>,
+    /// Smallest sample.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub min: Vec<f64>,
+    /// Largest sample.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub max: Vec<f64>,
+    /// Number of samples (T·Z·Height·Width, NaN included).
+    pub count: Vec<u64>,
+    /// 0.1th percentile of the finite samples (NumPy's `method="lower"`:
+    /// the sorted value at index floor(0.001 · (n − 1))); the default
+    /// black point of `/slice`.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub display_min: Vec<f64>,
+    /// 99.9th percentile of the finite samples (`method="higher"`: the
+    /// sorted value at index ceil(0.999 · (n − 1))); the default white
+    /// point of `/slice`.
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub display_max: Vec<f64>,
+    /// A histogram of each channel's finite samples.
+    pub histograms: Vec<Histogram>,
+    /// The same numbers per channel, as the original service answered.
+    pub per_channel: Vec<ChannelSummary>,
+    /// Over every sample of every channel.
+    pub global: Overall,
+}
+
+/// One channel's summary in the original service's shape.
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+pub struct ChannelSummary {
+    /// The channel, from 0.
+    pub channel: usize,
+    /// Smallest sample.
+    #[schemars(with = "Option<f64>")]
+    pub min: f64,
+    /// Largest sample.
+    #[schemars(with = "Option<f64>")]
+    pub max: f64,
+    /// Mean.
+    #[schemars(with = "Option<f64>")]
+    pub mean: f64,
+    /// Population standard deviation.
+    #[schemars(with = "Option<f64>")]
+    pub std: f64,
+}
+
+impl Statistics {
+    /// The statistics of image `id` from its channels' statistics.
+    pub fn of(id: ImageId, statistics: &[ChannelStats]) -> Statistics {
+        let col = |f: fn(&ChannelStats) -> f64| statistics.iter().map(f).collect::<Vec<f64>>();
+        Statistics {
+            image_id: id,
+            mean: col(|c| c.mean),
+            std: col(|c| c.std),
+            min: col(|c| c.min),
+            max: col(|c| c.max),
+            count: statistics.iter().map(|c| c.count).collect(),
+            display_min: col(|c| c.display_min),
+            display_max: col(|c| c.display_max),
+            histograms: statistics.iter().map(|c| c.histogram.clone()).collect(),
+            per_channel: statistics
+                .iter()
+                .enumerate()
+                .map(|(channel, c)| ChannelSummary {
+                    channel,
+                    min: c.min,
+                    max: c.max,
+                    mean: c.mean,
+                    std: c.std,
+                })
+                .collect(),
+            global: overall(statistics),
+        }
+    }
 }
 
 /// [`Overall`] from per-channel statistics: the mean weighted by counts,

@@ -16,11 +16,11 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::access::{Caller, Who};
-use crate::analyze::{PcaArgs, PcaResult};
+use crate::analyze::PcaArgs;
 use crate::app::App;
 use crate::audit::Action;
 use crate::error::AppError;
-use crate::images::{statistics_json, StatisticsArgs};
+use crate::images::{Statistics, StatisticsArgs};
 use crate::segment::SegmentArgs;
 use crate::split::Phase;
 use crate::trace::TRACE_KWARG;
@@ -101,9 +101,9 @@ impl Job for PcaArgs {
     }
 }
 
-/// A PCA's answer as a task result: through text, so that f32 scores keep
-/// their shortest form, as in the synchronous answer.
-pub(crate) fn to_json(result: &PcaResult) -> Result<Value, AppError> {
+/// An answer as a task result: through text, so that a PCA's f32 scores
+/// keep their shortest form, as in the synchronous answer.
+pub(crate) fn to_json<T: Serialize>(result: &T) -> Result<Value, AppError> {
     serde_json::to_string(result)
         .and_then(|text| serde_json::from_str(&text))
         .map_err(|e| AppError::Internal(e.to_string()))
@@ -124,7 +124,7 @@ impl Job for StatisticsArgs {
         _progress: Progress,
     ) -> Result<Value, AppError> {
         let (record, statistics) = app.statistics(caller, &self.image_id, true).await?;
-        Ok(statistics_json(record.id, &statistics))
+        to_json(&Statistics::of(record.id, &statistics))
     }
 
     async fn check(&self, app: &App, caller: &Caller) -> Result<(), AppError> {

@@ -66,7 +66,7 @@ pub mod validator;
 pub mod zarr;
 
 pub use access::{parse_lifetime, Caller, Who};
-pub use app::{blocking, App, Health};
+pub use app::{blocking, App, DependencyHealth, Health};
 pub use config::Config;
 pub use error::AppError;
 

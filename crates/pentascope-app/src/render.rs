@@ -14,7 +14,7 @@ use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8, en
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
 use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
-use pentascope_store::record::ChannelLook;
+use pentascope_store::record::{ChannelLook, Window};
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
 use serde::Serialize;
@@ -78,7 +78,7 @@ pub struct Rendered {
 }
 
 /// One resolution level of an image's pyramid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Level {
     /// 0 is full resolution.
     pub level: u32,
@@ -177,21 +177,52 @@ pub fn omero_json(record: &ImageRecord) -> serde_json::Value {
     })
 }
 
+/// An image's default rendering, in the shape of NGFF's `omero` metadata.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct DefaultRendering {
+    /// One entry per channel.
+    pub channels: Vec<ChannelRendering>,
+    /// The side of the tiles `/render?tile=` serves.
+    pub tile_size: u64,
+}
+
+/// How one channel is shown by default.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ChannelRendering {
+    /// The channel's name from the file; null where it names none.
+    pub label: Option<String>,
+    /// `RRGGBB`.
+    pub color: String,
+    /// Whether it is shown.
+    pub active: bool,
+    /// The window: `start` is shown black, `end` at full colour.
+    pub window: Window,
+}
+
 /// The default settings in NGFF's `omero` shape, for clients.
-pub fn default_rendering_json(record: &ImageRecord) -> serde_json::Value {
-    let channels: Vec<serde_json::Value> = default_channels(record)
+pub fn default_rendering(record: &ImageRecord) -> DefaultRendering {
+    let channels = default_channels(record)
         .iter()
         .enumerate()
-        .map(|(i, (layer, active))| {
-            serde_json::json!({
-                "label": record.details.channel_names.get(i).filter(|n| !n.is_empty()),
-                "color": color_hex(layer.color).trim_start_matches('#'),
-                "active": active,
-                "window": {"start": layer.start, "end": layer.end},
-            })
+        .map(|(i, (layer, active))| ChannelRendering {
+            label: record
+                .details
+                .channel_names
+                .get(i)
+                .filter(|n| !n.is_empty())
+                .cloned(),
+            color: color_hex(layer.color).trim_start_matches('#').to_string(),
+            active: *active,
+            window: Window {
+                start: layer.start,
+                end: layer.end,
+            },
         })
         .collect();
-    serde_json::json!({ "channels": channels, "tile_size": TILE_SIZE })
+    DefaultRendering {
+        channels,
+        tile_size: TILE_SIZE,
+    }
 }
 
 /// What a request asks for, checked against the plane: a region in

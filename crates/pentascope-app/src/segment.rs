@@ -94,7 +94,7 @@ pub struct SegmentArgs {
 
 /// One object: scikit-image's `regionprops` in the source image's
 /// coordinates, with its area in physical units when the image has them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SegmentObject {
     /// Label, area (pixels), centroid `(z, y, x)`, half-open bbox
     /// `(min_z, min_y, min_x, max_z, max_y, max_x)` and intensities.
@@ -135,7 +135,8 @@ pub struct ObjectTable {
 }
 
 /// The outcome of a segmentation, as `POST /segment` answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "SegmentResponse")]
 pub struct SegmentResult {
     /// The source image.
     pub image_id: ImageId,

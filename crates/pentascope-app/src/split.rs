@@ -25,7 +25,7 @@ use crate::access::Caller;
 use crate::analyze::PcaArgs;
 use crate::app::{blocking, App};
 use crate::error::AppError;
-use crate::images::{open_pixels, statistics_json};
+use crate::images::{open_pixels, Statistics};
 use crate::jobs::{self, split_owner, SplitPlan};
 
 /// The pass of a split job whose parts are running.
@@ -213,7 +213,7 @@ impl App {
         };
         Ok(match merged {
             MergedPass::Statistics(statistics) => {
-                Merged::Done(statistics_json(source.id, &statistics))
+                Merged::Done(jobs::to_json(&Statistics::of(source.id, &statistics))?)
             }
             MergedPass::Model(model) => Merged::Next(Split {
                 phase: Phase::Scores { model },
@@ -230,7 +230,7 @@ impl App {
                 let args = jobs::parse::<PcaArgs>(&args)?;
                 let cap = self.config.inline_scores_cap;
                 let result = self.publish_pca(&source, &args, outcome, cap).await?;
-                Merged::Done(crate::jobs::to_json(&result)?)
+                Merged::Done(jobs::to_json(&result)?)
             }
         })
     }

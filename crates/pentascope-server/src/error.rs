@@ -12,6 +12,27 @@ use pentascope_core::CoreError;
 use pentascope_store::StoreError;
 use pentascope_tiff::TiffError;
 
+/// Every error answer: a message for a person that says what went wrong
+/// and what to change.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error", example = error_example())]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// More about it, where `error` keeps the original service's text
+    /// (uploads without a file: `No file part in the request`, `No selected
+    /// file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn error_example() -> ErrorBody {
+    ErrorBody {
+        error: "z=9 is out of range: valid z values are 0..=3 (size 4)".into(),
+        detail: None,
+    }
+}
+
 /// An error with the HTTP status it is answered with.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -183,9 +204,9 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, "{}", self.message);
         }
-        let body = match self.detail {
-            Some(detail) => serde_json::json!({ "error": self.message, "detail": detail }),
-            None => serde_json::json!({ "error": self.message }),
+        let body = ErrorBody {
+            error: self.message,
+            detail: self.detail,
         };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

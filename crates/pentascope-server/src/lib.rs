@@ -8,10 +8,12 @@
 //! Nothing here sequences stores or knows how TIFF or Zarr work.
 
 pub mod access;
+pub mod answers;
 pub mod error;
 pub mod exporter;
 pub mod handlers;
 pub mod observe;
+pub mod openapi;
 pub mod router;
 
 use std::net::SocketAddr;

@@ -44,6 +44,22 @@ impl Serialize for ImageId {
     }
 }
 
+/// Written `image_<n>`.
+impl schemars::JsonSchema for ImageId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ImageId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^image_(0|[1-9][0-9]*)$",
+            "description": "An image id: `image_` followed by a number the service allocated.",
+            "examples": ["image_1"],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ImageId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -53,7 +69,7 @@ impl<'de> Deserialize<'de> for ImageId {
 }
 
 /// Where an image came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageKind {
     /// Uploaded by a client.
@@ -154,7 +170,7 @@ pub struct Segmented {
 
 /// A channel's default look, as a user set it; unset fields keep the
 /// defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelLook {
     /// `RRGGBB`.
@@ -169,7 +185,7 @@ pub struct ChannelLook {
 }
 
 /// A display window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Shown as black.

@@ -135,6 +135,23 @@ impl From<DType> for &'static str {
     }
 }
 
+/// Written as NumPy's name of the type (`uint16`, `float32`, …).
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for DType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = DType::ALL.iter().map(|d| d.name()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "enum": names,
+            "description": "Sample type, named as in NumPy.",
+        })
+    }
+}
+
 impl TryFrom<String> for DType {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

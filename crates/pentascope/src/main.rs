@@ -28,7 +28,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `check` verifies records and pixels, `migrate` prepares the database,
 /// `config` shows the settings, `user` and `token` manage access control,
 /// `audit` shows who did what, `backup` and `restore` copy an embedded
-/// installation.
+/// installation, `openapi` prints the API's description.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -105,6 +105,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Make a data directory from a backup (into an empty directory).
     Restore(backup::RestoreArgs),
+    /// Print the OpenAPI document of the HTTP API (what `GET
+    /// /openapi.json` serves), e.g. to generate a client.
+    Openapi,
 }
 
 /// Where images and their records live: every subcommand's settings.
@@ -631,6 +634,9 @@ fn main() -> std::process::ExitCode {
         Command::Audit(args) => runtime.block_on(audit::run(args)),
         Command::Backup(args) => runtime.block_on(backup::backup(args)),
         Command::Restore(args) => runtime.block_on(backup::restore(args)),
+        Command::Openapi => serde_json::to_string_pretty(pentascope_server::openapi::document())
+            .map(|text| println!("{text}"))
+            .map_err(|e| e.to_string()),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")

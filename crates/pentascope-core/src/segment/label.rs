@@ -106,7 +106,7 @@ fn nan_max(a: f64, b: f64) -> f64 {
 
 /// The properties of one object, as `skimage.measure.regionprops` names
 /// them (2D images: see the module documentation for Z).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegionProps {
     /// The object's label (1-based, raster order of its first pixel).
     pub label: u32,
@@ -119,12 +119,15 @@ pub struct RegionProps {
     pub bbox: [u64; 6],
     /// Mean of the intensity image over the object (`f64`).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub mean_intensity: f64,
     /// Smallest intensity in the object (NaN if any is NaN).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub min_intensity: f64,
     /// Largest intensity in the object (NaN if any is NaN).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub max_intensity: f64,
 }
 

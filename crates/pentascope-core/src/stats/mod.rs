@@ -51,29 +51,35 @@ const PAR_PIECE: usize = 256 * 1024;
 const PAR_MIN_PIECES: usize = 4;
 
 /// Summary of one channel over T, Z, Y, X, as stored and served.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ChannelStats {
     /// Number of samples (NaN included).
     pub count: u64,
     /// Mean, as `arr.astype(float64).mean()`.
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub mean: f64,
     /// Population standard deviation (ddof = 0), as `arr.astype(float64).std()`.
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub std: f64,
     /// Smallest sample (NaN if any sample is NaN).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub min: f64,
     /// Largest sample (NaN if any sample is NaN).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub max: f64,
     /// 0.1th percentile of the finite samples, the lower end of the default
     /// display window (auto-contrast).
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub display_min: f64,
     /// 99.9th percentile of the finite samples, the upper end of the default
     /// display window.
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub display_max: f64,
     /// 256-bin histogram over the finite range (`counts.len() == 256`, or 1
     /// bin when min == max).
@@ -104,13 +110,15 @@ impl ChannelStats {
 /// `numpy.histogram(a, bins=len(counts), range=(min, max))` bins: bin `i`
 /// holds `edge[i] <= v < edge[i + 1]` with `edge = linspace(min, max, n + 1)`,
 /// and the last bin also holds `max`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Histogram {
     /// Left edge of the first bin.
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub min: f64,
     /// Right edge of the last bin.
     #[serde(with = "crate::json_f64")]
+    #[schemars(with = "Option<f64>")]
     pub max: f64,
     /// Samples per bin. For 8- and 16-bit integer images these are exact.
     /// For wider types they are exact up to 2^16 finite samples; beyond that

@@ -6,13 +6,17 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use pentascope_app::access::CreatedToken;
 use pentascope_app::audit::AuditSearch;
 use pentascope_app::Caller;
 use pentascope_store::records::Scope;
+use pentascope_store::records::{TokenRecord, UserRecord};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::answers::{AuditPage, TokenList, UserList};
 use crate::error::ApiError;
 use crate::handlers::catalogue::{once, query_pairs};
 use crate::handlers::params::Params;
@@ -33,10 +37,13 @@ fn body<T: DeserializeOwned>(
 }
 
 /// The body of `POST /admin/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub struct NewUser {
+    /// The user's name: 1 to 64 letters, digits, `.`, `_`, `@` or `-`.
+    #[schemars(regex(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     name: String,
+    /// Whether the user may hold `admin` keys.
     #[serde(default)]
     admin: bool,
 }
@@ -45,9 +52,12 @@ struct NewUser {
 pub async fn users(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserList>, ApiError> {
     let users = app.users(&caller).await?;
-    Ok(Json(json!({ "count": users.len(), "users": users })))
+    Ok(Json(UserList {
+        count: users.len(),
+        users,
+    }))
 }
 
 /// `POST /admin/users` with `{"name": "ada", "admin": false}`.
@@ -55,22 +65,30 @@ pub async fn create_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     request: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserRecord>), ApiError> {
     let new: NewUser = body(request, r#"{"name": "ada", "admin": false}"#)?;
     let user = app.create_user(&caller, &new.name, new.admin).await?;
-    Ok((StatusCode::CREATED, Json(json!(user))))
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// The body of `POST /admin/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub struct NewToken {
+    /// The user the key acts for.
     user: String,
+    /// What it may do: `read`, `write` or `admin` (`admin` only for admin
+    /// users).
+    #[schemars(with = "Scope")]
     scope: String,
-    /// A duration such as `90d` or `12h`.
+    /// Its lifetime: a whole number of days, hours, minutes or seconds
+    /// such as `90d`, `12h`, `30m`; default: until revoked.
     #[serde(default)]
+    #[schemars(regex(pattern = "^[1-9][0-9]{0,5}[dhms]$"))]
     expires: Option<String>,
+    /// A label: 1 to 64 letters, digits, `.`, `_`, `@` or `-`.
     #[serde(default)]
+    #[schemars(regex(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     name: Option<String>,
 }
 
@@ -79,11 +97,14 @@ pub async fn tokens(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let tokens = app
         .tokens(&caller, params.get("user").map(String::as_str))
         .await?;
-    Ok(Json(json!({ "count": tokens.len(), "tokens": tokens })))
+    Ok(Json(TokenList {
+        count: tokens.len(),
+        tokens,
+    }))
 }
 
 /// `POST /admin/tokens` with `{"user": "ada", "scope": "write",
@@ -92,7 +113,7 @@ pub async fn create_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     request: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let new: NewToken = body(
         request,
         r#"{"user": "ada", "scope": "read|write|admin", "expires": "90d", "name": "laptop"}"#,
@@ -102,7 +123,7 @@ pub async fn create_token(
     let created = app
         .create_token(&caller, &new.user, scope, expires, new.name.as_deref())
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(created))))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `DELETE /admin/tokens/{id}`: refused from the next request on.
@@ -110,11 +131,11 @@ pub async fn revoke_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenRecord>, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("API key {id:?} not found")))?;
-    Ok(Json(json!(app.revoke_token(&caller, id).await?)))
+    Ok(Json(app.revoke_token(&caller, id).await?))
 }
 
 /// `GET /admin/audit`: a page of the audit trail, newest first, filtered
@@ -123,7 +144,7 @@ pub async fn audit(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let mut s = AuditSearch::default();
     for (name, value) in query_pairs(raw) {
         let slot = match name.as_str() {
@@ -141,11 +162,11 @@ pub async fn audit(
         once(slot, &name, value)?;
     }
     let listing = app.audit_trail(&caller, &s).await?;
-    Ok(Json(json!({
-        "count": listing.count,
-        "entries": listing.items,
-        "next_cursor": listing.next_cursor,
-    })))
+    Ok(Json(AuditPage {
+        count: listing.count,
+        entries: listing.items,
+        next_cursor: listing.next_cursor,
+    }))
 }
 
 /// `read`, `write` or `admin`.

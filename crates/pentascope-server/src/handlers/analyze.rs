@@ -17,8 +17,8 @@ use pentascope_app::jobs::parse;
 use pentascope_app::Caller;
 use serde_json::Value;
 
+use crate::answers::JobAccepted;
 use crate::error::ApiError;
-use crate::handlers::jobs::accepted_json;
 use crate::handlers::streamed;
 use crate::AppState;
 
@@ -110,7 +110,7 @@ pub async fn analyze(
         let source = app.pca_source(&caller, &args).await?;
         args.n_components = Some(args.components_for(source.shape.c));
         let job = app.submit(&caller, args).await?;
-        return Ok((StatusCode::ACCEPTED, Json(accepted_json(&job))).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(JobAccepted::of(&job))).into_response());
     }
     if full {
         return full_result(&app, &caller, &args).await;

@@ -8,11 +8,13 @@ use pentascope_app::catalogue::{DatasetSearch, ImageSearch, Listing};
 use pentascope_app::Caller;
 use pentascope_store::records::catalogue::DatasetChange;
 use pentascope_store::records::DatasetRecord;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
+use crate::answers::{
+    DatasetDeleted, DatasetLink, DatasetList, ImageList, Metadata, TagCount, TagList,
+};
 use crate::error::ApiError;
-use crate::handlers::images::metadata_json;
 use crate::AppState;
 
 /// Query parameters in order, repeated names kept.
@@ -41,7 +43,7 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImageList>, ApiError> {
     let mut s = ImageSearch::default();
     for (name, value) in query_pairs(raw) {
         match name.as_str() {
@@ -63,11 +65,11 @@ pub async fn list(
         }
     }
     let listing = app.search_images(&caller, &s).await?;
-    Ok(Json(json!({
-        "count": listing.count,
-        "images": listing.items.iter().map(metadata_json).collect::<Vec<_>>(),
-        "next_cursor": listing.next_cursor,
-    })))
+    Ok(Json(ImageList {
+        count: listing.count,
+        images: listing.items.iter().map(Metadata::of).collect(),
+        next_cursor: listing.next_cursor,
+    }))
 }
 
 /// `GET /tags`: the tags on images the caller may see, with counts.
@@ -75,7 +77,7 @@ pub async fn tags(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TagList>, ApiError> {
     let (mut prefix, mut limit, mut cursor) = (None, None, None);
     for (name, value) in query_pairs(raw) {
         match name.as_str() {
@@ -93,19 +95,27 @@ pub async fn tags(
             cursor.as_deref(),
         )
         .await?;
-    Ok(Json(json!({
-        "count": listing.count,
-        "tags": listing.items.iter().map(|(tag, images)| json!({"tag": tag, "images": images})).collect::<Vec<_>>(),
-        "next_cursor": listing.next_cursor,
-    })))
+    Ok(Json(TagList {
+        count: listing.count,
+        tags: listing
+            .items
+            .into_iter()
+            .map(|(tag, images)| TagCount { tag, images })
+            .collect(),
+        next_cursor: listing.next_cursor,
+    }))
 }
 
 /// The body of `POST /datasets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
+    /// Its name: not empty, no control characters.
+    #[schemars(length(min = 1), regex(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"))]
     name: String,
+    /// Free text: no control characters besides tabs and line breaks.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"))]
     description: String,
 }
 
@@ -151,7 +161,7 @@ pub async fn list_datasets(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetList>, ApiError> {
     let mut s = DatasetSearch::default();
     for (name, value) in query_pairs(raw) {
         match name.as_str() {
@@ -168,11 +178,11 @@ pub async fn list_datasets(
         items,
         next_cursor,
     } = app.search_datasets(&caller, &s).await?;
-    Ok(Json(json!({
-        "count": count,
-        "datasets": items,
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(DatasetList {
+        count,
+        datasets: items,
+        next_cursor,
+    }))
 }
 
 /// `GET /datasets/{id}`.
@@ -213,12 +223,12 @@ pub async fn delete_dataset(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetDeleted>, ApiError> {
     let dataset = app.delete_dataset(&caller, &id).await?;
-    Ok(Json(json!({
-        "message": format!("{} deleted; its images were kept", dataset.dataset_id),
-        "dataset_id": dataset.dataset_id,
-    })))
+    Ok(Json(DatasetDeleted {
+        message: format!("{} deleted; its images were kept", dataset.dataset_id),
+        dataset_id: dataset.dataset_id,
+    }))
 }
 
 /// `PUT /datasets/{id}/images/{image_id}`: puts an image in a dataset.
@@ -226,13 +236,14 @@ pub async fn link_image(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((dataset, image)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetLink>, ApiError> {
     let added = app.link_image(&caller, &dataset, &image).await?;
-    Ok(Json(json!({
-        "dataset_id": dataset,
-        "image_id": image,
-        "added": added,
-    })))
+    Ok(Json(DatasetLink {
+        dataset_id: dataset,
+        image_id: image,
+        added: Some(added),
+        removed: None,
+    }))
 }
 
 /// `DELETE /datasets/{id}/images/{image_id}`: takes it out again.
@@ -240,11 +251,12 @@ pub async fn unlink_image(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((dataset, image)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetLink>, ApiError> {
     app.unlink_image(&caller, &dataset, &image).await?;
-    Ok(Json(json!({
-        "dataset_id": dataset,
-        "image_id": image,
-        "removed": true,
-    })))
+    Ok(Json(DatasetLink {
+        dataset_id: dataset,
+        image_id: image,
+        added: None,
+        removed: Some(true),
+    }))
 }

@@ -9,77 +9,30 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pentascope_app::catalogue::{AnnotationsInput, CatalogueChange};
 use pentascope_app::export::ExportFormat;
+use pentascope_app::images::Statistics;
 use pentascope_store::ImageRecord;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use axum::Extension;
 use pentascope_app::{Caller, Who};
 
 use crate::access::LINK_PREFIX;
+use crate::answers::{DatasetName, DeleteResponse, Health, Metadata, SeriesImage, SignedLink};
 use crate::error::ApiError;
 use crate::handlers::params::{required, Params};
 use crate::handlers::streamed;
 use crate::AppState;
-
-/// The metadata document of an image, as `/metadata` and `/images` give it.
-pub fn metadata_json(r: &ImageRecord) -> Value {
-    let s = r.shape;
-    json!({
-        "image_id": r.id,
-        "dtype": r.dtype,
-        "shape": s.to_array(),
-        "axes": pentascope_core::shape::CANONICAL_AXES,
-        "T": s.t,
-        "Z": s.z,
-        "Channels": s.c,
-        "Height": s.y,
-        "Width": s.x,
-        // one entry per channel, null where the file named none
-        "channel_names": (0..s.c as usize)
-            .map(|c| r.details.channel_names.get(c).filter(|n| !n.is_empty()))
-            .collect::<Vec<_>>(),
-        "physical_sizes": r.details.physical_sizes,
-        "acquisition": r.details.acquisition,
-        "flavour": r.flavour,
-        "source_axes": r.details.source_axes,
-        "original_filename": r.original_filename,
-        "byte_size": r.byte_size,
-        "created_at": r.created_at,
-        "kind": r.kind,
-        "source_image_id": r.source_image_id,
-        "chunk_shape": r.details.chunk_shape,
-        "display_range": r.statistics.iter().map(|c| [c.display_min, c.display_max]).collect::<Vec<_>>(),
-        "warnings": r.details.warnings,
-        "owner": r.owner,
-        "public": r.public,
-        "name": r.catalogue.name,
-        "description": r.catalogue.description,
-        "tags": r.catalogue.tags,
-        "annotations": r.catalogue.annotations,
-        // tiles of /render?tile=level,column,row, and the default look
-        "levels": pentascope_app::render::levels(s),
-        // which series of its file the image is, and which stored levels
-        // are the file's own pyramid
-        "series": r.details.series.as_ref().map(|f| json!({
-            "index": f.index,
-            "name": f.name,
-            "kind": f.kind,
-            "first_image_id": f.first,
-        })),
-        "levels_from_file": r.details.levels_from_file,
-        "rendering": pentascope_app::render::default_rendering_json(r),
-    })
-}
 
 /// `GET /metadata?image_id=`.
 pub async fn metadata(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Metadata>, ApiError> {
     let record = app.image(&caller, required(&params, "image_id")?).await?;
-    Ok(Json(metadata_json(&record)))
+    Ok(Json(Metadata::of(&record)))
 }
 
 /// `GET /statistics?image_id=`: per-channel statistics over T, Z, Y, X,
@@ -88,7 +41,7 @@ pub async fn statistics(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Statistics>, ApiError> {
     let id = required(&params, "image_id")?;
     let recompute = match params.get("recompute").map(String::as_str) {
         None | Some("false") | Some("0") => false,
@@ -100,10 +53,7 @@ pub async fn statistics(
         }
     };
     let (r, statistics) = app.statistics(&caller, id, recompute).await?;
-    Ok(Json(pentascope_app::images::statistics_json(
-        r.id,
-        &statistics,
-    )))
+    Ok(Json(Statistics::of(r.id, &statistics)))
 }
 
 /// `GET /images/{id}`: the metadata, with the datasets the caller may see
@@ -112,7 +62,7 @@ pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Metadata>, ApiError> {
     let record = app.image(&caller, &id).await?;
     Ok(Json(with_datasets(&app, &caller, &record).await?))
 }
@@ -121,20 +71,23 @@ async fn with_datasets(
     app: &AppState,
     caller: &Caller,
     record: &ImageRecord,
-) -> Result<Value, ApiError> {
-    let mut document = metadata_json(record);
-    document["siblings"] = app
-        .file_images(caller, record)
-        .await?
-        .iter()
-        .filter(|r| r.id != record.id)
-        .map(crate::handlers::upload::series_entry)
-        .collect();
+) -> Result<Metadata, ApiError> {
+    let mut document = Metadata::of(record);
+    document.siblings = Some(
+        app.file_images(caller, record)
+            .await?
+            .iter()
+            .filter(|r| r.id != record.id)
+            .map(SeriesImage::of)
+            .collect(),
+    );
     let datasets = app.datasets_of(caller, record).await?;
-    document["datasets"] = datasets
-        .into_iter()
-        .map(|(id, name)| json!({"dataset_id": id, "name": name}))
-        .collect();
+    document.datasets = Some(
+        datasets
+            .into_iter()
+            .map(|(dataset_id, name)| DatasetName { dataset_id, name })
+            .collect(),
+    );
     Ok(document)
 }
 
@@ -143,13 +96,13 @@ pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteResponse>, ApiError> {
     let deleted = app.delete(&caller, &id).await?;
-    Ok(Json(json!({
-        "message": format!("{} deleted", deleted.image_id),
-        "image_id": deleted.image_id,
-        "derived_images_deleted": deleted.derived_images_deleted,
-    })))
+    Ok(Json(DeleteResponse {
+        message: format!("{} deleted", deleted.image_id),
+        image_id: deleted.image_id,
+        derived_images_deleted: deleted.derived_images_deleted,
+    }))
 }
 
 /// `GET /images/{id}/download?format=ome-tiff|npy`: the whole image as one
@@ -214,14 +167,17 @@ pub async fn health(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({
-        "status": if health.ok { "ok" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+    let mut body = Health {
+        status: if health.ok { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        database: None,
+        storage: None,
+        broker: None,
+    };
     if matches!(caller.who, Who::Open | Who::User { .. }) {
-        body["database"] = json!(health.database);
-        body["storage"] = json!(health.storage);
-        body["broker"] = json!(health.broker);
+        body.database = Some(health.database);
+        body.storage = Some(health.storage);
+        body.broker = Some(health.broker);
     }
     (status, Json(body))
 }
@@ -271,7 +227,7 @@ pub async fn patch(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<ImagePatch>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Metadata>, ApiError> {
     const EXAMPLE: &str = r#"{"public": true}, {"name": "…", "description": "…", "tags": ["…"], "add_tags": ["…"], "remove_tags": ["…"], "annotations": [["key", "value"]]} or {"rendering": {"channels": [{"color": "FF0000", "window": {"start": 0, "end": 900}, "active": true}]}}"#;
     let Json(patch) = body.map_err(|e| {
         ApiError::bad_request(format!(
@@ -307,11 +263,12 @@ pub async fn patch(
 }
 
 /// The body of `POST /images/{id}/links`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
-    /// Seconds the link works for (default an hour).
+    /// Seconds the link works for (default an hour, at most 30 days).
     #[serde(default = "an_hour", deserialize_with = "whole_seconds")]
+    #[schemars(range(min = 1, max = pentascope_app::access::MAX_LINK_SECS))]
     expires_in: u64,
 }
 
@@ -344,7 +301,7 @@ pub async fn create_link(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SignedLink>, ApiError> {
     // no body: the defaults
     let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
     let request: LinkRequest = serde_json::from_slice(body).map_err(|e| {
@@ -359,25 +316,30 @@ pub async fn create_link(
     // behind a TLS-terminating proxy the link must say https
     let scheme = text("x-forwarded-proto").unwrap_or("http");
     let id = link.image_id;
-    Ok(Json(json!({
-        "image_id": id,
-        "expires_at": link.expires_at,
-        "prefix": prefix,
-        "url": format!("{scheme}://{host}{prefix}"),
-        "examples": {
-            "metadata": format!("{prefix}images/{id}"),
-            "slice": format!("{prefix}slice?image_id={id}&z=0&time=0&channel=0"),
-            "download": format!("{prefix}images/{id}/download?format=npy"),
-        },
-    })))
+    Ok(Json(SignedLink {
+        image_id: id,
+        expires_at: link.expires_at,
+        url: format!("{scheme}://{host}{prefix}"),
+        examples: [
+            ("metadata", format!("{prefix}images/{id}")),
+            (
+                "slice",
+                format!("{prefix}slice?image_id={id}&z=0&time=0&channel=0"),
+            ),
+            (
+                "download",
+                format!("{prefix}images/{id}/download?format=npy"),
+            ),
+        ]
+        .into(),
+        prefix,
+    }))
 }
 
-/// `GET /openapi.json`: the API description.
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
-    )
+/// `GET /openapi.json`: the API description, generated from the route
+/// table and the answers' types.
+pub async fn openapi() -> Json<&'static Value> {
+    Json(crate::openapi::document())
 }
 
 /// Unknown paths answer in the same JSON shape as every other error.

@@ -16,10 +16,10 @@ use bytes::Bytes;
 use pentascope_app::jobs::parse;
 use pentascope_app::segment::{SegmentArgs, SegmentObject};
 use pentascope_app::Caller;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::answers::{JobAccepted, ObjectPage};
 use crate::error::ApiError;
-use crate::handlers::jobs::accepted_json;
 use crate::handlers::params::{index, Params};
 use crate::AppState;
 
@@ -62,7 +62,7 @@ pub async fn segment(
     let args: SegmentArgs = parse(&body)?;
     if run_async {
         let job = app.submit(&caller, args).await?;
-        return Ok((StatusCode::ACCEPTED, Json(accepted_json(&job))).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(JobAccepted::of(&job))).into_response());
     }
     let result = app.segment(&caller, &args, Arc::new(|_| {})).await?;
     Ok(Json(result).into_response())
@@ -135,16 +135,16 @@ pub async fn objects(
             .map_err(|e| ApiError::internal(e.to_string()));
     }
     let page = &table.objects[start..end];
-    Ok(Json(json!({
-        "image_id": table.labels_image_id,
-        "source_image_id": table.source_image_id,
-        "n_objects": n_objects,
-        "area_unit": table.area_unit,
-        "offset": offset,
-        "limit": limit,
-        "next_offset": ((end as u64) < n_objects).then_some(end as u64),
-        "objects": page,
-    }))
+    Ok(Json(ObjectPage {
+        image_id: table.labels_image_id,
+        source_image_id: table.source_image_id,
+        n_objects,
+        area_unit: table.area_unit.as_deref(),
+        offset,
+        limit,
+        next_offset: ((end as u64) < n_objects).then_some(end as u64),
+        objects: page,
+    })
     .into_response())
 }
 

@@ -21,8 +21,8 @@ use pentascope_app::catalogue::NewEntry;
 use pentascope_app::resumable::{NewUpload, UploadState};
 use pentascope_app::Caller;
 use pentascope_store::ImageRecord;
-use serde_json::{json, Value};
 
+use crate::answers::ResumableUpload;
 use crate::error::ApiError;
 use crate::handlers::upload::{too_large, upload_answer, MAX_ENTRY_FIELDS};
 use crate::AppState;
@@ -235,21 +235,20 @@ async fn status_document(
     caller: &Caller,
     state: &UploadState,
     image: Option<&ImageRecord>,
-) -> Result<Value, ApiError> {
-    let mut body = json!({
-        "upload_id": state.id,
-        "offset": state.offset,
-        "length": state.length,
-        "file_name": state.file_name,
-        "expires": httpdate::fmt_http_date(expiry_time(state)),
-        "published": image.is_some(),
-    });
-    if let (Some(record), Value::Object(fields)) = (image, &mut body) {
-        if let Value::Object(answer) = upload_answer(app, caller, record).await? {
-            fields.extend(answer);
-        }
-    }
-    Ok(body)
+) -> Result<ResumableUpload, ApiError> {
+    let image = match image {
+        Some(record) => Some(upload_answer(app, caller, record).await?),
+        None => None,
+    };
+    Ok(ResumableUpload {
+        upload_id: state.id.clone(),
+        offset: state.offset,
+        length: state.length,
+        file_name: state.file_name.clone(),
+        expires: httpdate::fmt_http_date(expiry_time(state)),
+        published: image.is_some(),
+        image,
+    })
 }
 
 /// The response, or the refusal logged and answered.

@@ -13,11 +13,11 @@ use pentascope_app::catalogue::NewEntry;
 use pentascope_app::ingest::{BodyPiece, ChannelBody, UploadStream};
 use pentascope_core::Axes;
 use pentascope_store::ImageRecord;
-use serde_json::{json, Value};
 
 use axum::Extension;
 use pentascope_app::Caller;
 
+use crate::answers::{SeriesImage, UploadResponse};
 use crate::error::ApiError;
 use crate::handlers::params::Params;
 use crate::AppState;
@@ -34,7 +34,7 @@ pub async fn upload(
     Query(params): Query<Params>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
     let answer = ingest_upload(app, caller, params, headers, multipart).await;
     if let Err(refused) = &answer {
         refused.log_refusal("POST /upload");
@@ -48,7 +48,7 @@ async fn ingest_upload(
     params: Params,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
     // a declared size over the limit is refused before a byte is read
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -119,28 +119,14 @@ pub(crate) async fn upload_answer(
     app: &AppState,
     caller: &Caller,
     record: &ImageRecord,
-) -> Result<Value, ApiError> {
+) -> Result<UploadResponse, ApiError> {
     let images = app.file_images(caller, record).await?;
-    Ok(json!({
-        "message": "File uploaded successfully",
-        "image_id": record.id,
-        "shape": record.shape.to_array(),
-        "dtype": record.dtype,
-        "image_ids": images.iter().map(series_entry).collect::<Vec<_>>(),
-    }))
-}
-
-/// An image of a file's series as uploads and `GET /images/{id}` list
-/// them: its id, the series' name and kind, shape and type.
-pub(crate) fn series_entry(record: &ImageRecord) -> Value {
-    let series = record.details.series.as_ref();
-    json!({
-        "image_id": record.id,
-        "series": series.map_or(0, |s| s.index),
-        "name": series.map_or("", |s| s.name.as_str()),
-        "kind": series.map_or("main", |s| s.kind.as_str()),
-        "shape": record.shape.to_array(),
-        "dtype": record.dtype,
+    Ok(UploadResponse {
+        message: "File uploaded successfully",
+        image_id: record.id,
+        shape: record.shape.to_array(),
+        dtype: record.dtype,
+        image_ids: images.iter().map(SeriesImage::of).collect(),
     })
 }
 

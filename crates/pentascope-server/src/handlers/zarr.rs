@@ -10,7 +10,7 @@ use pentascope_app::validator::Basis;
 use pentascope_app::zarr::{ByteRange, ZarrAnswer};
 use pentascope_app::Caller;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::handlers::conditional::Validators;
 use crate::AppState;
 
@@ -66,10 +66,11 @@ pub async fn zarr_key(
             .header(header::CONTENT_RANGE, format!("bytes */{total}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(
-                serde_json::json!({
-                    "error": format!("the range lies outside the key's {total} bytes")
+                serde_json::to_string(&ErrorBody {
+                    error: format!("the range lies outside the key's {total} bytes"),
+                    detail: None,
                 })
-                .to_string(),
+                .unwrap_or_default(),
             )),
         ZarrAnswer::Bytes {
             body,

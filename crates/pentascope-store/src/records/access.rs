@@ -8,7 +8,19 @@ use crate::error::StoreError;
 use crate::record::ImageId;
 
 /// What an API key may do, from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// `GET` routes.
@@ -38,6 +50,8 @@ impl Scope {
 }
 
 /// A user.
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "User")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Database id.
@@ -51,6 +65,8 @@ pub struct UserRecord {
 }
 
 /// An API key, without its secret.
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "Token")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// Database id, the `<id>` of `ps_<id>_<secret>`.

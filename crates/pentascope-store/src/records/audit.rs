@@ -37,6 +37,8 @@ pub struct NewAuditEntry<'a> {
 }
 
 /// A recorded action.
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "AuditEntry")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Its position in the trail (increasing).

@@ -46,6 +46,22 @@ impl Serialize for DatasetId {
     }
 }
 
+/// Written `dataset_<n>`.
+impl schemars::JsonSchema for DatasetId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DatasetId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^dataset_(0|[1-9][0-9]*)$",
+            "description": "A dataset id: `dataset_` followed by a number the service allocated.",
+            "examples": ["dataset_1"],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for DatasetId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -55,6 +71,8 @@ impl<'de> Deserialize<'de> for DatasetId {
 }
 
 /// A dataset: a named group of images, owned like an image.
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "Dataset")]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetRecord {
     /// Its id.

@@ -39,6 +39,7 @@ pub const MIN_MISSING_PLANES: u64 = 16;
 pub const MISSING_PLANES_DIVISOR: u64 = 10;
 
 /// Where a file's axis metadata came from.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavour {
@@ -70,6 +71,7 @@ pub enum Flavour {
 }
 
 /// What a series is to the file that holds it.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeriesKind {
@@ -202,6 +204,7 @@ pub(crate) fn check_series_count(series: u64, limits: &Limits) -> Result<(), Tif
 }
 
 /// A physical size with its unit, such as 0.65 micrometer.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalSize {
     /// The value.
@@ -240,6 +243,7 @@ pub fn unit_name(unit: &str) -> String {
 }
 
 /// Physical pixel sizes and the time step, where the file states them.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalSizes {
     /// Pixel width.
@@ -254,6 +258,7 @@ pub struct PhysicalSizes {
 
 /// How an image was acquired, where its metadata says (OME-XML): what a
 /// microscopist looks for beside the pixels.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Acquisition {
     /// When it was acquired, as the file writes it (ISO 8601).
@@ -281,6 +286,7 @@ pub struct FileNotes {
 }
 
 /// An objective lens.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     /// Model name.
@@ -301,6 +307,7 @@ pub struct Objective {
 }
 
 /// How one channel was acquired and is meant to be shown.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChannelAcquisition {
     /// Excitation wavelength.

@@ -78,8 +78,9 @@ fn each_subcommand_offers_only_its_own_settings() {
 /// `Usage:`, also shown by `-h`) names each of them.
 #[test]
 fn help_names_every_subcommand() {
-    const SUBCOMMANDS: [&str; 8] = [
-        "serve", "worker", "ingest", "check", "migrate", "config", "user", "token",
+    const SUBCOMMANDS: [&str; 12] = [
+        "serve", "worker", "ingest", "check", "migrate", "config", "user", "token", "audit",
+        "backup", "restore", "openapi",
     ];
     for flag in ["--help", "-h"] {
         let out = pentascope().arg(flag).output().unwrap();

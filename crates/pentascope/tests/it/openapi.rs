@@ -184,6 +184,26 @@ fn every_response_key_is_documented() {
     }
 }
 
+/// `pentascope openapi` prints the document the server serves, so a
+/// client can be generated without running one.
+#[test]
+fn the_cli_prints_the_document_the_server_serves() {
+    let server = Server::start();
+    let served = server.get("/openapi.json").ok_json().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pentascope"))
+        .arg("openapi")
+        .output()
+        .expect("run the pentascope binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, served);
+    assert_eq!(printed["openapi"], "3.1.0");
+}
+
 /// schemathesis, with every check and every phase (examples, coverage,
 /// fuzzing, and stateful sequences that follow the document's links), finds
 /// nothing over every route of a server that requires keys, given an admin
