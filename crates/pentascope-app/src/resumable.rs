@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use pentascope_core::Axes;
+use pentascope_core::{Axes, Limit};
 use pentascope_passes::stream::UploadBody;
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
@@ -394,11 +394,13 @@ impl App {
             )));
         }
         if new.length > self.config.max_upload_bytes {
-            return Err(AppError::TooLarge(format!(
-                "the upload ({} bytes) is larger than the configured maximum of {} bytes \
-                 (PENTASCOPE_MAX_UPLOAD_BYTES, --max-upload-bytes)",
-                new.length, self.config.max_upload_bytes
-            )));
+            return Err(AppError::TooLarge {
+                limit: Limit::MaxUploadBytes,
+                message: format!(
+                    "the upload ({} bytes) is larger than the configured maximum of {} bytes",
+                    new.length, self.config.max_upload_bytes
+                ),
+            });
         }
         if let Some(axes) = new.axes.as_deref().filter(|a| !a.trim().is_empty()) {
             Axes::parse(axes)?;
@@ -412,7 +414,8 @@ impl App {
             return Err(AppError::Conflict(format!(
                 "you have {open} unfinished uploads, the most one user may have \
                  ({MAX_OPEN_UPLOADS}): finish them, terminate them (DELETE /uploads/{{id}}) \
-                 or let them expire (PENTASCOPE_UPLOAD_EXPIRY)"
+                 or let them expire ({} s after their last byte)",
+                self.config.upload_expiry.as_secs()
             )));
         }
         let upload = UploadState {

@@ -257,7 +257,6 @@ impl App {
                 z,
                 method,
                 max_labels: self.config.max_labels,
-                max_labels_setting: "PENTASCOPE_MAX_LABELS, --max-labels".into(),
             },
             method: args.method,
             scope: args.scope,
@@ -429,9 +428,8 @@ impl App {
         });
         let objects_omitted = (thresholded && n_objects > cap).then(|| {
             format!(
-                "{n_objects} objects exceed the inline limit of {cap} (PENTASCOPE_INLINE_OBJECTS, \
-                 --inline-objects); list them with /images/{labels_id}/objects (JSON pages, or \
-                 ?format=csv); the labels image {labels_id} holds them \
+                "{n_objects} objects exceed the inline limit of {cap}; list them with \
+                 /images/{labels_id}/objects (JSON pages, or ?format=csv); the labels image {labels_id} holds them \
                  (/images/{labels_id}/download?format=npy)"
             )
         });

@@ -397,7 +397,7 @@ fn python_exception(e: &AppError) -> &'static str {
     match e {
         AppError::UnknownTask { .. } => "NotImplementedError",
         AppError::MalformedArguments(_) => "TypeError",
-        AppError::InvalidArguments(_) => "ValueError",
+        AppError::InvalidArguments(_) | AppError::OverLimit { .. } => "ValueError",
         AppError::Forbidden(_) | AppError::Unauthenticated(_) => "PermissionError",
         AppError::Store(StoreError::NotFound(_)) => "LookupError",
         AppError::Store(StoreError::Core(_)) => "ValueError",

@@ -18,7 +18,7 @@ use pentascope_core::segment::{
     CompensatedSum, RangeAccumulator, RegionProps, RegionTable, SampleRange,
 };
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
-use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample};
+use pentascope_core::{dispatch_dtype, CoreError, DType, Limit, PlaneIndex, Sample};
 use pentascope_store::pixels::{PixelReader, PixelWriter};
 use pentascope_store::StoreError;
 use rayon::prelude::*;
@@ -53,8 +53,6 @@ pub struct SegmentRequest {
     /// Most provisional labels (2D pieces over all planes) the labeler may
     /// hand out.
     pub max_labels: u32,
-    /// How the caller raises `max_labels`, for the error message.
-    pub max_labels_setting: String,
 }
 
 /// The k-means clustering found.
@@ -285,10 +283,10 @@ fn label<T: Sample>(
             .add_plane(values, is_foreground, &mut plane)
             .map_err(|e| match e {
                 CoreError::InvalidRequest(m) if m.contains("max_provisional_labels") => {
-                    CoreError::LimitsExceeded(format!(
-                        "{m}; the limit is {} labels ({})",
-                        request.max_labels, request.max_labels_setting
-                    ))
+                    CoreError::too_large(
+                        Limit::MaxLabels,
+                        format!("{m}; the limit is {} labels", request.max_labels),
+                    )
                 }
                 other => other,
             })?;
@@ -503,7 +501,6 @@ mod tests {
             z: 0..z,
             method: Method::Threshold(10.0),
             max_labels: 1000,
-            max_labels_setting: "test".into(),
         };
         let labels_layout = ArrayLayout::for_image(Shape5::new(1, z, 1, y, x), DType::U32);
         let writer = store
@@ -533,7 +530,6 @@ mod tests {
         // too many labels: a 413-class error naming the limit
         let request = SegmentRequest {
             max_labels: 1,
-            max_labels_setting: "PENTASCOPE_MAX_LABELS".into(),
             ..request
         };
         let writer = store
@@ -547,7 +543,8 @@ mod tests {
         let e = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap_err();
         writer.abort();
         assert!(
-            matches!(&e, StoreError::Core(CoreError::LimitsExceeded(m)) if m.contains("PENTASCOPE_MAX_LABELS")),
+            matches!(&e, StoreError::Core(CoreError::LimitsExceeded { limit: Limit::MaxLabels, message })
+                if message.contains("the limit is 1 labels")),
             "{e}"
         );
     }

@@ -2,7 +2,8 @@
 //!
 //! Every error leaves as `{"error": "<message>"}`. User mistakes are 4xx
 //! with a message that says what to change; only faults of the service
-//! itself are 5xx.
+//! itself are 5xx. A refusal for a limit names the setting that raises it
+//! ([`crate::settings`]), here and nowhere below.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +12,8 @@ use pentascope_app::AppError;
 use pentascope_core::CoreError;
 use pentascope_store::StoreError;
 use pentascope_tiff::TiffError;
+
+use crate::settings::{describe, with_setting};
 
 /// An error with the HTTP status it is answered with.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +87,14 @@ impl From<AppError> for ApiError {
         let status = match e {
             AppError::Store(store) => return store.into(),
             AppError::InvalidArguments(_)
+            | AppError::OverLimit { .. }
             | AppError::MalformedArguments(_)
             | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
             AppError::JobNotFound(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Archive { unsupported, .. } => {
                 if unsupported {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -107,7 +111,7 @@ impl From<AppError> for ApiError {
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: describe(&e),
             detail: None,
         }
     }
@@ -118,7 +122,7 @@ impl From<TiffError> for ApiError {
         let status = match &e {
             TiffError::NotTiff(_) | TiffError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TiffError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            TiffError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TiffError::LimitsExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             TiffError::InvalidAxes(_) | TiffError::OutOfRange(_) | TiffError::InvalidRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -126,7 +130,7 @@ impl From<TiffError> for ApiError {
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: with_setting(&e, e.limit().map(Into::into)),
             detail: None,
         }
     }
@@ -138,13 +142,13 @@ impl From<CoreError> for ApiError {
             return tiff.into();
         }
         let status = match &e {
-            CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::LimitsExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: with_setting(&e, e.limit()),
             detail: None,
         }
     }

@@ -13,6 +13,7 @@ pub mod exporter;
 pub mod handlers;
 pub mod observe;
 pub mod router;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

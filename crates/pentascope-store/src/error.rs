@@ -80,3 +80,13 @@ impl StoreError {
         StoreError::Pixels(e.to_string())
     }
 }
+
+impl StoreError {
+    /// The limit this error is a refusal for, if it is one.
+    pub fn limit(&self) -> Option<pentascope_core::Limit> {
+        match self {
+            StoreError::Core(e) => e.limit(),
+            _ => None,
+        }
+    }
+}

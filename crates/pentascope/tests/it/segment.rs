@@ -415,7 +415,7 @@ fn segmentation_refuses_what_it_cannot_do() {
     assert!(result["n_objects"].as_u64().unwrap() > 5, "{result}");
     assert_eq!(result["objects"], Value::Null, "{result}");
     let omitted = result["objects_omitted"].as_str().unwrap();
-    assert!(omitted.contains("PENTASCOPE_INLINE_OBJECTS"), "{omitted}");
+    assert!(omitted.contains("inline limit of 5"), "{omitted}");
     assert!(
         omitted.contains(result["labels_image_id"].as_str().unwrap()),
         "{omitted}"
