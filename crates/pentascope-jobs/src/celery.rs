@@ -239,10 +239,21 @@ impl CeleryBroker {
         Ok(())
     }
 
-    /// Stores a task's failure as Celery does (the client re-raises it).
-    pub(crate) async fn store_failure(&self, id: &str, e: &AppError) -> Result<(), CeleryError> {
-        self.store_result(id, "FAILURE", exception(e), Some(format!("{e}\n")))
-            .await
+    /// Stores a task's failure as Celery does (the client re-raises it),
+    /// worded as `message`.
+    pub(crate) async fn store_failure(
+        &self,
+        id: &str,
+        e: &AppError,
+        message: &str,
+    ) -> Result<(), CeleryError> {
+        self.store_result(
+            id,
+            "FAILURE",
+            exception(e, message),
+            Some(format!("{message}\n")),
+        )
+        .await
     }
 
     /// Consumes the queue until the process ends, running each task with
@@ -348,7 +359,10 @@ impl CeleryBroker {
                 self.store_result(&d.id, "SUCCESS", result.clone(), None)
                     .await
             }
-            Err(e) => self.store_failure(&d.id, e).await,
+            Err(e) => {
+                let message = (app.config.describe_error)(e);
+                self.store_failure(&d.id, e, &message).await
+            }
         };
         if let Err(e) = stored {
             tracing::error!(task = %d.id, "cannot store the task's result: {e}");
@@ -406,10 +420,10 @@ fn python_exception(e: &AppError) -> &'static str {
 }
 
 /// A task failure as Celery serialises exceptions (re-raised by the client).
-fn exception(e: &AppError) -> Value {
+fn exception(e: &AppError, message: &str) -> Value {
     json!({
         "exc_type": python_exception(e),
-        "exc_message": [e.to_string()],
+        "exc_message": [message],
         "exc_module": "builtins",
     })
 }

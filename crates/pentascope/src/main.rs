@@ -462,6 +462,8 @@ impl WorkerSettings {
     fn config(&self) -> Config {
         let mut config = self.ingest.config(&self.store);
         self.jobs.apply(&mut config);
+        // a task's failure names a limit's setting, as the API's errors do
+        config.describe_error = pentascope_server::settings::describe;
         config
     }
 }
