@@ -1,6 +1,7 @@
 //! The use-case layer's error type.
 
 use pentascope_core::{CoreError, Limit};
+use pentascope_passes::PassError;
 use pentascope_store::StoreError;
 
 /// What can go wrong in a use case, by cause. Front doors map it once:
@@ -13,6 +14,10 @@ pub enum AppError {
     /// and refused files).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A pass over pixels failed (a refused file or computation, the
+    /// storage under it) or was cancelled.
+    #[error(transparent)]
+    Pass(#[from] PassError),
     /// Argument values the use case refuses (out of range, not what the
     /// image can answer), with what is valid: the one way a use case
     /// raises a 400 (a Celery client sees `ValueError`).
@@ -111,6 +116,7 @@ impl AppError {
         match self {
             AppError::OverLimit { limit, .. } | AppError::TooLarge { limit, .. } => Some(*limit),
             AppError::Store(e) => e.limit(),
+            AppError::Pass(e) => e.limit(),
             _ => None,
         }
     }

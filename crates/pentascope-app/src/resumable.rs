@@ -29,6 +29,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use pentascope_core::{Axes, Limit};
 use pentascope_passes::stream::UploadBody;
+use pentascope_passes::PassError;
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
@@ -215,7 +216,7 @@ struct StagedBody {
 }
 
 impl UploadBody for StagedBody {
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, PassError> {
         if self.read >= self.length {
             return Ok(None);
         }
@@ -229,7 +230,7 @@ impl UploadBody for StagedBody {
                     .unwrap_or_else(|e| e.into_inner());
             }
             if state.closed {
-                return Err(StoreError::Cancelled);
+                return Err(PassError::Cancelled);
             }
             state.readable
         };

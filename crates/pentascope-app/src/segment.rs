@@ -13,6 +13,7 @@ use pentascope_passes::cancel::Cancel;
 use pentascope_passes::segment::{
     labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
 };
+use pentascope_passes::PassError;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, Segmented};
 use pentascope_store::records::Scope;
@@ -342,7 +343,7 @@ impl App {
                 Ok(outcome) if !observed.is_cancelled() => Ok((outcome, writer)),
                 Ok(_) => {
                     writer.abort();
-                    Err(StoreError::Cancelled.into())
+                    Err(PassError::Cancelled.into())
                 }
                 Err(e) => {
                     writer.abort();

@@ -27,6 +27,7 @@ use tracing::Instrument;
 use async_trait::async_trait;
 use pentascope_app::jobs::JobQueue;
 use pentascope_app::trace::TRACE_KWARG;
+use pentascope_app::PassError;
 use pentascope_app::{App, AppError};
 use pentascope_store::records::JobRecord;
 use pentascope_store::StoreError;
@@ -414,7 +415,8 @@ fn python_exception(e: &AppError) -> &'static str {
         AppError::InvalidArguments(_) | AppError::OverLimit { .. } => "ValueError",
         AppError::Forbidden(_) | AppError::Unauthenticated(_) => "PermissionError",
         AppError::Store(StoreError::NotFound(_)) => "LookupError",
-        AppError::Store(StoreError::Core(_)) => "ValueError",
+        AppError::Store(StoreError::Core(_)) | AppError::Pass(PassError::Core(_)) => "ValueError",
+        AppError::Pass(PassError::Store(StoreError::NotFound(_))) => "LookupError",
         _ => "RuntimeError",
     }
 }

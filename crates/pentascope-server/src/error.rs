@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pentascope_app::AppError;
+use pentascope_app::{AppError, PassError};
 use pentascope_core::CoreError;
 use pentascope_store::StoreError;
 use pentascope_tiff::TiffError;
@@ -86,6 +86,7 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let status = match e {
             AppError::Store(store) => return store.into(),
+            AppError::Pass(pass) => return pass.into(),
             AppError::InvalidArguments(_)
             | AppError::OverLimit { .. }
             | AppError::MalformedArguments(_)
@@ -154,6 +155,21 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<PassError> for ApiError {
+    fn from(e: PassError) -> ApiError {
+        match e {
+            PassError::Core(core) => core.into(),
+            PassError::Store(store) => store.into(),
+            PassError::Cancelled => ApiError {
+                status: StatusCode::CONFLICT,
+                message: "the request was cancelled: its image was deleted meanwhile".into(),
+                detail: None,
+            },
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -162,11 +178,6 @@ impl From<StoreError> for ApiError {
             StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
                 ApiError::storage_full(io)
             }
-            StoreError::Cancelled => ApiError {
-                status: StatusCode::CONFLICT,
-                message: "the request was cancelled: its image was deleted meanwhile".into(),
-                detail: None,
-            },
             StoreError::StorageFull(_) => ApiError {
                 status: StatusCode::INSUFFICIENT_STORAGE,
                 message: e.to_string(),

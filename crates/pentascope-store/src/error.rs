@@ -39,9 +39,6 @@ pub enum StoreError {
     /// lost from the store).
     #[error("{0}")]
     MissingChunk(String),
-    /// The pass was cancelled (its client left or its image was deleted).
-    #[error("cancelled")]
-    Cancelled,
     /// The disk (or object store) holding pixels is full.
     #[error("the pixel store is out of space: {0}")]
     StorageFull(String),
