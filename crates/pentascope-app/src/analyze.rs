@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pentascope_core::{CoreError, DType, Shape5};
+use pentascope_core::{CoreError, DType, Limit, Shape5};
 use pentascope_passes::analysis::{pca, PcaOutcome};
 use pentascope_passes::cancel::Cancel;
 use pentascope_store::pixels::ArrayLayout;
@@ -121,12 +121,15 @@ impl App {
         let source = self.image(caller, &args.image_id).await?;
         let max = self.config.limits.max_channels;
         if source.shape.c > max {
-            return Err(CoreError::LimitsExceeded(format!(
-                "PCA of {} channels needs a {c}×{c} covariance per thread; the limit is {max} \
-                 channels (PENTASCOPE_MAX_CHANNELS, --max-channels)",
-                source.shape.c,
-                c = source.shape.c
-            ))
+            return Err(CoreError::too_large(
+                Limit::Reader(pentascope_tiff::Limit::MaxChannels),
+                format!(
+                    "PCA of {} channels needs a {c}×{c} covariance per thread; the limit is \
+                     {max} channels",
+                    source.shape.c,
+                    c = source.shape.c
+                ),
+            )
             .into());
         }
         check_pca(&source, args.components_for(source.shape.c))?;

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use pentascope_core::Limits;
+use pentascope_core::{Limit, Limits};
 use pentascope_passes::cancel::Cancel;
 use pentascope_store::StoreError;
 use pentascope_tiff::flavour::ndtiff;
@@ -162,11 +162,14 @@ pub(crate) fn unpack(
             }
             unpacked += n as u64;
             if unpacked > budget {
-                return Err(AppError::TooLarge(format!(
-                    "the archive unpacks to more than {budget} bytes: at most \
-                     {MAX_UNPACKED_PER_ARCHIVE_BYTE} times its size, and at most the upload \
-                     limit (--max-upload-bytes, PENTASCOPE_MAX_UPLOAD_BYTES)"
-                )));
+                return Err(AppError::TooLarge {
+                    limit: Limit::MaxUploadBytes,
+                    message: format!(
+                        "the archive unpacks to more than {budget} bytes: at most \
+                         {MAX_UNPACKED_PER_ARCHIVE_BYTE} times its size, and at most the upload \
+                         limit"
+                    ),
+                });
             }
             out.write_all(&buffer[..n]).map_err(StoreError::Io)?;
             cancel.check()?;

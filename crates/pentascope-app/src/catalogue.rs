@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
+use pentascope_core::Limit;
 use pentascope_store::record::Catalogue;
 use pentascope_store::records::catalogue::{
     search_words, After, DatasetChange, DatasetId, DatasetQuery, DatasetRecord, ImageFilter,
@@ -307,6 +308,11 @@ pub(crate) fn invalid(message: impl Into<String>) -> AppError {
     AppError::InvalidArguments(message.into())
 }
 
+/// A 400 for a value past the catalogue's `limit`.
+fn over(limit: Limit, message: String) -> AppError {
+    AppError::OverLimit { limit, message }
+}
+
 /// Refuses control characters (newlines and tabs too, unless `multiline`).
 fn plain_text(what: &str, text: &str, multiline: bool) -> Result<(), AppError> {
     match text
@@ -327,22 +333,28 @@ impl CatalogueLimits {
             return Err(invalid(format!("{what} must not be empty")));
         }
         if name.chars().count() > self.max_name_chars {
-            return Err(invalid(format!(
-                "{what} has {} characters; at most {} are allowed (PENTASCOPE_MAX_NAME_CHARS, --max-name-chars)",
-                name.chars().count(),
-                self.max_name_chars
-            )));
+            return Err(over(
+                Limit::MaxNameChars,
+                format!(
+                    "{what} has {} characters; at most {} are allowed",
+                    name.chars().count(),
+                    self.max_name_chars
+                ),
+            ));
         }
         plain_text(what, name, false)
     }
 
     fn description(&self, text: &str) -> Result<(), AppError> {
         if text.len() > self.max_description_bytes {
-            return Err(invalid(format!(
-                "the description has {} bytes; at most {} are allowed (PENTASCOPE_MAX_DESCRIPTION_BYTES, --max-description-bytes)",
-                text.len(),
-                self.max_description_bytes
-            )));
+            return Err(over(
+                Limit::MaxDescriptionBytes,
+                format!(
+                    "the description has {} bytes; at most {} are allowed",
+                    text.len(),
+                    self.max_description_bytes
+                ),
+            ));
         }
         plain_text("the description", text, true)
     }
@@ -353,11 +365,14 @@ impl CatalogueLimits {
         }
         let chars = tag.chars().count();
         if chars > self.max_tag_chars {
-            return Err(invalid(format!(
-                "the tag {:?}… has {chars} characters; at most {} are allowed (PENTASCOPE_MAX_TAG_CHARS, --max-tag-chars)",
-                tag.chars().take(32).collect::<String>(),
-                self.max_tag_chars
-            )));
+            return Err(over(
+                Limit::MaxTagChars,
+                format!(
+                    "the tag {:?}… has {chars} characters; at most {} are allowed",
+                    tag.chars().take(32).collect::<String>(),
+                    self.max_tag_chars
+                ),
+            ));
         }
         plain_text(&format!("the tag {tag:?}"), tag, false)
     }
@@ -374,11 +389,14 @@ impl CatalogueLimits {
             }
         }
         if kept.len() > self.max_tags {
-            return Err(invalid(format!(
-                "{} tags given; an image may have at most {} (PENTASCOPE_MAX_TAGS, --max-tags)",
-                kept.len(),
-                self.max_tags
-            )));
+            return Err(over(
+                Limit::MaxTags,
+                format!(
+                    "{} tags given; an image may have at most {}",
+                    kept.len(),
+                    self.max_tags
+                ),
+            ));
         }
         Ok(kept)
     }
@@ -389,18 +407,24 @@ impl CatalogueLimits {
         }
         let chars = key.chars().count();
         if chars > self.max_key_chars {
-            return Err(invalid(format!(
-                "the annotation key {:?}… has {chars} characters; at most {} are allowed (PENTASCOPE_MAX_KEY_CHARS, --max-key-chars)",
-                key.chars().take(32).collect::<String>(),
-                self.max_key_chars
-            )));
+            return Err(over(
+                Limit::MaxKeyChars,
+                format!(
+                    "the annotation key {:?}… has {chars} characters; at most {} are allowed",
+                    key.chars().take(32).collect::<String>(),
+                    self.max_key_chars
+                ),
+            ));
         }
         if value.len() > self.max_value_bytes {
-            return Err(invalid(format!(
-                "the value of annotation {key:?} has {} bytes; at most {} are allowed (PENTASCOPE_MAX_VALUE_BYTES, --max-value-bytes)",
-                value.len(),
-                self.max_value_bytes
-            )));
+            return Err(over(
+                Limit::MaxValueBytes,
+                format!(
+                    "the value of annotation {key:?} has {} bytes; at most {} are allowed",
+                    value.len(),
+                    self.max_value_bytes
+                ),
+            ));
         }
         plain_text(&format!("the annotation key {key:?}"), key, false)?;
         plain_text(&format!("the value of annotation {key:?}"), value, true)
@@ -408,11 +432,14 @@ impl CatalogueLimits {
 
     fn annotations(&self, pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, AppError> {
         if pairs.len() > self.max_annotations {
-            return Err(invalid(format!(
-                "{} annotations given; an image may have at most {} (PENTASCOPE_MAX_ANNOTATIONS, --max-annotations)",
-                pairs.len(),
-                self.max_annotations
-            )));
+            return Err(over(
+                Limit::MaxAnnotations,
+                format!(
+                    "{} annotations given; an image may have at most {}",
+                    pairs.len(),
+                    self.max_annotations
+                ),
+            ));
         }
         for (key, value) in &pairs {
             self.annotation(key, value)?;
@@ -1116,13 +1143,12 @@ mod tests {
     }
 
     #[test]
-    fn limits_name_the_setting() {
+    fn limits_carry_the_setting() {
         let limits = CatalogueLimits::default();
-        let err = limits.tags(vec!["x".repeat(129)]).unwrap_err().to_string();
-        assert!(
-            err.contains("128") && err.contains("--max-tag-chars"),
-            "{err}"
-        );
+        let err = limits.tags(vec!["x".repeat(129)]).unwrap_err();
+        assert_eq!(err.limit(), Some(Limit::MaxTagChars), "{err}");
+        let err = err.to_string();
+        assert!(err.contains("128") && !err.contains("--max"), "{err}");
         assert_eq!(
             limits
                 .tags(vec!["a".into(), "b".into(), "a".into()])

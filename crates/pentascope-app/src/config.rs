@@ -186,6 +186,11 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the
     /// audit trail); from any other peer the header is ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How a failed job's error is worded where it is recorded (the job
+    /// row, a Celery result): the front door sets its own, which names the
+    /// setting of a limit the job hit, since this layer knows no names.
+    /// Default: the error's message.
+    pub describe_error: fn(&crate::AppError) -> String,
 }
 
 /// Where Celery-compatible jobs go.
@@ -234,6 +239,7 @@ impl Config {
             metrics_addr: None,
             audit_retention: humantime::parse_duration(defaults::AUDIT_RETENTION).ok(),
             trusted_proxies: Vec::new(),
+            describe_error: |e| e.to_string(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The use-case layer's error type.
 
-use pentascope_core::CoreError;
+use pentascope_core::{CoreError, Limit};
+use pentascope_passes::PassError;
 use pentascope_store::StoreError;
 
 /// What can go wrong in a use case, by cause. Front doors map it once:
@@ -13,6 +14,10 @@ pub enum AppError {
     /// and refused files).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A pass over pixels failed (a refused file or computation, the
+    /// storage under it) or was cancelled.
+    #[error(transparent)]
+    Pass(#[from] PassError),
     /// Argument values the use case refuses (out of range, not what the
     /// image can answer), with what is valid: the one way a use case
     /// raises a 400 (a Celery client sees `ValueError`).
@@ -40,9 +45,24 @@ pub enum AppError {
     /// Something that exists already.
     #[error("{0}")]
     Conflict(String),
+    /// Argument values past a configured bound (a name too long, too many
+    /// tags): a 400 as [`AppError::InvalidArguments`], with the limit, for
+    /// the front door to say how it is raised.
+    #[error("{message}")]
+    OverLimit {
+        /// Which limit.
+        limit: Limit,
+        /// The value given and the limit's value.
+        message: String,
+    },
     /// A request body larger than a configured limit (413).
-    #[error("{0}")]
-    TooLarge(String),
+    #[error("{message}")]
+    TooLarge {
+        /// Which limit.
+        limit: Limit,
+        /// The size and the limit's value.
+        message: String,
+    },
     /// A ZIP archive that cannot be read (415 for what is not read, such
     /// as encrypted entries; 422 for a broken archive).
     #[error("{message}")]
@@ -86,5 +106,18 @@ impl From<CoreError> for AppError {
 impl From<pentascope_tiff::TiffError> for AppError {
     fn from(e: pentascope_tiff::TiffError) -> AppError {
         AppError::Store(e.into())
+    }
+}
+
+impl AppError {
+    /// The limit this error is a refusal for, if it is one (a file's or a
+    /// computation's included): the front door names its setting.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            AppError::OverLimit { limit, .. } | AppError::TooLarge { limit, .. } => Some(*limit),
+            AppError::Store(e) => e.limit(),
+            AppError::Pass(e) => e.limit(),
+            _ => None,
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pentascope_core::render::npy_header;
-use pentascope_core::{CoreError, PlaneIndex};
+use pentascope_core::{CoreError, Limit, PlaneIndex};
 use pentascope_store::ImageRecord;
 use pentascope_tiff::writer::{BigTiff, OmeMetadata, OmeTiffLayout};
 use pentascope_tiff::FileNotes;
@@ -70,7 +70,10 @@ impl App {
             .total_samples()
             .checked_mul(record.dtype.size() as u64)
             .ok_or_else(|| {
-                CoreError::LimitsExceeded(format!("{} is too large to export", record.id))
+                CoreError::too_large(
+                    Limit::Fixed,
+                    format!("{} is too large to export", record.id),
+                )
             })?;
         let (header, content_type, extension) = match format {
             ExportFormat::Npy => (

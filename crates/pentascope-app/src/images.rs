@@ -5,6 +5,7 @@ use std::sync::Arc;
 use pentascope_core::stats::{ChannelStats, Histogram};
 use pentascope_passes::analysis::{recompute_statistics, ScoresReader};
 use pentascope_passes::cancel::Cancel;
+use pentascope_passes::PassError;
 use pentascope_store::pixels::{PixelReader, PixelStore};
 use pentascope_store::{ImageId, ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
@@ -201,7 +202,10 @@ impl App {
     pub(crate) async fn unless_deleted(&self, id: ImageId, error: AppError) -> AppError {
         let raced = matches!(
             error,
-            AppError::Store(StoreError::MissingChunk(_) | StoreError::Cancelled)
+            AppError::Store(StoreError::MissingChunk(_))
+                | AppError::Pass(
+                    PassError::Store(StoreError::MissingChunk(_)) | PassError::Cancelled
+                )
         );
         if raced && matches!(self.images.get(id).await, Ok(None)) {
             return StoreError::NotFound(id.to_string()).into();

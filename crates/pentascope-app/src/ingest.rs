@@ -10,9 +10,10 @@ use pentascope_core::Axes;
 use pentascope_passes::cancel::Cancel;
 use pentascope_passes::ingest::{ingest_series, ingest_tiff, Ingested, TiffSource};
 use pentascope_passes::stream::{ingest_stream, Target, UploadBody};
+use pentascope_passes::PassError;
 use pentascope_store::pixels::PixelWriter;
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, SeriesOfFile};
-use pentascope_store::{ImageId, ImageKind, ImageRecord, StoreError};
+use pentascope_store::{ImageId, ImageKind, ImageRecord};
 use pentascope_tiff::TiffFile;
 
 use crate::access::Caller;
@@ -50,7 +51,7 @@ pub enum BodyPiece {
 
 /// An upload's body sent piece by piece through a channel as a front door
 /// receives it; a channel closed before [`BodyPiece::End`] is an upload
-/// that broke off (the ingest stops with [`StoreError::Cancelled`], and the
+/// that broke off (the ingest stops with [`PassError::Cancelled`], and the
 /// front door answers with why).
 pub struct ChannelBody {
     pieces: tokio::sync::mpsc::Receiver<BodyPiece>,
@@ -66,7 +67,7 @@ impl ChannelBody {
 }
 
 impl UploadBody for ChannelBody {
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, PassError> {
         match self.pieces.blocking_recv() {
             Some(BodyPiece::Bytes(bytes)) => Ok(Some(bytes)),
             Some(BodyPiece::End(axes)) => {
@@ -75,7 +76,7 @@ impl UploadBody for ChannelBody {
                 }
                 Ok(None)
             }
-            None => Err(StoreError::Cancelled),
+            None => Err(PassError::Cancelled),
         }
     }
 
@@ -370,7 +371,7 @@ impl App {
             Ok(i) => {
                 abort(i.writer).await;
                 self.images.discard(id).await?;
-                return Err(StoreError::Cancelled.into());
+                return Err(PassError::Cancelled.into());
             }
             Err(e) => {
                 self.images.discard(id).await?;

@@ -69,6 +69,7 @@ pub use access::{parse_lifetime, Caller, Who};
 pub use app::{blocking, App, DependencyHealth, Health};
 pub use config::Config;
 pub use error::AppError;
+pub use pentascope_passes::PassError;
 
 /// Told the fraction of the work done, from 0 to 1.
 pub type Progress = std::sync::Arc<dyn Fn(f64) + Send + Sync>;

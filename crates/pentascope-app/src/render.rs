@@ -13,6 +13,7 @@ use pentascope_core::composite::{
 use pentascope_core::render::{encode_jpeg, encode_png_gray8, encode_png_rgb8, encode_webp};
 use pentascope_core::{dispatch_dtype, CoreError, PlaneIndex, Sample, Shape5};
 use pentascope_passes::cancel::Cancel;
+use pentascope_passes::PassError;
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
 use pentascope_store::record::{ChannelLook, Window};
 use pentascope_store::records::Scope;
@@ -658,7 +659,7 @@ impl Job {
     fn run<T: Sample>(
         self,
         reader: &dyn PixelReader,
-    ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
+    ) -> Result<(Vec<u8>, (usize, usize)), PassError> {
         match self.projection {
             Some(p) if !p.keeps_type() => {
                 self.composite(reader, |band| self.fold_band_sum::<T>(reader, band, p))
@@ -672,8 +673,8 @@ impl Job {
     fn composite<V: Sample>(
         &self,
         reader: &dyn PixelReader,
-        fold: impl Fn(Range<u64>) -> Result<Vec<Vec<V>>, StoreError> + Sync,
-    ) -> Result<(Vec<u8>, (usize, usize)), StoreError> {
+        fold: impl Fn(Range<u64>) -> Result<Vec<Vec<V>>, PassError> + Sync,
+    ) -> Result<(Vec<u8>, (usize, usize)), PassError> {
         use rayon::prelude::*;
         let g = &self.source;
         let region_rows = (g.rows.end - g.rows.start) as usize;
@@ -728,7 +729,7 @@ impl Job {
         &self,
         reader: &dyn PixelReader,
         band: Range<u64>,
-    ) -> Result<Vec<Vec<T>>, StoreError> {
+    ) -> Result<Vec<Vec<T>>, PassError> {
         let g = &self.source;
         let n = ((band.end - band.start) * (g.columns.end - g.columns.start)) as usize;
         let mut raw: Vec<T> = Vec::new();
@@ -766,7 +767,7 @@ impl Job {
         reader: &dyn PixelReader,
         band: Range<u64>,
         projection: Projection,
-    ) -> Result<Vec<Vec<f64>>, StoreError> {
+    ) -> Result<Vec<Vec<f64>>, PassError> {
         let g = &self.source;
         let n = ((band.end - band.start) * (g.columns.end - g.columns.start)) as usize;
         let mut raw: Vec<T> = vec![T::default(); n];

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use pentascope_core::Axes;
+use pentascope_core::{Axes, Limit};
 use pentascope_passes::stream::UploadBody;
+use pentascope_passes::PassError;
 use pentascope_store::records::Scope;
 use pentascope_store::{ImageRecord, StoreError};
 use serde::{Deserialize, Serialize};
@@ -215,7 +216,7 @@ struct StagedBody {
 }
 
 impl UploadBody for StagedBody {
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, PassError> {
         if self.read >= self.length {
             return Ok(None);
         }
@@ -229,7 +230,7 @@ impl UploadBody for StagedBody {
                     .unwrap_or_else(|e| e.into_inner());
             }
             if state.closed {
-                return Err(StoreError::Cancelled);
+                return Err(PassError::Cancelled);
             }
             state.readable
         };
@@ -394,11 +395,13 @@ impl App {
             )));
         }
         if new.length > self.config.max_upload_bytes {
-            return Err(AppError::TooLarge(format!(
-                "the upload ({} bytes) is larger than the configured maximum of {} bytes \
-                 (PENTASCOPE_MAX_UPLOAD_BYTES, --max-upload-bytes)",
-                new.length, self.config.max_upload_bytes
-            )));
+            return Err(AppError::TooLarge {
+                limit: Limit::MaxUploadBytes,
+                message: format!(
+                    "the upload ({} bytes) is larger than the configured maximum of {} bytes",
+                    new.length, self.config.max_upload_bytes
+                ),
+            });
         }
         if let Some(axes) = new.axes.as_deref().filter(|a| !a.trim().is_empty()) {
             Axes::parse(axes)?;
@@ -412,7 +415,8 @@ impl App {
             return Err(AppError::Conflict(format!(
                 "you have {open} unfinished uploads, the most one user may have \
                  ({MAX_OPEN_UPLOADS}): finish them, terminate them (DELETE /uploads/{{id}}) \
-                 or let them expire (PENTASCOPE_UPLOAD_EXPIRY)"
+                 or let them expire ({} s after their last byte)",
+                self.config.upload_expiry.as_secs()
             )));
         }
         let upload = UploadState {

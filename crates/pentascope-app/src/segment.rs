@@ -13,6 +13,7 @@ use pentascope_passes::cancel::Cancel;
 use pentascope_passes::segment::{
     labels_dtype, measure_objects, segment, Method, SegmentOutcome, SegmentRequest,
 };
+use pentascope_passes::PassError;
 use pentascope_store::pixels::{ArrayLayout, Compression, ImageAttributes, ZSTD_LEVEL};
 use pentascope_store::record::{now_rfc3339, Catalogue, ImageDetails, Segmented};
 use pentascope_store::records::Scope;
@@ -258,7 +259,6 @@ impl App {
                 z,
                 method,
                 max_labels: self.config.max_labels,
-                max_labels_setting: "PENTASCOPE_MAX_LABELS, --max-labels".into(),
             },
             method: args.method,
             scope: args.scope,
@@ -344,7 +344,7 @@ impl App {
                 Ok(outcome) if !observed.is_cancelled() => Ok((outcome, writer)),
                 Ok(_) => {
                     writer.abort();
-                    Err(StoreError::Cancelled.into())
+                    Err(PassError::Cancelled.into())
                 }
                 Err(e) => {
                     writer.abort();
@@ -430,9 +430,8 @@ impl App {
         });
         let objects_omitted = (thresholded && n_objects > cap).then(|| {
             format!(
-                "{n_objects} objects exceed the inline limit of {cap} (PENTASCOPE_INLINE_OBJECTS, \
-                 --inline-objects); list them with /images/{labels_id}/objects (JSON pages, or \
-                 ?format=csv); the labels image {labels_id} holds them \
+                "{n_objects} objects exceed the inline limit of {cap}; list them with \
+                 /images/{labels_id}/objects (JSON pages, or ?format=csv); the labels image {labels_id} holds them \
                  (/images/{labels_id}/download?format=npy)"
             )
         });

@@ -6,8 +6,8 @@ use pentascope_core::render::{
     encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window,
 };
 use pentascope_core::stats::accumulate_par;
-use pentascope_core::CoreError;
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
+use pentascope_core::{CoreError, Limit};
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::{ImageId, ImageRecord};
 
@@ -141,10 +141,13 @@ impl App {
         let need_mib = bytes.div_ceil(1 << 20).max(1);
         let budget_mib = self.config.slice_memory_bytes >> 20;
         if need_mib > budget_mib {
-            return Err(CoreError::LimitsExceeded(format!(
-                "{what} needs about {need_mib} MiB to render, more than the slice memory \
-                 budget of {budget_mib} MiB (PENTASCOPE_SLICE_MEMORY_MIB, --slice-memory-mib)"
-            ))
+            return Err(CoreError::too_large(
+                Limit::SliceMemory,
+                format!(
+                    "{what} needs about {need_mib} MiB to render, more than the slice memory \
+                     budget of {budget_mib} MiB"
+                ),
+            )
             .into());
         }
         self.slice_memory

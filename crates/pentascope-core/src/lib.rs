@@ -27,6 +27,7 @@
 pub mod composite;
 pub mod error;
 pub mod json_f64;
+pub mod limit;
 pub mod pca;
 pub mod pyramid;
 pub mod render;
@@ -35,5 +36,6 @@ pub mod stats;
 pub mod wire;
 
 pub use error::CoreError;
+pub use limit::Limit;
 pub use pentascope_tiff::{dispatch_dtype, dtype, shape, Limits};
 pub use pentascope_tiff::{Axes, DType, PlaneIndex, Sample, Shape5};

@@ -27,6 +27,7 @@ use tracing::Instrument;
 use async_trait::async_trait;
 use pentascope_app::jobs::JobQueue;
 use pentascope_app::trace::TRACE_KWARG;
+use pentascope_app::PassError;
 use pentascope_app::{App, AppError};
 use pentascope_store::records::JobRecord;
 use pentascope_store::StoreError;
@@ -239,10 +240,21 @@ impl CeleryBroker {
         Ok(())
     }
 
-    /// Stores a task's failure as Celery does (the client re-raises it).
-    pub(crate) async fn store_failure(&self, id: &str, e: &AppError) -> Result<(), CeleryError> {
-        self.store_result(id, "FAILURE", exception(e), Some(format!("{e}\n")))
-            .await
+    /// Stores a task's failure as Celery does (the client re-raises it),
+    /// worded as `message`.
+    pub(crate) async fn store_failure(
+        &self,
+        id: &str,
+        e: &AppError,
+        message: &str,
+    ) -> Result<(), CeleryError> {
+        self.store_result(
+            id,
+            "FAILURE",
+            exception(e, message),
+            Some(format!("{message}\n")),
+        )
+        .await
     }
 
     /// Consumes the queue until the process ends, running each task with
@@ -348,7 +360,10 @@ impl CeleryBroker {
                 self.store_result(&d.id, "SUCCESS", result.clone(), None)
                     .await
             }
-            Err(e) => self.store_failure(&d.id, e).await,
+            Err(e) => {
+                let message = (app.config.describe_error)(e);
+                self.store_failure(&d.id, e, &message).await
+            }
         };
         if let Err(e) = stored {
             tracing::error!(task = %d.id, "cannot store the task's result: {e}");
@@ -397,19 +412,20 @@ fn python_exception(e: &AppError) -> &'static str {
     match e {
         AppError::UnknownTask { .. } => "NotImplementedError",
         AppError::MalformedArguments(_) => "TypeError",
-        AppError::InvalidArguments(_) => "ValueError",
+        AppError::InvalidArguments(_) | AppError::OverLimit { .. } => "ValueError",
         AppError::Forbidden(_) | AppError::Unauthenticated(_) => "PermissionError",
         AppError::Store(StoreError::NotFound(_)) => "LookupError",
-        AppError::Store(StoreError::Core(_)) => "ValueError",
+        AppError::Store(StoreError::Core(_)) | AppError::Pass(PassError::Core(_)) => "ValueError",
+        AppError::Pass(PassError::Store(StoreError::NotFound(_))) => "LookupError",
         _ => "RuntimeError",
     }
 }
 
 /// A task failure as Celery serialises exceptions (re-raised by the client).
-fn exception(e: &AppError) -> Value {
+fn exception(e: &AppError, message: &str) -> Value {
     json!({
         "exc_type": python_exception(e),
-        "exc_message": [e.to_string()],
+        "exc_message": [message],
         "exc_module": "builtins",
     })
 }

@@ -70,7 +70,8 @@ pub async fn run_claimed(app: &Arc<App>, job: JobRecord) -> Result<serde_json::V
     let id = job.id.clone();
     if job.attempts > MAX_ATTEMPTS {
         let error = AppError::Interrupted(job.attempts - 1);
-        if let Err(e) = app.jobs.finish_job(&id, Err(&error.to_string())).await {
+        let message = (app.config.describe_error)(&error);
+        if let Err(e) = app.jobs.finish_job(&id, Err(&message)).await {
             tracing::error!(job = %id, "cannot record the job's failure: {e}");
         }
         return Err(error);
@@ -100,7 +101,10 @@ pub async fn run_claimed(app: &Arc<App>, job: JobRecord) -> Result<serde_json::V
     heartbeat.abort();
     let recorded = match &outcome {
         Ok(result) => app.jobs.finish_job(&id, Ok(result)).await,
-        Err(e) => app.jobs.finish_job(&id, Err(&e.to_string())).await,
+        Err(e) => {
+            let message = (app.config.describe_error)(e);
+            app.jobs.finish_job(&id, Err(&message)).await
+        }
     };
     if let Err(e) = recorded {
         tracing::error!(job = %id, "cannot record the job's outcome: {e}");

@@ -196,10 +196,11 @@ impl CeleryBroker {
         if let Err(e) = self.forget(job).await {
             tracing::warn!(job, "cannot remove the split's state: {e}");
         }
-        if let Err(e) = app.jobs.finish_job(job, Err(&e.to_string())).await {
+        let message = (app.config.describe_error)(e);
+        if let Err(e) = app.jobs.finish_job(job, Err(&message)).await {
             tracing::error!(job, "cannot record the job's failure: {e}");
         }
-        if let Err(e) = self.store_failure(job, e).await {
+        if let Err(e) = self.store_failure(job, e, &message).await {
             tracing::error!(job, "cannot store the task's result: {e}");
         }
     }

@@ -22,6 +22,8 @@ use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample, Shap
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
 use pentascope_store::StoreError;
 
+use crate::error::PassError;
+
 use crate::cancel::Cancel;
 
 /// One unit of work: rows `rows` of every channel at (t, z).
@@ -53,11 +55,11 @@ fn part_units(
     reader: &dyn PixelReader,
     part_pixels: u64,
     part: usize,
-) -> Result<Vec<Unit>, StoreError> {
+) -> Result<Vec<Unit>, PassError> {
     let mut all = parts(reader.layout(), part_pixels);
     let n = all.len();
     if part >= n {
-        return Err(StoreError::Core(CoreError::OutOfRange(format!(
+        return Err(PassError::Core(CoreError::OutOfRange(format!(
             "part {part} of a job split into {n} parts (0..{n})"
         ))));
     }
@@ -69,14 +71,14 @@ fn part_units(
 /// that finished ahead of an earlier part wait (a few, not all).
 fn in_order<R: Send>(
     n: usize,
-    compute: impl Fn(usize) -> Result<R, StoreError> + Sync,
+    compute: impl Fn(usize) -> Result<R, PassError> + Sync,
     merge: impl FnMut(R) + Send,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     struct Merging<R, M> {
         next: usize,
         waiting: BTreeMap<usize, R>,
         merge: M,
-        failed: Option<StoreError>,
+        failed: Option<PassError>,
     }
     let taken = AtomicUsize::new(0);
     let state = Mutex::new(Merging {
@@ -123,7 +125,7 @@ fn read_channels_into<T: Sample>(
     reader: &dyn PixelReader,
     (t, z, rows): &Unit,
     bands: &mut Vec<Vec<T>>,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let shape = reader.layout().shape;
     let n = ((rows.end - rows.start) * shape.x) as usize;
     bands.resize_with(shape.c as usize, Vec::new);
@@ -144,7 +146,7 @@ pub fn recompute_statistics(
     reader: &dyn PixelReader,
     part_pixels: u64,
     cancel: &Cancel,
-) -> Result<Vec<ChannelStats>, StoreError> {
+) -> Result<Vec<ChannelStats>, PassError> {
     dispatch_dtype!(reader.layout().dtype, T => statistics_typed::<T>(reader, part_pixels, cancel))
 }
 
@@ -152,7 +154,7 @@ pub fn recompute_statistics(
 /// band by band on all cores, so that every chunk of them is fetched and
 /// decoded: a missing or undecodable chunk fails. Level 0 is what
 /// [`recompute_statistics`] reads.
-pub fn read_levels(reader: &dyn PixelReader, cancel: &Cancel) -> Result<(), StoreError> {
+pub fn read_levels(reader: &dyn PixelReader, cancel: &Cancel) -> Result<(), PassError> {
     use rayon::prelude::*;
     let layout = *reader.layout();
     let shape = layout.shape;
@@ -175,7 +177,7 @@ pub fn read_levels(reader: &dyn PixelReader, cancel: &Cancel) -> Result<(), Stor
         cancel.check()?;
         let [_, width] = layout.level_shape(level);
         let mut band = vec![0u8; ((rows.end - rows.start) * width * size) as usize];
-        reader.read_region(level, plane, rows, 0..width, &mut band)
+        Ok(reader.read_region(level, plane, rows, 0..width, &mut band)?)
     })
 }
 
@@ -183,7 +185,7 @@ fn statistics_typed<T: Sample>(
     reader: &dyn PixelReader,
     part_pixels: u64,
     cancel: &Cancel,
-) -> Result<Vec<ChannelStats>, StoreError> {
+) -> Result<Vec<ChannelStats>, PassError> {
     let parts = parts(reader.layout(), part_pixels);
     let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
     in_order(
@@ -199,7 +201,7 @@ fn statistics_of<T: Sample>(
     reader: &dyn PixelReader,
     units: &[Unit],
     cancel: &Cancel,
-) -> Result<Vec<StatsAccumulator<T>>, StoreError> {
+) -> Result<Vec<StatsAccumulator<T>>, PassError> {
     let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
     let mut bands = Vec::new();
     for unit in units {
@@ -230,10 +232,10 @@ fn encode_channels<T: Sample>(channels: &[StatsAccumulator<T>]) -> Vec<u8> {
 fn decode_channels<T: Sample>(
     bytes: &[u8],
     channels: usize,
-) -> Result<Vec<StatsAccumulator<T>>, StoreError> {
+) -> Result<Vec<StatsAccumulator<T>>, PassError> {
     let mut r = WireReader::new(bytes);
     if r.u64()? != channels as u64 {
-        return Err(StoreError::Core(CoreError::InvalidRequest(format!(
+        return Err(PassError::Core(CoreError::InvalidRequest(format!(
             "malformed partial result: not {channels} channels"
         ))));
     }
@@ -251,7 +253,7 @@ pub fn statistics_part(
     part_pixels: u64,
     part: usize,
     cancel: &Cancel,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
     dispatch_dtype!(reader.layout().dtype, T => {
         Ok(encode_channels(&statistics_of::<T>(reader, &units, cancel)?))
@@ -264,7 +266,7 @@ pub fn merge_statistics(
     dtype: DType,
     c: usize,
     parts: &[Vec<u8>],
-) -> Result<Vec<ChannelStats>, StoreError> {
+) -> Result<Vec<ChannelStats>, PassError> {
     dispatch_dtype!(dtype, T => {
         let mut channels = vec![StatsAccumulator::<T>::new(); c];
         for bytes in parts {
@@ -298,7 +300,7 @@ pub fn pca(
     part_pixels: u64,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
-) -> Result<PcaOutcome, StoreError> {
+) -> Result<PcaOutcome, PassError> {
     dispatch_dtype!(reader.layout().dtype, T => {
         pca_typed::<T>(reader, k, inline_cap, part_pixels, progress, cancel)
     })
@@ -311,7 +313,7 @@ fn pca_typed<T: Sample>(
     part_pixels: u64,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
-) -> Result<PcaOutcome, StoreError> {
+) -> Result<PcaOutcome, PassError> {
     let layout = *reader.layout();
     let shape = layout.shape;
     let c = shape.c as usize;
@@ -362,7 +364,7 @@ fn covariance_of<T: Sample>(
     reader: &dyn PixelReader,
     units: &[Unit],
     cancel: &Cancel,
-) -> Result<CovarianceAccumulator, StoreError> {
+) -> Result<CovarianceAccumulator, PassError> {
     let mut acc = CovarianceAccumulator::new(reader.layout().shape.c as usize);
     let mut bands = Vec::new();
     for unit in units {
@@ -382,7 +384,7 @@ fn scores_of<T: Sample>(
     units: &[Unit],
     cancel: &Cancel,
     inline: Option<&Mutex<Vec<f32>>>,
-) -> Result<Vec<StatsAccumulator<f32>>, StoreError> {
+) -> Result<Vec<StatsAccumulator<f32>>, PassError> {
     let shape = reader.layout().shape;
     let k = model.n_components;
     let mut stats = vec![StatsAccumulator::<f32>::new(); k];
@@ -423,7 +425,7 @@ pub fn covariance_part(
     part_pixels: u64,
     part: usize,
     cancel: &Cancel,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
     let acc =
         dispatch_dtype!(reader.layout().dtype, T => covariance_of::<T>(reader, &units, cancel)?);
@@ -434,14 +436,14 @@ pub fn covariance_part(
 
 /// Merges covariance partials in part order and fits `k` components: the
 /// model [`pca`] fits, bit for bit.
-pub fn fit_parts(channels: usize, parts: &[Vec<u8>], k: usize) -> Result<PcaModel, StoreError> {
+pub fn fit_parts(channels: usize, parts: &[Vec<u8>], k: usize) -> Result<PcaModel, PassError> {
     let mut covariance = CovarianceAccumulator::new(channels);
     for bytes in parts {
         let mut r = WireReader::new(bytes);
         let part = CovarianceAccumulator::decode(&mut r)?;
         r.finish()?;
         if part.channels() != channels {
-            return Err(StoreError::Core(CoreError::InvalidRequest(format!(
+            return Err(PassError::Core(CoreError::InvalidRequest(format!(
                 "malformed partial result: not {channels} channels"
             ))));
         }
@@ -458,17 +460,14 @@ pub fn scores_part(
     part_pixels: u64,
     part: usize,
     cancel: &Cancel,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
     let stats = dispatch_dtype!(reader.layout().dtype, T => scores_of::<T>(reader, model, &units, cancel, None)?);
     Ok(encode_channels(&stats))
 }
 
 /// Merges score-statistics partials in part order: what [`pca`] reports.
-pub fn merge_score_statistics(
-    k: usize,
-    parts: &[Vec<u8>],
-) -> Result<Vec<ChannelStats>, StoreError> {
+pub fn merge_score_statistics(k: usize, parts: &[Vec<u8>]) -> Result<Vec<ChannelStats>, PassError> {
     let mut scores = vec![StatsAccumulator::<f32>::new(); k];
     for bytes in parts {
         merge_channels(&mut scores, decode_channels::<f32>(bytes, k)?);
@@ -547,7 +546,7 @@ impl Sought {
     }
 
     /// Narrows the range (or finds the value) from what a pass gathered.
-    fn narrow(&mut self, gathered: Gathered) -> Result<(), StoreError> {
+    fn narrow(&mut self, gathered: Gathered) -> Result<(), PassError> {
         let count = gathered_count(&gathered);
         if self.count.is_none() {
             // the first pass counted every finite score: NumPy's rank
@@ -556,10 +555,10 @@ impl Sought {
             self.count = Some(count);
         }
         if count != self.count.unwrap_or(count) || count == 0 {
-            return Err(StoreError::Pixels(format!(
+            return Err(PassError::Store(StoreError::Pixels(format!(
                 "the scores of component {} changed between passes",
                 self.component + 1
-            )));
+            ))));
         }
         match gathered {
             Gathered::Scores(mut kept) => {
@@ -628,7 +627,7 @@ pub fn exact_score_windows(
     statistics: &mut [ChannelStats],
     part_pixels: u64,
     cancel: &Cancel,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let mut sought: Vec<Sought> = statistics
         .iter()
         .enumerate()
@@ -691,7 +690,7 @@ fn gather_part<T: Sample>(
     units: &[Unit],
     open: &[Sought],
     cancel: &Cancel,
-) -> Result<Vec<Gathered>, StoreError> {
+) -> Result<Vec<Gathered>, PassError> {
     let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
     // the two percentiles of a component share its whole range on the
     // first pass: what they gather is the same, so it is gathered once

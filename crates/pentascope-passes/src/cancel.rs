@@ -1,9 +1,9 @@
 //! Cooperative cancellation of long passes over pixels: the pass checks its
-//! [`Cancel`] between bands and stops with [`StoreError::Cancelled`], so a
+//! [`Cancel`] between bands and stops with [`PassError::Cancelled`], so a
 //! client that leaves or an image that is deleted stops the work within one
 //! band.
 
-use pentascope_store::StoreError;
+use crate::error::PassError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -33,9 +33,9 @@ impl Cancel {
     }
 
     /// `Err(Cancelled)` once the pass was asked to stop.
-    pub fn check(&self) -> Result<(), StoreError> {
+    pub fn check(&self) -> Result<(), PassError> {
         if self.is_cancelled() {
-            Err(StoreError::Cancelled)
+            Err(PassError::Cancelled)
         } else {
             Ok(())
         }

@@ -13,6 +13,8 @@ use pentascope_store::pixels::{
 };
 use pentascope_store::ImageId;
 use pentascope_store::StoreError;
+
+use crate::error::PassError;
 use pentascope_tiff::{PageGroup, Series, SeriesLevel, TiffFile};
 use rayon::prelude::*;
 
@@ -57,7 +59,7 @@ pub fn ingest_tiff(
     limits: &Limits,
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
-) -> Result<Ingested, StoreError> {
+) -> Result<Ingested, PassError> {
     let tiff = TiffFile::open(source.path, limits, source.axes)?;
     let image = StagedImage {
         id,
@@ -77,7 +79,7 @@ pub fn ingest_series(
     (tiff, index): (&TiffFile, usize),
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
-) -> Result<Ingested, StoreError> {
+) -> Result<Ingested, PassError> {
     let series = tiff
         .all_series()
         .get(index)
@@ -109,7 +111,7 @@ pub(crate) fn ingest_opened(
     tiff: TiffFile,
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
-) -> Result<Ingested, StoreError> {
+) -> Result<Ingested, PassError> {
     let mut ingested = ingest_series_of(store, image, &tiff, tiff.series(), progress, cancel)?;
     ingested.file = (tiff.all_series().len() > 1).then_some(tiff);
     Ok(ingested)
@@ -125,7 +127,7 @@ fn ingest_series_of(
     series: &Series,
     progress: &(dyn Fn(u64, u64) + Sync),
     cancel: &Cancel,
-) -> Result<Ingested, StoreError> {
+) -> Result<Ingested, PassError> {
     let layout = ArrayLayout::for_image(series.shape, series.dtype);
     let compression = dispatch_dtype!(series.dtype, T => {
         compression_for::<T>(image.compression, tiff, series, &layout)
@@ -185,7 +187,7 @@ fn copy_level<T: Sample>(
     k: u32,
     level: &SeriesLevel,
     cancel: &Cancel,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let [rows_per_band, _] = writer.layout().level_chunk(k);
     level.page_groups().par_iter().try_for_each(|group| {
         let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
@@ -208,7 +210,7 @@ fn copy_level<T: Sample>(
                 writer.write_level_band(k, *plane, y0, pentascope_core::dtype::as_bytes(band))?;
             }
         }
-        Ok::<(), StoreError>(())
+        Ok::<(), PassError>(())
     })
 }
 
@@ -230,7 +232,7 @@ pub(crate) fn compression_for<T: Sample>(
     tiff: &TiffFile,
     series: &Series,
     layout: &ArrayLayout,
-) -> Result<Compression, StoreError> {
+) -> Result<Compression, PassError> {
     if setting == CompressionSetting::None {
         return Ok(Compression::None);
     }
@@ -262,7 +264,7 @@ pub(crate) fn compression_for<T: Sample>(
 pub(crate) fn compression_of<T: Sample>(
     setting: CompressionSetting,
     band: &[T],
-) -> Result<Compression, StoreError> {
+) -> Result<Compression, PassError> {
     let raw = pentascope_core::dtype::as_bytes(band);
     let candidates: &[(Compression, usize)] = match setting {
         CompressionSetting::None => return Ok(Compression::None),
@@ -338,7 +340,7 @@ pub(crate) fn copy_groups<T: Sample>(
     channels: &SharedChannelStats<T>,
     planes: &PlaneCount<'_>,
     cancel: &Cancel,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let layout = *writer.layout();
     groups.par_iter().try_for_each(|group| {
         let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
@@ -370,7 +372,7 @@ pub(crate) fn copy_groups<T: Sample>(
             channels.merge(plane.c as usize, acc);
         }
         planes.add(group.planes.len() as u64);
-        Ok::<(), StoreError>(())
+        Ok::<(), PassError>(())
     })
 }
 

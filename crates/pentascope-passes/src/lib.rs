@@ -15,14 +15,15 @@
 //!
 //! Storage itself (pixels, records) is `pentascope-store`'s, the
 //! computations on samples are `pentascope-core`'s, and the use cases that
-//! run these passes are `pentascope-app`'s. Errors are the store's
-//! [`pentascope_store::StoreError`]: a pass fails as the storage under it
-//! does, or with the core's error, or [`StoreError::Cancelled`].
-//!
-//! [`StoreError::Cancelled`]: pentascope_store::StoreError::Cancelled
+//! run these passes are `pentascope-app`'s. A pass fails with a
+//! [`PassError`]: the file or the computation refused (the core's error),
+//! the storage under it failed (the store's), or it was cancelled.
 
 pub mod analysis;
 pub mod cancel;
+pub mod error;
 pub mod ingest;
 pub mod segment;
 pub mod stream;
+
+pub use error::PassError;

@@ -18,9 +18,11 @@ use pentascope_core::segment::{
     CompensatedSum, RangeAccumulator, RegionProps, RegionTable, SampleRange,
 };
 use pentascope_core::stats::{ChannelStats, StatsAccumulator};
-use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample};
+use pentascope_core::{dispatch_dtype, CoreError, DType, Limit, PlaneIndex, Sample};
 use pentascope_store::pixels::{PixelReader, PixelWriter};
 use pentascope_store::StoreError;
+
+use crate::error::PassError;
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
@@ -53,8 +55,6 @@ pub struct SegmentRequest {
     /// Most provisional labels (2D pieces over all planes) the labeler may
     /// hand out.
     pub max_labels: u32,
-    /// How the caller raises `max_labels`, for the error message.
-    pub max_labels_setting: String,
 }
 
 /// The k-means clustering found.
@@ -105,20 +105,20 @@ pub fn segment(
     request: &SegmentRequest,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
-) -> Result<SegmentOutcome, StoreError> {
+) -> Result<SegmentOutcome, PassError> {
     let out = writer.layout();
     let src = reader.layout().shape;
     let planes = request.z.end - request.z.start;
     if out.shape.to_array() != [1, planes, 1, src.y, src.x]
         || out.dtype != labels_dtype(request.method)
     {
-        return Err(StoreError::Pixels(format!(
+        return Err(PassError::Store(StoreError::Pixels(format!(
             "a labels image of shape {:?} and type {} for {planes} planes of {}×{}",
             out.shape.to_array(),
             out.dtype,
             src.y,
             src.x
-        )));
+        ))));
     }
     dispatch_dtype!(reader.layout().dtype, T => segment_typed::<T>(reader, writer, request, progress, cancel))
 }
@@ -141,8 +141,8 @@ impl Passes<'_> {
     /// read while `f` works on the current one).
     fn each<T: Sample>(
         &mut self,
-        mut f: impl FnMut(u64, &[T]) -> Result<(), StoreError> + Send,
-    ) -> Result<(), StoreError> {
+        mut f: impl FnMut(u64, &[T]) -> Result<(), PassError> + Send,
+    ) -> Result<(), PassError> {
         let (t, c) = (self.request.t, self.request.c);
         let reader = self.reader;
         let read = |z: u64| reader.read_plane::<T>(PlaneIndex::new(t, z, c));
@@ -203,7 +203,7 @@ fn segment_typed<T: Sample>(
     request: &SegmentRequest,
     progress: &(dyn Fn(f64) + Sync),
     cancel: &Cancel,
-) -> Result<SegmentOutcome, StoreError> {
+) -> Result<SegmentOutcome, PassError> {
     let planes = request.z.end - request.z.start;
     let mut passes = Passes {
         reader,
@@ -253,7 +253,7 @@ fn segment_typed<T: Sample>(
 }
 
 /// Writes a whole plane `z` of the labels image, band by band.
-fn write_plane<L: Sample>(writer: &dyn PixelWriter, z: u64, plane: &[L]) -> Result<(), StoreError> {
+fn write_plane<L: Sample>(writer: &dyn PixelWriter, z: u64, plane: &[L]) -> Result<(), PassError> {
     let layout = *writer.layout();
     let width = layout.shape.x as usize;
     for rows in layout.bands() {
@@ -272,7 +272,7 @@ fn label<T: Sample>(
     writer: &dyn PixelWriter,
     is_foreground: impl Fn(T) -> bool + Copy + Send + Sync,
     threshold: f64,
-) -> Result<SegmentOutcome, StoreError> {
+) -> Result<SegmentOutcome, PassError> {
     let shape = writer.layout().shape;
     let (height, width) = (shape.y as usize, shape.x as usize);
     let request = passes.request;
@@ -285,10 +285,10 @@ fn label<T: Sample>(
             .add_plane(values, is_foreground, &mut plane)
             .map_err(|e| match e {
                 CoreError::InvalidRequest(m) if m.contains("max_provisional_labels") => {
-                    CoreError::LimitsExceeded(format!(
-                        "{m}; the limit is {} labels ({})",
-                        request.max_labels, request.max_labels_setting
-                    ))
+                    CoreError::too_large(
+                        Limit::MaxLabels,
+                        format!("{m}; the limit is {} labels", request.max_labels),
+                    )
                 }
                 other => other,
             })?;
@@ -314,7 +314,7 @@ fn label<T: Sample>(
                 acc.add(&plane);
                 Ok(acc)
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>, PassError>>()?;
         for acc in partial {
             stats.merge(acc);
         }
@@ -330,7 +330,7 @@ fn label<T: Sample>(
     })
 }
 
-fn read_labels(writer: &dyn PixelWriter, z: u64) -> Result<Vec<u32>, StoreError> {
+fn read_labels(writer: &dyn PixelWriter, z: u64) -> Result<Vec<u32>, PassError> {
     let shape = writer.layout().shape;
     let mut plane = vec![0u32; (shape.y * shape.x) as usize];
     writer.read_rows(
@@ -346,7 +346,7 @@ fn cluster<T: Sample>(
     writer: &dyn PixelWriter,
     range: &SampleRange<T>,
     k: usize,
-) -> Result<SegmentOutcome, StoreError> {
+) -> Result<SegmentOutcome, PassError> {
     kmeans::check_clusters(k)?;
     let mut hist = KMeansHistogram::new(range, kmeans::DEFAULT_KMEANS_BINS)?;
     passes.each::<T>(|_, samples| {
@@ -414,7 +414,7 @@ pub fn measure_objects(
     (t, c, z): (u64, u64, u64),
     count: u32,
     cancel: &Cancel,
-) -> Result<Vec<RegionProps>, StoreError> {
+) -> Result<Vec<RegionProps>, PassError> {
     let (l, s) = (labels.layout(), source.layout().shape);
     let planes = l.shape.z;
     if l.dtype != DType::U32
@@ -423,13 +423,13 @@ pub fn measure_objects(
         || c >= s.c
         || z.checked_add(planes).is_none_or(|end| end > s.z)
     {
-        return Err(StoreError::Corrupt(format!(
+        return Err(PassError::Store(StoreError::Corrupt(format!(
             "a labels image of shape {:?} and type {} does not label planes {z}.. at time {t}, \
              channel {c} of an image of shape {:?}",
             l.shape.to_array(),
             l.dtype,
             s.to_array()
-        )));
+        ))));
     }
     dispatch_dtype!(source.layout().dtype, T => {
         let mut table = RegionTable::new(count);
@@ -503,7 +503,6 @@ mod tests {
             z: 0..z,
             method: Method::Threshold(10.0),
             max_labels: 1000,
-            max_labels_setting: "test".into(),
         };
         let labels_layout = ArrayLayout::for_image(Shape5::new(1, z, 1, y, x), DType::U32);
         let writer = store
@@ -533,7 +532,6 @@ mod tests {
         // too many labels: a 413-class error naming the limit
         let request = SegmentRequest {
             max_labels: 1,
-            max_labels_setting: "PENTASCOPE_MAX_LABELS".into(),
             ..request
         };
         let writer = store
@@ -547,7 +545,8 @@ mod tests {
         let e = segment(&*reader, &*writer, &request, &|_| {}, &Cancel::new()).unwrap_err();
         writer.abort();
         assert!(
-            matches!(&e, StoreError::Core(CoreError::LimitsExceeded(m)) if m.contains("PENTASCOPE_MAX_LABELS")),
+            matches!(&e, PassError::Core(CoreError::LimitsExceeded { limit: Limit::MaxLabels, message })
+                if message.contains("the limit is 1 labels")),
             "{e}"
         );
     }

@@ -26,6 +26,8 @@ use pentascope_core::{dispatch_dtype, Axes, CoreError, Limits, Sample};
 use pentascope_store::pixels::{ArrayLayout, CompressionSetting, PixelStore, PixelWriter};
 use pentascope_store::ImageId;
 use pentascope_store::StoreError;
+
+use crate::error::PassError;
 use pentascope_tiff::incremental::{IfdStream, StreamedIfd};
 use pentascope_tiff::{
     decode_band, Codec, PageGroup, PageLayout, ReadAt, Series, TiffError, TiffFile,
@@ -50,7 +52,7 @@ const MAX_PENDING_CAPTURES: usize = 256;
 pub trait UploadBody: Send {
     /// The next piece of the file, or `None` at its end. An upload that
     /// breaks off is an error.
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError>;
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, PassError>;
     /// The axes override known so far (a form field may follow the file).
     fn axes(&self) -> Option<Axes>;
 }
@@ -93,7 +95,7 @@ pub fn ingest_stream(
     body: &mut dyn UploadBody,
     spool: &Path,
     max_len: u64,
-) -> Result<StreamIngested, StoreError> {
+) -> Result<StreamIngested, PassError> {
     let Target {
         name,
         limits,
@@ -122,7 +124,7 @@ pub fn ingest_stream(
             }
         }
         if router.pos == 0 {
-            return Err(StoreError::Core(CoreError::InvalidRequest(format!(
+            return Err(PassError::Core(CoreError::InvalidRequest(format!(
                 "the file {name:?} is empty"
             ))));
         }
@@ -156,7 +158,7 @@ fn stream_pages<T: Sample>(
     spool: &Path,
     received: Received,
     predicted: &Series,
-) -> Result<StreamIngested, StoreError> {
+) -> Result<StreamIngested, PassError> {
     let Target {
         store,
         id,
@@ -180,8 +182,8 @@ fn stream_pages<T: Sample>(
     let in_flight = InFlight::default();
     let big_endian = router.ifds.big_endian();
     let mut streamed: Vec<(usize, PageLayout)> = Vec::new();
-    let received: Result<(), StoreError> = rayon::in_place_scope(|scope| {
-        let mut on_page = |page: CapturedPage| -> Result<(), StoreError> {
+    let received: Result<(), PassError> = rayon::in_place_scope(|scope| {
+        let mut on_page = |page: CapturedPage| -> Result<(), PassError> {
             in_flight.check()?;
             if writer.get().is_none() {
                 let mut bands: Vec<Vec<T>> = vec![Vec::new(); usize::from(page.layout.samples)];
@@ -212,7 +214,7 @@ fn stream_pages<T: Sample>(
             scope.spawn(move |_| {
                 let stored = writer
                     .get()
-                    .ok_or_else(|| StoreError::Pixels("no writer".into()))
+                    .ok_or_else(|| StoreError::Pixels("no writer".into()).into())
                     .and_then(|w| store_page(&page, &group, big_endian, &**w, channels, cancel));
                 if stored.is_ok() {
                     planes.add(group.planes.len() as u64);
@@ -248,13 +250,13 @@ fn stream_pages<T: Sample>(
             }
             check_prediction(&tiff, predicted, &streamed).map_err(|what| {
                 if body.axes() != initial_axes {
-                    return StoreError::Core(CoreError::InvalidRequest(format!(
+                    return PassError::Core(CoreError::InvalidRequest(format!(
                         "the axes field came after the file, whose pages were stored as they \
                          arrived without it ({what} with the axes): send axes before the file \
                          field, or as ?axes="
                     )));
                 }
-                StoreError::Core(CoreError::Tiff(TiffError::Format(format!(
+                PassError::Core(CoreError::Tiff(TiffError::Format(format!(
                     "the file's IFD chain disagrees with what its first IFD declares ({what}); \
                      its pages were stored as the first IFD said while the upload arrived: \
                      import it from a file instead (`pentascope ingest`)"
@@ -304,7 +306,7 @@ fn stream_pages<T: Sample>(
 
 /// A file nothing of which could be placed while it arrived: read from the
 /// spool as a file on disk is.
-fn spooled(target: &Target<'_>, tiff: TiffFile, bytes: u64) -> Result<StreamIngested, StoreError> {
+fn spooled(target: &Target<'_>, tiff: TiffFile, bytes: u64) -> Result<StreamIngested, PassError> {
     let Target {
         store,
         id,
@@ -385,7 +387,7 @@ fn store_page<T: Sample>(
     writer: &dyn PixelWriter,
     channels: &SharedChannelStats<T>,
     cancel: &Cancel,
-) -> Result<(), StoreError> {
+) -> Result<(), PassError> {
     let layout = *writer.layout();
     let mut bands: Vec<Vec<T>> = vec![Vec::new(); group.planes.len()];
     let mut partial: Vec<pentascope_core::stats::StatsAccumulator<T>> = group
@@ -442,7 +444,7 @@ fn as_samples<T: Sample>(page: &CapturedPage, big_endian: bool) -> Option<&[T]> 
 /// error one of them met.
 #[derive(Default)]
 struct InFlight {
-    state: Mutex<(usize, Option<StoreError>)>,
+    state: Mutex<(usize, Option<PassError>)>,
     changed: Condvar,
 }
 
@@ -456,7 +458,7 @@ impl InFlight {
         state.0 += 1;
     }
 
-    fn leave(&self, result: Result<(), StoreError>) {
+    fn leave(&self, result: Result<(), PassError>) {
         let mut state = self.state.lock().expect("in-flight lock");
         state.0 -= 1;
         if let Err(e) = result {
@@ -466,16 +468,16 @@ impl InFlight {
     }
 
     /// Fails with a decoding error met so far, leaving it for [`result`].
-    fn check(&self) -> Result<(), StoreError> {
+    fn check(&self) -> Result<(), PassError> {
         let state = self.state.lock().expect("in-flight lock");
         match &state.1 {
-            Some(_) => Err(StoreError::Cancelled),
+            Some(_) => Err(PassError::Cancelled),
             None => Ok(()),
         }
     }
 
     /// The first error of any page, once all have finished.
-    fn result(&self) -> Result<(), StoreError> {
+    fn result(&self) -> Result<(), PassError> {
         let mut state = self.state.lock().expect("in-flight lock");
         while state.0 > 0 {
             state = self.changed.wait(state).expect("in-flight lock");
@@ -574,7 +576,7 @@ impl Router {
         self.ifds.decided()
     }
 
-    fn route(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+    fn route(&mut self, chunk: &[u8]) -> Result<(), PassError> {
         let mut at = 0usize;
         while at < chunk.len() {
             self.read_ifds()?;
@@ -632,7 +634,7 @@ impl Router {
 
     /// Reads every IFD whose bytes are in, and captures its page where it
     /// can be decoded as it passes.
-    fn read_ifds(&mut self) -> Result<(), StoreError> {
+    fn read_ifds(&mut self) -> Result<(), PassError> {
         while let Some(need) = self.ifds.need() {
             if need > self.pos {
                 return Ok(());
@@ -763,7 +765,7 @@ impl Router {
         spool: &Path,
         axes: Option<&Axes>,
         limits: &Limits,
-    ) -> Result<TiffFile, StoreError> {
+    ) -> Result<TiffFile, PassError> {
         self.spool.set_len(self.pos)?;
         // opened alone in a folder of its own: the spool is no dataset's
         // folder, and the other uploads' files in it are no files of this

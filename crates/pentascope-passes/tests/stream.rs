@@ -11,8 +11,9 @@ use pentascope_core::{Axes, Limits, PlaneIndex};
 use pentascope_passes::cancel::Cancel;
 use pentascope_passes::ingest::{ingest_tiff, Ingested, TiffSource};
 use pentascope_passes::stream::{ingest_stream, Target, UploadBody};
+use pentascope_passes::PassError;
 use pentascope_store::pixels::{CompressionSetting, Durability, LocalStore, PixelStore};
-use pentascope_store::{ImageId, StoreError};
+use pentascope_store::ImageId;
 
 /// A file handed over in pieces of `piece` bytes.
 struct Pieces {
@@ -22,7 +23,7 @@ struct Pieces {
 }
 
 impl UploadBody for Pieces {
-    fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+    fn next_chunk(&mut self) -> Result<Option<Bytes>, PassError> {
         if self.at >= self.bytes.len() {
             return Ok(None);
         }
@@ -73,7 +74,7 @@ fn inputs() -> Vec<PathBuf> {
 
 /// The series, statistics and every stored sample of an ingest, or its
 /// error.
-fn outcome(store: &LocalStore, id: ImageId, staged: Result<Ingested, StoreError>) -> String {
+fn outcome(store: &LocalStore, id: ImageId, staged: Result<Ingested, PassError>) -> String {
     let ingested = match staged {
         Ok(i) => i,
         Err(e) => return format!("error: {e}"),

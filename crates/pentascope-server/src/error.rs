@@ -2,15 +2,18 @@
 //!
 //! Every error leaves as `{"error": "<message>"}`. User mistakes are 4xx
 //! with a message that says what to change; only faults of the service
-//! itself are 5xx.
+//! itself are 5xx. A refusal for a limit names the setting that raises it
+//! ([`crate::settings`]), here and nowhere below.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pentascope_app::AppError;
+use pentascope_app::{AppError, PassError};
 use pentascope_core::CoreError;
 use pentascope_store::StoreError;
 use pentascope_tiff::TiffError;
+
+use crate::settings::{describe, with_setting};
 
 /// Every error answer: a message for a person that says what went wrong
 /// and what to change.
@@ -104,14 +107,16 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let status = match e {
             AppError::Store(store) => return store.into(),
+            AppError::Pass(pass) => return pass.into(),
             AppError::InvalidArguments(_)
+            | AppError::OverLimit { .. }
             | AppError::MalformedArguments(_)
             | AppError::UnknownTask { .. } => StatusCode::BAD_REQUEST,
             AppError::JobNotFound(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Archive { unsupported, .. } => {
                 if unsupported {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -128,7 +133,7 @@ impl From<AppError> for ApiError {
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: describe(&e),
             detail: None,
         }
     }
@@ -139,7 +144,7 @@ impl From<TiffError> for ApiError {
         let status = match &e {
             TiffError::NotTiff(_) | TiffError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TiffError::Format(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            TiffError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TiffError::LimitsExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             TiffError::InvalidAxes(_) | TiffError::OutOfRange(_) | TiffError::InvalidRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -147,7 +152,7 @@ impl From<TiffError> for ApiError {
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: with_setting(&e, e.limit().map(Into::into)),
             detail: None,
         }
     }
@@ -159,14 +164,29 @@ impl From<CoreError> for ApiError {
             return tiff.into();
         }
         let status = match &e {
-            CoreError::LimitsExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::LimitsExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::OutOfRange(_) | CoreError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
             status,
-            message: e.to_string(),
+            message: with_setting(&e, e.limit()),
             detail: None,
+        }
+    }
+}
+
+impl From<PassError> for ApiError {
+    fn from(e: PassError) -> ApiError {
+        match e {
+            PassError::Core(core) => core.into(),
+            PassError::Store(store) => store.into(),
+            PassError::Cancelled => ApiError {
+                status: StatusCode::CONFLICT,
+                message: "the request was cancelled: its image was deleted meanwhile".into(),
+                detail: None,
+            },
+            other => ApiError::internal(other.to_string()),
         }
     }
 }
@@ -179,11 +199,6 @@ impl From<StoreError> for ApiError {
             StoreError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
                 ApiError::storage_full(io)
             }
-            StoreError::Cancelled => ApiError {
-                status: StatusCode::CONFLICT,
-                message: "the request was cancelled: its image was deleted meanwhile".into(),
-                detail: None,
-            },
             StoreError::StorageFull(_) => ApiError {
                 status: StatusCode::INSUFFICIENT_STORAGE,
                 message: e.to_string(),

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod observe;
 pub mod openapi;
 pub mod router;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +40,9 @@ pub type AppState = Arc<App>;
 /// earlier crash, starts in-process job runners (unless jobs go to a Celery
 /// broker), binds the listener and serves until Ctrl-C or SIGTERM.
 /// `on_listen` is told the bound address (the port may have been 0).
-pub async fn serve(config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
+pub async fn serve(mut config: Config, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ApiError> {
+    // jobs' failures name a limit's setting as the HTTP errors do
+    config.describe_error = settings::describe;
     exporter::install().map_err(ApiError::internal)?;
     let (app, queue) = pentascope_jobs::open_app(config.clone()).await?;
     let auth = config.auth();

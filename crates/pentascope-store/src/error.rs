@@ -39,9 +39,6 @@ pub enum StoreError {
     /// lost from the store).
     #[error("{0}")]
     MissingChunk(String),
-    /// The pass was cancelled (its client left or its image was deleted).
-    #[error("cancelled")]
-    Cancelled,
     /// The disk (or object store) holding pixels is full.
     #[error("the pixel store is out of space: {0}")]
     StorageFull(String),
@@ -78,5 +75,15 @@ impl StoreError {
     /// A pixel store error with `e`'s message.
     pub fn pixels(e: impl std::fmt::Display) -> StoreError {
         StoreError::Pixels(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// The limit this error is a refusal for, if it is one.
+    pub fn limit(&self) -> Option<pentascope_core::Limit> {
+        match self {
+            StoreError::Core(e) => e.limit(),
+            _ => None,
+        }
     }
 }

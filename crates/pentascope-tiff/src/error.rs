@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::Limit;
+
 /// What can go wrong when reading a TIFF, by cause: callers map the causes
 /// onto their own answers (a web service onto 400, 413, 415 and 500).
 #[derive(Debug, Error)]
@@ -17,9 +19,14 @@ pub enum TiffError {
     #[error("unsupported TIFF: {0}")]
     Unsupported(String),
     /// The file declares more than the configured [`Limits`](crate::Limits)
-    /// allow.
-    #[error("too large: {0}")]
-    LimitsExceeded(String),
+    /// allow, or more than the reader can hold.
+    #[error("too large: {message}")]
+    LimitsExceeded {
+        /// Which limit: the caller names it in its own terms.
+        limit: Limit,
+        /// What was declared and the limit's value.
+        message: String,
+    },
     /// An axis string that cannot describe the file.
     #[error("{0}")]
     InvalidAxes(String),
@@ -33,4 +40,22 @@ pub enum TiffError {
     /// Reading the file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl TiffError {
+    /// A refusal for exceeding `limit`.
+    pub fn too_large(limit: Limit, message: impl Into<String>) -> TiffError {
+        TiffError::LimitsExceeded {
+            limit,
+            message: message.into(),
+        }
+    }
+
+    /// The limit this error is a refusal for, if it is one.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            TiffError::LimitsExceeded { limit, .. } => Some(*limit),
+            _ => None,
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::flavour::fluoview::{MM_HEADER_TAG, MM_STAMP_TAG};
 use crate::flavour::lsm::CZ_LSMINFO_TAG;
 use crate::flavour::micromanager::{self, json_text, MICROMANAGER_TAG};
 use crate::flavour::{stk, MicroManager, OmeFileSet, StkPlanes};
-use crate::{DType, Limits, TiffError};
+use crate::{DType, Limit, Limits, TiffError};
 
 /// How a page's pixels are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,9 +430,12 @@ fn map_tiff_error(e: DecoderError) -> TiffError {
     match e {
         DecoderError::FormatError(f) => TiffError::Format(f.to_string()),
         DecoderError::UnsupportedError(u) => TiffError::Unsupported(u.to_string()),
-        DecoderError::LimitsExceeded => {
-            TiffError::LimitsExceeded("a TIFF directory value exceeds the decoder's limits".into())
-        }
+        // the decoder is given max_metadata_bytes as its largest
+        // directory value (read_chain), the limit a directory can exceed
+        DecoderError::LimitsExceeded => TiffError::too_large(
+            Limit::MaxMetadataBytes,
+            "a TIFF directory value exceeds the configured maximum of bytes of metadata",
+        ),
         DecoderError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             TiffError::Format("the file ends in the middle of a TIFF directory (truncated?)".into())
         }
@@ -762,10 +765,13 @@ pub(crate) fn read_ifds(
             )));
         }
         if pages.len() as u64 >= limits.max_pages {
-            return Err(TiffError::LimitsExceeded(format!(
-                "the file has more than {} pages (IFDs), the configured maximum",
-                limits.max_pages
-            )));
+            return Err(TiffError::too_large(
+                Limit::MaxPages,
+                format!(
+                    "the file has more than {} pages (IFDs), the configured maximum",
+                    limits.max_pages
+                ),
+            ));
         }
         if ptr.0 >= file_len {
             return Err(TiffError::Format(format!(
@@ -899,11 +905,14 @@ pub(crate) fn read_ifds(
             let mut indexes = Vec::with_capacity(offsets.len());
             for offset in offsets {
                 if (pages.len() + sub_pages.len()) as u64 >= limits.max_pages {
-                    return Err(TiffError::LimitsExceeded(format!(
-                        "the file has more than {} pages (IFDs and SubIFDs), the configured \
+                    return Err(TiffError::too_large(
+                        Limit::MaxPages,
+                        format!(
+                            "the file has more than {} pages (IFDs and SubIFDs), the configured \
                          maximum",
-                        limits.max_pages
-                    )));
+                            limits.max_pages
+                        ),
+                    ));
                 }
                 let page = if seen.insert(offset) {
                     match decoder.read_directory(IfdPointer(offset)) {
@@ -1082,11 +1091,14 @@ fn page_layout(
     }
     let plane_pixels = u64::from(width) * u64::from(height);
     if plane_pixels > limits.max_plane_pixels {
-        return Err(TiffError::LimitsExceeded(format!(
+        return Err(TiffError::too_large(
+            Limit::MaxPlanePixels,
+            format!(
             "a page declares {width}×{height} = {plane_pixels} pixels, more than the configured \
              maximum of {} pixels per plane",
             limits.max_plane_pixels
-        )));
+        ),
+        ));
     }
     let samples: u16 = tags
         .find_tag_unsigned(Tag::SamplesPerPixel)
@@ -1286,12 +1298,15 @@ fn page_layout(
     .into_iter()
     .try_fold(u64::from(cw), u64::checked_mul);
     if chunk_bytes.is_none_or(|n| n > limits.max_chunk_bytes) {
-        return Err(TiffError::LimitsExceeded(format!(
-            "one strip or tile of {cw}×{ch} pixels decodes to {} bytes, more than the \
+        return Err(TiffError::too_large(
+            Limit::MaxChunkBytes,
+            format!(
+                "one strip or tile of {cw}×{ch} pixels decodes to {} bytes, more than the \
              configured maximum of {} bytes",
-            chunk_bytes.map_or("over 2^64".to_string(), |n| n.to_string()),
-            limits.max_chunk_bytes
-        )));
+                chunk_bytes.map_or("over 2^64".to_string(), |n| n.to_string()),
+                limits.max_chunk_bytes
+            ),
+        ));
     }
     for (i, (&off, &n)) in layout.offsets.iter().zip(&layout.byte_counts).enumerate() {
         if off.checked_add(n).is_none_or(|end| end > file_len) {

@@ -63,7 +63,7 @@ pub use ifd::{ChunkGeometry, Codec, IfdChain, PageLayout};
 
 pub use dtype::{DType, Sample};
 pub use error::TiffError;
-pub use limits::Limits;
+pub use limits::{Limit, Limits};
 pub use shape::{Axes, PlaneIndex, Shape5};
 
 use codec::{decode_chunk, ChunkRef};
@@ -603,10 +603,13 @@ pub fn micromanager_siblings(path: &Path, chain: &IfdChain) -> Result<Vec<PathBu
         };
         if other != name && other.starts_with(&pattern) && other.ends_with(".tif") {
             if siblings.len() == MAX_DATASET_FILES {
-                return Err(TiffError::LimitsExceeded(format!(
-                    "the Micro-Manager dataset of {name} has more than {MAX_DATASET_FILES} \
+                return Err(TiffError::too_large(
+                    Limit::Fixed,
+                    format!(
+                        "the Micro-Manager dataset of {name} has more than {MAX_DATASET_FILES} \
                      files named {pattern}*.tif beside it"
-                )));
+                    ),
+                ));
             }
             siblings.push(entry.path());
         }
@@ -759,9 +762,10 @@ fn read_dataset_file(
         ..*limits
     };
     let other = ifd::read_chain(&file, len, &remaining).map_err(|e| match e {
-        TiffError::LimitsExceeded(m) => {
-            TiffError::LimitsExceeded(format!("the {dataset}'s files (with {name}): {m}"))
-        }
+        TiffError::LimitsExceeded { limit, message } => TiffError::too_large(
+            limit,
+            format!("the {dataset}'s files (with {name}): {message}"),
+        ),
         e => in_sibling(e),
     })?;
     if other.big_endian != chain.big_endian {
@@ -989,7 +993,7 @@ fn clone_error(e: &TiffError) -> TiffError {
     match e {
         TiffError::NotTiff(m) => TiffError::NotTiff(m.clone()),
         TiffError::Unsupported(m) => TiffError::Unsupported(m.clone()),
-        TiffError::LimitsExceeded(m) => TiffError::LimitsExceeded(m.clone()),
+        TiffError::LimitsExceeded { limit, message } => TiffError::too_large(*limit, message),
         other => TiffError::Format(
             other
                 .to_string()
@@ -1025,9 +1029,10 @@ fn build_series(
         .checked_mul(z)
         .and_then(|n| n.checked_mul(cp))
         .ok_or_else(|| {
-            TiffError::LimitsExceeded(format!(
-                "the image declares {t}×{z}×{cp} TZC pages, more than 2^64"
-            ))
+            TiffError::too_large(
+                Limit::Fixed,
+                format!("the image declares {t}×{z}×{cp} TZC pages, more than 2^64"),
+            )
         })?;
     if pages_declared == 0 {
         return Err(TiffError::Format(format!(
@@ -1036,12 +1041,14 @@ fn build_series(
     }
     let channels = cp.saturating_mul(u64::from(samples));
     if channels > limits.max_channels {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the image has {channels} channels ({cp} per page × {samples} samples per pixel), \
-             more than the configured maximum of {} (max_channels, set with \
-             PENTASCOPE_MAX_CHANNELS)",
-            limits.max_channels
-        )));
+        return Err(TiffError::too_large(
+            Limit::MaxChannels,
+            format!(
+                "the image has {channels} channels ({cp} per page × {samples} samples per pixel), \
+             more than the configured maximum of {}",
+                limits.max_channels
+            ),
+        ));
     }
     let shape = Shape5::new(
         t,
@@ -1051,17 +1058,20 @@ fn build_series(
         u64::from(first.width),
     );
     if shape.total_samples() > limits.max_samples {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the image declares {} samples ({}×{}×{}×{}×{} TZCYX), more than the configured \
+        return Err(TiffError::too_large(
+            Limit::MaxSamples,
+            format!(
+                "the image declares {} samples ({}×{}×{}×{}×{} TZCYX), more than the configured \
              maximum of {}",
-            shape.total_samples(),
-            shape.t,
-            shape.z,
-            shape.c,
-            shape.y,
-            shape.x,
-            limits.max_samples
-        )));
+                shape.total_samples(),
+                shape.t,
+                shape.z,
+                shape.c,
+                shape.y,
+                shape.x,
+                limits.max_samples
+            ),
+        ));
     }
     // C-order strides of the file's page axes; their product is t·z·cp
     // (every letter is one of TZC, each at most once), so none overflows

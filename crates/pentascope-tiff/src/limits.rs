@@ -1,5 +1,9 @@
 //! The limits a reader is given: every size a file declares is checked
 //! against them before it drives an allocation or a loop.
+//!
+//! A refusal says which limit it hit ([`Limit`]) so that the caller can
+//! tell its user how to raise it in the caller's own terms (a command-line
+//! flag, an environment variable, a field): this crate knows none of them.
 
 /// Limits checked before any large allocation, as image-tiff's `Limits`.
 ///
@@ -107,4 +111,54 @@ impl Limits {
             ..self
         }
     }
+}
+
+/// Which limit a file exceeded, carried by
+/// [`TiffError::LimitsExceeded`](crate::TiffError::LimitsExceeded): one
+/// variant per field of [`Limits`], and [`Limit::Fixed`] for the caps built
+/// into the reader, which no setting changes.
+///
+/// ```
+/// use pentascope_tiff::{Limit, TiffError};
+/// # fn refused() -> TiffError { TiffError::LimitsExceeded { limit: Limit::MaxSeries, message: "2000 series".into() } }
+/// match refused() {
+///     TiffError::LimitsExceeded { limit: Limit::MaxSeries, .. } => println!("raise max_series"),
+///     e => println!("{e}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`Limits::max_samples`].
+    MaxSamples,
+    /// [`Limits::max_plane_pixels`].
+    MaxPlanePixels,
+    /// [`Limits::max_pages`].
+    MaxPages,
+    /// [`Limits::max_chunk_bytes`].
+    MaxChunkBytes,
+    /// [`Limits::max_metadata_bytes`].
+    MaxMetadataBytes,
+    /// [`Limits::max_channels`].
+    MaxChannels,
+    /// [`Limits::max_series`].
+    MaxSeries,
+    /// A cap of the reader or the writer itself (files of one dataset,
+    /// metadata indirections, sizes past 2^64 or a TIFF page's 2^32
+    /// pixels): no [`Limits`] field raises it.
+    Fixed,
+}
+
+impl Limit {
+    /// Every limit, for callers that keep a table of them (and test it).
+    pub const ALL: [Limit; 8] = [
+        Limit::MaxSamples,
+        Limit::MaxPlanePixels,
+        Limit::MaxPages,
+        Limit::MaxChunkBytes,
+        Limit::MaxMetadataBytes,
+        Limit::MaxChannels,
+        Limit::MaxSeries,
+        Limit::Fixed,
+    ];
 }

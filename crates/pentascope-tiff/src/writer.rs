@@ -40,8 +40,8 @@ use std::io::{self, Write};
 
 use crate::flavour::{FileNotes, PhysicalSize, PhysicalSizes};
 use crate::shape::{PlaneIndex, Shape5};
-use crate::TiffError;
 use crate::{DType, Sample};
+use crate::{Limit, TiffError};
 
 /// The `Software` tag of the first page.
 pub const SOFTWARE: &str = "pentascope";
@@ -146,10 +146,13 @@ impl OmeTiffLayout {
         }
         for (name, n) in [("width", shape.x), ("height", shape.y)] {
             if n > u64::from(u32::MAX) {
-                return Err(TiffError::LimitsExceeded(format!(
-                    "a TIFF page is at most {} pixels in {name}, the image has {n}",
-                    u32::MAX
-                )));
+                return Err(TiffError::too_large(
+                    Limit::Fixed,
+                    format!(
+                        "a TIFF page is at most {} pixels in {name}, the image has {n}",
+                        u32::MAX
+                    ),
+                ));
             }
         }
         if !meta.channel_names.is_empty() && meta.channel_names.len() as u64 != shape.c {
@@ -164,10 +167,13 @@ impl OmeTiffLayout {
             .checked_mul(shape.z)
             .and_then(|n| n.checked_mul(shape.c))
             .ok_or_else(|| {
-                TiffError::LimitsExceeded(format!(
-                    "{}×{}×{} TZC planes is more than 2^64",
-                    shape.t, shape.z, shape.c
-                ))
+                TiffError::too_large(
+                    Limit::Fixed,
+                    format!(
+                        "{}×{}×{} TZC planes is more than 2^64",
+                        shape.t, shape.z, shape.c
+                    ),
+                )
             })?;
         let mut xml = ome_xml(shape, dtype, planes, meta)?.into_bytes();
         xml.push(0);
@@ -185,10 +191,13 @@ impl OmeTiffLayout {
         bigtiff: bool,
     ) -> Result<OmeTiffLayout, TiffError> {
         let too_large = || {
-            TiffError::LimitsExceeded(format!(
-                "an OME-TIFF of {}×{}×{}×{}×{} {dtype} samples would be larger than 2^64 bytes",
-                shape.t, shape.z, shape.c, shape.y, shape.x
-            ))
+            TiffError::too_large(
+                Limit::Fixed,
+                format!(
+                    "an OME-TIFF of {}×{}×{}×{}×{} {dtype} samples would be larger than 2^64 bytes",
+                    shape.t, shape.z, shape.c, shape.y, shape.x
+                ),
+            )
         };
         let add = |a: u64, b: u64| a.checked_add(b).ok_or_else(too_large);
         let mul = |a: u64, b: u64| a.checked_mul(b).ok_or_else(too_large);
@@ -758,12 +767,12 @@ mod tests {
         let huge = Shape5::new(u64::MAX, 2, 1, 4, 4);
         assert!(matches!(
             OmeTiffLayout::plan(huge, DType::U8, &meta, BigTiff::Auto),
-            Err(TiffError::LimitsExceeded(_))
+            Err(TiffError::LimitsExceeded { .. })
         ));
         let wide = Shape5::new(1, 1, 1, 1, 1 << 32);
         assert!(matches!(
             OmeTiffLayout::plan(wide, DType::U8, &meta, BigTiff::Auto),
-            Err(TiffError::LimitsExceeded(_))
+            Err(TiffError::LimitsExceeded { .. })
         ));
         let empty = Shape5::new(1, 0, 1, 4, 4);
         assert!(matches!(

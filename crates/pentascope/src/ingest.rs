@@ -200,7 +200,7 @@ async fn import(
     let record = app
         .ingest(caller, upload, progress)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| pentascope_server::settings::describe(&e))?;
     let mut line = format!(
         "→ {} ({:?} {}, {:?})",
         record.id,

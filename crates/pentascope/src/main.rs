@@ -465,6 +465,8 @@ impl WorkerSettings {
     fn config(&self) -> Config {
         let mut config = self.ingest.config(&self.store);
         self.jobs.apply(&mut config);
+        // a task's failure names a limit's setting, as the API's errors do
+        config.describe_error = pentascope_server::settings::describe;
         config
     }
 }
@@ -650,6 +652,50 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("pentascope: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pentascope_core::Limit;
+    use pentascope_server::settings::setting;
+
+    /// The front door's table names real settings: every limit but the
+    /// fixed caps has a flag that `serve` takes, with that variable, and
+    /// every subcommand that takes the flag reads the same variable.
+    #[test]
+    fn every_limit_names_a_flag_and_its_variable() {
+        let mut command = Cli::command();
+        command.build();
+        for limit in Limit::all() {
+            let Some(named) = setting(limit) else {
+                assert_eq!(limit, Limit::Fixed, "{limit:?} names no setting");
+                continue;
+            };
+            let long = named
+                .flag
+                .strip_prefix("--")
+                .expect("a flag starts with --");
+            let mut takers = Vec::new();
+            for sub in command.get_subcommands() {
+                if let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(long)) {
+                    assert_eq!(
+                        arg.get_env().and_then(|e| e.to_str()),
+                        Some(named.env),
+                        "{limit:?}: {} of `{}` reads another variable",
+                        named.flag,
+                        sub.get_name()
+                    );
+                    takers.push(sub.get_name().to_string());
+                }
+            }
+            assert!(
+                takers.iter().any(|s| s == "serve"),
+                "{limit:?}: `serve` has no {} (taken by {takers:?})",
+                named.flag
+            );
         }
     }
 }

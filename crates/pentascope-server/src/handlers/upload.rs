@@ -304,10 +304,12 @@ fn no_file_part(detail: String) -> ApiError {
 pub(crate) fn too_large(app: &AppState) -> ApiError {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
-        message: format!(
-            "the upload is larger than the configured maximum of {} bytes \
-             (PENTASCOPE_MAX_UPLOAD_BYTES, --max-upload-bytes)",
-            app.config.max_upload_bytes
+        message: crate::settings::with_setting(
+            format!(
+                "the upload is larger than the configured maximum of {} bytes",
+                app.config.max_upload_bytes
+            ),
+            Some(pentascope_core::Limit::MaxUploadBytes),
         ),
         detail: None,
     }

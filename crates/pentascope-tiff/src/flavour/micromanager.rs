@@ -100,11 +100,14 @@ pub(crate) fn read_header(
         return Ok(None);
     }
     if summary_len > limits.max_metadata_bytes {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the Micro-Manager summary metadata has {summary_len} bytes, more than the \
+        return Err(TiffError::too_large(
+            Limit::MaxMetadataBytes,
+            format!(
+                "the Micro-Manager summary metadata has {summary_len} bytes, more than the \
              configured maximum of {} bytes of metadata",
-            limits.max_metadata_bytes
-        )));
+                limits.max_metadata_bytes
+            ),
+        ));
     }
     if MM_SUMMARY_AT + summary_len > file_len {
         return Err(TiffError::Format(format!(
@@ -148,11 +151,14 @@ pub(crate) fn read_header(
         return Ok(None);
     }
     if count > limits.max_pages {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the Micro-Manager index map counts {count} images, more than the configured \
+        return Err(TiffError::too_large(
+            Limit::MaxPages,
+            format!(
+                "the Micro-Manager index map counts {count} images, more than the configured \
              maximum of {} pages",
-            limits.max_pages
-        )));
+                limits.max_pages
+            ),
+        ));
     }
     // below max_pages entries of 20 bytes: the offset and the count are the
     // file's, so the end is checked before anything of that size is read

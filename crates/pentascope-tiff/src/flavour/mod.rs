@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::ifd::IfdChain;
-use crate::{Limits, TiffError};
+use crate::{Limit, Limits, TiffError};
 
 pub use micromanager::{MicroManager, MicroManagerSibling};
 pub use ome::{MAX_XML_ATTRIBUTES, MAX_XML_DEPTH, MAX_XML_NODES};
@@ -194,11 +194,13 @@ pub(crate) fn has_subifds(chain: &IfdChain, pages: &[Option<usize>]) -> bool {
 /// Refuses a file of more than [`Limits::max_series`] series.
 pub(crate) fn check_series_count(series: u64, limits: &Limits) -> Result<(), TiffError> {
     if series > limits.max_series {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the file holds {series} series (images), more than the configured maximum of {} \
-             (max_series, set with PENTASCOPE_MAX_SERIES)",
-            limits.max_series
-        )));
+        return Err(TiffError::too_large(
+            Limit::MaxSeries,
+            format!(
+                "the file holds {series} series (images), more than the configured maximum of {}",
+                limits.max_series
+            ),
+        ));
     }
     Ok(())
 }
@@ -669,10 +671,13 @@ fn contiguous_planes(
         return Ok(None);
     }
     if images > limits.max_pages {
-        return Err(Rejection::Refused(TiffError::LimitsExceeded(format!(
-            "{declared} planes, more than the configured maximum of {} pages",
-            limits.max_pages
-        ))));
+        return Err(Rejection::Refused(TiffError::too_large(
+            Limit::MaxPages,
+            format!(
+                "{declared} planes, more than the configured maximum of {} pages",
+                limits.max_pages
+            ),
+        )));
     }
     let offset = first.offsets[0];
     // checked arithmetic: the count and the plane come from the file

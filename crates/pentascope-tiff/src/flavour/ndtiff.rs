@@ -24,7 +24,7 @@ use crate::flavour::{Interpretation, OriginalMetadata};
 use crate::ifd::{self, ChainWalk, Codec, IfdChain, PageLayout};
 use crate::DType;
 use crate::{Flavour, MAX_DATASET_FILES};
-use crate::{Limits, TiffError};
+use crate::{Limit, Limits, TiffError};
 
 /// The index file's name, beside the dataset's TIFF files.
 pub const INDEX_NAME: &str = "NDTiff.index";
@@ -197,9 +197,10 @@ pub(crate) fn open(
     for entry in &entries {
         if !file_of.contains_key(&entry.file) {
             if names.len() == MAX_DATASET_FILES {
-                return Err(TiffError::LimitsExceeded(format!(
-                    "{INDEX_NAME} names more than {MAX_DATASET_FILES} files"
-                )));
+                return Err(TiffError::too_large(
+                    Limit::Fixed,
+                    format!("{INDEX_NAME} names more than {MAX_DATASET_FILES} files"),
+                ));
             }
             file_of.insert(entry.file.clone(), names.len());
             names.push(entry.file.clone());
@@ -474,10 +475,13 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, TiffError> {
             _ => reader.read_exact(&mut len[1..]).map_err(truncated)?,
         }
         if entries.len() as u64 >= limits.max_pages {
-            return Err(TiffError::LimitsExceeded(format!(
-                "{INDEX_NAME} lists more than {} images, the configured maximum of pages",
-                limits.max_pages
-            )));
+            return Err(TiffError::too_large(
+                Limit::MaxPages,
+                format!(
+                    "{INDEX_NAME} lists more than {} images, the configured maximum of pages",
+                    limits.max_pages
+                ),
+            ));
         }
         let axes_len = u32::from_le_bytes(len);
         let axes = bounded(&mut reader, axes_len, MAX_AXES_BYTES, "coordinates")?;
@@ -519,11 +523,14 @@ fn read_index(path: &Path, limits: &Limits) -> Result<Vec<Entry>, TiffError> {
 fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, TiffError> {
     let kept = kept.saturating_add(u64::from(len));
     if kept > limits.max_metadata_bytes {
-        return Err(TiffError::LimitsExceeded(format!(
-            "{INDEX_NAME} holds more than the configured maximum of {} bytes of metadata \
+        return Err(TiffError::too_large(
+            Limit::MaxMetadataBytes,
+            format!(
+                "{INDEX_NAME} holds more than the configured maximum of {} bytes of metadata \
              in its coordinates and file names",
-            limits.max_metadata_bytes
-        )));
+                limits.max_metadata_bytes
+            ),
+        ));
     }
     Ok(kept)
 }
@@ -531,10 +538,13 @@ fn keep(kept: u64, len: u32, limits: &Limits) -> Result<u64, TiffError> {
 /// `len` bytes of the index, refused past `most`.
 fn bounded(reader: &mut impl Read, len: u32, most: u32, what: &str) -> Result<Vec<u8>, TiffError> {
     if len > most {
-        return Err(TiffError::LimitsExceeded(format!(
-            "an entry of {INDEX_NAME} has {len} bytes of {what}, more than the {most} \
+        return Err(TiffError::too_large(
+            Limit::Fixed,
+            format!(
+                "an entry of {INDEX_NAME} has {len} bytes of {what}, more than the {most} \
              pentascope reads"
-        )));
+            ),
+        ));
     }
     let mut bytes = vec![0u8; len as usize];
     reader.read_exact(&mut bytes).map_err(truncated)?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::ome::{check_xml_structure, MAX_XML_NODES};
 use crate::ifd::{self, ChainWalk};
-use crate::{Limits, TiffError, MAX_DATASET_FILES};
+use crate::{Limit, Limits, TiffError, MAX_DATASET_FILES};
 
 /// Most `BinaryOnly` pointers followed from the opened file to the OME-XML
 /// of its set: writers point straight at the master or companion file, so
@@ -125,11 +125,14 @@ pub(crate) fn resolve(
             )));
         }
         if visited.len() > MAX_METADATA_HOPS {
-            return Err(TiffError::LimitsExceeded(format!(
-                "multi-file OME-TIFF set: {own_name} points to its OME-XML through more than \
+            return Err(TiffError::too_large(
+                Limit::Fixed,
+                format!(
+                    "multi-file OME-TIFF set: {own_name} points to its OME-XML through more than \
                  {MAX_METADATA_HOPS} BinaryOnly files ({})",
-                visited.join(" → ")
-            )));
+                    visited.join(" → ")
+                ),
+            ));
         }
         xml = metadata_of(&folder.join(&name), &name, limits)?;
         visited.push(name);
@@ -164,11 +167,14 @@ pub(crate) fn resolve(
     }
     let distinct: HashSet<&str> = references.iter().map(|(_, name)| name.as_str()).collect();
     if distinct.len() > MAX_DATASET_FILES {
-        return Err(TiffError::LimitsExceeded(format!(
+        return Err(TiffError::too_large(
+            Limit::Fixed,
+            format!(
             "multi-file OME-TIFF set: the OME-XML names {} files, more than {MAX_DATASET_FILES}, \
              the most read as one image (MAX_DATASET_FILES)",
             distinct.len()
-        )));
+        ),
+        ));
     }
     let mut resolved = Resolved {
         xml: from_elsewhere.then(|| xml.clone()),
@@ -253,11 +259,14 @@ fn metadata_of(path: &Path, name: &str, limits: &Limits) -> Result<String, TiffE
             .ok_or_else(|| refused(format!("{name}, named by BinaryOnly, holds no OME-XML")));
     }
     if len > limits.max_metadata_bytes {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the OME-XML file {name} has {len} bytes, more than the configured maximum of {} \
+        return Err(TiffError::too_large(
+            Limit::MaxMetadataBytes,
+            format!(
+                "the OME-XML file {name} has {len} bytes, more than the configured maximum of {} \
              bytes of metadata",
-            limits.max_metadata_bytes
-        )));
+                limits.max_metadata_bytes
+            ),
+        ));
     }
     let mut text = String::new();
     file.take(limits.max_metadata_bytes)

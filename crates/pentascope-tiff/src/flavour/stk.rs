@@ -69,11 +69,14 @@ pub(crate) fn read_planes(
         return Ok(None);
     };
     if count > limits.max_pages {
-        return Err(TiffError::LimitsExceeded(format!(
-            "the MetaMorph UIC2tag counts {count} planes, more than the configured maximum of \
+        return Err(TiffError::too_large(
+            Limit::MaxPages,
+            format!(
+                "the MetaMorph UIC2tag counts {count} planes, more than the configured maximum of \
              {} pages",
-            limits.max_pages
-        )));
+                limits.max_pages
+            ),
+        ));
     }
     // checked: the count and the offset come from the file
     let end = count

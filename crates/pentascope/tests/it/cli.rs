@@ -196,3 +196,26 @@ fn ingest_of_good_files_exits_zero_with_their_ids() {
     );
     assert!(stdout.contains("imported 2 of 2 files"), "{stdout}");
 }
+
+/// A file past a limit fails `ingest` with the message naming the flag and
+/// the variable that raise it, as the HTTP API's 413 does.
+#[test]
+fn ingest_names_the_setting_of_a_limit_a_file_exceeds() {
+    let set = FixtureSet::load(&fixtures_dir(), "tiff");
+    let data = tempfile::tempdir().unwrap();
+    let out = pentascope()
+        .arg("ingest")
+        .arg(set.dir.join("rgb_contig_u8.tif"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--max-channels", "2"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("maximum of 2 (--max-channels / PENTASCOPE_MAX_CHANNELS)"),
+        "{stdout}"
+    );
+}

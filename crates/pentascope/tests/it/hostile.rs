@@ -106,7 +106,11 @@ fn hostile_files_get_4xx_with_the_process_alive_memory_bounded_and_nothing_left(
             let message = resp.client_error().unwrap();
             assert!(!message.is_empty(), "{name}: an error says why");
             if name.contains("samples-per-pixel") {
-                assert!(message.contains("PENTASCOPE_MAX_CHANNELS"), "{message}");
+                // the front door names the limit's flag and variable
+                assert!(
+                    message.contains("(--max-channels / PENTASCOPE_MAX_CHANNELS)"),
+                    "{message}"
+                );
             }
         }
         eprintln!(
@@ -120,6 +124,25 @@ fn hostile_files_get_4xx_with_the_process_alive_memory_bounded_and_nothing_left(
     eprintln!("hostile files: peak RSS {peak} KiB");
     assert!(peak < MAX_PEAK_RSS_KIB, "peak RSS {peak} KiB");
     assert!(pending_rows(&server).is_empty(), "pending rows left");
+    assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
+}
+
+/// A file past a configured limit: 413, and the JSON error names the
+/// setting as the operator changes it, flag and variable (the layers below
+/// the HTTP front door only say which limit it was).
+#[test]
+fn a_file_past_a_limit_gets_413_naming_its_flag_and_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_MAX_CHANNELS", "2")]);
+    let set = crate::util::FixtureSet::load(&crate::util::fixtures_dir(), "tiff");
+    let resp = server.upload("rgb_contig_u8.tif", set.read("rgb_contig_u8.tif"), None);
+    let message = resp.error(&[413]).unwrap();
+    assert!(
+        message.contains("the image has 3 channels")
+            && message.contains("maximum of 2")
+            && message.ends_with("(--max-channels / PENTASCOPE_MAX_CHANNELS)"),
+        "{message}"
+    );
     assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
 }
 

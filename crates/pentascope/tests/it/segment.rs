@@ -407,7 +407,29 @@ fn segmentation_refuses_what_it_cannot_do() {
     refused(
         json!({"image_id": grid}),
         413,
-        &["1000", "PENTASCOPE_MAX_LABELS"],
+        &["1000", "(--max-labels / PENTASCOPE_MAX_LABELS)"],
+    );
+    // as a job, the failure the job records names the setting too
+    let submitted = server.post_json("/segment", &json!({"image_id": grid, "async": true}));
+    assert_eq!(submitted.status, 202, "{}", submitted.snippet());
+    let status_url = submitted.json().unwrap()["status_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = server.get(&status_url).ok_json().unwrap();
+        if job["state"] == "FAILURE" || job["state"] == "SUCCESS" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "FAILURE", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("1000") && error.contains("(--max-labels / PENTASCOPE_MAX_LABELS)"),
+        "{job}"
     );
 
     // beyond the inline cap, the objects are counted and their place named
@@ -415,7 +437,7 @@ fn segmentation_refuses_what_it_cannot_do() {
     assert!(result["n_objects"].as_u64().unwrap() > 5, "{result}");
     assert_eq!(result["objects"], Value::Null, "{result}");
     let omitted = result["objects_omitted"].as_str().unwrap();
-    assert!(omitted.contains("PENTASCOPE_INLINE_OBJECTS"), "{omitted}");
+    assert!(omitted.contains("inline limit of 5"), "{omitted}");
     assert!(
         omitted.contains(result["labels_image_id"].as_str().unwrap()),
         "{omitted}"

@@ -386,7 +386,7 @@ with tifffile.TiffWriter(f"{out_dir}/kinds.tif") as tif:
         let message = refused.error(&[413]).unwrap();
         assert!(
             message.contains("more than the configured maximum of 1024")
-                && message.contains("PENTASCOPE_MAX_SERIES"),
+                && message.contains("(--max-series / PENTASCOPE_MAX_SERIES)"),
             "{file}: {message}"
         );
     }
