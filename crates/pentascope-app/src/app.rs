@@ -88,8 +88,10 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DependencyHealth {
     /// `ok`, `unavailable` or `not configured`.
+    #[schemars(extend("enum" = ["ok", "unavailable", "not configured"]))]
     pub status: &'static str,
     /// Which implementation, e.g. `sqlite`, `s3`, `redis`.
+    #[schemars(extend("enum" = ["sqlite", "postgres", "local", "s3", "in-process", "redis"]))]
     pub backend: &'static str,
     /// Why it is unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]

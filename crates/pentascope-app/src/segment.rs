@@ -142,8 +142,10 @@ pub struct SegmentResult {
     /// The source image.
     pub image_id: ImageId,
     /// `otsu`, `kmeans` or `threshold`.
+    #[schemars(extend("enum" = ["otsu", "kmeans", "threshold"]))]
     pub method: &'static str,
     /// `plane` or `volume`.
+    #[schemars(extend("enum" = ["plane", "volume"]))]
     pub scope: &'static str,
     /// The Z plane segmented (scope `plane`), else null.
     pub z: Option<u64>,
@@ -179,6 +181,7 @@ pub struct SegmentResult {
     /// The derived labels image.
     pub labels_image_id: ImageId,
     /// Its sample type: `uint32` object labels or `uint8` cluster numbers.
+    #[schemars(extend("enum" = ["uint32", "uint8"]))]
     pub labels_dtype: String,
 }
 

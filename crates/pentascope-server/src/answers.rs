@@ -36,6 +36,7 @@ pub struct Metadata {
     /// `[T, Z, Channels, Height, Width]`.
     pub shape: Shape,
     /// The order of the axes of `shape`: always `TZCYX`.
+    #[schemars(extend("const" = "TZCYX"))]
     pub axes: &'static str,
     /// Time points.
     #[serde(rename = "T")]
@@ -242,6 +243,7 @@ impl SeriesImage {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct UploadResponse {
     /// `File uploaded successfully`.
+    #[schemars(extend("const" = "File uploaded successfully"))]
     pub message: &'static str,
     /// The image of the file's first series.
     pub image_id: ImageId,
@@ -378,6 +380,7 @@ pub struct SignedLink {
 pub struct Health {
     /// `ok` when every dependency answers (HTTP 200), `degraded`
     /// otherwise (HTTP 503).
+    #[schemars(extend("enum" = ["ok", "degraded"]))]
     pub status: &'static str,
     /// The service's version.
     pub version: &'static str,

@@ -40,6 +40,21 @@ struct Cli {
     log_format: LogFormat,
 }
 
+/// Prints the API document; a reader that stops early (`| head`) is not
+/// an error.
+fn print_openapi() -> Result<(), String> {
+    use std::io::Write;
+    let document = pentascope_server::openapi::document();
+    let mut out = std::io::stdout().lock();
+    match serde_json::to_writer_pretty(&mut out, document)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// The format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
@@ -636,9 +651,7 @@ fn main() -> std::process::ExitCode {
         Command::Audit(args) => runtime.block_on(audit::run(args)),
         Command::Backup(args) => runtime.block_on(backup::backup(args)),
         Command::Restore(args) => runtime.block_on(backup::restore(args)),
-        Command::Openapi => serde_json::to_string_pretty(pentascope_server::openapi::document())
-            .map(|text| println!("{text}"))
-            .map_err(|e| e.to_string()),
+        Command::Openapi => print_openapi(),
         Command::Config(settings) => {
             let sub = matches
                 .subcommand_matches("config")
