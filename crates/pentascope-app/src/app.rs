@@ -41,6 +41,8 @@ pub struct App {
     pub(crate) caches: Arc<Caches>,
     /// MiB of plane data slice requests may hold at once.
     pub(crate) slice_memory: Arc<tokio::sync::Semaphore>,
+    /// Renderings that may run at once.
+    pub(crate) render_slots: Arc<tokio::sync::Semaphore>,
     /// The passes reading each image, cancelled when it is deleted.
     readers: Mutex<HashMap<ImageId, Vec<Cancel>>>,
     /// The resumable uploads this process has opened.
@@ -133,6 +135,9 @@ impl App {
         }
         let pixels = open_store(&config.storage_url(), config.durability)?;
         let slice_memory_mib = config.slice_memory_bytes >> 20;
+        let config_render_slots = config
+            .render_concurrency
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         Ok(App {
             caches: Arc::new(Caches::new(config.slice_cache_bytes)),
             config,
@@ -149,6 +154,7 @@ impl App {
             slice_memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(slice_memory_mib).unwrap_or(usize::MAX),
             )),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(config_render_slots)),
         })
     }
 

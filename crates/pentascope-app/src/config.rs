@@ -55,6 +55,15 @@ pub mod defaults {
     /// MiB of plane data that slice requests may hold at once (a slice
     /// holds about three times its plane); requests wait for their share.
     pub const SLICE_MEMORY_MIB: u64 = 768;
+
+    /// Renderings (slices, tiles and regions, computed Zarr chunks, object
+    /// tables) that run at once: twice the cores. They are bound by the
+    /// processor on local storage, so more at once only hold more memory
+    /// (each thread's allocator keeps its own pages); stores with a
+    /// latency of their own (S3) want more.
+    pub fn render_concurrency() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+    }
     /// Longest image or dataset name, in characters.
     pub const MAX_NAME_CHARS: usize = 1024;
     /// Longest description, in bytes.
@@ -166,6 +175,8 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// Bytes of plane data slice requests may hold at once.
     pub slice_memory_bytes: u64,
+    /// Renderings that run at once; the others wait.
+    pub render_concurrency: usize,
     /// Access control as set (`--auth`); `None`: off on a loopback
     /// address, required otherwise ([`Config::auth`]).
     pub auth_setting: Option<AuthMode>,
@@ -232,6 +243,7 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
             request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             slice_memory_bytes: defaults::SLICE_MEMORY_MIB << 20,
+            render_concurrency: defaults::render_concurrency(),
             auth_setting: None,
             secret_key: None,
             cors_origins: Vec::new(),

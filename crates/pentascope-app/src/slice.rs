@@ -114,10 +114,7 @@ const SLICE_COPIES: u64 = 3;
 impl App {
     /// Waits for a share of the slice memory budget large enough for one
     /// plane of `record`; a plane that can never fit is refused.
-    async fn slice_memory_for(
-        &self,
-        record: &ImageRecord,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+    async fn slice_memory_for(&self, record: &ImageRecord) -> Result<RenderShare<'_>, AppError> {
         let s = record.shape;
         let plane_bytes =
             s.y.checked_mul(s.x)
@@ -130,14 +127,14 @@ impl App {
         .await
     }
 
-    /// Waits for `bytes` of the memory budget that renderings share (slices,
-    /// composites, computed Zarr chunks); more than the whole budget is
-    /// refused with a message naming `what` and the setting.
+    /// Waits for a rendering slot and then for `bytes` of the memory budget
+    /// that renderings share (slices, composites, computed Zarr chunks);
+    /// more than the whole budget is refused with a message naming `what`.
     pub(crate) async fn memory_share(
         &self,
         bytes: u64,
         what: &str,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+    ) -> Result<RenderShare<'_>, AppError> {
         let need_mib = bytes.div_ceil(1 << 20).max(1);
         let budget_mib = self.config.slice_memory_bytes >> 20;
         if need_mib > budget_mib {
@@ -150,11 +147,27 @@ impl App {
             )
             .into());
         }
-        self.slice_memory
+        // the slot first, everywhere: a rendering never holds memory while
+        // it waits for a slot
+        let closed = |e: tokio::sync::AcquireError| AppError::Internal(e.to_string());
+        let slot = self.render_slots.acquire().await.map_err(closed)?;
+        let memory = self
+            .slice_memory
             .acquire_many(u32::try_from(need_mib).unwrap_or(u32::MAX))
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))
+            .map_err(closed)?;
+        Ok(RenderShare {
+            _slot: slot,
+            _memory: memory,
+        })
     }
+}
+
+/// A rendering's slot and its share of the memory budget, given back when
+/// it is dropped.
+pub(crate) struct RenderShare<'a> {
+    _slot: tokio::sync::SemaphorePermit<'a>,
+    _memory: tokio::sync::SemaphorePermit<'a>,
 }
 
 /// A format with its window resolved.

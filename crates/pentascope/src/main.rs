@@ -267,6 +267,11 @@ pub struct HttpSettings {
     /// wait for their share, and a plane larger than this is refused (413).
     #[arg(long, env = "PENTASCOPE_SLICE_MEMORY_MIB", default_value_t = defaults::SLICE_MEMORY_MIB)]
     slice_memory_mib: u64,
+    /// Renderings (slices, tiles, computed Zarr chunks) that run at once;
+    /// the others wait. Default: twice the cores; raise it for S3, whose
+    /// reads wait on the network rather than the processor.
+    #[arg(long, env = "PENTASCOPE_RENDER_CONCURRENCY", default_value_t = defaults::render_concurrency())]
+    render_concurrency: usize,
     /// MiB of rendered slices kept in memory (0: no slice cache).
     #[arg(long, env = "PENTASCOPE_SLICE_CACHE_MIB", default_value_t = defaults::SLICE_CACHE_MIB)]
     slice_cache_mib: usize,
@@ -451,6 +456,7 @@ impl HttpSettings {
         config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
         config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
         config.slice_memory_bytes = self.slice_memory_mib << 20;
+        config.render_concurrency = self.render_concurrency.max(1);
         config.auth_setting = self
             .auth
             .as_deref()

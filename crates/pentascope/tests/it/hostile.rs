@@ -241,6 +241,54 @@ fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() 
     server.assert_healthy();
 }
 
+/// With one rendering at a time, many slice and tile requests at once all
+/// wait their turn and answer what they answer one by one: the slot is
+/// given back by every path (no request left waiting for ever).
+#[test]
+fn renderings_beyond_the_concurrency_wait_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("PENTASCOPE_RENDER_CONCURRENCY", "1"),
+            ("PENTASCOPE_SLICE_CACHE_MIB", "0"),
+        ],
+    );
+    let id = server.upload_ok(
+        "stack.tif",
+        plain_tiff(600, 500, 16, 8, |page, i| (i as u32 * 7 + page * 31) as u8),
+    );
+    let paths: Vec<String> = (0..8)
+        .flat_map(|z| {
+            [
+                format!("/slice?image_id={id}&z={z}"),
+                format!("/render?image_id={id}&z={z}&tile=0,{},0", z % 2),
+                format!("/slice?image_id={id}&z={z}&format=npy"),
+            ]
+        })
+        .collect();
+    let at_once: Vec<(u16, Vec<u8>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| scope.spawn(|| server.get(path)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let resp = h.join().unwrap();
+                (resp.status, resp.body)
+            })
+            .collect()
+    });
+    for (path, (status, body)) in paths.iter().zip(at_once) {
+        assert_eq!(status, 200, "{path}");
+        let alone = server.get(path);
+        assert_eq!(alone.status, 200, "{path}");
+        assert!(body == alone.body, "{path}: a different answer when alone");
+    }
+    server.assert_healthy();
+}
+
 /// A connection to `server` that has sent the headers of `POST /upload` for
 /// `file` as multipart field `file`, and the body still to send: the test
 /// decides how much of it goes before the client leaves.
