@@ -22,6 +22,15 @@ use pentascope_store::records::Scope;
 pub struct Overall {
     /// Samples.
     pub count: u64,
+    /// Their smallest, largest, mean and deviation.
+    #[serde(flatten)]
+    pub moments: Moments,
+}
+
+/// The smallest and largest sample, the mean and the population standard
+/// deviation (JSON writes NaN as null).
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+pub struct Moments {
     /// Smallest sample.
     #[schemars(with = "Option<f64>")]
     pub min: f64,
@@ -34,6 +43,17 @@ pub struct Overall {
     /// Population standard deviation.
     #[schemars(with = "Option<f64>")]
     pub std: f64,
+}
+
+impl Moments {
+    fn of(c: &ChannelStats) -> Moments {
+        Moments {
+            min: c.min,
+            max: c.max,
+            mean: c.mean,
+            std: c.std,
+        }
+    }
 }
 
 /// The arguments of `heavy_statistics`.
@@ -93,18 +113,9 @@ pub struct Statistics {
 pub struct ChannelSummary {
     /// The channel, from 0.
     pub channel: usize,
-    /// Smallest sample.
-    #[schemars(with = "Option<f64>")]
-    pub min: f64,
-    /// Largest sample.
-    #[schemars(with = "Option<f64>")]
-    pub max: f64,
-    /// Mean.
-    #[schemars(with = "Option<f64>")]
-    pub mean: f64,
-    /// Population standard deviation.
-    #[schemars(with = "Option<f64>")]
-    pub std: f64,
+    /// Its smallest, largest, mean and deviation.
+    #[serde(flatten)]
+    pub moments: Moments,
 }
 
 impl Statistics {
@@ -126,10 +137,7 @@ impl Statistics {
                 .enumerate()
                 .map(|(channel, c)| ChannelSummary {
                     channel,
-                    min: c.min,
-                    max: c.max,
-                    mean: c.mean,
-                    std: c.std,
+                    moments: Moments::of(c),
                 })
                 .collect(),
             global: overall(statistics),
@@ -163,10 +171,12 @@ pub fn overall(channels: &[ChannelStats]) -> Overall {
         / n;
     Overall {
         count,
-        min: fold(f64::min, f64::INFINITY, |c| c.min),
-        max: fold(f64::max, f64::NEG_INFINITY, |c| c.max),
-        mean,
-        std: variance.sqrt(),
+        moments: Moments {
+            min: fold(f64::min, f64::INFINITY, |c| c.min),
+            max: fold(f64::max, f64::NEG_INFINITY, |c| c.max),
+            mean,
+            std: variance.sqrt(),
+        },
     }
 }
 

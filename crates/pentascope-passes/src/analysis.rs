@@ -819,20 +819,8 @@ impl PixelReader for ScoresReader {
         columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError> {
-        self.layout.shape.check_plane(plane)?;
-        let [height, width] = self.layout.level_shape(level);
-        if level > self.layout.levels
-            || rows.end > height
-            || columns.end > width
-            || rows.start > rows.end
-            || columns.start > columns.end
-        {
-            return Err(StoreError::Pixels(format!(
-                "scores have levels 0 to {}, each within its plane: not level {level}, rows \
-                 {rows:?}, columns {columns:?}",
-                self.layout.levels
-            )));
-        }
+        self.layout
+            .check_region(&"the scores", level, plane, &rows, &columns)?;
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         if out.len() as u64 != (rows.end - rows.start) * (columns.end - columns.start) {
             return Err(StoreError::Pixels(format!(

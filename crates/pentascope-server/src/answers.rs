@@ -99,6 +99,7 @@ pub struct Metadata {
     pub tags: Vec<String>,
     /// Key-value annotations in order, a key possibly several times (OME
     /// MapAnnotation): `[[key, value], …]`.
+    #[schemars(with = "Vec<[String; 2]>")]
     pub annotations: Vec<(String, String)>,
     /// The resolution levels `/render?tile=` serves: level 0 is full
     /// resolution, each halves it, down to the level that fits in one tile.
@@ -116,10 +117,12 @@ pub struct Metadata {
     /// (`GET /images/{id}` and `PATCH` only) the other images of the
     /// image's file, one per series, as far as the caller may see them.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<SeriesImage>")]
     pub siblings: Option<Vec<SeriesImage>>,
     /// (`GET /images/{id}` and `PATCH` only) the datasets holding the image
     /// that the caller may see.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<DatasetName>")]
     pub datasets: Option<Vec<DatasetName>>,
 }
 
@@ -339,9 +342,11 @@ pub struct DatasetLink {
     pub image_id: String,
     /// (`PUT`) false when the image was in the dataset already.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
     pub added: Option<bool>,
     /// (`DELETE`) true.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
     pub removed: Option<bool>,
 }
 
@@ -386,12 +391,15 @@ pub struct Health {
     pub version: &'static str,
     /// The metadata database.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "DependencyHealth")]
     pub database: Option<DependencyHealth>,
     /// The pixel store.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "DependencyHealth")]
     pub storage: Option<DependencyHealth>,
     /// The job queue: in-process runners or a Celery broker on Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "DependencyHealth")]
     pub broker: Option<DependencyHealth>,
 }
 

@@ -290,15 +290,17 @@ fn operation(
     doc
 }
 
-/// Joins the lines of the descriptions taken from doc comments (a line
-/// break inside a paragraph is the source's wrapping, not the text's).
+/// Makes the descriptions taken from doc comments read as prose: lines
+/// joined within a paragraph (a line break there is the source's
+/// wrapping) and rustdoc's links to items (`` [`name`] ``) written as
+/// code.
 fn unwrap_descriptions(value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(text)) = map.get_mut("description") {
                 *text = text
                     .split("\n\n")
-                    .map(|paragraph| paragraph.replace('\n', " "))
+                    .map(|paragraph| without_item_links(&paragraph.replace('\n', " ")))
                     .collect::<Vec<_>>()
                     .join("\n\n");
             }
@@ -307,6 +309,32 @@ fn unwrap_descriptions(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
         _ => {}
     }
+}
+
+/// `text` with each `` [`name`] `` that is not a Markdown link (no `(`
+/// after it) written `` `name` ``.
+fn without_item_links(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[`") {
+        let after = &rest[start + 1..];
+        let link = after
+            .find("`]")
+            .filter(|&end| !after[end + 2..].starts_with('('));
+        match link {
+            Some(end) => {
+                out.push_str(&rest[..start]);
+                out.push_str(&after[..end + 1]);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[..start + 2]);
+                rest = &rest[start + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The names of a path template's parameters (`{id}`, `{*key}`).
@@ -383,6 +411,14 @@ mod tests {
             let pointer = r.strip_prefix('#').expect("a local reference");
             assert!(doc.pointer(pointer).is_some(), "{r} names nothing");
         }
+    }
+
+    #[test]
+    fn item_links_of_doc_comments_read_as_code() {
+        assert_eq!(
+            without_item_links("the units [`unit_name`] knows, [`a`](http://x) and [`b"),
+            "the units `unit_name` knows, [`a`](http://x) and [`b"
+        );
     }
 
     /// Answers are described from their types: what a handler writes is

@@ -9,7 +9,9 @@
 use std::ops::Range;
 
 use pentascope_core::pyramid::level_len;
-use pentascope_core::{DType, Shape5};
+use pentascope_core::{DType, PlaneIndex, Shape5};
+
+use crate::error::StoreError;
 
 /// Largest plane stored as a single chunk.
 const WHOLE_PLANE_BYTES: u64 = 16 << 20;
@@ -241,6 +243,37 @@ impl ArrayLayout {
     /// `[height, width]` of level `k` (0 is full resolution).
     pub fn level_shape(&self, k: u32) -> [u64; 2] {
         [level_len(self.shape.y, k), level_len(self.shape.x, k)]
+    }
+
+    /// Checks what a reader is asked for: `plane` within the shape,
+    /// `level` among the levels, `rows` and `columns` ordered and within
+    /// that level's plane. `what` names the image in the message.
+    pub fn check_region(
+        &self,
+        what: &dyn std::fmt::Display,
+        level: u32,
+        plane: PlaneIndex,
+        rows: &Range<u64>,
+        columns: &Range<u64>,
+    ) -> Result<(), StoreError> {
+        self.shape.check_plane(plane)?;
+        if level > self.levels {
+            return Err(StoreError::Pixels(format!(
+                "{what} has levels 0 to {}, not {level}",
+                self.levels
+            )));
+        }
+        let [height, width] = self.level_shape(level);
+        if rows.end > height
+            || columns.end > width
+            || rows.start > rows.end
+            || columns.start > columns.end
+        {
+            return Err(StoreError::Pixels(format!(
+                "rows {rows:?} and columns {columns:?} are outside level {level} ({height}×{width}) of {what}"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a plane is written in one band.

@@ -546,24 +546,15 @@ where
         columns: Range<u64>,
         out: &mut [u8],
     ) -> Result<(), StoreError> {
-        self.layout.shape.check_plane(plane)?;
+        self.layout
+            .check_region(&self.id, level, plane, &rows, &columns)?;
         let Some(stored) = self.arrays.get(level as usize) else {
             return Err(StoreError::Pixels(format!(
-                "{} has levels 0 to {}, not {level}",
-                self.id, self.layout.levels
+                "{} stores levels 0 to {}, not {level}",
+                self.id,
+                self.arrays.len().saturating_sub(1)
             )));
         };
-        let [height, width] = self.layout.level_shape(level);
-        if rows.end > height
-            || columns.end > width
-            || rows.start > rows.end
-            || columns.start > columns.end
-        {
-            return Err(StoreError::Pixels(format!(
-                "rows {rows:?} and columns {columns:?} are outside level {level} ({height}×{width}) of {}",
-                self.id
-            )));
-        }
         let subset = plane_subset(self.order, plane, rows, columns);
         read_subset(stored, &subset, out, self.remote)
     }
