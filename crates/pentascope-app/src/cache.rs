@@ -16,6 +16,8 @@ use crate::monitoring::cache_lookup;
 
 /// Open readers kept at most.
 const READERS: usize = 64;
+/// A body to keep is copied when its spare room exceeds this part of it.
+const SPARE_ROOM_PART: usize = 16;
 
 /// What a rendered slice depends on besides the pixels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,11 +81,21 @@ impl Caches {
     }
 
     /// Keeps a rendered slice, evicting the least recently used ones to stay
-    /// within the budget (a slice larger than the budget is not kept).
-    pub fn keep_slice(&self, key: SliceKey, body: Bytes) {
+    /// within the budget (a slice larger than the budget is not kept), and
+    /// gives it back to be sent.
+    ///
+    /// Encoders reserve room for their worst case, and an allocator may keep
+    /// a shrunk block whole, so a body with much room to spare is copied to
+    /// one of its own size: the budget then counts the memory held.
+    pub fn keep_slice(&self, key: SliceKey, body: Vec<u8>) -> Bytes {
+        let body = if body.capacity() - body.len() > body.len() / SPARE_ROOM_PART {
+            Bytes::copy_from_slice(&body)
+        } else {
+            Bytes::from(body)
+        };
         let mut cache = lock(&self.slices);
         if body.len() > cache.budget {
-            return;
+            return body;
         }
         if let Some(old) = cache.entries.put(key, body.clone()) {
             cache.used -= old.len();
@@ -95,6 +107,7 @@ impl Caches {
                 None => break,
             }
         }
+        body
     }
 
     /// Forgets everything about a deleted image.
@@ -140,19 +153,24 @@ mod tests {
     #[test]
     fn slices_stay_within_budget_and_deleted_images_are_forgotten() {
         let caches = Caches::new(10);
-        caches.keep_slice(key(1, 0), Bytes::from_static(b"aaaa"));
-        caches.keep_slice(key(1, 1), Bytes::from_static(b"bbbb"));
+        caches.keep_slice(key(1, 0), b"aaaa".to_vec());
+        caches.keep_slice(key(1, 1), b"bbbb".to_vec());
         assert!(caches.slice(&key(1, 0)).is_some());
-        caches.keep_slice(key(2, 0), Bytes::from_static(b"cccc"));
+        caches.keep_slice(key(2, 0), b"cccc".to_vec());
         assert_eq!(caches.slice_bytes(), 8);
         assert!(
             caches.slice(&key(1, 1)).is_none(),
             "least recently used went first"
         );
-        caches.keep_slice(key(3, 0), Bytes::from(vec![0u8; 11]));
+        caches.keep_slice(key(3, 0), vec![0u8; 11]);
         assert!(caches.slice(&key(3, 0)).is_none(), "larger than the budget");
         caches.forget(ImageId(1));
         assert!(caches.slice(&key(1, 0)).is_none());
         assert_eq!(caches.slice_bytes(), 4);
+        let mut roomy = Vec::with_capacity(1 << 20);
+        roomy.extend_from_slice(b"dd");
+        let kept = caches.keep_slice(key(4, 0), roomy);
+        assert_eq!(&kept[..], b"dd");
+        assert_eq!(caches.slice_bytes(), 6);
     }
 }

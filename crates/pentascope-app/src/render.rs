@@ -565,10 +565,9 @@ impl App {
         .await;
         guard.disarm();
         let body = match rendered {
-            Ok(body) => Bytes::from(body),
+            Ok(body) => self.caches.keep_slice(key, body),
             Err(e) => return Err(self.unless_deleted(id, e).await),
         };
-        self.caches.keep_slice(key, body.clone());
         Ok(Rendered {
             body,
             content_type: content_type(request.format),

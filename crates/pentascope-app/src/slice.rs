@@ -94,9 +94,7 @@ impl App {
                     Ok(body) => body,
                     Err(e) => return Err(self.unless_deleted(id, e).await),
                 };
-                let body = Bytes::from(body);
-                self.caches.keep_slice(key, body.clone());
-                body
+                self.caches.keep_slice(key, body)
             }
         };
         Ok(Slice {
