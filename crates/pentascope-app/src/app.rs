@@ -135,7 +135,7 @@ impl App {
         }
         let pixels = open_store(&config.storage_url(), config.durability)?;
         let slice_memory_mib = config.slice_memory_bytes >> 20;
-        let config_render_slots = config
+        let render_slots = config
             .render_concurrency
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         Ok(App {
@@ -154,7 +154,7 @@ impl App {
             slice_memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(slice_memory_mib).unwrap_or(usize::MAX),
             )),
-            render_slots: Arc::new(tokio::sync::Semaphore::new(config_render_slots)),
+            render_slots: Arc::new(tokio::sync::Semaphore::new(render_slots)),
         })
     }
 

@@ -88,15 +88,16 @@ impl Caches {
     /// a shrunk block whole, so a body with much room to spare is copied to
     /// one of its own size: the budget then counts the memory held.
     pub fn keep_slice(&self, key: SliceKey, body: Vec<u8>) -> Bytes {
+        let mut cache = lock(&self.slices);
+        if body.len() > cache.budget {
+            // not kept (with no cache, no slice is): sent as it is
+            return Bytes::from(body);
+        }
         let body = if body.capacity() - body.len() > body.len() / SPARE_ROOM_PART {
             Bytes::copy_from_slice(&body)
         } else {
             Bytes::from(body)
         };
-        let mut cache = lock(&self.slices);
-        if body.len() > cache.budget {
-            return body;
-        }
         if let Some(old) = cache.entries.put(key, body.clone()) {
             cache.used -= old.len();
         }

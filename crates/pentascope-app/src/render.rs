@@ -532,7 +532,7 @@ impl App {
         };
         let band = band_rows * s.x * layers.len() as u64;
         let _memory = self
-            .memory_share(
+            .render_share(
                 output * 12 + band * (record.dtype.size() as u64 + 16),
                 &format!("a {out_w}×{out_h} rendering of {}", record.id),
             )

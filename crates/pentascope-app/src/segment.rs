@@ -518,7 +518,7 @@ impl App {
         let count = count as u32;
         let plane = labels.shape.y * labels.shape.x;
         let _memory = self
-            .memory_share(
+            .render_share(
                 plane * (4 + source.dtype.size() as u64) + u64::from(count) * 200,
                 &format!("measuring the {count} objects of {}", labels.id),
             )

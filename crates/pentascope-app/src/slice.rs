@@ -82,7 +82,7 @@ impl App {
         let body = match self.caches.slice(&key) {
             Some(body) => body,
             None => {
-                let _memory = self.slice_memory_for(&record).await?;
+                let _share = self.slice_share_for(&record).await?;
                 let (pixels, caches) = (self.pixels.clone(), self.caches.clone());
                 let rendered = blocking(move || {
                     let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
@@ -110,15 +110,16 @@ impl App {
 const SLICE_COPIES: u64 = 3;
 
 impl App {
-    /// Waits for a share of the slice memory budget large enough for one
-    /// plane of `record`; a plane that can never fit is refused.
-    async fn slice_memory_for(&self, record: &ImageRecord) -> Result<RenderShare<'_>, AppError> {
+    /// Waits for a rendering slot and a share of the memory budget large
+    /// enough for one plane of `record`; a plane that can never fit is
+    /// refused.
+    async fn slice_share_for(&self, record: &ImageRecord) -> Result<RenderShare<'_>, AppError> {
         let s = record.shape;
         let plane_bytes =
             s.y.checked_mul(s.x)
                 .and_then(|p| p.checked_mul(record.dtype.size() as u64))
                 .unwrap_or(u64::MAX);
-        self.memory_share(
+        self.render_share(
             plane_bytes.saturating_mul(SLICE_COPIES),
             &format!("a {}×{} plane of {}", s.y, s.x, record.id),
         )
@@ -128,7 +129,7 @@ impl App {
     /// Waits for a rendering slot and then for `bytes` of the memory budget
     /// that renderings share (slices, composites, computed Zarr chunks);
     /// more than the whole budget is refused with a message naming `what`.
-    pub(crate) async fn memory_share(
+    pub(crate) async fn render_share(
         &self,
         bytes: u64,
         what: &str,

@@ -234,7 +234,7 @@ impl App {
             .min(s.y * s.x);
         let sources = record.details.pca.as_ref().map_or(1, |m| m.mean.len()) as u64;
         let _memory = self
-            .memory_share(
+            .render_share(
                 under * (sources * 8 + 2 * record.dtype.size() as u64),
                 &format!(
                     "a {chunk_rows}×{chunk_columns} chunk of level {level} of {}",

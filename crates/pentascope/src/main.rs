@@ -456,7 +456,7 @@ impl HttpSettings {
         config.header_timeout = std::time::Duration::from_secs(self.header_timeout);
         config.request_timeout = std::time::Duration::from_secs(self.request_timeout);
         config.slice_memory_bytes = self.slice_memory_mib << 20;
-        config.render_concurrency = self.render_concurrency.max(1);
+        config.render_concurrency = self.render_concurrency;
         config.auth_setting = self
             .auth
             .as_deref()
