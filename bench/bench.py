@@ -541,7 +541,7 @@ def pentascope_ops(server, path, dims, nbytes, args, run_dir, tag, full=True):
     r["slice"] = guarded(server, tag, "slices", slices)
 
     if shutil.which("wrk"):
-        r["wrk"] = guarded(server, tag, "wrk", lambda: run_wrk(server, image_id, dims, args))
+        r["wrk"] = guarded(server, tag, "wrk", lambda: run_wrk(server, image_id, dims, args, r["stats_db_body"]))
     else:
         r["wrk"] = {"error": "wrk not installed (apt-get install -y wrk)"}
     return r
@@ -567,10 +567,16 @@ def stored_and_dd(server, image_id, path, run_dir):
     return {"bytes": stored, "dd_s": dd_s, "cmd": " ".join(cmd[:1] + cmd[3:])}
 
 
-def run_wrk(server, image_id, dims, args):
+def run_wrk(server, image_id, dims, args, stats):
+    """Random planes at many connections, each request a key the slice cache
+    has not seen (the channel's own display window, its low end moved by a
+    random millionth): uncached slices, as the target asks, with the cache
+    still on and filling as it would."""
     T, Z, C, _, _ = dims
     log(f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -d{args.wrk_duration}s random planes")
-    env = dict(os.environ, BENCH_IMAGE_ID=image_id, BENCH_T=str(T), BENCH_Z=str(Z), BENCH_C=str(C))
+    windows = ";".join(f"{lo!r},{hi!r}" for lo, hi in zip(stats.get("display_min", []), stats.get("display_max", [])))
+    env = dict(os.environ, BENCH_IMAGE_ID=image_id, BENCH_T=str(T), BENCH_Z=str(Z), BENCH_C=str(C),
+               BENCH_WINDOWS=windows)
     cmd = ["wrk", f"-t{args.wrk_threads}", f"-c{args.wrk_connections}", f"-d{args.wrk_duration}s",
            "--timeout", "30s", "-s", os.path.join(HERE, "slice.lua"), server.url]
 

@@ -2,9 +2,7 @@
 //! exact samples as `.npy`, through the bounded caches.
 
 use bytes::Bytes;
-use pentascope_core::render::{
-    encode_npy, encode_png_gray16, encode_png_gray8, window_to_u8, Window,
-};
+use pentascope_core::render::{encode_npy, encode_png_gray16, encode_png_windowed, Window};
 use pentascope_core::stats::accumulate_par;
 use pentascope_core::{dispatch_dtype, PlaneIndex, Sample};
 use pentascope_core::{CoreError, Limit};
@@ -105,9 +103,9 @@ impl App {
     }
 }
 
-/// Bytes a slice request holds per byte of its plane: the samples, the
-/// rendered 8-bit or 16-bit copy and the encoder's output.
-const SLICE_COPIES: u64 = 3;
+/// Bytes a slice request holds per byte of its plane: the samples and the
+/// encoder's output (rows are rendered as they are encoded).
+const SLICE_COPIES: u64 = 2;
 
 impl App {
     /// Waits for a rendering slot and a share of the memory budget large
@@ -224,11 +222,7 @@ fn render<T: Sample>(
     Ok(match rendering {
         Rendering::Npy => encode_npy(&[shape.y, shape.x], &samples),
         Rendering::Png16 => encode_png_gray16(w, h, &samples)?,
-        Rendering::Png8(window) => {
-            let mut gray = Vec::new();
-            window_to_u8(&samples, window, &mut gray);
-            encode_png_gray8(w, h, &gray)?
-        }
+        Rendering::Png8(window) => encode_png_windowed(w, h, &samples, window)?,
         Rendering::Png8PerPlane { low, high } => {
             // the same percentiles ingest computes for the stack, of this plane
             let plane_stats = accumulate_par(&samples).finish();
@@ -236,9 +230,7 @@ fn render<T: Sample>(
                 low: low.unwrap_or(plane_stats.display_min),
                 high: high.unwrap_or(plane_stats.display_max),
             };
-            let mut gray = Vec::new();
-            window_to_u8(&samples, window, &mut gray);
-            encode_png_gray8(w, h, &gray)?
+            encode_png_windowed(w, h, &samples, window)?
         }
     })
 }

@@ -225,8 +225,8 @@ fn malformed_requests_get_the_specific_4xx() {
 #[test]
 fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), &[("PENTASCOPE_SLICE_MEMORY_MIB", "64")]);
-    // 4096 × 4096 uint16: 32 MiB a plane, about 96 MiB to render
+    let server = Server::start_with(dir.path(), &[("PENTASCOPE_SLICE_MEMORY_MIB", "48")]);
+    // 4096 × 4096 uint16: 32 MiB a plane, about 64 MiB to render
     let big = server.upload_ok("big.tif", plain_tiff(4096, 4096, 16, 1, |_, i| i as u8));
     let resp = server.get(&format!("/slice?image_id={big}"));
     assert_eq!(resp.status, 413, "{}", resp.snippet());

@@ -6,6 +6,8 @@ use crate::dtype::{DType, Sample};
 use crate::error::CoreError;
 use rayon::prelude::*;
 
+mod png_rows;
+
 /// A display window: samples `<= low` map to 0, `>= high` to 255 (8-bit).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
@@ -32,23 +34,136 @@ const LUT_MIN_SAMPLES_PER_ENTRY: usize = 4;
 /// (`high <= low`) thresholds: `v >= high` → 255, anything else → 0. The raw
 /// value is never cast (and truncated) to 8 bits.
 pub fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>) {
+    let map = ByteMap::new::<T>(window, samples.len());
     out.clear();
-    out.reserve(samples.len());
-    let Window { low, high } = window;
-    // Not `high <= low`: a window with a NaN bound is not a proper window
-    // either, and thresholds at `high` like a degenerate one.
-    let proper = high.partial_cmp(&low) == Some(std::cmp::Ordering::Greater);
-    if !proper {
-        map_samples(samples, out, |v| if v >= high { 255 } else { 0 });
-    } else if (high - low).is_finite() {
-        let scale = 255.0 / (high - low);
-        map_samples(samples, out, |v| to_u8((v - low) * scale));
+    out.resize(samples.len(), 0);
+    // a plane of one piece stays on the caller's thread: handing it to the
+    // pool only adds two context switches
+    if samples.len() <= MAP_PIECE {
+        map.map(samples, out);
     } else {
-        // A window wider than f64's range: work on halves so that neither
-        // the width nor `v - low` overflows.
-        let (low, scale) = (low * 0.5, 255.0 / (high * 0.5 - low * 0.5));
-        map_samples(samples, out, |v| to_u8((v * 0.5 - low) * scale));
+        out.par_chunks_mut(MAP_PIECE)
+            .zip(samples.par_chunks(MAP_PIECE))
+            .for_each(|(out, samples)| map.map(samples, out));
     }
+}
+
+/// How samples become bytes under a window ([`window_to_u8`]'s rule),
+/// decided once for a plane and then applied to any part of it.
+enum ByteMap {
+    /// For 8- and 16-bit types with enough samples: the byte of every
+    /// possible value, cheaper to look up than floating-point work per
+    /// sample.
+    Table(Vec<u8>),
+    /// A degenerate window: `v >= high` → 255.
+    Threshold { high: f64 },
+    /// `(v - low) * scale`, rounded and clamped.
+    Linear { low: f64, scale: f64 },
+    /// A window wider than f64's range, worked on in halves so that neither
+    /// the width nor `v - low` overflows: `(v / 2 - low) * scale`.
+    Halves { low: f64, scale: f64 },
+}
+
+impl ByteMap {
+    /// The map of `window` for about `samples` samples of type `T`.
+    fn new<T: Sample>(window: Window, samples: usize) -> Self {
+        let Window { low, high } = window;
+        // Not `high <= low`: a window with a NaN bound is not a proper window
+        // either, and thresholds at `high` like a degenerate one.
+        let proper = high.partial_cmp(&low) == Some(std::cmp::Ordering::Greater);
+        let map = if !proper {
+            ByteMap::Threshold { high }
+        } else if (high - low).is_finite() {
+            ByteMap::Linear {
+                low,
+                scale: 255.0 / (high - low),
+            }
+        } else {
+            ByteMap::Halves {
+                low: low * 0.5,
+                scale: 255.0 / (high * 0.5 - low * 0.5),
+            }
+        };
+        match T::HISTOGRAM_BINS {
+            Some(bins) if samples >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
+                // bytes never fall as values rise, so only the values inside
+                // the window need arithmetic: 0 below it, 255 above it
+                let byte_of = |b: usize| map.byte(T::from_bin(b));
+                let first_lit = first_bin(bins, |b| byte_of(b) > 0);
+                let first_white = first_bin(bins, |b| byte_of(b) == 255);
+                let mut lut = vec![0u8; bins];
+                for (b, byte) in lut.iter_mut().enumerate().take(first_white).skip(first_lit) {
+                    *byte = byte_of(b);
+                }
+                lut[first_white..].fill(255);
+                ByteMap::Table(lut)
+            }
+            _ => map,
+        }
+    }
+
+    /// The byte of one value (not for [`ByteMap::Table`], which is built
+    /// from this).
+    #[inline(always)]
+    fn byte(&self, v: f64) -> u8 {
+        match *self {
+            ByteMap::Threshold { high } => {
+                if v >= high {
+                    255
+                } else {
+                    0
+                }
+            }
+            ByteMap::Linear { low, scale } => to_u8((v - low) * scale),
+            ByteMap::Halves { low, scale } => to_u8((v * 0.5 - low) * scale),
+            ByteMap::Table(_) => unreachable!("a table is built from the other maps"),
+        }
+    }
+
+    /// Maps `samples` into `out` (of the same length); one match per call,
+    /// then a loop specialised to the map.
+    #[inline]
+    fn map<T: Sample>(&self, samples: &[T], out: &mut [u8]) {
+        let pairs = out.iter_mut().zip(samples);
+        match self {
+            ByteMap::Table(lut) => {
+                let lut = &lut[..];
+                for (o, v) in pairs {
+                    *o = lut[v.bin()];
+                }
+            }
+            &ByteMap::Threshold { high } => {
+                for (o, v) in pairs {
+                    *o = if v.to_f64() >= high { 255 } else { 0 };
+                }
+            }
+            &ByteMap::Linear { low, scale } => {
+                for (o, v) in pairs {
+                    *o = to_u8((v.to_f64() - low) * scale);
+                }
+            }
+            &ByteMap::Halves { low, scale } => {
+                for (o, v) in pairs {
+                    *o = to_u8((v.to_f64() * 0.5 - low) * scale);
+                }
+            }
+        }
+    }
+}
+
+/// The first of `0..bins` for which `holds` is true (`bins` if none), for
+/// a `holds` that, once true, stays true.
+fn first_bin(bins: usize, holds: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, bins);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if holds(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
 }
 
 /// Rounds a value already scaled to `0.0..=255.0` (or beyond, or NaN) to a
@@ -59,64 +174,60 @@ fn to_u8(scaled: f64) -> u8 {
     (scaled + 0.5) as u8
 }
 
-/// Applies `f` to every sample. For 8- and 16-bit types on large enough
-/// inputs, `f` is evaluated once per possible value into a table and samples
-/// are looked up, which is cheaper than floating-point work per sample.
-#[inline(always)]
-fn map_samples<T: Sample, F: Fn(f64) -> u8>(samples: &[T], out: &mut Vec<u8>, f: F) {
-    match T::HISTOGRAM_BINS {
-        Some(bins) if samples.len() >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
-            let lut: Vec<u8> = (0..bins).map(|b| f(T::from_bin(b))).collect();
-            let lut = &lut[..bins];
-            out.resize(samples.len(), 0);
-            // a plain loop per piece (rayon's collect checked and counted
-            // every byte it wrote: a fifth of a slice request's time), and
-            // one piece on the caller's thread, as handing it to the pool
-            // only adds two context switches
-            let map = |(out, samples): (&mut [u8], &[T])| {
-                for (o, v) in out.iter_mut().zip(samples) {
-                    *o = lut[v.bin()];
-                }
-            };
-            if samples.len() <= MAP_PIECE {
-                map((out.as_mut_slice(), samples));
-            } else {
-                out.par_chunks_mut(MAP_PIECE)
-                    .zip(samples.par_chunks(MAP_PIECE))
-                    .for_each(map);
-            }
-        }
-        _ => out.extend(samples.iter().map(|v| f(v.to_f64()))),
-    }
+/// Encodes a `width × height` plane of samples (row-major) as an 8-bit
+/// grayscale PNG windowed as [`window_to_u8`] maps them, one row at a time:
+/// no 8-bit copy of the plane is made.
+pub fn encode_png_windowed<T: Sample>(
+    width: u32,
+    height: u32,
+    samples: &[T],
+    window: Window,
+) -> Result<Vec<u8>, CoreError> {
+    check_png_size(width, height, samples.len())?;
+    let map = ByteMap::new::<T>(window, samples.len());
+    let width = width as usize;
+    Ok(png_rows::encode_rows(
+        width as u32,
+        height,
+        png_rows::GRAY8,
+        |y, row| map.map(&samples[y * width..][..width], row),
+    )?)
 }
 
 /// Encodes an 8-bit grayscale PNG of `width × height` pixels (row-major),
-/// with the fast compression setting, or none for noise that deflate would
-/// barely shrink ([`deflate_pays`]): latency matters more than size here.
+/// deflated fast (fdeflate, Up filter), or stored for noise that deflate
+/// would barely shrink: latency matters more than size here.
 ///
 /// Errors with [`CoreError::InvalidRequest`] when a dimension is 0 or
 /// `pixels` does not hold exactly `width * height` bytes.
 pub fn encode_png_gray8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
     check_png_size(width, height, pixels.len())?;
-    encode_png(
-        width,
-        height,
-        png::ColorType::Grayscale,
-        png::BitDepth::Eight,
-        pixels,
-    )
+    encode_png(width, height, png_rows::GRAY8, pixels)
 }
 
 /// Encodes an 8-bit RGB PNG (row-major, three bytes per pixel).
 pub fn encode_png_rgb8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
+    if pixels.len() % 3 != 0 {
+        return Err(CoreError::InvalidRequest(format!(
+            "RGB pixels come in threes of bytes, got {} bytes",
+            pixels.len()
+        )));
+    }
     check_png_size(width, height, pixels.len() / 3)?;
-    encode_png(
-        width,
-        height,
-        png::ColorType::Rgb,
-        png::BitDepth::Eight,
-        pixels,
-    )
+    encode_png(width, height, png_rows::RGB8, pixels)
+}
+
+/// [`png_rows::encode_rows`] of pixels already in PNG's byte order.
+fn encode_png(
+    width: u32,
+    height: u32,
+    format: png_rows::PixelFormat,
+    pixels: &[u8],
+) -> Result<Vec<u8>, CoreError> {
+    let row_bytes = width as usize * format.bytes;
+    Ok(png_rows::encode_rows(width, height, format, |y, row| {
+        row.copy_from_slice(&pixels[y * row_bytes..][..row_bytes])
+    })?)
 }
 
 /// Encodes a JPEG of 8-bit grey (`channels` 1) or RGB (3) pixels at
@@ -196,19 +307,20 @@ pub fn encode_png_gray16<T: Sample>(
         )));
     }
     check_png_size(width, height, samples.len())?;
-    // `bin` is `v - MIN` for these types: exactly the documented offsets.
-    let mut data = vec![0u8; samples.len() * 2];
-    for (bytes, v) in data.chunks_exact_mut(2).zip(samples) {
-        // PNG stores 16-bit samples big-endian.
-        bytes.copy_from_slice(&(v.bin() as u16).to_be_bytes());
-    }
-    encode_png(
-        width,
+    let width = width as usize;
+    Ok(png_rows::encode_rows(
+        width as u32,
         height,
-        png::ColorType::Grayscale,
-        png::BitDepth::Sixteen,
-        &data,
-    )
+        png_rows::GRAY16,
+        |y, row| {
+            let samples = &samples[y * width..][..width];
+            // `bin` is `v - MIN` for these types: exactly the documented
+            // offsets; PNG stores 16-bit samples big-endian.
+            for (bytes, v) in row.chunks_exact_mut(2).zip(samples) {
+                bytes.copy_from_slice(&(v.bin() as u16).to_be_bytes());
+            }
+        },
+    )?)
 }
 
 /// Checks what the PNG encoder would otherwise reject with a less helpful
@@ -226,68 +338,6 @@ fn check_png_size(width: u32, height: u32, len: usize) -> Result<(), CoreError> 
         )));
     }
     Ok(())
-}
-
-fn encode_png(
-    width: u32,
-    height: u32,
-    color: png::ColorType,
-    depth: png::BitDepth,
-    data: &[u8],
-) -> Result<Vec<u8>, CoreError> {
-    // room for the worst case (stored deflate blocks, one filter byte a
-    // row), so the output is never copied to grow
-    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + height as usize + 1024);
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(color);
-    encoder.set_depth(depth);
-    let row_bytes = data.len() / height as usize;
-    if deflate_pays(data, row_bytes) {
-        // fdeflate with the Up filter: the adaptive filter's trial of five
-        // filters a row cost a tenth of a slice request under load, for
-        // files a few percent smaller
-        encoder.set_compression(png::Compression::Fastest);
-    } else {
-        encoder.set_deflate_compression(png::DeflateCompression::NoCompression);
-    }
-    // Sizes were checked above, so failures here are internal to the encoder.
-    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-    writer
-        .write_image_data(data)
-        .map_err(std::io::Error::other)?;
-    writer.finish().map_err(std::io::Error::other)?;
-    Ok(out)
-}
-
-/// Every this many rows, one row is compressed in [`deflate_pays`]' trial.
-const TRIAL_ROW_STRIDE: usize = 16;
-/// Below this many bytes an image is deflated without a trial.
-const TRIAL_MIN_BYTES: usize = 256 * 1024;
-/// Deflate is used when the trial shrinks its rows by at least this part.
-const MIN_DEFLATE_SAVING: f64 = 0.05;
-
-/// Whether deflating pays for a large image of `row_bytes`-byte rows: its
-/// every 16th row, Up-filtered as the encoder would, is compressed as a
-/// trial, and deflate is used when that saves at least 5%. Noisy planes
-/// (deflate saves 1–2% of them, at about 3 ms a megapixel) are then stored
-/// in a few hundred microseconds; planes with background or structure,
-/// which deflate halves, are compressed as before.
-fn deflate_pays(data: &[u8], row_bytes: usize) -> bool {
-    if data.len() < TRIAL_MIN_BYTES || row_bytes == 0 {
-        return true;
-    }
-    let mut trial = Vec::with_capacity(data.len() / TRIAL_ROW_STRIDE + row_bytes);
-    // each trial row with the row above it, as the PNG Up filter sees them
-    for pair in data.chunks_exact(row_bytes.saturating_mul(TRIAL_ROW_STRIDE)) {
-        let (above, row) = (&pair[..row_bytes], &pair[row_bytes..2 * row_bytes]);
-        trial.push(2);
-        trial.extend(row.iter().zip(above).map(|(a, b)| a.wrapping_sub(*b)));
-    }
-    if trial.is_empty() {
-        return true;
-    }
-    let compressed = fdeflate::compress_to_vec(&trial).len();
-    (compressed as f64) <= trial.len() as f64 * (1.0 - MIN_DEFLATE_SAVING)
 }
 
 /// The `.npy` magic string.
@@ -449,6 +499,22 @@ mod tests {
         window_to_u8(&i16s, wi, &mut out);
         let f: Vec<f64> = i16s.iter().map(|&v| v.into()).collect();
         assert_eq!(out, direct(&f, wi));
+        // Windows beyond the type's values, and a degenerate one inside.
+        for w in [
+            window(70_000.0, 80_000.0),
+            window(-10.0, -5.0),
+            window(300.0, 300.0),
+        ] {
+            window_to_u8(&u16s, w, &mut out);
+            let expected: Vec<u8> = if w.low == w.high {
+                u16s.iter()
+                    .map(|&v| if f64::from(v) >= w.high { 255 } else { 0 })
+                    .collect()
+            } else {
+                direct(&u16s.iter().map(|&v| v.into()).collect::<Vec<f64>>(), w)
+            };
+            assert_eq!(out, expected);
+        }
         // Small input: direct path, same answers.
         window_to_u8(&i16s[..10], wi, &mut out);
         assert_eq!(out, direct(&f[..10], wi));
@@ -479,35 +545,93 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn noise_is_stored_and_structure_deflated() {
-        let (w, h) = (1024u32, 512u32);
+    /// xorshift bytes: noise that deflate cannot shrink.
+    fn noise(len: usize) -> Vec<u8> {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..w * h)
+        (0..len)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 (state >> 24) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn noise_is_stored_and_structure_deflated() {
+        let (w, h) = (1024u32, 512u32);
+        let noise = noise((w * h) as usize);
         // a smooth ramp with a little noise: what deflate is for
         let structured: Vec<u8> = (0..w * h)
             .map(|i| ((i % w) / 8) as u8 ^ (noise[i as usize] & 1))
             .collect();
         let raw = (w * h) as usize;
         for (pixels, deflated) in [(&noise, false), (&structured, true)] {
-            assert_eq!(deflate_pays(pixels, w as usize), deflated);
             let encoded = encode_png_gray8(w, h, pixels).unwrap();
             assert_eq!(decode(&encoded).1, *pixels);
             if deflated {
                 assert!(encoded.len() < raw / 2, "{} bytes", encoded.len());
             } else {
-                assert!(encoded.len() > raw, "{} bytes", encoded.len());
+                // stored: the rows, a filter byte each, block headers
+                assert!(encoded.len() > raw + h as usize, "{} bytes", encoded.len());
+                assert!(encoded.len() < raw + raw / 100, "{} bytes", encoded.len());
             }
         }
-        // small images skip the trial
-        assert!(deflate_pays(&noise[..64 * 1024], w as usize));
+        // small images skip the trial: deflated, even noise
+        let small = encode_png_gray8(256, 256, &noise[..65_536]).unwrap();
+        assert_eq!(decode(&small).1, &noise[..65_536]);
+        assert_eq!(&small[37..41], b"IDAT");
+        assert_eq!(&small[41..43], &[0x78, 0x01]);
+        assert_ne!(small[43] & 0b110, 0, "a compressed first block");
+    }
+
+    #[test]
+    fn long_streams_span_idat_chunks_and_wide_rows_span_stored_blocks() {
+        // 3 MiB of noise is stored: three chunks of 1 MiB and a short one
+        let (w, h) = (1536u32, 2048u32);
+        let pixels = noise((w * h) as usize);
+        let encoded = encode_png_gray8(w, h, &pixels).unwrap();
+        let idats = encoded.windows(4).filter(|k| k == b"IDAT").count();
+        assert_eq!(idats, 4);
+        assert_eq!(decode(&encoded).1, pixels);
+        // rows wider than a stored block, in RGB
+        let (w, h) = (30_000u32, 20u32);
+        let pixels = noise((w * h * 3) as usize);
+        let (info, data) = decode(&encode_png_rgb8(w, h, &pixels).unwrap());
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        assert_eq!(data, pixels);
+        // a deflated stream longer than a chunk
+        let structured: Vec<u8> = (0..4096 * 2048u32)
+            .map(|i| ((i % 4096) / 16) as u8 ^ (pixels[(i % 60_000) as usize] & 7))
+            .collect();
+        let encoded = encode_png_gray8(4096, 2048, &structured).unwrap();
+        assert!(encoded.windows(4).filter(|k| k == b"IDAT").count() > 1);
+        assert_eq!(decode(&encoded).1, structured);
+    }
+
+    #[test]
+    fn windowed_png_is_the_mapped_plane() {
+        let (w, h) = (700u32, 600u32);
+        let u16s: Vec<u16> = (0..w * h).map(|i| (i * 7919 % 65_536) as u16).collect();
+        let f32s: Vec<f32> = u16s.iter().map(|&v| v as f32 - 100.5).collect();
+        let mut gray = Vec::new();
+        for window in [
+            window(10.5, 30_000.25),
+            window(5.0, 5.0),
+            window(f64::MIN, f64::MAX),
+        ] {
+            window_to_u8(&u16s, window, &mut gray);
+            let encoded = encode_png_windowed(w, h, &u16s, window).unwrap();
+            assert_eq!(decode(&encoded).1, gray);
+            window_to_u8(&f32s, window, &mut gray);
+            let encoded = encode_png_windowed(w, h, &f32s, window).unwrap();
+            assert_eq!(decode(&encoded).1, gray);
+        }
+        assert!(matches!(
+            encode_png_windowed(w, h - 1, &u16s, window(0.0, 1.0)),
+            Err(CoreError::InvalidRequest(_))
+        ));
     }
 
     #[test]
