@@ -22,6 +22,9 @@ pub struct Window {
 /// than the lookups, under concurrent requests).
 const MAP_PIECE: usize = 4 * 1024 * 1024;
 
+/// Entries of a lookup table: every value of a 16-bit type.
+const TABLE_LEN: usize = 1 << 16;
+
 /// Below this many samples per table entry, mapping every sample directly is
 /// cheaper than building a lookup table over all possible values.
 const LUT_MIN_SAMPLES_PER_ENTRY: usize = 4;
@@ -53,8 +56,9 @@ pub fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>)
 enum ByteMap {
     /// For 8- and 16-bit types with enough samples: the byte of every
     /// possible value, cheaper to look up than floating-point work per
-    /// sample.
-    Table(Vec<u8>),
+    /// sample. Always [`TABLE_LEN`] long, so that a lookup of a masked bin
+    /// needs no bounds check (a fifth of the loop's time).
+    Table(Box<[u8; TABLE_LEN]>),
     /// A degenerate window: `v >= high` → 255.
     Threshold { high: f64 },
     /// `(v - low) * scale`, rounded and clamped.
@@ -85,17 +89,17 @@ impl ByteMap {
             }
         };
         match T::HISTOGRAM_BINS {
-            Some(bins) if samples >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
+            Some(bins) if bins <= TABLE_LEN && samples >= bins * LUT_MIN_SAMPLES_PER_ENTRY => {
                 // bytes never fall as values rise, so only the values inside
                 // the window need arithmetic: 0 below it, 255 above it
                 let byte_of = |b: usize| map.byte(T::from_bin(b));
                 let first_lit = first_bin(bins, |b| byte_of(b) > 0);
                 let first_white = first_bin(bins, |b| byte_of(b) == 255);
-                let mut lut = vec![0u8; bins];
+                let mut lut = Box::new([0u8; TABLE_LEN]);
                 for (b, byte) in lut.iter_mut().enumerate().take(first_white).skip(first_lit) {
                     *byte = byte_of(b);
                 }
-                lut[first_white..].fill(255);
+                lut[first_white..bins].fill(255);
                 ByteMap::Table(lut)
             }
             _ => map,
@@ -127,9 +131,11 @@ impl ByteMap {
         let pairs = out.iter_mut().zip(samples);
         match self {
             ByteMap::Table(lut) => {
-                let lut = &lut[..];
+                let lut: &[u8; TABLE_LEN] = lut;
                 for (o, v) in pairs {
-                    *o = lut[v.bin()];
+                    // bins are below `bins <= TABLE_LEN`: the mask changes
+                    // nothing but proves the index in bounds
+                    *o = lut[v.bin() & (TABLE_LEN - 1)];
                 }
             }
             &ByteMap::Threshold { high } => {

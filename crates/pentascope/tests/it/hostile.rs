@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::util::tiff::{described_tiff, plain_tiff};
-use crate::util::Server;
+use crate::util::{decode_gray_png, Server};
 
 /// Peak resident memory the server may reach on any hostile input.
 const MAX_PEAK_RSS_KIB: u64 = 1 << 20;
@@ -238,6 +238,75 @@ fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() 
     let small = server.upload_ok("small.tif", plain_tiff(2048, 2048, 16, 1, |_, i| i as u8));
     let resp = server.get(&format!("/slice?image_id={small}&format=npy"));
     assert_eq!(resp.status, 200, "{}", resp.snippet());
+    server.assert_healthy();
+}
+
+/// Planes of different sizes and types, rendered one after another on the
+/// one rendering slot (so on threads that keep their last plane's buffer),
+/// each come back as exactly their own samples, and 8-bit renderings of
+/// them as their own windowed pixels.
+#[test]
+fn slices_of_different_planes_in_turn_are_each_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("PENTASCOPE_RENDER_CONCURRENCY", "1"),
+            ("PENTASCOPE_SLICE_CACHE_MIB", "0"),
+        ],
+    );
+    let wide_fill = |page: u32, i: usize| (i as u32 * 13 + page * 71) as u8;
+    let small_fill = |page: u32, i: usize| (i as u32 * 5 + page * 3 + 1) as u8;
+    let wide = server.upload_ok("wide.tif", plain_tiff(640, 480, 16, 2, wide_fill));
+    let small = server.upload_ok("small.tif", plain_tiff(200, 150, 8, 2, small_fill));
+    let expected = |fill: &dyn Fn(u32, usize) -> u8, bytes: usize, page: u32| -> Vec<u8> {
+        (0..bytes).map(|i| fill(page, i)).collect()
+    };
+    for round in 0..3 {
+        for (id, fill, bytes, width) in [
+            (
+                &wide,
+                &wide_fill as &dyn Fn(u32, usize) -> u8,
+                640 * 480 * 2,
+                640,
+            ),
+            (
+                &small,
+                &small_fill as &dyn Fn(u32, usize) -> u8,
+                200 * 150,
+                200,
+            ),
+        ] {
+            let z = (round % 2) as u32;
+            let npy = server
+                .get(&format!("/slice?image_id={id}&z={z}&format=npy"))
+                .npy()
+                .unwrap();
+            assert_eq!(
+                npy.data,
+                expected(fill, bytes, z),
+                "{id} z={z} round {round}"
+            );
+            // an 8-bit window over the whole sample range: v * 255 / max
+            let max = if bytes == 200 * 150 { 255.0 } else { 65535.0 };
+            let resp = server.get(&format!("/slice?image_id={id}&z={z}&min=0&max={max}"));
+            let png = decode_gray_png(&resp.body).unwrap();
+            assert_eq!(png.width, width);
+            let samples: Vec<f64> = if bytes == 200 * 150 {
+                npy.data.iter().map(|&b| f64::from(b)).collect()
+            } else {
+                npy.data
+                    .chunks_exact(2)
+                    .map(|b| f64::from(u16::from_le_bytes([b[0], b[1]])))
+                    .collect()
+            };
+            let windowed: Vec<u16> = samples
+                .iter()
+                .map(|v| (v * 255.0 / max + 0.5).floor() as u16)
+                .collect();
+            assert_eq!(png.samples, windowed, "{id} z={z} round {round}");
+        }
+    }
     server.assert_healthy();
 }
 
