@@ -43,6 +43,11 @@ pub struct App {
     pub(crate) slice_memory: Arc<tokio::sync::Semaphore>,
     /// Renderings that may run at once.
     pub(crate) render_slots: Arc<tokio::sync::Semaphore>,
+    /// The threads renderings run on, one per slot: few, and each reused,
+    /// so that the allocator pages and plane buffers they keep are few. On
+    /// tokio's blocking pool, which grows with every burst, 32 clients had
+    /// spread tile renderings over ten threads, each keeping its own pages.
+    render_threads: Arc<rayon::ThreadPool>,
     /// The passes reading each image, cancelled when it is deleted.
     readers: Mutex<HashMap<ImageId, Vec<Cancel>>>,
     /// The resumable uploads this process has opened.
@@ -138,7 +143,13 @@ impl App {
         let render_slots = config
             .render_concurrency
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let render_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(render_slots)
+            .thread_name(|i| format!("render-{i}"))
+            .build()
+            .map_err(|e| AppError::Internal(format!("cannot start the rendering threads: {e}")))?;
         Ok(App {
+            render_threads: Arc::new(render_threads),
             caches: Arc::new(Caches::new(config.slice_cache_bytes)),
             config,
             images: records.images,
@@ -267,6 +278,32 @@ impl App {
             database,
             storage,
             broker,
+        }
+    }
+}
+
+impl App {
+    /// Runs a rendering (which holds a rendering slot) on the rendering
+    /// threads, keeping the tracing span. A panic fails the request rather
+    /// than the thread.
+    pub(crate) async fn on_render_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let span = tracing::Span::current();
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        self.render_threads.spawn(move || {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.in_scope(f)));
+            // the request may have gone; its rendering is then simply dropped
+            let _ = sender.send(result);
+        });
+        match answer.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(AppError::Internal(
+                "the rendering failed unexpectedly".into(),
+            )),
+            Err(_) => Err(AppError::Internal("the rendering threads stopped".into())),
         }
     }
 }

@@ -21,7 +21,7 @@ use pentascope_store::{ImageRecord, StoreError};
 use serde::Serialize;
 
 use crate::access::Caller;
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::audit::Action;
 use crate::cache::SliceKey;
 use crate::error::AppError;
@@ -547,22 +547,23 @@ impl App {
         let cancel = Cancel::new();
         let guard = cancel.on_drop();
         let observed = cancel.clone();
-        let rendered = blocking(move || {
-            let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
-            let dtype = reader.layout().dtype;
-            let job = Job {
-                t,
-                z_range,
-                projection,
-                layers,
-                mode,
-                source: geometry.source(reader.layout()),
-                cancel: observed,
-            };
-            let (pixels, (w, h)) = dispatch_dtype!(dtype, T => job.run::<T>(&*reader))?;
-            encode(mode, format, w as u32, h as u32, &pixels)
-        })
-        .await;
+        let rendered = self
+            .on_render_thread(move || {
+                let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
+                let dtype = reader.layout().dtype;
+                let job = Job {
+                    t,
+                    z_range,
+                    projection,
+                    layers,
+                    mode,
+                    source: geometry.source(reader.layout()),
+                    cancel: observed,
+                };
+                let (pixels, (w, h)) = dispatch_dtype!(dtype, T => job.run::<T>(&*reader))?;
+                encode(mode, format, w as u32, h as u32, &pixels)
+            })
+            .await;
         guard.disarm();
         let body = match rendered {
             Ok(body) => self.caches.keep_slice(key, body),

@@ -9,7 +9,7 @@ use pentascope_core::{CoreError, Limit};
 use pentascope_store::pixels::PixelReader;
 use pentascope_store::{ImageId, ImageRecord};
 
-use crate::app::{blocking, App};
+use crate::app::App;
 use crate::cache::SliceKey;
 use crate::error::AppError;
 use crate::images::open_pixels;
@@ -82,12 +82,13 @@ impl App {
             None => {
                 let _share = self.slice_share_for(&record).await?;
                 let (pixels, caches) = (self.pixels.clone(), self.caches.clone());
-                let rendered = blocking(move || {
-                    let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
-                    let dtype = reader.layout().dtype;
-                    dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
-                })
-                .await;
+                let rendered = self
+                    .on_render_thread(move || {
+                        let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
+                        let dtype = reader.layout().dtype;
+                        dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
+                    })
+                    .await;
                 let body = match rendered {
                     Ok(body) => body,
                     Err(e) => return Err(self.unless_deleted(id, e).await),

@@ -246,7 +246,7 @@ impl App {
         let id = record.id;
         let plane = PlaneIndex::new(t, z, c);
         let chunk = [chunk_rows, chunk_columns];
-        let computed = blocking(move || {
+        let computed = self.on_render_thread(move || {
             let reader = caches.reader(id, || open_pixels(&*pixels, &reading))?;
             let dtype = reader.layout().dtype;
             Ok(dispatch_dtype!(dtype, T => chunk_bytes::<T>(&*reader, level, plane, rows, columns, chunk)?))

@@ -23,6 +23,35 @@ use pentascope_store::pixels::{CompressionSetting, Durability};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How often [`purge_freed_pages`] asks the allocator to give back what is
+/// due.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts a thread that keeps the allocator's promise for an idle process.
+/// mimalloc returns freed pages to the kernel once they have been free for
+/// a while (`MIMALLOC_PURGE_DELAY`, 1 s), but only when some thread calls
+/// into it: after an ingest or a burst of renderings, an idle server kept
+/// about 150 MiB it no longer used (RSS 242 MiB after a 500 MB upload,
+/// 95 MiB with purging at once). Purging only what is due keeps the pages
+/// that a steady load reuses.
+fn purge_freed_pages() {
+    let purger = std::thread::Builder::new()
+        .name("allocator-purge".into())
+        .spawn(|| loop {
+            std::thread::sleep(PURGE_EVERY);
+            // SAFETY: mi_collect has no preconditions; unforced, it frees
+            // this thread's empty pages and purges the arenas' memory whose
+            // delay has passed, program-wide, as any allocation may.
+            #[allow(unsafe_code)]
+            unsafe {
+                libmimalloc_sys::mi_collect(false)
+            };
+        });
+    if let Err(e) = purger {
+        tracing::warn!(error = %e, "no allocator purge thread: idle memory is returned on the next request");
+    }
+}
+
 /// pentascope: a service for 5D (TZCYX) scientific images. `serve` runs the
 /// HTTP API, `worker` runs queued jobs, `ingest` imports TIFF files,
 /// `check` verifies records and pixels, `migrate` prepares the database,
@@ -620,6 +649,7 @@ fn main() -> std::process::ExitCode {
     };
     let result: Result<(), String> = match cli.command {
         Command::Serve(settings) => {
+            purge_freed_pages();
             let config = settings.config();
             let data_dir = config.data_dir.clone();
             let (auth, auth_reason) = (config.auth().as_str(), config.auth_reason());
@@ -637,7 +667,10 @@ fn main() -> std::process::ExitCode {
                 }))
                 .map_err(|e| e.to_string())
         }
-        Command::Worker(settings) => runtime.block_on(worker(settings.config())),
+        Command::Worker(settings) => {
+            purge_freed_pages();
+            runtime.block_on(worker(settings.config()))
+        }
         Command::Migrate(settings) => {
             let url = settings.config().database_url();
             runtime.block_on(async {
