@@ -617,6 +617,58 @@ mod tests {
     }
 
     #[test]
+    fn every_shape_and_format_decodes_to_its_pixels() {
+        let bytes = noise(3 * 300_000);
+        // noise and flat runs, so both the stored and the deflated paths
+        // and fdeflate's zero runs are taken
+        let flat_then_noise = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| {
+                    if i < len / 2 {
+                        0
+                    } else {
+                        bytes[i % bytes.len()]
+                    }
+                })
+                .collect()
+        };
+        for (w, h) in [
+            (1u32, 1u32),
+            (1, 17),
+            (17, 1),
+            (3, 300),
+            (1023, 9),
+            (300_000, 1),
+            (70_000, 5),
+            (600, 600),
+        ] {
+            let n = (w * h) as usize;
+            for pixels in [bytes[..n].to_vec(), flat_then_noise(n)] {
+                let (info, data) = decode(&encode_png_gray8(w, h, &pixels).unwrap());
+                assert_eq!((info.width, info.height), (w, h));
+                assert_eq!(data, pixels, "gray8 {w}×{h}");
+            }
+            if n * 3 <= bytes.len() {
+                let rgb = flat_then_noise(3 * n);
+                let (info, data) = decode(&encode_png_rgb8(w, h, &rgb).unwrap());
+                assert_eq!(info.color_type, png::ColorType::Rgb);
+                assert_eq!(data, rgb, "rgb8 {w}×{h}");
+            }
+            let samples: Vec<u16> = flat_then_noise(2 * n)
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            let (_, data) = decode(&encode_png_gray16(w, h, &samples).unwrap());
+            let expected: Vec<u8> = samples.iter().flat_map(|v| v.to_be_bytes()).collect();
+            assert_eq!(data, expected, "gray16 {w}×{h}");
+        }
+        assert!(matches!(
+            encode_png_rgb8(2, 2, &bytes[..11]),
+            Err(CoreError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
     fn windowed_png_is_the_mapped_plane() {
         let (w, h) = (700u32, 600u32);
         let u16s: Vec<u16> = (0..w * h).map(|i| (i * 7919 % 65_536) as u16).collect();
