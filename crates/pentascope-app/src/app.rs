@@ -144,7 +144,7 @@ impl App {
             .render_concurrency
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let render_threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(render_slots)
+            .num_threads(render_slots.min(MAX_RENDER_THREADS))
             .thread_name(|i| format!("render-{i}"))
             .build()
             .map_err(|e| AppError::Internal(format!("cannot start the rendering threads: {e}")))?;
@@ -300,13 +300,26 @@ impl App {
         });
         match answer.await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(AppError::Internal(
-                "the rendering failed unexpectedly".into(),
-            )),
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("a panic");
+                tracing::error!(panic = what, "a rendering failed");
+                Err(AppError::Internal(
+                    "the rendering failed unexpectedly".into(),
+                ))
+            }
             Err(_) => Err(AppError::Internal("the rendering threads stopped".into())),
         }
     }
 }
+
+/// Most rendering threads, whatever the concurrency: slots beyond this
+/// many (for a store whose reads wait on the network) queue for a thread
+/// rather than start one each.
+const MAX_RENDER_THREADS: usize = 256;
 
 /// Runs CPU-bound or blocking work on the blocking pool, keeping the
 /// tracing span.

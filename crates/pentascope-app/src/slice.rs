@@ -229,6 +229,7 @@ fn render<T: Sample>(
     rendering: Rendering,
 ) -> Result<Vec<u8>, AppError> {
     let shape = reader.layout().shape;
+    // no overflow: `slice_share_for` refused planes over the memory budget
     let samples = (shape.y * shape.x) as usize;
     let bytes = samples * std::mem::size_of::<T>();
     let (w, h) = (shape.x as u32, shape.y as u32);

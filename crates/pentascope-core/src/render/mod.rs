@@ -4,7 +4,6 @@
 
 use crate::dtype::{DType, Sample};
 use crate::error::CoreError;
-use rayon::prelude::*;
 
 mod png_rows;
 
@@ -17,11 +16,6 @@ pub struct Window {
     pub high: f64,
 }
 
-/// Samples one thread maps through the lookup table at a time: a plane of
-/// a few megapixels stays on its thread (handing pieces to others cost more
-/// than the lookups, under concurrent requests).
-const MAP_PIECE: usize = 4 * 1024 * 1024;
-
 /// Entries of a lookup table: every value of a 16-bit type.
 const TABLE_LEN: usize = 1 << 16;
 
@@ -29,30 +23,13 @@ const TABLE_LEN: usize = 1 << 16;
 /// cheaper than building a lookup table over all possible values.
 const LUT_MIN_SAMPLES_PER_ENTRY: usize = 4;
 
-/// Maps samples to 8 bits through the window, replacing the contents of
-/// `out` (which ends up with `samples.len()` bytes).
+/// How samples become bytes under a window, decided once for a plane and
+/// then applied to any part of it.
 ///
 /// Each sample becomes `round((v - low) / (high - low) * 255)` clamped to
 /// `0..=255` (halves round up); NaN becomes 0. A degenerate window
 /// (`high <= low`) thresholds: `v >= high` → 255, anything else → 0. The raw
 /// value is never cast (and truncated) to 8 bits.
-pub fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>) {
-    let map = ByteMap::new::<T>(window, samples.len());
-    out.clear();
-    out.resize(samples.len(), 0);
-    // a plane of one piece stays on the caller's thread: handing it to the
-    // pool only adds two context switches
-    if samples.len() <= MAP_PIECE {
-        map.map(samples, out);
-    } else {
-        out.par_chunks_mut(MAP_PIECE)
-            .zip(samples.par_chunks(MAP_PIECE))
-            .for_each(|(out, samples)| map.map(samples, out));
-    }
-}
-
-/// How samples become bytes under a window ([`window_to_u8`]'s rule),
-/// decided once for a plane and then applied to any part of it.
 enum ByteMap {
     /// For 8- and 16-bit types with enough samples: the byte of every
     /// possible value, cheaper to look up than floating-point work per
@@ -181,8 +158,8 @@ fn to_u8(scaled: f64) -> u8 {
 }
 
 /// Encodes a `width × height` plane of samples (row-major) as an 8-bit
-/// grayscale PNG windowed as [`window_to_u8`] maps them, one row at a time:
-/// no 8-bit copy of the plane is made.
+/// grayscale PNG windowed by `window` ([`ByteMap`]'s rule), one row at a
+/// time: no 8-bit copy of the plane is made.
 pub fn encode_png_windowed<T: Sample>(
     width: u32,
     height: u32,
@@ -442,6 +419,13 @@ mod tests {
         Window { low, high }
     }
 
+    /// The bytes [`ByteMap`] gives `samples` under `window`, into `out`.
+    fn window_to_u8<T: Sample>(samples: &[T], window: Window, out: &mut Vec<u8>) {
+        out.clear();
+        out.resize(samples.len(), 0);
+        ByteMap::new::<T>(window, samples.len()).map(samples, out);
+    }
+
     #[test]
     fn window_maps_rounds_and_clamps() {
         let mut out = Vec::new();
@@ -524,8 +508,8 @@ mod tests {
         // Small input: direct path, same answers.
         window_to_u8(&i16s[..10], wi, &mut out);
         assert_eq!(out, direct(&f[..10], wi));
-        // More than one piece: mapped in parallel, same answers in order.
-        let many: Vec<u8> = (0..MAP_PIECE + 1001).map(|i| (i % 251) as u8).collect();
+        // A plane of several megapixels: same answers in order.
+        let many: Vec<u8> = (0..(4 << 20) + 1001).map(|i| (i % 251) as u8).collect();
         window_to_u8(&many, w, &mut out);
         let f: Vec<f64> = many.iter().map(|&v| v.into()).collect();
         assert_eq!(out, direct(&f, w));

@@ -241,6 +241,12 @@ fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() 
     server.assert_healthy();
 }
 
+/// One rendering at a time and nothing cached: every request renders, in turn.
+const ONE_RENDERING_NO_CACHE: &[(&str, &str)] = &[
+    ("PENTASCOPE_RENDER_CONCURRENCY", "1"),
+    ("PENTASCOPE_SLICE_CACHE_MIB", "0"),
+];
+
 /// Planes of different sizes and types, rendered one after another on the
 /// one rendering slot (so on threads that keep their last plane's buffer),
 /// each come back as exactly their own samples, and 8-bit renderings of
@@ -248,13 +254,7 @@ fn slices_of_planes_over_the_memory_budget_are_refused_with_the_setting_named() 
 #[test]
 fn slices_of_different_planes_in_turn_are_each_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        dir.path(),
-        &[
-            ("PENTASCOPE_RENDER_CONCURRENCY", "1"),
-            ("PENTASCOPE_SLICE_CACHE_MIB", "0"),
-        ],
-    );
+    let server = Server::start_with(dir.path(), ONE_RENDERING_NO_CACHE);
     let wide_fill = |page: u32, i: usize| (i as u32 * 13 + page * 71) as u8;
     let small_fill = |page: u32, i: usize| (i as u32 * 5 + page * 3 + 1) as u8;
     let wide = server.upload_ok("wide.tif", plain_tiff(640, 480, 16, 2, wide_fill));
@@ -316,13 +316,7 @@ fn slices_of_different_planes_in_turn_are_each_their_own() {
 #[test]
 fn renderings_beyond_the_concurrency_wait_their_turn() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        dir.path(),
-        &[
-            ("PENTASCOPE_RENDER_CONCURRENCY", "1"),
-            ("PENTASCOPE_SLICE_CACHE_MIB", "0"),
-        ],
-    );
+    let server = Server::start_with(dir.path(), ONE_RENDERING_NO_CACHE);
     let id = server.upload_ok(
         "stack.tif",
         plain_tiff(600, 500, 16, 8, |page, i| (i as u32 * 7 + page * 31) as u8),
