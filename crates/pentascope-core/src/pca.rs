@@ -305,13 +305,9 @@ impl PcaModel {
                 let acc = &mut acc[..len];
                 acc.fill(0.0);
                 for (k, &w) in component.iter().enumerate() {
-                    for (a, x) in acc.iter_mut().zip(&centred[k * CHUNK..k * CHUNK + len]) {
-                        *a += w * x;
-                    }
+                    add_scaled(acc, w, &centred[k * CHUNK..k * CHUNK + len]);
                 }
-                for (dst, a) in o[start..start + len].iter_mut().zip(acc.iter()) {
-                    *dst = *a as f32;
-                }
+                to_f32(acc, &mut o[start..start + len]);
             }
         }
     }
@@ -332,8 +328,28 @@ fn check_block<T>(channels: &[&[T]], expected: usize) -> usize {
     n
 }
 
+// The loops below are compiled for AVX2 too and chosen at run time: twice
+// the lanes of the SSE2 baseline. Their arithmetic is the same, operation
+// for operation (no fused multiply-adds), so every CPU gets the same bits.
+
+/// `acc[i] += w * x[i]`.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn add_scaled(acc: &mut [f64], w: f64, x: &[f64]) {
+    for (a, x) in acc.iter_mut().zip(x) {
+        *a += w * x;
+    }
+}
+
+/// `dst[i] = src[i] as f32`.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn to_f32(src: &[f64], dst: &mut [f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s as f32;
+    }
+}
+
 /// `dst[i] = src[i] - mean`.
-#[inline]
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn centre<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) {
     for (d, v) in dst.iter_mut().zip(src) {
         *d = v.to_f64() - mean;
@@ -342,7 +358,7 @@ fn centre<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) {
 
 /// `dst[i] = src[i] - mean`, returning the sum of `dst` (four independent
 /// partial sums, so the additions do not form one long dependency chain).
-#[inline]
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn centre_and_sum<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let mut qd = dst.chunks_exact_mut(4);
@@ -362,6 +378,7 @@ fn centre_and_sum<T: Sample>(src: &[T], mean: f64, dst: &mut [f64]) -> f64 {
 
 /// Sum of the samples in `f64`, by blocks with four independent partial
 /// sums (accurate and vectorisable).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn sum<T: Sample>(samples: &[T]) -> f64 {
     let mut total = 0.0;
     for block in samples.chunks(SUM_BLOCK) {
@@ -381,7 +398,7 @@ fn sum<T: Sample>(samples: &[T]) -> f64 {
 }
 
 /// Dot product with four independent partial sums.
-#[inline]
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let mut qa = a.chunks_exact(4);

@@ -1,7 +1,8 @@
 //! Computations that stream a stored image: statistics recomputed from the
 //! chunks, PCA with pixels as samples and channels as features (one pass for
-//! the covariance, one for the scores' statistics, then a few that find the
-//! scores' display windows exactly), and the virtual reader
+//! the covariance, one for the scores' statistics and their exact display
+//! windows; a few more for the windows of images too large to keep their
+//! tails), and the virtual reader
 //! that serves PCA scores as an image by projecting source planes on request.
 //!
 //! Each pass is cut into [`parts`] fixed by the layout, merged in part
@@ -16,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pentascope_core::pca::{fit, CovarianceAccumulator, PcaModel};
-use pentascope_core::stats::{ChannelStats, StatsAccumulator};
+use pentascope_core::stats::{
+    ChannelStats, StatsAccumulator, Tails, DISPLAY_HIGH_QUANTILE, DISPLAY_LOW_QUANTILE,
+};
 use pentascope_core::wire::{WireReader, WireWriter};
 use pentascope_core::{dispatch_dtype, CoreError, DType, PlaneIndex, Sample, Shape5};
 use pentascope_store::pixels::{ArrayLayout, PixelReader};
@@ -289,9 +292,9 @@ pub struct PcaOutcome {
 }
 
 /// Fits PCA with `k` components over all pixels of `reader`, then projects
-/// every pixel once more for the scores' statistics (and the inline scores
-/// when there are at most `inline_cap` values). Nothing is written: the
-/// scores image is served by [`ScoresReader`].
+/// every pixel once more for the scores' statistics and display windows
+/// (and the inline scores when there are at most `inline_cap` values).
+/// Nothing is written: the scores image is served by [`ScoresReader`].
 /// `progress` is told the fraction done (each pass is half).
 pub fn pca(
     reader: &dyn PixelReader,
@@ -339,22 +342,34 @@ fn pca_typed<T: Sample>(
     let n_pixels = shape.pixels_per_channel();
     let inline = (n_pixels * k as u64 <= inline_cap)
         .then(|| Mutex::new(vec![0f32; (n_pixels * k as u64) as usize]));
-    let mut scores = vec![StatsAccumulator::<f32>::new(); k];
+    let mut scores = ScoresPartial::new(&layout, k, true);
+    // each part starts from the tails merged so far, so that it skips
+    // scores that cannot be in the display window's tails
+    let merged_so_far = Mutex::new(scores.fresh());
+    let lock = || merged_so_far.lock().unwrap_or_else(|e| e.into_inner());
     in_order(
         parts.len(),
         |i| {
-            let part = scores_of::<T>(reader, &model, &parts[i], cancel, inline.as_ref())?;
+            let fresh = lock().fresh();
+            let part = scores_of::<T>(reader, &model, &parts[i], fresh, cancel, inline.as_ref())?;
             tick();
             Ok(part)
         },
-        |part| merge_channels(&mut scores, part),
+        |part| {
+            scores.merge(part);
+            *lock() = scores.fresh();
+        },
     )?;
-    let mut score_statistics: Vec<ChannelStats> =
-        scores.iter().map(StatsAccumulator::finish).collect();
-    exact_score_windows(reader, &model, &mut score_statistics, part_pixels, cancel)?;
+    let ScoreStatistics {
+        mut statistics,
+        windows_exact,
+    } = scores.finish();
+    if !windows_exact {
+        exact_score_windows(reader, &model, &mut statistics, part_pixels, cancel)?;
+    }
     Ok(PcaOutcome {
         model,
-        score_statistics,
+        score_statistics: statistics,
         inline_scores: inline.map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())),
     })
 }
@@ -376,18 +391,100 @@ fn covariance_of<T: Sample>(
     Ok(acc)
 }
 
-/// Statistics of each component's scores over `units`, added in order;
-/// the scores are also copied into `inline` (pixel-major) when given.
+/// What the scores pass gathers: each component's statistics and, in one
+/// process when the image is small enough for them
+/// ([`Tails::for_quantiles`]), its tails, which give the exact display
+/// window in the same pass. (Parts on other workers leave the tails out:
+/// they would each send up to the whole tails.)
+struct ScoresPartial {
+    stats: Vec<StatsAccumulator<f32>>,
+    tails: Option<Vec<Tails>>,
+}
+
+/// The scores' statistics, and whether their display windows are exact
+/// already (else [`exact_score_windows`] finds them).
+struct ScoreStatistics {
+    statistics: Vec<ChannelStats>,
+    windows_exact: bool,
+}
+
+impl ScoresPartial {
+    fn new(layout: &ArrayLayout, k: usize, with_tails: bool) -> ScoresPartial {
+        let quantiles = [DISPLAY_LOW_QUANTILE, DISPLAY_HIGH_QUANTILE];
+        let tails = with_tails
+            .then(|| Tails::for_quantiles(layout.shape.pixels_per_channel(), &quantiles))
+            .flatten();
+        ScoresPartial {
+            stats: vec![StatsAccumulator::new(); k],
+            tails: tails.map(|t| vec![t; k]),
+        }
+    }
+
+    /// An empty partial whose tails start from these ones'.
+    fn fresh(&self) -> ScoresPartial {
+        ScoresPartial {
+            stats: vec![StatsAccumulator::new(); self.stats.len()],
+            tails: (self.tails.as_ref()).map(|t| t.iter().map(Tails::fresh_like).collect()),
+        }
+    }
+
+    fn add(&mut self, component: usize, scores: &[f32]) {
+        self.stats[component].add(scores);
+        if let Some(tails) = &mut self.tails {
+            tails[component].add(scores);
+        }
+    }
+
+    fn merge(&mut self, part: ScoresPartial) {
+        merge_channels(&mut self.stats, part.stats);
+        if let (Some(tails), Some(more)) = (&mut self.tails, part.tails) {
+            for (t, m) in tails.iter_mut().zip(more) {
+                t.merge(m);
+            }
+        }
+    }
+
+    /// The statistics, with each display window from the tails when every
+    /// component's tails give it.
+    fn finish(&self) -> ScoreStatistics {
+        let mut statistics: Vec<ChannelStats> =
+            self.stats.iter().map(StatsAccumulator::finish).collect();
+        let windows: Option<Vec<(f32, f32)>> = self.tails.as_ref().and_then(|tails| {
+            tails
+                .iter()
+                .map(|t| {
+                    Some((
+                        t.quantile(DISPLAY_LOW_QUANTILE)?,
+                        t.quantile(DISPLAY_HIGH_QUANTILE)?,
+                    ))
+                })
+                .collect()
+        });
+        let windows_exact = windows.is_some();
+        for (s, (low, high)) in statistics.iter_mut().zip(windows.into_iter().flatten()) {
+            s.display_min = f64::from(low);
+            s.display_max = f64::from(high);
+        }
+        ScoreStatistics {
+            statistics,
+            windows_exact,
+        }
+    }
+}
+
+/// Statistics (and tails, when `stats` keeps them) of each component's
+/// scores over `units`, added in order to `stats`; the scores are also
+/// copied into `inline` (pixel-major) when given.
 fn scores_of<T: Sample>(
     reader: &dyn PixelReader,
     model: &PcaModel,
     units: &[Unit],
+    mut stats: ScoresPartial,
     cancel: &Cancel,
     inline: Option<&Mutex<Vec<f32>>>,
-) -> Result<Vec<StatsAccumulator<f32>>, PassError> {
+) -> Result<ScoresPartial, PassError> {
     let shape = reader.layout().shape;
     let k = model.n_components;
-    let mut stats = vec![StatsAccumulator::<f32>::new(); k];
     let mut projected: Vec<Vec<f32>> = vec![Vec::new(); k];
     let mut bands = Vec::new();
     for unit in units {
@@ -403,8 +500,8 @@ fn scores_of<T: Sample>(
             let mut outs: Vec<&mut [f32]> = projected.iter_mut().map(Vec::as_mut_slice).collect();
             model.project_block(&views, &mut outs);
         }
-        for (acc, p) in stats.iter_mut().zip(&projected) {
-            acc.add(p);
+        for (component, p) in projected.iter().enumerate() {
+            stats.add(component, p);
         }
         if let Some(inline) = inline {
             let first = (((t * shape.z + z) * shape.y + rows.start) * shape.x) as usize;
@@ -462,11 +559,15 @@ pub fn scores_part(
     cancel: &Cancel,
 ) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
-    let stats = dispatch_dtype!(reader.layout().dtype, T => scores_of::<T>(reader, model, &units, cancel, None)?);
-    Ok(encode_channels(&stats))
+    let stats = dispatch_dtype!(reader.layout().dtype, T => {
+        let stats = ScoresPartial::new(reader.layout(), model.n_components, false);
+        scores_of::<T>(reader, model, &units, stats, cancel, None)?
+    });
+    Ok(encode_channels(&stats.stats))
 }
 
-/// Merges score-statistics partials in part order: what [`pca`] reports.
+/// Merges score-statistics partials in part order: what [`pca`] reports
+/// but the display windows, which [`exact_score_windows`] finds.
 pub fn merge_score_statistics(k: usize, parts: &[Vec<u8>]) -> Result<Vec<ChannelStats>, PassError> {
     let mut scores = vec![StatsAccumulator::<f32>::new(); k];
     for bytes in parts {
@@ -921,5 +1022,100 @@ mod tests {
         let error = read_levels(&*reader, &cancel).unwrap_err();
         assert!(error.to_string().contains("missing"), "{error}");
         recompute_statistics(&*reader, 1 << 20, &cancel).unwrap();
+    }
+
+    /// The scores' display windows found in the scores pass (from their
+    /// tails) are the exact percentiles, as the narrowing passes that
+    /// larger images need find them, and as sorting every score does.
+    #[test]
+    fn score_windows_from_tails_and_from_narrowing_passes_are_the_sorted_percentiles() {
+        let (z, c, h, w) = (3u64, 3u64, 300u64, 260u64);
+        let shape = Shape5::new(1, z, c, h, w);
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
+        let layout = ArrayLayout::for_image(shape, DType::U16);
+        let id = ImageId(1);
+        let writer = store
+            .create(id, layout, &ImageAttributes::default(), Compression::None)
+            .unwrap();
+        let sample = |z: u64, ch: u64, y: u64, x: u64| {
+            let noise = (x * 7919 + y * 104_729 + z * 13 + ch * 31) % 1009;
+            (20_000.0
+                + 9000.0 * (x as f64 / 17.0 + ch as f64).sin()
+                + 3000.0 * (y as f64 / 41.0).cos()) as u16
+                + noise as u16
+        };
+        for zi in 0..z {
+            for ch in 0..c {
+                for rows in layout.bands() {
+                    let band: Vec<u16> = rows
+                        .clone()
+                        .flat_map(|y| (0..w).map(move |x| sample(zi, ch, y, x)))
+                        .collect();
+                    writer
+                        .write_band(
+                            PlaneIndex::new(0, zi, ch),
+                            rows.start,
+                            bytemuck::cast_slice(&band),
+                        )
+                        .unwrap();
+                }
+            }
+        }
+        writer.commit().unwrap();
+        let reader = store.open(id).unwrap();
+        let cancel = Cancel::new();
+        // parts of a few bands, so that tails are merged
+        let part_pixels = 4 * layout.chunk_y.min(h) * w;
+        let outcome = pca(&*reader, 2, 0, part_pixels, &|_| {}, &cancel).unwrap();
+        // every score, sorted: the reference
+        let mut scores = vec![Vec::new(); 2];
+        for zi in 0..z {
+            let bands: Vec<Vec<u16>> = (0..c)
+                .map(|ch| {
+                    reader
+                        .read_plane::<u16>(PlaneIndex::new(0, zi, ch))
+                        .unwrap()
+                })
+                .collect();
+            let views: Vec<&[u16]> = bands.iter().map(Vec::as_slice).collect();
+            let mut out = vec![vec![0f32; (h * w) as usize]; 2];
+            let mut outs: Vec<&mut [f32]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+            outcome.model.project_block(&views, &mut outs);
+            for (all, o) in scores.iter_mut().zip(out) {
+                all.extend(o);
+            }
+        }
+        // the narrowing passes, from the sampled estimate
+        let mut narrowed: Vec<ChannelStats> = outcome.score_statistics.clone();
+        for s in &mut narrowed {
+            (s.display_min, s.display_max) = (0.0, 0.0);
+        }
+        exact_score_windows(
+            &*reader,
+            &outcome.model,
+            &mut narrowed,
+            part_pixels,
+            &cancel,
+        )
+        .unwrap();
+        for (component, all) in scores.iter_mut().enumerate() {
+            all.sort_unstable_by(f32::total_cmp);
+            let n = all.len();
+            let at = |q: f64| f64::from(all[((q * (n - 1) as f64).floor() as usize).min(n - 1)]);
+            let want = (at(DISPLAY_LOW_QUANTILE), at(DISPLAY_HIGH_QUANTILE));
+            let tails = &outcome.score_statistics[component];
+            assert_eq!(
+                (tails.display_min, tails.display_max),
+                want,
+                "PC{component} from tails"
+            );
+            let passes = &narrowed[component];
+            assert_eq!(
+                (passes.display_min, passes.display_max),
+                want,
+                "PC{component} from passes"
+            );
+        }
     }
 }

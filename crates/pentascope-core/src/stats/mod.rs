@@ -21,11 +21,13 @@
 //! and histogram only consider finite samples.
 //!
 //! The strategies live in `exact` and `sampled`, what they share in
-//! `binning`; this module holds the public types and the dispatch.
+//! `binning`; `tails` finds a float stream's display window exactly (PCA
+//! scores); this module holds the public types and the dispatch.
 
 mod binning;
 mod exact;
 mod sampled;
+mod tails;
 
 use crate::dtype::Sample;
 use crate::error::CoreError;
@@ -35,13 +37,14 @@ use rayon::prelude::*;
 use sampled::SampledMoments;
 use std::fmt;
 use std::marker::PhantomData;
+pub use tails::Tails;
 
 /// Bins of the served histogram.
 const DISPLAY_BINS: usize = 256;
 /// Quantile of the lower end of the default display window.
-const DISPLAY_LOW_QUANTILE: f64 = 0.001;
+pub const DISPLAY_LOW_QUANTILE: f64 = 0.001;
 /// Quantile of the upper end of the default display window.
-const DISPLAY_HIGH_QUANTILE: f64 = 0.999;
+pub const DISPLAY_HIGH_QUANTILE: f64 = 0.999;
 
 /// Samples per piece that [`accumulate_par`] hands to one `add` call.
 const PAR_PIECE: usize = 256 * 1024;

@@ -349,6 +349,7 @@ impl Moments {
     /// Two-pass moments: the mean from blockwise sums, then the squared
     /// deviations from it (with the correction term of the "corrected
     /// two-pass algorithm", which also refines the mean).
+    #[multiversion::multiversion(targets("x86_64+avx2"))]
     fn of_chunk<T: Sample>(samples: &[T]) -> Moments {
         let n = samples.len() as f64;
         let mut sum = 0.0;
