@@ -24,11 +24,12 @@ pub struct Tails {
     /// Holds the `keep` smallest finite values seen (and possibly larger
     /// ones since the last trim).
     low: Vec<f32>,
-    /// No value at or above it is among the `keep` smallest.
+    /// Values at or above it can be left out without changing the `keep`
+    /// smallest (a tie with it is already kept).
     low_bound: f32,
     /// As `low`, for the largest values.
     high: Vec<f32>,
-    /// No value at or below it is among the `keep` largest.
+    /// As `low_bound`, for the `keep` largest.
     high_bound: f32,
 }
 
