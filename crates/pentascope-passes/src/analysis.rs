@@ -391,6 +391,9 @@ fn covariance_of<T: Sample>(
     Ok(acc)
 }
 
+/// The quantiles of a display window: its low and its high end.
+const WINDOW_QUANTILES: [f64; 2] = [DISPLAY_LOW_QUANTILE, DISPLAY_HIGH_QUANTILE];
+
 /// What the scores pass gathers: each component's statistics and, in one
 /// process when the image is small enough for them
 /// ([`Tails::for_quantiles`]), its tails, which give the exact display
@@ -410,9 +413,8 @@ struct ScoreStatistics {
 
 impl ScoresPartial {
     fn new(layout: &ArrayLayout, k: usize, with_tails: bool) -> ScoresPartial {
-        let quantiles = [DISPLAY_LOW_QUANTILE, DISPLAY_HIGH_QUANTILE];
         let tails = with_tails
-            .then(|| Tails::for_quantiles(layout.shape.pixels_per_channel(), &quantiles))
+            .then(|| Tails::for_quantiles(layout.shape.pixels_per_channel(), &WINDOW_QUANTILES))
             .flatten();
         ScoresPartial {
             stats: vec![StatsAccumulator::new(); k],
@@ -735,7 +737,7 @@ pub fn exact_score_windows(
         .flat_map(|(component, s)| {
             // the histogram spans the finite scores
             let (lo, hi) = (s.histogram.min as f32, s.histogram.max as f32);
-            [0.001, 0.999].map(|quantile| Sought {
+            WINDOW_QUANTILES.map(|quantile| Sought {
                 component,
                 quantile,
                 lo,
