@@ -24,6 +24,7 @@
 //! assert_eq!(DType::from_name("uint16"), Some(DType::U16));
 //! ```
 
+pub mod bitshuffle;
 pub mod composite;
 pub mod error;
 pub mod json_f64;

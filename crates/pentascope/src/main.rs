@@ -204,8 +204,9 @@ pub struct IngestSettings {
     #[arg(long, env = "PENTASCOPE_DURABILITY", default_value_t = Durability::default())]
     durability: Durability,
     /// How new images' pixels are compressed: `fast` (blosc LZ4 with byte
-    /// shuffle where it saves 5%, else none: decoded at several GB/s per
-    /// core), `small` (zstd with byte or bit shuffle, for archives: up to a
+    /// shuffle where it saves 5%, or with bit shuffle where that saves 15%
+    /// and more, else none: decoded at about 3 GB/s per core or more),
+    /// `small` (zstd with byte or bit shuffle, for archives: up to a
     /// fifth smaller on noisy 16-bit data, 2–10× slower to decode) or
     /// `none`. Stored images keep the compression they were stored with.
     #[arg(long, env = "PENTASCOPE_COMPRESSION", default_value_t = CompressionSetting::default())]

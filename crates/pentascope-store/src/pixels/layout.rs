@@ -79,8 +79,8 @@ pub enum Shuffle {
 }
 
 impl Compression {
-    /// What `--compression fast` stores (where it saves anything): blosc LZ4
-    /// over byte-shuffled samples, which decodes at several GB/s per core
+    /// What `--compression fast` stores where byte shuffle saves more: blosc
+    /// LZ4 over byte-shuffled samples, which decodes at several GB/s per core
     /// (BENCHMARKS.md, "Compression for readers").
     pub const FAST: Compression = Compression::Blosc {
         coder: BloscCoder::Lz4,
@@ -88,7 +88,18 @@ impl Compression {
         shuffle: Shuffle::Bytes,
     };
 
-    /// The codec that applies it to chunks of `dtype` samples; `None` for
+    /// What `--compression fast` stores where bit shuffle saves more: blosc
+    /// LZ4 over bit-shuffled samples, decoded at about 3 GB/s per core by
+    /// pentascope's own bit unshuffle (BENCHMARKS.md, "Bit shuffle decoded by
+    /// pentascope").
+    pub const FAST_BITS: Compression = Compression::Blosc {
+        coder: BloscCoder::Lz4,
+        level: 5,
+        shuffle: Shuffle::Bits,
+    };
+
+    /// The codec that applies it to chunks of `dtype` samples (blosc decoded
+    /// as arrays opened from the store are, by `pixels::blosc`); `None` for
     /// chunks stored as they are.
     pub fn codec(
         self,
@@ -104,7 +115,7 @@ impl Compression {
                 coder,
                 level,
                 shuffle,
-            } => Some(std::sync::Arc::new(
+            } => Some(super::blosc::reading_here(std::sync::Arc::new(
                 BloscCodec::new(
                     match coder {
                         BloscCoder::Lz4 => BloscCompressor::LZ4,
@@ -119,7 +130,7 @@ impl Compression {
                     Some(dtype.size()),
                 )
                 .map_err(|e| e.to_string())?,
-            )),
+            ))),
         })
     }
 }
@@ -153,7 +164,9 @@ impl std::fmt::Display for Compression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CompressionSetting {
     /// For readers: blosc LZ4 with byte shuffle ([`Compression::FAST`])
-    /// where it saves at least 5% of the first band, else none.
+    /// where it saves at least 5% of the first band, or with bit shuffle
+    /// ([`Compression::FAST_BITS`]) where that saves at least 15% and more,
+    /// else none.
     #[default]
     Fast,
     /// For archives: the smallest of zstd 1 and blosc zstd 1 with byte or

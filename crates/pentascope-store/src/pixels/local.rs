@@ -481,6 +481,7 @@ mod tests {
         for (n, compression) in [
             Compression::None,
             Compression::FAST,
+            Compression::FAST_BITS,
             Compression::Zstd(ZSTD_LEVEL),
             blosc_zstd(Shuffle::Bytes),
             blosc_zstd(Shuffle::Bits),

@@ -6,9 +6,11 @@
 //! - [`traits`]: what every backend offers;
 //! - [`ngff`]: the NGFF metadata written beside the array;
 //! - `zarr`: reading and writing an array through any zarrs store;
+//! - `blosc`: blosc chunks decoded with pentascope's bit unshuffle;
 //! - [`local`], [`s3`]: the backends;
 //! - [`metered`]: any backend with its operations measured.
 
+mod blosc;
 pub mod layout;
 pub mod local;
 pub mod metered;

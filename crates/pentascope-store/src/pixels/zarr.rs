@@ -208,6 +208,7 @@ where
     {
         return Err(StoreError::NotFound(id.to_string()));
     }
+    super::blosc::register();
     let array = Array::open(store.clone(), "/0").map_err(|e| storage_error(remote, e))?;
     let chunks = Arc::new(ChunkStore {
         every_chunk_stored: array.attributes().get(EVERY_CHUNK_STORED) == Some(&true.into()),

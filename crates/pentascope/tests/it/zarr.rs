@@ -479,7 +479,8 @@ fn codecs_of(metadata: &Value) -> Vec<Value> {
 
 /// Each `--compression` setting stores images that read back exactly, by
 /// pentascope and by zarr-python over HTTP, with the codec the setting
-/// names in their metadata; an image stored as `small` (the choice before
+/// names in their metadata (`fast`: LZ4, with bit shuffle for an image
+/// under camera noise); an image stored as `small` (the choice before
 /// `fast` became the default) still reads exactly once the service runs
 /// with the default.
 #[test]
@@ -498,11 +499,27 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
             9000 + (x * 3 + y * 5) / 4 + page * 100 + (n as u32).wrapping_mul(2654435761) % 7;
         (sample >> (8 * (i % 2))) as u8
     };
-    let smooth_sha: String = {
+    // a slow gradient under camera noise (four uniform draws, sigma about
+    // 230): only bit shuffle finds its high bits, so `fast` bit-shuffles it
+    let camera = |page: u32, i: usize| {
+        let n = (i / 2) as u32;
+        let (x, y) = (n % width, n / width);
+        let noise: u32 = (0..4u32)
+            .map(|k| {
+                let mut h = n ^ (page << 28) ^ k.wrapping_mul(0x9E37_79B9);
+                h = (h ^ (h >> 16)).wrapping_mul(0x7FEB_352D);
+                h = (h ^ (h >> 15)).wrapping_mul(0x846C_A68B);
+                (h ^ (h >> 16)) % 400
+            })
+            .sum();
+        let sample = 12000 + x * 3 + y * 2 + noise - 800;
+        (sample >> (8 * (i % 2))) as u8
+    };
+    let sha_of = |sample_byte: &dyn Fn(u32, usize) -> u8| -> String {
         let mut digest = Sha256::new();
         for page in 0..pages {
             let bytes: Vec<u8> = (0..(width * height * 2) as usize)
-                .map(|i| smooth(page, i))
+                .map(|i| sample_byte(page, i))
                 .collect();
             digest.update(&bytes);
         }
@@ -512,6 +529,7 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
             .map(|b| format!("{b:02x}"))
             .collect()
     };
+    let (smooth_sha, camera_sha) = (sha_of(&smooth), sha_of(&camera));
     let reads_by_url = |server: &Server, ids: &[&str], dir: &std::path::Path| -> Value {
         let mut args = Vec::new();
         for id in ids {
@@ -539,6 +557,10 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
                 "smooth.tif",
                 crate::util::tiff::plain_tiff(width, height, 16, pages, smooth),
             ),
+            server.upload_ok(
+                "camera.tif",
+                crate::util::tiff::plain_tiff(width, height, 16, pages, camera),
+            ),
         ];
         assert_eq!(
             server.samples_sha256(&ids[0]),
@@ -546,7 +568,8 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
             "{setting}: {mitosis}"
         );
         assert_eq!(server.samples_sha256(&ids[1]), smooth_sha, "{setting}");
-        let read = reads_by_url(&server, &[&ids[0], &ids[1]], npy_dir.path());
+        assert_eq!(server.samples_sha256(&ids[2]), camera_sha, "{setting}");
+        let read = reads_by_url(&server, &[&ids[0], &ids[1], &ids[2]], npy_dir.path());
         for id in &ids {
             assert_eq!(
                 read[server.url(&format!("/zarr/{id}"))],
@@ -554,44 +577,46 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
                 "{setting} {id}"
             );
         }
-        // the smooth image's codecs, at every level
-        let group: Value = server
-            .get(&format!("/zarr/{}/zarr.json", ids[1]))
-            .json()
-            .unwrap();
-        let levels = group["attributes"]["ome"]["multiscales"][0]["datasets"]
-            .as_array()
-            .unwrap()
-            .len();
-        assert!(levels > 1, "{group}");
-        for level in 0..levels {
-            let metadata: Value = server
-                .get(&format!("/zarr/{}/{level}/zarr.json", ids[1]))
-                .json()
-                .unwrap();
-            let codecs = codecs_of(&metadata);
-            let names: Vec<&str> = codecs.iter().map(|c| c["name"].as_str().unwrap()).collect();
-            let blosc = codecs.iter().find(|c| c["name"] == "blosc");
-            match setting {
-                "fast" => {
-                    let blosc = blosc.unwrap_or_else(|| panic!("fast, level {level}: {names:?}"));
-                    assert_eq!(blosc["configuration"]["cname"], "lz4", "level {level}");
-                    assert_eq!(
-                        blosc["configuration"]["shuffle"], "shuffle",
-                        "level {level}"
-                    );
+        // the smooth and camera images' codecs, at every level
+        for (image, id) in [("smooth", &ids[1]), ("camera", &ids[2])] {
+            let group: Value = server.get(&format!("/zarr/{id}/zarr.json")).json().unwrap();
+            let levels = group["attributes"]["ome"]["multiscales"][0]["datasets"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert!(levels > 1, "{group}");
+            for level in 0..levels {
+                let metadata: Value = server
+                    .get(&format!("/zarr/{id}/{level}/zarr.json"))
+                    .json()
+                    .unwrap();
+                let codecs = codecs_of(&metadata);
+                let names: Vec<&str> = codecs.iter().map(|c| c["name"].as_str().unwrap()).collect();
+                let blosc = codecs.iter().find(|c| c["name"] == "blosc");
+                match setting {
+                    "fast" => {
+                        let blosc = blosc
+                            .unwrap_or_else(|| panic!("fast, {image}, level {level}: {names:?}"));
+                        assert_eq!(blosc["configuration"]["cname"], "lz4", "{image} {level}");
+                        // the smooth image takes whichever shuffle is smaller
+                        let shuffle = &blosc["configuration"]["shuffle"];
+                        assert!(
+                            shuffle == "bitshuffle" || (image == "smooth" && shuffle == "shuffle"),
+                            "{image}, level {level}: {shuffle}"
+                        );
+                    }
+                    "small" => assert!(
+                        names.contains(&"zstd")
+                            || blosc.is_some_and(|b| b["configuration"]["cname"] == "zstd"),
+                        "small, level {level}: {codecs:?}"
+                    ),
+                    _ => assert!(
+                        names
+                            .iter()
+                            .all(|n| ["sharding_indexed", "bytes", "crc32c"].contains(n)),
+                        "none, level {level}: {names:?}"
+                    ),
                 }
-                "small" => assert!(
-                    names.contains(&"zstd")
-                        || blosc.is_some_and(|b| b["configuration"]["cname"] == "zstd"),
-                    "small, level {level}: {codecs:?}"
-                ),
-                _ => assert!(
-                    names
-                        .iter()
-                        .all(|n| ["sharding_indexed", "bytes", "crc32c"].contains(n)),
-                    "none, level {level}: {names:?}"
-                ),
             }
         }
         if setting == "small" {
@@ -607,7 +632,8 @@ fn each_compression_setting_round_trips_exactly_and_reads_by_url() {
         "stored as small, read as fast"
     );
     assert_eq!(server.samples_sha256(&ids[1]), smooth_sha);
-    let read = reads_by_url(&server, &[&ids[0], &ids[1]], npy_dir.path());
+    assert_eq!(server.samples_sha256(&ids[2]), camera_sha);
+    let read = reads_by_url(&server, &[&ids[0], &ids[1], &ids[2]], npy_dir.path());
     for id in &ids {
         assert_eq!(read[server.url(&format!("/zarr/{id}"))], true, "{id}");
     }

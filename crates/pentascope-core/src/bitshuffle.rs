@@ -1,0 +1,301 @@
+//! Undoing a bit shuffle: the layout blosc and the bitshuffle library give
+//! `n` elements of `size` bytes (`n` a multiple of 8) before compressing
+//! them. The shuffled bytes are `8 · size` bit rows of `n / 8` bytes: row
+//! `8 · j + k` holds bit `k` of byte `j` of every element, element `e` at bit
+//! `e % 8` of the row's byte `e / 8`.
+//!
+//! Undoing it is an 8 × 8 bit transpose per byte plane and group of 8
+//! elements. blosc's own routine does it in two passes over the block with
+//! SSE2 at about 2 GB/s per core, which made reading bit-shuffled chunks
+//! slower than reading raw ones (BENCHMARKS.md, "Bit shuffle decoded by
+//! pentascope"). Here 32 groups are gathered from their rows with byte
+//! unpacks, transposed in 64-bit lanes and, for 2-byte elements, the two
+//! byte planes are interleaved in the same pass; AVX2 is chosen at run time,
+//! and a scalar loop with the same result covers other CPUs and the tail.
+
+/// Undoes the bit shuffle into `dst` of elements of `planes.len()` bytes;
+/// `planes[j]` holds the 8 bit rows of byte `j` (`dst.len() / planes.len()`
+/// bytes: the shuffled block's bytes `j·n .. (j+1)·n` for `n` elements),
+/// wherever they are (blosc stores a split block's planes as separate
+/// streams, raw or compressed). `scratch` holds the byte planes of elements
+/// of more than 2 bytes.
+///
+/// # Panics
+/// If a plane is not `n` bytes or `n` is not a multiple of 8: the caller
+/// checks both (a blosc block whose element count is not a multiple of 8 is
+/// stored unshuffled).
+pub fn bit_unshuffle(planes: &[&[u8]], dst: &mut [u8], scratch: &mut Vec<u8>) {
+    let size = planes.len();
+    assert!(size > 0 && dst.len() % (8 * size) == 0);
+    let n = dst.len() / size;
+    assert!(planes.iter().all(|p| p.len() == n));
+    match planes {
+        [plane] => planes_to_bytes(plane, dst),
+        [low, high] => pairs_from_planes(low, high, dst),
+        _ => {
+            scratch.clear();
+            scratch.resize(dst.len(), 0);
+            for (rows, plane) in planes.iter().zip(scratch.chunks_exact_mut(n)) {
+                planes_to_bytes(rows, plane);
+            }
+            for (e, element) in dst.chunks_exact_mut(size).enumerate() {
+                for (j, byte) in element.iter_mut().enumerate() {
+                    *byte = scratch[j * n + e];
+                }
+            }
+        }
+    }
+}
+
+/// One byte plane: 8 bit rows of `out.len() / 8` bytes into `out`.
+fn planes_to_bytes(rows: &[u8], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX2, checked just above.
+        let done = unsafe { avx2::planes_to_bytes(rows, out) };
+        return scalar_plane(rows, out, done);
+    }
+    scalar_plane(rows, out, 0)
+}
+
+/// Two-byte elements: the bit rows of the low and high bytes into
+/// interleaved pairs.
+fn pairs_from_planes(low: &[u8], high: &[u8], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX2, checked just above.
+        let done = unsafe { avx2::pairs_from_planes(low, high, dst) };
+        return scalar_pairs(low, high, dst, done);
+    }
+    scalar_pairs(low, high, dst, 0)
+}
+
+/// The 8 × 8 bit transpose of `x` (byte `k`, bit `m`) → (byte `m`, bit `k`).
+#[inline]
+fn transpose8(mut x: u64) -> u64 {
+    let mut t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^= t ^ (t << 28);
+    x
+}
+
+/// Group `g`'s bytes of the 8 rows `stride` apart, row `k` in byte `k`.
+#[inline]
+fn gather(rows: &[u8], stride: usize, g: usize) -> u64 {
+    (0..8).fold(0, |x, k| x | (u64::from(rows[k * stride + g]) << (8 * k)))
+}
+
+fn scalar_plane(rows: &[u8], out: &mut [u8], from_group: usize) {
+    let groups = out.len() / 8;
+    for g in from_group..groups {
+        let bytes = transpose8(gather(rows, groups, g)).to_le_bytes();
+        out[8 * g..8 * g + 8].copy_from_slice(&bytes);
+    }
+}
+
+fn scalar_pairs(low_rows: &[u8], high_rows: &[u8], dst: &mut [u8], from_group: usize) {
+    let groups = low_rows.len() / 8;
+    for g in from_group..groups {
+        let low = transpose8(gather(low_rows, groups, g)).to_le_bytes();
+        let high = transpose8(gather(high_rows, groups, g)).to_le_bytes();
+        for (m, pair) in dst[16 * g..16 * g + 16].chunks_exact_mut(2).enumerate() {
+            pair[0] = low[m];
+            pair[1] = high[m];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(s: &[u8], at: usize) -> __m256i {
+        bytemuck::pod_read_unaligned(&s[at..at + 32])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store(d: &mut [u8], at: usize, v: __m256i) {
+        d[at..at + 32].copy_from_slice(bytemuck::bytes_of(&v));
+    }
+
+    /// One delta swap of [`super::transpose8`] in each 64-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn swap<const SHIFT: i32>(x: __m256i, mask: i64) -> __m256i {
+        let t = _mm256_and_si256(
+            _mm256_xor_si256(x, _mm256_srli_epi64::<SHIFT>(x)),
+            _mm256_set1_epi64x(mask),
+        );
+        _mm256_xor_si256(x, _mm256_xor_si256(t, _mm256_slli_epi64::<SHIFT>(t)))
+    }
+
+    /// [`super::transpose8`] in each 64-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose8(x: __m256i) -> __m256i {
+        let x = swap::<7>(x, 0x00AA_00AA_00AA_00AA);
+        let x = swap::<14>(x, 0x0000_CCCC_0000_CCCC);
+        swap::<28>(x, 0x0000_0000_F0F0_F0F0)
+    }
+
+    /// Groups `g0 .. g0 + 32` of 8 rows `stride` apart, each transposed:
+    /// vector `i` holds groups `2i, 2i + 1, 2i + 16, 2i + 17` (from `g0`),
+    /// one per 64-bit lane, as unpacking within 128-bit lanes leaves them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn gather32(rows: &[u8], stride: usize, g0: usize) -> [__m256i; 8] {
+        let a: [__m256i; 8] = std::array::from_fn(|k| load(rows, k * stride + g0));
+        let b: [__m256i; 8] = std::array::from_fn(|i| {
+            let (x, y) = (a[2 * (i / 2)], a[2 * (i / 2) + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_epi8(x, y)
+            } else {
+                _mm256_unpackhi_epi8(x, y)
+            }
+        });
+        // rows 0-3 from b[0..4], rows 4-7 from b[4..8]
+        let c: [__m256i; 8] = std::array::from_fn(|i| {
+            let base = 4 * (i / 4);
+            let (x, y) = (b[base + (i % 4) / 2], b[base + 2 + (i % 4) / 2]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_epi16(x, y)
+            } else {
+                _mm256_unpackhi_epi16(x, y)
+            }
+        });
+        std::array::from_fn(|i| {
+            let (x, y) = (c[i / 2], c[4 + i / 2]);
+            transpose8(if i % 2 == 0 {
+                _mm256_unpacklo_epi32(x, y)
+            } else {
+                _mm256_unpackhi_epi32(x, y)
+            })
+        })
+    }
+
+    /// The whole 32-group runs of [`super::scalar_plane`]; returns the
+    /// groups done.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn planes_to_bytes(rows: &[u8], out: &mut [u8]) -> usize {
+        let groups = out.len() / 8;
+        let mut g0 = 0;
+        while g0 + 32 <= groups {
+            let d = gather32(rows, groups, g0);
+            for i in (0..8).step_by(2) {
+                let g = g0 + 2 * i;
+                store(
+                    out,
+                    8 * g,
+                    _mm256_permute2x128_si256::<0x20>(d[i], d[i + 1]),
+                );
+                store(
+                    out,
+                    8 * (g + 16),
+                    _mm256_permute2x128_si256::<0x31>(d[i], d[i + 1]),
+                );
+            }
+            g0 += 32;
+        }
+        g0
+    }
+
+    /// The whole 32-group runs of [`super::scalar_pairs`]; returns the
+    /// groups done.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn pairs_from_planes(low_rows: &[u8], high_rows: &[u8], dst: &mut [u8]) -> usize {
+        let groups = low_rows.len() / 8;
+        let mut g0 = 0;
+        while g0 + 32 <= groups {
+            let low = gather32(low_rows, groups, g0);
+            let high = gather32(high_rows, groups, g0);
+            for i in 0..8 {
+                // lanes: groups a | a + 16 (unpacklo), a + 1 | a + 17 (unpackhi)
+                let first = _mm256_unpacklo_epi8(low[i], high[i]);
+                let second = _mm256_unpackhi_epi8(low[i], high[i]);
+                let a = g0 + 2 * i;
+                store(
+                    dst,
+                    16 * a,
+                    _mm256_permute2x128_si256::<0x20>(first, second),
+                );
+                store(
+                    dst,
+                    16 * (a + 16),
+                    _mm256_permute2x128_si256::<0x31>(first, second),
+                );
+            }
+            g0 += 32;
+        }
+        g0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout by its definition, bit by bit.
+    fn shuffle_by_definition(size: usize, elements: &[u8]) -> Vec<u8> {
+        let n = elements.len() / size;
+        let mut rows = vec![0u8; elements.len()];
+        for e in 0..n {
+            for j in 0..size {
+                for k in 0..8 {
+                    let bit = (elements[e * size + j] >> k) & 1;
+                    rows[(8 * j + k) * (n / 8) + e / 8] |= bit << (e % 8);
+                }
+            }
+        }
+        rows
+    }
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn undoes_the_layout_for_every_size_and_count() {
+        // counts below, at and past the 256 elements of one vector step
+        for size in [1, 2, 3, 4, 8, 16] {
+            for n in [8, 16, 248, 256, 264, 512, 4096 + 8, 65536] {
+                let elements = pseudo_random(n * size, (size * 7919 + n) as u64);
+                let rows = shuffle_by_definition(size, &elements);
+                let planes: Vec<&[u8]> = rows.chunks_exact(n).collect();
+                let mut out = vec![0u8; elements.len()];
+                bit_unshuffle(&planes, &mut out, &mut Vec::new());
+                assert!(out == elements, "size {size}, {n} elements");
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_and_vector_paths_agree() {
+        let elements = pseudo_random(2 * 1024, 5);
+        let rows = shuffle_by_definition(2, &elements);
+        let mut scalar = vec![0u8; elements.len()];
+        let (low, high) = rows.split_at(1024);
+        scalar_pairs(low, high, &mut scalar, 0);
+        assert_eq!(scalar, elements);
+        let plane = &elements[..1024];
+        let rows = shuffle_by_definition(1, plane);
+        let mut scalar = vec![0u8; 1024];
+        scalar_plane(&rows, &mut scalar, 0);
+        assert_eq!(scalar, plane);
+    }
+}
