@@ -256,7 +256,7 @@ pub(crate) fn compression_for<T: Sample>(
 ///   least 5% and with bit shuffle where it saves at least 15%, else none
 ///   (LZ4 finds nothing in noise, and a stored chunk is read with no
 ///   decoding at all). Bit shuffle is what finds the smooth high bits of
-///   camera data under noise (81% of the structured benchmark file against
+///   camera data under noise (82% of the structured benchmark file against
 ///   98% with byte shuffle); pentascope's own bit unshuffle decodes it at
 ///   about 3 GB/s per core, which still costs a statistics pass about a
 ///   quarter more than raw chunks, hence the higher bar (the noise file's

@@ -89,12 +89,13 @@ impl Compression {
     };
 
     /// What `--compression fast` stores where bit shuffle saves more: blosc
-    /// LZ4 over bit-shuffled samples, decoded at about 3 GB/s per core by
-    /// pentascope's own bit unshuffle (BENCHMARKS.md, "Bit shuffle decoded by
-    /// pentascope").
+    /// LZ4 over bit-shuffled samples, decoded at about 3.5 GB/s per core by
+    /// pentascope's own bit unshuffle. Level 1: it writes twice as fast as
+    /// level 5 for 1% more bytes, which took ingest from 4.9 to 4.5 s on
+    /// the structured benchmark file (BENCHMARKS.md, "ninth session").
     pub const FAST_BITS: Compression = Compression::Blosc {
         coder: BloscCoder::Lz4,
-        level: 5,
+        level: 1,
         shuffle: Shuffle::Bits,
     };
 
