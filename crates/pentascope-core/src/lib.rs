@@ -10,6 +10,8 @@
 //! - [`stats`]: per-channel statistics and histograms accumulated in one pass;
 //! - [`pca`]: streaming covariance and the eigendecomposition behind PCA;
 //! - [`render`]: windowing to 8 bits, PNG and NumPy `.npy` encoding;
+//! - [`bitshuffle`]: undoing blosc's bit shuffle, which stored chunks of
+//!   camera data are decoded with;
 //! - [`segment`]: Otsu thresholds, 1D k-means on intensities, connected
 //!   components and region properties, streamed plane by plane and exact
 //!   against scikit-image and scikit-learn.
