@@ -7,8 +7,7 @@
 //! Undoing it is an 8 × 8 bit transpose per byte plane and group of 8
 //! elements. blosc's own routine does it in two passes over the block with
 //! SSE2 at about 2 GB/s per core, which made reading bit-shuffled chunks
-//! slower than reading raw ones (BENCHMARKS.md, "Bit shuffle decoded by
-//! pentascope"). Here 32 groups are gathered from their rows with byte
+//! slower than reading raw ones (BENCHMARKS.md, ninth session). Here 32 groups are gathered from their rows with byte
 //! unpacks, transposed in 64-bit lanes and, for 2-byte elements, the two
 //! byte planes are interleaved in the same pass; AVX2 is chosen at run time,
 //! and a scalar loop with the same result covers other CPUs and the tail.
@@ -30,13 +29,13 @@ pub fn bit_unshuffle(planes: &[&[u8]], dst: &mut [u8], scratch: &mut Vec<u8>) {
     let n = dst.len() / size;
     assert!(planes.iter().all(|p| p.len() == n));
     match planes {
-        [plane] => planes_to_bytes(plane, dst),
+        [plane] => plane_from_rows(plane, dst),
         [low, high] => pairs_from_planes(low, high, dst),
         _ => {
             scratch.clear();
             scratch.resize(dst.len(), 0);
             for (rows, plane) in planes.iter().zip(scratch.chunks_exact_mut(n)) {
-                planes_to_bytes(rows, plane);
+                plane_from_rows(rows, plane);
             }
             for (e, element) in dst.chunks_exact_mut(size).enumerate() {
                 for (j, byte) in element.iter_mut().enumerate() {
@@ -48,12 +47,12 @@ pub fn bit_unshuffle(planes: &[&[u8]], dst: &mut [u8], scratch: &mut Vec<u8>) {
 }
 
 /// One byte plane: 8 bit rows of `out.len() / 8` bytes into `out`.
-fn planes_to_bytes(rows: &[u8], out: &mut [u8]) {
+fn plane_from_rows(rows: &[u8], out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX2, checked just above.
-        let done = unsafe { avx2::planes_to_bytes(rows, out) };
+        let done = unsafe { avx2::plane_from_rows(rows, out) };
         return scalar_plane(rows, out, done);
     }
     scalar_plane(rows, out, 0)
@@ -184,7 +183,7 @@ mod avx2 {
     /// The whole 32-group runs of [`super::scalar_plane`]; returns the
     /// groups done.
     #[target_feature(enable = "avx2")]
-    pub(super) fn planes_to_bytes(rows: &[u8], out: &mut [u8]) -> usize {
+    pub(super) fn plane_from_rows(rows: &[u8], out: &mut [u8]) -> usize {
         let groups = out.len() / 8;
         let mut g0 = 0;
         while g0 + 32 <= groups {

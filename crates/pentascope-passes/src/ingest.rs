@@ -258,9 +258,9 @@ pub(crate) fn compression_for<T: Sample>(
 ///   decoding at all). Bit shuffle is what finds the smooth high bits of
 ///   camera data under noise (82% of the structured benchmark file against
 ///   98% with byte shuffle); pentascope's own bit unshuffle decodes it at
-///   about 3 GB/s per core, which still costs a statistics pass about a
-///   quarter more than raw chunks, hence the higher bar (the noise file's
-///   9% saving does not pay for it);
+///   3.5–4 GB/s per core, which still costs a statistics pass 10–40% more
+///   than raw chunks, hence the higher bar (the noise file's 9% saving
+///   does not pay for it);
 /// - `small`: the smallest of zstd 1 where it saves at least 10% and blosc
 ///   zstd 1 with byte or bit shuffle where it saves at least 15%; zstd's
 ///   fastest level where none does (noise-dominated data then costs no

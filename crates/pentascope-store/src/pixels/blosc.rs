@@ -1,17 +1,16 @@
-//! Reading blosc chunks: zarrs' blosc codec with the decoding of LZ4 and
-//! zstd blocks that are bit-shuffled or not shuffled done here, so that bit-shuffled chunks are undone by
-//! [`pentascope_core::bitshuffle`] (2-byte samples at memory speed) rather
-//! than by c-blosc's SSE2 routine, which took 40% of a statistics pass over
-//! bit-shuffled data (BENCHMARKS.md, "Bit shuffle decoded by pentascope").
+//! Reading blosc chunks: zarrs' blosc codec, with LZ4 and zstd frames that
+//! are bit-shuffled or not shuffled decoded here, so that bit shuffle is
+//! undone by [`pentascope_core::bitshuffle`] (3.5–4 GB/s per core) rather
+//! than by c-blosc's SSE2 routine (2.2 GB/s; BENCHMARKS.md, ninth session).
 //!
 //! The frame is blosc 1's (the one zarr-python, numcodecs, tensorstore and
 //! c-blosc write): a 16-byte header, the offsets of its blocks, then each
 //! block as one stream or, when split, one stream per byte of the sample,
 //! each stream prefixed by its compressed size and stored raw when that
-//! equals its decoded size. Anything else (byte shuffle, another compressor,
-//! a newer format) goes to c-blosc as before, and encoding always does. Every size
-//! and offset in a frame is checked against the frame and the chunk's
-//! decoded size before it is used.
+//! equals its decoded size. Anything else (byte shuffle, another
+//! compressor, a newer format) goes to c-blosc as before, and encoding
+//! always does. Every size and offset in a frame is checked against the
+//! frame and the chunk's decoded size before it is used.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -123,8 +122,8 @@ impl BytesToBytesCodecTraits for BloscReader {
     }
 
     /// Sharded reads decode each subchunk through this: the whole chunk is
-    /// decoded (as zarrs' own blosc partial decoder does for a whole
-    /// subchunk, by item) and the regions cut from it.
+    /// decoded once a call and the regions cut from it (zarrs' own blosc
+    /// partial decoder asks c-blosc for each region by item instead).
     fn partial_decoder(
         self: Arc<Self>,
         input_handle: Arc<dyn BytesPartialDecoderTraits>,
@@ -241,7 +240,6 @@ pub(crate) fn decode_frame(src: &[u8], expected: u64) -> Result<Option<Vec<u8>>,
         .get(..HEADER)
         .and_then(|h| h.try_into().ok())
         .ok_or(FrameError::Short(src.len()))?;
-    let word = |at: usize| u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
     let (version, flags, typesize) = (header[0], header[2], usize::from(header[3]));
     let coder = match flags >> 5 {
         1 => Coder::Lz4,
@@ -252,22 +250,18 @@ pub(crate) fn decode_frame(src: &[u8], expected: u64) -> Result<Option<Vec<u8>>,
     if version != FORMAT_VERSION || (flags & FLAG_BYTE_SHUFFLE != 0 && typesize > 1) {
         return Ok(None);
     }
-    let (nbytes, blocksize) = (u64::from(word(4)), u64::from(word(8)));
-    if nbytes != expected {
+    let [nbytes, blocksize] = [4, 8].map(|at| u32_at(header, at).unwrap_or(0));
+    if nbytes as u64 != expected {
         return Err(FrameError::Size {
-            claimed: nbytes,
+            claimed: nbytes as u64,
             expected,
         });
     }
-    // both fit in u32, hence in usize on every target pentascope builds for
-    let (nbytes, blocksize) = (nbytes as usize, blocksize as usize);
-    let mut out = vec![0u8; nbytes];
     if flags & FLAG_MEMCPYED != 0 {
         let stored = src
             .get(HEADER..HEADER + nbytes)
             .ok_or(FrameError::OutOfFrame(0))?;
-        out.copy_from_slice(stored);
-        return Ok(Some(out));
+        return Ok(Some(stored.to_vec()));
     }
     if blocksize == 0 {
         return Err(FrameError::ZeroBlockSize);
@@ -275,15 +269,11 @@ pub(crate) fn decode_frame(src: &[u8], expected: u64) -> Result<Option<Vec<u8>>,
     if typesize == 0 {
         return Err(FrameError::ZeroSampleSize);
     }
-    let block_capacity = blocksize.min(nbytes);
+    let mut out = vec![0u8; nbytes];
     SCRATCH.with_borrow_mut(|(streams, planes)| {
-        streams.resize(block_capacity, 0);
+        streams.resize(blocksize.min(nbytes), 0);
         for (j, dst) in out.chunks_mut(blocksize).enumerate() {
-            let start = HEADER + 4 * j;
-            let offset = src
-                .get(start..start + 4)
-                .map(|_| word(start) as usize)
-                .ok_or(FrameError::OutOfFrame(j))?;
+            let offset = u32_at(src, HEADER + 4 * j).ok_or(FrameError::OutOfFrame(j))?;
             decode_block(
                 src, offset, flags, typesize, coder, blocksize, dst, streams, planes,
             )
@@ -331,8 +321,8 @@ fn decode_block(
             let stream = next_stream(src, &mut offset)?;
             if stream.len() == part_size {
                 part.copy_from_slice(stream);
-            } else if decompress(coder, stream, part)? != part_size {
-                return None;
+            } else {
+                decompress_exactly(coder, stream, part)?;
             }
         }
         return Some(());
@@ -346,9 +336,7 @@ fn decode_block(
             parts.push(stream);
         } else {
             let (part, rest) = std::mem::take(&mut free).split_at_mut(part_size);
-            if decompress(coder, stream, part)? != part_size {
-                return None;
-            }
+            decompress_exactly(coder, stream, part)?;
             parts.push(part);
             free = rest;
         }
@@ -371,18 +359,24 @@ fn decode_block(
 /// The stream at `offset` (its 4-byte size, then its bytes); moves `offset`
 /// past it.
 fn next_stream<'a>(src: &'a [u8], offset: &mut usize) -> Option<&'a [u8]> {
-    let size_at = src.get(*offset..offset.checked_add(4)?)?;
-    let size = u32::from_le_bytes(size_at.try_into().ok()?) as usize;
+    let size = u32_at(src, *offset)?;
     let start = *offset + 4;
     let stream = src.get(start..start.checked_add(size)?)?;
     *offset = start + size;
     Some(stream)
 }
 
-/// Decompresses `stream` into `out`; the bytes written, `None` on corrupt
-/// input.
-fn decompress(coder: Coder, stream: &[u8], out: &mut [u8]) -> Option<usize> {
-    match coder {
+/// The little-endian `u32` at `at` in `src`, as a size or offset (a `u32`
+/// fits in `usize` on every target pentascope builds for).
+fn u32_at(src: &[u8], at: usize) -> Option<usize> {
+    let bytes = src.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?) as usize)
+}
+
+/// Decompresses `stream` into the whole of `out`; `None` on corrupt input
+/// or another size.
+fn decompress_exactly(coder: Coder, stream: &[u8], out: &mut [u8]) -> Option<()> {
+    let written = match coder {
         Coder::Lz4 => {
             let (in_len, out_len) = (
                 i32::try_from(stream.len()).ok()?,
@@ -400,7 +394,7 @@ fn decompress(coder: Coder, stream: &[u8], out: &mut [u8]) -> Option<usize> {
                     out_len,
                 )
             };
-            usize::try_from(written).ok()
+            usize::try_from(written).ok()?
         }
         Coder::Zstd => ZSTD.with_borrow_mut(|decompressor| {
             let decompressor = match decompressor {
@@ -408,8 +402,9 @@ fn decompress(coder: Coder, stream: &[u8], out: &mut [u8]) -> Option<usize> {
                 None => decompressor.insert(zstd::bulk::Decompressor::new().ok()?),
             };
             decompressor.decompress_to_buffer(stream, out).ok()
-        }),
-    }
+        })?,
+    };
+    (written == out.len()).then_some(())
 }
 
 #[cfg(test)]
