@@ -236,51 +236,104 @@ thread_local! {
 /// The `expected` bytes that the blosc frame `src` holds; `None` where the
 /// frame uses a format or compressor left to c-blosc.
 pub(crate) fn decode_frame(src: &[u8], expected: u64) -> Result<Option<Vec<u8>>, FrameError> {
-    let header: &[u8; HEADER] = src
-        .get(..HEADER)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(FrameError::Short(src.len()))?;
-    let (version, flags, typesize) = (header[0], header[2], usize::from(header[3]));
-    let coder = match flags >> 5 {
-        1 => Coder::Lz4,
-        4 => Coder::Zstd,
-        _ => return Ok(None),
-    };
-    // byte shuffle stays with c-blosc, whose SSE2 unshuffle is as fast
-    if version != FORMAT_VERSION || (flags & FLAG_BYTE_SHUFFLE != 0 && typesize > 1) {
+    let Some(frame) = Frame::of(src, expected)? else {
         return Ok(None);
-    }
-    let [nbytes, blocksize] = [4, 8].map(|at| u32_at(header, at).unwrap_or(0));
-    if nbytes as u64 != expected {
-        return Err(FrameError::Size {
-            claimed: nbytes as u64,
-            expected,
-        });
-    }
-    if flags & FLAG_MEMCPYED != 0 {
-        let stored = src
-            .get(HEADER..HEADER + nbytes)
-            .ok_or(FrameError::OutOfFrame(0))?;
-        return Ok(Some(stored.to_vec()));
-    }
-    if blocksize == 0 {
-        return Err(FrameError::ZeroBlockSize);
-    }
-    if typesize == 0 {
-        return Err(FrameError::ZeroSampleSize);
-    }
-    let mut out = vec![0u8; nbytes];
-    SCRATCH.with_borrow_mut(|(streams, planes)| {
-        streams.resize(blocksize.min(nbytes), 0);
-        for (j, dst) in out.chunks_mut(blocksize).enumerate() {
-            let offset = u32_at(src, HEADER + 4 * j).ok_or(FrameError::OutOfFrame(j))?;
-            decode_block(
-                src, offset, flags, typesize, coder, blocksize, dst, streams, planes,
-            )
-            .ok_or(FrameError::Block(j))?;
+    };
+    let mut out = vec![0u8; frame.nbytes];
+    frame.decode_into(src, &mut out)?;
+    Ok(Some(out))
+}
+
+/// Decodes the blosc frame `src` into the whole of `out` (the chunk's
+/// decoded size); `false`, with `out` untouched, where the frame uses a
+/// format or compressor left to c-blosc.
+pub(crate) fn decode_frame_into(src: &[u8], out: &mut [u8]) -> Result<bool, FrameError> {
+    let Some(frame) = Frame::of(src, out.len() as u64)? else {
+        return Ok(false);
+    };
+    frame.decode_into(src, out)?;
+    Ok(true)
+}
+
+/// What a frame's header says, checked against the frame and the chunk.
+struct Frame {
+    flags: u8,
+    typesize: usize,
+    coder: Coder,
+    nbytes: usize,
+    blocksize: usize,
+}
+
+impl Frame {
+    /// The header of `src`, a frame of `expected` decoded bytes; `None`
+    /// where the frame is left to c-blosc.
+    fn of(src: &[u8], expected: u64) -> Result<Option<Frame>, FrameError> {
+        let header: &[u8; HEADER] = src
+            .get(..HEADER)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(FrameError::Short(src.len()))?;
+        let (version, flags, typesize) = (header[0], header[2], usize::from(header[3]));
+        let coder = match flags >> 5 {
+            1 => Coder::Lz4,
+            4 => Coder::Zstd,
+            _ => return Ok(None),
+        };
+        // byte shuffle stays with c-blosc, whose SSE2 unshuffle is as fast
+        if version != FORMAT_VERSION || (flags & FLAG_BYTE_SHUFFLE != 0 && typesize > 1) {
+            return Ok(None);
         }
-        Ok(Some(out))
-    })
+        let [nbytes, blocksize] = [4, 8].map(|at| u32_at(header, at).unwrap_or(0));
+        if nbytes as u64 != expected {
+            return Err(FrameError::Size {
+                claimed: nbytes as u64,
+                expected,
+            });
+        }
+        if flags & FLAG_MEMCPYED == 0 {
+            if blocksize == 0 {
+                return Err(FrameError::ZeroBlockSize);
+            }
+            if typesize == 0 {
+                return Err(FrameError::ZeroSampleSize);
+            }
+        }
+        Ok(Some(Frame {
+            flags,
+            typesize,
+            coder,
+            nbytes,
+            blocksize,
+        }))
+    }
+
+    /// Decodes the frame `src` into `out` (exactly `nbytes`).
+    fn decode_into(&self, src: &[u8], out: &mut [u8]) -> Result<(), FrameError> {
+        let Frame {
+            flags,
+            typesize,
+            coder,
+            nbytes,
+            blocksize,
+        } = *self;
+        if flags & FLAG_MEMCPYED != 0 {
+            let stored = src
+                .get(HEADER..HEADER + nbytes)
+                .ok_or(FrameError::OutOfFrame(0))?;
+            out.copy_from_slice(stored);
+            return Ok(());
+        }
+        SCRATCH.with_borrow_mut(|(streams, planes)| {
+            streams.resize(blocksize.min(nbytes), 0);
+            for (j, dst) in out.chunks_mut(blocksize).enumerate() {
+                let offset = u32_at(src, HEADER + 4 * j).ok_or(FrameError::OutOfFrame(j))?;
+                decode_block(
+                    src, offset, flags, typesize, coder, blocksize, dst, streams, planes,
+                )
+                .ok_or(FrameError::Block(j))?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Block `dst.len()` bytes from the streams at `offset`, bit-unshuffled if

@@ -467,28 +467,11 @@ mod tests {
     /// of each level read back what was written.
     #[test]
     fn sharded_pyramid_round_trips_with_each_compression() {
-        use crate::pixels::{BloscCoder, Shuffle};
+        use crate::pixels::test_support::{camera_plane, every_compression, write_plane};
         use pentascope_core::pyramid::{downsample_plane, Downsample};
         let (h, w) = (2600u64, 2100u64);
-        let plane: Vec<u16> = (0..h * w)
-            .map(|i| ((i % w) * 7 + (i / w) * 3 + (i * 2654435761 % 97)) as u16)
-            .collect();
-        let blosc_zstd = |shuffle| Compression::Blosc {
-            coder: BloscCoder::Zstd,
-            level: 1,
-            shuffle,
-        };
-        for (n, compression) in [
-            Compression::None,
-            Compression::FAST,
-            Compression::FAST_BITS,
-            Compression::Zstd(ZSTD_LEVEL),
-            blosc_zstd(Shuffle::Bytes),
-            blosc_zstd(Shuffle::Bits),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        let plane = camera_plane(h, w);
+        for (n, compression) in every_compression().into_iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
             let store = LocalStore::new(dir.path(), Durability::Os).unwrap();
             let layout = ArrayLayout::for_image(Shape5::new(1, 1, 1, h, w), DType::U16);
@@ -522,31 +505,6 @@ mod tests {
                 assert!(out == want, "{compression:?} level {level}");
             }
         }
-    }
-
-    /// Writes and publishes image `id` of one plane.
-    fn write_plane(
-        store: &LocalStore,
-        id: ImageId,
-        layout: ArrayLayout,
-        compression: Compression,
-        plane: &[u16],
-    ) {
-        let w = layout.shape.x;
-        let writer = store
-            .create(id, layout, &ImageAttributes::default(), compression)
-            .unwrap();
-        for rows in layout.bands() {
-            let (a, b) = ((rows.start * w) as usize, (rows.end * w) as usize);
-            writer
-                .write_band(
-                    PlaneIndex::new(0, 0, 0),
-                    rows.start,
-                    bytemuck::cast_slice(&plane[a..b]),
-                )
-                .unwrap();
-        }
-        writer.commit().unwrap();
     }
 
     #[test]

@@ -7,15 +7,19 @@
 //! - [`ngff`]: the NGFF metadata written beside the array;
 //! - `zarr`: reading and writing an array through any zarrs store;
 //! - `blosc`: blosc chunks decoded with pentascope's bit unshuffle;
+//! - `direct`: regions of whole chunks read without zarrs' copies;
 //! - [`local`], [`s3`]: the backends;
 //! - [`metered`]: any backend with its operations measured.
 
 mod blosc;
+mod direct;
 pub mod layout;
 pub mod local;
 pub mod metered;
 pub mod ngff;
 pub mod s3;
+#[cfg(test)]
+mod test_support;
 pub mod traits;
 mod zarr;
 

@@ -18,6 +18,7 @@ use zarrs::storage::{
     StoreKey,
 };
 
+use super::direct::{ChunkCodecs, ReadError};
 use super::layout::{ArrayLayout, Compression};
 use super::ngff::{dtype_of, ngff_attributes, zarr_type};
 use super::traits::{ImageAttributes, PixelReader, PixelWriter};
@@ -240,6 +241,10 @@ where
             Array::open(store.clone(), &format!("/{k}")).map_err(|e| storage_error(remote, e))?;
         arrays.push(array.with_storage(chunks.clone()));
     }
+    let whole_chunks = arrays
+        .iter()
+        .map(|array| ChunkCodecs::of(array, dtype.size()))
+        .collect();
     let layout = ArrayLayout {
         shape: order.canonical(&shape),
         dtype,
@@ -251,6 +256,7 @@ where
         remote,
         order,
         arrays,
+        whole_chunks,
         layout,
         id,
     }))
@@ -457,6 +463,8 @@ struct ZarrReader<S: ?Sized> {
     order: AxisOrder,
     /// Full resolution, then each downsampled level.
     arrays: Vec<Array<ChunkStore<S>>>,
+    /// Each level's chunks, where [`ChunkCodecs`] reads them whole.
+    whole_chunks: Vec<Option<ChunkCodecs>>,
     layout: ArrayLayout,
     id: ImageId,
 }
@@ -556,6 +564,25 @@ where
                 self.arrays.len().saturating_sub(1)
             )));
         };
+        if let Some(Some(codecs)) = self.whole_chunks.get(level as usize) {
+            let read = codecs
+                .read_whole_chunks(
+                    stored,
+                    self.order.plane(plane),
+                    rows.clone(),
+                    columns.clone(),
+                    out,
+                )
+                .map_err(|e| match e {
+                    ReadError::Storage(e) => storage_error(self.remote, e),
+                    ReadError::Corrupt { chunk, what } => {
+                        StoreError::Pixels(format!("chunk {chunk} of {}: {what}", self.id))
+                    }
+                })?;
+            if read {
+                return Ok(());
+            }
+        }
         let subset = plane_subset(self.order, plane, rows, columns);
         read_subset(stored, &subset, out, self.remote)
     }
