@@ -71,10 +71,11 @@ fn part_units(
 
 /// Runs `compute` on every part on all threads and hands the results to
 /// `merge` in part order. Threads take parts in order, so only results
-/// that finished ahead of an earlier part wait (a few, not all).
-fn in_order<R: Send>(
+/// that finished ahead of an earlier part wait (a few, not all). Each
+/// thread hands `compute` its own scratch `S`, kept from part to part.
+fn in_order<R: Send, S: Default>(
     n: usize,
-    compute: impl Fn(usize) -> Result<R, PassError> + Sync,
+    compute: impl Fn(usize, &mut S) -> Result<R, PassError> + Sync,
     merge: impl FnMut(R) + Send,
 ) -> Result<(), PassError> {
     struct Merging<R, M> {
@@ -91,27 +92,30 @@ fn in_order<R: Send>(
         failed: None,
     });
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
-    rayon::broadcast(|_| loop {
-        let i = taken.fetch_add(1, Ordering::Relaxed);
-        if i >= n || lock().failed.is_some() {
-            return;
-        }
-        let result = compute(i);
-        let mut s = lock();
-        match result {
-            Ok(r) => {
-                s.waiting.insert(i, r);
-                while let Some(r) = {
-                    let next = s.next;
-                    s.waiting.remove(&next)
-                } {
-                    (s.merge)(r);
-                    s.next += 1;
-                }
-            }
-            Err(e) => {
-                s.failed.get_or_insert(e);
+    rayon::broadcast(|_| {
+        let mut scratch = S::default();
+        loop {
+            let i = taken.fetch_add(1, Ordering::Relaxed);
+            if i >= n || lock().failed.is_some() {
                 return;
+            }
+            let result = compute(i, &mut scratch);
+            let mut s = lock();
+            match result {
+                Ok(r) => {
+                    s.waiting.insert(i, r);
+                    while let Some(r) = {
+                        let next = s.next;
+                        s.waiting.remove(&next)
+                    } {
+                        (s.merge)(r);
+                        s.next += 1;
+                    }
+                }
+                Err(e) => {
+                    s.failed.get_or_insert(e);
+                    return;
+                }
             }
         }
     });
@@ -121,9 +125,25 @@ fn in_order<R: Send>(
     }
 }
 
+/// What a thread of a pass reuses from part to part, so that a pass does
+/// not allocate (and fault in) fresh memory for every part: each channel's
+/// band, and each component's projected scores.
+struct Buffers<T> {
+    bands: Vec<Vec<T>>,
+    projected: Vec<Vec<f32>>,
+}
+
+impl<T> Default for Buffers<T> {
+    fn default() -> Self {
+        Buffers {
+            bands: Vec::new(),
+            projected: Vec::new(),
+        }
+    }
+}
+
 /// Rows `rows` of every channel at (t, z), read into `bands`: one buffer
-/// per channel, reused from unit to unit so that a pass does not allocate
-/// (and fault in) fresh memory for every band.
+/// per channel, reused from unit to unit.
 fn read_channels_into<T: Sample>(
     reader: &dyn PixelReader,
     (t, z, rows): &Unit,
@@ -193,7 +213,7 @@ fn statistics_typed<T: Sample>(
     let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
     in_order(
         parts.len(),
-        |i| statistics_of::<T>(reader, &parts[i], cancel),
+        |i, buffers| statistics_of::<T>(reader, &parts[i], cancel, buffers),
         |part| merge_channels(&mut channels, part),
     )?;
     Ok(channels.iter().map(StatsAccumulator::finish).collect())
@@ -204,13 +224,13 @@ fn statistics_of<T: Sample>(
     reader: &dyn PixelReader,
     units: &[Unit],
     cancel: &Cancel,
+    Buffers { bands, .. }: &mut Buffers<T>,
 ) -> Result<Vec<StatsAccumulator<T>>, PassError> {
     let mut channels = vec![StatsAccumulator::<T>::new(); reader.layout().shape.c as usize];
-    let mut bands = Vec::new();
     for unit in units {
         cancel.check()?;
-        read_channels_into::<T>(reader, unit, &mut bands)?;
-        for (acc, band) in channels.iter_mut().zip(&bands) {
+        read_channels_into::<T>(reader, unit, bands)?;
+        for (acc, band) in channels.iter_mut().zip(bands.iter()) {
             acc.add(band);
         }
     }
@@ -259,7 +279,7 @@ pub fn statistics_part(
 ) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
     dispatch_dtype!(reader.layout().dtype, T => {
-        Ok(encode_channels(&statistics_of::<T>(reader, &units, cancel)?))
+        Ok(encode_channels(&statistics_of::<T>(reader, &units, cancel, &mut Buffers::default())?))
     })
 }
 
@@ -330,8 +350,8 @@ fn pca_typed<T: Sample>(
     let mut covariance = CovarianceAccumulator::new(c);
     in_order(
         parts.len(),
-        |i| {
-            let part = covariance_of::<T>(reader, &parts[i], cancel)?;
+        |i, buffers| {
+            let part = covariance_of::<T>(reader, &parts[i], cancel, buffers)?;
             tick();
             Ok(part)
         },
@@ -349,9 +369,17 @@ fn pca_typed<T: Sample>(
     let lock = || merged_so_far.lock().unwrap_or_else(|e| e.into_inner());
     in_order(
         parts.len(),
-        |i| {
+        |i, buffers| {
             let fresh = lock().fresh();
-            let part = scores_of::<T>(reader, &model, &parts[i], fresh, cancel, inline.as_ref())?;
+            let part = scores_of::<T>(
+                reader,
+                &model,
+                &parts[i],
+                fresh,
+                cancel,
+                inline.as_ref(),
+                buffers,
+            )?;
             tick();
             Ok(part)
         },
@@ -379,12 +407,12 @@ fn covariance_of<T: Sample>(
     reader: &dyn PixelReader,
     units: &[Unit],
     cancel: &Cancel,
+    Buffers { bands, .. }: &mut Buffers<T>,
 ) -> Result<CovarianceAccumulator, PassError> {
     let mut acc = CovarianceAccumulator::new(reader.layout().shape.c as usize);
-    let mut bands = Vec::new();
     for unit in units {
         cancel.check()?;
-        read_channels_into::<T>(reader, unit, &mut bands)?;
+        read_channels_into::<T>(reader, unit, bands)?;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         acc.add_block(&views);
     }
@@ -484,18 +512,18 @@ fn scores_of<T: Sample>(
     mut stats: ScoresPartial,
     cancel: &Cancel,
     inline: Option<&Mutex<Vec<f32>>>,
+    Buffers { bands, projected }: &mut Buffers<T>,
 ) -> Result<ScoresPartial, PassError> {
     let shape = reader.layout().shape;
     let k = model.n_components;
-    let mut projected: Vec<Vec<f32>> = vec![Vec::new(); k];
-    let mut bands = Vec::new();
+    projected.resize_with(k, Vec::new);
     for unit in units {
         cancel.check()?;
-        read_channels_into::<T>(reader, unit, &mut bands)?;
+        read_channels_into::<T>(reader, unit, bands)?;
         let (t, z, rows) = unit;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
         let n = views[0].len();
-        for p in &mut projected {
+        for p in projected.iter_mut() {
             p.resize(n, 0.0);
         }
         {
@@ -526,8 +554,7 @@ pub fn covariance_part(
     cancel: &Cancel,
 ) -> Result<Vec<u8>, PassError> {
     let units = part_units(reader, part_pixels, part)?;
-    let acc =
-        dispatch_dtype!(reader.layout().dtype, T => covariance_of::<T>(reader, &units, cancel)?);
+    let acc = dispatch_dtype!(reader.layout().dtype, T => covariance_of::<T>(reader, &units, cancel, &mut Buffers::default())?);
     let mut w = WireWriter::new();
     acc.encode(&mut w);
     Ok(w.into_bytes())
@@ -563,7 +590,7 @@ pub fn scores_part(
     let units = part_units(reader, part_pixels, part)?;
     let stats = dispatch_dtype!(reader.layout().dtype, T => {
         let stats = ScoresPartial::new(reader.layout(), model.n_components, false);
-        scores_of::<T>(reader, model, &units, stats, cancel, None)?
+        scores_of::<T>(reader, model, &units, stats, cancel, None, &mut Buffers::default())?
     });
     Ok(encode_channels(&stats.stats))
 }
@@ -759,7 +786,7 @@ pub fn exact_score_windows(
         let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
         dispatch_dtype!(reader.layout().dtype, T => in_order(
             parts.len(),
-            |i| gather_part::<T>(reader, model, &parts[i], &open, cancel),
+            |i, buffers| gather_part::<T>(reader, model, &parts[i], &open, cancel, buffers),
             |part| {
                 for (all, p) in gathered.iter_mut().zip(part) {
                     merge_gathered(all, p);
@@ -793,6 +820,7 @@ fn gather_part<T: Sample>(
     units: &[Unit],
     open: &[Sought],
     cancel: &Cancel,
+    Buffers { bands, projected }: &mut Buffers<T>,
 ) -> Result<Vec<Gathered>, PassError> {
     let mut gathered: Vec<Gathered> = open.iter().map(Sought::empty).collect();
     // the two percentiles of a component share its whole range on the
@@ -807,13 +835,12 @@ fn gather_part<T: Sample>(
             })
         })
         .collect();
-    let mut projected: Vec<Vec<f32>> = vec![Vec::new(); model.n_components];
-    let mut bands = Vec::new();
+    projected.resize_with(model.n_components, Vec::new);
     for unit in units {
         cancel.check()?;
-        read_channels_into::<T>(reader, unit, &mut bands)?;
+        read_channels_into::<T>(reader, unit, bands)?;
         let views: Vec<&[T]> = bands.iter().map(Vec::as_slice).collect();
-        for p in &mut projected {
+        for p in projected.iter_mut() {
             p.resize(views[0].len(), 0.0);
         }
         {

@@ -12,6 +12,9 @@ use rayon::prelude::*;
 /// Samples summed into one partial `f64` sum: keeps the rounding error of the
 /// mean near `eps * log(n)` rather than `eps * n`.
 const SUM_BLOCK: usize = 4096;
+/// Independent partial sums in the moments' loops: two vectors of four,
+/// so that two additions are in flight.
+const LANES: usize = 8;
 /// Samples whose moments are computed with two passes before being merged:
 /// small enough that the second pass reads from cache.
 const MOMENT_CHUNK: usize = 32 * 1024;
@@ -321,6 +324,18 @@ struct Moments {
     neg_inf: bool,
 }
 
+/// The sum of `lanes`, added pairwise in a fixed order.
+fn pairwise(mut lanes: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+    }
+    lanes[0]
+}
+
 impl Moments {
     const EMPTY: Moments = Moments {
         n: 0,
@@ -353,25 +368,27 @@ impl Moments {
     fn of_chunk<T: Sample>(samples: &[T]) -> Moments {
         let n = samples.len() as f64;
         let mut sum = 0.0;
-        let mut mins = [f64::INFINITY; 4];
-        let mut maxs = [f64::NEG_INFINITY; 4];
+        let mut mins = [f64::INFINITY; LANES];
+        let mut maxs = [f64::NEG_INFINITY; LANES];
         for block in samples.chunks(SUM_BLOCK) {
-            let mut acc = [0.0f64; 4];
-            let mut quads = block.chunks_exact(4);
-            for q in &mut quads {
-                for l in 0..4 {
-                    let x = q[l].to_f64();
-                    acc[l] += x;
-                    // Comparisons are false for NaN, so NaN never lands here.
-                    if x < mins[l] {
-                        mins[l] = x;
-                    }
-                    if x > maxs[l] {
-                        maxs[l] = x;
-                    }
+            let mut acc = [0.0f64; LANES];
+            let mut groups = block.chunks_exact(LANES);
+            for g in &mut groups {
+                let x: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64());
+                // each operation over all lanes, so that it is one or two
+                // vector instructions; comparisons are false for NaN, so
+                // NaN never lands in the extremes
+                for l in 0..LANES {
+                    acc[l] += x[l];
+                }
+                for l in 0..LANES {
+                    mins[l] = if x[l] < mins[l] { x[l] } else { mins[l] };
+                }
+                for l in 0..LANES {
+                    maxs[l] = if x[l] > maxs[l] { x[l] } else { maxs[l] };
                 }
             }
-            for v in quads.remainder() {
+            for v in groups.remainder() {
                 let x = v.to_f64();
                 acc[0] += x;
                 if x < mins[0] {
@@ -381,7 +398,7 @@ impl Moments {
                     maxs[0] = x;
                 }
             }
-            sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            sum += pairwise(acc);
         }
         let min = mins.iter().copied().fold(f64::INFINITY, f64::min);
         let max = maxs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -389,23 +406,25 @@ impl Moments {
             return Moments::of_unclean_chunk(samples, sum / n, min, max);
         }
         let mean = sum / n;
-        let mut sq = [0.0f64; 4];
-        let mut dev = [0.0f64; 4];
-        let mut quads = samples.chunks_exact(4);
-        for q in &mut quads {
-            for l in 0..4 {
-                let d = q[l].to_f64() - mean;
-                dev[l] += d;
-                sq[l] += d * d;
+        let mut sq = [0.0f64; LANES];
+        let mut dev = [0.0f64; LANES];
+        let mut groups = samples.chunks_exact(LANES);
+        for g in &mut groups {
+            let d: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64() - mean);
+            for l in 0..LANES {
+                dev[l] += d[l];
+            }
+            for l in 0..LANES {
+                sq[l] += d[l] * d[l];
             }
         }
-        for v in quads.remainder() {
+        for v in groups.remainder() {
             let d = v.to_f64() - mean;
             dev[0] += d;
             sq[0] += d * d;
         }
-        let dev = (dev[0] + dev[1]) + (dev[2] + dev[3]);
-        let sq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+        let dev = pairwise(dev);
+        let sq = pairwise(sq);
         Moments {
             n: samples.len() as u64,
             finite: samples.len() as u64,
