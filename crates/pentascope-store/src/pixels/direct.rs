@@ -104,6 +104,9 @@ impl ChunkCodecs {
                 if chunk[0] % sub[0] != 0 || chunk[1] % sub[1] != 0 {
                     return None;
                 }
+                // the index's size: 16 bytes a subchunk, within memory
+                let entries = (chunk[0] / sub[0]).checked_mul(chunk[1] / sub[1])?;
+                usize::try_from(entries.checked_mul(16)?.checked_add(4)?).ok()?;
                 let index_codecs = configuration["index_codecs"].as_array()?;
                 let [bytes, crc] = &index_codecs[..] else {
                     return None;
@@ -192,7 +195,7 @@ impl ChunkCodecs {
         let chunk_columns_range =
             columns.start / chunk_columns..columns.end.div_ceil(chunk_columns);
         // one row of chunks at a time: only its stored bytes are held
-        let band_bytes = chunk_rows as usize * row_bytes;
+        let band_bytes = (chunk_rows as usize).saturating_mul(row_bytes);
         for (band, chunk_row) in out.chunks_mut(band_bytes).zip(rows.start / chunk_rows..) {
             let chunks = chunk_columns_range
                 .clone()
@@ -202,7 +205,7 @@ impl ChunkCodecs {
                     self.fetch(array, &indices)
                 })
                 .collect::<Result<Vec<_>, ReadError>>()?;
-            let sub_row_bytes = self.sub[0] as usize * row_bytes;
+            let sub_row_bytes = (self.sub[0] as usize).saturating_mul(row_bytes);
             band.par_chunks_mut(sub_row_bytes)
                 .enumerate()
                 .try_for_each(|(sub_row, rows_out)| {
@@ -391,6 +394,7 @@ fn little_endian_bytes(codec: &Value) -> bool {
 /// index at `at` of `shard`, its CRC32C checked and every entry within the
 /// shard.
 fn shard_index(shard: &[u8], count: [u64; 2], at: IndexAt) -> Result<Vec<[u64; 2]>, String> {
+    // `ChunkCodecs::of` checked that the index's size fits in a `usize`
     let entries = usize::try_from(count[0] * count[1]).map_err(|e| e.to_string())?;
     let table = entries * 16;
     let len = table + 4;
