@@ -472,9 +472,10 @@ fn decode_by<'a>(
 /// Fills `width` bytes from `at` of each row of `rows_out` with the
 /// repeated `value`.
 fn fill(value: &[u8], rows_out: &mut [u8], row_bytes: usize, at: usize, width: usize) {
+    let zeros = value.iter().all(|&b| b == 0);
     for row in rows_out.chunks_mut(row_bytes) {
         let dst = &mut row[at..at + width];
-        if value.iter().all(|&b| b == 0) {
+        if zeros {
             dst.fill(0);
         } else {
             for (d, v) in dst.iter_mut().zip(value.iter().cycle()) {
@@ -500,6 +501,11 @@ mod tests {
         let layout = ArrayLayout::for_image(shape, DType::U16);
         write_plane(store, id, layout, compression, &pixels);
         pixels
+    }
+
+    /// A zeroed buffer for `rows` × `columns` samples.
+    fn buffer(rows: &Range<u64>, columns: &Range<u64>) -> Vec<u16> {
+        vec![0u16; ((rows.end - rows.start) * (columns.end - columns.start)) as usize]
     }
 
     /// Rows and columns of `pixels` (`w` wide).
@@ -541,8 +547,7 @@ mod tests {
                 (2048..h, 2048..w),
                 (0..2048, 2048..w),
             ] {
-                let mut out =
-                    vec![0u16; ((rows.end - rows.start) * (columns.end - columns.start)) as usize];
+                let mut out = buffer(&rows, &columns);
                 let read = codecs
                     .read_whole_chunks(
                         &array,
@@ -558,7 +563,7 @@ mod tests {
                     "{compression:?} {rows:?} {columns:?}"
                 );
             }
-            let mut out = vec![0u16; 10 * 3000];
+            let mut out = buffer(&(0..10), &(0..w));
             let cut = codecs
                 .read_whole_chunks(
                     &array,
@@ -572,8 +577,7 @@ mod tests {
             // and through the reader: whole chunks here, the rest by zarrs
             let reader = store.open(id).unwrap();
             for (rows, columns) in [(0..h, 0..w), (1000..2100, 7..2999)] {
-                let mut out =
-                    vec![0u16; ((rows.end - rows.start) * (columns.end - columns.start)) as usize];
+                let mut out = buffer(&rows, &columns);
                 reader
                     .read_region(
                         0,
