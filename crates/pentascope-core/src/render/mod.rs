@@ -5,6 +5,7 @@
 use crate::dtype::{DType, Sample};
 use crate::error::CoreError;
 
+mod literal_block;
 mod png_rows;
 
 /// A display window: samples `<= low` map to 0, `>= high` to 255 (8-bit).
@@ -178,8 +179,10 @@ pub fn encode_png_windowed<T: Sample>(
 }
 
 /// Encodes an 8-bit grayscale PNG of `width × height` pixels (row-major),
-/// deflated fast (fdeflate, Up filter), or stored for noise that deflate
-/// would barely shrink: latency matters more than size here.
+/// Up-filtered and deflated fast (fdeflate, or one block of literals under
+/// a code built for the plane, whichever a trial predicts smaller), or
+/// stored for noise that neither would shrink: latency matters more than
+/// size here.
 ///
 /// Errors with [`CoreError::InvalidRequest`] when a dimension is 0 or
 /// `pixels` does not hold exactly `width * height` bytes.

@@ -6,6 +6,8 @@
 
 use std::io;
 
+use super::literal_block::{LiteralBlock, LiteralCode};
+
 /// The eight bytes every PNG file starts with.
 const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
 
@@ -16,6 +18,9 @@ const IDAT_CHUNK_BYTES: usize = 1 << 20;
 /// Filtered rows handed to the compressor at a time: enough to amortise a
 /// call, small enough to stay in cache.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// zlib's header: deflate, 32 KiB window, no dictionary, fastest level.
+const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
 
 /// Largest stored deflate block.
 const STORED_BLOCK_MAX: usize = 65_535;
@@ -57,23 +62,30 @@ pub(super) const RGB8: PixelFormat = PixelFormat {
 };
 
 /// How the rows are deflated.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Encoding {
     /// fdeflate with the Up filter; the output is expected near this many
     /// bytes per input byte.
     Deflate { ratio: f64 },
-    /// Stored blocks, rows unfiltered: noise that deflate would barely
-    /// shrink, at a fraction of the time.
+    /// One block of literals under a code built from the trial's bytes
+    /// ([`LiteralBlock`]), Up-filtered: noisy planes, whose bytes it codes
+    /// smaller than fdeflate's fixed code does and in about half the time.
+    Literals { code: Box<LiteralCode>, ratio: f64 },
+    /// Stored blocks, rows unfiltered: noise that neither would shrink,
+    /// at a fraction of the time.
     Stored,
 }
 
 impl Encoding {
-    /// Deflate when a trial on every 16th row (Up-filtered against the row
-    /// above it, as the encoder would) saves at least 5%, or the image is
-    /// too small to bother. Noisy planes (deflate saves 1–2% of them, at
-    /// about 3 ms a megapixel) are then stored in a few hundred
-    /// microseconds; planes with background or structure, which deflate
-    /// halves, are compressed.
+    /// A trial on every 16th row (Up-filtered against the row above it,
+    /// as the encoder would) chooses: the smaller of fdeflate and a block
+    /// of literals coded for the trial's bytes, if it saves at least 5%,
+    /// else stored blocks. Images too small to bother are deflated.
+    /// Planes with background (runs that fdeflate codes in a few bits) are
+    /// deflated; planes of structure under noise, whose filtered bytes
+    /// rarely repeat, are coded as literals; noise (which neither shrinks
+    /// by more than 1–2%, at about 1 ms a megapixel) is stored in a few
+    /// hundred microseconds.
     fn choose(height: usize, row_bytes: usize, row_of: &mut impl FnMut(usize, &mut [u8])) -> Self {
         let total = height.saturating_mul(row_bytes);
         let pairs = height / TRIAL_ROW_STRIDE;
@@ -89,11 +101,22 @@ impl Encoding {
             trial.push(2);
             trial.extend(row.iter().zip(&above).map(|(a, b)| a.wrapping_sub(*b)));
         }
-        let ratio = fdeflate::compress_to_vec(&trial).len() as f64 / trial.len() as f64;
-        if ratio <= 1.0 - MIN_DEFLATE_SAVING {
-            Encoding::Deflate { ratio }
-        } else {
+        let deflated = fdeflate::compress_to_vec(&trial).len() as f64 / trial.len() as f64;
+        let mut counts = [0u64; 256];
+        for &byte in &trial {
+            counts[usize::from(byte)] += 1;
+        }
+        let code = LiteralCode::for_counts(&counts);
+        let literals = code.block_bits(&counts) as f64 / 8.0 / trial.len() as f64;
+        if deflated.min(literals) > 1.0 - MIN_DEFLATE_SAVING {
             Encoding::Stored
+        } else if literals <= deflated {
+            Encoding::Literals {
+                code: Box::new(code),
+                ratio: literals,
+            }
+        } else {
+            Encoding::Deflate { ratio: deflated }
         }
     }
 }
@@ -115,7 +138,9 @@ pub(super) fn encode_rows(
     // room for what the trial predicts (stored blocks: exactly), so the
     // output is rarely copied to grow and rarely much larger than needed
     let stream = match encoding {
-        Encoding::Deflate { ratio } => (filtered as f64 * ratio * 1.02) as usize + 4096,
+        Encoding::Deflate { ratio } | Encoding::Literals { ratio, .. } => {
+            (filtered as f64 * ratio * 1.02) as usize + 4096
+        }
         Encoding::Stored => filtered + filtered / STORED_BLOCK_MAX * 5 + rows * 5 + 16,
     };
     let mut out = Vec::with_capacity(stream + stream / IDAT_CHUNK_BYTES * 12 + 64);
@@ -133,29 +158,31 @@ pub(super) fn encode_rows(
     let idat = out.len();
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(b"IDAT");
-    let (mut row, mut above) = (vec![0u8; row_bytes], vec![0u8; row_bytes]);
     let mut batch = Vec::with_capacity(BATCH_BYTES.max(row_bytes + 1) + row_bytes + 1);
     match encoding {
         Encoding::Deflate { .. } => {
             let mut deflate = fdeflate::Compressor::new(&mut out)?;
-            for y in 0..rows {
-                row_of(y, &mut row);
-                // Up: each byte minus the one above it (zeros above row 0)
-                batch.push(2);
-                batch.extend(row.iter().zip(&above).map(|(a, b)| a.wrapping_sub(*b)));
-                std::mem::swap(&mut row, &mut above);
-                if batch.len() >= BATCH_BYTES {
-                    deflate.write_data(&batch)?;
-                    batch.clear();
-                }
-            }
-            deflate.write_data(&batch)?;
+            up_filtered_batches(rows, row_bytes, &mut batch, &mut row_of, |batch| {
+                deflate.write_data(batch)
+            })?;
             deflate.finish()?;
+        }
+        Encoding::Literals { code, .. } => {
+            let mut checksum = simd_adler32::Adler32::new();
+            out.extend_from_slice(&ZLIB_HEADER);
+            let mut block = LiteralBlock::start(&code, &mut out);
+            up_filtered_batches(rows, row_bytes, &mut batch, &mut row_of, |batch| {
+                checksum.write(batch);
+                block.write(batch, &mut out);
+                Ok(())
+            })?;
+            block.finish(&mut out);
+            out.extend_from_slice(&checksum.finish().to_be_bytes());
         }
         Encoding::Stored => {
             let mut checksum = simd_adler32::Adler32::new();
-            // zlib header: deflate, 32 KiB window, no dictionary, level 0
-            out.extend_from_slice(&[0x78, 0x01]);
+            out.extend_from_slice(&ZLIB_HEADER);
+            let mut row = vec![0u8; row_bytes];
             for y in 0..rows {
                 if !batch.is_empty() && batch.len() + 1 + row_bytes > STORED_BLOCK_MAX {
                     write_stored(&mut out, &batch, &mut checksum);
@@ -174,6 +201,30 @@ pub(super) fn encode_rows(
     split_idat(&mut out, idat);
     write_chunk(&mut out, *b"IEND", &[]);
     Ok(out)
+}
+
+/// Hands the rows, each Up-filtered (each byte minus the one above it,
+/// zeros above row 0) after its filter-type byte, to `sink` in batches of
+/// about [`BATCH_BYTES`].
+fn up_filtered_batches(
+    rows: usize,
+    row_bytes: usize,
+    batch: &mut Vec<u8>,
+    row_of: &mut impl FnMut(usize, &mut [u8]),
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let (mut row, mut above) = (vec![0u8; row_bytes], vec![0u8; row_bytes]);
+    for y in 0..rows {
+        row_of(y, &mut row);
+        batch.push(2);
+        batch.extend(row.iter().zip(&above).map(|(a, b)| a.wrapping_sub(*b)));
+        std::mem::swap(&mut row, &mut above);
+        if batch.len() >= BATCH_BYTES {
+            sink(batch)?;
+            batch.clear();
+        }
+    }
+    sink(batch)
 }
 
 /// Writes `data` as non-final stored deflate blocks.
@@ -221,4 +272,111 @@ fn write_chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
     out.extend_from_slice(data);
     let crc = crc32fast::hash(&out[start + 4..]);
     out.extend_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `w × h` plane: `level(x, y)` plus noise of about ±`noise` grey
+    /// levels (a sum of xorshift bytes, roughly Gaussian), clamped.
+    fn plane(w: usize, h: usize, noise: u32, level: impl Fn(usize, usize) -> f64) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..w * h)
+            .map(|i| {
+                let r = next();
+                let sum: i64 = (0..4).map(|k| ((r >> (16 * k)) & 0xffff) as i64).sum();
+                let n = (sum - 2 * 65_535) as f64 / 65_535.0 * f64::from(noise);
+                (level(i % w, i / w) + n).round().clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    }
+
+    fn encoding_of(w: usize, pixels: &[u8]) -> Encoding {
+        let mut row_of = |y: usize, row: &mut [u8]| row.copy_from_slice(&pixels[y * w..][..w]);
+        Encoding::choose(pixels.len() / w, w, &mut row_of)
+    }
+
+    fn decode(png: &[u8]) -> Vec<u8> {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut out = vec![0u8; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn each_kind_of_plane_gets_the_encoding_that_suits_it() {
+        let (w, h) = (1024, 768);
+        let waves = |x: usize, y: usize| {
+            128.0 + 90.0 * ((x as f64 / 97.0).sin() * (y as f64 / 131.0).cos())
+        };
+        // a camera's plane windowed to 8 bits: structure under a few grey
+        // levels of noise
+        let camera = plane(w, h, 12, waves);
+        // a dark background round a bright, noisy object
+        let object = plane(w, h, 12, |x, y| {
+            let inside = (x as f64 - 500.0).hypot(y as f64 - 400.0) < 150.0;
+            if inside {
+                180.0
+            } else {
+                -100.0
+            }
+        });
+        // uniform bytes: nothing to save
+        let noise: Vec<u8> = plane(w, h, 0, |x, y| ((x * 7919 + y * 104_729) % 256) as f64)
+            .iter()
+            .zip(plane(w, h, 12, |_, _| 128.0))
+            .map(|(a, b)| a ^ b.wrapping_mul(167))
+            .collect();
+        for (pixels, want) in [
+            (&camera, "literals"),
+            (&object, "deflate"),
+            (&noise, "stored"),
+        ] {
+            let got = match encoding_of(w, pixels) {
+                Encoding::Literals { .. } => "literals",
+                Encoding::Deflate { .. } => "deflate",
+                Encoding::Stored => "stored",
+            };
+            assert_eq!(got, want);
+            let png = encode_rows(w as u32, h as u32, GRAY8, |y, row| {
+                row.copy_from_slice(&pixels[y * w..][..w])
+            })
+            .unwrap();
+            assert_eq!(decode(&png), *pixels, "{want}");
+            if want == "literals" {
+                // smaller than fdeflate makes the same filtered rows
+                let mut filtered = Vec::new();
+                let zeros = vec![0u8; w];
+                for y in 0..h {
+                    let above = if y == 0 {
+                        &zeros[..]
+                    } else {
+                        &pixels[(y - 1) * w..][..w]
+                    };
+                    filtered.push(2);
+                    filtered.extend(
+                        pixels[y * w..][..w]
+                            .iter()
+                            .zip(above)
+                            .map(|(a, b)| a.wrapping_sub(*b)),
+                    );
+                }
+                let deflated = fdeflate::compress_to_vec(&filtered).len();
+                assert!(
+                    png.len() < deflated,
+                    "{} bytes against {deflated}",
+                    png.len()
+                );
+            }
+        }
+    }
 }

@@ -336,6 +336,204 @@ fn pairwise(mut lanes: [f64; LANES]) -> f64 {
     lanes[0]
 }
 
+/// What the first pass over a chunk finds: its sum (blockwise, each block
+/// over [`LANES`] lanes added [`pairwise`]) and each lane's extremes.
+struct FirstPass {
+    sum: f64,
+    mins: [f64; LANES],
+    maxs: [f64; LANES],
+}
+
+/// The first pass of [`Moments::of_chunk`]. Scores and other `f32`
+/// samples, the most common wide type, take explicit AVX2 where the CPU
+/// has it: the vectoriser shuffled this loop's lanes between registers.
+/// Both give the same bits (lane `l` of each group of [`LANES`] is sample
+/// `l`, in the same order of operations).
+fn first_pass<T: Sample>(samples: &[T]) -> FirstPass {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::dtype::DType::F32 && std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { avx2::first_pass(bytemuck::cast_slice(samples)) };
+    }
+    first_pass_lanes(samples)
+}
+
+/// Each lane's sum of deviations from `mean` and of their squares: the
+/// second pass of [`Moments::of_chunk`], in AVX2 for `f32` as
+/// [`first_pass`] is.
+fn deviations<T: Sample>(samples: &[T], mean: f64) -> [[f64; LANES]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::dtype::DType::F32 && std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { avx2::deviations(bytemuck::cast_slice(samples), mean) };
+    }
+    deviations_lanes(samples, mean)
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn first_pass_lanes<T: Sample>(samples: &[T]) -> FirstPass {
+    let mut sum = 0.0;
+    let mut mins = [f64::INFINITY; LANES];
+    let mut maxs = [f64::NEG_INFINITY; LANES];
+    for block in samples.chunks(SUM_BLOCK) {
+        let mut acc = [0.0f64; LANES];
+        let mut groups = block.chunks_exact(LANES);
+        for g in &mut groups {
+            let x: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64());
+            // comparisons are false for NaN, so NaN never lands in the
+            // extremes
+            for l in 0..LANES {
+                acc[l] += x[l];
+            }
+            for l in 0..LANES {
+                mins[l] = if x[l] < mins[l] { x[l] } else { mins[l] };
+            }
+            for l in 0..LANES {
+                maxs[l] = if x[l] > maxs[l] { x[l] } else { maxs[l] };
+            }
+        }
+        first_pass_remainder(groups.remainder(), &mut acc, &mut mins, &mut maxs);
+        sum += pairwise(acc);
+    }
+    FirstPass { sum, mins, maxs }
+}
+
+/// A block's samples after its last whole group of lanes, in lane 0.
+fn first_pass_remainder<T: Sample>(
+    rest: &[T],
+    acc: &mut [f64; LANES],
+    mins: &mut [f64; LANES],
+    maxs: &mut [f64; LANES],
+) {
+    for v in rest {
+        let x = v.to_f64();
+        acc[0] += x;
+        if x < mins[0] {
+            mins[0] = x;
+        }
+        if x > maxs[0] {
+            maxs[0] = x;
+        }
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn deviations_lanes<T: Sample>(samples: &[T], mean: f64) -> [[f64; LANES]; 2] {
+    let mut sq = [0.0f64; LANES];
+    let mut dev = [0.0f64; LANES];
+    let mut groups = samples.chunks_exact(LANES);
+    for g in &mut groups {
+        let d: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64() - mean);
+        for l in 0..LANES {
+            dev[l] += d[l];
+        }
+        for l in 0..LANES {
+            sq[l] += d[l] * d[l];
+        }
+    }
+    deviations_remainder(groups.remainder(), mean, &mut dev, &mut sq);
+    [dev, sq]
+}
+
+/// The samples after the last whole group of lanes, in lane 0.
+fn deviations_remainder<T: Sample>(
+    rest: &[T],
+    mean: f64,
+    dev: &mut [f64; LANES],
+    sq: &mut [f64; LANES],
+) {
+    for v in rest {
+        let d = v.to_f64() - mean;
+        dev[0] += d;
+        sq[0] += d * d;
+    }
+}
+
+/// [`first_pass_lanes`] and [`deviations_lanes`] of `f32` samples, lanes
+/// 0–3 and 4–7 of each group in two vectors.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{FirstPass, LANES, SUM_BLOCK};
+    use std::arch::x86_64::*;
+
+    /// Samples `at..at + 4` of `g` as `f64`s.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn widen(g: &[f32], at: usize) -> __m256d {
+        let four: __m128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&g[at..at + 4]));
+        _mm256_cvtps_pd(four)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes(low: __m256d, high: __m256d) -> [f64; LANES] {
+        let [a, b]: [[f64; 4]; 2] = [bytemuck::cast(low), bytemuck::cast(high)];
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn first_pass(samples: &[f32]) -> FirstPass {
+        let mut sum = 0.0;
+        let (mut min_low, mut min_high) =
+            (_mm256_set1_pd(f64::INFINITY), _mm256_set1_pd(f64::INFINITY));
+        let (mut max_low, mut max_high) = (
+            _mm256_set1_pd(f64::NEG_INFINITY),
+            _mm256_set1_pd(f64::NEG_INFINITY),
+        );
+        let mut remainder = (&[] as &[f32], [0.0; LANES]);
+        for block in samples.chunks(SUM_BLOCK) {
+            let (mut acc_low, mut acc_high) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+            let mut groups = block.chunks_exact(LANES);
+            for g in &mut groups {
+                let (low, high) = (widen(g, 0), widen(g, 4));
+                acc_low = _mm256_add_pd(acc_low, low);
+                acc_high = _mm256_add_pd(acc_high, high);
+                // the second operand when either is NaN or they are equal:
+                // the scalar `if x < min { x } else { min }`
+                min_low = _mm256_min_pd(low, min_low);
+                min_high = _mm256_min_pd(high, min_high);
+                max_low = _mm256_max_pd(low, max_low);
+                max_high = _mm256_max_pd(high, max_high);
+            }
+            let acc = lanes(acc_low, acc_high);
+            if groups.remainder().is_empty() {
+                sum += super::pairwise(acc);
+            } else {
+                // only the last block is not whole groups
+                remainder = (groups.remainder(), acc);
+            }
+        }
+        let (mut mins, mut maxs) = (lanes(min_low, min_high), lanes(max_low, max_high));
+        let (rest, mut acc) = remainder;
+        if !rest.is_empty() {
+            super::first_pass_remainder(rest, &mut acc, &mut mins, &mut maxs);
+            sum += super::pairwise(acc);
+        }
+        FirstPass { sum, mins, maxs }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn deviations(samples: &[f32], mean: f64) -> [[f64; LANES]; 2] {
+        let m = _mm256_set1_pd(mean);
+        let (mut dev_low, mut dev_high) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let (mut sq_low, mut sq_high) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut groups = samples.chunks_exact(LANES);
+        for g in &mut groups {
+            let (low, high) = (_mm256_sub_pd(widen(g, 0), m), _mm256_sub_pd(widen(g, 4), m));
+            dev_low = _mm256_add_pd(dev_low, low);
+            dev_high = _mm256_add_pd(dev_high, high);
+            // multiply, then add: no fused rounding, as in the scalar loop
+            sq_low = _mm256_add_pd(sq_low, _mm256_mul_pd(low, low));
+            sq_high = _mm256_add_pd(sq_high, _mm256_mul_pd(high, high));
+        }
+        let (mut dev, mut sq) = (lanes(dev_low, dev_high), lanes(sq_low, sq_high));
+        super::deviations_remainder(groups.remainder(), mean, &mut dev, &mut sq);
+        [dev, sq]
+    }
+}
+
 impl Moments {
     const EMPTY: Moments = Moments {
         n: 0,
@@ -364,67 +562,16 @@ impl Moments {
     /// Two-pass moments: the mean from blockwise sums, then the squared
     /// deviations from it (with the correction term of the "corrected
     /// two-pass algorithm", which also refines the mean).
-    #[multiversion::multiversion(targets("x86_64+avx2"))]
     fn of_chunk<T: Sample>(samples: &[T]) -> Moments {
         let n = samples.len() as f64;
-        let mut sum = 0.0;
-        let mut mins = [f64::INFINITY; LANES];
-        let mut maxs = [f64::NEG_INFINITY; LANES];
-        for block in samples.chunks(SUM_BLOCK) {
-            let mut acc = [0.0f64; LANES];
-            let mut groups = block.chunks_exact(LANES);
-            for g in &mut groups {
-                let x: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64());
-                // each operation over all lanes, so that it is one or two
-                // vector instructions; comparisons are false for NaN, so
-                // NaN never lands in the extremes
-                for l in 0..LANES {
-                    acc[l] += x[l];
-                }
-                for l in 0..LANES {
-                    mins[l] = if x[l] < mins[l] { x[l] } else { mins[l] };
-                }
-                for l in 0..LANES {
-                    maxs[l] = if x[l] > maxs[l] { x[l] } else { maxs[l] };
-                }
-            }
-            for v in groups.remainder() {
-                let x = v.to_f64();
-                acc[0] += x;
-                if x < mins[0] {
-                    mins[0] = x;
-                }
-                if x > maxs[0] {
-                    maxs[0] = x;
-                }
-            }
-            sum += pairwise(acc);
-        }
+        let FirstPass { sum, mins, maxs } = first_pass(samples);
         let min = mins.iter().copied().fold(f64::INFINITY, f64::min);
         let max = maxs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !sum.is_finite() {
             return Moments::of_unclean_chunk(samples, sum / n, min, max);
         }
         let mean = sum / n;
-        let mut sq = [0.0f64; LANES];
-        let mut dev = [0.0f64; LANES];
-        let mut groups = samples.chunks_exact(LANES);
-        for g in &mut groups {
-            let d: [f64; LANES] = std::array::from_fn(|l| g[l].to_f64() - mean);
-            for l in 0..LANES {
-                dev[l] += d[l];
-            }
-            for l in 0..LANES {
-                sq[l] += d[l] * d[l];
-            }
-        }
-        for v in groups.remainder() {
-            let d = v.to_f64() - mean;
-            dev[0] += d;
-            sq[0] += d * d;
-        }
-        let dev = pairwise(dev);
-        let sq = pairwise(sq);
+        let [dev, sq] = deviations(samples, mean).map(pairwise);
         Moments {
             n: samples.len() as u64,
             finite: samples.len() as u64,
@@ -555,6 +702,58 @@ fn gather<T: Sample>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The AVX2 passes over `f32` give the portable lanes' bits: sums,
+    /// extremes (signed zeros and NaN included) and deviations, for every
+    /// remainder length and across sum blocks.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_passes_give_the_lanes_bits() {
+        if !std::is_x86_feature_detected!("avx2") {
+            // CI's machines have AVX2: there, this must not pass untested
+            assert!(std::env::var_os("CI").is_none(), "no AVX2 on this CPU");
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let specials = [0.0f32, -0.0, f32::NAN, 1e30, -1e30, f32::MIN_POSITIVE];
+        for len in (0..40).chain([SUM_BLOCK - 1, SUM_BLOCK, SUM_BLOCK + 5, 3 * SUM_BLOCK + 7]) {
+            for special_every in [0usize, 3, 17] {
+                let samples: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let r = next();
+                        if special_every > 0 && i % special_every == 0 {
+                            specials[(r % specials.len() as u64) as usize]
+                        } else {
+                            ((r >> 40) as f32 - 8_388_608.0) * 1e-3 + 12_000.0
+                        }
+                    })
+                    .collect();
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 was detected above.
+                let (fast, dev_fast) = unsafe {
+                    (
+                        avx2::first_pass(&samples),
+                        avx2::deviations(&samples, 11_999.5),
+                    )
+                };
+                let (lanes, dev_lanes) = (
+                    first_pass_lanes(&samples),
+                    deviations_lanes(&samples, 11_999.5),
+                );
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(fast.sum.to_bits(), lanes.sum.to_bits(), "sum, {len}");
+                assert_eq!(bits(&fast.mins), bits(&lanes.mins), "minima, {len}");
+                assert_eq!(bits(&fast.maxs), bits(&lanes.maxs), "maxima, {len}");
+                assert_eq!(bits(&dev_fast.concat()), bits(&dev_lanes.concat()), "{len}");
+            }
+        }
+    }
 
     #[test]
     fn stride_is_the_smallest_that_fits() {

@@ -307,6 +307,124 @@ fn renderings_equal_numpy_and_pillow() {
     assert_eq!(thumb.body, same.body, "the thumbnail is the middle plane");
 }
 
+/// Pillow's reading of 8-bit slices, and NumPy's windowing of the samples
+/// they come from: `[(mismatched pixels, pixels)]` per slice.
+const SLICES_IN_PILLOW: &str = r#"
+import json, sys, numpy as np
+from PIL import Image
+arr = np.load(sys.argv[1])
+out = []
+for path, z, lo, hi in json.load(open(sys.argv[2])):
+    plane = arr[0, z, 0].astype(np.float64)
+    want = np.clip(np.floor((plane - lo) * (255.0 / (hi - lo)) + 0.5), 0, 255)
+    with Image.open(path) as im:
+        got = np.asarray(im)
+    out.append([int((got != want).sum()) if got.shape == want.shape else -1, int(want.size)])
+print(json.dumps(out))
+"#;
+
+/// The type of the first deflate block of a PNG's image data (0 stored, 1
+/// fixed codes, 2 codes of its own) and, for the last, how many
+/// literal/length and distance codes its header declares.
+fn first_deflate_block(png: &[u8]) -> (u8, u16, u16) {
+    let idat = png
+        .windows(4)
+        .position(|w| w == b"IDAT")
+        .expect("an IDAT chunk")
+        + 4;
+    // after the two bytes of zlib's header, least significant bit first
+    let bits = u32::from_le_bytes(png[idat + 2..idat + 6].try_into().unwrap());
+    let kind = ((bits >> 1) & 3) as u8;
+    let (lengths, distances) = (
+        257 + ((bits >> 3) & 31) as u16,
+        1 + ((bits >> 8) & 31) as u16,
+    );
+    (kind, lengths, distances)
+}
+
+/// Slices of 1024 × 768 planes of three kinds, each of which the PNG
+/// writer encodes its own way (camera-like structure under noise: a block
+/// of literals; an object on a dark background: fdeflate; noise: stored
+/// blocks), read by Pillow, equal NumPy's windowing of the samples.
+#[test]
+#[ignore = "needs a Python venv with numpy and Pillow; run with --ignored (.ci/run does)"]
+fn slices_of_every_encoding_read_in_pillow_as_numpy_windows_them() {
+    let (w, h) = (1024usize, 768usize);
+    let noise = |i: usize, page: u32| -> f64 {
+        // a sum of four hashed uniforms: roughly Gaussian, σ about 0.58
+        let mut x = (i as u64 ^ u64::from(page) << 40).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (0..4)
+            .map(|_| {
+                x ^= x >> 29;
+                x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                (x >> 40) as f64 / (1u64 << 24) as f64 - 0.5
+            })
+            .sum()
+    };
+    let sample = |page: u32, i: usize| -> u16 {
+        let (x, y) = ((i % w) as f64, (i / w) as f64);
+        let v = match page {
+            0 => 12_000.0 + 8_000.0 * (x / 97.0).sin() * (y / 131.0).cos() + 600.0 * noise(i, page),
+            1 if (x - 500.0).hypot(y - 400.0) < 150.0 => 30_000.0 + 600.0 * noise(i, page),
+            1 => 100.0,
+            _ => 32_768.0 + 60_000.0 * noise(i, page),
+        };
+        v.round().clamp(0.0, 65_535.0) as u16
+    };
+    let tiff = crate::util::tiff::plain_tiff(w as u32, h as u32, 16, 3, |page, byte| {
+        sample(page, byte / 2).to_le_bytes()[byte % 2]
+    });
+    let server = Server::start();
+    let id = server.upload_ok("kinds.tif", tiff);
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("image.npy");
+    std::fs::write(
+        &npy,
+        server
+            .get(&format!("/images/{id}/download?format=npy"))
+            .body,
+    )
+    .unwrap();
+    let mut cases = Vec::new();
+    // literals: a block of its own codes for the 256 bytes and the end,
+    // and two distance codes never used; fdeflate: its codes for all 286
+    // literals and lengths; stored: block type 0
+    let planes = [
+        (0, 4_000.5, 20_000.0, (2, 257, 2)),
+        (1, 0.0, 31_000.0, (2, 286, 1)),
+        (2, 1_000.0, 64_000.0, (0, 0, 0)),
+    ];
+    for (z, lo, hi, encoding) in planes {
+        let resp = server.get(&format!("/slice?image_id={id}&z={z}&min={lo}&max={hi}"));
+        assert_eq!(resp.status, 200, "{}", resp.snippet());
+        let (kind, lengths, distances) = first_deflate_block(&resp.body);
+        if kind == 0 {
+            // a stored block's other bits are padding and its length
+            assert_eq!(encoding.0, 0, "slice z={z} is stored");
+        } else {
+            assert_eq!(
+                (kind, lengths, distances),
+                encoding,
+                "slice z={z}'s first block"
+            );
+        }
+        let path = dir.path().join(format!("z{z}.png"));
+        std::fs::write(&path, &resp.body).unwrap();
+        cases.push(json!([path.display().to_string(), z, lo, hi]));
+    }
+    let spec = dir.path().join("cases.json");
+    std::fs::write(&spec, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let counts: Vec<[i64; 2]> = serde_json::from_value(crate::util::python::run_json(
+        &python(),
+        SLICES_IN_PILLOW,
+        &[npy.display().to_string(), spec.display().to_string()],
+    ))
+    .unwrap();
+    for (z, [mismatched, pixels]) in counts.into_iter().enumerate() {
+        assert_eq!((mismatched, pixels), (0, (w * h) as i64), "slice z={z}");
+    }
+}
+
 /// `format=webp` is lossless: its pixels are the PNG's, colour and grey.
 #[test]
 fn webp_renderings_hold_the_pngs_pixels() {
