@@ -1,12 +1,14 @@
-//! Whole chunks read and decoded here rather than by zarrs: a region made
-//! of whole chunks (a plane or a band of rows: what statistics, PCA and
-//! slices read) is read one stored chunk at a time, each shard's index and
-//! each subchunk's CRC32C checked, and each subchunk decoded into a buffer
-//! kept by the decoding thread, then copied once into place. zarrs' general
-//! path, kept for regions that cut chunks and for codecs not listed here,
-//! zeroes each decoded subchunk's buffer and copies it twice more, through
-//! index iterators that cost as much as the copies (BENCHMARKS.md, tenth
-//! session).
+//! Whole subchunks read and decoded here rather than by zarrs: a region
+//! made of whole subchunks (a plane, a band of rows, a tile: what
+//! statistics, PCA, slices, projections and tiles read) is read one chunk
+//! row at a time: a chunk the region covers as one stored chunk, a shard it
+//! covers in part as its index and the subchunks under the region (ranged
+//! reads). Each shard index and each subchunk's CRC32C is checked, and
+//! each subchunk is decoded into a buffer kept by the decoding thread, then
+//! copied once into place. zarrs' general path, kept for regions that cut
+//! subchunks and for codecs not listed here, zeroes each decoded
+//! subchunk's buffer and copies it twice more, through index iterators
+//! that cost as much as the copies (BENCHMARKS.md, tenth session).
 //!
 //! The chunk layouts read here are the ones pentascope writes: a regular
 //! grid of `1 × 1 × 1 × rows × columns` chunks, optionally shards (index
@@ -24,7 +26,7 @@ use serde_json::Value;
 use zarrs::array::codec::api::{BytesRepresentation, BytesToBytesCodecTraits, Codec, CodecOptions};
 use zarrs::array::Array;
 use zarrs::metadata::v3::MetadataV3;
-use zarrs::storage::{ReadableStorageTraits, StorageError};
+use zarrs::storage::{byte_range::ByteRange, ReadableStorageTraits, StorageError};
 
 use super::blosc::decode_frame_into;
 
@@ -166,9 +168,11 @@ impl ChunkCodecs {
 
     /// Reads `rows` × `columns` of the plane at leading indices `lead` of
     /// `array` into `out` (exactly the region's bytes) when the region is
-    /// made of whole chunks (or chunks cut only by the array's edge);
-    /// `Ok(false)`, with nothing read, when it is not.
-    pub(super) fn read_whole_chunks<S>(
+    /// made of whole subchunks (or subchunks cut only by the array's edge);
+    /// `Ok(false)`, with nothing read, when it is not. A chunk the region
+    /// covers is read whole; of a shard it covers in part, the index and
+    /// the subchunks under the region are read (a band of a plane, a tile).
+    pub(super) fn read_whole_subchunks<S>(
         &self,
         array: &Array<S>,
         lead: [u64; 3],
@@ -182,10 +186,14 @@ impl ChunkCodecs {
         let shape = array.shape();
         let [height, width] = [shape[3], shape[4]];
         let [chunk_rows, chunk_columns] = self.chunk;
+        let [sub_rows, sub_columns] = self.sub;
         let whole = |r: &Range<u64>, side: u64, end: u64| {
-            r.start < r.end && r.start % side == 0 && (r.end % side == 0 || r.end == end)
+            r.start < r.end
+                && r.end <= end
+                && r.start % side == 0
+                && (r.end % side == 0 || r.end == end)
         };
-        if !whole(&rows, chunk_rows, height) || !whole(&columns, chunk_columns, width) {
+        if !whole(&rows, sub_rows, height) || !whole(&columns, sub_columns, width) {
             return Ok(false);
         }
         let row_bytes = (columns.end - columns.start) as usize * self.sample;
@@ -194,115 +202,188 @@ impl ChunkCodecs {
         }
         let chunk_columns_range =
             columns.start / chunk_columns..columns.end.div_ceil(chunk_columns);
+        let sub_row_bytes = (sub_rows as usize).saturating_mul(row_bytes);
         // one row of chunks at a time: only its stored bytes are held
-        let band_bytes = (chunk_rows as usize).saturating_mul(row_bytes);
-        for (band, chunk_row) in out.chunks_mut(band_bytes).zip(rows.start / chunk_rows..) {
+        let mut rest = out;
+        let mut y = rows.start;
+        while y < rows.end {
+            let chunk_row = y / chunk_rows;
+            let chunk_top = chunk_row * chunk_rows;
+            let band_end = chunk_top.saturating_add(chunk_rows).min(rows.end);
+            let (band, after) =
+                std::mem::take(&mut rest).split_at_mut((band_end - y) as usize * row_bytes);
+            rest = after;
+            let first_sub_row = (y - chunk_top) / sub_rows;
+            let sub_row_range = first_sub_row..(band_end - chunk_top).div_ceil(sub_rows);
             let chunks = chunk_columns_range
                 .clone()
                 .into_par_iter()
                 .map(|chunk_column| {
+                    let left = chunk_column * chunk_columns;
+                    let right = columns.end.min(left.saturating_add(chunk_columns));
+                    let sub_columns_range = (columns.start.max(left) - left) / sub_columns
+                        ..(right - left).div_ceil(sub_columns);
                     let indices = [lead[0], lead[1], lead[2], chunk_row, chunk_column];
-                    self.fetch(array, &indices)
+                    let chunk = self.fetch(array, &indices, &sub_row_range, &sub_columns_range)?;
+                    Ok((chunk, left, right, sub_columns_range))
                 })
                 .collect::<Result<Vec<_>, ReadError>>()?;
-            let sub_row_bytes = (self.sub[0] as usize).saturating_mul(row_bytes);
             band.par_chunks_mut(sub_row_bytes)
                 .enumerate()
-                .try_for_each(|(sub_row, rows_out)| {
-                    for (chunk, chunk_column) in chunks.iter().zip(chunk_columns_range.clone()) {
-                        let x0 = chunk_column * chunk_columns;
-                        self.put_subchunk_row(
-                            array,
-                            chunk,
-                            sub_row,
-                            x0 - columns.start,
-                            (columns.end - x0).min(chunk_columns),
-                            row_bytes,
-                            rows_out,
-                        )?;
+                .try_for_each(|(i, rows_out)| {
+                    let sub_row = first_sub_row + i as u64;
+                    for (chunk, left, right, sub_columns_range) in &chunks {
+                        for sub_column in sub_columns_range.clone() {
+                            let x = left + sub_column * sub_columns;
+                            let at = (x - columns.start) as usize * self.sample;
+                            let width = (right - x).min(sub_columns) as usize * self.sample;
+                            self.put_subchunk(
+                                array,
+                                chunk,
+                                [sub_row, sub_column],
+                                at,
+                                width,
+                                row_bytes,
+                                rows_out,
+                            )?;
+                        }
                     }
                     Ok(())
                 })?;
+            y = band_end;
         }
         Ok(true)
     }
 
-    /// Chunk `indices` of `array` as stored, with its shard index checked.
-    fn fetch<S>(&self, array: &Array<S>, indices: &[u64; 5]) -> Result<StoredChunk, ReadError>
+    /// Chunk `indices` of `array` as stored: the whole chunk, with its
+    /// shard index checked, when the region covers it (`sub_rows` ×
+    /// `sub_columns` are all its subchunks); else the index and those
+    /// subchunks alone.
+    fn fetch<S>(
+        &self,
+        array: &Array<S>,
+        indices: &[u64; 5],
+        sub_rows: &Range<u64>,
+        sub_columns: &Range<u64>,
+    ) -> Result<StoredChunk, ReadError>
     where
         S: ReadableStorageTraits + ?Sized + 'static,
     {
         let key = array.chunk_key(indices);
-        let bytes = array.storage().get(&key).map_err(ReadError::Storage)?;
-        let key = key.to_string();
-        let index = match (&bytes, self.index) {
-            (Some(bytes), Some(at)) => Some(
-                shard_index(bytes, self.subchunks_per_chunk(), at).map_err(|what| {
-                    ReadError::Corrupt {
-                        chunk: key.clone(),
-                        what,
-                    }
-                })?,
-            ),
-            _ => None,
+        let storage = array.storage();
+        let [per_column, per_row] = self.subchunks_per_chunk();
+        let corrupt = |what: String| ReadError::Corrupt {
+            chunk: key.to_string(),
+            what,
         };
-        Ok(StoredChunk { key, bytes, index })
+        let covered = sub_rows.start == 0
+            && sub_rows.end >= per_column
+            && sub_columns.start == 0
+            && sub_columns.end >= per_row;
+        let stored = match self.index {
+            Some(at) if !covered => {
+                let Some(len) = storage.size_key(&key).map_err(ReadError::Storage)? else {
+                    return Ok(StoredChunk {
+                        key: key.to_string(),
+                        stored: Stored::Absent,
+                    });
+                };
+                // `ChunkCodecs::of` checked that the index's size fits
+                let index_len = (per_column * per_row * 16 + 4).min(len);
+                let range = match at {
+                    IndexAt::Start => ByteRange::FromStart(0, Some(index_len)),
+                    IndexAt::End => ByteRange::Suffix(index_len),
+                };
+                let index_bytes = storage
+                    .get_partial(&key, range)
+                    .map_err(ReadError::Storage)?
+                    .ok_or_else(|| corrupt("was removed while it was read".into()))?;
+                let index =
+                    index_entries(&index_bytes, len, [per_column, per_row]).map_err(corrupt)?;
+                let mut wanted = Vec::new();
+                for sub_row in sub_rows.clone() {
+                    for sub_column in sub_columns.clone() {
+                        let n = (sub_row * per_row + sub_column) as usize;
+                        let [offset, size] = index[n];
+                        if offset != u64::MAX || size != u64::MAX {
+                            wanted.push((n, ByteRange::FromStart(offset, Some(size))));
+                        }
+                    }
+                }
+                let mut pieces = vec![None; index.len()];
+                if !wanted.is_empty() {
+                    let read = storage
+                        .get_partial_many(&key, Box::new(wanted.iter().map(|(_, r)| *r)))
+                        .map_err(ReadError::Storage)?
+                        .ok_or_else(|| corrupt("was removed while it was read".into()))?;
+                    for ((n, _), bytes) in wanted.iter().zip(read) {
+                        pieces[*n] = Some(bytes.map_err(ReadError::Storage)?);
+                    }
+                }
+                Stored::Pieces(pieces)
+            }
+            _ => match storage.get(&key).map_err(ReadError::Storage)? {
+                None => Stored::Absent,
+                Some(bytes) => {
+                    let index = match self.index {
+                        Some(at) => {
+                            Some(shard_index(&bytes, [per_column, per_row], at).map_err(corrupt)?)
+                        }
+                        None => None,
+                    };
+                    Stored::Whole { bytes, index }
+                }
+            },
+        };
+        Ok(StoredChunk {
+            key: key.to_string(),
+            stored,
+        })
     }
 
-    /// Subchunks in a chunk, row-major.
+    /// Subchunks in a chunk: `[rows, columns]` of them, row-major.
     fn subchunks_per_chunk(&self) -> [u64; 2] {
         [self.chunk[0] / self.sub[0], self.chunk[1] / self.sub[1]]
     }
 
-    /// Decodes row `sub_row` of `chunk`'s subchunks into `rows_out` (whole
-    /// rows of the region, `row_bytes` each), at column `x` of the region
-    /// and `columns` wide (the chunk's columns within the array).
+    /// Decodes subchunk `[row, column]` of `chunk` into `rows_out` (whole
+    /// rows of the region, `row_bytes` each), `width` bytes from byte `at`
+    /// of each row.
     #[allow(clippy::too_many_arguments)]
-    fn put_subchunk_row<S: ?Sized>(
+    fn put_subchunk<S: ?Sized>(
         &self,
         array: &Array<S>,
         chunk: &StoredChunk,
-        sub_row: usize,
-        x: u64,
-        columns: u64,
+        [sub_row, sub_column]: [u64; 2],
+        at: usize,
+        width: usize,
         row_bytes: usize,
         rows_out: &mut [u8],
     ) -> Result<(), ReadError> {
         let [_, per_row] = self.subchunks_per_chunk();
-        let sub_columns = self.sub[1];
-        for sub_column in 0..per_row {
-            let x_in_chunk = sub_column * sub_columns;
-            if x_in_chunk >= columns {
-                break;
+        let Some(encoded) = chunk.subchunk((sub_row * per_row + sub_column) as usize) else {
+            fill(
+                array.fill_value().as_ne_bytes(),
+                rows_out,
+                row_bytes,
+                at,
+                width,
+            );
+            return Ok(());
+        };
+        let sub_row_bytes = self.sub[1] as usize * self.sample;
+        self.decode_subchunk(encoded, |decoded| {
+            for (dst, src) in rows_out
+                .chunks_mut(row_bytes)
+                .zip(decoded.chunks_exact(sub_row_bytes))
+            {
+                dst[at..at + width].copy_from_slice(&src[..width]);
             }
-            let at = (x + x_in_chunk) as usize * self.sample;
-            let width = (columns - x_in_chunk).min(sub_columns) as usize * self.sample;
-            let Some(encoded) = chunk.subchunk(sub_row * per_row as usize + sub_column as usize)
-            else {
-                fill(
-                    array.fill_value().as_ne_bytes(),
-                    rows_out,
-                    row_bytes,
-                    at,
-                    width,
-                );
-                continue;
-            };
-            let sub_row_bytes = sub_columns as usize * self.sample;
-            self.decode_subchunk(encoded, |decoded| {
-                for (dst, src) in rows_out
-                    .chunks_mut(row_bytes)
-                    .zip(decoded.chunks_exact(sub_row_bytes))
-                {
-                    dst[at..at + width].copy_from_slice(&src[..width]);
-                }
-            })
-            .map_err(|what| ReadError::Corrupt {
-                chunk: chunk.key.clone(),
-                what,
-            })?;
-        }
-        Ok(())
+        })
+        .map_err(|what| ReadError::Corrupt {
+            chunk: chunk.key.clone(),
+            what,
+        })
     }
 
     /// Undoes the bytes-to-bytes codecs of one stored subchunk and hands
@@ -344,29 +425,46 @@ impl ChunkCodecs {
     }
 }
 
-/// A chunk as stored.
+/// A chunk as stored, or what of it a region needs.
 struct StoredChunk {
     /// Its key, for errors.
     key: String,
-    /// Its bytes; `None` if not stored (fill values: the store reports a
-    /// chunk that must exist).
-    bytes: Option<Bytes>,
-    /// A shard's `[offset, size]` of each subchunk, checked to lie within
-    /// `bytes` (or to be `u64::MAX` twice: not stored).
-    index: Option<Vec<[u64; 2]>>,
+    stored: Stored,
+}
+
+/// What was read of a chunk.
+enum Stored {
+    /// Not stored: fill values (the store reports a chunk that must
+    /// exist).
+    Absent,
+    /// All its bytes; a shard's `[offset, size]` of each subchunk, checked
+    /// to lie within them (or to be `u64::MAX` twice: not stored).
+    Whole {
+        bytes: Bytes,
+        index: Option<Vec<[u64; 2]>>,
+    },
+    /// The subchunks of a shard under the region, by number (`None`: not
+    /// stored, or not under the region).
+    Pieces(Vec<Option<Bytes>>),
 }
 
 impl StoredChunk {
     /// The stored bytes of subchunk `n` (the whole chunk when it is not a
     /// shard); `None` for fill values.
     fn subchunk(&self, n: usize) -> Option<&[u8]> {
-        let bytes = self.bytes.as_deref()?;
-        let Some(index) = &self.index else {
-            return Some(bytes);
-        };
-        let [offset, size] = index[n];
-        (offset != u64::MAX || size != u64::MAX)
-            .then(|| &bytes[offset as usize..(offset + size) as usize])
+        match &self.stored {
+            Stored::Absent => None,
+            Stored::Whole { bytes, index: None } => Some(bytes),
+            Stored::Whole {
+                bytes,
+                index: Some(index),
+            } => {
+                let [offset, size] = index[n];
+                (offset != u64::MAX || size != u64::MAX)
+                    .then(|| &bytes[offset as usize..(offset + size) as usize])
+            }
+            Stored::Pieces(pieces) => pieces[n].as_deref(),
+        }
     }
 }
 
@@ -395,19 +493,26 @@ fn little_endian_bytes(codec: &Value) -> bool {
 /// shard.
 fn shard_index(shard: &[u8], count: [u64; 2], at: IndexAt) -> Result<Vec<[u64; 2]>, String> {
     // `ChunkCodecs::of` checked that the index's size fits in a `usize`
-    let entries = usize::try_from(count[0] * count[1]).map_err(|e| e.to_string())?;
-    let table = entries * 16;
-    let len = table + 4;
-    if shard.len() < len {
-        return Err(format!(
-            "{} bytes cannot hold an index of {entries} subchunks",
-            shard.len()
-        ));
-    }
+    let len = usize::try_from(count[0] * count[1] * 16 + 4).map_err(|e| e.to_string())?;
     let index = match at {
+        _ if shard.len() < len => shard,
         IndexAt::Start => &shard[..len],
         IndexAt::End => &shard[shard.len() - len..],
     };
+    index_entries(index, shard.len() as u64, count)
+}
+
+/// The entries of a shard index (`index`, of a shard of `shard_len`
+/// bytes with `count` subchunks), its CRC32C checked and every entry
+/// within the shard.
+fn index_entries(index: &[u8], shard_len: u64, count: [u64; 2]) -> Result<Vec<[u64; 2]>, String> {
+    let entries = usize::try_from(count[0] * count[1]).map_err(|e| e.to_string())?;
+    let table = entries * 16;
+    if index.len() != table + 4 {
+        return Err(format!(
+            "{shard_len} bytes cannot hold an index of {entries} subchunks"
+        ));
+    }
     let (table, crc) = index.split_at(table);
     if crc32c::crc32c(table).to_le_bytes() != crc {
         return Err("the shard index fails its CRC32C".into());
@@ -420,13 +525,12 @@ fn shard_index(shard: &[u8], count: [u64; 2], at: IndexAt) -> Result<Vec<[u64; 2
             let absent = offset == u64::MAX && size == u64::MAX;
             let within = offset
                 .checked_add(size)
-                .is_some_and(|end| end <= shard.len() as u64);
+                .is_some_and(|end| end <= shard_len);
             if absent || within {
                 Ok([offset, size])
             } else {
                 Err(format!(
-                    "the shard index places a subchunk at {offset} + {size}, outside its {} bytes",
-                    shard.len()
+                    "the shard index places a subchunk at {offset} + {size}, outside its {shard_len} bytes"
                 ))
             }
         })
@@ -524,10 +628,11 @@ mod tests {
     }
 
     /// Every compression pentascope writes is read here, and regions of
-    /// whole chunks (the plane, a band, the edge chunks) read what was
-    /// written; a region that cuts a chunk is left to zarrs.
+    /// whole chunks (the plane, a band, the edge chunks) and of whole
+    /// subchunks (bands and tiles within a shard, across shards) read what
+    /// was written; a region that cuts a subchunk is left to zarrs.
     #[test]
-    fn whole_chunks_of_every_compression_read_what_was_written() {
+    fn whole_subchunks_of_every_compression_read_what_was_written() {
         // 2 × 2 chunks of 2048², cut by the array's edge at 3000
         let (h, w) = (3000, 3000);
         let shape = Shape5::new(1, 1, 1, h, w);
@@ -546,10 +651,14 @@ mod tests {
                 (2048..h, 0..w),
                 (2048..h, 2048..w),
                 (0..2048, 2048..w),
+                (512..1024, 0..w),
+                (1536..2560, 512..2560),
+                (2560..h, 2560..w),
+                (0..512, 1024..1536),
             ] {
                 let mut out = buffer(&rows, &columns);
                 let read = codecs
-                    .read_whole_chunks(
+                    .read_whole_subchunks(
                         &array,
                         [0, 0, 0],
                         rows.clone(),
@@ -557,7 +666,10 @@ mod tests {
                         bytemuck::cast_slice_mut(&mut out),
                     )
                     .unwrap();
-                assert!(read, "{compression:?} {rows:?} {columns:?} is whole chunks");
+                assert!(
+                    read,
+                    "{compression:?} {rows:?} {columns:?} is whole subchunks"
+                );
                 assert!(
                     out == region(&pixels, w, rows.clone(), columns.clone()),
                     "{compression:?} {rows:?} {columns:?}"
@@ -565,7 +677,7 @@ mod tests {
             }
             let mut out = buffer(&(0..10), &(0..w));
             let cut = codecs
-                .read_whole_chunks(
+                .read_whole_subchunks(
                     &array,
                     [0, 0, 0],
                     0..10,
@@ -573,8 +685,8 @@ mod tests {
                     bytemuck::cast_slice_mut(&mut out),
                 )
                 .unwrap();
-            assert!(!cut, "a region that cuts chunks is zarrs'");
-            // and through the reader: whole chunks here, the rest by zarrs
+            assert!(!cut, "a region that cuts subchunks is zarrs'");
+            // and through the reader: whole subchunks here, the rest by zarrs
             let reader = store.open(id).unwrap();
             for (rows, columns) in [(0..h, 0..w), (1000..2100, 7..2999)] {
                 let mut out = buffer(&rows, &columns);
@@ -612,12 +724,21 @@ mod tests {
 
     /// Reads image `id`'s whole plane.
     fn read_plane(store: &LocalStore, id: ImageId) -> Result<Vec<u16>, crate::StoreError> {
+        read_rows(store, id, 0..1024)
+    }
+
+    /// Reads `rows` of image `id`'s plane (1024 wide).
+    fn read_rows(
+        store: &LocalStore,
+        id: ImageId,
+        rows: Range<u64>,
+    ) -> Result<Vec<u16>, crate::StoreError> {
         let reader = store.open(id)?;
-        let mut out = vec![0u16; 1024 * 1024];
+        let mut out = buffer(&rows, &(0..1024));
         reader.read_region(
             0,
             PlaneIndex::new(0, 0, 0),
-            0..1024,
+            rows,
             0..1024,
             bytemuck::cast_slice_mut(&mut out),
         )?;
@@ -649,6 +770,9 @@ mod tests {
         let entries = [index[0], [u64::MAX, u64::MAX], index[2], index[3]];
         std::fs::write(&chunk, with_index(&shard, entries)).unwrap();
         let out = read_plane(&store, ImageId(1)).unwrap();
+        // through the index alone, the half holding the absent subchunk
+        let top = read_rows(&store, ImageId(1), 0..512).unwrap();
+        assert!(top == out[..512 * 1024]);
         for y in 0..1024 {
             let row = &out[y * 1024..(y + 1) * 1024];
             let want = &pixels[y * 1024..(y + 1) * 1024];
@@ -704,6 +828,12 @@ mod tests {
             match read_plane(&store, ImageId(1)) {
                 Err(e) => assert!(e.to_string().contains("0/c/0/0/0/0/0"), "{n}: {e}"),
                 Ok(_) => panic!("damage {n} read without an error"),
+            }
+            // half the shard, through its index: an error, or the pixels
+            // where the damage lies in the other half
+            match read_rows(&store, ImageId(1), 512..1024) {
+                Err(e) => assert!(e.to_string().contains("0/c/0/0/0/0/0"), "{n}: {e}"),
+                Ok(out) => assert!(out == pixels[512 * 1024..], "damage {n} read as pixels"),
             }
         }
         std::fs::write(&chunk, &shard).unwrap();

@@ -566,7 +566,7 @@ where
         };
         if let Some(Some(codecs)) = self.whole_chunks.get(level as usize) {
             let read = codecs
-                .read_whole_chunks(
+                .read_whole_subchunks(
                     stored,
                     self.order.plane(plane),
                     rows.clone(),
