@@ -36,6 +36,8 @@ pub mod pyramid;
 pub mod render;
 pub mod segment;
 pub mod stats;
+#[cfg(test)]
+mod test_support;
 pub mod wire;
 
 pub use error::CoreError;

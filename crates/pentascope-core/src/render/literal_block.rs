@@ -352,12 +352,10 @@ mod tests {
 
     /// Bytes near zero, as filtered rows of a noisy plane are.
     fn residuals(len: usize, spread: u32) -> Vec<u8> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = crate::test_support::xorshift(0x2545_f491_4f6c_dd1d);
         (0..len)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = next();
                 let a = (state >> 32) as u32 % spread;
                 let b = (state & 0xffff_ffff) as u32 % spread;
                 (a as i32 - b as i32) as u8

@@ -540,15 +540,8 @@ mod tests {
 
     /// xorshift bytes: noise that deflate cannot shrink.
     fn noise(len: usize) -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect()
+        let mut next = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15);
+        (0..len).map(|_| (next() >> 24) as u8).collect()
     }
 
     #[test]

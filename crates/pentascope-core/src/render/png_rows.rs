@@ -281,13 +281,7 @@ mod tests {
     /// A `w × h` plane: `level(x, y)` plus noise of about ±`noise` grey
     /// levels (a sum of xorshift bytes, roughly Gaussian), clamped.
     fn plane(w: usize, h: usize, noise: u32, level: impl Fn(usize, usize) -> f64) -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15);
         (0..w * h)
             .map(|i| {
                 let r = next();

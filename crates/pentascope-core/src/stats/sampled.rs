@@ -714,13 +714,7 @@ mod tests {
             assert!(std::env::var_os("CI").is_none(), "no AVX2 on this CPU");
             return;
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15);
         let specials = [0.0f32, -0.0, f32::NAN, 1e30, -1e30, f32::MIN_POSITIVE];
         for len in (0..40).chain([SUM_BLOCK - 1, SUM_BLOCK, SUM_BLOCK + 5, 3 * SUM_BLOCK + 7]) {
             for special_every in [0usize, 3, 17] {

@@ -104,15 +104,22 @@ struct Case {
     reference: Value,
 }
 
-fn check_file(server: &Server, set: &FixtureSet, file: &str, cases: impl Fn(&Value) -> Vec<Case>) {
-    let expected = set.expected(file);
-    let id = server.upload_ok(file, set.read(file));
+/// Image `id`'s samples as `.npy` (its download), saved in `dir` for the
+/// reference: the file and its bytes.
+fn save_samples(server: &Server, id: &str, dir: &std::path::Path) -> (PathBuf, Vec<u8>) {
     let download = server
         .get(&format!("/images/{id}/download?format=npy"))
         .body;
-    let dir = tempfile::tempdir().unwrap();
-    let npy = dir.path().join("image.npy");
+    let npy = dir.join("image.npy");
     std::fs::write(&npy, &download).unwrap();
+    (npy, download)
+}
+
+fn check_file(server: &Server, set: &FixtureSet, file: &str, cases: impl Fn(&Value) -> Vec<Case>) {
+    let expected = set.expected(file);
+    let id = server.upload_ok(file, set.read(file));
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, download) = save_samples(server, &id, dir.path());
     let data_at = usize::from(u16::from_le_bytes([download[8], download[9]])) + 10;
     let digest: String = Sha256::digest(&download[data_at..])
         .iter()
@@ -377,14 +384,7 @@ fn slices_of_every_encoding_read_in_pillow_as_numpy_windows_them() {
     let server = Server::start();
     let id = server.upload_ok("kinds.tif", tiff);
     let dir = tempfile::tempdir().unwrap();
-    let npy = dir.path().join("image.npy");
-    std::fs::write(
-        &npy,
-        server
-            .get(&format!("/images/{id}/download?format=npy"))
-            .body,
-    )
-    .unwrap();
+    let (npy, _) = save_samples(&server, &id, dir.path());
     let mut cases = Vec::new();
     // literals: a block of its own codes for the 256 bytes and the end,
     // and two distance codes never used; fdeflate: its codes for all 286
