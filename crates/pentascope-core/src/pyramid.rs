@@ -72,7 +72,7 @@ impl<T: Sample> PyramidBand<T> {
             Downsample::Nearest => {
                 for (i, out) in self.out.iter_mut().enumerate() {
                     let step = 1usize << (i + 1);
-                    if self.rows_seen % step as u64 == 0 {
+                    if self.rows_seen.is_multiple_of(step as u64) {
                         out.extend(row.iter().step_by(step));
                     }
                 }

@@ -221,7 +221,7 @@ impl PageLayout {
             ChunkGeometry::Strips { .. } => true,
             ChunkGeometry::Tiles { width, height } => {
                 width == self.width
-                    && self.height % height == 0
+                    && self.height.is_multiple_of(height)
                     && width % 16 == 0
                     && height % 16 == 0
             }

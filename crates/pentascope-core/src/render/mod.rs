@@ -193,7 +193,7 @@ pub fn encode_png_gray8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8
 
 /// Encodes an 8-bit RGB PNG (row-major, three bytes per pixel).
 pub fn encode_png_rgb8(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>, CoreError> {
-    if pixels.len() % 3 != 0 {
+    if !pixels.len().is_multiple_of(3) {
         return Err(CoreError::InvalidRequest(format!(
             "RGB pixels come in threes of bytes, got {} bytes",
             pixels.len()

@@ -234,7 +234,7 @@ impl RegionTable {
         labels: &[u32],
         intensities: &[T],
     ) -> Result<(), CoreError> {
-        if labels.len() != intensities.len() || width == 0 || labels.len() % width != 0 {
+        if labels.len() != intensities.len() || width == 0 || !labels.len().is_multiple_of(width) {
             return Err(CoreError::InvalidRequest(format!(
                 "a plane of {} labels and {} intensities is not rows of {width}",
                 labels.len(),

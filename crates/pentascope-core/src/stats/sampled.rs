@@ -660,7 +660,7 @@ fn thin(kept: &mut Vec<f64>, factor: u64) {
     let factor = to_usize(factor);
     let mut position = 0usize;
     kept.retain(|_| {
-        let keep = position % factor == 0;
+        let keep = position.is_multiple_of(factor);
         position += 1;
         keep
     });
@@ -690,7 +690,7 @@ fn gather<T: Sample>(
         for v in samples {
             let x = v.to_f64();
             if x.is_finite() {
-                if position % stride == 0 {
+                if position.is_multiple_of(stride) {
                     out.push(x);
                 }
                 position += 1;

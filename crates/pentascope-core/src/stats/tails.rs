@@ -76,7 +76,7 @@ impl Tails {
 
     /// Adds `values`; NaN and infinities are counted out.
     pub fn add(&mut self, values: &[f32]) {
-        self.finite += values.iter().filter(|v| v.is_finite()).count() as u64;
+        self.finite += finite_count(values);
         let mut rest = values;
         while let Some(first) = first_outside(rest, self.low_bound, self.high_bound) {
             let piece;
@@ -161,6 +161,24 @@ fn first_outside(values: &[f32], low: f32, high: f32) -> Option<usize> {
         .map(|i| i * SCAN_PIECE)
 }
 
+/// How many of `values` are finite: their exponent bits are not all ones.
+/// In 32-bit lanes and pieces whose counts fit them (the `u64` count of
+/// `is_finite` compiled to four 64-bit lanes of SSE2, half of
+/// [`Tails::add`]'s time).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw", "x86_64+avx2"))]
+fn finite_count(values: &[f32]) -> u64 {
+    values
+        .chunks(1 << 20)
+        .map(|piece| {
+            let finite: u32 = piece
+                .iter()
+                .map(|v| u32::from(v.to_bits() & 0x7fff_ffff < 0x7f80_0000))
+                .sum();
+            u64::from(finite)
+        })
+        .sum()
+}
+
 /// Keeps the `keep` first values of `side` in `order` and returns the last
 /// of them: the bound past which a value cannot be among them.
 fn trim(side: &mut Vec<f32>, keep: usize, order: impl Fn(&f32, &f32) -> std::cmp::Ordering) -> f32 {
@@ -203,6 +221,16 @@ mod tests {
                 _ => (rng.next() % 1_000_000) as f32 / 7.0 - 70_000.0 + i as f32 * 1e-3,
             })
             .collect()
+    }
+
+    #[test]
+    fn finite_count_is_is_finite() {
+        let mut v = values(100_003, 9);
+        v.extend([-0.0, f32::MIN_POSITIVE / 2.0, f32::MAX, f32::MIN, -f32::NAN]);
+        let expected = v.iter().filter(|x| x.is_finite()).count() as u64;
+        assert_eq!(finite_count(&v), expected);
+        assert!(expected < v.len() as u64 && expected > 99_000);
+        assert_eq!(finite_count(&[]), 0);
     }
 
     const QUANTILES: [f64; 2] = [0.001, 0.999];

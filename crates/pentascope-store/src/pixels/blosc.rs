@@ -361,7 +361,7 @@ fn decode_block(
     } else {
         1
     };
-    if bsize % splits != 0 {
+    if !bsize.is_multiple_of(splits) {
         return None;
     }
     let part_size = bsize / splits;
@@ -369,7 +369,7 @@ fn decode_block(
     // past the last whole sample stay as they are, and stores any other
     // block as it is
     let samples = bsize / typesize;
-    if flags & FLAG_BIT_SHUFFLE == 0 || samples == 0 || samples % 8 != 0 {
+    if flags & FLAG_BIT_SHUFFLE == 0 || samples == 0 || !samples.is_multiple_of(8) {
         for part in dst.chunks_exact_mut(part_size) {
             let stream = next_stream(src, &mut offset)?;
             if stream.len() == part_size {

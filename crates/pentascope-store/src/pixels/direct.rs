@@ -190,8 +190,8 @@ impl ChunkCodecs {
         let whole = |r: &Range<u64>, side: u64, end: u64| {
             r.start < r.end
                 && r.end <= end
-                && r.start % side == 0
-                && (r.end % side == 0 || r.end == end)
+                && r.start.is_multiple_of(side)
+                && (r.end.is_multiple_of(side) || r.end == end)
         };
         if !whole(&rows, sub_rows, height) || !whole(&columns, sub_columns, width) {
             return Ok(false);

@@ -395,7 +395,7 @@ mod tests {
             assert!(l.levels > 0, "{y}×{x}");
             let top = 1 << l.levels;
             assert!(
-                l.chunk_y >= y || l.chunk_y % top == 0,
+                l.chunk_y >= y || l.chunk_y.is_multiple_of(top),
                 "{y}×{x}: {} rows per band, top block {top}",
                 l.chunk_y
             );

@@ -44,7 +44,7 @@ pub(crate) fn interpret(chain: &IfdChain, text: &str) -> Result<Interpretation, 
     let frames = match value("SI.hStackManager.framesPerSlice").map(|v| v.parse::<u64>()) {
         Some(Ok(f)) if f > 0 => f,
         _ => {
-            if n % channels != 0 {
+            if !n.is_multiple_of(channels) {
                 return Err("unable to determine framesPerSlice".into());
             }
             n / channels
