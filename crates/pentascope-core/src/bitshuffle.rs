@@ -14,6 +14,8 @@
 //! the CPU has it: 6.8 → 12.5 GB/s for 2-byte samples in cache), and a
 //! scalar loop with the same result covers other CPUs and the tail.
 
+use std::ops::Range;
+
 /// Undoes the bit shuffle into `dst` of elements of `planes.len()` bytes;
 /// `planes[j]` holds the 8 bit rows of byte `j` (`dst.len() / planes.len()`
 /// bytes: the shuffled block's bytes `j·n .. (j+1)·n` for `n` elements),
@@ -28,63 +30,88 @@
 pub fn bit_unshuffle(planes: &[&[u8]], dst: &mut [u8], scratch: &mut Vec<u8>) {
     let size = planes.len();
     assert!(size > 0 && dst.len().is_multiple_of(8 * size));
-    let n = dst.len() / size;
-    assert!(planes.iter().all(|p| p.len() == n));
+    assert!(planes.iter().all(|p| p.len() == dst.len() / size));
+    bit_unshuffle_part(planes, 0, dst, scratch);
+}
+
+/// [`bit_unshuffle`] of elements `first ..` of the block whose planes are
+/// `planes` (each `8 · k` bytes for `8 · k` elements), as many as `dst`
+/// holds: a row of a chunk written where it belongs, without the whole
+/// block decoded first.
+///
+/// # Panics
+/// If the planes differ in length or are not a multiple of 8 bytes, if
+/// `first` or `dst`'s element count is not a multiple of 8, or if the
+/// elements run past the block: callers check these.
+pub fn bit_unshuffle_part(planes: &[&[u8]], first: usize, dst: &mut [u8], scratch: &mut Vec<u8>) {
+    let size = planes.len();
+    assert!(size > 0 && dst.len().is_multiple_of(8 * size) && first.is_multiple_of(8));
+    let n = planes[0].len();
+    assert!(n.is_multiple_of(8) && planes.iter().all(|p| p.len() == n));
+    let count = dst.len() / size;
+    assert!(first.checked_add(count).is_some_and(|end| end <= n));
+    if count == 0 {
+        return;
+    }
+    let groups = first / 8..(first + count) / 8;
     match planes {
-        [plane] => plane_from_rows(plane, dst),
-        [low, high] => pairs_from_planes(low, high, dst),
+        [plane] => plane_from_rows(plane, groups, dst),
+        [low, high] => pairs_from_planes(low, high, groups, dst),
         _ => {
             scratch.clear();
             scratch.resize(dst.len(), 0);
-            for (rows, plane) in planes.iter().zip(scratch.chunks_exact_mut(n)) {
-                plane_from_rows(rows, plane);
+            for (rows, plane) in planes.iter().zip(scratch.chunks_exact_mut(count)) {
+                plane_from_rows(rows, groups.clone(), plane);
             }
             for (e, element) in dst.chunks_exact_mut(size).enumerate() {
                 for (j, byte) in element.iter_mut().enumerate() {
-                    *byte = scratch[j * n + e];
+                    *byte = scratch[j * count + e];
                 }
             }
         }
     }
 }
 
-/// One byte plane: 8 bit rows of `out.len() / 8` bytes into `out`.
-fn plane_from_rows(rows: &[u8], out: &mut [u8]) {
+/// Groups `groups` of one byte plane: 8 bit rows of `rows.len() / 8`
+/// bytes, into `out` (8 bytes per group).
+fn plane_from_rows(rows: &[u8], groups: Range<usize>, out: &mut [u8]) {
+    let stride = rows.len() / 8;
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("gfni") {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX2 and GFNI, checked just above.
-        let done = unsafe { gfni::plane_from_rows(rows, out) };
-        return scalar_plane(rows, out, done);
+        let done = unsafe { gfni::plane_from_rows(rows, stride, groups.clone(), out) };
+        return scalar_plane(rows, stride, done..groups.end, groups.start, out);
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX2, checked just above.
-        let done = unsafe { avx2::plane_from_rows(rows, out) };
-        return scalar_plane(rows, out, done);
+        let done = unsafe { avx2::plane_from_rows(rows, stride, groups.clone(), out) };
+        return scalar_plane(rows, stride, done..groups.end, groups.start, out);
     }
-    scalar_plane(rows, out, 0)
+    scalar_plane(rows, stride, groups.clone(), groups.start, out)
 }
 
-/// Two-byte elements: the bit rows of the low and high bytes into
-/// interleaved pairs.
-fn pairs_from_planes(low: &[u8], high: &[u8], dst: &mut [u8]) {
+/// Two-byte elements: groups `groups` of the bit rows of the low and high
+/// bytes into interleaved pairs.
+fn pairs_from_planes(low: &[u8], high: &[u8], groups: Range<usize>, dst: &mut [u8]) {
+    let stride = low.len() / 8;
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("gfni") {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX2 and GFNI, checked just above.
-        let done = unsafe { gfni::pairs_from_planes(low, high, dst) };
-        return scalar_pairs(low, high, dst, done);
+        let done = unsafe { gfni::pairs_from_planes(low, high, stride, groups.clone(), dst) };
+        return scalar_pairs(low, high, stride, done..groups.end, groups.start, dst);
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has AVX2, checked just above.
-        let done = unsafe { avx2::pairs_from_planes(low, high, dst) };
-        return scalar_pairs(low, high, dst, done);
+        let done = unsafe { avx2::pairs_from_planes(low, high, stride, groups.clone(), dst) };
+        return scalar_pairs(low, high, stride, done..groups.end, groups.start, dst);
     }
-    scalar_pairs(low, high, dst, 0)
+    scalar_pairs(low, high, stride, groups.clone(), groups.start, dst)
 }
 
 /// The 8 × 8 bit transpose of `x` (byte `k`, bit `m`) → (byte `m`, bit `k`).
@@ -105,20 +132,29 @@ fn gather(rows: &[u8], stride: usize, g: usize) -> u64 {
     (0..8).fold(0, |x, k| x | (u64::from(rows[k * stride + g]) << (8 * k)))
 }
 
-fn scalar_plane(rows: &[u8], out: &mut [u8], from_group: usize) {
-    let groups = out.len() / 8;
-    for g in from_group..groups {
-        let bytes = transpose8(gather(rows, groups, g)).to_le_bytes();
-        out[8 * g..8 * g + 8].copy_from_slice(&bytes);
+/// Groups `groups` of 8 rows `stride` apart into `out`, whose first 8
+/// bytes are group `base`'s.
+fn scalar_plane(rows: &[u8], stride: usize, groups: Range<usize>, base: usize, out: &mut [u8]) {
+    for g in groups {
+        let bytes = transpose8(gather(rows, stride, g)).to_le_bytes();
+        out[8 * (g - base)..][..8].copy_from_slice(&bytes);
     }
 }
 
-fn scalar_pairs(low_rows: &[u8], high_rows: &[u8], dst: &mut [u8], from_group: usize) {
-    let groups = low_rows.len() / 8;
-    for g in from_group..groups {
-        let low = transpose8(gather(low_rows, groups, g)).to_le_bytes();
-        let high = transpose8(gather(high_rows, groups, g)).to_le_bytes();
-        for (m, pair) in dst[16 * g..16 * g + 16].chunks_exact_mut(2).enumerate() {
+/// As [`scalar_plane`], the low and high bytes interleaved.
+fn scalar_pairs(
+    low_rows: &[u8],
+    high_rows: &[u8],
+    stride: usize,
+    groups: Range<usize>,
+    base: usize,
+    dst: &mut [u8],
+) {
+    for g in groups {
+        let low = transpose8(gather(low_rows, stride, g)).to_le_bytes();
+        let high = transpose8(gather(high_rows, stride, g)).to_le_bytes();
+        let at = 16 * (g - base);
+        for (m, pair) in dst[at..at + 16].chunks_exact_mut(2).enumerate() {
             pair[0] = low[m];
             pair[1] = high[m];
         }
@@ -181,16 +217,20 @@ macro_rules! unshuffle_kernels {
             })
         }
 
-        /// The whole 32-group runs of [`super::scalar_plane`]; returns the
-        /// groups done.
+        /// The whole 32-group runs of [`super::scalar_plane`] from the
+        /// start of `groups`; returns the first group not done.
         #[target_feature(enable = $features)]
-        pub(super) fn plane_from_rows(rows: &[u8], out: &mut [u8]) -> usize {
-            let groups = out.len() / 8;
-            let mut g0 = 0;
-            while g0 + 32 <= groups {
-                let d = gather32(rows, groups, g0);
+        pub(super) fn plane_from_rows(
+            rows: &[u8],
+            stride: usize,
+            groups: Range<usize>,
+            out: &mut [u8],
+        ) -> usize {
+            let mut g0 = groups.start;
+            while g0 + 32 <= groups.end {
+                let d = gather32(rows, stride, g0);
                 for i in (0..8).step_by(2) {
-                    let g = g0 + 2 * i;
+                    let g = g0 - groups.start + 2 * i;
                     store(
                         out,
                         8 * g,
@@ -207,24 +247,25 @@ macro_rules! unshuffle_kernels {
             g0
         }
 
-        /// The whole 32-group runs of [`super::scalar_pairs`]; returns the
-        /// groups done.
+        /// The whole 32-group runs of [`super::scalar_pairs`] from the
+        /// start of `groups`; returns the first group not done.
         #[target_feature(enable = $features)]
         pub(super) fn pairs_from_planes(
             low_rows: &[u8],
             high_rows: &[u8],
+            stride: usize,
+            groups: Range<usize>,
             dst: &mut [u8],
         ) -> usize {
-            let groups = low_rows.len() / 8;
-            let mut g0 = 0;
-            while g0 + 32 <= groups {
-                let low = gather32(low_rows, groups, g0);
-                let high = gather32(high_rows, groups, g0);
+            let mut g0 = groups.start;
+            while g0 + 32 <= groups.end {
+                let low = gather32(low_rows, stride, g0);
+                let high = gather32(high_rows, stride, g0);
                 for i in 0..8 {
                     // lanes: groups a | a + 16 (unpacklo), a + 1 | a + 17 (unpackhi)
                     let first = _mm256_unpacklo_epi8(low[i], high[i]);
                     let second = _mm256_unpackhi_epi8(low[i], high[i]);
-                    let a = g0 + 2 * i;
+                    let a = g0 - groups.start + 2 * i;
                     store(
                         dst,
                         16 * a,
@@ -246,6 +287,7 @@ macro_rules! unshuffle_kernels {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// One delta swap of [`super::transpose8`] in each 64-bit lane.
     #[inline]
@@ -275,6 +317,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod gfni {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// The 8 × 8 bit transpose of each 64-bit lane whose byte `k` holds
     /// row `7 - k`: the affine map takes `x` as its bit matrix, applied to
@@ -335,38 +378,36 @@ mod tests {
     }
 
     /// Every kernel this CPU can run gives the scalar loop's bytes (the
-    /// dispatch picks only the fastest).
+    /// dispatch picks only the fastest), from the start of a block or from
+    /// a group within it.
     #[test]
     fn every_kernel_agrees_with_the_scalar_loop() {
         let elements = pseudo_random(2 * 1024 + 16, 5);
         let n = elements.len() / 2;
+        let groups = n / 8;
         let rows = shuffle_by_definition(2, &elements);
         let (low, high) = rows.split_at(n);
         let mut scalar = vec![0u8; elements.len()];
-        scalar_pairs(low, high, &mut scalar, 0);
+        scalar_pairs(low, high, groups, 0..groups, 0, &mut scalar);
         assert_eq!(scalar, elements);
         let plane = &elements[..n];
         let plane_rows = shuffle_by_definition(1, plane);
         let mut scalar = vec![0u8; n];
-        scalar_plane(&plane_rows, &mut scalar, 0);
+        scalar_plane(&plane_rows, groups, 0..groups, 0, &mut scalar);
         assert_eq!(scalar, plane);
 
         #[cfg(target_arch = "x86_64")]
         {
-            type Kernels = (
-                fn(&[u8], &mut [u8]) -> usize,
-                fn(&[u8], &[u8], &mut [u8]) -> usize,
-            );
-            let mut kernels: Vec<(&str, Kernels)> = Vec::new();
+            type PlaneKernel = fn(&[u8], usize, Range<usize>, &mut [u8]) -> usize;
+            type PairsKernel = fn(&[u8], &[u8], usize, Range<usize>, &mut [u8]) -> usize;
+            let mut kernels: Vec<(&str, PlaneKernel, PairsKernel)> = Vec::new();
             if std::is_x86_feature_detected!("avx2") {
                 #[allow(unsafe_code)]
                 // SAFETY: the CPU has AVX2, checked just above.
                 kernels.push((
                     "avx2",
-                    (
-                        |r, o| unsafe { avx2::plane_from_rows(r, o) },
-                        |l, h, d| unsafe { avx2::pairs_from_planes(l, h, d) },
-                    ),
+                    |r, s, g, o| unsafe { avx2::plane_from_rows(r, s, g, o) },
+                    |l, h, s, g, d| unsafe { avx2::pairs_from_planes(l, h, s, g, d) },
                 ));
             } else {
                 assert!(
@@ -379,23 +420,55 @@ mod tests {
                 // SAFETY: the CPU has AVX2 and GFNI, checked just above.
                 kernels.push((
                     "gfni",
-                    (
-                        |r, o| unsafe { gfni::plane_from_rows(r, o) },
-                        |l, h, d| unsafe { gfni::pairs_from_planes(l, h, d) },
-                    ),
+                    |r, s, g, o| unsafe { gfni::plane_from_rows(r, s, g, o) },
+                    |l, h, s, g, d| unsafe { gfni::pairs_from_planes(l, h, s, g, d) },
                 ));
             }
-            for (name, (plane_kernel, pairs_kernel)) in kernels {
-                let mut out = vec![0u8; n];
-                let done = plane_kernel(&plane_rows, &mut out);
-                assert_eq!(done, n / 8 / 32 * 32, "{name}");
-                scalar_plane(&plane_rows, &mut out, done);
-                assert_eq!(out, plane, "{name}: one byte plane");
-                let mut out = vec![0u8; elements.len()];
-                let done = pairs_kernel(low, high, &mut out);
-                assert_eq!(done, n / 8 / 32 * 32, "{name}");
-                scalar_pairs(low, high, &mut out, done);
-                assert_eq!(out, elements, "{name}: pairs");
+            for (name, plane_kernel, pairs_kernel) in kernels {
+                for start in [0, 3, 64] {
+                    let range = start..groups;
+                    let mut out = vec![0u8; 8 * range.len()];
+                    let done = plane_kernel(&plane_rows, groups, range.clone(), &mut out);
+                    assert_eq!(done, start + range.len() / 32 * 32, "{name}");
+                    scalar_plane(&plane_rows, groups, done..groups, start, &mut out);
+                    assert_eq!(
+                        out,
+                        plane[8 * start..],
+                        "{name}: one byte plane from {start}"
+                    );
+                    let mut out = vec![0u8; 16 * range.len()];
+                    let done = pairs_kernel(low, high, groups, range.clone(), &mut out);
+                    assert_eq!(done, start + range.len() / 32 * 32, "{name}");
+                    scalar_pairs(low, high, groups, done..groups, start, &mut out);
+                    assert_eq!(out, elements[16 * start..], "{name}: pairs from {start}");
+                }
+            }
+        }
+    }
+
+    /// Any run of whole groups of a block unshuffles to the same bytes as
+    /// the whole block does there, for every element size.
+    #[test]
+    fn parts_of_a_block_are_the_blocks_bytes() {
+        for size in [1, 2, 3, 4, 8] {
+            let n = 4096 + 8;
+            let elements = pseudo_random(n * size, (size * 31) as u64);
+            let rows = shuffle_by_definition(size, &elements);
+            let planes: Vec<&[u8]> = rows.chunks_exact(n).collect();
+            for (first, count) in [
+                (0, n),
+                (0, 512),
+                (512, 512),
+                (8, 256 + 8),
+                (n - 8, 8),
+                (1024, 0),
+            ] {
+                let mut part = vec![0u8; count * size];
+                bit_unshuffle_part(&planes, first, &mut part, &mut Vec::new());
+                assert!(
+                    part == elements[first * size..(first + count) * size],
+                    "size {size}, elements {first}..+{count}"
+                );
             }
         }
     }

@@ -255,6 +255,76 @@ pub(crate) fn decode_frame_into(src: &[u8], out: &mut [u8]) -> Result<bool, Fram
     Ok(true)
 }
 
+/// Where decoded rows go: row `r` of a chunk of rows of `width` bytes is
+/// written to `out[r * stride + at..][..width]`.
+pub(crate) struct RowsOut<'a> {
+    pub out: &'a mut [u8],
+    pub stride: usize,
+    pub at: usize,
+    pub width: usize,
+}
+
+/// Decodes the blosc frame `src`, a chunk of `rows_out.out.len() / stride`
+/// rows, straight into its rows: the bit unshuffle writes each row where
+/// it belongs, so the chunk is never whole in a buffer to be copied from.
+/// `false`, with nothing written, where the frame is left to c-blosc or its
+/// blocks are not bit-shuffled whole rows (the caller decodes it whole).
+pub(crate) fn decode_frame_into_rows(
+    src: &[u8],
+    rows_out: RowsOut<'_>,
+) -> Result<bool, FrameError> {
+    let RowsOut {
+        out,
+        stride,
+        at,
+        width,
+    } = rows_out;
+    let rows = out.len() / stride.max(1);
+    if width == 0 || at.saturating_add(width) > stride || rows * stride != out.len() {
+        return Ok(false);
+    }
+    let Some(frame) = Frame::of(src, (rows * width) as u64)? else {
+        return Ok(false);
+    };
+    let Frame {
+        flags,
+        typesize,
+        coder,
+        nbytes,
+        blocksize,
+    } = frame;
+    let whole_rows = flags & FLAG_MEMCPYED == 0
+        && flags & FLAG_BIT_SHUFFLE != 0
+        && typesize > 0
+        && width.is_multiple_of(8 * typesize)
+        && blocksize.is_multiple_of(width);
+    if !whole_rows {
+        return Ok(false);
+    }
+    SCRATCH.with_borrow_mut(|(streams, planes_scratch)| {
+        streams.resize(blocksize.min(nbytes), 0);
+        let rows_per_block = blocksize / width;
+        for (j, block_rows) in out.chunks_mut(rows_per_block * stride).enumerate() {
+            let offset = u32_at(src, HEADER + 4 * j).ok_or(FrameError::OutOfFrame(j))?;
+            let bsize = block_rows.len() / stride * width;
+            let (planes, _) = bit_planes(
+                src, offset, flags, typesize, coder, blocksize, bsize, streams,
+            )
+            .ok_or(FrameError::Block(j))?;
+            let per_row = width / typesize;
+            for (r, row) in block_rows.chunks_mut(stride).enumerate() {
+                pentascope_core::bitshuffle::bit_unshuffle_part(
+                    &planes,
+                    r * per_row,
+                    &mut row[at..at + width],
+                    planes_scratch,
+                );
+            }
+        }
+        Ok(true)
+    })
+}
+
 /// What a frame's header says, checked against the frame and the chunk.
 struct Frame {
     flags: u8,
@@ -352,15 +422,7 @@ fn decode_block(
     planes_scratch: &mut Vec<u8>,
 ) -> Option<()> {
     let bsize = dst.len();
-    let splits = if flags & FLAG_DONT_SPLIT == 0
-        && typesize <= MAX_SPLITS
-        && bsize / typesize >= MIN_SPLIT_ELEMENTS
-        && bsize == blocksize
-    {
-        typesize
-    } else {
-        1
-    };
+    let splits = splits(flags, typesize, blocksize, bsize);
     if !bsize.is_multiple_of(splits) {
         return None;
     }
@@ -380,9 +442,39 @@ fn decode_block(
         }
         return Some(());
     }
-    // each part where it is: a raw stream in `src`, the others in `streams`
+    let (planes, leftover) = bit_planes(
+        src, offset, flags, typesize, coder, blocksize, bsize, streams,
+    )?;
+    let shuffled = bsize - leftover.len();
+    pentascope_core::bitshuffle::bit_unshuffle(&planes, &mut dst[..shuffled], planes_scratch);
+    dst[shuffled..].copy_from_slice(leftover);
+    Some(())
+}
+
+/// The byte planes of a bit-shuffled block of `bsize` bytes whose streams
+/// start at `offset` (each where it is: a raw stream in `src`, the others
+/// decompressed into `streams`), and the bytes past its last whole group
+/// of 8 samples, stored as they are; `None` if a stream lies outside `src`
+/// or decodes to another size.
+#[allow(clippy::too_many_arguments)]
+fn bit_planes<'a>(
+    src: &'a [u8],
+    mut offset: usize,
+    flags: u8,
+    typesize: usize,
+    coder: Coder,
+    blocksize: usize,
+    bsize: usize,
+    streams: &'a mut [u8],
+) -> Option<(Vec<&'a [u8]>, &'a [u8])> {
+    let splits = splits(flags, typesize, blocksize, bsize);
+    if !bsize.is_multiple_of(splits) {
+        return None;
+    }
+    let part_size = bsize / splits;
+    let samples = bsize / typesize;
     let mut parts: Vec<&[u8]> = Vec::with_capacity(splits);
-    let mut free = &mut streams[..bsize];
+    let mut free = streams.get_mut(..bsize)?;
     for _ in 0..splits {
         let stream = next_stream(src, &mut offset)?;
         if stream.len() == part_size {
@@ -395,18 +487,31 @@ fn decode_block(
         }
     }
     // a split block's parts are its byte planes; one part holds them all
-    let shuffled = samples * typesize;
-    let whole = parts[0];
-    let planes: Vec<&[u8]> = if splits == typesize {
-        parts
+    let shuffled = samples / 8 * 8 * typesize;
+    if splits == typesize {
+        Some((parts, &[]))
     } else {
-        whole[..shuffled].chunks_exact(samples).collect()
-    };
-    pentascope_core::bitshuffle::bit_unshuffle(&planes, &mut dst[..shuffled], planes_scratch);
-    if splits == 1 {
-        dst[shuffled..].copy_from_slice(&whole[shuffled..]);
+        let whole = parts[0];
+        Some((
+            whole[..shuffled]
+                .chunks_exact(shuffled / typesize)
+                .collect(),
+            &whole[shuffled..],
+        ))
     }
-    Some(())
+}
+
+/// Streams per block: one per sample byte for blocks that c-blosc splits.
+fn splits(flags: u8, typesize: usize, blocksize: usize, bsize: usize) -> usize {
+    if flags & FLAG_DONT_SPLIT == 0
+        && typesize <= MAX_SPLITS
+        && bsize / typesize >= MIN_SPLIT_ELEMENTS
+        && bsize == blocksize
+    {
+        typesize
+    } else {
+        1
+    }
 }
 
 /// The stream at `offset` (its 4-byte size, then its bytes); moves `offset`
@@ -553,6 +658,93 @@ mod tests {
         // typesize 1 under all three shuffles (its byte shuffle is none), the
         // three other sizes under two
         assert_eq!(cases, 4 * 3 * 2 * 3 * (3 + 3 * 2));
+    }
+
+    /// A chunk of rows decoded into place lands where the whole decode
+    /// copied row by row would put it, bytes around it untouched; frames
+    /// whose blocks are not bit-shuffled whole rows are declined.
+    #[test]
+    fn rows_decoded_in_place_are_the_rows_of_the_whole_decode() {
+        let (rows, width, stride, at) = (64usize, 1024usize, 3000usize, 1000usize);
+        let mut in_place = 0;
+        for typesize in [1usize, 2, 4] {
+            for (camera, data) in [
+                (true, structured(rows * width, typesize)),
+                (false, pseudo_random(rows * width, 9)),
+            ] {
+                for (shuffle, blocksize) in [
+                    (BloscShuffleMode::BitShuffle, None),
+                    (BloscShuffleMode::BitShuffle, Some(8 * width)),
+                    (BloscShuffleMode::BitShuffle, Some(4096 + 512)),
+                    (BloscShuffleMode::NoShuffle, Some(8 * width)),
+                ] {
+                    for coder in [BloscCompressor::LZ4, BloscCompressor::Zstd] {
+                        let frame = encode(&data, coder, shuffle, typesize, blocksize);
+                        let mut out = vec![0xa5u8; rows * stride];
+                        let rows_out = RowsOut {
+                            out: &mut out,
+                            stride,
+                            at,
+                            width,
+                        };
+                        let placed = decode_frame_into_rows(&frame, rows_out).unwrap();
+                        let case = format!(
+                            "{coder:?} {shuffle:?} typesize {typesize} blocksize {blocksize:?}"
+                        );
+                        // what the header says c-blosc did
+                        let (flags, block) = (frame[2], u32_at(&frame, 8).unwrap());
+                        let whole_rows = flags & FLAG_BIT_SHUFFLE != 0
+                            && flags & FLAG_MEMCPYED == 0
+                            && block % width == 0;
+                        let case = format!("{case}: flags {flags:#x}, blocks of {block}");
+                        // what `--compression fast` stores for camera data
+                        let ours = camera
+                            && shuffle == BloscShuffleMode::BitShuffle
+                            && blocksize == Some(8 * width);
+                        assert!(placed || !ours, "not in place: {case}");
+                        if !placed {
+                            assert!(!whole_rows, "declined: {case}");
+                            assert!(out.iter().all(|&b| b == 0xa5), "{case}");
+                            continue;
+                        }
+                        in_place += 1;
+                        for (r, row) in out.chunks_exact(stride).enumerate() {
+                            assert!(
+                                row[at..at + width] == data[r * width..(r + 1) * width],
+                                "{case}, row {r}"
+                            );
+                            assert!(
+                                row[..at]
+                                    .iter()
+                                    .chain(&row[at + width..])
+                                    .all(|&b| b == 0xa5),
+                                "{case}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(in_place >= 3 * 2, "{in_place} frames decoded in place");
+        // damage is an error, not a panic
+        let data = structured(rows * width, 2);
+        let mut frame = encode(
+            &data,
+            BloscCompressor::LZ4,
+            BloscShuffleMode::BitShuffle,
+            2,
+            None,
+        );
+        let n = frame.len();
+        frame[n / 2..].fill(0xff);
+        let mut out = vec![0u8; rows * stride];
+        let rows_out = RowsOut {
+            out: &mut out,
+            stride,
+            at,
+            width,
+        };
+        assert!(decode_frame_into_rows(&frame, rows_out).is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use zarrs::array::Array;
 use zarrs::metadata::v3::MetadataV3;
 use zarrs::storage::{byte_range::ByteRange, ReadableStorageTraits, StorageError};
 
-use super::blosc::decode_frame_into;
+use super::blosc::{decode_frame_into, decode_frame_into_rows, RowsOut};
 
 /// Decoded subchunks up to this size are decoded into a buffer the thread
 /// keeps (a 512 × 512 subchunk of 8-byte samples); larger ones, only in
@@ -372,24 +372,46 @@ impl ChunkCodecs {
             return Ok(());
         };
         let sub_row_bytes = self.sub[1] as usize * self.sample;
-        self.decode_subchunk(encoded, |decoded| {
-            for (dst, src) in rows_out
-                .chunks_mut(row_bytes)
+        let rows = RowsOut {
+            out: rows_out,
+            stride: row_bytes,
+            at,
+            width,
+        };
+        self.decode_subchunk(encoded, sub_row_bytes, rows)
+            .map_err(|what| ReadError::Corrupt {
+                chunk: chunk.key.clone(),
+                what,
+            })
+    }
+
+    /// Undoes the bytes-to-bytes codecs of one stored subchunk (rows of
+    /// `sub_row_bytes`) and writes the first `rows.width` bytes of each of
+    /// its rows into `rows`. A blosc frame of bit-shuffled whole rows is
+    /// unshuffled straight into place; any other is decoded whole first.
+    fn decode_subchunk(
+        &self,
+        encoded: &[u8],
+        sub_row_bytes: usize,
+        rows: RowsOut<'_>,
+    ) -> Result<(), String> {
+        let subchunk = (self.sub[0] * self.sub[1]) as usize * self.sample;
+        let RowsOut {
+            out,
+            stride,
+            at,
+            width,
+        } = rows;
+        let put = |decoded: &[u8], out: &mut [u8]| {
+            for (dst, src) in out
+                .chunks_mut(stride)
                 .zip(decoded.chunks_exact(sub_row_bytes))
             {
                 dst[at..at + width].copy_from_slice(&src[..width]);
             }
-        })
-        .map_err(|what| ReadError::Corrupt {
-            chunk: chunk.key.clone(),
-            what,
-        })
-    }
-
-    /// Undoes the bytes-to-bytes codecs of one stored subchunk and hands
-    /// its decoded bytes (exactly a subchunk's) to `put`.
-    fn decode_subchunk(&self, encoded: &[u8], put: impl FnOnce(&[u8])) -> Result<(), String> {
-        let subchunk = (self.sub[0] * self.sub[1]) as usize * self.sample;
+        };
+        // every row of the subchunk, whole, wanted: it can be decoded into place
+        let in_place = width == sub_row_bytes && out.len() == subchunk / sub_row_bytes * stride;
         let mut data = Cow::Borrowed(encoded);
         let last = self.steps.len().saturating_sub(1);
         for (i, (step, size)) in self.steps.iter().enumerate() {
@@ -397,16 +419,27 @@ impl ChunkCodecs {
             data = match step {
                 Step::Crc32c => strip_crc32c(data)?,
                 Step::Blosc(codec) if i == last && size <= KEPT_BUFFER => {
+                    if in_place {
+                        let rows = RowsOut {
+                            out: &mut *out,
+                            stride,
+                            at,
+                            width,
+                        };
+                        if decode_frame_into_rows(&data, rows).map_err(|e| format!("blosc: {e}"))? {
+                            return Ok(());
+                        }
+                    }
                     return DECODED.with_borrow_mut(|buffer| {
                         if buffer.len() < size {
                             buffer.resize(size, 0);
                         }
                         let into = &mut buffer[..size];
                         if decode_frame_into(&data, into).map_err(|e| format!("blosc: {e}"))? {
-                            put(into);
+                            put(into, out);
                         } else {
                             let decoded = decode_by(codec, data, size)?;
-                            put(&decoded);
+                            put(&decoded, out);
                         }
                         Ok(())
                     });
@@ -420,7 +453,7 @@ impl ChunkCodecs {
                 data.len()
             ));
         }
-        put(&data);
+        put(&data, out);
         Ok(())
     }
 }
