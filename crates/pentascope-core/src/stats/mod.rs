@@ -49,8 +49,8 @@ pub const DISPLAY_HIGH_QUANTILE: f64 = 0.999;
 /// Samples per piece that [`accumulate_par`] hands to one `add` call.
 const PAR_PIECE: usize = 256 * 1024;
 /// Pieces one rayon job accumulates at least: each job owns full histograms
-/// (0.25-1.25 MiB for 16-bit types) that have to be zeroed and merged, so jobs must be
-/// large enough for that to be noise.
+/// (0.25-1.25 MiB for 16-bit types) that have to be zeroed and merged, so
+/// jobs must be large enough for that to be noise.
 const PAR_MIN_PIECES: usize = 4;
 
 /// Summary of one channel over T, Z, Y, X, as stored and served.
@@ -131,8 +131,8 @@ pub struct Histogram {
 }
 
 /// Accumulates [`ChannelStats`] of one channel from slices of samples, in
-/// one pass, with bounded memory (at most 1.25 MiB for 16-bit types, 512 KiB for
-/// wide types, a few KiB for 8-bit types).
+/// one pass, with bounded memory (at most 1.25 MiB for 16-bit types, 512
+/// KiB for wide types, a few KiB for 8-bit types).
 ///
 /// Results depend only on the samples and the order of `add` and `merge`
 /// calls, never on timing; [`accumulate_par`] gives the same result as adding

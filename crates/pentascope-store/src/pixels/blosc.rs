@@ -286,13 +286,7 @@ pub(crate) fn decode_frame_into_rows(
     let Some(frame) = Frame::of(src, (rows * width) as u64)? else {
         return Ok(false);
     };
-    let Frame {
-        flags,
-        typesize,
-        coder,
-        nbytes,
-        blocksize,
-    } = frame;
+    let (flags, typesize, blocksize) = (frame.flags, frame.typesize, frame.blocksize);
     let whole_rows = flags & FLAG_MEMCPYED == 0
         && flags & FLAG_BIT_SHUFFLE != 0
         && typesize > 0
@@ -302,16 +296,25 @@ pub(crate) fn decode_frame_into_rows(
         return Ok(false);
     }
     SCRATCH.with_borrow_mut(|(streams, planes_scratch)| {
-        streams.resize(blocksize.min(nbytes), 0);
-        let rows_per_block = blocksize / width;
-        for (j, block_rows) in out.chunks_mut(rows_per_block * stride).enumerate() {
+        streams.resize(blocksize.min(frame.nbytes), 0);
+        // a header's block size is up to 4 GiB: the block's rows in `out`
+        // are at most all of them
+        let block_bytes = (blocksize / width).saturating_mul(stride);
+        let per_row = width / typesize;
+        for (j, block_rows) in out.chunks_mut(block_bytes).enumerate() {
             let offset = u32_at(src, HEADER + 4 * j).ok_or(FrameError::OutOfFrame(j))?;
             let bsize = block_rows.len() / stride * width;
             let (planes, _) = bit_planes(
-                src, offset, flags, typesize, coder, blocksize, bsize, streams,
+                src,
+                offset,
+                flags,
+                typesize,
+                frame.coder,
+                blocksize,
+                bsize,
+                streams,
             )
             .ok_or(FrameError::Block(j))?;
-            let per_row = width / typesize;
             for (r, row) in block_rows.chunks_mut(stride).enumerate() {
                 pentascope_core::bitshuffle::bit_unshuffle_part(
                     &planes,

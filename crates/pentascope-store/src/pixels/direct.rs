@@ -371,31 +371,27 @@ impl ChunkCodecs {
             );
             return Ok(());
         };
-        let sub_row_bytes = self.sub[1] as usize * self.sample;
         let rows = RowsOut {
             out: rows_out,
             stride: row_bytes,
             at,
             width,
         };
-        self.decode_subchunk(encoded, sub_row_bytes, rows)
+        self.decode_subchunk(encoded, rows)
             .map_err(|what| ReadError::Corrupt {
                 chunk: chunk.key.clone(),
                 what,
             })
     }
 
-    /// Undoes the bytes-to-bytes codecs of one stored subchunk (rows of
-    /// `sub_row_bytes`) and writes the first `rows.width` bytes of each of
-    /// its rows into `rows`. A blosc frame of bit-shuffled whole rows is
-    /// unshuffled straight into place; any other is decoded whole first.
-    fn decode_subchunk(
-        &self,
-        encoded: &[u8],
-        sub_row_bytes: usize,
-        rows: RowsOut<'_>,
-    ) -> Result<(), String> {
-        let subchunk = (self.sub[0] * self.sub[1]) as usize * self.sample;
+    /// Undoes the bytes-to-bytes codecs of one stored subchunk and writes
+    /// the first `rows.width` bytes of each of its rows into `rows`. A
+    /// blosc frame of bit-shuffled whole rows is unshuffled straight into
+    /// place; any other is decoded whole first.
+    fn decode_subchunk(&self, encoded: &[u8], rows: RowsOut<'_>) -> Result<(), String> {
+        let [sub_rows, sub_columns] = self.sub.map(|n| n as usize);
+        let sub_row_bytes = sub_columns * self.sample;
+        let subchunk = sub_rows * sub_row_bytes;
         let RowsOut {
             out,
             stride,
@@ -411,7 +407,7 @@ impl ChunkCodecs {
             }
         };
         // every row of the subchunk, whole, wanted: it can be decoded into place
-        let in_place = width == sub_row_bytes && out.len() == subchunk / sub_row_bytes * stride;
+        let in_place = width == sub_row_bytes && out.len() == sub_rows * stride;
         let mut data = Cow::Borrowed(encoded);
         let last = self.steps.len().saturating_sub(1);
         for (i, (step, size)) in self.steps.iter().enumerate() {
