@@ -43,6 +43,10 @@ pub struct App {
     pub(crate) slice_memory: Arc<tokio::sync::Semaphore>,
     /// Renderings that may run at once.
     pub(crate) render_slots: Arc<tokio::sync::Semaphore>,
+    /// How many: `render_slots`' permits when none is taken.
+    render_slot_count: usize,
+    /// Cores this process may run on.
+    cores: usize,
     /// The threads renderings run on, one per slot: few, and each reused,
     /// so that the allocator pages and plane buffers they keep are few. On
     /// tokio's blocking pool, which grows with every burst, 32 clients had
@@ -166,7 +170,21 @@ impl App {
                 usize::try_from(slice_memory_mib).unwrap_or(usize::MAX),
             )),
             render_slots: Arc::new(tokio::sync::Semaphore::new(render_slots)),
+            render_slot_count: render_slots,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
+    }
+
+    /// Threads a rendering that holds a slot may spread its encoding over:
+    /// the cores no other rendering is using. 1 on a busy server, where
+    /// splitting one rendering's work would only add to the total.
+    pub(crate) fn render_spread(&self) -> usize {
+        // the caller's own slot is among those taken
+        let others = self
+            .render_slot_count
+            .saturating_sub(self.render_slots.available_permits())
+            .saturating_sub(1);
+        self.cores.saturating_sub(others).max(1)
     }
 
     /// Runs `work` as a task of its own, so that it finishes or cleans up

@@ -547,6 +547,7 @@ impl App {
         let cancel = Cancel::new();
         let guard = cancel.on_drop();
         let observed = cancel.clone();
+        let threads = self.render_spread();
         let rendered = self
             .on_render_thread(move || {
                 let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
@@ -561,7 +562,7 @@ impl App {
                     cancel: observed,
                 };
                 let (pixels, (w, h)) = dispatch_dtype!(dtype, T => job.run::<T>(&*reader))?;
-                encode(mode, format, w as u32, h as u32, &pixels)
+                encode(mode, format, w as u32, h as u32, &pixels, threads)
             })
             .await;
         guard.disarm();
@@ -622,16 +623,18 @@ fn content_type(format: RenderFormat) -> &'static str {
     }
 }
 
+/// Encodes the rendering, PNG on up to `threads` threads.
 fn encode(
     mode: Mode,
     format: RenderFormat,
     width: u32,
     height: u32,
     pixels: &[u8],
+    threads: usize,
 ) -> Result<Vec<u8>, AppError> {
     Ok(match (format, mode) {
-        (RenderFormat::Png, Mode::Color) => encode_png_rgb8(width, height, pixels)?,
-        (RenderFormat::Png, Mode::Grey) => encode_png_gray8(width, height, pixels)?,
+        (RenderFormat::Png, Mode::Color) => encode_png_rgb8(width, height, pixels, threads)?,
+        (RenderFormat::Png, Mode::Grey) => encode_png_gray8(width, height, pixels, threads)?,
         (RenderFormat::Jpeg(q), Mode::Color) => encode_jpeg(width, height, 3, q, pixels)?,
         (RenderFormat::Jpeg(q), Mode::Grey) => encode_jpeg(width, height, 1, q, pixels)?,
         (RenderFormat::Webp, Mode::Color) => encode_webp(width, height, 3, pixels)?,

@@ -82,11 +82,12 @@ impl App {
             None => {
                 let _share = self.slice_share_for(&record).await?;
                 let (pixels, caches) = (self.pixels.clone(), self.caches.clone());
+                let threads = self.render_spread();
                 let rendered = self
                     .on_render_thread(move || {
                         let reader = caches.reader(id, || open_pixels(&*pixels, &record))?;
                         let dtype = reader.layout().dtype;
-                        dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering))
+                        dispatch_dtype!(dtype, T => render::<T>(&*reader, plane, rendering, threads))
                     })
                     .await;
                 let body = match rendered {
@@ -223,10 +224,12 @@ thread_local! {
     static PLANE: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Reads `plane` and encodes it as `rendering` on up to `threads` threads.
 fn render<T: Sample>(
     reader: &dyn PixelReader,
     plane: PlaneIndex,
     rendering: Rendering,
+    threads: usize,
 ) -> Result<Vec<u8>, AppError> {
     let shape = reader.layout().shape;
     // no overflow: `slice_share_for` refused planes over the memory budget
@@ -246,27 +249,29 @@ fn render<T: Sample>(
                 reader
                     .read_rows(plane, 0..shape.y, bytemuck::cast_slice_mut(samples))
                     .map_err(AppError::from)
-                    .and_then(|()| encode(samples, w, h, rendering)),
+                    .and_then(|()| encode(samples, w, h, rendering, threads)),
             )
         });
         if let Some(rendered) = rendered {
             return rendered;
         }
     }
-    encode(&reader.read_plane::<T>(plane)?, w, h, rendering)
+    encode(&reader.read_plane::<T>(plane)?, w, h, rendering, threads)
 }
 
-/// Encodes the `w × h` plane `samples` as `rendering` asks.
+/// Encodes the `w × h` plane `samples` as `rendering` asks, on up to
+/// `threads` threads.
 fn encode<T: Sample>(
     samples: &[T],
     w: u32,
     h: u32,
     rendering: Rendering,
+    threads: usize,
 ) -> Result<Vec<u8>, AppError> {
     Ok(match rendering {
         Rendering::Npy => encode_npy(&[u64::from(h), u64::from(w)], samples),
         Rendering::Png16 => encode_png_gray16(w, h, samples)?,
-        Rendering::Png8(window) => encode_png_windowed(w, h, samples, window)?,
+        Rendering::Png8(window) => encode_png_windowed(w, h, samples, window, threads)?,
         Rendering::Png8PerPlane { low, high } => {
             // the same percentiles ingest computes for the stack, of this plane
             let plane_stats = accumulate_par(samples).finish();
@@ -274,7 +279,7 @@ fn encode<T: Sample>(
                 low: low.unwrap_or(plane_stats.display_min),
                 high: high.unwrap_or(plane_stats.display_max),
             };
-            encode_png_windowed(w, h, samples, window)?
+            encode_png_windowed(w, h, samples, window, threads)?
         }
     })
 }

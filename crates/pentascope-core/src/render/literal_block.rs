@@ -11,9 +11,12 @@
 /// Byte values plus the end-of-block symbol.
 const LITERALS: usize = 257;
 const END_OF_BLOCK: usize = 256;
-/// Longest code: two pairs of codes (56 bits) and the up to 7 bits left
-/// from the last flush fit in the 64-bit accumulator.
-const MAX_CODE_BITS: u8 = 14;
+/// Longest code: two pairs of codes (52 bits) and the up to 7 bits left
+/// from the last flush fit in the 64-bit accumulator, and a pair's code
+/// (26 bits) and its length fit in 32 bits.
+const MAX_CODE_BITS: u8 = 13;
+/// Bits of a pair's code in a [`LiteralTable`] entry; its length above.
+const PAIR_CODE_BITS: u32 = 2 * MAX_CODE_BITS as u32;
 /// Longest code of the code-length alphabet (RFC 1951: 3-bit lengths).
 const MAX_CODE_LENGTH_BITS: u8 = 7;
 /// The order in which the code-length code's lengths are sent.
@@ -103,58 +106,76 @@ impl LiteralCode {
     }
 }
 
-/// Writes one final block of literals: [`LiteralBlock::start`], any number
-/// of [`LiteralBlock::write`], then [`LiteralBlock::finish`].
-pub(super) struct LiteralBlock {
+/// A code ready to write with: its header's code and the codes of every
+/// pair of bytes, built once and shared by the blocks that use it (one per
+/// part of an image encoded in parallel).
+pub(super) struct LiteralTable {
+    code: LiteralCode,
     /// Codes of every pair of bytes (first byte low): the code in the low
-    /// 32 bits, its length above them.
-    pairs: Box<[u64; 1 << 16]>,
+    /// [`PAIR_CODE_BITS`] bits, its length above them.
+    pairs: Box<[u32; 1 << 16]>,
     codes: [u16; LITERALS],
-    lengths: [u8; LITERALS],
-    bits: BitWriter,
 }
 
-impl LiteralBlock {
-    /// Writes the header of a final block under `code` to `out`.
-    pub(super) fn start(code: &LiteralCode, out: &mut Vec<u8>) -> LiteralBlock {
-        let mut bits = BitWriter::default();
-        code.write_header(&mut bits, out, true);
+impl LiteralTable {
+    pub(super) fn new(code: &LiteralCode) -> LiteralTable {
         let lengths = code.lengths;
         let codes = canonical_codes(&lengths);
-        let mut pairs: Box<[u64; 1 << 16]> = vec![0u64; 1 << 16]
+        let mut pairs: Box<[u32; 1 << 16]> = vec![0u32; 1 << 16]
             .into_boxed_slice()
             .try_into()
             .unwrap_or_else(|_| unreachable!("a vector of 2^16"));
         for (second, row) in pairs.chunks_exact_mut(256).enumerate() {
-            let (c2, l2) = (u64::from(codes[second]), u64::from(lengths[second]));
+            let (c2, l2) = (u32::from(codes[second]), u32::from(lengths[second]));
             for (first, pair) in row.iter_mut().enumerate() {
-                let (c1, l1) = (u64::from(codes[first]), u64::from(lengths[first]));
-                *pair = (c1 | c2 << l1) | (l1 + l2) << 32;
+                let (c1, l1) = (u32::from(codes[first]), u32::from(lengths[first]));
+                *pair = (c1 | c2 << l1) | (l1 + l2) << PAIR_CODE_BITS;
             }
         }
-        LiteralBlock {
+        LiteralTable {
+            code: code.clone(),
             pairs,
             codes,
-            lengths,
-            bits,
         }
+    }
+}
+
+/// Writes one block of literals: [`LiteralBlock::start`], any number of
+/// [`LiteralBlock::write`], then [`LiteralBlock::finish`].
+pub(super) struct LiteralBlock<'t> {
+    table: &'t LiteralTable,
+    bits: BitWriter,
+    last: bool,
+}
+
+impl<'t> LiteralBlock<'t> {
+    /// Writes the header of a block under `table`'s code to `out`: the
+    /// final block of the stream when `last`, else one that
+    /// [`LiteralBlock::finish`] ends on a byte boundary, so that the next
+    /// block can be written on its own (by another thread) and appended.
+    pub(super) fn start(table: &'t LiteralTable, out: &mut Vec<u8>, last: bool) -> Self {
+        let mut bits = BitWriter::default();
+        table.code.write_header(&mut bits, out, last);
+        LiteralBlock { table, bits, last }
     }
 
     /// Codes `data`, appending whole bytes of the stream to `out`.
     pub(super) fn write(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let pairs: &[u64; 1 << 16] = &self.pairs;
+        let pairs: &[u32; 1 << 16] = &self.table.pairs;
         let (mut acc, mut n) = (self.bits.acc, u64::from(self.bits.bits));
         let mut stage = [0u8; STAGE_BYTES + 16];
         let mut at = 0usize;
         let mut quads = data.chunks_exact(4);
+        const CODE: u64 = (1 << PAIR_CODE_BITS) - 1;
         for quad in &mut quads {
+            let quad = u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
             let (p0, p1) = (
-                pairs[usize::from(u16::from_le_bytes([quad[0], quad[1]]))],
-                pairs[usize::from(u16::from_le_bytes([quad[2], quad[3]]))],
+                u64::from(pairs[(quad & 0xffff) as usize]),
+                u64::from(pairs[(quad >> 16) as usize]),
             );
-            let (l0, l1) = (p0 >> 32, p1 >> 32);
-            // at most 4 × 14 new bits over at most 7 old ones
-            acc |= ((p0 & 0xffff_ffff) | (p1 & 0xffff_ffff) << l0) << n;
+            let (l0, l1) = (p0 >> PAIR_CODE_BITS, p1 >> PAIR_CODE_BITS);
+            // at most 4 × 13 new bits over at most 7 old ones
+            acc |= ((p0 & CODE) | (p1 & CODE) << l0) << n;
             n += l0 + l1;
             stage[at..at + 8].copy_from_slice(&acc.to_le_bytes());
             at += (n >> 3) as usize;
@@ -170,18 +191,28 @@ impl LiteralBlock {
             acc,
             bits: n as u32,
         };
+        let (codes, lengths) = (&self.table.codes, &self.table.code.lengths);
         for &byte in quads.remainder() {
             let b = usize::from(byte);
-            self.bits
-                .put(out, self.codes[b].into(), self.lengths[b].into());
+            self.bits.put(out, codes[b].into(), lengths[b].into());
         }
     }
 
-    /// Ends the block and pads the stream to a whole byte.
+    /// Ends the block and pads the stream to a whole byte: a block that is
+    /// not the last is followed by an empty stored block, whose header
+    /// pads to a byte boundary (zlib's sync flush).
     pub(super) fn finish(mut self, out: &mut Vec<u8>) {
-        let (code, len) = (self.codes[END_OF_BLOCK], self.lengths[END_OF_BLOCK]);
+        let code = self.table.codes[END_OF_BLOCK];
+        let len = self.table.code.lengths[END_OF_BLOCK];
         self.bits.put(out, code.into(), len.into());
-        self.bits.flush(out);
+        if !self.last {
+            // not final, stored; then its length 0 and that length's complement
+            self.bits.put(out, 0, 3);
+            self.bits.flush(out);
+            out.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+        } else {
+            self.bits.flush(out);
+        }
     }
 }
 
@@ -217,36 +248,52 @@ impl BitWriter {
 /// code longer than `limit`. An optimal (Huffman) code when that one fits;
 /// else the weights are halved, flattening the tree, until it does (all
 /// weights equal give a balanced tree, which fits any limit used here).
+///
+/// Built with two queues instead of a heap: leaves sorted by weight, and
+/// merged nodes, which are made in order of weight; the lighter front is
+/// taken each time (a code is built per rendered plane).
 fn code_lengths(weights: &[u64], limit: u8, lengths: &mut [u8]) {
     let mut weights = weights.to_vec();
-    loop {
-        lengths.fill(0);
-        let used: Vec<usize> = (0..weights.len()).filter(|&s| weights[s] > 0).collect();
-        if let [only] = used[..] {
+    let mut used: Vec<usize> = (0..weights.len()).filter(|&s| weights[s] > 0).collect();
+    lengths.fill(0);
+    match used[..] {
+        [] => return,
+        [only] => {
             lengths[only] = 1;
             return;
         }
-        // nodes: the used symbols, then each merge; a node's parent after it
-        let mut weight_of: Vec<u64> = used.iter().map(|&s| weights[s]).collect();
-        let mut parent = vec![usize::MAX; used.len()];
-        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>> = (0..used
-            .len())
-            .map(|i| std::cmp::Reverse((weight_of[i], i)))
-            .collect();
-        while let (Some(a), Some(b)) = (heap.pop(), heap.pop()) {
-            let (std::cmp::Reverse((wa, a)), std::cmp::Reverse((wb, b))) = (a, b);
-            let node = weight_of.len();
-            weight_of.push(wa.saturating_add(wb));
-            parent.push(usize::MAX);
+        _ => {}
+    }
+    let leaves = used.len();
+    let nodes = (2 * leaves).saturating_sub(1);
+    let mut weight_of = Vec::with_capacity(nodes);
+    let mut parent = vec![0usize; nodes];
+    let mut depth = vec![0u8; nodes];
+    loop {
+        lengths.fill(0);
+        used.sort_unstable_by_key(|&s| (weights[s], s));
+        weight_of.clear();
+        weight_of.extend(used.iter().map(|&s| weights[s]));
+        let (mut leaf, mut merged) = (0, leaves);
+        for node in leaves..nodes {
+            let mut lightest = || {
+                let take_leaf = leaf < leaves
+                    && (merged >= weight_of.len() || weight_of[leaf] <= weight_of[merged]);
+                let taken = if take_leaf { &mut leaf } else { &mut merged };
+                *taken += 1;
+                *taken - 1
+            };
+            let (a, b) = (lightest(), lightest());
             parent[a] = node;
             parent[b] = node;
-            heap.push(std::cmp::Reverse((weight_of[node], node)));
+            weight_of.push(weight_of[a].saturating_add(weight_of[b]));
         }
-        let mut depth = vec![0u8; parent.len()];
-        for node in (0..parent.len().saturating_sub(1)).rev() {
+        // the root is the last node; every other node's parent comes later
+        depth[nodes - 1] = 0;
+        for node in (0..nodes - 1).rev() {
             depth[node] = depth[parent[node]].saturating_add(1);
         }
-        if depth[..used.len()].iter().all(|&d| d <= limit) {
+        if depth[..leaves].iter().all(|&d| d <= limit) {
             for (i, &s) in used.iter().enumerate() {
                 lengths[s] = depth[i];
             }
@@ -325,13 +372,44 @@ mod tests {
     /// A raw deflate stream of `data` in one literal block under the code
     /// of `counts`, written in pieces of `piece` bytes.
     fn deflate(data: &[u8], counts: &[u64; 256], piece: usize) -> Vec<u8> {
+        deflate_parts(&[data], counts, piece)
+    }
+
+    /// A raw deflate stream of `parts` one after the other, each a block
+    /// written into a buffer of its own (as threads would) and appended.
+    fn deflate_parts(parts: &[&[u8]], counts: &[u64; 256], piece: usize) -> Vec<u8> {
+        let table = LiteralTable::new(&LiteralCode::for_counts(counts));
         let mut out = Vec::new();
-        let mut block = LiteralBlock::start(&LiteralCode::for_counts(counts), &mut out);
-        for part in data.chunks(piece.max(1)) {
-            block.write(part, &mut out);
+        for (i, data) in parts.iter().enumerate() {
+            let mut own = Vec::new();
+            let mut block = LiteralBlock::start(&table, &mut own, i + 1 == parts.len());
+            for part in data.chunks(piece.max(1)) {
+                block.write(part, &mut own);
+            }
+            block.finish(&mut own);
+            out.extend_from_slice(&own);
         }
-        block.finish(&mut out);
         out
+    }
+
+    /// Blocks that end on a byte boundary, written apart and appended, are
+    /// one stream of their bytes in order, whatever the bits each block
+    /// left over.
+    #[test]
+    fn blocks_written_apart_inflate_to_their_concatenation() {
+        let noisy = residuals(40_001, 9);
+        let counts = counts_of(&noisy);
+        for cuts in [
+            vec![0, 1, 2, 3, 40_001],
+            vec![0, 7, 7, 1000, 25_003, 40_001],
+            vec![0, 20_000, 40_001],
+        ] {
+            let parts: Vec<&[u8]> = cuts.windows(2).map(|c| &noisy[c[0]..c[1]]).collect();
+            for piece in [1, 5, 4096] {
+                let stream = deflate_parts(&parts, &counts, piece);
+                assert_eq!(inflate(&stream), noisy, "{cuts:?} {piece}");
+            }
+        }
     }
 
     fn inflate(stream: &[u8]) -> Vec<u8> {

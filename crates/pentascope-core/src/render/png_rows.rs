@@ -6,7 +6,9 @@
 
 use std::io;
 
-use super::literal_block::{LiteralBlock, LiteralCode};
+use rayon::prelude::*;
+
+use super::literal_block::{LiteralBlock, LiteralCode, LiteralTable};
 
 /// The eight bytes every PNG file starts with.
 const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
@@ -19,6 +21,14 @@ const IDAT_CHUNK_BYTES: usize = 1 << 20;
 /// call, small enough to stay in cache.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Filtered bytes of one part of an image whose block of literals is
+/// coded in parts in parallel (a block each, the blocks appended): at
+/// least this many, so that a part's header (about 100 bytes) and its
+/// hand-off stay small beside it.
+const LITERAL_PART_MIN_BYTES: usize = 256 * 1024;
+/// Most parts an image's literals are coded in.
+const LITERAL_PARTS_MAX: usize = 4;
+
 /// zlib's header: deflate, 32 KiB window, no dictionary, fastest level.
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
 
@@ -28,6 +38,10 @@ const STORED_BLOCK_MAX: usize = 65_535;
 /// Every this many rows, one row is compressed in [`Encoding::choose`]'s
 /// trial.
 const TRIAL_ROW_STRIDE: usize = 16;
+/// ... or more rows apart, so that the trial is at most about this many
+/// bytes (a code for 256 byte values needs no more; the trial was a
+/// twentieth of a slice's encoding at 64 KiB).
+const TRIAL_MAX_BYTES: usize = 32 * 1024;
 /// Below this many bytes an image is deflated without a trial.
 const TRIAL_MIN_BYTES: usize = 256 * 1024;
 /// Deflate is used when the trial shrinks its rows by at least this part.
@@ -77,25 +91,27 @@ enum Encoding {
 }
 
 impl Encoding {
-    /// A trial on every 16th row (Up-filtered against the row above it,
-    /// as the encoder would) chooses: the smaller of fdeflate and a block
-    /// of literals coded for the trial's bytes, if it saves at least 5%,
-    /// else stored blocks. Images too small to bother are deflated.
+    /// A trial on every 16th row or fewer (Up-filtered against the row
+    /// above it, as the encoder would) chooses: the smaller of fdeflate
+    /// and a block of literals coded for the trial's bytes, if it saves
+    /// at least 5%, else stored blocks. Images too small to bother are deflated.
     /// Planes with background (runs that fdeflate codes in a few bits) are
     /// deflated; planes of structure under noise, whose filtered bytes
     /// rarely repeat, are coded as literals; noise (which neither shrinks
     /// by more than 1–2%, at about 1 ms a megapixel) is stored in a few
     /// hundred microseconds.
-    fn choose(height: usize, row_bytes: usize, row_of: &mut impl FnMut(usize, &mut [u8])) -> Self {
+    fn choose(height: usize, row_bytes: usize, row_of: &impl Fn(usize, &mut [u8])) -> Self {
         let total = height.saturating_mul(row_bytes);
-        let pairs = height / TRIAL_ROW_STRIDE;
+        let most_pairs = (TRIAL_MAX_BYTES / (row_bytes + 1)).max(1);
+        let stride = (height / most_pairs).max(TRIAL_ROW_STRIDE);
+        let pairs = height / stride;
         if total < TRIAL_MIN_BYTES || row_bytes == 0 || pairs == 0 {
             return Encoding::Deflate { ratio: 1.0 };
         }
         let (mut above, mut row) = (vec![0u8; row_bytes], vec![0u8; row_bytes]);
         let mut trial = Vec::with_capacity(pairs * (row_bytes + 1));
         for pair in 0..pairs {
-            let y = pair * TRIAL_ROW_STRIDE;
+            let y = pair * stride;
             row_of(y, &mut above);
             row_of(y + 1, &mut row);
             trial.push(2);
@@ -122,18 +138,20 @@ impl Encoding {
 }
 
 /// Encodes a `width × height` PNG of `format` whose row `y` is written by
-/// `row_of(y, row)` into `row` (`width × format.bytes` bytes). The caller
-/// has checked that both sizes are at least 1 and that the image fits in
+/// `row_of(y, row)` into `row` (`width × format.bytes` bytes), on up to
+/// `threads` threads for large images coded as literals. The caller has
+/// checked that both sizes are at least 1 and that the image fits in
 /// memory.
 pub(super) fn encode_rows(
     width: u32,
     height: u32,
     format: PixelFormat,
-    mut row_of: impl FnMut(usize, &mut [u8]),
+    threads: usize,
+    row_of: impl Fn(usize, &mut [u8]) + Sync,
 ) -> io::Result<Vec<u8>> {
     let row_bytes = width as usize * format.bytes;
     let rows = height as usize;
-    let encoding = Encoding::choose(rows, row_bytes, &mut row_of);
+    let encoding = Encoding::choose(rows, row_bytes, &row_of);
     let filtered = rows.saturating_mul(row_bytes + 1);
     // room for what the trial predicts (stored blocks: exactly), so the
     // output is rarely copied to grow and rarely much larger than needed
@@ -162,22 +180,18 @@ pub(super) fn encode_rows(
     match encoding {
         Encoding::Deflate { .. } => {
             let mut deflate = fdeflate::Compressor::new(&mut out)?;
-            up_filtered_batches(rows, row_bytes, &mut batch, &mut row_of, |batch| {
+            up_filtered_batches(0..rows, row_bytes, &mut batch, &row_of, |batch| {
                 deflate.write_data(batch)
             })?;
             deflate.finish()?;
         }
-        Encoding::Literals { code, .. } => {
-            let mut checksum = simd_adler32::Adler32::new();
+        Encoding::Literals { code, ratio } => {
             out.extend_from_slice(&ZLIB_HEADER);
-            let mut block = LiteralBlock::start(&code, &mut out);
-            up_filtered_batches(rows, row_bytes, &mut batch, &mut row_of, |batch| {
-                checksum.write(batch);
-                block.write(batch, &mut out);
-                Ok(())
-            })?;
-            block.finish(&mut out);
-            out.extend_from_slice(&checksum.finish().to_be_bytes());
+            let table = LiteralTable::new(&code);
+            let parts = (rows.saturating_mul(row_bytes + 1) / LITERAL_PART_MIN_BYTES)
+                .clamp(1, threads.clamp(1, LITERAL_PARTS_MAX));
+            let checksum = literal_parts(&table, parts, ratio, rows, row_bytes, &row_of, &mut out)?;
+            out.extend_from_slice(&checksum.to_be_bytes());
         }
         Encoding::Stored => {
             let mut checksum = simd_adler32::Adler32::new();
@@ -203,18 +217,89 @@ pub(super) fn encode_rows(
     Ok(out)
 }
 
-/// Hands the rows, each Up-filtered (each byte minus the one above it,
-/// zeros above row 0) after its filter-type byte, to `sink` in batches of
-/// about [`BATCH_BYTES`].
-fn up_filtered_batches(
+/// Codes the Up-filtered rows as blocks of literals under `table`, a
+/// block for each of `parts` parts of the rows, the parts in parallel,
+/// and appends them to `out` (each but the last ends on a byte boundary,
+/// so they are simply appended). Returns the Adler-32 of the filtered
+/// rows. `ratio` is the expected output per filtered byte.
+fn literal_parts(
+    table: &LiteralTable,
+    parts: usize,
+    ratio: f64,
     rows: usize,
     row_bytes: usize,
+    row_of: &(impl Fn(usize, &mut [u8]) + Sync),
+    out: &mut Vec<u8>,
+) -> io::Result<u32> {
+    let part_rows = |i: usize| rows * i / parts..rows * (i + 1) / parts;
+    let code_part = |i: usize, out: &mut Vec<u8>| {
+        let mut block = LiteralBlock::start(table, out, i + 1 == parts);
+        let mut checksum = simd_adler32::Adler32::new();
+        let mut batch = Vec::with_capacity(BATCH_BYTES + row_bytes + 1);
+        up_filtered_batches(part_rows(i), row_bytes, &mut batch, row_of, |batch| {
+            checksum.write(batch);
+            block.write(batch, out);
+            Ok(())
+        })?;
+        block.finish(out);
+        Ok(checksum.finish())
+    };
+    if parts == 1 {
+        return code_part(0, out);
+    }
+    // the first part straight into `out`, the others into buffers of their own
+    let (first, rest) = rayon::join(
+        || code_part(0, out),
+        || {
+            (1..parts)
+                .into_par_iter()
+                .map(|i| {
+                    let part = part_rows(i);
+                    let bytes = (part.end - part.start) * (row_bytes + 1);
+                    let mut own = Vec::with_capacity((bytes as f64 * ratio * 1.02) as usize + 4096);
+                    let checksum = code_part(i, &mut own)?;
+                    Ok((own, checksum, bytes))
+                })
+                .collect::<io::Result<Vec<_>>>()
+        },
+    );
+    let mut checksum = first?;
+    for (bytes, part_checksum, len) in rest? {
+        out.extend_from_slice(&bytes);
+        checksum = adler32_combine(checksum, part_checksum, len);
+    }
+    Ok(checksum)
+}
+
+/// The Adler-32 of two byte strings one after the other, from the first's
+/// checksum and the second's checksum and length (zlib's
+/// `adler32_combine`).
+fn adler32_combine(first: u32, second: u32, second_len: usize) -> u32 {
+    const BASE: u64 = 65_521;
+    let rem = second_len as u64 % BASE;
+    let (a1, b1) = (u64::from(first & 0xffff), u64::from(first >> 16));
+    let (a2, b2) = (u64::from(second & 0xffff), u64::from(second >> 16));
+    // a = a1 + a2 - 1: both started from 1; b = b1 + b2 + rem·(a1 - 1)
+    let a = (a1 + a2 + BASE - 1) % BASE;
+    let b = (b1 + b2 + rem * a1 + BASE - rem) % BASE;
+    (b << 16 | a) as u32
+}
+
+/// Hands the rows `rows`, each Up-filtered (each byte minus the one above
+/// it, zeros above row 0) after its filter-type byte, to `sink` in batches
+/// of about [`BATCH_BYTES`].
+fn up_filtered_batches(
+    rows: std::ops::Range<usize>,
+    row_bytes: usize,
     batch: &mut Vec<u8>,
-    row_of: &mut impl FnMut(usize, &mut [u8]),
+    row_of: &impl Fn(usize, &mut [u8]),
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let (mut row, mut above) = (vec![0u8; row_bytes], vec![0u8; row_bytes]);
-    for y in 0..rows {
+    if rows.start > 0 {
+        row_of(rows.start - 1, &mut above);
+    }
+    for y in rows {
         row_of(y, &mut row);
         batch.push(2);
         batch.extend(row.iter().zip(&above).map(|(a, b)| a.wrapping_sub(*b)));
@@ -293,8 +378,8 @@ mod tests {
     }
 
     fn encoding_of(w: usize, pixels: &[u8]) -> Encoding {
-        let mut row_of = |y: usize, row: &mut [u8]| row.copy_from_slice(&pixels[y * w..][..w]);
-        Encoding::choose(pixels.len() / w, w, &mut row_of)
+        let row_of = |y: usize, row: &mut [u8]| row.copy_from_slice(&pixels[y * w..][..w]);
+        Encoding::choose(pixels.len() / w, w, &row_of)
     }
 
     fn decode(png: &[u8]) -> Vec<u8> {
@@ -304,6 +389,24 @@ mod tests {
         let mut out = vec![0u8; reader.output_buffer_size().unwrap()];
         reader.next_frame(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn combined_checksums_are_the_checksum_of_the_whole() {
+        let bytes: Vec<u8> = plane(4000, 100, 200, |x, y| ((x * y) % 256) as f64);
+        let adler = |b: &[u8]| {
+            let mut a = simd_adler32::Adler32::new();
+            a.write(b);
+            a.finish()
+        };
+        for cut in [0, 1, 5552, 65_521, 200_000, bytes.len()] {
+            let (first, second) = bytes.split_at(cut);
+            assert_eq!(
+                adler32_combine(adler(first), adler(second), second.len()),
+                adler(&bytes),
+                "{cut}"
+            );
+        }
     }
 
     #[test]
@@ -341,7 +444,7 @@ mod tests {
                 Encoding::Stored => "stored",
             };
             assert_eq!(got, want);
-            let png = encode_rows(w as u32, h as u32, GRAY8, |y, row| {
+            let png = encode_rows(w as u32, h as u32, GRAY8, 3, |y, row| {
                 row.copy_from_slice(&pixels[y * w..][..w])
             })
             .unwrap();
