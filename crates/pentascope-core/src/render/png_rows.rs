@@ -94,12 +94,12 @@ impl Encoding {
     /// A trial on every 16th row or fewer (Up-filtered against the row
     /// above it, as the encoder would) chooses: the smaller of fdeflate
     /// and a block of literals coded for the trial's bytes, if it saves
-    /// at least 5%, else stored blocks. Images too small to bother are deflated.
-    /// Planes with background (runs that fdeflate codes in a few bits) are
-    /// deflated; planes of structure under noise, whose filtered bytes
-    /// rarely repeat, are coded as literals; noise (which neither shrinks
-    /// by more than 1–2%, at about 1 ms a megapixel) is stored in a few
-    /// hundred microseconds.
+    /// at least 5%, else stored blocks. Images too small to bother are
+    /// deflated. Planes with background (runs that fdeflate codes in a few
+    /// bits) are deflated; planes of structure under noise, whose filtered
+    /// bytes rarely repeat, are coded as literals; noise (which neither
+    /// shrinks by more than 1–2%, at about 1 ms a megapixel) is stored in a
+    /// few hundred microseconds.
     fn choose(height: usize, row_bytes: usize, row_of: &impl Fn(usize, &mut [u8])) -> Self {
         let total = height.saturating_mul(row_bytes);
         let most_pairs = (TRIAL_MAX_BYTES / (row_bytes + 1)).max(1);
@@ -188,8 +188,10 @@ pub(super) fn encode_rows(
         Encoding::Literals { code, ratio } => {
             out.extend_from_slice(&ZLIB_HEADER);
             let table = LiteralTable::new(&code);
-            let parts = (rows.saturating_mul(row_bytes + 1) / LITERAL_PART_MIN_BYTES)
-                .clamp(1, threads.clamp(1, LITERAL_PARTS_MAX));
+            let parts = (filtered / LITERAL_PART_MIN_BYTES)
+                .min(threads.min(LITERAL_PARTS_MAX))
+                .min(rows)
+                .max(1);
             let checksum = literal_parts(&table, parts, ratio, rows, row_bytes, &row_of, &mut out)?;
             out.extend_from_slice(&checksum.to_be_bytes());
         }
