@@ -176,11 +176,10 @@ pub(super) fn encode_rows(
     let idat = out.len();
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(b"IDAT");
-    let mut batch = Vec::with_capacity(BATCH_BYTES.max(row_bytes + 1) + row_bytes + 1);
     match encoding {
         Encoding::Deflate { .. } => {
             let mut deflate = fdeflate::Compressor::new(&mut out)?;
-            up_filtered_batches(0..rows, row_bytes, &mut batch, &row_of, |batch| {
+            up_filtered_batches(0..rows, row_bytes, &row_of, |batch| {
                 deflate.write_data(batch)
             })?;
             deflate.finish()?;
@@ -198,6 +197,7 @@ pub(super) fn encode_rows(
         Encoding::Stored => {
             let mut checksum = simd_adler32::Adler32::new();
             out.extend_from_slice(&ZLIB_HEADER);
+            let mut batch = Vec::with_capacity(batch_capacity(row_bytes));
             let mut row = vec![0u8; row_bytes];
             for y in 0..rows {
                 if !batch.is_empty() && batch.len() + 1 + row_bytes > STORED_BLOCK_MAX {
@@ -237,8 +237,7 @@ fn literal_parts(
     let code_part = |i: usize, out: &mut Vec<u8>| {
         let mut block = LiteralBlock::start(table, out, i + 1 == parts);
         let mut checksum = simd_adler32::Adler32::new();
-        let mut batch = Vec::with_capacity(BATCH_BYTES + row_bytes + 1);
-        up_filtered_batches(part_rows(i), row_bytes, &mut batch, row_of, |batch| {
+        up_filtered_batches(part_rows(i), row_bytes, row_of, |batch| {
             checksum.write(batch);
             block.write(batch, out);
             Ok(())
@@ -287,16 +286,22 @@ fn adler32_combine(first: u32, second: u32, second_len: usize) -> u32 {
     (b << 16 | a) as u32
 }
 
+/// Room for a batch of rows of `row_bytes` (each after its filter byte):
+/// [`BATCH_BYTES`] or one row, and the row that crosses the mark.
+fn batch_capacity(row_bytes: usize) -> usize {
+    BATCH_BYTES.max(row_bytes + 1) + row_bytes + 1
+}
+
 /// Hands the rows `rows`, each Up-filtered (each byte minus the one above
 /// it, zeros above row 0) after its filter-type byte, to `sink` in batches
 /// of about [`BATCH_BYTES`].
 fn up_filtered_batches(
     rows: std::ops::Range<usize>,
     row_bytes: usize,
-    batch: &mut Vec<u8>,
     row_of: &impl Fn(usize, &mut [u8]),
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
+    let mut batch = Vec::with_capacity(batch_capacity(row_bytes));
     let (mut row, mut above) = (vec![0u8; row_bytes], vec![0u8; row_bytes]);
     if rows.start > 0 {
         row_of(rows.start - 1, &mut above);
@@ -307,11 +312,11 @@ fn up_filtered_batches(
         batch.extend(row.iter().zip(&above).map(|(a, b)| a.wrapping_sub(*b)));
         std::mem::swap(&mut row, &mut above);
         if batch.len() >= BATCH_BYTES {
-            sink(batch)?;
+            sink(&batch)?;
             batch.clear();
         }
     }
-    sink(batch)
+    sink(&batch)
 }
 
 /// Writes `data` as non-final stored deflate blocks.
